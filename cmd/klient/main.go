@@ -1,0 +1,4 @@
+// Command klient is being built; see the issues.
+package main
+
+func main() {}

@@ -1,0 +1,4 @@
+// Command kloud is being built; see the issues.
+package main
+
+func main() {}

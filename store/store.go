@@ -1,0 +1,517 @@
+// Package store declares Kloud's persistence: one small interface per
+// aggregate, speaking in domain types only (no SQL, no BSON), so any backend
+// (the embedded SQLite in store/sqlite, MongoDB in store/mongo) can stand
+// behind the service. Every backend runs the conformance suite in
+// store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+)
+
+// Sentinel errors every backend returns, wrapped with context.
+var (
+	// ErrNotFound: no record with that key (or not visible to that owner).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a uniqueness rule or an invariant refused the write
+	// (duplicate name, an active job on the same target, a credential in use).
+	ErrConflict = errors.New("conflict")
+	// ErrLeaseHeld: another holder owns the lease and it has not expired.
+	ErrLeaseHeld = errors.New("lease held by another holder")
+	// ErrStaleSerial: a Terraform state serial that does not increase.
+	ErrStaleSerial = errors.New("state serial does not increase")
+	// ErrInvalid: a value the store cannot take (empty key, bad enum, nil).
+	ErrInvalid = errors.New("invalid value")
+)
+
+// ActiveJobError is the ErrConflict a CreateJob returns when the target
+// already has a queued or running job; JobID names it.
+type ActiveJobError struct {
+	JobID  string
+	Target string
+}
+
+func (e *ActiveJobError) Error() string {
+	return "job " + e.JobID + " is already active on " + e.Target
+}
+
+// Unwrap lets errors.Is match ErrConflict.
+func (e *ActiveJobError) Unwrap() error { return ErrConflict }
+
+// Store is every aggregate a backend provides.
+type Store interface {
+	Users
+	Credentials
+	Templates
+	Stacks
+	Machines
+	Jobs
+	Events
+	Leases
+	StateVersions
+	RatingModules
+	Hashmap
+	Rated
+	WriterStates
+	Close() error
+}
+
+// ---- users and tokens ------------------------------------------------------
+
+// Role is what a user may do.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// User is a person or program calling the API. TokenHash is the SHA-256 hex
+// of the bearer token; the token itself is never stored.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	TokenHash string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Users stores users. Names and token hashes are unique (ErrConflict).
+type Users interface {
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByTokenHash(ctx context.Context, hash string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+}
+
+// ---- credentials, templates, stacks -----------------------------------------
+
+// Credentials stores credentials; Data and Bootstrap are encrypted at rest.
+// An empty ownerID in a list means every owner.
+type Credentials interface {
+	CreateCredential(ctx context.Context, c *stack.Credential) error
+	GetCredential(ctx context.Context, id string) (*stack.Credential, error)
+	ListCredentials(ctx context.Context, ownerID string) ([]*stack.Credential, error)
+	// UpdateCredential replaces title, verified, verify message, bootstrap
+	// and bootstrapped; ErrNotFound when absent.
+	UpdateCredential(ctx context.Context, c *stack.Credential) error
+	// DeleteCredential refuses with ErrConflict while a stack that is not
+	// destroyed uses it.
+	DeleteCredential(ctx context.Context, id string) error
+}
+
+// Templates stores user templates.
+type Templates interface {
+	CreateTemplate(ctx context.Context, t *stack.Template) error
+	GetTemplate(ctx context.Context, id string) (*stack.Template, error)
+	ListTemplates(ctx context.Context, ownerID string) ([]*stack.Template, error)
+	// DeleteTemplate refuses with ErrConflict while a stack uses it.
+	DeleteTemplate(ctx context.Context, id string) error
+}
+
+// StackRecord is a stack with the secret its machines' agent tokens derive
+// from; the secret is encrypted at rest.
+type StackRecord struct {
+	stack.Stack
+	AgentSecret stack.Secret `json:"-"`
+}
+
+// Stacks stores stacks.
+type Stacks interface {
+	CreateStack(ctx context.Context, s *StackRecord) error
+	GetStack(ctx context.Context, id string) (*StackRecord, error)
+	ListStacks(ctx context.Context, ownerID string) ([]*StackRecord, error)
+	// SetStackStatus sets status and reason; ErrNotFound when absent.
+	SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error
+}
+
+// ---- machines and their state history ---------------------------------------
+
+// MachineFilter selects machines; empty fields match everything.
+type MachineFilter struct {
+	OwnerID string
+	StackID string
+}
+
+// HistoryQuery selects state records of the machines of one owner (all owners
+// when OwnerID is empty) for the window [From, To).
+type HistoryQuery struct {
+	OwnerID  string
+	From, To time.Time
+}
+
+// Machines stores machines and their append-only state history.
+type Machines interface {
+	// PutMachine creates the machine or replaces its stored fields (label,
+	// metadata, always_on, agent token hash); it never changes State, which
+	// only SetMachineState does. A new machine starts with the record's
+	// State, appended to its history at CreatedAt.
+	PutMachine(ctx context.Context, m *stack.Machine) error
+	GetMachine(ctx context.Context, id string) (*stack.Machine, error)
+	GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error)
+	ListMachines(ctx context.Context, f MachineFilter) ([]*stack.Machine, error)
+	// SetMachineState sets the machine's state and reason and appends the
+	// change to its history, both or neither. Setting the state it already
+	// has with the same reason appends nothing.
+	SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error
+	// TouchMachine records that the machine's agent was heard from at at.
+	TouchMachine(ctx context.Context, id string, at time.Time) error
+	// MachineHistory returns one machine's records in time order.
+	MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error)
+	// StateHistory returns, ordered by machine id then time, for every
+	// machine of the query's owner: its last record at or before From (the
+	// state the window opens in) and every record inside (From, To).
+	StateHistory(ctx context.Context, q HistoryQuery) ([]stack.StateRecord, error)
+	// DeleteMachine removes a machine that was never built; its history
+	// stays.
+	DeleteMachine(ctx context.Context, id string) error
+}
+
+// ---- jobs, events, leases -----------------------------------------------------
+
+// JobKind names what a job does.
+type JobKind string
+
+// The job kinds.
+const (
+	JobApply       JobKind = "apply"
+	JobDestroy     JobKind = "destroy"
+	JobBootstrap   JobKind = "bootstrap"
+	JobUnbootstrap JobKind = "unbootstrap"
+	JobStart       JobKind = "start"
+	JobStop        JobKind = "stop"
+)
+
+// JobStatus is where a job is in its life.
+type JobStatus string
+
+// The job statuses.
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobSucceeded JobStatus = "succeeded"
+	JobFailed    JobStatus = "failed"
+)
+
+// Active reports whether the job still holds its target.
+func (s JobStatus) Active() bool { return s == JobQueued || s == JobRunning }
+
+// Job is a long operation on a stack, a machine or a credential. Target is
+// the key that admits one active job at a time ("stack/<id>",
+// "machine/<id>", "credential/<id>").
+type Job struct {
+	ID           string    `json:"id"`
+	Kind         JobKind   `json:"kind"`
+	OwnerID      string    `json:"owner_id"`
+	Target       string    `json:"target"`
+	StackID      string    `json:"stack_id,omitempty"`
+	MachineID    string    `json:"machine_id,omitempty"`
+	CredentialID string    `json:"credential_id,omitempty"`
+	Status       JobStatus `json:"status"`
+	Percentage   int       `json:"percentage"`
+	Error        string    `json:"error,omitempty"`
+	Worker       string    `json:"worker,omitempty"`
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+}
+
+// Jobs stores jobs and hands them to workers under a lease.
+type Jobs interface {
+	// CreateJob queues a job; an active job on the same Target makes it an
+	// *ActiveJobError.
+	CreateJob(ctx context.Context, j *Job) error
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// ListJobs returns jobs of the given statuses (every status when none),
+	// oldest first.
+	ListJobs(ctx context.Context, statuses ...JobStatus) ([]*Job, error)
+	// ClaimJob moves the oldest queued job to running for worker, with a
+	// lease until now+lease; ErrNotFound when none is queued.
+	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*Job, error)
+	// RenewJobLease extends the lease of a running job worker holds;
+	// ErrLeaseHeld when the job is not running under worker any more.
+	RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error
+	// SetJobProgress records the percentage of a running job worker holds.
+	SetJobProgress(ctx context.Context, id, worker string, percentage int) error
+	// FinishJob ends a running job worker holds as succeeded or failed.
+	FinishJob(ctx context.Context, id, worker string, status JobStatus, errMsg string, at time.Time) error
+	// FailExpiredJobs fails every running job whose lease ended before now
+	// with reason, and returns them.
+	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
+}
+
+// EventKind says what an event reports.
+type EventKind string
+
+// The event kinds.
+const (
+	EventPhase    EventKind = "phase"
+	EventOutput   EventKind = "output"
+	EventProgress EventKind = "progress"
+	EventError    EventKind = "error"
+	EventDone     EventKind = "done"
+)
+
+// Event is one line of a job's story. Seq is assigned by the store: 1, 2, …
+// per job, without gaps.
+type Event struct {
+	JobID      string    `json:"job_id"`
+	Seq        int64     `json:"seq"`
+	At         time.Time `json:"at"`
+	Kind       EventKind `json:"kind"`
+	Message    string    `json:"message"`
+	Percentage int       `json:"percentage"`
+}
+
+// Events stores job events.
+type Events interface {
+	// AppendEvents appends events to one job in order, assigning Seq.
+	AppendEvents(ctx context.Context, jobID string, events ...*Event) error
+	// ListEvents returns a job's events with Seq > afterSeq, in order, at
+	// most limit (all when limit <= 0).
+	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*Event, error)
+}
+
+// Lease is a named lock with an expiry, for singletons such as the machine
+// checker and the rating processor.
+type Lease struct {
+	Name    string
+	Holder  string
+	Expires time.Time
+}
+
+// Leases stores named leases.
+type Leases interface {
+	// AcquireLease takes or renews the lease for holder until now+ttl. It
+	// fails with ErrLeaseHeld while another holder's lease has not expired;
+	// an expired lease is taken over.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*Lease, error)
+	// ReleaseLease gives up holder's lease; releasing one not held is a no-op.
+	ReleaseLease(ctx context.Context, name, holder string) error
+	GetLease(ctx context.Context, name string) (*Lease, error)
+}
+
+// ---- Terraform state versions -----------------------------------------------
+
+// StateVersion is one saved Terraform state of a stack (or of a credential's
+// bootstrap, keyed the same way). State is encrypted at rest.
+type StateVersion struct {
+	StackID   string    `json:"stack_id"`
+	Serial    int64     `json:"serial"`
+	Lineage   string    `json:"lineage"`
+	JobID     string    `json:"job_id,omitempty"`
+	State     []byte    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// StateVersions stores Terraform states.
+type StateVersions interface {
+	// PutStateVersion refuses with ErrStaleSerial a serial not greater than
+	// the latest one of the same stack.
+	PutStateVersion(ctx context.Context, v *StateVersion) error
+	LatestStateVersion(ctx context.Context, stackID string) (*StateVersion, error)
+	// ListStateVersions returns versions oldest first, without State.
+	ListStateVersions(ctx context.Context, stackID string) ([]*StateVersion, error)
+}
+
+// ---- rating rules -----------------------------------------------------------
+
+// RatingModule is a rating module's persisted switch and order.
+type RatingModule struct {
+	Name     string `json:"module_id"`
+	Enabled  bool   `json:"enabled"`
+	Priority int    `json:"priority"`
+}
+
+// RatingModules stores module settings.
+type RatingModules interface {
+	ListRatingModules(ctx context.Context) ([]*RatingModule, error)
+	GetRatingModule(ctx context.Context, name string) (*RatingModule, error)
+	PutRatingModule(ctx context.Context, m *RatingModule) error
+}
+
+// The hashmap rule types, in CloudKitty's v1 JSON shapes.
+
+// HashmapService is a service rules apply to ("instance").
+type HashmapService struct {
+	ID   string `json:"service_id"`
+	Name string `json:"name"`
+}
+
+// HashmapField is a field of a service's points ("size").
+type HashmapField struct {
+	ID        string `json:"field_id"`
+	ServiceID string `json:"service_id"`
+	Name      string `json:"name"`
+}
+
+// HashmapGroup groups rules that price together.
+type HashmapGroup struct {
+	ID   string `json:"group_id"`
+	Name string `json:"name"`
+}
+
+// Rule cost types.
+const (
+	CostFlat = "flat"
+	CostRate = "rate"
+)
+
+// HashmapMapping is a service mapping (ServiceID set, no Value) or a field
+// mapping (FieldID and Value set).
+type HashmapMapping struct {
+	ID        string          `json:"mapping_id"`
+	ServiceID string          `json:"service_id,omitempty"`
+	FieldID   string          `json:"field_id,omitempty"`
+	GroupID   string          `json:"group_id,omitempty"`
+	Value     string          `json:"value,omitempty"`
+	Type      string          `json:"type"`
+	Cost      decimal.Decimal `json:"cost"`
+}
+
+// HashmapThreshold is a service threshold (on qty) or a field threshold (on a
+// numeric field's value).
+type HashmapThreshold struct {
+	ID        string          `json:"threshold_id"`
+	ServiceID string          `json:"service_id,omitempty"`
+	FieldID   string          `json:"field_id,omitempty"`
+	GroupID   string          `json:"group_id,omitempty"`
+	Level     decimal.Decimal `json:"level"`
+	Type      string          `json:"type"`
+	Cost      decimal.Decimal `json:"cost"`
+}
+
+// HashmapRules is the whole hashmap configuration at one moment.
+type HashmapRules struct {
+	Services   []*HashmapService
+	Fields     []*HashmapField
+	Groups     []*HashmapGroup
+	Mappings   []*HashmapMapping
+	Thresholds []*HashmapThreshold
+}
+
+// Hashmap stores the hashmap module's rules. Names of services, of fields
+// within a service and of groups are unique; a mapping's (field, value) or
+// (service) within a group is unique, as is a threshold's level for a
+// service or field within a group (ErrConflict). Deleting a service deletes
+// its fields, mappings and thresholds; deleting a group ungroups its rules.
+type Hashmap interface {
+	CreateHashmapService(ctx context.Context, s *HashmapService) error
+	GetHashmapService(ctx context.Context, id string) (*HashmapService, error)
+	ListHashmapServices(ctx context.Context) ([]*HashmapService, error)
+	DeleteHashmapService(ctx context.Context, id string) error
+
+	CreateHashmapField(ctx context.Context, f *HashmapField) error
+	GetHashmapField(ctx context.Context, id string) (*HashmapField, error)
+	// ListHashmapFields lists a service's fields (all when serviceID is "").
+	ListHashmapFields(ctx context.Context, serviceID string) ([]*HashmapField, error)
+	DeleteHashmapField(ctx context.Context, id string) error
+
+	CreateHashmapGroup(ctx context.Context, g *HashmapGroup) error
+	GetHashmapGroup(ctx context.Context, id string) (*HashmapGroup, error)
+	ListHashmapGroups(ctx context.Context) ([]*HashmapGroup, error)
+	DeleteHashmapGroup(ctx context.Context, id string) error
+
+	CreateHashmapMapping(ctx context.Context, m *HashmapMapping) error
+	GetHashmapMapping(ctx context.Context, id string) (*HashmapMapping, error)
+	ListHashmapMappings(ctx context.Context) ([]*HashmapMapping, error)
+	UpdateHashmapMapping(ctx context.Context, m *HashmapMapping) error
+	DeleteHashmapMapping(ctx context.Context, id string) error
+
+	CreateHashmapThreshold(ctx context.Context, t *HashmapThreshold) error
+	GetHashmapThreshold(ctx context.Context, id string) (*HashmapThreshold, error)
+	ListHashmapThresholds(ctx context.Context) ([]*HashmapThreshold, error)
+	UpdateHashmapThreshold(ctx context.Context, t *HashmapThreshold) error
+	DeleteHashmapThreshold(ctx context.Context, id string) error
+
+	// HashmapRules reads the whole configuration consistently.
+	HashmapRules(ctx context.Context) (*HashmapRules, error)
+}
+
+// ---- rated frames, summaries, processing and writer state --------------------
+
+// RatedPoint is one rated data point of one period and scope.
+type RatedPoint struct {
+	Scope    string            `json:"scope"`
+	Begin    time.Time         `json:"begin"`
+	End      time.Time         `json:"end"`
+	Service  string            `json:"service"`
+	Unit     string            `json:"unit"`
+	Qty      decimal.Decimal   `json:"qty"`
+	Price    decimal.Decimal   `json:"price"`
+	Groupby  map[string]string `json:"groupby"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// RatedPeriod is every rated point of one scope and period.
+type RatedPeriod struct {
+	Scope      string
+	Begin, End time.Time
+	Points     []RatedPoint
+}
+
+// ScopeState is how far rating has come for one scope.
+type ScopeState struct {
+	Scope         string    `json:"scope"`
+	LastProcessed time.Time `json:"last_processed"` // end of the last rated period
+}
+
+// SummaryQuery asks for rated totals in CloudKitty's table format.
+type SummaryQuery struct {
+	Scope   string            // "" for every scope
+	Begin   time.Time         // points with Begin >= Begin
+	End     time.Time         // and End <= End; zero means unbounded
+	GroupBy []string          // "type", "time", "time-d|w|m|y", or a groupby/metadata key
+	Filters map[string]string // key (groupby/metadata key, or "type") → value
+	Offset  int
+	Limit   int // <= 0: every row
+}
+
+// Summary is CloudKitty's v2 summary table: Total counts the rows before
+// pagination; Columns are begin, end, qty, rate, then the groupby keys;
+// each row of Results holds values in that order (times RFC 3339 strings,
+// qty and rate decimal strings).
+type Summary struct {
+	Total   int      `json:"total"`
+	Columns []string `json:"columns"`
+	Results [][]any  `json:"results"`
+}
+
+// Rated stores rated periods and the per-scope processing state.
+type Rated interface {
+	// CommitRatedPeriod stores a period's points and advances the scope's
+	// state to p.End, both or neither. It refuses with ErrConflict a period
+	// whose Begin is not the scope's LastProcessed (when the scope has a
+	// state), so no period is rated twice or skipped.
+	CommitRatedPeriod(ctx context.Context, p *RatedPeriod) error
+	GetScopeState(ctx context.Context, scope string) (*ScopeState, error)
+	ListScopeStates(ctx context.Context) ([]*ScopeState, error)
+	// RatedPoints returns points of the query's scope and window matching
+	// its filters, ordered by begin, then service, in pages.
+	RatedPoints(ctx context.Context, q SummaryQuery) ([]RatedPoint, error)
+	// Summarize groups and paginates inside the backend.
+	Summarize(ctx context.Context, q SummaryQuery) (*Summary, error)
+}
+
+// WriterState is a write orchestrator's progress for one scope and writer.
+type WriterState struct {
+	Scope       string          `json:"scope"`
+	Writer      string          `json:"writer"`
+	LastWritten time.Time       `json:"last_written"`
+	Total       decimal.Decimal `json:"total"`
+}
+
+// WriterStates stores writer progress.
+type WriterStates interface {
+	GetWriterState(ctx context.Context, scope, writer string) (*WriterState, error)
+	PutWriterState(ctx context.Context, s *WriterState) error
+}

@@ -1,0 +1,3 @@
+// Package templates embeds the example stack templates and each provider's
+// bootstrap templates.
+package templates
