@@ -1,4 +1,21 @@
 // Package klient is the agent that runs on every machine: it serves its
 // health and info, runs the machine's user data once, and registers and
 // heartbeats with Kloud.
+//
+// On a sandbox machine the agent is the machine's CPU and its directory is
+// the disk. It listens (default 127.0.0.1:0) and writes the address it got
+// to <dir>/address; serves GET /healthz and GET /v1/info; runs
+// <dir>/user_data.sh with sh once per machine (output in user_data.log, a
+// user_data.done marker keeps a restart from running it again); and, given
+// a Kloud URL, POSTs /api/v1/agent/register until it succeeds, then
+// /api/v1/agent/heartbeat every interval, backing off on failure. SIGTERM or
+// SIGINT stops it cleanly; when it leads its own session (sandboxvm starts
+// it with setsid) it takes every process left in that session with it.
+//
+// Settings come from flags, else the environment: -dir (KLIENT_DIR),
+// -machine-id (KLIENT_MACHINE_ID), -size (KLIENT_SIZE), -listen
+// (KLIENT_LISTEN), -kloud-url (KLIENT_KLOUD_URL), -heartbeat
+// (KLIENT_HEARTBEAT_INTERVAL). The token comes only from KLIENT_TOKEN or a
+// 0600 file (<dir>/agent.token, or -token-file), never from the command
+// line.
 package klient

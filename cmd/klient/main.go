@@ -1,4 +1,13 @@
-// Command klient is being built; see the issues.
+// Command klient is the agent that runs on every Kloud machine: it serves
+// its health and info over HTTP, runs the machine's user data once, and
+// registers and heartbeats with Kloud. See package klient for its flags and
+// environment.
 package main
 
-func main() {}
+import (
+	"os"
+
+	"github.com/kloud/kloud/klient"
+)
+
+func main() { os.Exit(klient.Main(os.Args[1:])) }

@@ -1,0 +1,290 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls one Kloud server as one user.
+type Client struct {
+	URL   string // e.g. http://127.0.0.1:8080
+	Token string
+	HTTP  *http.Client
+}
+
+// New returns a client of the server at baseURL using token.
+func New(baseURL, token string) *Client {
+	return &Client{URL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{}}
+}
+
+// WithToken returns a copy of c acting with another token.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.Token = token
+	return &cp
+}
+
+// Do sends a request with a JSON body (when in is not nil) and decodes a JSON
+// answer into out (when not nil). A status >= 400 is an *Error.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		e := &Error{Status: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+		}
+		return nil, e
+	}
+	return resp, nil
+}
+
+// Health calls GET /healthz.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	var h Health
+	return &h, c.Do(ctx, http.MethodGet, "/healthz", nil, &h)
+}
+
+// Providers lists the providers with their credential descriptions.
+func (c *Client) Providers(ctx context.Context) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/providers", nil, &out)
+}
+
+// CreateUser makes a user and returns it with its token.
+func (c *Client) CreateUser(ctx context.Context, r CreateUserRequest) (*User, error) {
+	var u User
+	return &u, c.Do(ctx, http.MethodPost, "/api/v1/users", r, &u)
+}
+
+// CreateCredential adds a credential.
+func (c *Client) CreateCredential(ctx context.Context, r CreateCredentialRequest) (*Credential, error) {
+	var out Credential
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/credentials", r, &out)
+}
+
+// Credentials lists credentials.
+func (c *Client) Credentials(ctx context.Context) ([]Credential, error) {
+	var out []Credential
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/credentials", nil, &out)
+}
+
+// Credential shows one credential.
+func (c *Client) Credential(ctx context.Context, id string) (*Credential, error) {
+	var out Credential
+	return &out, c.Do(ctx, http.MethodGet, "/api/v1/credentials/"+url.PathEscape(id), nil, &out)
+}
+
+// DeleteCredential deletes a credential.
+func (c *Client) DeleteCredential(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/credentials/"+url.PathEscape(id), nil, nil)
+}
+
+// VerifyCredential checks a credential with its provider.
+func (c *Client) VerifyCredential(ctx context.Context, id string) (*VerifyResult, error) {
+	var out VerifyResult
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/credentials/"+url.PathEscape(id)+"/verify", nil, &out)
+}
+
+// BootstrapCredential starts the bootstrap job of a credential; destroy
+// starts the job that removes the bootstrap resources.
+func (c *Client) BootstrapCredential(ctx context.Context, id string, destroy bool) (*JobRef, error) {
+	method := http.MethodPost
+	if destroy {
+		method = http.MethodDelete
+	}
+	var out JobRef
+	return &out, c.Do(ctx, method, "/api/v1/credentials/"+url.PathEscape(id)+"/bootstrap", nil, &out)
+}
+
+// CreateTemplate stores a template after its parse and policy check.
+func (c *Client) CreateTemplate(ctx context.Context, r CreateTemplateRequest) (*Template, error) {
+	var out Template
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/templates", r, &out)
+}
+
+// Templates lists templates.
+func (c *Client) Templates(ctx context.Context) ([]Template, error) {
+	var out []Template
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/templates", nil, &out)
+}
+
+// Template shows one template.
+func (c *Client) Template(ctx context.Context, id string) (*Template, error) {
+	var out Template
+	return &out, c.Do(ctx, http.MethodGet, "/api/v1/templates/"+url.PathEscape(id), nil, &out)
+}
+
+// PlanTemplate runs terraform plan of a template with a credential.
+func (c *Client) PlanTemplate(ctx context.Context, id string, r PlanRequest) (*PlanResult, error) {
+	var out PlanResult
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/templates/"+url.PathEscape(id)+"/plan", r, &out)
+}
+
+// CreateStack creates a stack.
+func (c *Client) CreateStack(ctx context.Context, r CreateStackRequest) (*Stack, error) {
+	var out Stack
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks", r, &out)
+}
+
+// Stacks lists stacks.
+func (c *Client) Stacks(ctx context.Context) ([]Stack, error) {
+	var out []Stack
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/stacks", nil, &out)
+}
+
+// Stack shows one stack with its machines.
+func (c *Client) Stack(ctx context.Context, id string) (*Stack, error) {
+	var out Stack
+	return &out, c.Do(ctx, http.MethodGet, "/api/v1/stacks/"+url.PathEscape(id), nil, &out)
+}
+
+// ApplyStack starts an apply job.
+func (c *Client) ApplyStack(ctx context.Context, id string) (*JobRef, error) {
+	var out JobRef
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/apply", nil, &out)
+}
+
+// DestroyStack starts a destroy job.
+func (c *Client) DestroyStack(ctx context.Context, id string) (*JobRef, error) {
+	var out JobRef
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/destroy", nil, &out)
+}
+
+// Job shows a job.
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	return &out, c.Do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &out)
+}
+
+// JobEvents lists a job's events so far.
+func (c *Client) JobEvents(ctx context.Context, id string) ([]Event, error) {
+	var out []Event
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/events", nil, &out)
+}
+
+// FollowJob streams a job's events (text/event-stream) to fn until the job
+// ends, then returns the job as it ended.
+func (c *Client) FollowJob(ctx context.Context, id string, fn func(Event)) (*Job, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/events?follow=1", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var ev Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return nil, fmt.Errorf("decode event: %w", err)
+		}
+		if fn != nil {
+			fn(ev)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("follow job %s: %w", id, err)
+	}
+	return c.Job(ctx, id)
+}
+
+// WaitJob polls a job until it ends or ctx is done.
+func (c *Client) WaitJob(ctx context.Context, id string) (*Job, error) {
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.Done() {
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Machines lists machines.
+func (c *Client) Machines(ctx context.Context) ([]Machine, error) {
+	var out []Machine
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/machines", nil, &out)
+}
+
+// Machine shows one machine.
+func (c *Client) Machine(ctx context.Context, id string) (*Machine, error) {
+	var out Machine
+	return &out, c.Do(ctx, http.MethodGet, "/api/v1/machines/"+url.PathEscape(id), nil, &out)
+}
+
+// StartMachine starts a start job.
+func (c *Client) StartMachine(ctx context.Context, id string) (*JobRef, error) {
+	var out JobRef
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/start", nil, &out)
+}
+
+// StopMachine starts a stop job.
+func (c *Client) StopMachine(ctx context.Context, id string) (*JobRef, error) {
+	var out JobRef
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/stop", nil, &out)
+}

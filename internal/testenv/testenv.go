@@ -1,0 +1,325 @@
+// Package testenv finds or builds what Kloud's tests run for real: the
+// Terraform binary, the sandbox provider plugin in a filesystem mirror, the
+// klient agent, and a Terraform CLI configuration that keeps `terraform
+// init` off the network. It also checks that a test left no agent process
+// behind.
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Environment variables that point tests at prebuilt parts (build.sh sets
+// them).
+const (
+	EnvTerraform = "KLOUD_TERRAFORM"
+	EnvPluginDir = "KLOUD_PLUGIN_DIR"
+	EnvKlient    = "KLOUD_KLIENT"
+)
+
+// The sandbox plugin's coordinates in a filesystem mirror.
+const (
+	PluginHost      = "kloud.local"
+	PluginNamespace = "kloud"
+	PluginType      = "sandbox"
+	PluginVersion   = "0.1.0"
+	// PluginSource is the provider source address templates use.
+	PluginSource = PluginHost + "/" + PluginNamespace + "/" + PluginType
+)
+
+// PluginPath is where the plugin binary sits under a mirror root.
+func PluginPath(root string) string {
+	return filepath.Join(root, PluginHost, PluginNamespace, PluginType, PluginVersion,
+		runtime.GOOS+"_"+runtime.GOARCH, "terraform-provider-"+PluginType+"_v"+PluginVersion)
+}
+
+// RepoRoot is the directory holding the module's go.mod, found by walking up
+// from the working directory (a test runs in its package's directory).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return root
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find repo root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find repo root: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Terraform returns the Terraform (or OpenTofu) binary to test with:
+// $KLOUD_TERRAFORM, else <repo>/bin/terraform, else terraform or tofu on
+// PATH. It skips the test when there is none.
+func Terraform(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(EnvTerraform); p != "" {
+		if !executable(p) {
+			t.Fatalf("testenv: %s=%s is not an executable file", EnvTerraform, p)
+		}
+		return p
+	}
+	if root, err := repoRoot(); err == nil {
+		if p := filepath.Join(root, "bin", "terraform"); executable(p) {
+			return p
+		}
+	}
+	for _, name := range []string{"terraform", "tofu"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skipf("testenv: no Terraform: set %s, run ./build.sh build (installs bin/terraform), or put terraform or tofu on PATH", EnvTerraform)
+	return ""
+}
+
+func executable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode().Perm()&0o111 != 0
+}
+
+// builds holds what this test binary built, once each.
+var builds struct {
+	mu     sync.Mutex
+	dir    string
+	plugin buildOnce
+	klient buildOnce
+}
+
+type buildOnce struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildDir is this test binary's scratch directory for binaries; earlier
+// runs' directories whose process is gone are removed on the way.
+func buildDir() (string, error) {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		return builds.dir, nil
+	}
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "kloud-testenv-*"))
+	for _, d := range old {
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "kloud-testenv-"), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pidStr); errors.Is(err, os.ErrNotExist) && pid > 0 {
+			os.RemoveAll(d)
+		}
+	}
+	d, err := os.MkdirTemp("", fmt.Sprintf("kloud-testenv-%d-", os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("make build dir: %w", err)
+	}
+	builds.dir = d
+	return d, nil
+}
+
+// goBuild builds package pkg of the module into out.
+func goBuild(pkg, out string, ldflags string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	args := []string{"build", "-o", out}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	args = append(args, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
+	}
+	return nil
+}
+
+// PluginDir returns the root of a filesystem mirror holding the sandbox
+// provider plugin: $KLOUD_PLUGIN_DIR if set, else a mirror this test binary
+// builds once with go build.
+func PluginDir(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(EnvPluginDir); p != "" {
+		if !executable(PluginPath(p)) {
+			t.Fatalf("testenv: %s=%s holds no plugin at %s; run ./build.sh build", EnvPluginDir, p, PluginPath(p))
+		}
+		return p
+	}
+	b := &builds.plugin
+	b.once.Do(func() {
+		dir, err := buildDir()
+		if err != nil {
+			b.err = err
+			return
+		}
+		root := filepath.Join(dir, "plugins")
+		b.err = goBuild("./cmd/terraform-provider-sandbox", PluginPath(root), "-X main.version="+PluginVersion)
+		b.path = root
+	})
+	if b.err != nil {
+		t.Fatalf("testenv: build sandbox plugin: %v", b.err)
+	}
+	return b.path
+}
+
+// Klient returns the klient agent binary: $KLOUD_KLIENT if set, else one
+// this test binary builds once with go build.
+func Klient(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(EnvKlient); p != "" {
+		if !executable(p) {
+			t.Fatalf("testenv: %s=%s is not an executable file", EnvKlient, p)
+		}
+		return p
+	}
+	b := &builds.klient
+	b.once.Do(func() {
+		dir, err := buildDir()
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "klient")
+		b.err = goBuild("./cmd/klient", b.path, "")
+	})
+	if b.err != nil {
+		t.Fatalf("testenv: build klient: %v", b.err)
+	}
+	return b.path
+}
+
+// CLIConfig writes a Terraform CLI configuration that installs
+// kloud.local/* providers from the filesystem mirror at pluginDir and never
+// from the network, and returns its path (for TF_CLI_CONFIG_FILE).
+func CLIConfig(t testing.TB, pluginDir string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "terraform.rc")
+	if err := os.WriteFile(path, []byte(CLIConfigText(pluginDir)), 0o644); err != nil {
+		t.Fatalf("testenv: write CLI config: %v", err)
+	}
+	return path
+}
+
+// CLIConfigText is the CLI configuration CLIConfig writes.
+func CLIConfigText(pluginDir string) string {
+	return fmt.Sprintf(`disable_checkpoint = true
+
+provider_installation {
+  filesystem_mirror {
+    path    = %s
+    include = ["%s/*/*"]
+  }
+  direct {
+    exclude = ["%s/*/*"]
+  }
+}
+`, strconv.Quote(pluginDir), PluginHost, PluginHost)
+}
+
+// TerraformEnv is the environment a test runs Terraform with: the
+// caller's, minus any TF_CLI_CONFIG_FILE or TF_LOG, plus the CLI config,
+// TF_IN_AUTOMATION and CHECKPOINT_DISABLE.
+func TerraformEnv(cliConfig string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "TF_CLI_CONFIG_FILE", "TF_LOG", "TF_CLI_ARGS", "TF_DATA_DIR", "TF_PLUGIN_CACHE_DIR":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_INPUT=0")
+}
+
+// Proc is a process found by Processes.
+type Proc struct {
+	PID     int
+	Cmdline string
+}
+
+func (p Proc) String() string { return fmt.Sprintf("pid %d: %s", p.PID, p.Cmdline) }
+
+// Processes lists the live (not zombie) processes other than this one whose
+// command line, environment or working directory mentions dir.
+func Processes(dir string) []Proc {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	needle := []byte(dir)
+	var out []Proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		base := "/proc/" + e.Name()
+		stat, err := os.ReadFile(base + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+			continue
+		}
+		cmdline, _ := os.ReadFile(base + "/cmdline")
+		environ, _ := os.ReadFile(base + "/environ")
+		cwd, _ := os.Readlink(base + "/cwd")
+		if bytes.Contains(cmdline, needle) || bytes.Contains(environ, needle) || strings.HasPrefix(cwd, dir) {
+			out = append(out, Proc{PID: pid, Cmdline: strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))})
+		}
+	}
+	return out
+}
+
+// NoProcesses fails the test if a live process still mentions dir (a data
+// dir or a machine dir) after a short grace for processes on their way out.
+func NoProcesses(t testing.TB, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := Processes(dir)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("testenv: processes left behind for %s:\n%v", dir, left)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,86 @@
+package kloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// agentMachine authenticates a machine's agent by its own token, which is
+// good for nothing but its own register and heartbeat.
+func (s *Server) agentMachine(r *http.Request) (*stack.Machine, error) {
+	token, ok := bearer(r)
+	if !ok {
+		return nil, ErrUnauthorized
+	}
+	m, err := s.st.GetMachineByAgentTokenHash(r.Context(), HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthorized
+	}
+	return m, err
+}
+
+func (s *Server) handleAgentRegister(w http.ResponseWriter, r *http.Request) { s.agentReport(w, r) }
+
+func (s *Server) handleAgentHeartbeat(w http.ResponseWriter, r *http.Request) { s.agentReport(w, r) }
+
+// agentReport records that a machine's agent was heard from. A machine the
+// checker marked Stopped whose agent reports again is Running again, unless
+// a job is working on it.
+func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) {
+	m, err := s.agentMachine(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var rep client.AgentReport
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &rep); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	ctx := r.Context()
+	now := s.now()
+	if err := s.st.TouchMachine(ctx, m.ID, now); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	silenced := m.State == machinestate.Stopped && strings.HasPrefix(m.Reason, reasonAgentSilent)
+	if silenced || m.State == machinestate.Unknown {
+		busy, err := s.targetBusy(ctx, "machine/"+m.ID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !busy {
+			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Running, "agent reported in", now); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			m.State = machinestate.Running
+		}
+	}
+	writeJSON(w, http.StatusOK, client.AgentAck{MachineID: m.ID, State: m.State.String()})
+}
+
+// targetBusy reports whether a queued or running job holds target.
+func (s *Server) targetBusy(ctx context.Context, target string) (bool, error) {
+	jobs, err := s.st.ListJobs(ctx, store.JobQueued, store.JobRunning)
+	if err != nil {
+		return false, fmt.Errorf("list active jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if j.Target == target {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,142 @@
+package kloud
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kloud/kloud/store"
+)
+
+// HashToken is how tokens are stored: the hex SHA-256 of the token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// newToken returns a random bearer token with a prefix naming its kind.
+func newToken(prefix string) string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+type actorKey struct{}
+
+// actorFrom returns the authenticated user of a request.
+func actorFrom(ctx context.Context) *store.User {
+	u, _ := ctx.Value(actorKey{}).(*store.User)
+	return u
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	token = strings.TrimSpace(token)
+	return token, ok && token != ""
+}
+
+// authenticate wraps h so that only requests with a user's token reach it.
+func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, ErrUnauthorized)
+			return
+		}
+		u, err := s.st.GetUserByTokenHash(r.Context(), HashToken(token))
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				err = ErrUnauthorized
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, u)))
+	}
+}
+
+// adminOnly wraps an authenticated handler for admins.
+func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
+	return s.authenticate(func(w http.ResponseWriter, r *http.Request) {
+		if actorFrom(r.Context()).Role != store.RoleAdmin {
+			s.writeError(w, r, fmt.Errorf("%w: admins only", ErrForbidden))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// canSee reports whether actor may see a record owned by ownerID. Records
+// of others answer 404, as if they did not exist.
+func canSee(actor *store.User, ownerID string) bool {
+	return actor.Role == store.RoleAdmin || actor.ID == ownerID
+}
+
+// ownerFilter is the owner a list is restricted to: none for admins.
+func ownerFilter(actor *store.User) string {
+	if actor.Role == store.RoleAdmin {
+		return ""
+	}
+	return actor.ID
+}
+
+// ensureAdmin makes sure an admin can log in. With a configured token, a
+// user holding it exists afterwards. Without one, the first start generates
+// a token, writes it to <DataDir>/admin.token (0600) and returns it so the
+// command can print it once; later starts return "".
+func (s *Server) ensureAdmin(ctx context.Context) (generated string, err error) {
+	if s.cfg.AdminToken != "" {
+		hash := HashToken(s.cfg.AdminToken)
+		if _, err := s.st.GetUserByTokenHash(ctx, hash); err == nil {
+			return "", nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("look up admin: %w", err)
+		}
+		return "", s.createAdmin(ctx, hash)
+	}
+	users, err := s.st.ListUsers(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list users: %w", err)
+	}
+	for _, u := range users {
+		if u.Role == store.RoleAdmin {
+			return "", nil
+		}
+	}
+	token := newToken("kla_")
+	if err := s.createAdmin(ctx, HashToken(token)); err != nil {
+		return "", err
+	}
+	path := filepath.Join(s.cfg.DataDir, "admin.token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return token, nil
+}
+
+func (s *Server) createAdmin(ctx context.Context, hash string) error {
+	users, err := s.st.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("list users: %w", err)
+	}
+	name := "admin"
+	taken := make(map[string]bool, len(users))
+	for _, u := range users {
+		taken[u.Name] = true
+	}
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("admin-%d", i)
+	}
+	if err := s.st.CreateUser(ctx, &store.User{Name: name, Role: store.RoleAdmin, TokenHash: hash, CreatedAt: s.now()}); err != nil {
+		return fmt.Errorf("create admin: %w", err)
+	}
+	return nil
+}

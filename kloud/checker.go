@@ -1,0 +1,200 @@
+package kloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// reasonAgentSilent starts the reason of a machine the checker stopped
+// because its agent went quiet; such a machine is Running again when its
+// agent reports in.
+const reasonAgentSilent = "agent silent"
+
+// Singleton leases: one replica at a time runs each of these loops.
+const (
+	leaseChecker = "machine-checker"
+	leaseRating  = "rating-processor"
+)
+
+// holdSingleton takes or renews a singleton lease for this replica and
+// remembers the answer for /healthz.
+func (s *Server) holdSingleton(ctx context.Context, name string, ttl time.Duration) bool {
+	_, err := s.st.AcquireLease(ctx, name, s.cfg.WorkerID, s.now(), ttl)
+	held := err == nil
+	if err != nil && !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
+		s.log.Error("acquire singleton lease", slog.String("lease", name), slog.String("error", err.Error()))
+	}
+	return held
+}
+
+// singletons reports which singleton leases this replica holds now.
+func (s *Server) singletons(ctx context.Context) map[string]bool {
+	out := make(map[string]bool, 2)
+	now := s.now()
+	for _, name := range []string{leaseChecker, leaseRating} {
+		l, err := s.st.GetLease(ctx, name)
+		out[name] = err == nil && l.Holder == s.cfg.WorkerID && l.Expires.After(now)
+	}
+	return out
+}
+
+func (s *Server) checkLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = s.st.ReleaseLease(context.WithoutCancel(ctx), leaseChecker, s.cfg.WorkerID)
+			return
+		case <-t.C:
+			if !s.holdSingleton(ctx, leaseChecker, 3*s.cfg.CheckInterval) {
+				continue
+			}
+			if err := s.CheckMachines(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("check machines", slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// CheckMachines marks Running machines whose agent has been silent past the
+// agent timeout as Stopped (after the provider confirms it), from the
+// moment the agent was last heard, and stops machines that are not
+// always_on once they have run past the idle limit.
+func (s *Server) CheckMachines(ctx context.Context) error {
+	ms, err := s.st.ListMachines(ctx, store.MachineFilter{})
+	if err != nil {
+		return fmt.Errorf("list machines: %w", err)
+	}
+	now := s.now()
+	for _, m := range ms {
+		if m.State != machinestate.Running {
+			continue
+		}
+		lastSeen := m.LastSeen
+		if lastSeen.IsZero() || lastSeen.Before(m.UpdatedAt) {
+			lastSeen = m.UpdatedAt
+		}
+		if now.Sub(lastSeen) > s.cfg.AgentTimeout {
+			if err := s.checkSilent(ctx, m, lastSeen); err != nil {
+				s.log.Error("check silent machine", slog.String("machine", m.ID), slog.String("error", err.Error()))
+			}
+			continue
+		}
+		if s.cfg.IdleLimit > 0 && !m.AlwaysOn {
+			if err := s.checkIdle(ctx, m, now); err != nil {
+				s.log.Error("check idle machine", slog.String("machine", m.ID), slog.String("error", err.Error()))
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) checkSilent(ctx context.Context, m *stack.Machine, lastSeen time.Time) error {
+	busy, err := s.targetBusy(ctx, "machine/"+m.ID)
+	if err != nil || busy {
+		return err
+	}
+	drv, _, err := s.machineDriver(ctx, m)
+	if err != nil {
+		return err
+	}
+	state, meta, err := drv.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("info of machine %s: %w", m.ID, err)
+	}
+	if state == machinestate.Running {
+		// The provider says it runs; the agent may be busy or cut off.
+		s.log.Warn("machine agent silent but provider reports it running", slog.String("machine", m.ID))
+		return nil
+	}
+	if err := s.saveMetadata(ctx, m, meta); err != nil {
+		return err
+	}
+	at := lastSeen
+	if at.Before(m.UpdatedAt) {
+		at = m.UpdatedAt
+	}
+	reason := fmt.Sprintf("%s since %s; provider reports %s", reasonAgentSilent, lastSeen.Format(time.RFC3339), state)
+	if state != machinestate.Stopped && state != machinestate.Terminated && state != machinestate.NotInitialized {
+		state = machinestate.Stopped
+	}
+	return s.st.SetMachineState(ctx, m.ID, state, reason, at)
+}
+
+func (s *Server) checkIdle(ctx context.Context, m *stack.Machine, now time.Time) error {
+	hist, err := s.st.MachineHistory(ctx, m.ID)
+	if err != nil || len(hist) == 0 {
+		return err
+	}
+	since := hist[len(hist)-1].At
+	if now.Sub(since) <= s.cfg.IdleLimit {
+		return nil
+	}
+	job, err := s.queueMachineJob(ctx, m, machinestate.Stop, store.JobStop)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	s.event(ctx, job.ID, store.EventPhase, 0, fmt.Sprintf("machine %s idle for %s (limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), s.cfg.IdleLimit))
+	return nil
+}
+
+// machineDriver builds the provider's Machine for m.
+func (s *Server) machineDriver(ctx context.Context, m *stack.Machine) (provider.Machine, *provider.BaseMachine, error) {
+	st, err := s.st.GetStack(ctx, m.StackID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stack of machine %s: %w", m.ID, err)
+	}
+	c, err := s.st.GetCredential(ctx, st.CredentialID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("credential of machine %s: %w", m.ID, err)
+	}
+	bs, p, err := s.baseStack(c, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	bm := &provider.BaseMachine{
+		Provider: p, Log: s.log.With("machine", m.ID), Machine: m,
+		Credential: c, Cred: bs.Cred, Bootstrap: bs.Bootstrap,
+	}
+	if p.Schema.NewMetadata != nil {
+		meta := p.Schema.NewMetadata(m)
+		if len(m.Metadata) > 0 {
+			if err := json.Unmarshal(m.Metadata, meta); err != nil {
+				return nil, nil, fmt.Errorf("metadata of machine %s: %w", m.ID, err)
+			}
+		}
+		bm.Metadata = meta
+	}
+	drv, err := p.Machine(bm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("machine %s: %w", m.ID, err)
+	}
+	return drv, bm, nil
+}
+
+// saveMetadata stores what a provider reported about a machine.
+func (s *Server) saveMetadata(ctx context.Context, m *stack.Machine, meta any) error {
+	if meta == nil {
+		return nil
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("encode metadata of machine %s: %w", m.ID, err)
+	}
+	m.Metadata = b
+	m.UpdatedAt = s.now()
+	return s.st.PutMachine(ctx, m)
+}

@@ -1,0 +1,210 @@
+package kloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+func credentialView(c *stack.Credential) client.Credential {
+	return client.Credential{
+		ID: c.ID, OwnerID: c.OwnerID, Provider: c.Provider, Title: c.Title,
+		Verified: c.Verified, VerifyMessage: c.VerifyMsg, Bootstrapped: c.Bootstrapped, CreatedAt: c.CreatedAt,
+	}
+}
+
+func (s *Server) handleCreateCredential(w http.ResponseWriter, r *http.Request) {
+	var req client.CreateCredentialRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.createCredential(r.Context(), actorFrom(r.Context()), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, credentialView(c))
+}
+
+// createCredential checks the data against the provider's credential schema
+// and stores it (encrypted by the store).
+func (s *Server) createCredential(ctx context.Context, actor *store.User, req client.CreateCredentialRequest) (*stack.Credential, error) {
+	if req.Provider == "" {
+		return nil, unprocessable("provider", "provider is required")
+	}
+	p, err := provider.Get(req.Provider)
+	if err != nil {
+		return nil, unprocessable("provider", "%v", err)
+	}
+	title := strings.TrimSpace(req.Title)
+	if title == "" {
+		title = req.Provider
+	}
+	if len(title) > 200 {
+		return nil, unprocessable("title", "title is longer than 200 characters")
+	}
+	data := req.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	if _, err := provider.Decode(p.Schema.NewCredential, data); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	c := &stack.Credential{OwnerID: actor.ID, Provider: p.Name, Title: title, Data: data, CreatedAt: now, UpdatedAt: now}
+	if err := s.st.CreateCredential(ctx, c); err != nil {
+		return nil, fmt.Errorf("create credential: %w", err)
+	}
+	return c, nil
+}
+
+// credentialFor returns the credential id names when actor may see it.
+func (s *Server) credentialFor(ctx context.Context, actor *store.User, id string) (*stack.Credential, error) {
+	c, err := s.st.GetCredential(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s: %w", id, err)
+	}
+	if !canSee(actor, c.OwnerID) {
+		return nil, fmt.Errorf("credential %s: %w", id, store.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (s *Server) handleListCredentials(w http.ResponseWriter, r *http.Request) {
+	creds, err := s.st.ListCredentials(r.Context(), ownerFilter(actorFrom(r.Context())))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]client.Credential, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, credentialView(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGetCredential(w http.ResponseWriter, r *http.Request) {
+	c, err := s.credentialFor(r.Context(), actorFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, credentialView(c))
+}
+
+func (s *Server) handleDeleteCredential(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := s.credentialFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if c.Bootstrapped {
+		s.writeError(w, r, fmt.Errorf("credential %s is bootstrapped; destroy its bootstrap first (DELETE /api/v1/credentials/%s/bootstrap): %w", c.ID, c.ID, store.ErrConflict))
+		return
+	}
+	if err := s.st.DeleteCredential(ctx, c.ID); err != nil {
+		s.writeError(w, r, fmt.Errorf("delete credential %s: %w", c.ID, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleVerifyCredential(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := s.credentialFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.verifyCredential(ctx, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// verifyCredential asks the provider and stores the answer.
+func (s *Server) verifyCredential(ctx context.Context, c *stack.Credential) (*client.VerifyResult, error) {
+	bs, p, err := s.baseStack(c, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Stack(bs)
+	if err != nil {
+		return nil, fmt.Errorf("verify credential %s: %w", c.ID, err)
+	}
+	res := &client.VerifyResult{Verified: true, Message: "credential verified"}
+	if verr := st.VerifyCredential(ctx, c); verr != nil {
+		res = &client.VerifyResult{Verified: false, Message: bs.Mask(verr.Error())}
+	}
+	c.Verified, c.VerifyMsg, c.UpdatedAt = res.Verified, res.Message, s.now()
+	if err := s.st.UpdateCredential(ctx, c); err != nil {
+		return nil, fmt.Errorf("verify credential %s: %w", c.ID, err)
+	}
+	return res, nil
+}
+
+func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
+	s.credentialJob(w, r, store.JobBootstrap)
+}
+
+func (s *Server) handleUnbootstrap(w http.ResponseWriter, r *http.Request) {
+	s.credentialJob(w, r, store.JobUnbootstrap)
+}
+
+func (s *Server) credentialJob(w http.ResponseWriter, r *http.Request, kind store.JobKind) {
+	ctx := r.Context()
+	actor := actorFrom(ctx)
+	c, err := s.credentialFor(ctx, actor, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: c.OwnerID, Target: "credential/" + c.ID, CredentialID: c.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
+}
+
+// baseStack decodes a credential for its provider and fills a BaseStack.
+// stk and tpl are nil for credential-only work.
+func (s *Server) baseStack(c *stack.Credential, stk *store.StackRecord, tpl *stack.Template) (*provider.BaseStack, *provider.Provider, error) {
+	p, err := provider.Get(c.Provider)
+	if err != nil {
+		return nil, nil, err
+	}
+	cred, err := provider.Decode(p.Schema.NewCredential, c.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored credential %s no longer valid: %w", c.ID, err)
+	}
+	var boot any
+	if c.Bootstrapped && p.Schema.NewBootstrap != nil && len(c.Bootstrap) > 0 {
+		boot = p.Schema.NewBootstrap()
+		if err := json.Unmarshal(c.Bootstrap, boot); err != nil {
+			return nil, nil, fmt.Errorf("stored bootstrap of credential %s: %w", c.ID, err)
+		}
+	}
+	bs := &provider.BaseStack{
+		Provider: p, Log: s.log.With("provider", p.Name, "credential", c.ID),
+		Template: tpl, Credential: c, Cred: cred, Bootstrap: boot,
+		KloudURL: s.cfg.URL, DataDir: s.cfg.DataDir,
+	}
+	if stk != nil {
+		st := stk.Stack
+		bs.Stack = &st
+		bs.AgentSecret = stk.AgentSecret
+	}
+	return bs, p, nil
+}

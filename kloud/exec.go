@@ -1,0 +1,455 @@
+package kloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// execute runs a claimed job's work.
+func (s *Server) execute(ctx context.Context, job *store.Job) error {
+	switch job.Kind {
+	case store.JobApply:
+		return s.applyStack(ctx, job)
+	case store.JobDestroy:
+		return s.destroyStack(ctx, job)
+	case store.JobBootstrap:
+		return s.bootstrap(ctx, job, false)
+	case store.JobUnbootstrap:
+		return s.bootstrap(ctx, job, true)
+	case store.JobStart:
+		return s.machineMethod(ctx, job, machinestate.Start)
+	case store.JobStop:
+		return s.machineMethod(ctx, job, machinestate.Stop)
+	}
+	return fmt.Errorf("job %s: unknown kind %q", job.ID, job.Kind)
+}
+
+// stateBackend keeps Terraform states as store state versions.
+type stateBackend struct {
+	st    store.StateVersions
+	jobID string
+	now   func() time.Time
+}
+
+func (b stateBackend) LoadState(ctx context.Context, key string) ([]byte, error) {
+	v, err := b.st.LatestStateVersion(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.State, nil
+}
+
+func (b stateBackend) SaveState(ctx context.Context, key string, serial int64, lineage string, state []byte) error {
+	return b.st.PutStateVersion(ctx, &store.StateVersion{StackID: key, Serial: serial, Lineage: lineage, JobID: b.jobID, State: state, CreatedAt: b.now()})
+}
+
+// stackWork is everything a stack job needs, loaded once.
+type stackWork struct {
+	stack    *store.StackRecord
+	template *stack.Template
+	cred     *stack.Credential
+	base     *provider.BaseStack
+	provider *provider.Provider
+	impl     provider.Stack
+}
+
+func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork, error) {
+	st, err := s.st.GetStack(ctx, stackID)
+	if err != nil {
+		return nil, fmt.Errorf("load stack %s: %w", stackID, err)
+	}
+	t, err := s.st.GetTemplate(ctx, st.TemplateID)
+	if err != nil {
+		return nil, fmt.Errorf("load template of stack %s: %w", stackID, err)
+	}
+	c, err := s.st.GetCredential(ctx, st.CredentialID)
+	if err != nil {
+		return nil, fmt.Errorf("load credential of stack %s: %w", stackID, err)
+	}
+	bs, p, err := s.baseStack(c, st, t)
+	if err != nil {
+		return nil, err
+	}
+	impl, err := p.Stack(bs)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s stack: %w", p.Name, err)
+	}
+	return &stackWork{stack: st, template: t, cred: c, base: bs, provider: p, impl: impl}, nil
+}
+
+// compose asks the provider for the runnable template and remembers its
+// secrets so no log line or event shows them.
+func (s *Server) compose(ctx context.Context, w *stackWork) (*stack.Template, error) {
+	composed, err := w.impl.ApplyTemplate(ctx, w.cred)
+	if err != nil {
+		return nil, fmt.Errorf("compose template: %s", w.base.Mask(err.Error()))
+	}
+	s.addSecrets(composed.Env)
+	return composed, nil
+}
+
+// outputProgress returns the Output callback of a Terraform run: every line
+// becomes an event, and each finished resource moves the percentage from
+// lo towards hi.
+func (s *Server) outputProgress(ctx context.Context, job *store.Job, lo, hi, expected int) func(string) {
+	done := 0
+	return func(line string) {
+		s.event(ctx, job.ID, store.EventOutput, job.Percentage, line)
+		if strings.Contains(line, "complete after") || strings.Contains(line, "Creation complete") || strings.Contains(line, "Destruction complete") {
+			done++
+			total := max(expected, done+1)
+			s.progress(ctx, job, lo+(hi-lo)*done/total, line)
+		}
+	}
+}
+
+func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
+	w, err := s.loadStackWork(ctx, job.StackID)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, s.mask(err.Error()), s.now())
+		return err
+	}
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackBuilding, "", s.now()); err != nil {
+		return err
+	}
+	s.progress(ctx, job, 5, "composing template")
+	composed, err := s.compose(ctx, w)
+	if err != nil {
+		return fail(err)
+	}
+	expected := resourceCount(composed)
+	s.progress(ctx, job, 10, "running terraform apply")
+	res, runErr := s.runner.Apply(ctx, stack.Run{
+		Key:      w.stack.ID,
+		Template: composed,
+		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
+		Output:   s.outputProgress(ctx, job, 10, 90, expected),
+	})
+	if res != nil {
+		s.progress(ctx, job, 90, "recording machines")
+		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources); err != nil {
+			return fail(errors.Join(runErr, err))
+		}
+	}
+	if runErr != nil {
+		return fail(fmt.Errorf("terraform apply: %w", runErr))
+	}
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackInitialized, "", s.now()); err != nil {
+		return err
+	}
+	s.progress(ctx, job, 100, "stack initialized")
+	return nil
+}
+
+func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
+	w, err := s.loadStackWork(ctx, job.StackID)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, s.mask(err.Error()), s.now())
+		return err
+	}
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackDestroying, "", s.now()); err != nil {
+		return err
+	}
+	machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
+	if err != nil {
+		return fail(err)
+	}
+	for _, m := range machines {
+		if m.State != machinestate.Terminated {
+			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminating, "stack destroy", s.now()); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	s.progress(ctx, job, 5, "composing template")
+	composed, err := s.compose(ctx, w)
+	if err != nil {
+		return fail(err)
+	}
+	s.progress(ctx, job, 10, "running terraform destroy")
+	res, runErr := s.runner.Destroy(ctx, stack.Run{
+		Key:      w.stack.ID,
+		Template: composed,
+		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
+		Output:   s.outputProgress(ctx, job, 10, 90, len(machines)),
+	})
+	if res != nil {
+		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources); err != nil {
+			return fail(errors.Join(runErr, err))
+		}
+	}
+	if runErr != nil {
+		return fail(fmt.Errorf("terraform destroy: %w", runErr))
+	}
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackDestroyed, "", s.now()); err != nil {
+		return err
+	}
+	s.progress(ctx, job, 100, "stack destroyed")
+	return nil
+}
+
+// resourceCount estimates how many resources an apply creates, for progress.
+func resourceCount(t *stack.Template) int {
+	parsed, _ := stack.ParseTemplate(t.FileName(), []byte(t.Content), t.Format)
+	if parsed == nil {
+		return 1
+	}
+	return max(1, len(parsed.Resources))
+}
+
+// syncMachines makes the stack's machine records match the machines in the
+// Terraform state: new ones are created, present ones updated with their
+// metadata and real state, and those gone are Terminated.
+func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []stack.StateResource) error {
+	existing, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
+	if err != nil {
+		return err
+	}
+	byLabel := make(map[string]*stack.Machine, len(existing))
+	for _, m := range existing {
+		byLabel[m.Label] = m
+	}
+	seen := make(map[string]bool)
+	for _, r := range stack.ResourcesOfType(resources, w.provider.TerraformType()) {
+		seen[r.Address] = true
+		if err := s.syncMachine(ctx, w, byLabel[r.Address], r); err != nil {
+			return err
+		}
+	}
+	for _, m := range existing {
+		if !seen[m.Label] && m.State != machinestate.Terminated {
+			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminated, "no longer in the stack's Terraform state", s.now()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) syncMachine(ctx context.Context, w *stackWork, m *stack.Machine, r stack.StateResource) error {
+	now := s.now()
+	isNew := m == nil || m.State == machinestate.Terminated
+	if m == nil {
+		m = &stack.Machine{StackID: w.stack.ID, OwnerID: w.stack.OwnerID, Provider: w.provider.Name, Label: r.Address, CreatedAt: now}
+	}
+	if v, ok := r.Values["always_on"].(bool); ok {
+		m.AlwaysOn = v
+	}
+	m.AgentTokenHash = stack.HashAgentToken(stack.AgentToken(w.stack.AgentSecret, r.Address).Reveal())
+	if w.provider.Schema.NewMetadata != nil {
+		meta := w.provider.Schema.NewMetadata(m)
+		b, err := json.Marshal(r.Values)
+		if err != nil {
+			return fmt.Errorf("encode state of %s: %w", r.Address, err)
+		}
+		if err := json.Unmarshal(b, meta); err != nil {
+			return fmt.Errorf("read metadata of %s: %w", r.Address, err)
+		}
+		if m.Metadata, err = json.Marshal(meta); err != nil {
+			return fmt.Errorf("encode metadata of %s: %w", r.Address, err)
+		}
+	}
+	m.UpdatedAt = now
+	if m.ID == "" {
+		m.State = machinestate.Building
+	}
+	if err := s.st.PutMachine(ctx, m); err != nil {
+		return fmt.Errorf("record machine %s: %w", r.Address, err)
+	}
+	state, reason := machinestate.Running, "built"
+	if !isNew {
+		reason = "applied"
+	}
+	if drv, _, err := s.machineDriver(ctx, m); err == nil {
+		st, meta, ierr := drv.Info(ctx)
+		switch {
+		case ierr != nil:
+			state, reason = machinestate.Unknown, "provider info failed: "+w.base.Mask(ierr.Error())
+		default:
+			state = st
+			if err := s.saveMetadata(ctx, m, meta); err != nil {
+				return err
+			}
+		}
+	}
+	if state == m.State && !isNew {
+		return nil
+	}
+	return s.st.SetMachineState(ctx, m.ID, state, reason, s.now())
+}
+
+// bootstrap applies (or destroys) a credential's bootstrap templates and
+// stores their outputs with the credential.
+func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) error {
+	c, err := s.st.GetCredential(ctx, job.CredentialID)
+	if err != nil {
+		return fmt.Errorf("load credential %s: %w", job.CredentialID, err)
+	}
+	bs, p, err := s.baseStack(c, nil, nil)
+	if err != nil {
+		return err
+	}
+	impl, err := p.Stack(bs)
+	if err != nil {
+		return fmt.Errorf("provider %s stack: %w", p.Name, err)
+	}
+	s.progress(ctx, job, 5, "composing bootstrap templates")
+	templates, err := impl.BootstrapTemplates(ctx, c)
+	if err != nil {
+		return fmt.Errorf("bootstrap templates: %s", bs.Mask(err.Error()))
+	}
+	outputs := make(map[string]any)
+	for i, t := range templates {
+		s.addSecrets(t.Env)
+		run := stack.Run{
+			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
+			Template: t,
+			Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
+			Output:   s.outputProgress(ctx, job, 10+80*i/len(templates), 10+80*(i+1)/len(templates), 1),
+		}
+		if destroy {
+			if _, err := s.runner.Destroy(ctx, run); err != nil {
+				return fmt.Errorf("destroy bootstrap: %w", err)
+			}
+			continue
+		}
+		res, err := s.runner.Apply(ctx, run)
+		if err != nil {
+			return fmt.Errorf("apply bootstrap: %w", err)
+		}
+		for k, v := range res.Outputs {
+			outputs[k] = v
+		}
+	}
+	if destroy {
+		c.Bootstrap, c.Bootstrapped = nil, false
+	} else {
+		b, err := json.Marshal(outputs)
+		if err != nil {
+			return fmt.Errorf("encode bootstrap outputs: %w", err)
+		}
+		if p.Schema.NewBootstrap != nil {
+			boot := p.Schema.NewBootstrap()
+			if err := json.Unmarshal(b, boot); err != nil {
+				return fmt.Errorf("read bootstrap outputs: %w", err)
+			}
+			if b, err = json.Marshal(boot); err != nil {
+				return fmt.Errorf("encode bootstrap: %w", err)
+			}
+		}
+		c.Bootstrap, c.Bootstrapped = b, true
+	}
+	c.UpdatedAt = s.now()
+	if err := s.st.UpdateCredential(ctx, c); err != nil {
+		return fmt.Errorf("save bootstrap of credential %s: %w", c.ID, err)
+	}
+	s.progress(ctx, job, 100, "bootstrap done")
+	return nil
+}
+
+// machineMethod starts or stops one machine through its provider, moving
+// its state through the method's transition.
+func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machinestate.Method) error {
+	m, err := s.st.GetMachine(ctx, job.MachineID)
+	if err != nil {
+		return fmt.Errorf("load machine %s: %w", job.MachineID, err)
+	}
+	if err := machinestate.Check(m.State, method); err != nil {
+		return fmt.Errorf("machine %s: %w", m.ID, err)
+	}
+	tr, _ := machinestate.TransitionOf(method)
+	drv, _, err := s.machineDriver(ctx, m)
+	if err != nil {
+		return err
+	}
+	if err := s.st.SetMachineState(ctx, m.ID, tr.Start, string(method)+" requested", s.now()); err != nil {
+		return err
+	}
+	s.progress(ctx, job, 10, fmt.Sprintf("machine %s is %s", m.Label, tr.Start))
+	var meta any
+	switch method {
+	case machinestate.Start:
+		meta, err = drv.Start(ctx)
+	case machinestate.Stop:
+		meta, err = drv.Stop(ctx)
+	default:
+		err = fmt.Errorf("method %s is not run as a job", method)
+	}
+	if err != nil {
+		msg := s.mask(err.Error())
+		_ = s.st.SetMachineState(context.WithoutCancel(ctx), m.ID, tr.Failure, string(method)+" failed: "+msg, s.now())
+		return fmt.Errorf("%s machine %s: %s", method, m.ID, msg)
+	}
+	if err := s.saveMetadata(ctx, m, meta); err != nil {
+		return err
+	}
+	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, "", s.now()); err != nil {
+		return err
+	}
+	s.progress(ctx, job, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
+	return nil
+}
+
+// recoverTarget puts the stack or machine a dead worker's job held back in a
+// state that allows trying again.
+func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string) {
+	switch j.Kind {
+	case store.JobApply, store.JobDestroy:
+		if err := s.st.SetStackStatus(ctx, j.StackID, machinestate.StackNotInitialized, reason, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("recover stack", "stack", j.StackID, "error", err)
+		}
+		ms, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: j.StackID})
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			if m.State.InProgress() {
+				_ = s.st.SetMachineState(ctx, m.ID, machinestate.Unknown, reason, s.now())
+			}
+		}
+	case store.JobStart, store.JobStop:
+		m, err := s.st.GetMachine(ctx, j.MachineID)
+		if err == nil && m.State.InProgress() {
+			_ = s.st.SetMachineState(ctx, m.ID, machinestate.Unknown, reason, s.now())
+		}
+	}
+}
+
+// addSecrets remembers secret values to mask in logs and events.
+func (s *Server) addSecrets(env map[string]stack.Secret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range env {
+		if len(v) >= 4 {
+			s.secrets[v.Reveal()] = struct{}{}
+		}
+	}
+}
+
+// mask hides every remembered secret in msg.
+func (s *Server) mask(msg string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v := range s.secrets {
+		msg = strings.ReplaceAll(msg, v, "********")
+	}
+	return msg
+}

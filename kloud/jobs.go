@@ -1,0 +1,123 @@
+package kloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/store"
+)
+
+func jobView(j *store.Job) client.Job {
+	v := client.Job{
+		ID: j.ID, Kind: string(j.Kind), Status: string(j.Status), Percentage: j.Percentage, Error: j.Error,
+		StackID: j.StackID, MachineID: j.MachineID, CredentialID: j.CredentialID, CreatedAt: j.CreatedAt,
+	}
+	if !j.StartedAt.IsZero() {
+		t := j.StartedAt
+		v.StartedAt = &t
+	}
+	if !j.FinishedAt.IsZero() {
+		t := j.FinishedAt
+		v.FinishedAt = &t
+	}
+	return v
+}
+
+func eventView(e *store.Event) client.Event {
+	return client.Event{Seq: e.Seq, At: e.At, Kind: string(e.Kind), Message: e.Message, Percentage: e.Percentage}
+}
+
+func (s *Server) jobFor(ctx context.Context, actor *store.User, id string) (*store.Job, error) {
+	j, err := s.st.GetJob(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	if !canSee(actor, j.OwnerID) {
+		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
+	}
+	return j, nil
+}
+
+func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.jobFor(r.Context(), actorFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobView(j))
+}
+
+// handleJobEvents answers a job's events as a JSON list, or with ?follow=1
+// streams them as text/event-stream until the job has ended and every event
+// was sent.
+func (s *Server) handleJobEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	j, err := s.jobFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if f := r.URL.Query().Get("follow"); f == "" || f == "0" || f == "false" {
+		events, err := s.st.ListEvents(ctx, j.ID, 0, 0)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out := make([]client.Event, 0, len(events))
+		for _, e := range events {
+			out = append(out, eventView(e))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	s.followEvents(w, r, j.ID)
+}
+
+func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, jobID string) {
+	ctx := r.Context()
+	flusher, _ := w.(http.Flusher)
+	notify, unsubscribe := s.events.subscribe(jobID)
+	defer unsubscribe()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	// Events of jobs on other replicas arrive through the store only.
+	poll := time.NewTicker(500 * time.Millisecond)
+	defer poll.Stop()
+	var last int64
+	for {
+		// Read the job before the events: once it has ended, the events
+		// read after hold everything it wrote.
+		j, err := s.st.GetJob(ctx, jobID)
+		if err != nil {
+			return
+		}
+		events, err := s.st.ListEvents(ctx, jobID, last, 0)
+		if err != nil {
+			return
+		}
+		for _, e := range events {
+			b, _ := json.Marshal(eventView(e))
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, b); err != nil {
+				return
+			}
+			last = e.Seq
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if !j.Status.Active() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-notify:
+		case <-poll.C:
+		}
+	}
+}

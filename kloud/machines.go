@@ -1,0 +1,166 @@
+package kloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// uptime sums the time a machine spent Running according to its history
+// (records in time order), counting a run still going up to now.
+func uptime(records []stack.StateRecord, now time.Time) time.Duration {
+	var total time.Duration
+	var runningSince time.Time
+	for _, r := range records {
+		if !runningSince.IsZero() {
+			total += r.At.Sub(runningSince)
+			runningSince = time.Time{}
+		}
+		if r.State == machinestate.Running {
+			runningSince = r.At
+		}
+	}
+	if !runningSince.IsZero() && now.After(runningSince) {
+		total += now.Sub(runningSince)
+	}
+	return total
+}
+
+// machineViews turns machines into their API form with their uptime, reading
+// the state history of all of them in one query.
+func (s *Server) machineViews(ctx context.Context, ms []*stack.Machine) ([]client.Machine, error) {
+	out := make([]client.Machine, 0, len(ms))
+	if len(ms) == 0 {
+		return out, nil
+	}
+	now := s.now()
+	var records []stack.StateRecord
+	var err error
+	if len(ms) == 1 {
+		records, err = s.st.MachineHistory(ctx, ms[0].ID)
+	} else {
+		owner := ms[0].OwnerID
+		for _, m := range ms {
+			if m.OwnerID != owner {
+				owner = ""
+				break
+			}
+		}
+		records, err = s.st.StateHistory(ctx, store.HistoryQuery{OwnerID: owner, To: now.Add(time.Second)})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read machine history: %w", err)
+	}
+	byMachine := make(map[string][]stack.StateRecord, len(ms))
+	for _, r := range records {
+		byMachine[r.MachineID] = append(byMachine[r.MachineID], r)
+	}
+	for _, m := range ms {
+		out = append(out, machineView(m, uptime(byMachine[m.ID], now)))
+	}
+	return out, nil
+}
+
+func machineView(m *stack.Machine, up time.Duration) client.Machine {
+	meta := m.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	v := client.Machine{
+		ID: m.ID, StackID: m.StackID, OwnerID: m.OwnerID, Label: m.Label, Provider: m.Provider,
+		State: m.State, Reason: m.Reason, AlwaysOn: m.AlwaysOn, Metadata: meta,
+		UptimeSeconds: int64(up / time.Second),
+	}
+	if !m.LastSeen.IsZero() {
+		t := m.LastSeen
+		v.LastSeen = &t
+	}
+	return v
+}
+
+func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
+	m, err := s.st.GetMachine(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w", id, err)
+	}
+	if !canSee(actor, m.OwnerID) {
+		return nil, fmt.Errorf("machine %s: %w", id, store.ErrNotFound)
+	}
+	return m, nil
+}
+
+func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
+	ms, err := s.st.ListMachines(ctx, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.machineViews(ctx, ms)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.machineViews(ctx, []*stack.Machine{m})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out[0])
+}
+
+func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {
+	s.machineJob(w, r, machinestate.Start, store.JobStart)
+}
+
+func (s *Server) handleStopMachine(w http.ResponseWriter, r *http.Request) {
+	s.machineJob(w, r, machinestate.Stop, store.JobStop)
+}
+
+// machineJob queues a start or stop after the state table allows it.
+func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind store.JobKind) {
+	ctx := r.Context()
+	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := s.queueMachineJob(ctx, m, method, kind)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
+}
+
+func (s *Server) queueMachineJob(ctx context.Context, m *stack.Machine, method machinestate.Method, kind store.JobKind) (*store.Job, error) {
+	if err := machinestate.Check(m.State, method); err != nil {
+		return nil, fmt.Errorf("machine %s: %w", m.ID, err)
+	}
+	st, err := s.st.GetStack(ctx, m.StackID)
+	if err != nil {
+		return nil, fmt.Errorf("stack of machine %s: %w", m.ID, err)
+	}
+	if st.Status.InProgress() {
+		return nil, fmt.Errorf("machine %s: its stack %s is %s; try again when it settles: %w", m.ID, st.ID, st.Status, store.ErrConflict)
+	}
+	return s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: m.OwnerID, Target: "machine/" + m.ID, StackID: m.StackID, MachineID: m.ID, CredentialID: st.CredentialID})
+}

@@ -1,0 +1,159 @@
+package kloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// Version is the server's version, shown by /healthz.
+const Version = "0.1.0"
+
+// Server is one Kloud replica: the HTTP API over the store, the job workers,
+// the machine checker and the rating processor.
+type Server struct {
+	cfg    Config
+	st     store.Store
+	log    *slog.Logger
+	runner *stack.Runner
+	mux    *http.ServeMux
+
+	// AdminToken is the admin token generated at this first start ("" when
+	// the admin already existed or the token was configured).
+	AdminToken string
+
+	wake   chan struct{} // a job was queued: a worker should claim
+	events *hub          // job events appended: followers should read
+
+	mu       sync.Mutex
+	secrets  map[string]struct{} // values masked in every log line
+	running  map[string]context.CancelFunc
+	started  bool
+	closing  bool
+	bgCancel context.CancelFunc
+	bgDone   sync.WaitGroup // background loops
+	jobsDone sync.WaitGroup // running jobs
+}
+
+// New opens a server on cfg. It makes sure an admin exists and fails the
+// jobs whose worker died while this or another replica was down.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Store == nil {
+		return nil, errors.New("new server: a store is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("new server: a data dir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if cfg.WorkerID == "" {
+		host, _ := os.Hostname()
+		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	s := &Server{
+		cfg:     cfg,
+		st:      cfg.Store,
+		log:     cfg.Log,
+		wake:    make(chan struct{}, 1),
+		events:  newHub(),
+		secrets: make(map[string]struct{}),
+		running: make(map[string]context.CancelFunc),
+	}
+	runner, err := stack.NewRunner(stack.RunnerConfig{
+		TerraformPath: cfg.TerraformPath,
+		PluginDir:     cfg.PluginDir,
+		WorkRoot:      filepath.Join(cfg.DataDir, "work"),
+		Log:           cfg.Log,
+		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": s.sandboxDir()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	s.runner = runner
+	token, err := s.ensureAdmin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	s.AdminToken = token
+	if err := s.failExpiredJobs(ctx); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
+
+// sandboxDir is where the sandbox provider keeps machines by default.
+func (s *Server) sandboxDir() string { return filepath.Join(s.cfg.DataDir, "sandbox") }
+
+// Handler is the HTTP API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Start runs the job workers, the machine checker and the rating processor
+// until Close.
+func (s *Server) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return
+	}
+	s.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
+	s.goBackground(func() { s.workLoop(ctx) })
+	s.goBackground(func() { s.expiryLoop(ctx) })
+	s.goBackground(func() { s.checkLoop(ctx) })
+	s.goBackground(func() { s.ratingLoop(ctx) })
+}
+
+func (s *Server) goBackground(f func()) {
+	s.bgDone.Add(1)
+	go func() {
+		defer s.bgDone.Done()
+		f()
+	}()
+}
+
+// Close stops taking jobs, lets running jobs finish for the shutdown grace,
+// interrupts those still running (Terraform gets an interrupt, then a kill),
+// records what it did, and closes the store.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	if s.bgCancel != nil {
+		s.bgCancel()
+	}
+	s.mu.Unlock()
+	s.bgDone.Wait()
+
+	done := make(chan struct{})
+	go func() { s.jobsDone.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.mu.Lock()
+		for id, cancel := range s.running {
+			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
+			cancel()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return s.st.Close()
+}

@@ -1,0 +1,198 @@
+package kloud
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+func (s *Server) stackView(ctx context.Context, st *store.StackRecord) (client.Stack, error) {
+	ms, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: st.ID})
+	if err != nil {
+		return client.Stack{}, err
+	}
+	views, err := s.machineViews(ctx, ms)
+	if err != nil {
+		return client.Stack{}, err
+	}
+	vars := st.Variables
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	return client.Stack{
+		ID: st.ID, OwnerID: st.OwnerID, Title: st.Title, TemplateID: st.TemplateID, CredentialID: st.CredentialID,
+		Provider: st.Provider, Variables: vars, Status: st.Status, Reason: st.Reason, Machines: views,
+		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+	}, nil
+}
+
+func (s *Server) handleCreateStack(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req client.CreateStackRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.createStack(ctx, actorFrom(ctx), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	view, err := s.stackView(ctx, st)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, view)
+}
+
+// createStack checks that the template and credential exist, are the
+// actor's and agree on the provider, and that the variables are the
+// template's.
+func (s *Server) createStack(ctx context.Context, actor *store.User, req client.CreateStackRequest) (*store.StackRecord, error) {
+	title := strings.TrimSpace(req.Title)
+	if title == "" {
+		return nil, unprocessable("title", "title is required")
+	}
+	if req.TemplateID == "" {
+		return nil, unprocessable("template_id", "template_id is required")
+	}
+	if req.CredentialID == "" {
+		return nil, unprocessable("credential_id", "credential_id is required")
+	}
+	t, err := s.templateFor(ctx, actor, req.TemplateID)
+	if err != nil {
+		return nil, unprocessableNotFound("template_id", err)
+	}
+	c, err := s.credentialFor(ctx, actor, req.CredentialID)
+	if err != nil {
+		return nil, unprocessableNotFound("credential_id", err)
+	}
+	if c.Provider != t.Provider {
+		return nil, unprocessable("credential_id", "credential %s is for %s but template %s is for %s", c.ID, c.Provider, t.ID, t.Provider)
+	}
+	if err := checkVariables(t, req.Variables); err != nil {
+		return nil, err
+	}
+	secret, err := stack.NewAgentSecret()
+	if err != nil {
+		return nil, fmt.Errorf("create stack: %w", err)
+	}
+	now := s.now()
+	st := &store.StackRecord{
+		Stack: stack.Stack{
+			OwnerID: actor.ID, Title: title, TemplateID: t.ID, CredentialID: c.ID, Provider: t.Provider,
+			Variables: req.Variables, Status: machinestate.StackNotInitialized, CreatedAt: now, UpdatedAt: now,
+		},
+		AgentSecret: secret,
+	}
+	if err := s.st.CreateStack(ctx, st); err != nil {
+		return nil, fmt.Errorf("create stack: %w", err)
+	}
+	return st, nil
+}
+
+// checkVariables refuses variables the template does not declare and
+// declared variables without a default that are missing.
+func checkVariables(t *stack.Template, vars map[string]string) error {
+	parsed, _, err := stack.ValidateTemplate(t.FileName(), []byte(t.Content), t.Format)
+	if err != nil {
+		return err
+	}
+	for name := range vars {
+		if _, ok := parsed.Variable(name); !ok {
+			declared := parsed.VariableNames()
+			sort.Strings(declared)
+			return unprocessable("variables."+name, "variable %q is not declared by template %s (declared: %s)", name, t.ID, strings.Join(declared, ", "))
+		}
+	}
+	for _, v := range parsed.Variables {
+		if _, ok := vars[v.Name]; !ok && !v.HasDefault {
+			return unprocessable("variables."+v.Name, "variable %q has no default and must be given", v.Name)
+		}
+	}
+	return nil
+}
+
+func (s *Server) stackFor(ctx context.Context, actor *store.User, id string) (*store.StackRecord, error) {
+	st, err := s.st.GetStack(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", id, err)
+	}
+	if !canSee(actor, st.OwnerID) {
+		return nil, fmt.Errorf("stack %s: %w", id, store.ErrNotFound)
+	}
+	return st, nil
+}
+
+func (s *Server) handleListStacks(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sts, err := s.st.ListStacks(ctx, ownerFilter(actorFrom(ctx)))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]client.Stack, 0, len(sts))
+	for _, st := range sts {
+		v, err := s.stackView(ctx, st)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGetStack(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	st, err := s.stackFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.stackView(ctx, st)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
+	s.stackJob(w, r, machinestate.StackApply, store.JobApply)
+}
+
+func (s *Server) handleDestroyStack(w http.ResponseWriter, r *http.Request) {
+	s.stackJob(w, r, machinestate.StackDestroy, store.JobDestroy)
+}
+
+// stackJob queues an apply or destroy. While a job runs the stack is
+// in progress and the new job is refused naming the running one.
+func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machinestate.StackMethod, kind store.JobKind) {
+	ctx := r.Context()
+	st, err := s.stackFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !st.Status.InProgress() {
+		if err := machinestate.CheckStack(st.Status, method); err != nil {
+			s.writeError(w, r, fmt.Errorf("stack %s: %w", st.ID, err))
+			return
+		}
+	}
+	job, err := s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
+}

@@ -1,0 +1,147 @@
+package kloud
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// maxTemplate bounds a template's content.
+const maxTemplate = 512 << 10
+
+func templateView(t *stack.Template) client.Template {
+	return client.Template{ID: t.ID, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: t.CreatedAt}
+}
+
+func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
+	var req client.CreateTemplateRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.createTemplate(r.Context(), actorFrom(r.Context()), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, templateView(t))
+}
+
+// createTemplate parses the template and checks its policy before storing it.
+func (s *Server) createTemplate(ctx context.Context, actor *store.User, req client.CreateTemplateRequest) (*stack.Template, error) {
+	if req.Provider == "" {
+		return nil, unprocessable("provider", "provider is required")
+	}
+	p, err := provider.Get(req.Provider)
+	if err != nil {
+		return nil, unprocessable("provider", "%v", err)
+	}
+	format := stack.Format(req.Format)
+	switch format {
+	case "":
+		format = stack.FormatHCL
+	case stack.FormatHCL, stack.FormatJSON:
+	default:
+		return nil, unprocessable("format", "format %q is not one of hcl, json", req.Format)
+	}
+	if strings.TrimSpace(req.Content) == "" {
+		return nil, unprocessable("content", "content is required")
+	}
+	if len(req.Content) > maxTemplate {
+		return nil, unprocessable("content", "content is larger than %d bytes", maxTemplate)
+	}
+	title := strings.TrimSpace(req.Title)
+	if title == "" {
+		return nil, unprocessable("title", "title is required")
+	}
+	t := &stack.Template{OwnerID: actor.ID, Title: title, Provider: p.Name, Format: format, Content: req.Content, CreatedAt: s.now()}
+	parsed, _, err := stack.ValidateTemplate(t.FileName(), []byte(t.Content), format)
+	if err != nil {
+		return nil, err
+	}
+	if len(stack.MachineResources(parsed, p.TerraformType())) == 0 {
+		return nil, unprocessable("content", "the template declares no %s resource; a %s stack needs at least one machine", p.TerraformType(), p.Name)
+	}
+	if err := s.st.CreateTemplate(ctx, t); err != nil {
+		return nil, fmt.Errorf("create template: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Server) templateFor(ctx context.Context, actor *store.User, id string) (*stack.Template, error) {
+	t, err := s.st.GetTemplate(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", id, err)
+	}
+	if !canSee(actor, t.OwnerID) {
+		return nil, fmt.Errorf("template %s: %w", id, store.ErrNotFound)
+	}
+	return t, nil
+}
+
+func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.st.ListTemplates(r.Context(), ownerFilter(actorFrom(r.Context())))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]client.Template, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, templateView(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGetTemplate(w http.ResponseWriter, r *http.Request) {
+	t, err := s.templateFor(r.Context(), actorFrom(r.Context()), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, templateView(t))
+}
+
+func (s *Server) handlePlanTemplate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	actor := actorFrom(ctx)
+	var req client.PlanRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.templateFor(ctx, actor, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.CredentialID == "" {
+		s.writeError(w, r, unprocessable("credential_id", "credential_id is required"))
+		return
+	}
+	c, err := s.credentialFor(ctx, actor, req.CredentialID)
+	if err != nil {
+		s.writeError(w, r, unprocessableNotFound("credential_id", err))
+		return
+	}
+	res, err := s.planTemplate(ctx, t, c, req.Variables)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// unprocessableNotFound turns a referenced record that does not exist into
+// a 422 naming the field that referenced it.
+func unprocessableNotFound(field string, err error) error {
+	if errorsIsNotFound(err) {
+		return unprocessable(field, "%s: %v", field, err)
+	}
+	return err
+}

@@ -1,0 +1,56 @@
+package kloud
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/store"
+)
+
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+	var req client.CreateUserRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, token, err := s.createUser(r, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Token: token, CreatedAt: u.CreatedAt})
+}
+
+func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*store.User, string, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 64 {
+		return nil, "", unprocessable("name", "name is required (1 to 64 characters)")
+	}
+	role := store.Role(req.Role)
+	if role == "" {
+		role = store.RoleMember
+	}
+	if role != store.RoleAdmin && role != store.RoleMember {
+		return nil, "", unprocessable("role", "role %q is not one of admin, member", req.Role)
+	}
+	token := newToken("klu_")
+	u := &store.User{Name: name, Role: role, TokenHash: HashToken(token), CreatedAt: s.now()}
+	if err := s.st.CreateUser(r.Context(), u); err != nil {
+		return nil, "", err
+	}
+	return u, token, nil
+}
+
+func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := s.st.ListUsers(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]client.User, 0, len(users))
+	for _, u := range users {
+		out = append(out, client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,336 @@
+package ratingbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kloud/kloud/ratingbridge/dataframe"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// RatedStore is where rated periods go (store.Rated).
+type RatedStore interface {
+	CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error
+	GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error)
+}
+
+// Defaults of a Processor.
+const (
+	DefaultWaitPeriods  = 1
+	DefaultBatchPeriods = 24
+)
+
+// Processor rates every closed period of every scope, in order: collect,
+// rate with the pipeline as configured for that period, commit. A commit
+// stores the period and advances the scope's state together, and refuses a
+// period that does not start where the state is, so a crash never rates a
+// period twice or skips one, and two processors (two replicas, or the timer
+// and POST /rating/process) may race: the loser reloads the state and goes
+// on from there.
+type Processor struct {
+	Collector *Collector
+	Pipeline  *Pipeline
+	Store     RatedStore
+	// Scopes lists the scopes to rate (OwnerScopes).
+	Scopes func(ctx context.Context) ([]string, error)
+	// Period is the length of a period (DefaultPeriod when 0). Periods are
+	// aligned to the Unix epoch.
+	Period time.Duration
+	// WaitPeriods is how many more periods must pass before a period is
+	// closed: it is closed once now >= end + WaitPeriods × Period. 0 means
+	// DefaultWaitPeriods; a negative value means no wait.
+	WaitPeriods int
+	// BatchPeriods is how many periods one history query covers when a
+	// scope is behind (DefaultBatchPeriods when 0).
+	BatchPeriods int
+	// Clock is the time (time.Now when nil).
+	Clock func() time.Time
+	// Writers, when set, runs after every pass of Run.
+	Writers interface {
+		WriteAll(ctx context.Context) error
+	}
+	Logger *slog.Logger
+
+	mu sync.Mutex // one pass at a time in this process
+}
+
+// Pass is what one pass rated.
+type Pass struct {
+	Scopes  int `json:"scopes"`
+	Periods int `json:"periods"`
+	Points  int `json:"points"`
+}
+
+func (p *Processor) period() time.Duration {
+	if p.Period > 0 {
+		return p.Period
+	}
+	return DefaultPeriod
+}
+
+func (p *Processor) wait() int {
+	switch {
+	case p.WaitPeriods < 0:
+		return 0
+	case p.WaitPeriods == 0:
+		return DefaultWaitPeriods
+	}
+	return p.WaitPeriods
+}
+
+func (p *Processor) now() time.Time {
+	if p.Clock != nil {
+		return p.Clock().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (p *Processor) log() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
+
+// Closed reports whether the period ending at end is closed at now.
+func (p *Processor) Closed(end, now time.Time) bool {
+	return !now.Before(end.Add(time.Duration(p.wait()) * p.period()))
+}
+
+// ProcessAll rates every closed period of every scope.
+func (p *Processor) ProcessAll(ctx context.Context) error {
+	_, err := p.Process(ctx)
+	return err
+}
+
+// Process rates every closed period of every scope and says how much it
+// rated. A scope's failure does not stop the others; the errors are joined.
+func (p *Processor) Process(ctx context.Context) (Pass, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pass Pass
+	scopes, err := p.Scopes(ctx)
+	if err != nil {
+		return pass, fmt.Errorf("process ratings: list scopes: %w", err)
+	}
+	var errs []error
+	for _, scope := range scopes {
+		if err := ctx.Err(); err != nil {
+			return pass, fmt.Errorf("process ratings: %w", err)
+		}
+		periods, points, err := p.processScope(ctx, scope)
+		pass.Periods += periods
+		pass.Points += points
+		if periods > 0 {
+			pass.Scopes++
+		}
+		if err != nil {
+			p.log().Error("rating scope failed", "scope", scope, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return pass, errors.Join(errs...)
+}
+
+// ProcessScope rates every closed period of one scope and returns how many
+// periods and points it committed.
+func (p *Processor) ProcessScope(ctx context.Context, scope string) (periods, points int, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.processScope(ctx, scope)
+}
+
+func (p *Processor) processScope(ctx context.Context, scope string) (periods, points int, err error) {
+	period := p.period()
+	now := p.now()
+	limit := PeriodStart(now.Add(-time.Duration(p.wait())*period), period) // no closed period ends after it
+	next, ok, err := p.start(ctx, scope, now)
+	if err != nil || !ok {
+		return 0, 0, err
+	}
+	batch := p.BatchPeriods
+	if batch <= 0 {
+		batch = DefaultBatchPeriods
+	}
+	for {
+		var frames []*dataframe.DataFrame
+		if aligned := PeriodStart(next, period); !aligned.Equal(next) {
+			// A state left by a different period length: catch up to
+			// the next boundary with one shorter period.
+			end := aligned.Add(period)
+			if end.After(limit) {
+				return periods, points, nil
+			}
+			f, err := p.Collector.Collect(ctx, scope, next, end)
+			if err != nil {
+				return periods, points, err
+			}
+			frames = []*dataframe.DataFrame{f}
+		} else {
+			n := int(limit.Sub(next) / period)
+			if n <= 0 {
+				return periods, points, nil
+			}
+			frames, err = p.Collector.CollectPeriods(ctx, scope, next, period, min(n, batch))
+			if err != nil {
+				return periods, points, err
+			}
+		}
+		for _, f := range frames {
+			committed, moved, err := p.rateAndCommit(ctx, scope, f)
+			if err != nil {
+				return periods, points, err
+			}
+			if !moved.IsZero() {
+				// Another processor got there first: go on from its state.
+				next = moved
+				break
+			}
+			periods++
+			points += committed
+			next = f.End
+		}
+	}
+}
+
+// rateAndCommit rates and commits one frame. On a conflict it returns the
+// scope's state that another processor advanced.
+func (p *Processor) rateAndCommit(ctx context.Context, scope string, f *dataframe.DataFrame) (int, time.Time, error) {
+	rating, err := p.Pipeline.Load(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+	}
+	if err := rating.Rate(ctx, f); err != nil {
+		return 0, time.Time{}, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+	}
+	rp := ToRatedPeriod(scope, f)
+	err = p.Store.CommitRatedPeriod(ctx, rp)
+	if err == nil {
+		return len(rp.Points), time.Time{}, nil
+	}
+	if !errors.Is(err, store.ErrConflict) {
+		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+	}
+	st, serr := p.Store.GetScopeState(ctx, scope)
+	if serr != nil {
+		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w; reload state: %w", scope, f.Start.Format(time.RFC3339), err, serr)
+	}
+	if !st.LastProcessed.After(f.Start) {
+		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w (state at %s)", scope, f.Start.Format(time.RFC3339), err, st.LastProcessed.Format(time.RFC3339))
+	}
+	p.log().Debug("rating period committed elsewhere", "scope", scope, "period", f.Start, "state", st.LastProcessed)
+	return 0, st.LastProcessed.UTC(), nil
+}
+
+// start is where rating resumes for a scope: its state, or for a new scope
+// the period of its first state record; false when it has no history.
+func (p *Processor) start(ctx context.Context, scope string, now time.Time) (time.Time, bool, error) {
+	st, err := p.Store.GetScopeState(ctx, scope)
+	if err == nil {
+		return st.LastProcessed.UTC(), true, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, fmt.Errorf("rate %s: read state: %w", scope, err)
+	}
+	recs, err := p.Collector.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: scope, From: time.Unix(0, 0).UTC(), To: now})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", scope, err)
+	}
+	if len(recs) == 0 {
+		return time.Time{}, false, nil
+	}
+	first := slices.MinFunc(recs, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) })
+	return PeriodStart(first.At, p.period()), true, nil
+}
+
+// ToRatedPeriod turns a rated frame into the store's shape: services in
+// name order, points in frame order.
+func ToRatedPeriod(scope string, f *dataframe.DataFrame) *store.RatedPeriod {
+	rp := &store.RatedPeriod{Scope: scope, Begin: f.Start.UTC(), End: f.End.UTC(), Points: make([]store.RatedPoint, 0, f.Len())}
+	for _, s := range f.Services() {
+		for _, pt := range f.Usage[s] {
+			rp.Points = append(rp.Points, store.RatedPoint{
+				Scope: scope, Begin: rp.Begin, End: rp.End, Service: s, Unit: pt.Unit,
+				Qty: pt.Qty, Price: pt.Price, Groupby: pt.Groupby, Metadata: pt.Metadata,
+			})
+		}
+	}
+	return rp
+}
+
+// Run rates on every tick until ctx ends or tick closes, then runs the
+// writers. Errors are logged: the next tick retries. It returns nil when
+// stopped.
+func (p *Processor) Run(ctx context.Context, tick <-chan time.Time) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-tick:
+			if !ok {
+				return nil
+			}
+			pass, err := p.Process(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				p.log().Error("rating pass failed", "err", err)
+			} else if pass.Periods > 0 {
+				p.log().Info("rated", "scopes", pass.Scopes, "periods", pass.Periods, "points", pass.Points)
+			}
+			if p.Writers != nil {
+				if err := p.Writers.WriteAll(ctx); err != nil && ctx.Err() == nil {
+					p.log().Error("writing reports failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// MachineLister lists machines (store.Machines).
+type MachineLister interface {
+	ListMachines(ctx context.Context, f store.MachineFilter) ([]*stack.Machine, error)
+}
+
+// ScopeLister lists scopes already rated (store.Rated).
+type ScopeLister interface {
+	ListScopeStates(ctx context.Context) ([]*store.ScopeState, error)
+}
+
+// OwnerScopes returns a Processor.Scopes: the owners of every machine and
+// every scope already rated (so a scope whose machines are gone still
+// closes its periods), sorted.
+func OwnerScopes(machines MachineLister, rated ScopeLister) func(ctx context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		ms, err := machines.ListMachines(ctx, store.MachineFilter{})
+		if err != nil {
+			return nil, fmt.Errorf("list scopes: %w", err)
+		}
+		states, err := rated.ListScopeStates(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list scopes: %w", err)
+		}
+		set := map[string]bool{}
+		for _, m := range ms {
+			if m.OwnerID != "" {
+				set[m.OwnerID] = true
+			}
+		}
+		for _, s := range states {
+			set[s.Scope] = true
+		}
+		out := make([]string, 0, len(set))
+		for s := range set {
+			out = append(out, s)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# demo.sh: Kloud end to end on the embedded default (SQLite, sandbox
+# provider, no cloud account), as a user would drive it. Run through
+# ./build.sh demo, which builds bin/ first.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+KLOUD="$ROOT/bin/kloud"
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/kloud-demo.XXXXXX")
+LOG="$DATA/server.log"
+SERVER_PID=""
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+cleanup() {
+	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	# Sandbox machines are processes: none may outlive the demo.
+	pkill -TERM -f -- "$DATA" 2>/dev/null || true
+	rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+step "starting kloud serve on $DATA"
+"$KLOUD" serve --data-dir "$DATA" --listen 127.0.0.1:0 \
+	--rating-period 10s --rating-wait-periods 1 --rating-interval 2s \
+	>"$DATA/server.out" 2>"$LOG" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+	[ -s "$DATA/server.url" ] && [ -s "$DATA/admin.token" ] && break
+	sleep 0.1
+done
+export KLOUD_URL=$(cat "$DATA/server.url")
+export KLOUD_TOKEN=$(cat "$DATA/admin.token")
+echo "server at $KLOUD_URL (admin token in $DATA/admin.token)"
+
+k() { echo "\$ kloud $*" >&2; "$KLOUD" "$@"; }
+id_of() { sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n1; }
+
+step "adding a sandbox credential"
+CRED=$(k credential add sandbox --title "local sandbox" -o json | id_of)
+k credential verify "$CRED"
+
+step "creating a template from templates/sandbox/main.tf (a small web + db stack)"
+TPL=$(k template create templates/sandbox/main.tf --provider sandbox --title "web+db" -o json | id_of)
+k template plan "$TPL" --credential "$CRED"
+
+step "creating and applying the stack"
+STACK=$(k stack create --title demo --template "$TPL" --credential "$CRED" -o json | id_of)
+k stack apply "$STACK" --follow
+k stack show "$STACK"
+
+step "stopping and starting a machine"
+WEB=$(k machine list -o json | sed -n 's/.*"id": *"\(m-[^"]*\)".*/\1/p' | head -n1)
+k machine stop "$WEB" --follow
+k machine stop "$WEB" || echo "(refused, as the state table says)"
+k machine start "$WEB" --follow
+
+step "machines and their uptime"
+sleep 3
+k machine list
+
+if [ -x "$ROOT/scripts/demo-bill.sh" ]; then
+	step "the bill"
+	. "$ROOT/scripts/demo-bill.sh"
+fi
+
+step "destroying the stack"
+k stack destroy "$STACK" --follow
+k machine list
+
+step "stopping the server"
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" || true
+SERVER_PID=""
+if pgrep -f -- "$DATA" >/dev/null; then
+	echo "processes left behind:" >&2
+	pgrep -af -- "$DATA" >&2
+	exit 1
+fi
+echo "demo done: no process left behind"

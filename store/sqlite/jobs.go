@@ -1,0 +1,412 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kloud/kloud/store"
+)
+
+// ---- jobs ---------------------------------------------------------------------
+
+const jobCols = `id, kind, owner_id, target, stack_id, machine_id, credential_id, status, percentage, error, worker, lease_expires, created_at, started_at, finished_at`
+
+func scanJob(sc scanner) (*store.Job, error) {
+	var j store.Job
+	var kind, status string
+	var lease, started, finished sql.NullInt64
+	var created int64
+	if err := sc.Scan(&j.ID, &kind, &j.OwnerID, &j.Target, &j.StackID, &j.MachineID, &j.CredentialID, &status, &j.Percentage, &j.Error, &j.Worker, &lease, &created, &started, &finished); err != nil {
+		return nil, err
+	}
+	j.Kind, j.Status = store.JobKind(kind), store.JobStatus(status)
+	j.LeaseExpires, j.StartedAt, j.FinishedAt = fromNull(lease), fromNull(started), fromNull(finished)
+	j.CreatedAt = fromNanos(created)
+	return &j, nil
+}
+
+func validStatus(st store.JobStatus) bool {
+	switch st {
+	case store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed:
+		return true
+	}
+	return false
+}
+
+// CreateJob queues a job; an active job on the same Target is an
+// *store.ActiveJobError.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+	if j == nil {
+		return invalid("create job: nil job")
+	}
+	if j.Kind == "" {
+		return invalid("create job: empty kind")
+	}
+	if j.Target == "" {
+		return invalid("create job: empty target")
+	}
+	if j.Status != "" && j.Status != store.JobQueued {
+		return invalid("create job: status %q (a new job is queued)", j.Status)
+	}
+	id := j.ID
+	if id == "" {
+		id = newID("job-")
+	}
+	created := s.nowOr(j.CreatedAt)
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var active string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE target = ? AND status IN ('queued', 'running')`, j.Target).Scan(&active)
+		switch {
+		case err == nil:
+			return &store.ActiveJobError{JobID: active, Target: j.Target}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO jobs (id, kind, owner_id, target, stack_id, machine_id, credential_id, status, percentage, error, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, '', ?)`,
+			id, string(j.Kind), j.OwnerID, j.Target, j.StackID, j.MachineID, j.CredentialID, cn)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", id, err)
+	}
+	j.ID, j.Status, j.CreatedAt = id, store.JobQueued, created
+	j.Percentage, j.Error, j.Worker = 0, "", ""
+	j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+	return nil
+}
+
+// GetJob returns the job with id.
+func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+	if id == "" {
+		return nil, invalid("get job: empty id")
+	}
+	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get job: %w", noRows(err, "job "+id))
+	}
+	return j, nil
+}
+
+// ListJobs returns jobs of the given statuses (all when none), oldest first.
+func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+	q := `SELECT ` + jobCols + ` FROM jobs`
+	var args []any
+	if len(statuses) > 0 {
+		marks := make([]string, len(statuses))
+		for i, st := range statuses {
+			if !validStatus(st) {
+				return nil, invalid("list jobs: unknown status %q", st)
+			}
+			marks[i] = "?"
+			args = append(args, string(st))
+		}
+		q += ` WHERE status IN (` + strings.Join(marks, ", ") + `)`
+	}
+	out, err := list(ctx, s.r, scanJob, q+` ORDER BY created_at, rowid`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimJob atomically moves the oldest queued job to running for worker,
+// leased until now+lease.
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*store.Job, error) {
+	if worker == "" {
+		return nil, invalid("claim job: empty worker")
+	}
+	if lease <= 0 {
+		return nil, invalid("claim job: lease %v must be positive", lease)
+	}
+	now = s.nowOr(now)
+	nn, err := nanos("now", now)
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	ln, err := nanos("lease expiry", now.Add(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	var j *store.Job
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?, lease_expires = ?, started_at = ?
+			WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1)
+			RETURNING `+jobCols, worker, ln, nn))
+		return noRows(err, "queued job")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	return j, nil
+}
+
+// heldJob updates a running job worker holds; it tells a missing job
+// (ErrNotFound) from one not running under worker (ErrLeaseHeld).
+func heldJob(ctx context.Context, tx *sql.Tx, id, worker, set string, args ...any) error {
+	res, err := tx.ExecContext(ctx, `UPDATE jobs SET `+set+` WHERE id = ? AND worker = ? AND status = 'running'`,
+		append(args, id, worker)...)
+	if err != nil {
+		return mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var status, holder string
+	if err := tx.QueryRowContext(ctx, `SELECT status, worker FROM jobs WHERE id = ?`, id).Scan(&status, &holder); err != nil {
+		return noRows(err, "job "+id)
+	}
+	if status != string(store.JobRunning) {
+		return fmt.Errorf("job %s is %s, not running under %s: %w", id, status, worker, store.ErrLeaseHeld)
+	}
+	return fmt.Errorf("job %s runs under %s, not %s: %w", id, holder, worker, store.ErrLeaseHeld)
+}
+
+// RenewJobLease extends the lease of a running job worker holds to now+lease.
+func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error {
+	if id == "" || worker == "" {
+		return invalid("renew job lease: empty job id or worker")
+	}
+	if lease <= 0 {
+		return invalid("renew job %s lease: lease %v must be positive", id, lease)
+	}
+	ln, err := nanos("lease expiry", s.nowOr(now).Add(lease))
+	if err != nil {
+		return fmt.Errorf("renew job %s lease: %w", id, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return heldJob(ctx, tx, id, worker, `lease_expires = ?`, ln)
+	})
+	if err != nil {
+		return fmt.Errorf("renew job %s lease: %w", id, err)
+	}
+	return nil
+}
+
+// SetJobProgress records the percentage (0–100) of a running job worker
+// holds.
+func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentage int) error {
+	if id == "" || worker == "" {
+		return invalid("set job progress: empty job id or worker")
+	}
+	if percentage < 0 || percentage > 100 {
+		return invalid("set job %s progress: percentage %d is outside 0-100", id, percentage)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return heldJob(ctx, tx, id, worker, `percentage = ?`, percentage)
+	})
+	if err != nil {
+		return fmt.Errorf("set job %s progress: %w", id, err)
+	}
+	return nil
+}
+
+// FinishJob ends a running job worker holds as succeeded or failed at at
+// (now when zero).
+func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+	if id == "" || worker == "" {
+		return invalid("finish job: empty job id or worker")
+	}
+	if status != store.JobSucceeded && status != store.JobFailed {
+		return invalid("finish job %s: status %q is not succeeded or failed", id, status)
+	}
+	an, err := nanos("at", s.nowOr(at))
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return heldJob(ctx, tx, id, worker, `status = ?, error = ?, finished_at = ?`, string(status), errMsg, an)
+	})
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return nil
+}
+
+// FailExpiredJobs fails every running job whose lease ended before now, with
+// reason as its error, and returns them.
+func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+	nn, err := nanos("now", s.nowOr(now))
+	if err != nil {
+		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	var out []*store.Job
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		out, err = list(ctx, tx, scanJob, `UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2
+			WHERE status = 'running' AND lease_expires < ?2 RETURNING `+jobCols, reason, nn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	return out, nil
+}
+
+// ---- events -------------------------------------------------------------------
+
+func scanEvent(sc scanner) (*store.Event, error) {
+	var e store.Event
+	var kind string
+	var at int64
+	if err := sc.Scan(&e.JobID, &e.Seq, &at, &kind, &e.Message, &e.Percentage); err != nil {
+		return nil, err
+	}
+	e.Kind = store.EventKind(kind)
+	e.At = fromNanos(at)
+	return &e, nil
+}
+
+// AppendEvents appends events to an existing job in order, assigning each
+// the next Seq (and JobID, and At when zero).
+func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
+	if jobID == "" {
+		return invalid("append events: empty job id")
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	ats := make([]int64, len(events))
+	for i, e := range events {
+		if e == nil {
+			return invalid("append events to job %s: event %d is nil", jobID, i)
+		}
+		if e.Kind == "" {
+			return invalid("append events to job %s: event %d has no kind", jobID, i)
+		}
+		an, err := nanos("at", s.nowOr(e.At))
+		if err != nil {
+			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
+		}
+		ats[i] = an
+	}
+	var first int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&exists); err != nil {
+			return noRows(err, "job "+jobID)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM events WHERE job_id = ?`, jobID).Scan(&first); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (job_id, seq, at, kind, message, percentage) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, e := range events {
+			if _, err := stmt.ExecContext(ctx, jobID, first+int64(i), ats[i], string(e.Kind), e.Message, e.Percentage); err != nil {
+				return mapErr(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append events to job %s: %w", jobID, err)
+	}
+	for i, e := range events {
+		e.JobID, e.Seq, e.At = jobID, first+int64(i), fromNanos(ats[i])
+	}
+	return nil
+}
+
+// ListEvents returns a job's events with Seq > afterSeq in order, at most
+// limit (all when limit <= 0).
+func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
+	if jobID == "" {
+		return nil, invalid("list events: empty job id")
+	}
+	if limit <= 0 {
+		limit = -1
+	}
+	out, err := list(ctx, s.r, scanEvent,
+		`SELECT job_id, seq, at, kind, message, percentage FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		jobID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+	}
+	return out, nil
+}
+
+// ---- leases -------------------------------------------------------------------
+
+// AcquireLease takes or renews name for holder until now+ttl; another
+// holder's unexpired lease is ErrLeaseHeld, an expired one is taken over.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*store.Lease, error) {
+	if name == "" || holder == "" {
+		return nil, invalid("acquire lease: empty name or holder")
+	}
+	if ttl <= 0 {
+		return nil, invalid("acquire lease %s: ttl %v must be positive", name, ttl)
+	}
+	now = s.nowOr(now)
+	nn, err := nanos("now", now)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	expires := now.Add(ttl)
+	en, err := nanos("expiry", expires)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var cur string
+		var curExp int64
+		err := tx.QueryRowContext(ctx, `SELECT holder, expires FROM leases WHERE name = ?`, name).Scan(&cur, &curExp)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case cur != holder && curExp > nn:
+			return fmt.Errorf("held by %s until %s: %w", cur, fromNanos(curExp).Format(time.RFC3339Nano), store.ErrLeaseHeld)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO leases (name, holder, expires) VALUES (?1, ?2, ?3)
+			ON CONFLICT (name) DO UPDATE SET holder = ?2, expires = ?3`, name, holder, en)
+		return mapErr(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	return &store.Lease{Name: name, Holder: holder, Expires: fromNanos(en)}, nil
+}
+
+// ReleaseLease gives up holder's lease; releasing one not held is a no-op.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if name == "" || holder == "" {
+		return invalid("release lease: empty name or holder")
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// GetLease returns the lease record for name, expired or not.
+func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
+	if name == "" {
+		return nil, invalid("get lease: empty name")
+	}
+	var l store.Lease
+	var exp int64
+	err := s.r.QueryRowContext(ctx, `SELECT name, holder, expires FROM leases WHERE name = ?`, name).Scan(&l.Name, &l.Holder, &exp)
+	if err != nil {
+		return nil, fmt.Errorf("get lease: %w", noRows(err, "lease "+name))
+	}
+	l.Expires = fromNanos(exp)
+	return &l, nil
+}

@@ -1,0 +1,313 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+const machineCols = `id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), last_seen, created_at, updated_at`
+
+func scanMachine(sc scanner) (*stack.Machine, error) {
+	var m stack.Machine
+	var state int
+	var meta []byte
+	var lastSeen sql.NullInt64
+	var created, updated int64
+	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &created, &updated); err != nil {
+		return nil, err
+	}
+	m.State = machinestate.State(state)
+	if len(meta) > 0 {
+		m.Metadata = json.RawMessage(meta)
+	}
+	m.LastSeen = fromNull(lastSeen)
+	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &m, nil
+}
+
+func metadataText(meta json.RawMessage) (any, error) {
+	if len(meta) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(meta) {
+		return nil, invalid("metadata is not valid JSON")
+	}
+	return string(meta), nil
+}
+
+// PutMachine creates the machine, recording its State in its history at
+// CreatedAt, or replaces the stored label, metadata, always_on and agent
+// token hash of an existing one (its state is left alone). On return m holds
+// the stored state, reason, times and last-seen.
+func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
+	if m == nil {
+		return invalid("put machine: nil machine")
+	}
+	if m.StackID == "" {
+		return invalid("put machine: empty stack_id")
+	}
+	if m.OwnerID == "" {
+		return invalid("put machine: empty owner_id")
+	}
+	if !m.State.Valid() {
+		return invalid("put machine: unknown state %d", int(m.State))
+	}
+	meta, err := metadataText(m.Metadata)
+	if err != nil {
+		return fmt.Errorf("put machine %s: %w", m.ID, err)
+	}
+	id := m.ID
+	if id == "" {
+		id = newID("m-")
+	}
+	now := s.now().UTC()
+	nn, err := nanos("updated_at", now)
+	if err != nil {
+		return fmt.Errorf("put machine %s: %w", id, err)
+	}
+	created := m.CreatedAt.UTC()
+	if m.CreatedAt.IsZero() {
+		created = now
+	}
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("put machine %s: %w", id, err)
+	}
+	lastSeen, err := optNanos("last_seen", m.LastSeen)
+	if err != nil {
+		return fmt.Errorf("put machine %s: %w", id, err)
+	}
+	var stored *stack.Machine
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE machines SET label = ?, metadata = ?, always_on = ?, agent_token_hash = ?, updated_at = ? WHERE id = ?`,
+			m.Label, meta, m.AlwaysOn, nullStr(m.AgentTokenHash), nn, id)
+		if err != nil {
+			return mapErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO machines (`+strings.ReplaceAll(machineCols, "coalesce(agent_token_hash, '')", "agent_token_hash")+`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, m.StackID, m.OwnerID, m.Provider, m.Label, int(m.State), m.Reason, m.AlwaysOn, meta, nullStr(m.AgentTokenHash), lastSeen, cn, nn); err != nil {
+				return mapErr(err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO machine_history (machine_id, state, reason, at) VALUES (?, ?, ?, ?)`,
+				id, int(m.State), m.Reason, cn); err != nil {
+				return mapErr(err)
+			}
+		}
+		stored, err = scanMachine(tx.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put machine %s: %w", id, err)
+	}
+	m.ID = id
+	m.State, m.Reason = stored.State, stored.Reason
+	m.LastSeen, m.CreatedAt, m.UpdatedAt = stored.LastSeen, stored.CreatedAt, stored.UpdatedAt
+	return nil
+}
+
+// GetMachine returns the machine with id.
+func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, error) {
+	if id == "" {
+		return nil, invalid("get machine: empty id")
+	}
+	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get machine: %w", noRows(err, "machine "+id))
+	}
+	return m, nil
+}
+
+// GetMachineByAgentTokenHash returns the machine whose agent token hashes to
+// hash.
+func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error) {
+	if hash == "" {
+		return nil, invalid("get machine by agent token: empty hash")
+	}
+	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE agent_token_hash = ?`, hash))
+	if err != nil {
+		return nil, fmt.Errorf("get machine by agent token: %w", noRows(err, "machine with that agent token"))
+	}
+	return m, nil
+}
+
+// ListMachines returns the machines the filter selects, ordered by id.
+func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*stack.Machine, error) {
+	var where []string
+	var args []any
+	if f.OwnerID != "" {
+		where, args = append(where, "owner_id = ?"), append(args, f.OwnerID)
+	}
+	if f.StackID != "" {
+		where, args = append(where, "stack_id = ?"), append(args, f.StackID)
+	}
+	q := `SELECT ` + machineCols + ` FROM machines`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	out, err := list(ctx, s.r, scanMachine, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	return out, nil
+}
+
+// SetMachineState sets state and reason and appends the change to the
+// machine's history in one transaction; the same state and reason again is a
+// no-op.
+func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
+	if id == "" {
+		return invalid("set machine state: empty id")
+	}
+	if !state.Valid() {
+		return invalid("set machine %s state: unknown state %d", id, int(state))
+	}
+	an, err := nanos("at", s.nowOr(at))
+	if err != nil {
+		return fmt.Errorf("set machine %s state: %w", id, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var cur int
+		var curReason string
+		err := tx.QueryRowContext(ctx, `SELECT state, reason FROM machines WHERE id = ?`, id).Scan(&cur, &curReason)
+		if err != nil {
+			return noRows(err, "machine "+id)
+		}
+		if machinestate.State(cur) == state && curReason == reason {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET state = ?, reason = ?, updated_at = ? WHERE id = ?`, int(state), reason, an, id); err != nil {
+			return mapErr(err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO machine_history (machine_id, state, reason, at) VALUES (?, ?, ?, ?)`, id, int(state), reason, an)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("set machine %s state: %w", id, err)
+	}
+	return nil
+}
+
+// TouchMachine records that the machine's agent was heard from at at (now
+// when zero). LastSeen never moves back.
+func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error {
+	if id == "" {
+		return invalid("touch machine: empty id")
+	}
+	an, err := nanos("at", s.nowOr(at))
+	if err != nil {
+		return fmt.Errorf("touch machine %s: %w", id, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE machines SET last_seen = max(coalesce(last_seen, ?1), ?1) WHERE id = ?2`, an, id)
+		if err != nil {
+			return mapErr(err)
+		}
+		return mustAffect(res, "machine "+id)
+	})
+	if err != nil {
+		return fmt.Errorf("touch machine %s: %w", id, err)
+	}
+	return nil
+}
+
+func scanRecord(sc scanner) (stack.StateRecord, error) {
+	var r stack.StateRecord
+	var state int
+	var at int64
+	if err := sc.Scan(&r.MachineID, &state, &r.Reason, &at); err != nil {
+		return r, err
+	}
+	r.State = machinestate.State(state)
+	r.At = fromNanos(at)
+	return r, nil
+}
+
+// MachineHistory returns one machine's records in time order (in the order
+// they were recorded for equal times); empty when it has none.
+func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error) {
+	if id == "" {
+		return nil, invalid("machine history: empty id")
+	}
+	out, err := list(ctx, s.r, scanRecord,
+		`SELECT machine_id, state, reason, at FROM machine_history WHERE machine_id = ? ORDER BY at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s history: %w", id, err)
+	}
+	return out, nil
+}
+
+// StateHistory returns, ordered by machine id then time, for every machine
+// (of the owner, when given) in the machines table: its last record at or
+// before From and every record inside (From, To). A zero From or To leaves
+// that side of the window open. Deleted machines are not included.
+func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack.StateRecord, error) {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	var err error
+	if !q.From.IsZero() {
+		if from, err = nanos("from", q.From); err != nil {
+			return nil, fmt.Errorf("state history: %w", err)
+		}
+	}
+	if !q.To.IsZero() {
+		if to, err = nanos("to", q.To); err != nil {
+			return nil, fmt.Errorf("state history: %w", err)
+		}
+	}
+	if from >= to {
+		return nil, invalid("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
+	}
+	owner := ""
+	args := []any{sql.Named("from", from), sql.Named("to", to)}
+	if q.OwnerID != "" {
+		owner = " WHERE m.owner_id = @owner"
+		args = append(args, sql.Named("owner", q.OwnerID))
+	}
+	ownerAnd := strings.Replace(owner, " WHERE", " AND", 1)
+	query := `SELECT machine_id, state, reason, at FROM (
+		SELECT m.id AS machine_id, h.state, h.reason, h.at, h.id AS hid
+		FROM machines m JOIN machine_history h ON h.id = (
+			SELECT h2.id FROM machine_history h2
+			WHERE h2.machine_id = m.id AND h2.at <= @from
+			ORDER BY h2.at DESC, h2.id DESC LIMIT 1)` + owner + `
+		UNION ALL
+		SELECT h.machine_id, h.state, h.reason, h.at, h.id AS hid
+		FROM machines m JOIN machine_history h ON h.machine_id = m.id
+		WHERE h.at > @from AND h.at < @to` + ownerAnd + `
+	) ORDER BY machine_id, at, hid`
+	out, err := list(ctx, s.r, scanRecord, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("state history: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteMachine removes a machine; its history stays.
+func (s *Store) DeleteMachine(ctx context.Context, id string) error {
+	if id == "" {
+		return invalid("delete machine: empty id")
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)
+		if err != nil {
+			return mapErr(err)
+		}
+		return mustAffect(res, "machine "+id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete machine %s: %w", id, err)
+	}
+	return nil
+}

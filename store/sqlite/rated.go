@@ -1,0 +1,471 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/kloud/kloud/store"
+)
+
+// CommitRatedPeriod stores a period's points and advances the scope's state
+// to p.End in one transaction. A period whose Begin is not the scope's
+// LastProcessed is ErrConflict. Points with an empty scope, begin or end
+// take the period's.
+func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
+	if p == nil {
+		return invalid("commit rated period: nil period")
+	}
+	if p.Scope == "" {
+		return invalid("commit rated period: empty scope")
+	}
+	if !p.End.After(p.Begin) {
+		return invalid("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
+	}
+	bn, err := nanos("begin", p.Begin)
+	if err != nil {
+		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+	}
+	en, err := nanos("end", p.End)
+	if err != nil {
+		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+	}
+	type row struct {
+		begin, end                int64
+		qty, price, groupby, meta string
+	}
+	rows := make([]row, len(p.Points))
+	for i := range p.Points {
+		pt := &p.Points[i]
+		if pt.Scope != "" && pt.Scope != p.Scope {
+			return invalid("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+		}
+		if pt.Service == "" {
+			return invalid("commit rated period of %s: point %d has no service", p.Scope, i)
+		}
+		r := row{begin: bn, end: en, qty: pt.Qty.String(), price: pt.Price.String()}
+		if !pt.Begin.IsZero() {
+			if r.begin, err = nanos("point begin", pt.Begin); err != nil {
+				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
+			}
+		}
+		if !pt.End.IsZero() {
+			if r.end, err = nanos("point end", pt.End); err != nil {
+				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
+			}
+		}
+		if r.groupby, err = jsonMap(pt.Groupby); err != nil {
+			return fmt.Errorf("commit rated period of %s: point %d groupby: %w", p.Scope, i, err)
+		}
+		if r.meta, err = jsonMap(pt.Metadata); err != nil {
+			return fmt.Errorf("commit rated period of %s: point %d metadata: %w", p.Scope, i, err)
+		}
+		rows[i] = r
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		err := tx.QueryRowContext(ctx, `SELECT last_processed FROM scope_states WHERE scope = ?`, p.Scope).Scan(&last)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case last != bn:
+			return fmt.Errorf("period begins %s but the scope was rated up to %s: %w",
+				p.Begin.UTC().Format(time.RFC3339Nano), fromNanos(last).Format(time.RFC3339Nano), store.ErrConflict)
+		}
+		if len(rows) > 0 {
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points (scope, begin_at, end_at, service, unit, qty, price, groupby, metadata)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			for i, r := range rows {
+				pt := &p.Points[i]
+				if _, err := stmt.ExecContext(ctx, p.Scope, r.begin, r.end, pt.Service, pt.Unit, r.qty, r.price, r.groupby, r.meta); err != nil {
+					return mapErr(err)
+				}
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO scope_states (scope, last_processed) VALUES (?1, ?2)
+			ON CONFLICT (scope) DO UPDATE SET last_processed = ?2`, p.Scope, en)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+	}
+	return nil
+}
+
+func jsonMap(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// GetScopeState returns how far a scope has been rated.
+func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error) {
+	if scope == "" {
+		return nil, invalid("get scope state: empty scope")
+	}
+	var st store.ScopeState
+	var last int64
+	err := s.r.QueryRowContext(ctx, `SELECT scope, last_processed FROM scope_states WHERE scope = ?`, scope).Scan(&st.Scope, &last)
+	if err != nil {
+		return nil, fmt.Errorf("get scope state: %w", noRows(err, "state of scope "+scope))
+	}
+	st.LastProcessed = fromNanos(last)
+	return &st, nil
+}
+
+// ListScopeStates returns every scope's state, ordered by scope.
+func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error) {
+	out, err := list(ctx, s.r, func(sc scanner) (*store.ScopeState, error) {
+		var st store.ScopeState
+		var last int64
+		if err := sc.Scan(&st.Scope, &last); err != nil {
+			return nil, err
+		}
+		st.LastProcessed = fromNanos(last)
+		return &st, nil
+	}, `SELECT scope, last_processed FROM scope_states ORDER BY scope`)
+	if err != nil {
+		return nil, fmt.Errorf("list scope states: %w", err)
+	}
+	return out, nil
+}
+
+// ---- queries ------------------------------------------------------------------
+
+// Group and filter keys that are not groupby or metadata keys.
+const (
+	keyType  = "type"
+	keyTime  = "time"
+	keyDay   = "time-d"
+	keyWeek  = "time-w"
+	keyMonth = "time-m"
+	keyYear  = "time-y"
+)
+
+// beginSeconds is begin_at in whole Unix seconds, rounded down.
+const beginSeconds = `((begin_at - ((begin_at % 1000000000) + 1000000000) % 1000000000) / 1000000000)`
+
+// bucketExpr is the SQL giving the RFC 3339 start of a point's day, ISO week
+// (Monday), month or year; "" for a key that is not a time bucket.
+func bucketExpr(key string) string {
+	switch key {
+	case keyDay:
+		return `strftime('%Y-%m-%dT00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+	case keyWeek:
+		return `strftime('%Y-%m-%dT00:00:00Z', ` + beginSeconds + `, 'unixepoch', 'weekday 0', '-6 days')`
+	case keyMonth:
+		return `strftime('%Y-%m-01T00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+	case keyYear:
+		return `strftime('%Y-01-01T00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+	}
+	return ""
+}
+
+// bucketOf is bucketExpr computed in Go, for filter values.
+func bucketOf(key string, t time.Time) string {
+	t = t.UTC()
+	y, m, d := t.Date()
+	switch key {
+	case keyDay:
+	case keyWeek:
+		back := (int(t.Weekday()) + 6) % 7 // days since Monday
+		y, m, d = t.AddDate(0, 0, -back).Date()
+	case keyMonth:
+		d = 1
+	case keyYear:
+		m, d = time.January, 1
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Format("2006-01-02T15:04:05Z")
+}
+
+// attrExpr is the SQL reading key from a point's groupby, else its metadata.
+func attrExpr(key string) (string, error) {
+	if key == "" {
+		return "", invalid("empty key")
+	}
+	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
+		return "", invalid("key %q may not hold quotes, backslashes or control characters", key)
+	}
+	path := "'" + strings.ReplaceAll(`$."`+key+`"`, "'", "''") + "'"
+	return `coalesce(json_extract(groupby, ` + path + `), json_extract(metadata, ` + path + `))`, nil
+}
+
+func parseTimeValue(key, v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, invalid("filter %s: %q is not an RFC 3339 time or a date", key, v)
+}
+
+// whereClause builds the WHERE of a points query from the scope, window and
+// filters.
+func whereClause(q store.SummaryQuery) (string, []any, error) {
+	var conds []string
+	var args []any
+	if q.Scope != "" {
+		conds, args = append(conds, "scope = ?"), append(args, q.Scope)
+	}
+	if !q.Begin.IsZero() {
+		n, err := nanos("begin", q.Begin)
+		if err != nil {
+			return "", nil, err
+		}
+		conds, args = append(conds, "begin_at >= ?"), append(args, n)
+	}
+	if !q.End.IsZero() {
+		n, err := nanos("end", q.End)
+		if err != nil {
+			return "", nil, err
+		}
+		conds, args = append(conds, "end_at <= ?"), append(args, n)
+	}
+	keys := make([]string, 0, len(q.Filters))
+	for k := range q.Filters {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := q.Filters[k]
+		switch k {
+		case keyType:
+			conds, args = append(conds, "service = ?"), append(args, v)
+		case keyTime:
+			t, err := parseTimeValue(k, v)
+			if err != nil {
+				return "", nil, err
+			}
+			n, err := nanos("filter time", t)
+			if err != nil {
+				return "", nil, err
+			}
+			conds, args = append(conds, "begin_at = ?"), append(args, n)
+		case keyDay, keyWeek, keyMonth, keyYear:
+			t, err := parseTimeValue(k, v)
+			if err != nil {
+				return "", nil, err
+			}
+			conds, args = append(conds, bucketExpr(k)+" = ?"), append(args, bucketOf(k, t))
+		default:
+			e, err := attrExpr(k)
+			if err != nil {
+				return "", nil, fmt.Errorf("filter: %w", err)
+			}
+			conds, args = append(conds, e+" = ?"), append(args, v)
+		}
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+func formatTime(n int64) string { return fromNanos(n).Format(time.RFC3339Nano) }
+
+// RatedPoints returns the points of the query's scope and window matching
+// its filters, ordered by begin then service, from Offset, at most Limit
+// (all when Limit <= 0). GroupBy is ignored.
+func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
+	if q.Offset < 0 {
+		return nil, invalid("rated points: negative offset %d", q.Offset)
+	}
+	where, args, err := whereClause(q)
+	if err != nil {
+		return nil, fmt.Errorf("rated points: %w", err)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	args = append(args, limit, q.Offset)
+	out, err := list(ctx, s.r, scanPoint, `SELECT scope, begin_at, end_at, service, unit, qty, price, groupby, metadata FROM rated_points`+
+		where+` ORDER BY begin_at, service, id LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("rated points: %w", err)
+	}
+	return out, nil
+}
+
+func scanPoint(sc scanner) (store.RatedPoint, error) {
+	var p store.RatedPoint
+	var begin, end int64
+	var qty, price, groupby, meta string
+	if err := sc.Scan(&p.Scope, &begin, &end, &p.Service, &p.Unit, &qty, &price, &groupby, &meta); err != nil {
+		return p, err
+	}
+	p.Begin, p.End = fromNanos(begin), fromNanos(end)
+	var err error
+	if p.Qty, err = decimal.NewFromString(qty); err != nil {
+		return p, fmt.Errorf("decode qty %q: %w", qty, err)
+	}
+	if p.Price, err = decimal.NewFromString(price); err != nil {
+		return p, fmt.Errorf("decode price %q: %w", price, err)
+	}
+	if err := json.Unmarshal([]byte(groupby), &p.Groupby); err != nil {
+		return p, fmt.Errorf("decode groupby: %w", err)
+	}
+	if err := json.Unmarshal([]byte(meta), &p.Metadata); err != nil {
+		return p, fmt.Errorf("decode metadata: %w", err)
+	}
+	return p, nil
+}
+
+// Summarize groups the matching points by q.GroupBy and pages the groups
+// inside SQLite (GROUP BY, LIMIT, OFFSET); quantities and prices are summed
+// exactly as decimals. Group keys: "type" (the service), "time" (the
+// period), "time-d", "time-w", "time-m", "time-y" (the RFC 3339 start of
+// the UTC day, ISO week, month or year of Begin), any other key the point's
+// groupby value, else its metadata value (null when it has neither). Rows are
+// ordered by begin, then the key values.
+func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
+	if q.Offset < 0 {
+		return nil, invalid("summarize: negative offset %d", q.Offset)
+	}
+	where, args, err := whereClause(q)
+	if err != nil {
+		return nil, fmt.Errorf("summarize: %w", err)
+	}
+	sum := &store.Summary{Columns: append([]string{"begin", "end", "qty", "rate"}, q.GroupBy...), Results: [][]any{}}
+	var (
+		selects []string
+		groups  []string
+		orders  = []string{"1"}
+		isTime  = make([]bool, len(q.GroupBy))
+	)
+	for i, k := range q.GroupBy {
+		if slices.Contains(q.GroupBy[:i], k) {
+			return nil, invalid("summarize: group key %q given twice", k)
+		}
+		alias := fmt.Sprintf("k%d", i)
+		var expr string
+		switch k {
+		case keyType:
+			expr = "service"
+		case keyTime:
+			expr, isTime[i] = "begin_at", true
+			groups = append(groups, "end_at")
+		case keyDay, keyWeek, keyMonth, keyYear:
+			expr = bucketExpr(k)
+		default:
+			if expr, err = attrExpr(k); err != nil {
+				return nil, fmt.Errorf("summarize: group by: %w", err)
+			}
+		}
+		selects = append(selects, expr+" AS "+alias)
+		groups = append(groups, alias)
+		orders = append(orders, alias)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	head := `SELECT min(begin_at), max(end_at), kloud_decimal_sum(qty), kloud_decimal_sum(price), count(*)`
+	for _, sel := range selects {
+		head += ", " + sel
+	}
+	query := head + ` FROM rated_points` + where
+	grouped := len(groups) > 0
+	if grouped {
+		query += ` GROUP BY ` + strings.Join(groups, ", ")
+		query += ` ORDER BY ` + strings.Join(orders, ", ") + ` LIMIT ? OFFSET ?`
+	}
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		qargs := args
+		if grouped {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM rated_points`+where+
+				` GROUP BY `+strings.Join(groupExprs(groups, selects), ", ")+`)`, args...).Scan(&sum.Total); err != nil {
+				return err
+			}
+			qargs = append(slices.Clip(args), limit, q.Offset)
+		}
+		rows, err := tx.QueryContext(ctx, query, qargs...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var begin, end sql.NullInt64
+			var qty, rate sql.NullString
+			var n int64
+			keys := make([]any, len(q.GroupBy))
+			dest := []any{&begin, &end, &qty, &rate, &n}
+			for i := range keys {
+				dest = append(dest, &keys[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			if n == 0 {
+				continue // the ungrouped row over nothing
+			}
+			row := []any{formatTime(begin.Int64), formatTime(end.Int64), qty.String, rate.String}
+			for i, v := range keys {
+				switch x := v.(type) {
+				case nil:
+					row = append(row, nil)
+				case int64:
+					if isTime[i] {
+						row = append(row, formatTime(x))
+					} else {
+						row = append(row, fmt.Sprint(x))
+					}
+				case []byte:
+					row = append(row, string(x))
+				default:
+					row = append(row, fmt.Sprint(x))
+				}
+			}
+			sum.Results = append(sum.Results, row)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summarize: %w", err)
+	}
+	if !grouped {
+		// One row over everything matched, paged here: it is one row.
+		sum.Total = len(sum.Results)
+		if q.Offset > 0 {
+			sum.Results = sum.Results[:0]
+		}
+	}
+	return sum, nil
+}
+
+// groupExprs resolves the aliases of a GROUP BY list to their expressions,
+// for the count query that selects none of them.
+func groupExprs(groups, selects []string) []string {
+	expr := map[string]string{}
+	for _, sel := range selects {
+		i := strings.LastIndex(sel, " AS ")
+		expr[sel[i+4:]] = sel[:i]
+	}
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		if e, ok := expr[g]; ok {
+			out[i] = e
+		} else {
+			out[i] = g
+		}
+	}
+	return out
+}

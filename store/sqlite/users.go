@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/kloud/kloud/store"
+)
+
+const userCols = `id, name, role, coalesce(token_hash, ''), created_at`
+
+func scanUser(sc scanner) (*store.User, error) {
+	var u store.User
+	var role string
+	var created int64
+	if err := sc.Scan(&u.ID, &u.Name, &role, &u.TokenHash, &created); err != nil {
+		return nil, err
+	}
+	u.Role = store.Role(role)
+	u.CreatedAt = fromNanos(created)
+	return &u, nil
+}
+
+func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.RoleMember }
+
+// CreateUser stores a new user; names and token hashes are unique.
+func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+	if u == nil {
+		return invalid("create user: nil user")
+	}
+	if u.Name == "" {
+		return invalid("create user: empty name")
+	}
+	if !validRole(u.Role) {
+		return invalid("create user %s: role %q is not admin or member", u.Name, u.Role)
+	}
+	id := u.ID
+	if id == "" {
+		id = newID("usr-")
+	}
+	created := s.nowOr(u.CreatedAt)
+	c, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.Name, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			id, u.Name, string(u.Role), nullStr(u.TokenHash), c)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.Name, err)
+	}
+	u.ID, u.CreatedAt = id, created
+	return nil
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
+	if id == "" {
+		return nil, invalid("get user: empty id")
+	}
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("get user: %w", noRows(err, "user "+id))
+	}
+	return u, nil
+}
+
+// GetUserByTokenHash returns the user whose token hashes to hash.
+func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
+	if hash == "" {
+		return nil, invalid("get user by token: empty hash")
+	}
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = ?`, hash))
+	if err != nil {
+		return nil, fmt.Errorf("get user by token: %w", noRows(err, "user with that token"))
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, oldest first.
+func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
+	out, err := list(ctx, s.r, scanUser, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
