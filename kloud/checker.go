@@ -167,7 +167,7 @@ func (s *Server) machineDriver(ctx context.Context, m *stack.Machine) (provider.
 	}
 	bm := &provider.BaseMachine{
 		Provider: p, Log: s.log.With("machine", m.ID), Machine: m,
-		Credential: c, Cred: bs.Cred, Bootstrap: bs.Bootstrap,
+		Credential: c, Cred: bs.Cred, Bootstrap: bs.Bootstrap, DataDir: s.cfg.DataDir,
 	}
 	if p.Schema.NewMetadata != nil {
 		meta := p.Schema.NewMetadata(m)

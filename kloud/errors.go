@@ -88,6 +88,9 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusNotFound, &client.Error{Message: err.Error()}
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrStaleSerial):
 		return http.StatusConflict, &client.Error{Message: err.Error()}
+	case errors.Is(err, stack.ErrTerraformFailed):
+		// Terraform refused what the caller's template or variables say.
+		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error()}
 	case errors.Is(err, provider.ErrUnknownProvider):
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error(), Field: "provider"}
 	case errors.Is(err, store.ErrInvalid):
@@ -102,6 +105,7 @@ func errorBody(err error) (int, *client.Error) {
 // caller never sees.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
+	body.Message = s.mask(body.Message)
 	if status >= 500 {
 		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.mask(err.Error())))
 	}

@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"net/http"
+	"strings"
 )
 
 // routes wires the HTTP API; each resource's handlers live in its own file.
@@ -46,8 +47,30 @@ func (s *Server) routes() {
 
 	s.ratingRoutes(m)
 
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux = m
+}
+
+// Handler is the HTTP API. Requests no route takes get a JSON 404, or a 405
+// naming the methods the path allows.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := s.mux.Handler(r); pattern != "" {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = method
+			if _, pattern := s.mux.Handler(probe); pattern != "" {
+				allowed = append(allowed, method)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": r.Method + " " + r.URL.Path + " is not allowed; allowed: " + strings.Join(allowed, ", ")})
+			return
+		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	s.mux = m
 }

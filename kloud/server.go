@@ -81,6 +81,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s.runner = runner
+	reapOrphans(filepath.Join(cfg.DataDir, "work"), cfg.Log)
 	token, err := s.ensureAdmin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -97,9 +98,6 @@ func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
 
 // sandboxDir is where the sandbox provider keeps machines by default.
 func (s *Server) sandboxDir() string { return filepath.Join(s.cfg.DataDir, "sandbox") }
-
-// Handler is the HTTP API.
-func (s *Server) Handler() http.Handler { return s.mux }
 
 // Start runs the job workers, the machine checker and the rating processor
 // until Close.

@@ -20,7 +20,7 @@ cleanup() {
 	fi
 	# Sandbox machines are processes: none may outlive the demo.
 	pkill -TERM -f -- "$DATA" 2>/dev/null || true
-	rm -rf "$DATA"
+	[ -n "${KEEP_DEMO:-}" ] || rm -rf "$DATA"
 }
 trap cleanup EXIT
 

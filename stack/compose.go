@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	hcljson "github.com/hashicorp/hcl/v2/json"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -250,6 +249,8 @@ type ComposeOptions struct {
 	// Inject sets attributes on every machine block, replacing the user's.
 	Inject map[string]Value
 	// Defaults sets attributes on machine blocks where the user set none.
+	// Only optional attributes can be defaulted: Terraform checks required
+	// arguments on the user's block before it merges override files.
 	Defaults map[string]Value
 	// AgentTokenAttribute, when set, is given each machine's agent token
 	// expression (AgentTokenExpr). The token needs the variable
@@ -257,6 +258,7 @@ type ComposeOptions struct {
 	AgentTokenAttribute string
 	// NameAttribute, when set, is given each machine's name where the user
 	// set none: the block's name, then "-<count.index>" or "-<each.key>".
+	// Like Defaults, it only helps where the attribute is optional.
 	NameAttribute string
 	// Tags are added to every machine under TagsAttribute, merged with the
 	// user's own.
@@ -551,7 +553,7 @@ func (c *composer) tags(r ResourceBlock) (any, error) {
 			return escapeTemplates(list), nil
 		}
 		kloud, _ = Literal(list).hcl()
-		return "${concat(" + r.Attributes[opts.TagsAttribute].Source + ", " + kloud + ")}", nil
+		return spliced(r, opts.TagsAttribute, "${concat("+r.Attributes[opts.TagsAttribute].Source+", "+kloud+")}")
 	default:
 		m := make(map[string]any, len(keys))
 		for _, k := range keys {
@@ -561,7 +563,7 @@ func (c *composer) tags(r ResourceBlock) (any, error) {
 			return escapeTemplates(m), nil
 		}
 		kloud, _ = Literal(m).hcl()
-		return "${merge(" + r.Attributes[opts.TagsAttribute].Source + ", " + kloud + ")}", nil
+		return spliced(r, opts.TagsAttribute, "${merge("+r.Attributes[opts.TagsAttribute].Source+", "+kloud+")}")
 	}
 }
 
@@ -579,18 +581,30 @@ func (c *composer) userData(r ResourceBlock, ud *UserData) (any, error) {
 		return script, nil
 	}
 	if !ud.CloudInit {
-		return script + "\n${" + user.Source + "}", nil
+		return spliced(r, ud.Attribute, script+"\n${"+user.Source+"}")
 	}
 	kloudType := "text/cloud-config"
 	if strings.HasPrefix(ud.Script, "#!") {
 		kloudType = "text/x-shellscript"
 	}
 	u := "(" + user.Source + ")"
-	return "Content-Type: multipart/mixed; boundary=\"" + userDataBoundary + "\"\nMIME-Version: 1.0\n\n" +
-		"--" + userDataBoundary + "\nContent-Type: " + kloudType + "; charset=\"utf-8\"\n\n" + script + "\n" +
-		"--" + userDataBoundary + "\nContent-Type: ${startswith(trimspace(" + u + "), \"#cloud-config\") ? \"text/cloud-config\" : \"text/x-shellscript\"}; charset=\"utf-8\"\n\n" +
-		"${" + u + "}\n" +
-		"--" + userDataBoundary + "--\n", nil
+	return spliced(r, ud.Attribute, "Content-Type: multipart/mixed; boundary=\""+userDataBoundary+"\"\nMIME-Version: 1.0\n\n"+
+		"--"+userDataBoundary+"\nContent-Type: "+kloudType+"; charset=\"utf-8\"\n\n"+script+"\n"+
+		"--"+userDataBoundary+"\nContent-Type: ${startswith(trimspace("+u+"), \"#cloud-config\") ? \"text/cloud-config\" : \"text/x-shellscript\"}; charset=\"utf-8\"\n\n"+
+		"${"+u+"}\n"+
+		"--"+userDataBoundary+"--\n")
+}
+
+// spliced checks that a template holding a user's expression parses, so a
+// construct that cannot be embedded is refused here, naming the attribute,
+// rather than by Terraform.
+func spliced(r ResourceBlock, attr, tmpl string) (any, error) {
+	if _, diags := hclsyntax.ParseTemplate([]byte(tmpl), "kloud", hcl.InitialPos); diags.HasErrors() {
+		a := r.Attributes[attr]
+		return nil, fmt.Errorf("%w: %s of %s (%s:%d) cannot be combined with Kloud's: %s",
+			ErrInvalidTemplate, attr, r.Address(), a.Range.Filename, a.Range.Start.Line, diags[0].Summary)
+	}
+	return tmpl, nil
 }
 
 // jsonValue renders v for a generated JSON file; an expression must parse.
@@ -623,8 +637,8 @@ func (c *composer) overrideSet(path []string, v any) {
 	m[path[len(path)-1]] = v
 }
 
-// writeJSON encodes a generated file and checks that Terraform's parser
-// reads it and that every template in it parses.
+// writeJSON encodes a generated file. Every template in it was checked
+// when it was made (see spliced).
 func (c *composer) writeJSON(name string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -633,43 +647,7 @@ func (c *composer) writeJSON(name string, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("%w: encode %s: %v", ErrCompose, name, err)
 	}
-	b := buf.Bytes()
-	if _, diags := hcljson.Parse(b, name); diags.HasErrors() {
-		return fmt.Errorf("%w: %s: %s", ErrCompose, name, diags.Error())
-	}
-	if name != FileVarValues {
-		root, err := parseJSONValue(b)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCompose, name, err)
-		}
-		if err := checkTemplates(root); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCompose, name, err)
-		}
-	}
-	c.out.Files[name] = b
-	return nil
-}
-
-// checkTemplates parses every string of a generated file as a template.
-func checkTemplates(v *jsonValue) error {
-	switch v.kind {
-	case jsonString:
-		if _, diags := hclsyntax.ParseTemplate([]byte(v.str), "kloud", hcl.InitialPos); diags.HasErrors() {
-			return fmt.Errorf("template %q: %s", v.str, diags.Error())
-		}
-	case jsonArray:
-		for _, e := range v.elems {
-			if err := checkTemplates(e); err != nil {
-				return err
-			}
-		}
-	case jsonObject:
-		for _, p := range v.props {
-			if err := checkTemplates(p.val); err != nil {
-				return err
-			}
-		}
-	}
+	c.out.Files[name] = buf.Bytes()
 	return nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	hcljson "github.com/hashicorp/hcl/v2/json"
+
+	"github.com/kloud/kloud/internal/testenv"
 )
 
 // The -update flag rewrites golden files. It is looked up rather than
@@ -313,23 +315,6 @@ func TestComposeBadOptions(t *testing.T) {
 	}
 }
 
-// terraformBinary finds Terraform for the integration test: KLOUD_TERRAFORM,
-// then PATH.
-func terraformBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("KLOUD_TERRAFORM"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("terraform")
-	if err != nil {
-		p, err = exec.LookPath("tofu")
-	}
-	if err != nil {
-		t.Skip("no terraform: set KLOUD_TERRAFORM or put terraform on PATH")
-	}
-	return p
-}
-
 // TestComposeTerraformApply runs a composed template through a real
 // Terraform (builtin terraform_data only, so no plugin and no network) and
 // checks, in the resulting state, that the override merged the tags with
@@ -339,7 +324,7 @@ func TestComposeTerraformApply(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs terraform")
 	}
-	tf := terraformBinary(t)
+	tf := testenv.Terraform(t)
 	content := `variable "n" {
   type    = number
   default = 1
@@ -392,7 +377,7 @@ output "s" {
 	if err := os.WriteFile(cliConfig, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+cliConfig)
+	env := testenv.TerraformEnv(cliConfig)
 	for k, v := range c.Env {
 		env = append(env, "TF_VAR_"+k+"="+v.Reveal())
 	}
@@ -503,4 +488,43 @@ func BenchmarkCompose50(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "µs/template")
+}
+
+// TestComposeTagsMerge evaluates the tags Compose generates against the
+// user's own, written in several shapes.
+func TestComposeTagsMerge(t *testing.T) {
+	tests := []struct {
+		name, tags string
+		want       string
+	}{
+		{"object", `{ Name = "web" }`, `{"Name":"web","kloud_stack_id":"st-1"}`},
+		{"multiline with comment", "{\n    Name = \"web\" # the name\n    // another\n    Team = \"a\"\n  }", `{"Name":"web","Team":"a","kloud_stack_id":"st-1"}`},
+		{"overrides kloud's", `{ kloud_stack_id = "forged" }`, `{"kloud_stack_id":"st-1"}`},
+		{"function", `merge({ a = "1" }, { b = "2" })`, `{"a":"1","b":"2","kloud_stack_id":"st-1"}`},
+		{"heredoc", "{ Doc = <<-EOT\n    text\n  EOT\n  }", `{"Doc":"text\n","kloud_stack_id":"st-1"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			content := "resource \"m_x\" \"a\" {\n  tags = " + tt.tags + "\n}\n"
+			p, _, err := ValidateTemplate("main.tf", []byte(content), FormatHCL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Compose(p, ComposeOptions{ResourceType: "m_x", Tags: map[string]string{"kloud_stack_id": "st-1"}, TagsAttribute: "tags"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o struct {
+				Resource map[string]map[string]map[string]string
+			}
+			if err := json.Unmarshal(c.Files[FileOverride], &o); err != nil {
+				t.Fatal(err)
+			}
+			tmpl := o.Resource["m_x"]["a"]["tags"]
+			expr := strings.TrimSuffix(strings.TrimPrefix(tmpl, "${"), "}")
+			if got := evalString(t, expr, nil); got != tt.want {
+				t.Errorf("tags = %s, want %s", got, tt.want)
+			}
+		})
+	}
 }

@@ -51,17 +51,20 @@ const (
 	maxErrorText = 4 << 10
 )
 
-// minTerraform is the oldest Terraform the runner accepts (major, minor).
-var minTerraform = [2]int{1, 5}
+// The oldest Terraform the runner accepts.
+const (
+	minTerraformMajor = 1
+	minTerraformMinor = 5
+)
 
-// reservedEnv are variables the runner sets itself; ExtraEnv may not
-// override them.
-var reservedEnv = map[string]bool{
-	"HOME":                true,
-	"TF_CLI_CONFIG_FILE":  true,
-	"TF_DATA_DIR":         true,
-	"TF_PLUGIN_CACHE_DIR": true,
-	"CHECKPOINT_DISABLE":  true,
+// reservedEnv reports the variables the runner sets itself, which ExtraEnv
+// may not override.
+func reservedEnv(k string) bool {
+	switch k {
+	case "HOME", "TF_CLI_CONFIG_FILE", "TF_DATA_DIR", "TF_PLUGIN_CACHE_DIR", "CHECKPOINT_DISABLE":
+		return true
+	}
+	return false
 }
 
 var (
@@ -250,7 +253,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return nil, fmt.Errorf("new runner: ExtraEnv: invalid variable name %q", k)
 		}
-		if reservedEnv[k] || len(tfexec.ProhibitedEnv(map[string]string{k: ""})) > 0 {
+		if reservedEnv(k) || len(tfexec.ProhibitedEnv(map[string]string{k: ""})) > 0 {
 			return nil, fmt.Errorf("new runner: ExtraEnv: %s is set by the runner and may not be overridden", k)
 		}
 	}
@@ -284,17 +287,19 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 }
 
 // checkVersion asks the binary for its version and refuses one before 1.5.
+// The tfexec handle that asked keeps the answer: it becomes the first slot.
 func (r *Runner) checkVersion() error {
-	tf, err := tfexec.NewTerraform(r.cfg.WorkRoot, r.tfPath)
+	sl, err := r.takeSlot(r.cfg.WorkRoot)
 	if err != nil {
 		return fmt.Errorf("check terraform version: %w", err)
 	}
-	if err := tf.SetEnv(r.baseEnv(r.cfg.WorkRoot)); err != nil {
+	defer r.putSlot(sl)
+	if err := sl.tf.SetEnv(r.baseEnv(r.cfg.WorkRoot)); err != nil {
 		return fmt.Errorf("check terraform version: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	v, _, err := tf.Version(ctx, true)
+	v, _, err := sl.tf.Version(ctx, false)
 	if err != nil {
 		return fmt.Errorf("check terraform version of %s: %w", r.tfPath, err)
 	}
@@ -302,7 +307,7 @@ func (r *Runner) checkVersion() error {
 	for len(seg) < 2 {
 		seg = append(seg, 0)
 	}
-	if seg[0] < minTerraform[0] || (seg[0] == minTerraform[0] && seg[1] < minTerraform[1]) {
+	if seg[0] < minTerraformMajor || (seg[0] == minTerraformMajor && seg[1] < minTerraformMinor) {
 		return fmt.Errorf("%s is version %s: %w", r.tfPath, v, ErrTerraformVersion)
 	}
 	r.version = v.String()
@@ -757,23 +762,31 @@ func (s *session) chooseState(local, remote []byte) ([]byte, error) {
 	return remote, nil
 }
 
-// init runs terraform init. With a dependency lock file left by an earlier
-// run it may fail because the mirror's provider changed (a rebuilt plugin)
-// or the template's constraints did: it then retries once without it.
+// init runs terraform init. The dependency lock file an earlier run left
+// may no longer fit: the mirror's provider was rebuilt (its checksum
+// changed) or the template's version constraints changed. Init then fails
+// naming the lock file, and is retried once without it.
 func (s *session) init(ctx context.Context) error {
 	err := s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
-	if err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || !lockFileProblem(err) {
 		return err
 	}
 	lock := filepath.Join(s.dir, lockFileName)
 	if _, statErr := os.Stat(lock); statErr != nil {
 		return err
 	}
-	s.sink.line("kloud: terraform init failed with the existing dependency lock file; retrying without it")
+	s.sink.line("kloud: the dependency lock file no longer fits; retrying terraform init without it")
 	if rmErr := os.Remove(lock); rmErr != nil {
 		return errors.Join(err, rmErr)
 	}
 	return s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
+}
+
+// lockFileProblem reports whether a failed init blames the dependency lock
+// file (a checksum mismatch, a locked version the constraints exclude).
+func lockFileProblem(err error) bool {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	return strings.Contains(msg, "dependency lock file") || strings.Contains(msg, "locked provider")
 }
 
 // exec runs one Terraform command under the runner's cancellation: when ctx

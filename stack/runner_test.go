@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -1090,11 +1091,30 @@ func TestRunnerSandboxMachines(t *testing.T) {
 	}
 	compareModules(t, res.State.Values.RootModule, want.Values.RootModule)
 
+	// A rebuilt plugin no longer matches the checksum in the lock file the
+	// first init wrote: init is retried without it.
+	lock := filepath.Join(r.WorkDir("sbx"), lockFileName)
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := regexp.MustCompile(`"h1:[^"]+"`).ReplaceAll(b, []byte(`"h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="`))
+	if bytes.Equal(stale, b) {
+		t.Fatalf("no h1 checksum in the lock file:\n%s", b)
+	}
+	if err := os.WriteFile(lock, stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = lines{}
+	run.Output = out.output
 	res, err = r.Destroy(ctx, run)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.text())
 	}
 	destroyed = true
+	if !strings.Contains(out.text(), "retrying terraform init without it") {
+		t.Errorf("init was not retried without the stale lock file:\n%s", out.text())
+	}
 	if len(res.Resources) != 0 {
 		t.Errorf("after destroy: %q", stateAddrs(res.Resources))
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // files holds one directory per provider: main.tf is its example stack,
-// bootstrap.tf.json (or bootstrap.tf) its bootstrap template.
+// bootstrap.tf.json (or bootstrap.tf) its bootstrap template. Every
+// provider directory's Terraform files are embedded.
 //
-//go:embed sandbox/*
+//go:embed */*.tf */*.tf.json
 var files embed.FS
 
 // ErrNotFound is returned for a provider without the requested template.

@@ -505,4 +505,3 @@ func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
 	}
 	return &r, nil
 }
-

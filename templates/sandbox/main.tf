@@ -11,6 +11,7 @@ variable "web_count" {
 # own directory: here it writes the page they would serve.
 resource "sandbox_machine" "web" {
   count = var.web_count
+  name  = "web-${count.index}"
   size  = "small"
 
   user_data = <<-EOT
@@ -27,6 +28,7 @@ resource "sandbox_machine" "web" {
 
 # The database is never stopped by the idle checker.
 resource "sandbox_machine" "db" {
+  name      = "db"
   size      = "medium"
   always_on = true
 }

@@ -1,0 +1,145 @@
+// Package kloudtest starts a whole Kloud server in-process for tests: a real
+// SQLite store in a temp dir, real Terraform, the real sandbox provider
+// plugin and agents, and the typed client logged in as the admin.
+package kloudtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/kloud"
+	_ "github.com/kloud/kloud/provider/sandbox" // the embedded default provider
+	"github.com/kloud/kloud/store/sqlite"
+)
+
+// Harness is one running server.
+type Harness struct {
+	Server  *kloud.Server
+	URL     string
+	DataDir string
+	// Admin is a client logged in with the admin token.
+	Admin *client.Client
+	// AdminToken is the generated admin token.
+	AdminToken string
+}
+
+// New starts a server on t.TempDir(); options may change its config before
+// it starts. Everything is stopped, and every sandbox agent checked gone, at
+// the end of the test.
+func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
+	t.Helper()
+	dataDir := t.TempDir()
+	tf := testenv.Terraform(t)
+	plugins := testenv.PluginDir(t)
+	t.Setenv("KLOUD_KLIENT", testenv.Klient(t))
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, dataDir)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	cfg := kloud.Config{
+		DataDir:       dataDir,
+		Store:         st,
+		URL:           "http://" + ts.Listener.Addr().String(),
+		TerraformPath: tf,
+		PluginDir:     plugins,
+		Workers:       4,
+		JobLease:      10 * time.Second,
+		ShutdownGrace: 20 * time.Second,
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	srv, err := kloud.New(ctx, cfg)
+	if err != nil {
+		st.Close()
+		t.Fatalf("new server: %v", err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	srv.Start()
+	h := &Harness{Server: srv, URL: ts.URL, DataDir: dataDir, AdminToken: srv.AdminToken}
+	h.Admin = client.New(ts.URL, srv.AdminToken)
+	t.Cleanup(func() {
+		h.destroyAll(t)
+		ts.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close server: %v", err)
+		}
+		testenv.NoProcesses(t, filepath.Join(dataDir, "sandbox"))
+	})
+	return h
+}
+
+// destroyAll destroys every stack still holding machines, so no agent
+// outlives the test.
+func (h *Harness) destroyAll(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stacks, err := h.Admin.Stacks(ctx)
+	if err != nil {
+		t.Logf("list stacks at cleanup: %v", err)
+		return
+	}
+	for _, s := range stacks {
+		if s.Status == "destroyed" || len(s.Machines) == 0 {
+			continue
+		}
+		ref, err := h.Admin.DestroyStack(ctx, s.ID)
+		if err != nil {
+			t.Logf("destroy stack %s at cleanup: %v", s.ID, err)
+			continue
+		}
+		if _, err := h.Admin.WaitJob(ctx, ref.JobID); err != nil {
+			t.Logf("wait destroy of %s: %v", s.ID, err)
+		}
+	}
+}
+
+// Member creates a member and returns a client acting as them.
+func (h *Harness) Member(t testing.TB, name string) *client.Client {
+	t.Helper()
+	u, err := h.Admin.CreateUser(context.Background(), client.CreateUserRequest{Name: name, Role: "member"})
+	if err != nil {
+		t.Fatalf("create member %s: %v", name, err)
+	}
+	return h.Admin.WithToken(u.Token)
+}
+
+// WaitJob waits for a job to end and fails the test if it did not succeed.
+func WaitJob(t testing.TB, c *client.Client, jobID string) *client.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	j, err := c.WaitJob(ctx, jobID)
+	if err != nil {
+		t.Fatalf("wait job %s: %v", jobID, err)
+	}
+	if j.Status != "succeeded" {
+		evs, _ := c.JobEvents(context.Background(), jobID)
+		for _, e := range evs {
+			t.Logf("event %d %s: %s", e.Seq, e.Kind, e.Message)
+		}
+		t.Fatalf("job %s %s: %s", jobID, j.Status, j.Error)
+	}
+	return j
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
