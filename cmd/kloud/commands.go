@@ -341,7 +341,9 @@ func commands() map[string]command {
 			},
 		},
 		"rating quote": {
-			flags: func(fs *flag.FlagSet) { fs.String("points", "", `points as JSON, e.g. [{"service":"instance","qty":"1","unit":"hour","desc":{"size":"small"}}] (or @file)`) },
+			flags: func(fs *flag.FlagSet) {
+				fs.String("points", "", `points as JSON, e.g. [{"service":"instance","qty":"1","unit":"hour","desc":{"size":"small"}}] (or @file)`)
+			},
 			run: func(cc *cmdContext) error {
 				data, err := readArg(cc.str("points"))
 				if err != nil {
