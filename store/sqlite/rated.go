@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -39,8 +40,9 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
 	type row struct {
-		begin, end                int64
-		qty, price, groupby, meta string
+		begin, end                       int64
+		qty, price, groupby, meta, attrs string
+		buckets                          [4]int64
 	}
 	rows := make([]row, len(p.Points))
 	for i := range p.Points {
@@ -68,6 +70,17 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		if r.meta, err = jsonMap(pt.Metadata); err != nil {
 			return fmt.Errorf("commit rated period of %s: point %d metadata: %w", p.Scope, i, err)
 		}
+		attrs := make(map[string]string, len(pt.Groupby)+len(pt.Metadata))
+		maps.Copy(attrs, pt.Metadata)
+		maps.Copy(attrs, pt.Groupby)
+		if r.attrs, err = jsonMap(attrs); err != nil {
+			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
+		}
+		for k, key := range bucketKeys {
+			if r.buckets[k], err = nanos("bucket", bucketOf(key, fromNanos(r.begin))); err != nil {
+				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
+			}
+		}
 		rows[i] = r
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
@@ -82,15 +95,17 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 				p.Begin.UTC().Format(time.RFC3339Nano), fromNanos(last).Format(time.RFC3339Nano), store.ErrConflict)
 		}
 		if len(rows) > 0 {
-			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points (scope, begin_at, end_at, service, unit, qty, price, groupby, metadata)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points
+				(scope, begin_at, end_at, service, unit, qty, price, groupby, metadata, attrs, day_at, week_at, month_at, year_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?, ?)`)
 			if err != nil {
 				return err
 			}
 			defer stmt.Close()
 			for i, r := range rows {
 				pt := &p.Points[i]
-				if _, err := stmt.ExecContext(ctx, p.Scope, r.begin, r.end, pt.Service, pt.Unit, r.qty, r.price, r.groupby, r.meta); err != nil {
+				if _, err := stmt.ExecContext(ctx, p.Scope, r.begin, r.end, pt.Service, pt.Unit, r.qty, r.price, r.groupby, r.meta,
+					r.attrs, r.buckets[0], r.buckets[1], r.buckets[2], r.buckets[3]); err != nil {
 					return mapErr(err)
 				}
 			}
@@ -160,27 +175,28 @@ const (
 	keyYear  = "time-y"
 )
 
-// beginSeconds is begin_at in whole Unix seconds, rounded down.
-const beginSeconds = `((begin_at - ((begin_at % 1000000000) + 1000000000) % 1000000000) / 1000000000)`
+// bucketKeys are the time bucket keys, in the order of their columns.
+var bucketKeys = [4]string{keyDay, keyWeek, keyMonth, keyYear}
 
-// bucketExpr is the SQL giving the RFC 3339 start of a point's day, ISO week
-// (Monday), month or year; "" for a key that is not a time bucket.
-func bucketExpr(key string) string {
+// bucketColumn is the rated_points column holding a time bucket key's
+// value: the Unix nanoseconds of the start of the UTC day, ISO week
+// (Monday), month or year the point's Begin falls in; "" for other keys.
+func bucketColumn(key string) string {
 	switch key {
 	case keyDay:
-		return `strftime('%Y-%m-%dT00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+		return "day_at"
 	case keyWeek:
-		return `strftime('%Y-%m-%dT00:00:00Z', ` + beginSeconds + `, 'unixepoch', 'weekday 0', '-6 days')`
+		return "week_at"
 	case keyMonth:
-		return `strftime('%Y-%m-01T00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+		return "month_at"
 	case keyYear:
-		return `strftime('%Y-01-01T00:00:00Z', ` + beginSeconds + `, 'unixepoch')`
+		return "year_at"
 	}
 	return ""
 }
 
-// bucketOf is bucketExpr computed in Go, for filter values.
-func bucketOf(key string, t time.Time) string {
+// bucketOf returns the start of the time bucket key that t falls in.
+func bucketOf(key string, t time.Time) time.Time {
 	t = t.UTC()
 	y, m, d := t.Date()
 	switch key {
@@ -193,10 +209,11 @@ func bucketOf(key string, t time.Time) string {
 	case keyYear:
 		m, d = time.January, 1
 	}
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Format("2006-01-02T15:04:05Z")
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// attrExpr is the SQL reading key from a point's groupby, else its metadata.
+// attrExpr is the SQL reading key from a point's groupby, else its metadata
+// (attrs holds both, groupby winning).
 func attrExpr(key string) (string, error) {
 	if key == "" {
 		return "", invalid("empty key")
@@ -205,7 +222,7 @@ func attrExpr(key string) (string, error) {
 		return "", invalid("key %q may not hold quotes, backslashes or control characters", key)
 	}
 	path := "'" + strings.ReplaceAll(`$."`+key+`"`, "'", "''") + "'"
-	return `coalesce(json_extract(groupby, ` + path + `), json_extract(metadata, ` + path + `))`, nil
+	return `json_extract(attrs, ` + path + `)`, nil
 }
 
 func parseTimeValue(key, v string) (time.Time, error) {
@@ -264,7 +281,11 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 			if err != nil {
 				return "", nil, err
 			}
-			conds, args = append(conds, bucketExpr(k)+" = ?"), append(args, bucketOf(k, t))
+			n, err := nanos("filter "+k, bucketOf(k, t))
+			if err != nil {
+				return "", nil, err
+			}
+			conds, args = append(conds, bucketColumn(k)+" = ?"), append(args, n)
 		default:
 			e, err := attrExpr(k)
 			if err != nil {
@@ -364,7 +385,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 			expr, isTime[i] = "begin_at", true
 			groups = append(groups, "end_at")
 		case keyDay, keyWeek, keyMonth, keyYear:
-			expr = bucketExpr(k)
+			expr, isTime[i] = bucketColumn(k), true
 		default:
 			if expr, err = attrExpr(k); err != nil {
 				return nil, fmt.Errorf("summarize: group by: %w", err)
@@ -378,25 +399,24 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	if limit <= 0 {
 		limit = -1
 	}
+	grouped := len(groups) > 0
+	// The fifth column counts: the points of the one ungrouped row, or,
+	// as a window over the groups, every group before LIMIT and OFFSET.
 	head := `SELECT min(begin_at), max(end_at), kloud_decimal_sum(qty), kloud_decimal_sum(price), count(*)`
+	if grouped {
+		head += ` OVER ()`
+	}
 	for _, sel := range selects {
 		head += ", " + sel
 	}
 	query := head + ` FROM rated_points` + where
-	grouped := len(groups) > 0
+	qargs := args
 	if grouped {
 		query += ` GROUP BY ` + strings.Join(groups, ", ")
 		query += ` ORDER BY ` + strings.Join(orders, ", ") + ` LIMIT ? OFFSET ?`
+		qargs = append(slices.Clip(args), limit, q.Offset)
 	}
 	err = s.read(ctx, func(tx *sql.Tx) error {
-		qargs := args
-		if grouped {
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM rated_points`+where+
-				` GROUP BY `+strings.Join(groupExprs(groups, selects), ", ")+`)`, args...).Scan(&sum.Total); err != nil {
-				return err
-			}
-			qargs = append(slices.Clip(args), limit, q.Offset)
-		}
 		rows, err := tx.QueryContext(ctx, query, qargs...)
 		if err != nil {
 			return err
@@ -414,7 +434,9 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			if n == 0 {
+			if grouped {
+				sum.Total = int(n)
+			} else if n == 0 {
 				continue // the ungrouped row over nothing
 			}
 			row := []any{formatTime(begin.Int64), formatTime(end.Int64), qty.String, rate.String}
@@ -436,13 +458,21 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 			}
 			sum.Results = append(sum.Results, row)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if grouped && len(sum.Results) == 0 && q.Offset > 0 {
+			// The page is past the last group: count them.
+			return tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM rated_points`+where+
+				` GROUP BY `+strings.Join(groupExprs(groups, selects), ", ")+`)`, args...).Scan(&sum.Total)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("summarize: %w", err)
 	}
 	if !grouped {
-		// One row over everything matched, paged here: it is one row.
+		// One row over everything matched, paged here.
 		sum.Total = len(sum.Results)
 		if q.Offset > 0 {
 			sum.Results = sum.Results[:0]

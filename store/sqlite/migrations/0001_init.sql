@@ -197,10 +197,18 @@ CREATE TABLE rated_points (
 	qty      TEXT NOT NULL,
 	price    TEXT NOT NULL,
 	groupby  TEXT NOT NULL DEFAULT '{}',
-	metadata TEXT NOT NULL DEFAULT '{}'
+	metadata TEXT NOT NULL DEFAULT '{}',
+	-- What Summarize groups and filters on, computed at commit: the JSONB
+	-- of metadata overlaid with groupby (one lookup finds a key in either),
+	-- and the UTC day, ISO week (Monday), month and year Begin falls in.
+	attrs    BLOB NOT NULL,
+	day_at   INTEGER NOT NULL,
+	week_at  INTEGER NOT NULL,
+	month_at INTEGER NOT NULL,
+	year_at  INTEGER NOT NULL
 );
-CREATE INDEX rated_points_scope_begin ON rated_points (scope, begin_at);
-CREATE INDEX rated_points_begin ON rated_points (begin_at);
+CREATE INDEX rated_points_scope_begin ON rated_points (scope, begin_at, end_at);
+CREATE INDEX rated_points_begin ON rated_points (begin_at, end_at);
 
 CREATE TABLE scope_states (
 	scope          TEXT PRIMARY KEY,
