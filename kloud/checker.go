@@ -104,7 +104,7 @@ func (s *Server) checkSilent(ctx context.Context, m *stack.Machine, lastSeen tim
 	if err != nil || busy {
 		return err
 	}
-	drv, _, err := s.machineDriver(ctx, m)
+	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -152,37 +152,43 @@ func (s *Server) checkIdle(ctx context.Context, m *stack.Machine, now time.Time)
 }
 
 // machineDriver builds the provider's Machine for m.
-func (s *Server) machineDriver(ctx context.Context, m *stack.Machine) (provider.Machine, *provider.BaseMachine, error) {
+func (s *Server) machineDriver(ctx context.Context, m *stack.Machine) (provider.Machine, error) {
 	st, err := s.st.GetStack(ctx, m.StackID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stack of machine %s: %w", m.ID, err)
+		return nil, fmt.Errorf("stack of machine %s: %w", m.ID, err)
 	}
 	c, err := s.st.GetCredential(ctx, st.CredentialID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("credential of machine %s: %w", m.ID, err)
+		return nil, fmt.Errorf("credential of machine %s: %w", m.ID, err)
 	}
 	bs, p, err := s.baseStack(c, nil, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	return s.newDriver(p, c, bs.Cred, bs.Bootstrap, m)
+}
+
+// newDriver builds the provider's Machine for m with its decoded
+// credential and metadata.
+func (s *Server) newDriver(p *provider.Provider, c *stack.Credential, cred, boot any, m *stack.Machine) (provider.Machine, error) {
 	bm := &provider.BaseMachine{
 		Provider: p, Log: s.log.With("machine", m.ID), Machine: m,
-		Credential: c, Cred: bs.Cred, Bootstrap: bs.Bootstrap, DataDir: s.cfg.DataDir,
+		Credential: c, Cred: cred, Bootstrap: boot, DataDir: s.cfg.DataDir,
 	}
 	if p.Schema.NewMetadata != nil {
 		meta := p.Schema.NewMetadata(m)
 		if len(m.Metadata) > 0 {
 			if err := json.Unmarshal(m.Metadata, meta); err != nil {
-				return nil, nil, fmt.Errorf("metadata of machine %s: %w", m.ID, err)
+				return nil, fmt.Errorf("metadata of machine %s: %w", m.ID, err)
 			}
 		}
 		bm.Metadata = meta
 	}
 	drv, err := p.Machine(bm)
 	if err != nil {
-		return nil, nil, fmt.Errorf("machine %s: %w", m.ID, err)
+		return nil, fmt.Errorf("machine %s: %w", m.ID, err)
 	}
-	return drv, bm, nil
+	return drv, nil
 }
 
 // saveMetadata stores what a provider reported about a machine.

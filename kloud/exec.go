@@ -12,6 +12,7 @@ import (
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // execute runs a claimed job's work.
@@ -94,7 +95,7 @@ func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork,
 func (s *Server) compose(ctx context.Context, w *stackWork) (*stack.Template, error) {
 	composed, err := w.impl.ApplyTemplate(ctx, w.cred)
 	if err != nil {
-		return nil, fmt.Errorf("compose template: %s", w.base.Mask(err.Error()))
+		return nil, fmt.Errorf("compose template: %w", w.base.MaskError(err))
 	}
 	s.addSecrets(composed.Env)
 	return composed, nil
@@ -142,7 +143,7 @@ func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
 	})
 	if res != nil {
 		s.progress(ctx, job, 90, "recording machines")
-		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources); err != nil {
+		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, "no longer in the stack's Terraform state"); err != nil {
 			return fail(errors.Join(runErr, err))
 		}
 	}
@@ -192,7 +193,7 @@ func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
 		Output:   s.outputProgress(ctx, job, 10, 90, len(machines)),
 	})
 	if res != nil {
-		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources); err != nil {
+		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, "destroyed with the stack"); err != nil {
 			return fail(errors.Join(runErr, err))
 		}
 	}
@@ -217,8 +218,9 @@ func resourceCount(t *stack.Template) int {
 
 // syncMachines makes the stack's machine records match the machines in the
 // Terraform state: new ones are created, present ones updated with their
-// metadata and real state, and those gone are Terminated.
-func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []stack.StateResource) error {
+// metadata and real state (providers are asked in parallel), and those
+// gone are Terminated with goneReason.
+func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []stack.StateResource, goneReason string) error {
 	existing, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
 	if err != nil {
 		return err
@@ -227,16 +229,30 @@ func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []sta
 	for _, m := range existing {
 		byLabel[m.Label] = m
 	}
-	seen := make(map[string]bool)
-	for _, r := range stack.ResourcesOfType(resources, w.provider.TerraformType()) {
-		seen[r.Address] = true
-		if err := s.syncMachine(ctx, w, byLabel[r.Address], r); err != nil {
+	machines := stack.ResourcesOfType(resources, w.provider.TerraformType())
+	synced := make([]machineSync, len(machines))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, r := range machines {
+		g.Go(func() error {
+			ms, err := s.inspectMachine(gctx, w, byLabel[r.Address], r)
+			synced[i] = ms
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(synced))
+	for _, ms := range synced {
+		seen[ms.m.Label] = true
+		if err := s.recordMachine(ctx, ms); err != nil {
 			return err
 		}
 	}
 	for _, m := range existing {
 		if !seen[m.Label] && m.State != machinestate.Terminated {
-			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminated, "no longer in the stack's Terraform state", s.now()); err != nil {
+			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminated, goneReason, s.now()); err != nil {
 				return err
 			}
 		}
@@ -244,56 +260,80 @@ func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []sta
 	return nil
 }
 
-func (s *Server) syncMachine(ctx context.Context, w *stackWork, m *stack.Machine, r stack.StateResource) error {
+// machineSync is what an apply learnt of one machine.
+type machineSync struct {
+	m      *stack.Machine
+	isNew  bool
+	state  machinestate.State
+	reason string
+}
+
+// inspectMachine fills a machine record from its Terraform state and asks
+// the provider for its real state; it writes nothing.
+func (s *Server) inspectMachine(ctx context.Context, w *stackWork, m *stack.Machine, r stack.StateResource) (machineSync, error) {
 	now := s.now()
-	isNew := m == nil || m.State == machinestate.Terminated
+	ms := machineSync{isNew: m == nil || m.State == machinestate.Terminated, state: machinestate.Running, reason: "applied"}
 	if m == nil {
 		m = &stack.Machine{StackID: w.stack.ID, OwnerID: w.stack.OwnerID, Provider: w.provider.Name, Label: r.Address, CreatedAt: now}
 	}
+	if ms.isNew {
+		ms.reason = "built"
+	}
+	ms.m = m
 	if v, ok := r.Values["always_on"].(bool); ok {
 		m.AlwaysOn = v
 	}
 	m.AgentTokenHash = stack.HashAgentToken(stack.AgentToken(w.stack.AgentSecret, r.Address).Reveal())
+	m.UpdatedAt = now
 	if w.provider.Schema.NewMetadata != nil {
 		meta := w.provider.Schema.NewMetadata(m)
 		b, err := json.Marshal(r.Values)
 		if err != nil {
-			return fmt.Errorf("encode state of %s: %w", r.Address, err)
+			return ms, fmt.Errorf("encode state of %s: %w", r.Address, err)
 		}
 		if err := json.Unmarshal(b, meta); err != nil {
-			return fmt.Errorf("read metadata of %s: %w", r.Address, err)
+			return ms, fmt.Errorf("read metadata of %s: %w", r.Address, err)
 		}
 		if m.Metadata, err = json.Marshal(meta); err != nil {
-			return fmt.Errorf("encode metadata of %s: %w", r.Address, err)
+			return ms, fmt.Errorf("encode metadata of %s: %w", r.Address, err)
 		}
 	}
-	m.UpdatedAt = now
+	drv, err := s.newDriver(w.provider, w.cred, w.base.Cred, w.base.Bootstrap, m)
+	if err != nil {
+		return ms, err
+	}
+	state, meta, err := drv.Info(ctx)
+	if err != nil {
+		ms.state, ms.reason = machinestate.Unknown, "provider info failed: "+w.base.Mask(err.Error())
+		return ms, nil
+	}
+	ms.state = state
+	if meta != nil {
+		if m.Metadata, err = json.Marshal(meta); err != nil {
+			return ms, fmt.Errorf("encode metadata of %s: %w", r.Address, err)
+		}
+	}
+	return ms, nil
+}
+
+// recordMachine stores what inspectMachine learnt.
+func (s *Server) recordMachine(ctx context.Context, ms machineSync) error {
+	m := ms.m
 	if m.ID == "" {
-		m.State = machinestate.Building
-	}
-	if err := s.st.PutMachine(ctx, m); err != nil {
-		return fmt.Errorf("record machine %s: %w", r.Address, err)
-	}
-	state, reason := machinestate.Running, "built"
-	if !isNew {
-		reason = "applied"
-	}
-	if drv, _, err := s.machineDriver(ctx, m); err == nil {
-		st, meta, ierr := drv.Info(ctx)
-		switch {
-		case ierr != nil:
-			state, reason = machinestate.Unknown, "provider info failed: "+w.base.Mask(ierr.Error())
-		default:
-			state = st
-			if err := s.saveMetadata(ctx, m, meta); err != nil {
-				return err
-			}
+		// A new record starts its history in the state the provider reports.
+		m.State, m.Reason, m.CreatedAt = ms.state, ms.reason, s.now()
+		if err := s.st.PutMachine(ctx, m); err != nil {
+			return fmt.Errorf("record machine %s: %w", m.Label, err)
 		}
-	}
-	if state == m.State && !isNew {
 		return nil
 	}
-	return s.st.SetMachineState(ctx, m.ID, state, reason, s.now())
+	if err := s.st.PutMachine(ctx, m); err != nil {
+		return fmt.Errorf("record machine %s: %w", m.Label, err)
+	}
+	if ms.state == m.State && !ms.isNew {
+		return nil
+	}
+	return s.st.SetMachineState(ctx, m.ID, ms.state, ms.reason, s.now())
 }
 
 // bootstrap applies (or destroys) a credential's bootstrap templates and
@@ -314,7 +354,7 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 	s.progress(ctx, job, 5, "composing bootstrap templates")
 	templates, err := impl.BootstrapTemplates(ctx, c)
 	if err != nil {
-		return fmt.Errorf("bootstrap templates: %s", bs.Mask(err.Error()))
+		return fmt.Errorf("bootstrap templates: %w", bs.MaskError(err))
 	}
 	outputs := make(map[string]any)
 	for i, t := range templates {
@@ -376,7 +416,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	tr, _ := machinestate.TransitionOf(method)
-	drv, _, err := s.machineDriver(ctx, m)
+	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -43,16 +44,21 @@ const (
 	KeyLabel     = "label"
 )
 
-// metadataKeys lists, for each metadata field of a point, the keys of a
-// machine's metadata JSON it is read from, first non-empty wins: the
-// generic name, then the names AWS, DigitalOcean and OpenStack use.
-var metadataKeys = [...]struct {
-	field string
-	keys  []string
-}{
-	{KeySize, []string{"size", "instance_type", "size_slug", "flavor"}},
-	{KeyRegion, []string{"region", "availability_zone", "zone"}},
-	{KeyImage, []string{"image", "ami", "image_id"}},
+// machineMeta holds the keys of a machine's metadata JSON that points
+// describe, each field first non-empty wins: the generic name, then the
+// names AWS, DigitalOcean and OpenStack use. Decoding into a struct skips
+// every other key without allocating.
+type machineMeta struct {
+	Size             json.RawMessage `json:"size"`
+	InstanceType     json.RawMessage `json:"instance_type"`
+	SizeSlug         json.RawMessage `json:"size_slug"`
+	Flavor           json.RawMessage `json:"flavor"`
+	Region           json.RawMessage `json:"region"`
+	AvailabilityZone json.RawMessage `json:"availability_zone"`
+	Zone             json.RawMessage `json:"zone"`
+	Image            json.RawMessage `json:"image"`
+	AMI              json.RawMessage `json:"ami"`
+	ImageID          json.RawMessage `json:"image_id"`
 }
 
 // HistorySource is what the collector reads (store.Machines).
@@ -64,9 +70,81 @@ type HistorySource interface {
 // Collector builds uptime frames from the machines' state history. Only
 // time in the Running state counts. A machine whose agent went silent has a
 // Stopped record at its last heartbeat, so the history alone is right.
+//
+// A Collector remembers each machine's description (groupby and metadata
+// maps, rebuilt when the machine's record changes) so that consecutive
+// collections do not parse the same metadata again; the maps are shared by
+// every point of the machine and must be treated as read-only. It is safe
+// for concurrent use.
 type Collector struct {
 	Machines HistorySource
+
+	mu    sync.Mutex
+	descs map[string]cachedDesc // by machine id
 }
+
+// cachedDesc is a machine's description and the record it was built from.
+type cachedDesc struct {
+	owner, stackID, provider, label string
+	metadata                        []byte
+	desc                            machineDesc
+}
+
+func (c *cachedDesc) matches(owner string, m *stack.Machine) bool {
+	return c.owner == owner && c.stackID == m.StackID && c.provider == m.Provider && c.label == m.Label && bytes.Equal(c.metadata, m.Metadata)
+}
+
+// description returns the machine's description, from the cache when its
+// record has not changed.
+func (c *Collector) description(owner, id string, m *stack.Machine) machineDesc {
+	if m == nil {
+		return describe(owner, id, nil)
+	}
+	c.mu.Lock()
+	cd, ok := c.descs[id]
+	c.mu.Unlock()
+	if ok && cd.matches(owner, m) {
+		return cd.desc
+	}
+	d := describe(owner, id, m)
+	c.mu.Lock()
+	if c.descs == nil {
+		c.descs = map[string]cachedDesc{}
+	}
+	c.descs[id] = cachedDesc{owner: owner, stackID: m.StackID, provider: m.Provider, label: m.Label, metadata: bytes.Clone(m.Metadata), desc: d}
+	c.mu.Unlock()
+	return d
+}
+
+// prune drops the descriptions of machines that no longer exist once the
+// cache is much larger than the fleet.
+func (c *Collector) prune(ctx context.Context) error {
+	c.mu.Lock()
+	n := len(c.descs)
+	c.mu.Unlock()
+	if n < maxCachedDescs {
+		return nil
+	}
+	all, err := c.Machines.ListMachines(ctx, store.MachineFilter{})
+	if err != nil {
+		return fmt.Errorf("list machines: %w", err)
+	}
+	live := make(map[string]bool, len(all))
+	for _, m := range all {
+		live[m.ID] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.descs {
+		if !live[id] {
+			delete(c.descs, id)
+		}
+	}
+	return nil
+}
+
+// maxCachedDescs is the cache size past which deleted machines are pruned.
+const maxCachedDescs = 100_000
 
 // PeriodStart is the start of the period of length period containing t,
 // periods being aligned to the Unix epoch.
@@ -118,10 +196,20 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 	for _, m := range machines {
 		byID[m.ID] = m
 	}
+	// Every machine with history may have a point in every period.
+	seen := 0
+	for i := range recs {
+		if i == 0 || recs[i].MachineID != recs[i-1].MachineID {
+			seen++
+		}
+	}
 	frames := make([]*dataframe.DataFrame, n)
 	for i := range frames {
 		s := begin.Add(time.Duration(i) * period)
 		frames[i] = dataframe.New(s, s.Add(period))
+		if seen > 0 {
+			frames[i].Usage[ServiceInstance] = make([]dataframe.DataPoint, 0, seen)
+		}
 	}
 	running := make([]time.Duration, n)
 	qtys := map[time.Duration]decimal.Decimal{}
@@ -145,7 +233,7 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 		if lo > hi {
 			continue
 		}
-		desc := describe(scope, group[0].MachineID, byID[group[0].MachineID])
+		desc := c.description(scope, group[0].MachineID, byID[group[0].MachineID])
 		for k := lo; k <= hi; k++ {
 			d := running[k]
 			if d <= 0 {
@@ -159,6 +247,14 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 			}
 			frames[k].Add(ServiceInstance, dataframe.DataPoint{Unit: UnitHour, Qty: qty, Groupby: desc.groupby, Metadata: desc.metadata})
 		}
+	}
+	for _, f := range frames {
+		if pts, ok := f.Usage[ServiceInstance]; ok && len(pts) == 0 {
+			delete(f.Usage, ServiceInstance)
+		}
+	}
+	if err := c.prune(ctx); err != nil {
+		return nil, fmt.Errorf("collect %s: %w", scope, err)
 	}
 	return frames, nil
 }
@@ -220,11 +316,24 @@ func describe(owner, id string, m *stack.Machine) machineDesc {
 	if m.Label != "" {
 		d.metadata[KeyLabel] = m.Label
 	}
-	meta := parseMetadata(m.Metadata)
-	for _, mk := range metadataKeys {
-		for _, k := range mk.keys {
-			if v := meta[k]; v != "" {
-				d.metadata[mk.field] = v
+	if len(m.Metadata) == 0 {
+		return d
+	}
+	var mm machineMeta
+	if err := json.Unmarshal(m.Metadata, &mm); err != nil {
+		return d // metadata that is not a JSON object describes nothing
+	}
+	for _, f := range [...]struct {
+		key  string
+		vals [4]json.RawMessage
+	}{
+		{KeySize, [4]json.RawMessage{mm.Size, mm.InstanceType, mm.SizeSlug, mm.Flavor}},
+		{KeyRegion, [4]json.RawMessage{mm.Region, mm.AvailabilityZone, mm.Zone}},
+		{KeyImage, [4]json.RawMessage{mm.Image, mm.AMI, mm.ImageID}},
+	} {
+		for _, raw := range f.vals {
+			if v := scalar(raw); v != "" {
+				d.metadata[f.key] = v
 				break
 			}
 		}
@@ -232,28 +341,26 @@ func describe(owner, id string, m *stack.Machine) machineDesc {
 	return d
 }
 
-// parseMetadata reads the scalar top-level values of a machine's metadata
-// JSON as strings; metadata that is not a JSON object gives none.
-func parseMetadata(raw json.RawMessage) map[string]string {
+// scalar is a JSON string's value, or a number's or boolean's text; "" for
+// anything else.
+func scalar(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
-		return nil
+		return ""
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil
-	}
-	out := make(map[string]string, len(obj))
-	for k, v := range obj {
-		switch v := v.(type) {
-		case string:
-			out[k] = v
-		case json.Number:
-			out[k] = v.String()
-		case bool:
-			out[k] = strconv.FormatBool(v)
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
 		}
+		return s
+	case c == 't' || c == 'f':
+		if b, err := strconv.ParseBool(string(raw)); err == nil {
+			return strconv.FormatBool(b)
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(raw)
 	}
-	return out
+	return ""
 }

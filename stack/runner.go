@@ -537,7 +537,6 @@ func (p slogPrintf) Printf(format string, v ...any) {
 type session struct {
 	r       *Runner
 	run     Run
-	op      string
 	dir     string
 	tf      *tfexec.Terraform
 	slot    *slot
@@ -629,7 +628,7 @@ func (r *Runner) do(ctx context.Context, run Run, op string, body func(context.C
 	masker := newSecretMasker(run.Template.Env)
 	sink := &lineSink{emit: run.Output, mask: masker.mask}
 	s := &session{
-		r: r, run: run, op: op, dir: r.WorkDir(run.Key), backend: backend,
+		r: r, run: run, dir: r.WorkDir(run.Key), backend: backend,
 		masker: masker, sink: sink,
 		stdout: &lineWriter{sink: sink}, stderr: &lineWriter{sink: sink},
 		lastSaved: -1,

@@ -74,6 +74,8 @@ func benchmarkApply(b *testing.B, n int) {
 		}
 	}
 	b.StopTimer()
+	b.Logf("runner apply times %v", roundMs(runnerTimes))
+	b.Logf("raw apply times    %v", roundMs(rawTimes))
 	runnerMs, rawMs := medianMs(runnerTimes), medianMs(rawTimes)
 	b.ReportMetric(runnerMs, "runner-ms")
 	b.ReportMetric(rawMs, "raw-ms")
@@ -129,4 +131,12 @@ func medianMs(ds []time.Duration) float64 {
 		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return float64(m) / float64(time.Millisecond)
+}
+
+func roundMs(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }

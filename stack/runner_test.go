@@ -162,6 +162,13 @@ output "first" { value = terraform_data.a[0].output }
 func TestRunnerPlanShowsResources(t *testing.T) {
 	backend := newMemBackend()
 	r := newTestRunner(t, backend)
+	// A file left from an earlier template must not be part of this run.
+	if err := os.MkdirAll(r.WorkDir("plan1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.WorkDir("plan1"), "stale.tf"), []byte(`resource "terraform_data" "stale" {}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out lines
 	res, err := r.Plan(context.Background(), Run{Key: "plan1", Template: hclTemplate(twoData, nil), Output: out.output})
 	if err != nil {

@@ -269,26 +269,49 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 	if from >= to {
 		return nil, invalid("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
 	}
-	owner := ""
 	args := []any{sql.Named("from", from), sql.Named("to", to)}
+	owner := ""
 	if q.OwnerID != "" {
-		owner = " WHERE m.owner_id = @owner"
+		owner = "m.owner_id = @owner AND "
 		args = append(args, sql.Named("owner", q.OwnerID))
 	}
-	ownerAnd := strings.Replace(owner, " WHERE", " AND", 1)
-	query := `SELECT machine_id, state, reason, at FROM (
-		SELECT m.id AS machine_id, h.state, h.reason, h.at, h.id AS hid
-		FROM machines m JOIN machine_history h ON h.id = (
-			SELECT h2.id FROM machine_history h2
-			WHERE h2.machine_id = m.id AND h2.at <= @from
-			ORDER BY h2.at DESC, h2.id DESC LIMIT 1)` + owner + `
-		UNION ALL
-		SELECT h.machine_id, h.state, h.reason, h.at, h.id AS hid
-		FROM machines m JOIN machine_history h ON h.machine_id = m.id
-		WHERE h.at > @from AND h.at < @to` + ownerAnd + `
-	) ORDER BY machine_id, at, hid`
-	out, err := list(ctx, s.r, scanRecord, query, args...)
+	// Machines drive the loop (CROSS JOIN fixes the order) in id order; per
+	// machine, one range of the (machine_id, at, id) index, from the time of
+	// its last record at or before From (keeping only that record among any
+	// sharing its time) to To.
+	query := `SELECT m.id, h.state, h.reason, h.at
+		FROM machines m CROSS JOIN machine_history h ON h.machine_id = m.id
+		WHERE ` + owner + `h.at >= coalesce((SELECT h2.at FROM machine_history h2
+			WHERE h2.machine_id = m.id AND h2.at <= @from ORDER BY h2.at DESC LIMIT 1), @from)
+		AND h.at < @to
+		AND (h.at > @from OR h.id = (SELECT h3.id FROM machine_history h3
+			WHERE h3.machine_id = m.id AND h3.at <= @from ORDER BY h3.at DESC, h3.id DESC LIMIT 1))
+		ORDER BY m.id, h.at, h.id`
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
+		return nil, fmt.Errorf("state history: %w", err)
+	}
+	defer rows.Close()
+	out := []stack.StateRecord{}
+	var id, reason sql.RawBytes
+	var lastID string
+	for rows.Next() {
+		var r stack.StateRecord
+		var state int
+		var at int64
+		if err := rows.Scan(&id, &state, &reason, &at); err != nil {
+			return nil, fmt.Errorf("state history: %w", err)
+		}
+		if string(id) != lastID { // one string per machine, not per record
+			lastID = string(id)
+		}
+		r.MachineID, r.State, r.At = lastID, machinestate.State(state), fromNanos(at)
+		if len(reason) > 0 {
+			r.Reason = string(reason)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("state history: %w", err)
 	}
 	return out, nil

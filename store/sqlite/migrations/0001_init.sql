@@ -82,7 +82,6 @@ CREATE TABLE machine_history (
 	at         INTEGER NOT NULL
 );
 CREATE INDEX machine_history_machine_at ON machine_history (machine_id, at, id);
-CREATE INDEX machine_history_at ON machine_history (at);
 
 CREATE TABLE jobs (
 	id            TEXT PRIMARY KEY,

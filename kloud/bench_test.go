@@ -1,0 +1,127 @@
+package kloud_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/kloud/kloudtest"
+)
+
+func machinesTemplate(n int) string {
+	return fmt.Sprintf("resource \"sandbox_machine\" \"m\" {\n  count = %d\n  name  = \"m-${count.index}\"\n}\n", n)
+}
+
+// BenchmarkApplyVsRawTerraform measures a stack apply through the API, from
+// POST …/apply to the job succeeded, against raw `terraform init &&
+// terraform apply` of the same machines with the same plugin, and prints
+// the ratio (target ≤ 1.10).
+func BenchmarkApplyVsRawTerraform(b *testing.B) {
+	for _, n := range []int{1, 10} {
+		b.Run(fmt.Sprintf("machines=%d", n), func(b *testing.B) {
+			h := kloudtest.New(b)
+			ctx := context.Background()
+			cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tpl, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "bench", Provider: "sandbox", Content: machinesTemplate(n)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tf := testenv.Terraform(b)
+			cliConfig := testenv.CLIConfig(b, testenv.PluginDir(b))
+			rawDataDir := b.TempDir()
+			var api, raw time.Duration
+			for i := 0; i < b.N; i++ {
+				st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: fmt.Sprint("bench-", i), TemplateID: tpl.ID, CredentialID: cred.ID})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				ref, err := h.Admin.ApplyStack(ctx, st.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				kloudtest.WaitJob(b, h.Admin, ref.JobID)
+				api += time.Since(start)
+				ref, err = h.Admin.DestroyStack(ctx, st.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				kloudtest.WaitJob(b, h.Admin, ref.JobID)
+
+				dir := b.TempDir()
+				files := map[string]string{
+					"main.tf": machinesTemplate(n),
+					"providers.tf": fmt.Sprintf("terraform {\n  required_providers {\n    sandbox = { source = %q }\n  }\n}\nprovider \"sandbox\" {\n  data_dir = %q\n}\n",
+						testenv.PluginSource, rawDataDir),
+				}
+				for name, content := range files {
+					if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+						b.Fatal(err)
+					}
+				}
+				env := testenv.TerraformEnv(cliConfig)
+				start = time.Now()
+				runTF(b, tf, dir, env, "init", "-input=false", "-no-color")
+				runTF(b, tf, dir, env, "apply", "-auto-approve", "-input=false", "-no-color")
+				raw += time.Since(start)
+				runTF(b, tf, dir, env, "destroy", "-auto-approve", "-input=false", "-no-color")
+			}
+			b.ReportMetric(float64(api.Milliseconds())/float64(b.N), "api-ms/op")
+			b.ReportMetric(float64(raw.Milliseconds())/float64(b.N), "raw-ms/op")
+			b.ReportMetric(float64(api)/float64(raw), "ratio")
+		})
+	}
+}
+
+func runTF(b *testing.B, tf, dir string, env []string, args ...string) {
+	cmd := exec.Command(tf, args...)
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("terraform %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// BenchmarkJobPickup measures, from the POST that queues a job to the
+// moment a worker claims it (the job's started_at), the pickup latency of
+// apply jobs, and prints its p50 and p99 (target p99 < 50 ms).
+func BenchmarkJobPickup(b *testing.B) {
+	h := kloudtest.New(b)
+	ctx := context.Background()
+	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tpl, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "bench", Provider: "sandbox", Content: machinesTemplate(1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "pickup", TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pickups []time.Duration
+	for i := 0; i < b.N; i++ {
+		posted := time.Now()
+		ref, err := h.Admin.ApplyStack(ctx, st.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		j := kloudtest.WaitJob(b, h.Admin, ref.JobID)
+		pickups = append(pickups, j.StartedAt.Sub(posted))
+	}
+	sort.Slice(pickups, func(i, j int) bool { return pickups[i] < pickups[j] })
+	b.ReportMetric(float64(pickups[len(pickups)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(pickups[(len(pickups)*99)/100].Microseconds())/1000, "p99-ms")
+}
