@@ -47,6 +47,9 @@ type Config struct {
 	RatingPeriod      time.Duration
 	RatingWaitPeriods int
 	RatingInterval    time.Duration
+	// Currency names the unit of the hashmap's prices in cost estimates
+	// (default USD).
+	Currency string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives structured logs (default slog.Default()).
@@ -77,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RatingInterval <= 0 {
 		c.RatingInterval = time.Minute
+	}
+	if c.Currency == "" {
+		c.Currency = "USD"
 	}
 	if c.Now == nil {
 		c.Now = time.Now

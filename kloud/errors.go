@@ -11,6 +11,7 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/ratingbridge"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -48,6 +49,7 @@ func errorBody(err error) (int, *client.Error) {
 		re  *RequestError
 		te  *stack.TemplateError
 		fe  *provider.FieldError
+		rfe *ratingbridge.FieldError
 		me  *machinestate.MethodError
 		sme *machinestate.StackMethodError
 		aje *store.ActiveJobError
@@ -62,6 +64,8 @@ func errorBody(err error) (int, *client.Error) {
 			diags[i] = client.Diagnostic(d)
 		}
 		return http.StatusUnprocessableEntity, &client.Error{Message: te.Error(), Diagnostics: diags}
+	case errors.As(err, &rfe):
+		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error(), Field: rfe.Field}
 	case errors.As(err, &fe):
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error(), Field: fe.Field}
 	case errors.As(err, &me):

@@ -25,6 +25,7 @@ type Server struct {
 	st     store.Store
 	log    *slog.Logger
 	runner *stack.Runner
+	rating *rating
 	mux    *http.ServeMux
 
 	// AdminToken is the admin token generated at this first start ("" when
@@ -87,6 +88,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s.AdminToken = token
+	if err := s.newRating(); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	if err := s.failExpiredJobs(ctx); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}

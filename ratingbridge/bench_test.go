@@ -125,8 +125,8 @@ func benchCollect(b *testing.B, src HistorySource, periods int) {
 
 // BenchmarkCollect collects 10,000 machines whose store holds a month of
 // history (about 1.1 million records): one hourly period, as every tick
-// does, and the whole month (720 periods in batches of 24), as a processor
-// catching up does. Target: under 2 s.
+// does, and the whole month (720 periods in batches of
+// DefaultBatchPeriods), as a processor catching up does. Target: under 2 s.
 func BenchmarkCollect(b *testing.B) {
 	b.Run("fake/hour", func(b *testing.B) { benchCollect(b, fakeFleet(b), 1) })
 	b.Run("fake/month", func(b *testing.B) { benchCollect(b, fakeFleet(b), benchHours) })

@@ -213,8 +213,8 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 	}
 	running := make([]time.Duration, n)
 	qtys := map[time.Duration]decimal.Decimal{}
-	for i := 0; i < len(recs); {
-		if i%1024 == 0 {
+	for i, groups := 0, 0; i < len(recs); groups++ {
+		if groups%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("collect %s: %w", scope, err)
 			}
@@ -233,7 +233,12 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 		if lo > hi {
 			continue
 		}
-		desc := c.description(scope, group[0].MachineID, byID[group[0].MachineID])
+		id := group[0].MachineID
+		owner := scope
+		if m := byID[id]; m != nil && m.OwnerID != "" {
+			owner = m.OwnerID
+		}
+		desc := c.description(owner, id, byID[id])
 		for k := lo; k <= hi; k++ {
 			d := running[k]
 			if d <= 0 {

@@ -168,12 +168,12 @@ func TestCollectDescription(t *testing.T) {
 		b, _ := json.Marshal(v)
 		return b
 	}
-	s.AddMachine(&stack.Machine{ID: "a", OwnerID: "u", StackID: "st", Provider: "aws", Label: "aws_instance.web[0]",
+	s.AddMachine(&stack.Machine{ID: "a", OwnerID: "", StackID: "st", Provider: "aws", Label: "aws_instance.web[0]",
 		Metadata: meta(map[string]any{"instance_type": "t3.micro", "availability_zone": "us-east-1a", "ami": "ami-123", "tags": map[string]string{"x": "y"}})})
-	s.AddMachine(&stack.Machine{ID: "b", OwnerID: "u", StackID: "st", Provider: "digitalocean", Label: "digitalocean_droplet.db",
+	s.AddMachine(&stack.Machine{ID: "b", OwnerID: "", StackID: "st", Provider: "digitalocean", Label: "digitalocean_droplet.db",
 		Metadata: meta(map[string]any{"size_slug": "s-1vcpu-1gb", "region": "ams3", "image": "ubuntu-24-04-x64", "size": ""})})
-	s.AddMachine(&stack.Machine{ID: "c", OwnerID: "u", StackID: "st", Provider: "sandbox", Metadata: meta(map[string]any{"size": 2, "region": true})})
-	s.AddMachine(&stack.Machine{ID: "d", OwnerID: "u", StackID: "st", Provider: "sandbox", Metadata: json.RawMessage(`not json`)})
+	s.AddMachine(&stack.Machine{ID: "c", OwnerID: "", StackID: "st", Provider: "sandbox", Metadata: meta(map[string]any{"size": 2, "region": true})})
+	s.AddMachine(&stack.Machine{ID: "d", OwnerID: "x", StackID: "st", Provider: "sandbox", Metadata: json.RawMessage(`not json`)})
 	for _, id := range []string{"a", "b", "c", "d", "gone"} {
 		s.Record(stack.StateRecord{MachineID: id, State: running, At: at("0s")})
 	}
@@ -194,7 +194,7 @@ func TestCollectDescription(t *testing.T) {
 			map[string]string{"size": "s-1vcpu-1gb", "region": "ams3", "image": "ubuntu-24-04-x64", "label": "digitalocean_droplet.db"}},
 		{map[string]string{"machine_id": "c", "stack_id": "st", "provider": "sandbox", "owner": ""},
 			map[string]string{"size": "2", "region": "true"}},
-		{map[string]string{"machine_id": "d", "stack_id": "st", "provider": "sandbox", "owner": ""}, map[string]string{}},
+		{map[string]string{"machine_id": "d", "stack_id": "st", "provider": "sandbox", "owner": "x"}, map[string]string{}},
 		{map[string]string{"machine_id": "gone", "owner": ""}, map[string]string{}},
 	}
 	for i, w := range want {

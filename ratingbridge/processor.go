@@ -23,7 +23,10 @@ type RatedStore interface {
 // Defaults of a Processor.
 const (
 	DefaultWaitPeriods  = 1
-	DefaultBatchPeriods = 24
+	DefaultBatchPeriods = 72
+	// maxBatchPoints bounds the points one batch of frames holds: a scope
+	// with many machines is caught up in shorter batches.
+	maxBatchPoints = 1_000_000
 )
 
 // Processor rates every closed period of every scope, in order: collect,
@@ -46,8 +49,9 @@ type Processor struct {
 	// closed: it is closed once now >= end + WaitPeriods × Period. 0 means
 	// DefaultWaitPeriods; a negative value means no wait.
 	WaitPeriods int
-	// BatchPeriods is how many periods one history query covers when a
-	// scope is behind (DefaultBatchPeriods when 0).
+	// BatchPeriods is how many periods one history query covers at most
+	// when a scope is behind (DefaultBatchPeriods when 0); batches hold at
+	// most about a million points.
 	BatchPeriods int
 	// Clock is the time (time.Now when nil).
 	Clock func() time.Time
@@ -158,6 +162,7 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 	if batch <= 0 {
 		batch = DefaultBatchPeriods
 	}
+	perFrame := 1 // most points of a frame in the last batch
 	for {
 		var frames []*dataframe.DataFrame
 		if aligned := PeriodStart(next, period); !aligned.Equal(next) {
@@ -177,9 +182,12 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 			if n <= 0 {
 				return periods, points, nil
 			}
-			frames, err = p.Collector.CollectPeriods(ctx, scope, next, period, min(n, batch))
+			frames, err = p.Collector.CollectPeriods(ctx, scope, next, period, min(n, batch, max(1, maxBatchPoints/perFrame)))
 			if err != nil {
 				return periods, points, err
+			}
+			for _, f := range frames {
+				perFrame = max(perFrame, f.Len())
 			}
 		}
 		for _, f := range frames {

@@ -338,3 +338,30 @@ func TestCollectSortsEachMachine(t *testing.T) {
 		t.Fatalf("points %+v", pts)
 	}
 }
+
+func TestFramesOf(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	s.SetRules(sizeRules())
+	s.AddMachine(&stack.Machine{ID: "a", OwnerID: "u1", Metadata: []byte(`{"size":"small"}`)})
+	s.AddMachine(&stack.Machine{ID: "b", OwnerID: "u1", Metadata: []byte(`{"size":"large"}`)})
+	s.AddMachine(&stack.Machine{ID: "c", OwnerID: "u2"})
+	for _, id := range []string{"a", "b", "c"} {
+		s.Record(history(id, rec{"0s", running})...)
+	}
+	p, _ := newProcessor(t, s, "3h")
+	if _, err := p.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := s.RatedPoints(ctx, store.SummaryQuery{})
+	frames := FramesOf(pts)
+	if len(frames) != 4 {
+		t.Fatalf("%d frames, want 4 (2 scopes × 2 periods)", len(frames))
+	}
+	if f := frames[0]; !f.Start.Equal(t0) || f.Len() != 2 || !f.Total().Equal(d("0.09")) {
+		t.Errorf("first frame %s: %d points, total %s", f.Start, f.Len(), f.Total())
+	}
+	if frames[1].Len() != 1 || !frames[2].Start.Equal(at("1h")) {
+		t.Errorf("frames out of order")
+	}
+}

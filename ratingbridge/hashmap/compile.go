@@ -53,7 +53,7 @@ func parseType(field, t string) (ruleType, error) {
 	case store.CostRate:
 		return typeRate, nil
 	}
-	return 0, &FieldError{Field: field, Reason: fmt.Sprintf("type %q is not one of flat, rate", t)}
+	return 0, &FieldError{Field: field, Reason: fmt.Sprintf("%q is not one of flat, rate", t)}
 }
 
 // ValidateMapping checks a mapping's shape as CloudKitty does: a type of
@@ -139,8 +139,18 @@ type field struct {
 const maxBucketLen = 64
 
 type lenEntry struct {
-	s   string
-	idx int32
+	head uint64 // the first bytes of s, compared before s
+	s    string
+	idx  int32
+}
+
+// head packs the first 8 bytes of s.
+func head(s string) uint64 {
+	var h uint64
+	for i := 0; i < len(s) && i < 8; i++ {
+		h |= uint64(s[i]) << (8 * i)
+	}
+	return h
 }
 
 // valueIndex is the 1-based index of the mapping value v, 0 when none.
@@ -152,8 +162,13 @@ func (f *field) valueIndex(v string) int32 {
 	if len(v) >= len(f.byLen) {
 		return 0
 	}
-	for _, e := range f.byLen[len(v)] {
-		if e.s == v {
+	bucket := f.byLen[len(v)]
+	if len(bucket) == 0 {
+		return 0
+	}
+	h := head(v)
+	for _, e := range bucket {
+		if e.head == h && e.s == v {
 			return e.idx
 		}
 	}
@@ -170,7 +185,7 @@ func (f *field) bucket() {
 	}
 	f.byLen = make([][]lenEntry, maxLen+1)
 	for i, v := range f.list {
-		f.byLen[len(v)] = append(f.byLen[len(v)], lenEntry{s: v, idx: int32(i + 1)})
+		f.byLen[len(v)] = append(f.byLen[len(v)], lenEntry{head: head(v), s: v, idx: int32(i + 1)})
 	}
 }
 

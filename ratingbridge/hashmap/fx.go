@@ -27,6 +27,9 @@ var pow10 = [maxScale + 1]int64{
 
 // toFx converts d exactly, or reports false.
 func toFx(d decimal.Decimal) (fx, bool) {
+	if d.IsZero() {
+		return fx{}, true
+	}
 	if d.NumDigits() > 18 {
 		return toFxLong(d)
 	}

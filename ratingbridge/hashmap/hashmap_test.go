@@ -559,7 +559,7 @@ func TestCompileErrors(t *testing.T) {
 		{"bad type", store.HashmapRules{
 			Services: []*store.HashmapService{{ID: "s", Name: "x"}},
 			Mappings: []*store.HashmapMapping{{ID: "m", ServiceID: "s", Type: "percent"}},
-		}, `compile hashmap: mapping m: type: type "percent" is not one of flat, rate`},
+		}, `compile hashmap: mapping m: type: "percent" is not one of flat, rate`},
 		{"unknown service", store.HashmapRules{
 			Mappings: []*store.HashmapMapping{{ID: "m", ServiceID: "nope", Type: "flat"}},
 		}, "compile hashmap: mapping m: service nope does not exist"},

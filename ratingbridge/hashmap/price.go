@@ -261,6 +261,14 @@ type Pricer struct {
 	vals    []int32
 	poss    []int32
 	noFast  bool // tests: price with decimals only
+
+	// The last qty converted: Decimals are immutable, so the same
+	// Decimal (same coefficient pointer and exponent; the collector shares
+	// one per distinct duration) has the same fixed-point value.
+	lastQty   decimal.Decimal
+	lastQtyFx fx
+	lastQtyOK bool
+	hasQty    bool
 }
 
 // NewPricer returns a Pricer with empty caches.
@@ -328,7 +336,14 @@ func (p *Pricer) Price(service string, pt *dataframe.DataPoint) (decimal.Decimal
 }
 
 func (p *Pricer) price(s *service, c *svcCache, pt *dataframe.DataPoint) (decimal.Decimal, error) {
-	qf, qok := toFx(pt.Qty)
+	var qf fx
+	var qok bool
+	if p.hasQty && pt.Qty == p.lastQty {
+		qf, qok = p.lastQtyFx, p.lastQtyOK
+	} else {
+		qf, qok = toFx(pt.Qty)
+		p.lastQty, p.lastQtyFx, p.lastQtyOK, p.hasQty = pt.Qty, qf, qok, true
+	}
 	svcPos := countLevels(s.levels, s.levelsFx, pt.Qty, qf, qok)
 	key := uint64(svcPos) * s.svcStride
 	for i, f := range s.fields {

@@ -28,7 +28,7 @@ func benchStore(b *testing.B) *Store {
 }
 
 // bulk runs fn in one write transaction, for fast fixture loading.
-func bulk(b *testing.B, s *Store, fn func(tx *sql.Tx) error) {
+func bulk(b testing.TB, s *Store, fn func(tx *sql.Tx) error) {
 	b.Helper()
 	if err := s.write(context.Background(), fn); err != nil {
 		b.Fatal(err)
@@ -100,7 +100,9 @@ func BenchmarkAppendEvent(b *testing.B) {
 
 // loadMachines inserts n machines of 10 owners, each with the history
 // records of `days` days of two starts and two stops a day.
-func loadMachines(b *testing.B, s *Store, n, days int) {
+func loadMachines(b *testing.B, s *Store, n, days int) { loadMachinesT(b, s, n, days) }
+
+func loadMachinesT(b testing.TB, s *Store, n, days int) {
 	b.Helper()
 	bulk(b, s, func(tx *sql.Tx) error {
 		m, err := tx.Prepare(`INSERT INTO machines (id, stack_id, owner_id, provider, label, state, always_on, metadata, created_at, updated_at)
@@ -288,4 +290,3 @@ func BenchmarkCommitRatedPeriod(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/period-of-100")
 }
-

@@ -3,8 +3,8 @@ package storetest
 import (
 	"bytes"
 	"maps"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
@@ -279,4 +279,3 @@ var stackCases = []testCase{
 		is(t, err, store.ErrNotFound, "GetStack")
 	}},
 }
-

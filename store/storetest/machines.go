@@ -240,7 +240,7 @@ var historyCases = []testCase{
 		ok(t, s.SetMachineState(ctx, "m-a", machinestate.Stopped, "", h(3)))
 		ok(t, s.SetMachineState(ctx, "m-a", machinestate.Running, "", h(5)))
 		ok(t, s.SetMachineState(ctx, "m-b", machinestate.Stopped, "", h(4)))
-		ok(t, s.SetMachineState(ctx, "m-c", machinestate.Stopped, "", t0.Add(150*time.Minute)))
+		ok(t, s.SetMachineState(ctx, "m-c", machinestate.Stopped, "agent silent: 3 × missed", t0.Add(150*time.Minute)))
 
 		got, err := s.StateHistory(ctx, store.HistoryQuery{From: h(2), To: h(4)})
 		ok(t, err)
@@ -249,7 +249,7 @@ var historyCases = []testCase{
 			{MachineID: "m-a", State: machinestate.Stopped, At: h(3)},
 			{MachineID: "m-b", State: machinestate.Running, At: h(2)},
 			{MachineID: "m-c", State: machinestate.Running, At: t0},
-			{MachineID: "m-c", State: machinestate.Stopped, At: t0.Add(150 * time.Minute)},
+			{MachineID: "m-c", State: machinestate.Stopped, Reason: "agent silent: 3 × missed", At: t0.Add(150 * time.Minute)},
 		})
 		got, err = s.StateHistory(ctx, store.HistoryQuery{OwnerID: "usr-1", From: h(2), To: h(4)})
 		ok(t, err)

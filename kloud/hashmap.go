@@ -1,0 +1,322 @@
+package kloud
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/kloud/kloud/ratingbridge/hashmap"
+	"github.com/kloud/kloud/store"
+)
+
+// The hashmap module's own API, in CloudKitty's v1 shapes: services,
+// fields, groups, mappings and thresholds. Reads are open to every user;
+// changes are for admins and apply from the next rated period.
+func (s *Server) hashmapRoutes(m *http.ServeMux) {
+	const base = "/api/v1/rating/modules/hashmap/"
+	a, admin := s.authenticate, s.adminOnly
+	m.HandleFunc("GET "+base+"services", a(s.handleListServices))
+	m.HandleFunc("POST "+base+"services", admin(s.handleCreateService))
+	m.HandleFunc("GET "+base+"services/{id}", a(getHandler(s, s.st.GetHashmapService)))
+	m.HandleFunc("DELETE "+base+"services/{id}", admin(deleteHandler(s, s.st.DeleteHashmapService)))
+
+	m.HandleFunc("GET "+base+"fields", a(s.handleListFields))
+	m.HandleFunc("POST "+base+"fields", admin(s.handleCreateField))
+	m.HandleFunc("GET "+base+"fields/{id}", a(getHandler(s, s.st.GetHashmapField)))
+	m.HandleFunc("DELETE "+base+"fields/{id}", admin(deleteHandler(s, s.st.DeleteHashmapField)))
+
+	m.HandleFunc("GET "+base+"groups", a(s.handleListGroups))
+	m.HandleFunc("POST "+base+"groups", admin(s.handleCreateGroup))
+	m.HandleFunc("GET "+base+"groups/{id}", a(getHandler(s, s.st.GetHashmapGroup)))
+	m.HandleFunc("DELETE "+base+"groups/{id}", admin(deleteHandler(s, s.st.DeleteHashmapGroup)))
+
+	m.HandleFunc("GET "+base+"mappings", a(s.handleListMappings))
+	m.HandleFunc("POST "+base+"mappings", admin(s.handleSaveMapping))
+	m.HandleFunc("GET "+base+"mappings/{id}", a(getHandler(s, s.st.GetHashmapMapping)))
+	m.HandleFunc("PUT "+base+"mappings/{id}", admin(s.handleSaveMapping))
+	m.HandleFunc("DELETE "+base+"mappings/{id}", admin(deleteHandler(s, s.st.DeleteHashmapMapping)))
+
+	m.HandleFunc("GET "+base+"thresholds", a(s.handleListThresholds))
+	m.HandleFunc("POST "+base+"thresholds", admin(s.handleSaveThreshold))
+	m.HandleFunc("GET "+base+"thresholds/{id}", a(getHandler(s, s.st.GetHashmapThreshold)))
+	m.HandleFunc("PUT "+base+"thresholds/{id}", admin(s.handleSaveThreshold))
+	m.HandleFunc("DELETE "+base+"thresholds/{id}", admin(deleteHandler(s, s.st.DeleteHashmapThreshold)))
+}
+
+func getHandler[T any](s *Server, get func(context.Context, string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func deleteHandler(s *Server, del func(context.Context, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := del(r.Context(), r.PathValue("id")); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func listAnswer[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []T{}
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func (s *Server) handleListServices(w http.ResponseWriter, r *http.Request) {
+	items, err := s.st.ListHashmapServices(r.Context())
+	listAnswer(s, w, r, items, err)
+}
+
+func (s *Server) handleListGroups(w http.ResponseWriter, r *http.Request) {
+	items, err := s.st.ListHashmapGroups(r.Context())
+	listAnswer(s, w, r, items, err)
+}
+
+func (s *Server) handleListFields(w http.ResponseWriter, r *http.Request) {
+	items, err := s.st.ListHashmapFields(r.Context(), r.URL.Query().Get("service_id"))
+	listAnswer(s, w, r, items, err)
+}
+
+// matchesQuery keeps a rule when every id filter given in the query string
+// equals the rule's.
+func matchesQuery(r *http.Request, ids map[string]string) bool {
+	q := r.URL.Query()
+	for k, v := range ids {
+		if want := q.Get(k); want != "" && want != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
+	all, err := s.st.ListHashmapMappings(r.Context())
+	var items []*store.HashmapMapping
+	for _, m := range all {
+		if matchesQuery(r, map[string]string{"service_id": m.ServiceID, "field_id": m.FieldID, "group_id": m.GroupID}) {
+			items = append(items, m)
+		}
+	}
+	listAnswer(s, w, r, items, err)
+}
+
+func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
+	all, err := s.st.ListHashmapThresholds(r.Context())
+	var items []*store.HashmapThreshold
+	for _, t := range all {
+		if matchesQuery(r, map[string]string{"service_id": t.ServiceID, "field_id": t.FieldID, "group_id": t.GroupID}) {
+			items = append(items, t)
+		}
+	}
+	listAnswer(s, w, r, items, err)
+}
+
+type nameRequest struct {
+	Name string `json:"name"`
+}
+
+func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
+	var req nameRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.Name) == "" {
+		s.writeError(w, r, unprocessable("name", "name is required"))
+		return
+	}
+	svc := &store.HashmapService{Name: strings.TrimSpace(req.Name)}
+	if err := s.st.CreateHashmapService(r.Context(), svc); err != nil {
+		s.writeError(w, r, fmt.Errorf("create service %q: %w", svc.Name, err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, svc)
+}
+
+func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) {
+	var req nameRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.Name) == "" {
+		s.writeError(w, r, unprocessable("name", "name is required"))
+		return
+	}
+	g := &store.HashmapGroup{Name: strings.TrimSpace(req.Name)}
+	if err := s.st.CreateHashmapGroup(r.Context(), g); err != nil {
+		s.writeError(w, r, fmt.Errorf("create group %q: %w", g.Name, err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, g)
+}
+
+type fieldRequest struct {
+	ServiceID string `json:"service_id"`
+	Name      string `json:"name"`
+}
+
+func (s *Server) handleCreateField(w http.ResponseWriter, r *http.Request) {
+	var req fieldRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case req.ServiceID == "":
+		s.writeError(w, r, unprocessable("service_id", "service_id is required"))
+		return
+	case strings.TrimSpace(req.Name) == "":
+		s.writeError(w, r, unprocessable("name", "name is required"))
+		return
+	}
+	if _, err := s.st.GetHashmapService(r.Context(), req.ServiceID); err != nil {
+		s.writeError(w, r, fmt.Errorf("service_id %s: %w", req.ServiceID, err))
+		return
+	}
+	f := &store.HashmapField{ServiceID: req.ServiceID, Name: strings.TrimSpace(req.Name)}
+	if err := s.st.CreateHashmapField(r.Context(), f); err != nil {
+		s.writeError(w, r, fmt.Errorf("create field %q: %w", f.Name, err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, f)
+}
+
+// ruleRequest is a mapping or threshold as CloudKitty's v1 API takes it:
+// cost and level as decimal strings or numbers.
+type ruleRequest struct {
+	ServiceID string `json:"service_id"`
+	FieldID   string `json:"field_id"`
+	GroupID   string `json:"group_id"`
+	Value     string `json:"value"`
+	Type      string `json:"type"`
+	Cost      any    `json:"cost"`
+	Level     any    `json:"level"`
+	TenantID  string `json:"tenant_id"`
+}
+
+// checkRuleRefs answers 404 for a service, field or group id that does
+// not exist.
+func (s *Server) checkRuleRefs(ctx context.Context, req ruleRequest) error {
+	if req.ServiceID != "" {
+		if _, err := s.st.GetHashmapService(ctx, req.ServiceID); err != nil {
+			return fmt.Errorf("service_id %s: %w", req.ServiceID, err)
+		}
+	}
+	if req.FieldID != "" {
+		if _, err := s.st.GetHashmapField(ctx, req.FieldID); err != nil {
+			return fmt.Errorf("field_id %s: %w", req.FieldID, err)
+		}
+	}
+	if req.GroupID != "" {
+		if _, err := s.st.GetHashmapGroup(ctx, req.GroupID); err != nil {
+			return fmt.Errorf("group_id %s: %w", req.GroupID, err)
+		}
+	}
+	return nil
+}
+
+// handleSaveMapping creates (POST) or replaces (PUT …/{id}) a mapping.
+func (s *Server) handleSaveMapping(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req ruleRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Level != nil {
+		s.writeError(w, r, unprocessable("level", "a mapping has no level (thresholds do)"))
+		return
+	}
+	cost, err := decimalField("cost", req.Cost, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := &store.HashmapMapping{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Value: req.Value, Type: req.Type, Cost: cost}
+	if m.Type == "" {
+		m.Type = store.CostFlat
+	}
+	if err := hashmap.ValidateMapping(m); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.checkRuleRefs(ctx, req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if m.ID != "" {
+		status = http.StatusOK
+		err = s.st.UpdateHashmapMapping(ctx, m)
+	} else {
+		err = s.st.CreateHashmapMapping(ctx, m)
+	}
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("save mapping: %w", err))
+		return
+	}
+	writeJSON(w, status, m)
+}
+
+// handleSaveThreshold creates (POST) or replaces (PUT …/{id}) a threshold.
+func (s *Server) handleSaveThreshold(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req ruleRequest
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Value != "" {
+		s.writeError(w, r, unprocessable("value", "a threshold has no value (field mappings do); it has a level"))
+		return
+	}
+	cost, err := decimalField("cost", req.Cost, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	level, err := decimalField("level", req.Level, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t := &store.HashmapThreshold{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Level: level, Type: req.Type, Cost: cost}
+	if t.Type == "" {
+		t.Type = store.CostFlat
+	}
+	if err := hashmap.ValidateThreshold(t); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.checkRuleRefs(ctx, req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if t.ID != "" {
+		status = http.StatusOK
+		err = s.st.UpdateHashmapThreshold(ctx, t)
+	} else {
+		err = s.st.CreateHashmapThreshold(ctx, t)
+	}
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("save threshold: %w", err))
+		return
+	}
+	writeJSON(w, status, t)
+}

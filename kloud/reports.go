@@ -1,0 +1,47 @@
+package kloud
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/kloud/kloud/ratingbridge/writer"
+	"github.com/kloud/kloud/store"
+)
+
+// handleListReports lists the report files the writer pipeline made; a
+// member sees only their own scope's.
+func (s *Server) handleListReports(w http.ResponseWriter, r *http.Request) {
+	actor := actorFrom(r.Context())
+	all, err := writer.ListReports(s.rating.reports)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]writer.Report, 0, len(all))
+	for _, rep := range all {
+		if canSee(actor, rep.Scope) {
+			out = append(out, rep)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleGetReport downloads one report file.
+func (s *Server) handleGetReport(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	f, rep, err := writer.OpenReport(s.rating.reports, name)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("report %s: %w", name, err))
+		return
+	}
+	defer f.Close()
+	if !canSee(actorFrom(r.Context()), rep.Scope) {
+		s.writeError(w, r, fmt.Errorf("report %s: %w", name, store.ErrNotFound))
+		return
+	}
+	w.Header().Set("Content-Type", rep.ContentType())
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", rep.Name))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, f)
+}
