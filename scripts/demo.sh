@@ -40,6 +40,13 @@ echo "server at $KLOUD_URL (admin token in $DATA/admin.token)"
 k() { echo "\$ kloud $*" >&2; "$KLOUD" "$@"; }
 id_of() { sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n1; }
 
+step "pricing: 0.05 an hour for a small machine, 0.10 for a medium one (CloudKitty's hashmap)"
+SVC=$(k rating hashmap services --data '{"name":"instance"}' | sed -n 's/.*"service_id": *"\([^"]*\)".*/\1/p')
+FIELD=$(k rating hashmap fields --data "{\"service_id\":\"$SVC\",\"name\":\"size\"}" | sed -n 's/.*"field_id": *"\([^"]*\)".*/\1/p')
+k rating hashmap mappings --data "{\"field_id\":\"$FIELD\",\"value\":\"small\",\"type\":\"flat\",\"cost\":\"0.05\"}" >/dev/null
+k rating hashmap mappings --data "{\"field_id\":\"$FIELD\",\"value\":\"medium\",\"type\":\"flat\",\"cost\":\"0.10\"}" >/dev/null
+k rating modules
+
 step "adding a sandbox credential"
 CRED=$(k credential add sandbox --title "local sandbox" -o json | id_of)
 k credential verify "$CRED"
@@ -63,14 +70,12 @@ step "machines and their uptime"
 sleep 3
 k machine list
 
-if [ -x "$ROOT/scripts/demo-bill.sh" ]; then
-	step "the bill"
-	. "$ROOT/scripts/demo-bill.sh"
-fi
-
 step "destroying the stack"
 k stack destroy "$STACK" --follow
 k machine list
+
+step "the bill of the stack"
+. "$ROOT/scripts/demo-bill.sh"
 
 step "stopping the server"
 kill -TERM "$SERVER_PID"

@@ -466,6 +466,14 @@ type ScopeState struct {
 }
 
 // SummaryQuery asks for rated totals in CloudKitty's table format.
+//
+// Group and filter keys: "type" is the service; "time" the period (a row's
+// value is the period's begin); "time-d", "time-w", "time-m", "time-y" the
+// UTC day, ISO week (from Monday), month or year Begin falls in (a row's
+// value is its start); any other key the point's groupby value, else its
+// metadata value (null when it has neither). Time values are RFC 3339
+// strings; a time filter takes an RFC 3339 time or a date and matches the
+// bucket it falls in. Rows are ordered by begin, then the key values.
 type SummaryQuery struct {
 	Scope   string            // "" for every scope
 	Begin   time.Time         // points with Begin >= Begin

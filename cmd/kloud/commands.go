@@ -398,6 +398,37 @@ func commands() map[string]command {
 				})
 			},
 		},
+		"rating hashmap": {
+			flags: func(fs *flag.FlagSet) {
+				fs.String("data", "", "the rule as a JSON object, to create it (or @file)")
+				fs.Bool("delete", false, "delete the rule with the given id")
+			},
+			run: func(cc *cmdContext) error {
+				kind, err := cc.arg(0, "services|fields|groups|mappings|thresholds")
+				if err != nil {
+					return err
+				}
+				path := "/api/v1/rating/modules/hashmap/" + url.PathEscape(kind)
+				switch {
+				case cc.flag("delete"):
+					id, err := cc.arg(1, "ID")
+					if err != nil {
+						return err
+					}
+					return cc.c.Do(cc.ctx, http.MethodDelete, path+"/"+url.PathEscape(id), nil, nil)
+				case cc.str("data") != "":
+					data, err := readArg(cc.str("data"))
+					if err != nil {
+						return err
+					}
+					if !json.Valid(data) {
+						return fmt.Errorf("--data is not valid JSON")
+					}
+					return cc.raw(http.MethodPost, path, json.RawMessage(data))
+				}
+				return cc.raw(http.MethodGet, path, nil)
+			},
+		},
 		"rating process": {run: func(cc *cmdContext) error { return cc.raw(http.MethodPost, "/api/v1/rating/process", nil) }},
 		"report list":    {run: func(cc *cmdContext) error { return cc.raw(http.MethodGet, "/api/v1/reports", nil) }},
 		"report get": {run: func(cc *cmdContext) error {

@@ -194,12 +194,11 @@ func (m *Machine) Start(ctx context.Context) (any, error) {
 		}
 		return m.result(d), nil
 	}
-	act, err := c.dropletAction(ctx, id, actionPowerOn)
-	switch {
-	case isUnprocessable(err, "already powered on"):
-	case err != nil:
+	act, err := w.post(ctx, id, actionPowerOn, statusActive, deadline)
+	if err != nil {
 		return nil, fmt.Errorf("start droplet: %w", err)
-	default:
+	}
+	if act != nil {
 		if _, err := w.action(ctx, act, deadline); err != nil {
 			return nil, fmt.Errorf("start droplet: %w", err)
 		}
@@ -237,19 +236,20 @@ func (m *Machine) Stop(ctx context.Context) (any, error) {
 	}
 
 	graceful := w.now().Add(m.opts.ShutdownTimeout)
-	shutdown, err := c.dropletAction(ctx, id, actionShutdown)
+	shutdown, err := w.post(ctx, id, actionShutdown, statusOff, graceful)
 	switch {
-	case isUnprocessable(err, "already powered off"):
+	case err == nil && shutdown == nil:
+		// Off already (a pending event turned it off).
 		return m.settle(ctx, w, id, statusOff, w.now().Add(m.opts.ActionTimeout))
-	case err != nil && !errors.Is(err, ErrAPI):
-		// Unauthorized, unreachable, throttled past retries: powering
-		// off would fail the same way.
+	case err != nil && !errors.Is(err, ErrAPI) && !errors.Is(err, ErrTimeout):
+		// Unauthorized, unreachable, throttled past retries, cancelled:
+		// powering off would fail the same way.
 		return nil, fmt.Errorf("stop droplet: %w", err)
 	case err != nil:
 		w.log("graceful shutdown refused; powering off", id, err)
 	default:
 		act, werr := w.action(ctx, shutdown, graceful)
-		if werr == nil && act.Status == actionCompleted {
+		if werr == nil {
 			d, err := c.droplet(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("stop droplet: %w", err)
@@ -266,7 +266,7 @@ func (m *Machine) Stop(ctx context.Context) (any, error) {
 	}
 
 	deadline := w.now().Add(m.opts.ActionTimeout)
-	act, err := w.powerOff(ctx, id, shutdown, deadline)
+	act, err := w.post(ctx, id, actionPowerOff, statusOff, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("stop droplet: %w", err)
 	}
@@ -361,29 +361,32 @@ func (w *waiter) status(ctx context.Context, id int, status string, deadline tim
 	}
 }
 
-// powerOff posts power_off. While the API answers that the droplet has a
-// pending event (the shutdown still running), it polls that action and
-// tries again; a droplet that turned off meanwhile needs no power_off and
-// the returned action is nil.
-func (w *waiter) powerOff(ctx context.Context, id int, pending *godo.Action, deadline time.Time) (*godo.Action, error) {
+// post posts a droplet action. While the API answers that the droplet has
+// a pending event (another action still running), it polls the droplet and
+// tries again, until the droplet shows want on its own (the other action
+// did the work) or the deadline passes. A droplet already in the state the
+// action leads to needs no action: the returned action is nil then.
+func (w *waiter) post(ctx context.Context, id int, typ, want string, deadline time.Time) (*godo.Action, error) {
 	interval := w.opts.PollInterval
 	for {
-		act, err := w.c.dropletAction(ctx, id, actionPowerOff)
+		act, err := w.c.dropletAction(ctx, id, typ)
 		switch {
 		case err == nil:
 			return act, nil
-		case isUnprocessable(err, "already powered off"):
+		case isUnprocessable(err, "already powered"):
 			return nil, nil
 		case !isUnprocessable(err, "pending event"):
 			return nil, err
 		}
-		if interval, err = w.pause(ctx, interval, deadline, fmt.Sprintf("droplet %d's pending event to end before power_off", id)); err != nil {
+		if interval, err = w.pause(ctx, interval, deadline, fmt.Sprintf("droplet %d's pending event to end before %s", id, typ)); err != nil {
 			return nil, err
 		}
-		if pending != nil {
-			if _, err := w.c.action(ctx, pending.ID); err != nil {
-				return nil, err
-			}
+		d, err := w.c.droplet(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d.Status == want && !d.Locked {
+			return nil, nil
 		}
 	}
 }
