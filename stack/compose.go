@@ -580,14 +580,19 @@ func (c *composer) userData(r ResourceBlock, ud *UserData) (any, error) {
 	if !ok {
 		return script, nil
 	}
+	src := user.Source
+	if strings.Contains(src, "\n") {
+		// A heredoc's closing marker must end its line.
+		src += "\n"
+	}
 	if !ud.CloudInit {
-		return spliced(r, ud.Attribute, script+"\n${"+user.Source+"}")
+		return spliced(r, ud.Attribute, script+"\n${"+src+"}")
 	}
 	kloudType := "text/cloud-config"
 	if strings.HasPrefix(ud.Script, "#!") {
 		kloudType = "text/x-shellscript"
 	}
-	u := "(" + user.Source + ")"
+	u := "(" + src + ")"
 	return spliced(r, ud.Attribute, "Content-Type: multipart/mixed; boundary=\""+userDataBoundary+"\"\nMIME-Version: 1.0\n\n"+
 		"--"+userDataBoundary+"\nContent-Type: "+kloudType+"; charset=\"utf-8\"\n\n"+script+"\n"+
 		"--"+userDataBoundary+"\nContent-Type: ${startswith(trimspace("+u+"), \"#cloud-config\") ? \"text/cloud-config\" : \"text/x-shellscript\"}; charset=\"utf-8\"\n\n"+

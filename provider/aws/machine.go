@@ -58,11 +58,12 @@ var _ provider.Machine = (*Machine)(nil)
 // metadata returns a copy of the machine's stored metadata (a fresh one
 // when none).
 func (m *Machine) metadata() *Metadata {
-	if md, ok := m.Metadata.(*Metadata); ok && md != nil {
-		c := *md
-		return &c
+	md := &Metadata{}
+	if stored, ok := m.Metadata.(*Metadata); ok && stored != nil {
+		*md = *stored
 	}
-	return &Metadata{}
+	md.derive()
+	return md
 }
 
 // target returns the machine's client, metadata and instance id. The
@@ -106,8 +107,8 @@ func (m *Machine) describe(ctx context.Context, client *ec2.Client, id string) (
 	return nil, &callError{kind: ErrInstanceNotFound, msg: fmt.Sprintf("EC2 DescribeInstances: no instance %s in the answer", id), err: ErrInstanceNotFound}
 }
 
-// update copies what EC2 says of the instance into md.
-func update(md *Metadata, in *ec2types.Instance) {
+// refresh copies what EC2 says of the instance into md.
+func refresh(md *Metadata, in *ec2types.Instance) {
 	md.ID = aws.ToString(in.InstanceId)
 	md.AMI = aws.ToString(in.ImageId)
 	md.InstanceType = string(in.InstanceType)
@@ -142,7 +143,7 @@ func (m *Machine) Info(ctx context.Context) (machinestate.State, any, error) {
 	if err != nil {
 		return machinestate.Unknown, nil, fmt.Errorf("aws machine info %s: %w", md.ID, err)
 	}
-	update(md, in)
+	refresh(md, in)
 	var name ec2types.InstanceStateName
 	if in.State != nil {
 		name = in.State.Name
@@ -206,7 +207,7 @@ func (m *Machine) change(ctx context.Context, client *ec2.Client, md *Metadata, 
 		if acted {
 			var in *ec2types.Instance
 			if in, err = m.describe(ctx, client, md.ID); err == nil {
-				update(md, in)
+				refresh(md, in)
 				last = in.State.Name
 				switch {
 				case last == target:

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
@@ -219,7 +220,7 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 			return nil, fmt.Errorf("apply aws template: %w", templateError(a.Range,
 				fmt.Sprintf("%s sets user_data_base64, which cannot be merged with Kloud's agent set-up; put the script or #cloud-config in user_data instead (Kloud joins the two into one cloud-init archive)", r.Address())))
 		}
-		if boot == nil && !r.Has("ami") && !r.Has("launch_template") {
+		if has := setIn(parsed, r); boot == nil && !has("ami") && !has("launch_template") {
 			return nil, fmt.Errorf("apply aws template: %w", templateError(r.Range,
 				fmt.Sprintf("%s sets no ami and the credential is not bootstrapped: set ami, or bootstrap the credential so that Kloud's default AMI applies", r.Address())))
 		}
@@ -241,7 +242,7 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		return nil, fmt.Errorf("apply aws template: %w", err)
 	}
 	if boot != nil {
-		if err := addDefaults(tpl, machines); err != nil {
+		if err := addDefaults(tpl, parsed, machines); err != nil {
 			return nil, fmt.Errorf("apply aws template: %w", err)
 		}
 	}
@@ -266,28 +267,44 @@ func templateError(r hcl.Range, msg string) error {
 //	                        network_interface, launch_template or
 //	                        availability_zone is set (the bootstrap's
 //	                        security group belongs to its VPC)
-func defaults(r stack.ResourceBlock) map[string]any {
+func defaults(has func(string) bool) map[string]any {
 	out := map[string]any{}
-	lt := r.Has("launch_template")
-	if !r.Has("ami") && !lt {
+	lt := has("launch_template")
+	if !has("ami") && !lt {
 		out["ami"] = "${var.kloud_ami}"
 	}
-	if !r.Has("key_name") && !lt {
+	if !has("key_name") && !lt {
 		out["key_name"] = "${var.kloud_key_pair}"
 	}
-	placed := lt || r.Has("network_interface") || r.Has("availability_zone")
-	if !r.Has("subnet_id") && !placed {
+	placed := lt || has("network_interface") || has("availability_zone")
+	if !has("subnet_id") && !placed {
 		out["subnet_id"] = "${var.kloud_subnet}"
 	}
-	if !r.Has("vpc_security_group_ids") && !r.Has("security_groups") && !r.Has("subnet_id") && !placed {
+	if !has("vpc_security_group_ids") && !has("security_groups") && !has("subnet_id") && !placed {
 		out["vpc_security_group_ids"] = []any{"${var.kloud_sg}"}
 	}
 	return out
 }
 
+// setIn returns what a resource block sets: its attributes and, in an HCL
+// template, its nested blocks (a JSON template's ResourceBlock lists both).
+func setIn(p *stack.Parsed, r stack.ResourceBlock) func(string) bool {
+	blocks := map[string]bool{}
+	if body, ok := p.File.Body.(*hclsyntax.Body); ok {
+		for _, b := range body.Blocks {
+			if b.Type == "resource" && len(b.Labels) == 2 && b.Labels[0] == r.Type && b.Labels[1] == r.Name {
+				for _, nb := range b.Body.Blocks {
+					blocks[nb.Type] = true
+				}
+			}
+		}
+	}
+	return func(name string) bool { return r.Has(name) || blocks[name] }
+}
+
 // addDefaults writes each machine's defaults into the composed override
 // file, beside Kloud's injected attributes.
-func addDefaults(tpl *stack.Template, machines []stack.ResourceBlock) error {
+func addDefaults(tpl *stack.Template, p *stack.Parsed, machines []stack.ResourceBlock) error {
 	override := map[string]any{}
 	if b, ok := tpl.Generated[stack.FileOverride]; ok {
 		dec := json.NewDecoder(bytes.NewReader(b))
@@ -298,7 +315,7 @@ func addDefaults(tpl *stack.Template, machines []stack.ResourceBlock) error {
 	}
 	changed := false
 	for _, r := range machines {
-		d := defaults(r)
+		d := defaults(setIn(p, r))
 		if len(d) == 0 {
 			continue
 		}

@@ -188,7 +188,7 @@ func dropletOverride(parsed *stack.Parsed) ([]byte, error) {
 	for _, r := range droplets {
 		attrs := map[string]any{}
 		if a, ok := r.Attributes["ssh_keys"]; ok {
-			tmpl := "${concat([var." + KeyIDVar + "], tolist(" + a.Source + "))}"
+			tmpl := "${concat([var." + KeyIDVar + "], tolist(" + embed(a.Source) + "))}"
 			if _, d := hclsyntax.ParseTemplate([]byte(tmpl), "ssh_keys", hcl.InitialPos); d.HasErrors() {
 				diags = append(diags, diagAt(a.Range, fmt.Sprintf("ssh_keys of %s cannot be combined with Kloud's key: %s", r.Address(), d[0].Summary)))
 				continue
@@ -199,7 +199,7 @@ func dropletOverride(parsed *stack.Parsed) ([]byte, error) {
 		}
 		if !r.Has("vpc_uuid") {
 			if a, ok := r.Attributes["region"]; ok {
-				attrs["vpc_uuid"] = "${lower(" + a.Source + ") == var." + RegionVar + " ? var." + VPCUUIDVar + " : null}"
+				attrs["vpc_uuid"] = "${lower(" + embed(a.Source) + ") == var." + RegionVar + " ? var." + VPCUUIDVar + " : null}"
 			} else {
 				attrs["vpc_uuid"] = "${var." + VPCUUIDVar + "}"
 			}
@@ -217,6 +217,16 @@ func dropletOverride(parsed *stack.Parsed) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: %w", FileDropletOverride, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// embed returns an expression's source ready to sit inside a larger one:
+// a multi-line source (it may end with a heredoc, whose closing marker must
+// end its line) gets a newline.
+func embed(src string) string {
+	if strings.Contains(src, "\n") {
+		return src + "\n"
+	}
+	return src
 }
 
 // tokenRefRE finds DigitalOcean tokens: personal access (dop_v1_), OAuth

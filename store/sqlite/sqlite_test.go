@@ -381,16 +381,25 @@ func TestTwoProcessesOneFile(t *testing.T) {
 	const procs, n = 2, 150
 	cmds := make([]*exec.Cmd, procs)
 	outs := make([]*bytes.Buffer, procs)
+	waited := make([]bool, procs)
+	defer func() { // reap any helper a failure left running
+		for i, cmd := range cmds {
+			if cmd != nil && cmd.Process != nil && !waited[i] {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		}
+	}()
 	for i := range cmds {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperJobEnv+"="+job.ID, helperNEnv+"="+strconv.Itoa(n),
 			helperIDEnv+"="+fmt.Sprintf("p%d", i))
 		outs[i] = &bytes.Buffer{}
 		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
+		cmds[i] = cmd
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		cmds[i] = cmd
 	}
 	// This process writes too, while the helpers run.
 	for k := range n {
@@ -402,7 +411,9 @@ func TestTwoProcessesOneFile(t *testing.T) {
 		}
 	}
 	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
+		err := cmd.Wait()
+		waited[i] = true
+		if err != nil {
 			t.Fatalf("helper %d: %v\n%s", i, err, outs[i])
 		}
 		if !bytes.Contains(outs[i].Bytes(), []byte("--- PASS: TestHelperProcess")) {

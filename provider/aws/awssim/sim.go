@@ -423,3 +423,10 @@ func (s *Server) sts(r *http.Request, form url.Values, reqID string) (any, *apiE
 	resp.Metadata.RequestID = reqID
 	return resp, nil
 }
+
+// ClearFaults drops every fault not yet used up.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
