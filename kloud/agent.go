@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
+	"time"
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
@@ -83,4 +86,31 @@ func (s *Server) targetBusy(ctx context.Context, target string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// handleKlient serves the agent binary to machines that download it at
+// first boot (cloud providers' user data). It is no secret, so it needs no
+// token; only the build this server has (linux on its own architecture) is
+// offered.
+func (s *Server) handleKlient(w http.ResponseWriter, r *http.Request) {
+	goos, arch := r.URL.Query().Get("os"), r.URL.Query().Get("arch")
+	if goos == "" {
+		goos = "linux"
+	}
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	if s.cfg.KlientPath == "" || goos != runtime.GOOS || arch != runtime.GOARCH {
+		s.writeError(w, r, fmt.Errorf("no klient build for %s/%s on this server (it has %s/%s): %w", goos, arch, runtime.GOOS, runtime.GOARCH, store.ErrNotFound))
+		return
+	}
+	f, err := os.Open(s.cfg.KlientPath)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("klient binary: %w", store.ErrNotFound))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="klient"`)
+	http.ServeContent(w, r, "klient", time.Time{}, f)
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// TerraformPath and PluginDir locate Terraform and the provider mirror.
 	TerraformPath string
 	PluginDir     string
+	// KlientPath is the agent binary served to machines at
+	// GET /api/v1/agent/klient (none when empty).
+	KlientPath string
 	// Workers is how many jobs run at once (default 4).
 	Workers int
 	// WorkerID names this server in job leases (default host:pid).

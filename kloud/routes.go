@@ -44,6 +44,7 @@ func (s *Server) routes() {
 
 	m.HandleFunc("POST /api/v1/agent/register", s.handleAgentRegister)
 	m.HandleFunc("POST /api/v1/agent/heartbeat", s.handleAgentHeartbeat)
+	m.HandleFunc("GET /api/v1/agent/klient", s.handleKlient)
 
 	s.ratingRoutes(m)
 

@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/kloud"
-	_ "github.com/kloud/kloud/provider/sandbox" // the embedded default provider
+	_ "github.com/kloud/kloud/provider/aws"          // EC2
+	_ "github.com/kloud/kloud/provider/digitalocean" // droplets
+	_ "github.com/kloud/kloud/provider/sandbox"      // the embedded default provider
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/sqlite"
 )
@@ -94,6 +96,7 @@ func serve(args []string) error {
 	workers := fs.Int("workers", envInt("WORKERS", 4), "concurrent Terraform runs (KLOUD_WORKERS)")
 	publicURL := fs.String("url", env("URL", ""), "URL machine agents reach this server at (KLOUD_URL; default from --listen)")
 	terraform := fs.String("terraform", env("TERRAFORM", ""), "terraform binary (KLOUD_TERRAFORM)")
+	klientPath := fs.String("klient", env("KLIENT", besideBinary("klient")), "agent binary served to machines (KLOUD_KLIENT)")
 	pluginDir := fs.String("plugin-dir", env("PLUGIN_DIR", besideBinary("plugins")), "provider mirror (KLOUD_PLUGIN_DIR)")
 	jobLease := fs.Duration("job-lease", envDuration("JOB_LEASE", 30*time.Second), "job lease length (KLOUD_JOB_LEASE)")
 	grace := fs.Duration("shutdown-grace", envDuration("SHUTDOWN_GRACE", 30*time.Second), "how long shutdown lets jobs finish (KLOUD_SHUTDOWN_GRACE)")
@@ -138,7 +141,7 @@ func serve(args []string) error {
 	}
 	srv, err := kloud.New(ctx, kloud.Config{
 		DataDir: *dataDir, Store: st, StoreName: storeName, URL: url,
-		AdminToken: os.Getenv("KLOUD_ADMIN_TOKEN"), TerraformPath: tf, PluginDir: *pluginDir,
+		AdminToken: os.Getenv("KLOUD_ADMIN_TOKEN"), TerraformPath: tf, PluginDir: *pluginDir, KlientPath: *klientPath,
 		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
 		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
 		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,

@@ -16,7 +16,9 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud"
-	_ "github.com/kloud/kloud/provider/sandbox" // the embedded default provider
+	_ "github.com/kloud/kloud/provider/aws"          // EC2, against its simulator in tests
+	_ "github.com/kloud/kloud/provider/digitalocean" // droplets, against its simulator in tests
+	_ "github.com/kloud/kloud/provider/sandbox"      // the embedded default provider
 	"github.com/kloud/kloud/store/sqlite"
 )
 
@@ -39,9 +41,14 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 	dataDir := t.TempDir()
 	tf := testenv.Terraform(t)
 	plugins := testenv.PluginDir(t)
-	t.Setenv("KLOUD_KLIENT", testenv.Klient(t))
+	klient := testenv.Klient(t)
+	t.Setenv("KLOUD_KLIENT", klient)
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dataDir)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := sqlite.Open(ctx, dataDir, sqlite.WithLogger(log))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -52,13 +59,11 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 		URL:           "http://" + ts.Listener.Addr().String(),
 		TerraformPath: tf,
 		PluginDir:     plugins,
+		KlientPath:    klient,
 		Workers:       4,
 		JobLease:      10 * time.Second,
 		ShutdownGrace: 20 * time.Second,
-		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if testing.Verbose() {
-		cfg.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		Log:           log,
 	}
 	for _, o := range options {
 		o(&cfg)

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/mail"
@@ -44,7 +45,7 @@ func testBootstrap() *Bootstrap {
 
 // composeStack is a Stack as Kloud builds it to apply a stack: credential
 // cr-1 of user u-1, stack st-1 of template tp-1.
-func composeStack(t *testing.T, cred *Credential, boot *Bootstrap, content string, format stack.Format, vars map[string]string) *Stack {
+func composeStack(t testing.TB, cred *Credential, boot *Bootstrap, content string, format stack.Format, vars map[string]string) *Stack {
 	t.Helper()
 	p, err := provider.Get(Name)
 	if err != nil {
@@ -320,7 +321,7 @@ resource "aws_instance" "bare" {
 		t.Helper()
 		token := stack.AgentToken(testAgentSecret, addr).Reveal()
 		if !strings.HasPrefix(body, "#!/bin/sh\n") || !strings.Contains(body, "\nKLIENT_TOKEN="+token+"\n") ||
-			!strings.Contains(body, "\nKLIENT_KLOUD_URL=https://kloud.example.com\n") || !strings.Contains(body, `"https://kloud.example.com/dl/klient/linux-$arch"`) {
+			!strings.Contains(body, "\nKLIENT_KLOUD_URL=https://kloud.example.com\n") || !strings.Contains(body, `"https://kloud.example.com/api/v1/agent/klient?os=linux&arch=$arch"`) {
 			t.Errorf("agent part of %s:\n%s", addr, body)
 		}
 	}
@@ -388,6 +389,13 @@ func TestLiteralCredentialsRefused(t *testing.T) {
   }},
   "resource": {"aws_instance": {"web": {"ami": "ami-0a1b2c3d4e5f60718"}}}
 }`, []int{3}, `main.tf.json:3:5: error: provider "aws" sets secret_key to a literal value`},
+		{"json provider list", stack.FormatJSON, `{
+  "provider": {"aws": [
+    {"region": "eu-west-1"},
+    {"alias": "b", "token": "IQoJb3JpZ2luX2VjEJr"}
+  ]},
+  "resource": {"aws_instance": {"web": {"ami": "ami-0a1b2c3d4e5f60718"}}}
+}`, []int{4}, `main.tf.json:4:20: error: provider "aws" sets token to a literal value`},
 		{"json key id", stack.FormatJSON, `{"resource": {"aws_instance": {"web": {
   "ami": "ami-0a1b2c3d4e5f60718",
   "tags": {"k": "AKIAIOSFODNN7EXAMPLE"}
@@ -479,22 +487,25 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestApplyWithoutBootstrap: an instance without its own AMI needs the
-// bootstrap; one with it composes without defaults.
+// TestApplyWithoutBootstrap: without a bootstrap nothing is defaulted; an
+// instance without its own AMI is logged (not refused: the composition
+// must still destroy the stack).
 func TestApplyWithoutBootstrap(t *testing.T) {
 	s := composeStack(t, testCredential(), nil, "resource \"aws_instance\" \"a\" {\n  ami = \"ami-0a1b2c3d4e5f60718\"\n}\n\nresource \"aws_instance\" \"b\" {\n  instance_type = \"t3.micro\"\n}\n", stack.FormatHCL, nil)
-	_, err := s.ApplyTemplate(context.Background(), s.Credential)
-	if !errors.Is(err, stack.ErrInvalidTemplate) || !strings.Contains(err.Error(), "main.tf:5:1: error: aws_instance.b sets no ami and the credential is not bootstrapped") {
-		t.Fatalf("err = %v", err)
-	}
-	s = composeStack(t, testCredential(), nil, "resource \"aws_instance\" \"a\" {\n  ami = \"ami-0a1b2c3d4e5f60718\"\n}\n", stack.FormatHCL, nil)
+	var logs bytes.Buffer
+	s.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	tpl, err := s.ApplyTemplate(context.Background(), s.Credential)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkComposed(t, s, tpl, testCredential())
-	if bytes.Contains(tpl.Generated[stack.FileOverride], []byte("kloud_subnet")) || bytes.Contains(tpl.Generated[stack.FileVariables], []byte("kloud_subnet")) {
-		t.Errorf("bootstrap values without a bootstrap:\n%s", tpl.Generated[stack.FileOverride])
+	for _, name := range keys(tpl.Generated) {
+		if bytes.Contains(tpl.Generated[name], []byte("kloud_subnet")) || bytes.Contains(tpl.Generated[name], []byte("kloud_ami")) {
+			t.Errorf("bootstrap values without a bootstrap in %s:\n%s", name, tpl.Generated[name])
+		}
+	}
+	if !strings.Contains(logs.String(), "resource=aws_instance.b line=5") || strings.Contains(logs.String(), "aws_instance.a") {
+		t.Errorf("log: %s", logs.String())
 	}
 }
 

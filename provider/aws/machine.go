@@ -208,11 +208,13 @@ func (m *Machine) change(ctx context.Context, client *ec2.Client, md *Metadata, 
 			var in *ec2types.Instance
 			if in, err = m.describe(ctx, client, md.ID); err == nil {
 				refresh(md, in)
-				last = in.State.Name
+				if in.State != nil {
+					last = in.State.Name
+				}
 				switch {
 				case last == target:
 					return md, nil
-				case !slices.Contains(waiting[target], last):
+				case last != "" && !slices.Contains(waiting[target], last):
 					return fail(fmt.Errorf("%w: it is %s, waiting for %s", ErrUnexpectedState, last, target))
 				}
 			}

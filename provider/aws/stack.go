@@ -193,8 +193,9 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 //     bootstrap's values where the user set none (see defaults); the
 //     outputs are also offered as var.kloud_vpc, var.kloud_subnet,
 //     var.kloud_sg, var.kloud_key_pair, var.kloud_ami and so on. Without
-//     a bootstrap, an aws_instance that sets neither ami nor
-//     launch_template is refused.
+//     a bootstrap nothing is defaulted (and an aws_instance that sets
+//     neither ami nor launch_template is logged: creating it will fail,
+//     but destroying a stack must still compose).
 func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.Template, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply aws template: %w", err)
@@ -221,8 +222,10 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 				fmt.Sprintf("%s sets user_data_base64, which cannot be merged with Kloud's agent set-up; put the script or #cloud-config in user_data instead (Kloud joins the two into one cloud-init archive)", r.Address())))
 		}
 		if has := setIn(parsed, r); boot == nil && !has("ami") && !has("launch_template") {
-			return nil, fmt.Errorf("apply aws template: %w", templateError(r.Range,
-				fmt.Sprintf("%s sets no ami and the credential is not bootstrapped: set ami, or bootstrap the credential so that Kloud's default AMI applies", r.Address())))
+			// Not refused: the same composition must still destroy a
+			// stack whose credential lost its bootstrap.
+			s.log().WarnContext(ctx, "aws_instance sets no ami and the credential is not bootstrapped; EC2 will refuse to create it",
+				"resource", r.Address(), "line", r.Range.Start.Line)
 		}
 	}
 	vars := credentialVariables(cred)

@@ -15,7 +15,8 @@ package aws
 // and text/x-shellscript otherwise (cloud-init runs the scripts in order).
 //
 // The script takes the agent from /usr/local/bin/klient when the image
-// carries one, else downloads it from ${var.kloud_url}/dl/klient/linux-<arch>.
+// carries one, else downloads it from Kloud
+// (${var.kloud_url}/api/v1/agent/klient?os=linux&arch=<amd64|arm64>).
 // The machine's id and size come from the instance metadata service
 // (IMDSv2).
 const AgentScript = `#!/bin/sh
@@ -36,7 +37,7 @@ echo "KLIENT_MACHINE_ID=$(imds instance-id)" >> /etc/klient/klient.env
 echo "KLIENT_SIZE=$(imds instance-type)" >> /etc/klient/klient.env
 if [ ! -x /usr/local/bin/klient ]; then
   case "$(uname -m)" in aarch64 | arm64) arch=arm64 ;; *) arch=amd64 ;; esac
-  curl -fsSL --retry 10 --retry-connrefused -o /usr/local/bin/klient.download "${var.kloud_url}/dl/klient/linux-$arch"
+  curl -fsSL --retry 10 --retry-connrefused -o /usr/local/bin/klient.download "${var.kloud_url}/api/v1/agent/klient?os=linux&arch=$arch"
   chmod 0755 /usr/local/bin/klient.download
   mv /usr/local/bin/klient.download /usr/local/bin/klient
 fi

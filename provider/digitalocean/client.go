@@ -184,13 +184,13 @@ func (a *api) call(ctx context.Context, op string, idempotent bool, f func(conte
 		case status >= 500 && idempotent:
 			wait = backoff
 		default:
-			return a.mapError(ctx, op, resp, err)
+			return a.mapError(ctx, op, err)
 		}
 		if attempt >= a.opts.MaxRetries {
 			if status == http.StatusTooManyRequests {
 				return fmt.Errorf("%s: %w after %d attempts", op, ErrThrottled, attempt+1)
 			}
-			return a.mapError(ctx, op, resp, err)
+			return a.mapError(ctx, op, err)
 		}
 		wait = min(wait, a.opts.MaxRetryWait)
 		a.log.Debug("digitalocean API call retried", "op", op, "status", status, "wait", wait, "attempt", attempt+1)
@@ -227,7 +227,7 @@ func (a *api) throttleWait(r *http.Response, backoff time.Duration) time.Duratio
 // mapError turns a failed call into an error wrapping one sentinel, with
 // the status and the API's message. URLs carry no secret, but the error
 // names the endpoint rather than repeating godo's full request line.
-func (a *api) mapError(ctx context.Context, op string, resp *godo.Response, err error) error {
+func (a *api) mapError(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", op, ctxErr)
 	}

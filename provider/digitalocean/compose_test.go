@@ -258,7 +258,7 @@ func TestUserDataMerge(t *testing.T) {
 	tokenExpr := `${sha256("${var.kloud_agent_secret}|digitalocean_droplet.web")}`
 	tests := []struct {
 		name, userData string
-		line           int    // the line a refusal names; 0: accepted
+		line           int // the line a refusal names; 0: accepted
 		contains       []string
 		kloudFirst     string // a fragment of the user's part that must come after Kloud's
 	}{
@@ -406,7 +406,10 @@ func TestBootstrapTemplates(t *testing.T) {
 	}
 	tpl := tpls[0]
 	priv := tpl.Env[sshPrivateVar].Reveal()
-	key, err := ParsePrivateKey(priv)
+	if !strings.HasPrefix(priv, sealedPrefix) {
+		t.Fatalf("the private key in the environment is not sealed")
+	}
+	key, _, err := OpenPrivateKey(priv, testToken, "cred-1")
 	if err != nil {
 		t.Fatalf("private key in env: %v", err)
 	}
@@ -421,7 +424,7 @@ func TestBootstrapTemplates(t *testing.T) {
 	if vals[nameVar] != "kloud-cred-1" || vals[RegionVar] != "fra1" {
 		t.Errorf("values = %v", vals)
 	}
-	assertNoSecret(t, tpl, testToken, strings.Split(priv, "\n")[1])
+	assertNoSecret(t, tpl, testToken, priv, "PRIVATE KEY")
 	if tpl.Env[TokenVar].Reveal() != testToken {
 		t.Error("the token is not in the environment")
 	}
@@ -438,8 +441,11 @@ func TestBootstrapTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(boot.(*Bootstrap).PrivateKey) != priv || !bytes.Contains(stored, []byte("OPENSSH PRIVATE KEY")) {
-		t.Error("the private key did not survive into the stored bootstrap")
+	if string(boot.(*Bootstrap).PrivateKey) != priv || !bytes.Contains(stored, []byte(sealedPrefix)) {
+		t.Error("the sealed private key did not survive into the stored bootstrap")
+	}
+	if k, _, err := boot.(*Bootstrap).SSHKey(cred, "cred-1"); err != nil || !bytes.Equal(k, key) {
+		t.Errorf("the stored bootstrap's key does not open: %v", err)
 	}
 
 	// Bootstrapping again keeps the pair.

@@ -123,12 +123,17 @@ func fixedKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed)
 }
 
-// fixedBootstrap is a bootstrap made with fixedKey, as a credential stores it.
+// fixedBootstrap is a bootstrap made with fixedKey for credential cred-1
+// (token testToken), as the credential stores it.
 func fixedBootstrap(t *testing.T) *Bootstrap {
 	t.Helper()
 	key := fixedKey()
 	pub := key.Public().(ed25519.PublicKey)
-	priv, err := MarshalPrivateKey(key, "kloud-cred-1", strings.NewReader("\x01\x02\x03\x04"))
+	text, err := MarshalPrivateKey(key, "kloud-cred-1", strings.NewReader("\x01\x02\x03\x04"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := SealPrivateKey(text, testToken, "cred-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

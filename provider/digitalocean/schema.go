@@ -112,10 +112,11 @@ func endpointURLs(endpoint string) (api, terraform string, err error) {
 	return base, base, nil
 }
 
-// PrivateKey is a private key in OpenSSH's format. It prints masked but
-// is encoded in JSON as is, so that it survives being stored with the
-// credential's bootstrap (which the store encrypts); it is described as a
-// secret, so every mask of the credential's secrets covers it.
+// PrivateKey is the bootstrap's private key, sealed (see SealPrivateKey).
+// It prints masked but is encoded in JSON as is, so that it survives being
+// stored with the credential's bootstrap (which the store encrypts); it is
+// described as a secret, so every mask of the credential's secrets covers
+// it.
 type PrivateKey string
 
 // String masks the key.
@@ -131,14 +132,15 @@ func (k PrivateKey) GoString() string { return k.String() }
 
 // Bootstrap is a credential's persistent resources, the outputs of the
 // bootstrap template: the SSH key Kloud generated (its DigitalOcean ID and
-// fingerprint, both halves) and the VPC machines are placed in.
+// fingerprint, the public half, the private half sealed with the
+// credential's token) and the VPC machines are placed in.
 type Bootstrap struct {
 	KeyID          string     `json:"key_id" kloud:"SSH key ID"`
 	KeyFingerprint string     `json:"key_fingerprint" kloud:"SSH key fingerprint"`
 	VPCUUID        string     `json:"vpc_uuid" kloud:"VPC UUID"`
 	Region         string     `json:"region,omitempty" kloud:"VPC region"`
 	PublicKey      string     `json:"public_key" kloud:"SSH public key"`
-	PrivateKey     PrivateKey `json:"private_key" kloud:"SSH private key,secret"`
+	PrivateKey     PrivateKey `json:"private_key" kloud:"SSH private key (sealed),secret"`
 }
 
 var (
@@ -147,8 +149,8 @@ var (
 )
 
 // Valid checks the outputs: a numeric key ID, an MD5 fingerprint that is
-// the public key's, a VPC UUID, and a private key whose public half is the
-// public key.
+// the public key's, a VPC UUID, and a sealed private key (SSHKey opens it
+// and checks it against the public key; that needs the token).
 func (b *Bootstrap) Valid() error {
 	if n, err := strconv.ParseInt(b.KeyID, 10, 64); err != nil || n <= 0 {
 		return &provider.FieldError{Field: "key_id", Message: fmt.Sprintf("%q is not a DigitalOcean SSH key ID (a positive integer)", b.KeyID)}
@@ -169,14 +171,31 @@ func (b *Bootstrap) Valid() error {
 	if fp := Fingerprint(pub); fp != b.KeyFingerprint {
 		return &provider.FieldError{Field: "key_fingerprint", Message: fmt.Sprintf("%s is not the fingerprint of the public key (%s)", b.KeyFingerprint, fp)}
 	}
-	key, err := ParsePrivateKey(string(b.PrivateKey))
-	if err != nil {
+	if _, err := sealedBytes(string(b.PrivateKey)); err != nil {
 		return &provider.FieldError{Field: "private_key", Message: err.Error()}
 	}
-	if !bytes.Equal(key.Public().(ed25519.PublicKey), pub) {
-		return &provider.FieldError{Field: "private_key", Message: "is not the private half of public_key"}
-	}
 	return nil
+}
+
+// SSHKey opens the bootstrap's private key with the credential it belongs
+// to and checks it is the private half of PublicKey. It returns the key and
+// its text in OpenSSH's format (what `ssh -i` reads).
+func (b *Bootstrap) SSHKey(cred *Credential, credentialID string) (ed25519.PrivateKey, string, error) {
+	if cred == nil {
+		return nil, "", fmt.Errorf("%w: no credential", ErrSealedKey)
+	}
+	key, text, err := OpenPrivateKey(string(b.PrivateKey), cred.Token.Reveal(), credentialID)
+	if err != nil {
+		return nil, "", err
+	}
+	pub, err := ParseAuthorizedKey(b.PublicKey)
+	if err != nil {
+		return nil, "", err
+	}
+	if !bytes.Equal(key.Public().(ed25519.PublicKey), pub) {
+		return nil, "", fmt.Errorf("%w: it is not the private half of the bootstrap's public key", ErrSealedKey)
+	}
+	return key, text, nil
 }
 
 // Metadata is what Kloud stores about a droplet. Its JSON names are the

@@ -1,6 +1,7 @@
 package digitalocean
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,11 +142,7 @@ func TestEndpointURLs(t *testing.T) {
 // and fingerprint must agree.
 func TestBootstrapValid(t *testing.T) {
 	good := fixedBootstrap(t)
-	other, err := GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherPriv, err := MarshalPrivateKey(other, "", nil)
+	clear, err := MarshalPrivateKey(fixedKey(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +157,8 @@ func TestBootstrapValid(t *testing.T) {
 		{"fingerprint of another key", func(b *Bootstrap) { b.KeyFingerprint = strings.Repeat("00:", 15) + "00" }, "key_fingerprint"},
 		{"vpc not a uuid", func(b *Bootstrap) { b.VPCUUID = "vpc-1" }, "vpc_uuid"},
 		{"public key malformed", func(b *Bootstrap) { b.PublicKey = "ssh-rsa AAAA" }, "public_key"},
-		{"private key of another pair", func(b *Bootstrap) { b.PrivateKey = PrivateKey(otherPriv) }, "private_key"},
-		{"private key garbage", func(b *Bootstrap) { b.PrivateKey = "-----BEGIN X-----" }, "private_key"},
+		{"private key not sealed", func(b *Bootstrap) { b.PrivateKey = PrivateKey(clear) }, "private_key"},
+		{"private key garbage", func(b *Bootstrap) { b.PrivateKey = sealedPrefix + "!!" }, "private_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,6 +183,46 @@ func TestBootstrapValid(t *testing.T) {
 	}
 }
 
+// TestSealedKey checks the bootstrap's private key: it opens only with the
+// credential's token and ID, and only as the private half of the
+// bootstrap's public key.
+func TestSealedKey(t *testing.T) {
+	b := fixedBootstrap(t)
+	cred := &Credential{Token: stack.Secret(testToken), Region: "nyc3"}
+	key, text, err := b.SSHKey(cred, "cred-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(key, fixedKey()) || !strings.HasPrefix(text, "-----BEGIN OPENSSH PRIVATE KEY-----") {
+		t.Error("opened another key")
+	}
+	if strings.Contains(string(b.PrivateKey), "OPENSSH") || strings.Contains(string(b.PrivateKey), strings.Split(text, "\n")[1]) {
+		t.Error("the stored key is not sealed")
+	}
+	other, _ := GenerateKey(nil)
+	otherText, _ := MarshalPrivateKey(other, "", nil)
+	otherSealed, _ := SealPrivateKey(otherText, testToken, "cred-1", nil)
+	tests := []struct {
+		name   string
+		cred   *Credential
+		id     string
+		sealed PrivateKey
+	}{
+		{"another token", &Credential{Token: stack.Secret("dop_v1_" + strings.Repeat("e", 64))}, "cred-1", b.PrivateKey},
+		{"another credential", cred, "cred-2", b.PrivateKey},
+		{"another key pair", cred, "cred-1", PrivateKey(otherSealed)},
+		{"truncated", cred, "cred-1", b.PrivateKey[:len(b.PrivateKey)-10]},
+		{"no credential", nil, "cred-1", b.PrivateKey},
+	}
+	for _, tt := range tests {
+		bb := *b
+		bb.PrivateKey = tt.sealed
+		if _, _, err := bb.SSHKey(tt.cred, tt.id); !errors.Is(err, ErrSealedKey) {
+			t.Errorf("%s: err = %v, want ErrSealedKey", tt.name, err)
+		}
+	}
+}
+
 // TestSecretsMasked checks that printing the credential or the bootstrap
 // shows neither the token nor the private key, that the bootstrap's JSON
 // (what the store encrypts) keeps the key, and that the maskers know both.
@@ -193,7 +230,7 @@ func TestSecretsMasked(t *testing.T) {
 	cred := &Credential{Token: stack.Secret(testToken), Region: "nyc3"}
 	boot := fixedBootstrap(t)
 	priv := string(boot.PrivateKey)
-	keyLine := strings.Split(priv, "\n")[1]
+	keyLine := priv[len(priv)-40:]
 	for _, s := range []string{fmt.Sprint(cred), fmt.Sprintf("%+v", cred), fmt.Sprintf("%#v", *cred), fmt.Sprintf("%+v", boot), fmt.Sprintf("%#v", *boot)} {
 		if strings.Contains(s, testToken) || strings.Contains(s, keyLine) {
 			t.Errorf("printed secret: %s", s)

@@ -2,9 +2,13 @@ package digitalocean
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -18,7 +22,8 @@ import (
 // The SSH key Kloud generates for a credential's bootstrap: an Ed25519 key
 // pair. The public half goes to Terraform (digitalocean_ssh_key) in
 // OpenSSH's authorized_keys format; the private half is kept, in OpenSSH's
-// private key format, with the credential's bootstrap, which the store
+// private key format sealed with the credential's token (see
+// SealPrivateKey), with the credential's bootstrap, which the store
 // encrypts. The formats are written here (they are short) rather than
 // adding golang.org/x/crypto/ssh as a dependency.
 
@@ -209,4 +214,89 @@ func (r *wireReader) string() []byte {
 	s := r.b[:n]
 	r.b = r.b[n:]
 	return s
+}
+
+// The private key passes through Terraform (a sensitive variable, then a
+// sensitive output of the bootstrap) to reach the credential's stored
+// bootstrap. Terraform keeps outputs in its state, and the runner's working
+// directory holds a copy of the state under Kloud's data dir, so the key is
+// sealed first: AES-256-GCM under a key derived (HKDF-SHA256) from the
+// credential's token, bound to the credential's ID. The state and the
+// stored bootstrap hold only the sealed form; the store encrypts the
+// latter again at rest.
+
+// sealedPrefix starts a sealed private key.
+const sealedPrefix = "kloud-sealed:v1:"
+
+// ErrSealedKey is wrapped by every failure to open a sealed key.
+var ErrSealedKey = errors.New("cannot open the sealed SSH private key")
+
+func sealingAEAD(token, credentialID string) (cipher.AEAD, error) {
+	if token == "" || credentialID == "" {
+		return nil, fmt.Errorf("%w: no token or credential ID", ErrSealedKey)
+	}
+	k, err := hkdf.Key(sha256.New, []byte(token), []byte(credentialID), "kloud/digitalocean/bootstrap-ssh-key/v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive sealing key: %w", err)
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, fmt.Errorf("derive sealing key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// SealPrivateKey seals a private key (its text) for credentialID with the
+// credential's token; random supplies the nonce (crypto/rand when nil).
+func SealPrivateKey(text, token, credentialID string, random io.Reader) (string, error) {
+	aead, err := sealingAEAD(token, credentialID)
+	if err != nil {
+		return "", err
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(random, nonce); err != nil {
+		return "", fmt.Errorf("seal ssh key: %w", err)
+	}
+	out := aead.Seal(nonce, nonce, []byte(text), []byte(credentialID))
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(out), nil
+}
+
+// OpenPrivateKey opens a key sealed by SealPrivateKey and parses it.
+func OpenPrivateKey(sealed, token, credentialID string) (ed25519.PrivateKey, string, error) {
+	raw, err := sealedBytes(sealed)
+	if err != nil {
+		return nil, "", err
+	}
+	aead, err := sealingAEAD(token, credentialID)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(raw) < aead.NonceSize()+aead.Overhead() {
+		return nil, "", fmt.Errorf("%w: too short", ErrSealedKey)
+	}
+	text, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(credentialID))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: not sealed with this credential's token", ErrSealedKey)
+	}
+	key, err := ParsePrivateKey(string(text))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrSealedKey, err)
+	}
+	return key, string(text), nil
+}
+
+// sealedBytes checks a sealed key's form and decodes it.
+func sealedBytes(sealed string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(sealed, sealedPrefix)
+	if !ok {
+		return nil, fmt.Errorf("%w: it does not start with %q", ErrSealedKey, sealedPrefix)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(rest)
+	if err != nil || len(raw) > maxKeyTextLen {
+		return nil, fmt.Errorf("%w: not base64 of a sealed key", ErrSealedKey)
+	}
+	return raw, nil
 }

@@ -71,7 +71,9 @@ func TestSSHKeyParseErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	block, _ := pem.Decode([]byte(good))
-	reencode := func(b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: b})) }
+	reencode := func(b []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: b}))
+	}
 	encrypted := bytes.Replace(block.Bytes, []byte("\x00\x00\x00\x04none"), []byte("\x00\x00\x00\x04aesx"), 1)
 	tests := map[string]string{
 		"empty":     "",

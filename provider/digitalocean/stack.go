@@ -179,8 +179,9 @@ func resourceName(credentialID string) string {
 // digitalocean/bootstrap.tf.json): a digitalocean_ssh_key holding the
 // public half of a key pair Kloud generates, and a digitalocean_vpc in the
 // credential's region. Its outputs are the credential's Bootstrap; the
-// private half goes to Terraform only as a sensitive variable and comes
-// back as a sensitive output, to be stored (encrypted) with the
+// private half, sealed with the credential's token (so Terraform's state
+// never holds it in clear), goes to Terraform only as a sensitive variable
+// and comes back as a sensitive output, to be stored (encrypted) with the
 // credential. A credential bootstrapped before keeps its key pair.
 func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]*stack.Template, error) {
 	if err := ctx.Err(); err != nil {
@@ -193,13 +194,17 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.bootstrapKey(c)
+	key, err := s.bootstrapKey(c, cred)
 	if err != nil {
 		return nil, fmt.Errorf("digitalocean bootstrap templates: %w", err)
 	}
 	name := resourceName(c.ID)
 	pub := MarshalAuthorizedKey(key.Public().(ed25519.PublicKey), name)
-	priv, err := MarshalPrivateKey(key, name, nil)
+	text, err := MarshalPrivateKey(key, name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("digitalocean bootstrap templates: %w", err)
+	}
+	sealed, err := SealPrivateKey(text, cred.Token.Reveal(), c.ID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("digitalocean bootstrap templates: %w", err)
 	}
@@ -220,7 +225,7 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 			{Name: nameVar, Value: name},
 			{Name: RegionVar, Value: string(cred.Region)},
 			{Name: sshPublicVar, Value: pub},
-			{Name: sshPrivateVar, Value: stack.Secret(priv)},
+			{Name: sshPrivateVar, Value: stack.Secret(sealed)},
 		},
 	})
 	if err != nil {
@@ -230,13 +235,15 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 }
 
 // bootstrapKey returns the private key of c's bootstrap, or a new one when
-// c has none (or one that does not parse).
-func (s *Stack) bootstrapKey(c *stack.Credential) (ed25519.PrivateKey, error) {
+// c has none (or one that cannot be opened).
+func (s *Stack) bootstrapKey(c *stack.Credential, cred *Credential) (ed25519.PrivateKey, error) {
 	b, err := s.bootstrap(c)
 	if err == nil && b != nil && b.PrivateKey != "" {
-		if key, err := ParsePrivateKey(string(b.PrivateKey)); err == nil {
+		key, _, err := b.SSHKey(cred, c.ID)
+		if err == nil {
 			return key, nil
-		} else if s.Log != nil {
+		}
+		if s.Log != nil {
 			s.Log.Warn("stored digitalocean bootstrap key unreadable; generating a new one", "credential", c.ID, "err", err)
 		}
 	}
