@@ -140,3 +140,30 @@ func (s *Server) createAdmin(ctx context.Context, hash string) error {
 	}
 	return nil
 }
+
+// owned returns the record get finds under id when actor may see it. A
+// record of another user answers ErrNotFound, as if it did not exist.
+func owned[T any](ctx context.Context, actor *store.User, kind, id string, get func(context.Context, string) (T, error), owner func(T) string) (T, error) {
+	var zero T
+	v, err := get(ctx, id)
+	if err != nil {
+		return zero, fmt.Errorf("%s %s: %w", kind, id, err)
+	}
+	if !canSee(actor, owner(v)) {
+		return zero, fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+	}
+	return v, nil
+}
+
+// writeList answers items in their API form, or err.
+func writeList[T, V any](s *Server, w http.ResponseWriter, r *http.Request, items []T, err error, view func(T) V) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]V, 0, len(items))
+	for _, it := range items {
+		out = append(out, view(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -175,15 +175,11 @@ func (s *Server) newDriver(p *provider.Provider, c *stack.Credential, cred, boot
 		Provider: p, Log: s.log.With("machine", m.ID), Machine: m,
 		Credential: c, Cred: cred, Bootstrap: boot, DataDir: s.cfg.DataDir,
 	}
-	if p.Schema.NewMetadata != nil {
-		meta := p.Schema.NewMetadata(m)
-		if len(m.Metadata) > 0 {
-			if err := json.Unmarshal(m.Metadata, meta); err != nil {
-				return nil, fmt.Errorf("metadata of machine %s: %w", m.ID, err)
-			}
-		}
-		bm.Metadata = meta
+	meta, err := p.DecodeMetadata(m)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of machine %s: %w", m.ID, err)
 	}
+	bm.Metadata = meta
 	drv, err := p.Machine(bm)
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", m.ID, err)

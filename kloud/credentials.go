@@ -68,27 +68,12 @@ func (s *Server) createCredential(ctx context.Context, actor *store.User, req cl
 
 // credentialFor returns the credential id names when actor may see it.
 func (s *Server) credentialFor(ctx context.Context, actor *store.User, id string) (*stack.Credential, error) {
-	c, err := s.st.GetCredential(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("credential %s: %w", id, err)
-	}
-	if !canSee(actor, c.OwnerID) {
-		return nil, fmt.Errorf("credential %s: %w", id, store.ErrNotFound)
-	}
-	return c, nil
+	return owned(ctx, actor, "credential", id, s.st.GetCredential, func(c *stack.Credential) string { return c.OwnerID })
 }
 
 func (s *Server) handleListCredentials(w http.ResponseWriter, r *http.Request) {
 	creds, err := s.st.ListCredentials(r.Context(), ownerFilter(actorFrom(r.Context())))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]client.Credential, 0, len(creds))
-	for _, c := range creds {
-		out = append(out, credentialView(c))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(s, w, r, creds, err, credentialView)
 }
 
 func (s *Server) handleGetCredential(w http.ResponseWriter, r *http.Request) {
@@ -185,16 +170,9 @@ func (s *Server) baseStack(c *stack.Credential, stk *store.StackRecord, tpl *sta
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := provider.Decode(p.Schema.NewCredential, c.Data)
+	cred, boot, err := p.DecodeCredential(c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stored credential %s no longer valid: %w", c.ID, err)
-	}
-	var boot any
-	if c.Bootstrapped && p.Schema.NewBootstrap != nil && len(c.Bootstrap) > 0 {
-		boot = p.Schema.NewBootstrap()
-		if err := json.Unmarshal(c.Bootstrap, boot); err != nil {
-			return nil, nil, fmt.Errorf("stored bootstrap of credential %s: %w", c.ID, err)
-		}
+		return nil, nil, err
 	}
 	bs := &provider.BaseStack{
 		Provider: p, Log: s.log.With("provider", p.Name, "credential", c.ID),

@@ -356,7 +356,7 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 	if err != nil {
 		return fmt.Errorf("bootstrap templates: %w", bs.MaskError(err))
 	}
-	outputs := make(map[string]any)
+	outputs := make(map[string]json.RawMessage)
 	for i, t := range templates {
 		s.addSecrets(t.Env)
 		run := stack.Run{
@@ -376,24 +376,19 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 			return fmt.Errorf("apply bootstrap: %w", err)
 		}
 		for k, v := range res.Outputs {
-			outputs[k] = v
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("encode bootstrap output %s: %w", k, err)
+			}
+			outputs[k] = b
 		}
 	}
 	if destroy {
 		c.Bootstrap, c.Bootstrapped = nil, false
 	} else {
-		b, err := json.Marshal(outputs)
+		_, b, err := p.DecodeBootstrapOutputs(outputs)
 		if err != nil {
-			return fmt.Errorf("encode bootstrap outputs: %w", err)
-		}
-		if p.Schema.NewBootstrap != nil {
-			boot := p.Schema.NewBootstrap()
-			if err := json.Unmarshal(b, boot); err != nil {
-				return fmt.Errorf("read bootstrap outputs: %w", err)
-			}
-			if b, err = json.Marshal(boot); err != nil {
-				return fmt.Errorf("encode bootstrap: %w", err)
-			}
+			return err
 		}
 		c.Bootstrap, c.Bootstrapped = b, true
 	}

@@ -32,14 +32,7 @@ func eventView(e *store.Event) client.Event {
 }
 
 func (s *Server) jobFor(ctx context.Context, actor *store.User, id string) (*store.Job, error) {
-	j, err := s.st.GetJob(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", id, err)
-	}
-	if !canSee(actor, j.OwnerID) {
-		return nil, fmt.Errorf("job %s: %w", id, store.ErrNotFound)
-	}
-	return j, nil
+	return owned(ctx, actor, "job", id, s.st.GetJob, func(j *store.Job) string { return j.OwnerID })
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {

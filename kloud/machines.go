@@ -86,14 +86,7 @@ func machineView(m *stack.Machine, up time.Duration) client.Machine {
 }
 
 func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
-	m, err := s.st.GetMachine(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("machine %s: %w", id, err)
-	}
-	if !canSee(actor, m.OwnerID) {
-		return nil, fmt.Errorf("machine %s: %w", id, store.ErrNotFound)
-	}
-	return m, nil
+	return owned(ctx, actor, "machine", id, s.st.GetMachine, func(m *stack.Machine) string { return m.OwnerID })
 }
 
 func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {

@@ -147,3 +147,15 @@ func TestKlientDownload(t *testing.T) {
 		t.Errorf("klient for windows: %d, want 404", resp2.StatusCode)
 	}
 }
+
+// TestProviderTemplateCheck: a provider's own template check answers at
+// creation, with the line.
+func TestProviderTemplateCheck(t *testing.T) {
+	h := kloudtest.New(t)
+	content := "provider \"aws\" {\n  region     = \"us-east-1\"\n  access_key = \"AKIAIOSFODNN7EXAMPLE\"\n}\n\nresource \"aws_instance\" \"web\" {\n  instance_type = \"t3.micro\"\n}\n"
+	_, err := h.Admin.CreateTemplate(context.Background(), client.CreateTemplateRequest{Title: "leaky", Provider: "aws", Content: content})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnprocessableEntity || len(e.Diagnostics) == 0 || e.Diagnostics[0].Line != 3 {
+		t.Fatalf("template with a literal key: %v (%+v), want 422 at line 3", err, e)
+	}
+}

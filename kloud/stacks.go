@@ -122,14 +122,7 @@ func checkVariables(t *stack.Template, vars map[string]string) error {
 }
 
 func (s *Server) stackFor(ctx context.Context, actor *store.User, id string) (*store.StackRecord, error) {
-	st, err := s.st.GetStack(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("stack %s: %w", id, err)
-	}
-	if !canSee(actor, st.OwnerID) {
-		return nil, fmt.Errorf("stack %s: %w", id, store.ErrNotFound)
-	}
-	return st, nil
+	return owned(ctx, actor, "stack", id, s.st.GetStack, func(st *store.StackRecord) string { return st.OwnerID })
 }
 
 func (s *Server) handleListStacks(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,11 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 	if err != nil {
 		return nil, err
 	}
+	if p.CheckTemplate != nil {
+		if diags := p.CheckTemplate(parsed); diags.HasErrors() {
+			return nil, &stack.TemplateError{Diagnostics: diags}
+		}
+	}
 	if len(stack.MachineResources(parsed, p.TerraformType())) == 0 {
 		return nil, unprocessable("content", "the template declares no %s resource; a %s stack needs at least one machine", p.TerraformType(), p.Name)
 	}
@@ -75,27 +80,12 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 }
 
 func (s *Server) templateFor(ctx context.Context, actor *store.User, id string) (*stack.Template, error) {
-	t, err := s.st.GetTemplate(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", id, err)
-	}
-	if !canSee(actor, t.OwnerID) {
-		return nil, fmt.Errorf("template %s: %w", id, store.ErrNotFound)
-	}
-	return t, nil
+	return owned(ctx, actor, "template", id, s.st.GetTemplate, func(t *stack.Template) string { return t.OwnerID })
 }
 
 func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) {
 	ts, err := s.st.ListTemplates(r.Context(), ownerFilter(actorFrom(r.Context())))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]client.Template, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, templateView(t))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(s, w, r, ts, err, templateView)
 }
 
 func (s *Server) handleGetTemplate(w http.ResponseWriter, r *http.Request) {

@@ -44,13 +44,7 @@ func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*sto
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	users, err := s.st.ListUsers(r.Context())
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]client.User, 0, len(users))
-	for _, u := range users {
-		out = append(out, client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt})
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(s, w, r, users, err, func(u *store.User) client.User {
+		return client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}
+	})
 }

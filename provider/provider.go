@@ -54,6 +54,12 @@ type Provider struct {
 	// Version is the Terraform provider version constraint, if any.
 	Version string
 
+	// CheckTemplate, when set, refuses what this provider cannot take in a
+	// user's template (a literal credential, a machine without a required
+	// argument), each refusal with its place; Kloud calls it when a
+	// template is created, so the 422 comes before any apply.
+	CheckTemplate func(*stack.Parsed) stack.Diagnostics
+
 	Machine func(*BaseMachine) (Machine, error)
 	Stack   func(*BaseStack) (Stack, error)
 	Schema  *Schema

@@ -113,11 +113,12 @@ var Schema = &provider.Schema{
 func New(opts Options) *provider.Provider {
 	opts = opts.withDefaults()
 	return &provider.Provider{
-		Name:         Name,
-		ResourceName: ResourceName,
-		Source:       Source,
-		Version:      Version,
-		Userdata:     "user_data",
+		Name:          Name,
+		ResourceName:  ResourceName,
+		Source:        Source,
+		Version:       Version,
+		Userdata:      "user_data",
+		CheckTemplate: CheckTemplate,
 		Machine: func(bm *provider.BaseMachine) (provider.Machine, error) {
 			return &Machine{BaseMachine: bm, opts: opts}, nil
 		},

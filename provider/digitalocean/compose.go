@@ -390,3 +390,14 @@ func diagOffset(parsed *stack.Parsed, off int, msg string) stack.Diagnostic {
 	col := off - bytes.LastIndexByte(before, '\n')
 	return stack.Diagnostic{File: parsed.Name, Line: line, Column: col, Severity: stack.SeverityError, Message: msg}
 }
+
+// templateDiagnostics is CheckTemplate as the provider's template check at
+// creation: without a credential yet, so only token-shaped literals are
+// recognised; the apply checks again against the credential's own token.
+func templateDiagnostics(parsed *stack.Parsed) stack.Diagnostics {
+	var te *stack.TemplateError
+	if err := CheckTemplate(parsed, ""); errors.As(err, &te) {
+		return te.Diagnostics
+	}
+	return nil
+}

@@ -43,11 +43,12 @@ const (
 func NewProvider(opts Options) *provider.Provider {
 	o := opts.withDefaults()
 	return &provider.Provider{
-		Name:         Name,
-		ResourceName: ResourceName,
-		Source:       Source,
-		Version:      Version,
-		Userdata:     "user_data",
+		Name:          Name,
+		ResourceName:  ResourceName,
+		Source:        Source,
+		Version:       Version,
+		Userdata:      "user_data",
+		CheckTemplate: templateDiagnostics,
 		Machine: func(bm *provider.BaseMachine) (provider.Machine, error) {
 			return &Machine{BaseMachine: bm, opts: o}, nil
 		},
