@@ -13,59 +13,15 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-// uptime sums the time a machine spent Running according to its history
-// (records in time order), counting a run still going up to now.
-func uptime(records []stack.StateRecord, now time.Time) time.Duration {
-	var total time.Duration
-	var runningSince time.Time
-	for _, r := range records {
-		if !runningSince.IsZero() {
-			total += r.At.Sub(runningSince)
-			runningSince = time.Time{}
-		}
-		if r.State == machinestate.Running {
-			runningSince = r.At
-		}
-	}
-	if !runningSince.IsZero() && now.After(runningSince) {
-		total += now.Sub(runningSince)
-	}
-	return total
-}
-
-// machineViews turns machines into their API form with their uptime, reading
-// the state history of all of them in one query.
-func (s *Server) machineViews(ctx context.Context, ms []*stack.Machine) ([]client.Machine, error) {
-	out := make([]client.Machine, 0, len(ms))
-	if len(ms) == 0 {
-		return out, nil
-	}
+// machineViews turns machines into their API form; uptime comes with each
+// record, so no history is read.
+func (s *Server) machineViews(ms []*stack.Machine) []client.Machine {
 	now := s.now()
-	var records []stack.StateRecord
-	var err error
-	if len(ms) == 1 {
-		records, err = s.st.MachineHistory(ctx, ms[0].ID)
-	} else {
-		owner := ms[0].OwnerID
-		for _, m := range ms {
-			if m.OwnerID != owner {
-				owner = ""
-				break
-			}
-		}
-		records, err = s.st.StateHistory(ctx, store.HistoryQuery{OwnerID: owner, To: now.Add(time.Second)})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read machine history: %w", err)
-	}
-	byMachine := make(map[string][]stack.StateRecord, len(ms))
-	for _, r := range records {
-		byMachine[r.MachineID] = append(byMachine[r.MachineID], r)
-	}
+	out := make([]client.Machine, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, machineView(m, uptime(byMachine[m.ID], now)))
+		out = append(out, machineView(m, m.Uptime(now)))
 	}
-	return out, nil
+	return out
 }
 
 func machineView(m *stack.Machine, up time.Duration) client.Machine {
@@ -92,17 +48,13 @@ func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (
 func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
-	ms, err := s.st.ListMachines(ctx, f)
+	body, err := s.listMachinesJSON(ctx, f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.machineViews(ctx, ms)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
 }
 
 func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
@@ -112,12 +64,7 @@ func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.machineViews(ctx, []*stack.Machine{m})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out[0])
+	writeJSON(w, http.StatusOK, machineView(m, m.Uptime(s.now())))
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {

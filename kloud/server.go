@@ -32,6 +32,7 @@ type Server struct {
 	// the admin already existed or the token was configured).
 	AdminToken string
 
+	lists  *listCache    // encoded machine lists
 	wake   chan struct{} // a job was queued: a worker should claim
 	events *hub          // job events appended: followers should read
 
@@ -62,9 +63,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
+	lists := newListCache()
 	s := &Server{
 		cfg:     cfg,
-		st:      cfg.Store,
+		st:      watchedStore{Store: cfg.Store, lists: lists},
+		lists:   lists,
 		log:     cfg.Log,
 		wake:    make(chan struct{}, 1),
 		events:  newHub(),

@@ -18,10 +18,7 @@ func (s *Server) stackView(ctx context.Context, st *store.StackRecord) (client.S
 	if err != nil {
 		return client.Stack{}, err
 	}
-	views, err := s.machineViews(ctx, ms)
-	if err != nil {
-		return client.Stack{}, err
-	}
+	views := s.machineViews(ms)
 	vars := st.Variables
 	if vars == nil {
 		vars = map[string]string{}

@@ -121,8 +121,22 @@ type Machine struct {
 	// AgentTokenHash is the hash of the machine agent's own token.
 	AgentTokenHash string    `json:"-"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	// StateSince is when the machine entered its current state, and
+	// UptimeBase the time it spent Running before that; the store keeps
+	// both with every state change, so uptime needs no history read.
+	StateSince time.Time     `json:"state_since,omitzero"`
+	UptimeBase time.Duration `json:"-"`
+	CreatedAt  time.Time     `json:"created_at"`
+	UpdatedAt  time.Time     `json:"updated_at"`
+}
+
+// Uptime is the time the machine has spent Running up to now.
+func (m *Machine) Uptime(now time.Time) time.Duration {
+	up := m.UptimeBase
+	if m.State == machinestate.Running && now.After(m.StateSince) {
+		up += now.Sub(m.StateSince)
+	}
+	return up
 }
 
 // StateRecord is one change of a machine's state. A machine's records, in

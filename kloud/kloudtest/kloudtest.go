@@ -19,6 +19,7 @@ import (
 	_ "github.com/kloud/kloud/provider/aws"          // EC2, against its simulator in tests
 	_ "github.com/kloud/kloud/provider/digitalocean" // droplets, against its simulator in tests
 	_ "github.com/kloud/kloud/provider/sandbox"      // the embedded default provider
+	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/sqlite"
 )
 
@@ -31,6 +32,8 @@ type Harness struct {
 	Admin *client.Client
 	// AdminToken is the generated admin token.
 	AdminToken string
+	// Store is the server's store, for tests that seed it directly.
+	Store store.Store
 }
 
 // New starts a server on t.TempDir(); options may change its config before
@@ -76,7 +79,7 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
 	srv.Start()
-	h := &Harness{Server: srv, URL: ts.URL, DataDir: dataDir, AdminToken: srv.AdminToken}
+	h := &Harness{Server: srv, URL: ts.URL, DataDir: dataDir, AdminToken: srv.AdminToken, Store: st}
 	h.Admin = client.New(ts.URL, srv.AdminToken)
 	t.Cleanup(func() {
 		h.destroyAll(t)

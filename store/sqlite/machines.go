@@ -16,17 +16,18 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-const machineCols = `id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), last_seen, created_at, updated_at`
+const machineCols = `id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), last_seen, created_at, updated_at, state_since, uptime_base`
 
 func scanMachine(sc scanner) (*stack.Machine, error) {
 	var m stack.Machine
 	var state int
 	var meta []byte
 	var lastSeen sql.NullInt64
-	var created, updated int64
-	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &created, &updated); err != nil {
+	var created, updated, since, base int64
+	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &created, &updated, &since, &base); err != nil {
 		return nil, err
 	}
+	m.StateSince, m.UptimeBase = fromNanos(since), time.Duration(base)
 	m.State = machinestate.State(state)
 	if len(meta) > 0 {
 		m.Metadata = json.RawMessage(meta)
@@ -99,8 +100,8 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 			return err
 		} else if n == 0 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO machines (`+strings.ReplaceAll(machineCols, "coalesce(agent_token_hash, '')", "agent_token_hash")+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, m.StackID, m.OwnerID, m.Provider, m.Label, int(m.State), m.Reason, m.AlwaysOn, meta, nullStr(m.AgentTokenHash), lastSeen, cn, nn); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+				id, m.StackID, m.OwnerID, m.Provider, m.Label, int(m.State), m.Reason, m.AlwaysOn, meta, nullStr(m.AgentTokenHash), lastSeen, cn, nn, cn); err != nil {
 				return mapErr(err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO machine_history (machine_id, state, reason, at) VALUES (?, ?, ?, ?)`,
@@ -117,6 +118,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	m.ID = id
 	m.State, m.Reason = stored.State, stored.Reason
 	m.LastSeen, m.CreatedAt, m.UpdatedAt = stored.LastSeen, stored.CreatedAt, stored.UpdatedAt
+	m.StateSince, m.UptimeBase = stored.StateSince, stored.UptimeBase
 	return nil
 }
 
@@ -190,7 +192,13 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 		if machinestate.State(cur) == state && curReason == reason {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE machines SET state = ?, reason = ?, updated_at = ? WHERE id = ?`, int(state), reason, an, id); err != nil {
+		// The time Running ends is added to uptime_base (the right-hand
+		// columns are the old values); a change dated before the current
+		// state began counts no time.
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET state = ?1, reason = ?2, updated_at = ?3,
+			uptime_base = uptime_base + CASE WHEN state = ?4 AND ?3 > state_since THEN ?3 - state_since ELSE 0 END,
+			state_since = max(state_since, ?3)
+			WHERE id = ?5`, int(state), reason, an, int(machinestate.Running), id); err != nil {
 			return mapErr(err)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO machine_history (machine_id, state, reason, at) VALUES (?, ?, ?, ?)`, id, int(state), reason, an)

@@ -17,6 +17,39 @@ func newMachine(id, owner, stackID string) *stack.Machine {
 }
 
 var machineCases = []testCase{
+	{"Uptime", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		m := &stack.Machine{StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox", Label: "sandbox_machine.up",
+			State: machinestate.Running, CreatedAt: t0}
+		ok(t, s.PutMachine(ctx, m))
+		sameTime(t, "state_since of a new machine", m.StateSince, t0)
+		eq(t, "uptime after 30 min", m.Uptime(t0.Add(30*time.Minute)), 30*time.Minute)
+		steps := []struct {
+			state machinestate.State
+			at    time.Duration
+		}{
+			{machinestate.Stopping, time.Hour},
+			{machinestate.Stopped, time.Hour + time.Minute},
+			{machinestate.Starting, 3 * time.Hour},
+			{machinestate.Running, 3*time.Hour + time.Minute},
+		}
+		for _, st := range steps {
+			ok(t, s.SetMachineState(ctx, m.ID, st.state, "", t0.Add(st.at)))
+		}
+		got, err := s.GetMachine(ctx, m.ID)
+		ok(t, err)
+		sameTime(t, "state_since", got.StateSince, t0.Add(3*time.Hour+time.Minute))
+		eq(t, "uptime base", got.UptimeBase, time.Hour)
+		eq(t, "uptime at 4h", got.Uptime(t0.Add(4*time.Hour)), time.Hour+59*time.Minute)
+		// A change dated before the current state began counts no time.
+		ok(t, s.SetMachineState(ctx, m.ID, machinestate.Stopped, "silent", t0.Add(2*time.Hour)))
+		got, err = s.GetMachine(ctx, m.ID)
+		ok(t, err)
+		eq(t, "uptime after a backdated stop", got.Uptime(t0.Add(10*time.Hour)), time.Hour)
+		list, err := s.ListMachines(ctx, store.MachineFilter{StackID: "stk-1"})
+		ok(t, err)
+		eq(t, "listed uptime base", list[0].UptimeBase, time.Hour)
+	}},
 	{"PutGet", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		m := &stack.Machine{StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox", Label: "sandbox_machine.web[0]",

@@ -1,0 +1,535 @@
+package mongo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	mgo "go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+)
+
+// ---- users ----------------------------------------------------------------------
+
+type userDoc struct {
+	ID        string `bson:"_id"`
+	Name      string `bson:"name"`
+	Role      string `bson:"role"`
+	TokenHash string `bson:"token_hash"` // emptyKey(id) when the user has no token
+	CreatedAt int64  `bson:"created_at"`
+}
+
+func (d *userDoc) user() *store.User {
+	return &store.User{ID: d.ID, Name: d.Name, Role: store.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: fromNanos(d.CreatedAt)}
+}
+
+func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.RoleMember }
+
+// CreateUser stores a new user; the unique indexes on name and token hash
+// refuse duplicates (ErrConflict).
+func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+	if u == nil {
+		return invalid("create user: nil user")
+	}
+	if u.Name == "" {
+		return invalid("create user: empty name")
+	}
+	if !validRole(u.Role) {
+		return invalid("create user %s: role %q is not admin or member", u.Name, u.Role)
+	}
+	id := u.ID
+	if id == "" {
+		id = newID("usr-")
+	}
+	created := s.nowOr(u.CreatedAt)
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.Name, err)
+	}
+	hash := u.TokenHash
+	if hash == "" {
+		hash = emptyKey(id)
+	}
+	if _, err := s.users.InsertOne(ctx, userDoc{ID: id, Name: u.Name, Role: string(u.Role), TokenHash: hash, CreatedAt: cn}); err != nil {
+		return fmt.Errorf("create user %s: %w", u.Name, mapErr(err))
+	}
+	u.ID, u.CreatedAt = id, created
+	return nil
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
+	if id == "" {
+		return nil, invalid("get user: empty id")
+	}
+	var d userDoc
+	if err := one(ctx, s.users, byID(id), &d, "user "+id); err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return d.user(), nil
+}
+
+// GetUserByTokenHash returns the user whose token hashes to hash.
+func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
+	if hash == "" {
+		return nil, invalid("get user by token: empty hash")
+	}
+	if fromKey(hash) == "" {
+		return nil, fmt.Errorf("get user by token: %w", notFound("user with that token"))
+	}
+	var d userDoc
+	if err := one(ctx, s.users, bson.D{{Key: "token_hash", Value: hash}}, &d, "user with that token"); err != nil {
+		return nil, fmt.Errorf("get user by token: %w", err)
+	}
+	return d.user(), nil
+}
+
+// ListUsers returns every user, oldest first.
+func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
+	docs, err := all[userDoc](ctx, s.users, bson.D{}, options.Find().SetSort(sortBy("created_at", "_id")))
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out := make([]*store.User, len(docs))
+	for i := range docs {
+		out[i] = docs[i].user()
+	}
+	return out, nil
+}
+
+// ---- credentials --------------------------------------------------------------
+
+type credentialDoc struct {
+	ID           string `bson:"_id"`
+	OwnerID      string `bson:"owner_id"`
+	Provider     string `bson:"provider"`
+	Title        string `bson:"title"`
+	Data         []byte `bson:"data"`      // sealed
+	Bootstrap    []byte `bson:"bootstrap"` // sealed
+	Verified     bool   `bson:"verified"`
+	VerifyMsg    string `bson:"verify_msg"`
+	Bootstrapped bool   `bson:"bootstrapped"`
+	CreatedAt    int64  `bson:"created_at"`
+	UpdatedAt    int64  `bson:"updated_at"`
+}
+
+func (s *Store) credential(d *credentialDoc) (*stack.Credential, error) {
+	data, err := s.open("credential "+d.ID+" data", d.Data)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := s.open("credential "+d.ID+" bootstrap", d.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	return &stack.Credential{ID: d.ID, OwnerID: d.OwnerID, Provider: d.Provider, Title: d.Title, Data: data, Bootstrap: boot,
+		Verified: d.Verified, VerifyMsg: d.VerifyMsg, Bootstrapped: d.Bootstrapped,
+		CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt)}, nil
+}
+
+// CreateCredential stores a new credential, its Data and Bootstrap sealed.
+func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
+	if c == nil {
+		return invalid("create credential: nil credential")
+	}
+	if c.OwnerID == "" {
+		return invalid("create credential: empty owner_id")
+	}
+	if c.Provider == "" {
+		return invalid("create credential: empty provider")
+	}
+	id := c.ID
+	if id == "" {
+		id = newID("cred-")
+	}
+	created := s.nowOr(c.CreatedAt)
+	updated := created
+	if !c.UpdatedAt.IsZero() {
+		updated = c.UpdatedAt.UTC()
+	}
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create credential: %w", err)
+	}
+	un, err := nanos("updated_at", updated)
+	if err != nil {
+		return fmt.Errorf("create credential: %w", err)
+	}
+	data, err := s.seal("credential data", c.Data)
+	if err != nil {
+		return fmt.Errorf("create credential: %w", err)
+	}
+	boot, err := s.seal("credential bootstrap", c.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("create credential: %w", err)
+	}
+	d := credentialDoc{ID: id, OwnerID: c.OwnerID, Provider: c.Provider, Title: c.Title, Data: data, Bootstrap: boot,
+		Verified: c.Verified, VerifyMsg: c.VerifyMsg, Bootstrapped: c.Bootstrapped, CreatedAt: cn, UpdatedAt: un}
+	if _, err := s.credentials.InsertOne(ctx, d); err != nil {
+		return fmt.Errorf("create credential %s: %w", id, mapErr(err))
+	}
+	c.ID, c.CreatedAt, c.UpdatedAt = id, created, updated
+	return nil
+}
+
+// GetCredential returns the credential with id, secrets opened.
+func (s *Store) GetCredential(ctx context.Context, id string) (*stack.Credential, error) {
+	if id == "" {
+		return nil, invalid("get credential: empty id")
+	}
+	var d credentialDoc
+	if err := one(ctx, s.credentials, byID(id), &d, "credential "+id); err != nil {
+		return nil, fmt.Errorf("get credential: %w", err)
+	}
+	c, err := s.credential(&d)
+	if err != nil {
+		return nil, fmt.Errorf("get credential: %w", err)
+	}
+	return c, nil
+}
+
+func ownerFilter(ownerID string) bson.D {
+	if ownerID == "" {
+		return bson.D{}
+	}
+	return bson.D{{Key: "owner_id", Value: ownerID}}
+}
+
+// ListCredentials returns an owner's credentials (every owner's when
+// ownerID is empty), oldest first.
+func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.Credential, error) {
+	docs, err := all[credentialDoc](ctx, s.credentials, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	if err != nil {
+		return nil, fmt.Errorf("list credentials: %w", err)
+	}
+	out := make([]*stack.Credential, len(docs))
+	for i := range docs {
+		if out[i], err = s.credential(&docs[i]); err != nil {
+			return nil, fmt.Errorf("list credentials: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// UpdateCredential replaces title, verified, verify message, bootstrap and
+// bootstrapped, and sets UpdatedAt. The fields are replaced together in one
+// document, so concurrent updates leave one caller's values, as in SQLite.
+func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error {
+	if c == nil {
+		return invalid("update credential: nil credential")
+	}
+	if c.ID == "" {
+		return invalid("update credential: empty id")
+	}
+	updated := s.now().UTC()
+	un, err := nanos("updated_at", updated)
+	if err != nil {
+		return fmt.Errorf("update credential %s: %w", c.ID, err)
+	}
+	boot, err := s.seal("credential bootstrap", c.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("update credential %s: %w", c.ID, err)
+	}
+	res, err := s.credentials.UpdateOne(ctx, byID(c.ID), bson.D{{Key: "$set", Value: bson.D{
+		{Key: "title", Value: c.Title}, {Key: "verified", Value: c.Verified}, {Key: "verify_msg", Value: c.VerifyMsg},
+		{Key: "bootstrap", Value: boot}, {Key: "bootstrapped", Value: c.Bootstrapped}, {Key: "updated_at", Value: un},
+	}}})
+	if err != nil {
+		return fmt.Errorf("update credential %s: %w", c.ID, mapErr(err))
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("update credential %s: %w", c.ID, notFound("credential %s", c.ID))
+	}
+	c.UpdatedAt = updated
+	return nil
+}
+
+// DeleteCredential deletes a credential no live (not destroyed) stack
+// uses.
+//
+// SQLite checks and deletes in one transaction. Here the check comes first
+// and the delete, by _id, is the single atomic step. CreateStack and
+// SetStackStatus never read credentials, so a stack created (or revived)
+// with this credential between the two steps orders after the delete, the
+// same outcome SQLite gives when the stack write commits second.
+func (s *Store) DeleteCredential(ctx context.Context, id string) error {
+	if id == "" {
+		return invalid("delete credential: empty id")
+	}
+	var user struct {
+		ID string `bson:"_id"`
+	}
+	err := s.stacks.FindOne(ctx, bson.D{{Key: "credential_id", Value: id}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(machinestate.StackDestroyed)}}}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetSort(sortBy("created_at"))).Decode(&user)
+	switch {
+	case err == nil:
+		return fmt.Errorf("delete credential %s: stack %s uses it: %w", id, user.ID, store.ErrConflict)
+	case !errors.Is(err, mgo.ErrNoDocuments):
+		return fmt.Errorf("delete credential %s: %w", id, mapErr(err))
+	}
+	res, err := s.credentials.DeleteOne(ctx, byID(id))
+	if err != nil {
+		return fmt.Errorf("delete credential %s: %w", id, mapErr(err))
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete credential %s: %w", id, notFound("credential %s", id))
+	}
+	return nil
+}
+
+// ---- templates ----------------------------------------------------------------
+
+type templateDoc struct {
+	ID        string `bson:"_id"`
+	OwnerID   string `bson:"owner_id"`
+	Title     string `bson:"title"`
+	Provider  string `bson:"provider"`
+	Format    string `bson:"format"`
+	Content   string `bson:"content"`
+	CreatedAt int64  `bson:"created_at"`
+}
+
+func (d *templateDoc) template() *stack.Template {
+	return &stack.Template{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, Provider: d.Provider, Format: stack.Format(d.Format),
+		Content: d.Content, CreatedAt: fromNanos(d.CreatedAt)}
+}
+
+// CreateTemplate stores a user's template.
+func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
+	if t == nil {
+		return invalid("create template: nil template")
+	}
+	if t.OwnerID == "" {
+		return invalid("create template: empty owner_id")
+	}
+	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
+		return invalid("create template: format %q is not hcl or json", t.Format)
+	}
+	id := t.ID
+	if id == "" {
+		id = newID("tpl-")
+	}
+	created := s.nowOr(t.CreatedAt)
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create template: %w", err)
+	}
+	d := templateDoc{ID: id, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: cn}
+	if _, err := s.templates.InsertOne(ctx, d); err != nil {
+		return fmt.Errorf("create template %s: %w", id, mapErr(err))
+	}
+	t.ID, t.CreatedAt = id, created
+	return nil
+}
+
+// GetTemplate returns the template with id.
+func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, error) {
+	if id == "" {
+		return nil, invalid("get template: empty id")
+	}
+	var d templateDoc
+	if err := one(ctx, s.templates, byID(id), &d, "template "+id); err != nil {
+		return nil, fmt.Errorf("get template: %w", err)
+	}
+	return d.template(), nil
+}
+
+// ListTemplates returns an owner's templates (every owner's when ownerID is
+// empty), oldest first.
+func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Template, error) {
+	docs, err := all[templateDoc](ctx, s.templates, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	out := make([]*stack.Template, len(docs))
+	for i := range docs {
+		out[i] = docs[i].template()
+	}
+	return out, nil
+}
+
+// DeleteTemplate deletes a template no stack uses. As for credentials, the
+// check precedes the atomic delete by _id; CreateStack does not read
+// templates, so a stack created in between orders after the delete.
+func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
+	if id == "" {
+		return invalid("delete template: empty id")
+	}
+	var user struct {
+		ID string `bson:"_id"`
+	}
+	err := s.stacks.FindOne(ctx, bson.D{{Key: "template_id", Value: id}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetSort(sortBy("created_at"))).Decode(&user)
+	switch {
+	case err == nil:
+		return fmt.Errorf("delete template %s: stack %s uses it: %w", id, user.ID, store.ErrConflict)
+	case !errors.Is(err, mgo.ErrNoDocuments):
+		return fmt.Errorf("delete template %s: %w", id, mapErr(err))
+	}
+	res, err := s.templates.DeleteOne(ctx, byID(id))
+	if err != nil {
+		return fmt.Errorf("delete template %s: %w", id, mapErr(err))
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete template %s: %w", id, notFound("template %s", id))
+	}
+	return nil
+}
+
+// ---- stacks -------------------------------------------------------------------
+
+type stackDoc struct {
+	ID           string `bson:"_id"`
+	OwnerID      string `bson:"owner_id"`
+	Title        string `bson:"title"`
+	TemplateID   string `bson:"template_id"`
+	CredentialID string `bson:"credential_id"`
+	Provider     string `bson:"provider"`
+	Variables    string `bson:"variables"` // JSON: keys may hold dots
+	Status       string `bson:"status"`
+	Reason       string `bson:"reason"`
+	AgentSecret  []byte `bson:"agent_secret"` // sealed
+	CreatedAt    int64  `bson:"created_at"`
+	UpdatedAt    int64  `bson:"updated_at"`
+}
+
+func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
+	r := &store.StackRecord{Stack: stack.Stack{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, TemplateID: d.TemplateID,
+		CredentialID: d.CredentialID, Provider: d.Provider, Status: machinestate.StackState(d.Status), Reason: d.Reason,
+		CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt)}}
+	if err := json.Unmarshal([]byte(d.Variables), &r.Variables); err != nil {
+		return nil, fmt.Errorf("decode stack %s variables: %w", d.ID, err)
+	}
+	plain, err := s.open("stack "+d.ID+" agent secret", d.AgentSecret)
+	if err != nil {
+		return nil, err
+	}
+	r.AgentSecret = stack.Secret(plain)
+	return r, nil
+}
+
+// CreateStack stores a new stack (status not_initialized when empty), its
+// agent secret sealed.
+func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
+	if r == nil {
+		return invalid("create stack: nil stack")
+	}
+	if r.OwnerID == "" {
+		return invalid("create stack: empty owner_id")
+	}
+	if r.TemplateID == "" {
+		return invalid("create stack: empty template_id")
+	}
+	if r.CredentialID == "" {
+		return invalid("create stack: empty credential_id")
+	}
+	status := r.Status
+	if status == "" {
+		status = machinestate.StackNotInitialized
+	}
+	if !status.Valid() {
+		return invalid("create stack: unknown status %q", status)
+	}
+	id := r.ID
+	if id == "" {
+		id = newID("stk-")
+	}
+	created := s.nowOr(r.CreatedAt)
+	updated := created
+	if !r.UpdatedAt.IsZero() {
+		updated = r.UpdatedAt.UTC()
+	}
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create stack: %w", err)
+	}
+	un, err := nanos("updated_at", updated)
+	if err != nil {
+		return fmt.Errorf("create stack: %w", err)
+	}
+	vars := r.Variables
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	vj, err := json.Marshal(vars)
+	if err != nil {
+		return fmt.Errorf("create stack: encode variables: %w", err)
+	}
+	secret, err := s.seal("stack agent secret", []byte(r.AgentSecret.Reveal()))
+	if err != nil {
+		return fmt.Errorf("create stack: %w", err)
+	}
+	d := stackDoc{ID: id, OwnerID: r.OwnerID, Title: r.Title, TemplateID: r.TemplateID, CredentialID: r.CredentialID,
+		Provider: r.Provider, Variables: string(vj), Status: string(status), Reason: r.Reason, AgentSecret: secret,
+		CreatedAt: cn, UpdatedAt: un}
+	if _, err := s.stacks.InsertOne(ctx, d); err != nil {
+		return fmt.Errorf("create stack %s: %w", id, mapErr(err))
+	}
+	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, created, updated
+	return nil
+}
+
+// GetStack returns the stack with id.
+func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, error) {
+	if id == "" {
+		return nil, invalid("get stack: empty id")
+	}
+	var d stackDoc
+	if err := one(ctx, s.stacks, byID(id), &d, "stack "+id); err != nil {
+		return nil, fmt.Errorf("get stack: %w", err)
+	}
+	r, err := s.stackRecord(&d)
+	if err != nil {
+		return nil, fmt.Errorf("get stack: %w", err)
+	}
+	return r, nil
+}
+
+// ListStacks returns an owner's stacks (every owner's when ownerID is
+// empty), oldest first.
+func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackRecord, error) {
+	docs, err := all[stackDoc](ctx, s.stacks, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	if err != nil {
+		return nil, fmt.Errorf("list stacks: %w", err)
+	}
+	out := make([]*store.StackRecord, len(docs))
+	for i := range docs {
+		if out[i], err = s.stackRecord(&docs[i]); err != nil {
+			return nil, fmt.Errorf("list stacks: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// SetStackStatus sets a stack's status, reason and updated_at together in
+// its one document (the job holding the stack's target is their only
+// writer).
+func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
+	if id == "" {
+		return invalid("set stack status: empty id")
+	}
+	if !status.Valid() {
+		return invalid("set stack %s status: unknown status %q", id, status)
+	}
+	an, err := nanos("at", s.nowOr(at))
+	if err != nil {
+		return fmt.Errorf("set stack %s status: %w", id, err)
+	}
+	res, err := s.stacks.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{
+		{Key: "status", Value: string(status)}, {Key: "reason", Value: reason}, {Key: "updated_at", Value: an},
+	}}})
+	if err != nil {
+		return fmt.Errorf("set stack %s status: %w", id, mapErr(err))
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("set stack %s status: %w", id, notFound("stack %s", id))
+	}
+	return nil
+}

@@ -1,0 +1,748 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	mgo "go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/kloud/kloud/store"
+)
+
+// ---- jobs ---------------------------------------------------------------------
+//
+// A job is one immutable core document (jobs) plus parts (job_parts), each
+// written once by the one caller entitled to it:
+//
+//	<id>/claim     inserted by the worker that claims the job: the unique
+//	               _id makes exactly one ClaimJob win (SQLite: UPDATE …
+//	               WHERE id = (SELECT … queued) in one transaction)
+//	<id>/lease     the lease renewals, written only by the claim's worker
+//	<id>/progress  the percentage, written only by the claim's worker
+//	<id>/end       inserted by FinishJob or FailExpiredJobs: the unique _id
+//	               makes exactly one of them end the job
+//
+// The job's status is derived: queued without a claim, running with a claim
+// and no end, and the end's status after. The core's "st" field is only a
+// hint that narrows queries (it may lag behind the parts, never lead them).
+//
+// One active job per target: each job of a target takes the next number of
+// the target's sequence (unique index on target, tseq), after checking that
+// the job holding the previous number has ended. Two creators that read the
+// same head race for the same number and one gets a duplicate key (SQLite
+// uses a partial unique index on active jobs).
+
+type jobDoc struct {
+	ID           string             `bson:"_id"`
+	Kind         string             `bson:"kind"`
+	OwnerID      string             `bson:"owner_id"`
+	Target       string             `bson:"target"`
+	TSeq         int64              `bson:"tseq"`
+	StackID      string             `bson:"stack_id"`
+	MachineID    string             `bson:"machine_id"`
+	CredentialID string             `bson:"credential_id"`
+	CreatedAt    int64              `bson:"created_at"`
+	Ord          primitive.ObjectID `bson:"ord"`
+	St           string             `bson:"st"` // status hint
+}
+
+type partDoc struct {
+	ID         string `bson:"_id"`
+	J          string `bson:"j"`
+	P          string `bson:"p"`
+	Worker     string `bson:"worker,omitempty"`
+	StartedAt  int64  `bson:"started_at,omitempty"`
+	Lease      int64  `bson:"lease,omitempty"`
+	Pct        int    `bson:"pct,omitempty"`
+	Status     string `bson:"status,omitempty"`
+	Error      string `bson:"error,omitempty"`
+	FinishedAt int64  `bson:"finished_at,omitempty"`
+}
+
+const (
+	partClaim    = "claim"
+	partLease    = "lease"
+	partProgress = "progress"
+	partEnd      = "end"
+)
+
+func partID(jobID, part string) string { return jobID + "/" + part }
+
+// parts is what a job's parts say.
+type parts struct {
+	claim, lease, progress, end *partDoc
+}
+
+func collectParts(docs []partDoc) map[string]*parts {
+	out := make(map[string]*parts)
+	for i := range docs {
+		d := &docs[i]
+		p := out[d.J]
+		if p == nil {
+			p = &parts{}
+			out[d.J] = p
+		}
+		switch d.P {
+		case partClaim:
+			p.claim = d
+		case partLease:
+			p.lease = d
+		case partProgress:
+			p.progress = d
+		case partEnd:
+			p.end = d
+		}
+	}
+	return out
+}
+
+func (p *parts) status() store.JobStatus {
+	switch {
+	case p == nil || p.claim == nil:
+		return store.JobQueued
+	case p.end == nil:
+		return store.JobRunning
+	}
+	return store.JobStatus(p.end.Status)
+}
+
+// leaseExpires is the later of the claim's lease and the holder's renewal.
+func (p *parts) leaseExpires() int64 {
+	if p == nil || p.claim == nil {
+		return 0
+	}
+	l := p.claim.Lease
+	if p.lease != nil && p.lease.Worker == p.claim.Worker && p.lease.Lease > l {
+		l = p.lease.Lease
+	}
+	return l
+}
+
+func assemble(d *jobDoc, p *parts) *store.Job {
+	j := &store.Job{ID: d.ID, Kind: store.JobKind(d.Kind), OwnerID: d.OwnerID, Target: d.Target, StackID: d.StackID,
+		MachineID: d.MachineID, CredentialID: d.CredentialID, Status: p.status(), CreatedAt: fromNanos(d.CreatedAt)}
+	if p == nil {
+		return j
+	}
+	if p.claim != nil {
+		j.Worker, j.StartedAt, j.LeaseExpires = p.claim.Worker, fromOpt(p.claim.StartedAt), fromOpt(p.leaseExpires())
+	}
+	if p.progress != nil {
+		j.Percentage = p.progress.Pct
+	}
+	if p.end != nil {
+		j.Error, j.FinishedAt = p.end.Error, fromOpt(p.end.FinishedAt)
+	}
+	return j
+}
+
+func (s *Store) partsOf(ctx context.Context, ids ...string) (map[string]*parts, error) {
+	var filter bson.D
+	if len(ids) == 1 {
+		filter = bson.D{{Key: "j", Value: ids[0]}}
+	} else {
+		filter = bson.D{{Key: "j", Value: bson.D{{Key: "$in", Value: ids}}}}
+	}
+	docs, err := all[partDoc](ctx, s.jobParts, filter)
+	if err != nil {
+		return nil, err
+	}
+	return collectParts(docs), nil
+}
+
+// hint records a job's status in its core document to narrow later
+// queries. It is advisory, so a failure is only logged.
+func (s *Store) hint(ctx context.Context, id string, st store.JobStatus) {
+	if _, err := s.jobs.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: string(st)}}}}); err != nil {
+		s.log.Warn("record job status hint", "job", id, "error", err)
+	}
+}
+
+func validStatus(st store.JobStatus) bool {
+	switch st {
+	case store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed:
+		return true
+	}
+	return false
+}
+
+// maxRetries bounds the re-read-and-retry loops of the unique-insert
+// protocols; each lost round means another writer made progress.
+const maxRetries = 64
+
+// CreateJob queues a job; an active job on the same Target is an
+// *store.ActiveJobError.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+	if j == nil {
+		return invalid("create job: nil job")
+	}
+	if j.Kind == "" {
+		return invalid("create job: empty kind")
+	}
+	if j.Target == "" {
+		return invalid("create job: empty target")
+	}
+	if j.Status != "" && j.Status != store.JobQueued {
+		return invalid("create job: status %q (a new job is queued)", j.Status)
+	}
+	id := j.ID
+	if id == "" {
+		id = newID("job-")
+	}
+	created := s.nowOr(j.CreatedAt)
+	cn, err := nanos("created_at", created)
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	d := jobDoc{ID: id, Kind: string(j.Kind), OwnerID: j.OwnerID, Target: j.Target, StackID: j.StackID, MachineID: j.MachineID,
+		CredentialID: j.CredentialID, CreatedAt: cn, Ord: ord(), St: string(store.JobQueued)}
+	for range maxRetries {
+		var head jobDoc
+		err := one(ctx, s.jobs, bson.D{{Key: "target", Value: j.Target}}, &head, "job of "+j.Target,
+			options.FindOne().SetSort(sortBy("-tseq")))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			d.TSeq = 1
+		case err != nil:
+			return fmt.Errorf("create job %s: %w", id, err)
+		default:
+			p, err := s.partsOf(ctx, head.ID)
+			if err != nil {
+				return fmt.Errorf("create job %s: %w", id, err)
+			}
+			if p[head.ID].status().Active() {
+				return fmt.Errorf("create job %s: %w", id, &store.ActiveJobError{JobID: head.ID, Target: j.Target})
+			}
+			d.TSeq = head.TSeq + 1
+		}
+		_, err = s.jobs.InsertOne(ctx, d)
+		if err == nil {
+			j.ID, j.Status, j.CreatedAt = id, store.JobQueued, created
+			j.Percentage, j.Error, j.Worker = 0, "", ""
+			j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+			return nil
+		}
+		if !mgo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("create job %s: %w", id, mapErr(err))
+		}
+		var same jobDoc
+		if e := one(ctx, s.jobs, byID(id), &same, "job "+id); e == nil {
+			return fmt.Errorf("create job %s: id in use: %w", id, store.ErrConflict)
+		}
+		// Another job took the target's next number: look again.
+	}
+	return fmt.Errorf("create job %s: target %s too contended: %w", id, j.Target, store.ErrConflict)
+}
+
+// GetJob returns the job with id.
+func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+	if id == "" {
+		return nil, invalid("get job: empty id")
+	}
+	var d jobDoc
+	if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
+		return nil, fmt.Errorf("get job: %w", err)
+	}
+	p, err := s.partsOf(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return assemble(&d, p[id]), nil
+}
+
+// ListJobs returns jobs of the given statuses (all when none), oldest
+// first. The status hints select candidates (a job's hint is its true
+// status or an earlier one), and the parts decide.
+func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+	want := map[store.JobStatus]bool{}
+	filter := bson.D{}
+	if len(statuses) > 0 {
+		hints := []string{string(store.JobQueued), string(store.JobRunning)}
+		for _, st := range statuses {
+			if !validStatus(st) {
+				return nil, invalid("list jobs: unknown status %q", st)
+			}
+			want[st] = true
+			if !st.Active() {
+				hints = append(hints, string(st))
+			}
+		}
+		filter = bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: hints}}}}
+	}
+	docs, err := all[jobDoc](ctx, s.jobs, filter, options.Find().SetSort(sortBy("created_at", "ord")))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if len(docs) == 0 {
+		return []*store.Job{}, nil
+	}
+	var ps map[string]*parts
+	if len(statuses) == 0 {
+		partDocs, err := all[partDoc](ctx, s.jobParts, bson.D{})
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		ps = collectParts(partDocs)
+	} else {
+		ids := make([]string, len(docs))
+		for i := range docs {
+			ids[i] = docs[i].ID
+		}
+		if ps, err = s.partsOf(ctx, ids...); err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+	}
+	out := []*store.Job{}
+	for i := range docs {
+		j := assemble(&docs[i], ps[docs[i].ID])
+		if len(want) == 0 || want[j.Status] {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// ClaimJob moves the oldest queued job to running for worker, leased until
+// now+lease. Claimers race by inserting the job's claim part: the unique
+// _id lets exactly one of them win; the others move on to the next job.
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*store.Job, error) {
+	if worker == "" {
+		return nil, invalid("claim job: empty worker")
+	}
+	if lease <= 0 {
+		return nil, invalid("claim job: lease %v must be positive", lease)
+	}
+	now = s.nowOr(now)
+	nn, err := nanos("now", now)
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	ln, err := nanos("lease expiry", now.Add(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	for range maxRetries {
+		docs, err := all[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobQueued)}},
+			options.Find().SetSort(sortBy("created_at", "ord")).SetLimit(16))
+		if err != nil {
+			return nil, fmt.Errorf("claim job: %w", err)
+		}
+		if len(docs) == 0 {
+			return nil, fmt.Errorf("claim job: %w", notFound("queued job"))
+		}
+		for i := range docs {
+			d := &docs[i]
+			claim := partDoc{ID: partID(d.ID, partClaim), J: d.ID, P: partClaim, Worker: worker, StartedAt: nn, Lease: ln}
+			_, err := s.jobParts.InsertOne(ctx, claim)
+			if err == nil {
+				s.hint(ctx, d.ID, store.JobRunning)
+				return assemble(d, &parts{claim: &claim}), nil
+			}
+			if !mgo.IsDuplicateKeyError(err) {
+				return nil, fmt.Errorf("claim job: %w", mapErr(err))
+			}
+			// Claimed by another worker: bring the hint up to date so the
+			// next query skips it.
+			if p, err := s.partsOf(ctx, d.ID); err == nil {
+				s.hint(ctx, d.ID, p[d.ID].status())
+			}
+		}
+	}
+	return nil, fmt.Errorf("claim job: queue too contended: %w", store.ErrNotFound)
+}
+
+// heldParts reads a job's parts and checks that worker holds it running:
+// ErrNotFound for a missing job, ErrLeaseHeld for one not running under
+// worker.
+func (s *Store) heldParts(ctx context.Context, id, worker string) (*parts, error) {
+	ps, err := s.partsOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p := ps[id]
+	if p == nil || p.claim == nil {
+		var d jobDoc
+		if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("job %s is queued, not running under %s: %w", id, worker, store.ErrLeaseHeld)
+	}
+	if p.end != nil {
+		return nil, fmt.Errorf("job %s is %s, not running under %s: %w", id, p.end.Status, worker, store.ErrLeaseHeld)
+	}
+	if p.claim.Worker != worker {
+		return nil, fmt.Errorf("job %s runs under %s, not %s: %w", id, p.claim.Worker, worker, store.ErrLeaseHeld)
+	}
+	return p, nil
+}
+
+// RenewJobLease extends the lease of a running job worker holds to
+// now+lease. Only the holder writes the lease part; a FailExpiredJobs that
+// ended the job meanwhile is seen by the check after the write.
+func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error {
+	if id == "" || worker == "" {
+		return invalid("renew job lease: empty job id or worker")
+	}
+	if lease <= 0 {
+		return invalid("renew job %s lease: lease %v must be positive", id, lease)
+	}
+	ln, err := nanos("lease expiry", s.nowOr(now).Add(lease))
+	if err != nil {
+		return fmt.Errorf("renew job %s lease: %w", id, err)
+	}
+	if _, err := s.heldParts(ctx, id, worker); err != nil {
+		return fmt.Errorf("renew job %s lease: %w", id, err)
+	}
+	doc := partDoc{ID: partID(id, partLease), J: id, P: partLease, Worker: worker, Lease: ln}
+	if _, err := s.jobParts.ReplaceOne(ctx, byID(doc.ID), doc, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("renew job %s lease: %w", id, mapErr(err))
+	}
+	var end partDoc
+	switch err := one(ctx, s.jobParts, byID(partID(id, partEnd)), &end, "end of job "+id); {
+	case err == nil:
+		return fmt.Errorf("renew job %s lease: job ended %s meanwhile: %w", id, end.Status, store.ErrLeaseHeld)
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("renew job %s lease: %w", id, err)
+	}
+	return nil
+}
+
+// SetJobProgress records the percentage (0–100) of a running job worker
+// holds; only the holder writes the progress part.
+func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentage int) error {
+	if id == "" || worker == "" {
+		return invalid("set job progress: empty job id or worker")
+	}
+	if percentage < 0 || percentage > 100 {
+		return invalid("set job %s progress: percentage %d is outside 0-100", id, percentage)
+	}
+	if _, err := s.heldParts(ctx, id, worker); err != nil {
+		return fmt.Errorf("set job %s progress: %w", id, err)
+	}
+	doc := partDoc{ID: partID(id, partProgress), J: id, P: partProgress, Pct: percentage}
+	if _, err := s.jobParts.ReplaceOne(ctx, byID(doc.ID), doc, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("set job %s progress: %w", id, mapErr(err))
+	}
+	return nil
+}
+
+// FinishJob ends a running job worker holds as succeeded or failed at at
+// (now when zero): its end part's unique _id decides against a concurrent
+// FailExpiredJobs.
+func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+	if id == "" || worker == "" {
+		return invalid("finish job: empty job id or worker")
+	}
+	if status != store.JobSucceeded && status != store.JobFailed {
+		return invalid("finish job %s: status %q is not succeeded or failed", id, status)
+	}
+	an, err := nanos("at", s.nowOr(at))
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	if _, err := s.heldParts(ctx, id, worker); err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	end := partDoc{ID: partID(id, partEnd), J: id, P: partEnd, Worker: worker, Status: string(status), Error: errMsg, FinishedAt: an}
+	if _, err := s.jobParts.InsertOne(ctx, end); err != nil {
+		if mgo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("finish job %s: another caller ended it first: %w", id, store.ErrLeaseHeld)
+		}
+		return fmt.Errorf("finish job %s: %w", id, mapErr(err))
+	}
+	s.hint(ctx, id, status)
+	return nil
+}
+
+// FailExpiredJobs fails every running job whose lease ended before now,
+// with reason as its error, and returns them. Each failure is the insert
+// of the job's end part, so a job is failed once, and never after its
+// worker finished it.
+func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+	nn, err := nanos("now", s.nowOr(now))
+	if err != nil {
+		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	docs, err := all[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(store.JobQueued), string(store.JobRunning)}}}}},
+		options.Find().SetSort(sortBy("created_at", "ord")))
+	if err != nil {
+		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	out := []*store.Job{}
+	if len(docs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(docs))
+	for i := range docs {
+		ids[i] = docs[i].ID
+	}
+	ps, err := s.partsOf(ctx, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	for i := range docs {
+		d := &docs[i]
+		p := ps[d.ID]
+		if p.status() != store.JobRunning || p.leaseExpires() >= nn {
+			continue
+		}
+		end := partDoc{ID: partID(d.ID, partEnd), J: d.ID, P: partEnd, Status: string(store.JobFailed), Error: reason, FinishedAt: nn}
+		if _, err := s.jobParts.InsertOne(ctx, end); err != nil {
+			if mgo.IsDuplicateKeyError(err) {
+				continue // its worker, or another replica, ended it first
+			}
+			return out, fmt.Errorf("fail expired jobs: %w", mapErr(err))
+		}
+		s.hint(ctx, d.ID, store.JobFailed)
+		p.end = &end
+		out = append(out, assemble(d, p))
+	}
+	return out, nil
+}
+
+// ---- events -------------------------------------------------------------------
+//
+// An append is one document holding the batch's events with seqs
+// first..last, whose _id is <job>/<first>. The appender reads the job's
+// last batch and inserts at its last+1: of two appenders that read the same
+// last batch one wins the _id and the other re-reads, so seqs stay
+// gapless, and one call's events consecutive (SQLite assigns max(seq)+1
+// inside a write transaction).
+
+type eventDoc struct {
+	ID    string          `bson:"_id"`
+	J     string          `bson:"j"`
+	First int64           `bson:"first"`
+	Last  int64           `bson:"last"`
+	Evs   []eventItemDoc  `bson:"evs"`
+}
+
+type eventItemDoc struct {
+	At   int64  `bson:"at"`
+	Kind string `bson:"kind"`
+	Msg  string `bson:"msg"`
+	Pct  int    `bson:"pct"`
+}
+
+func eventID(jobID string, first int64) string { return fmt.Sprintf("%s/%020d", jobID, first) }
+
+// AppendEvents appends events to an existing job in order, assigning each
+// the next Seq (and JobID, and At when zero).
+func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
+	if jobID == "" {
+		return invalid("append events: empty job id")
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	items := make([]eventItemDoc, len(events))
+	for i, e := range events {
+		if e == nil {
+			return invalid("append events to job %s: event %d is nil", jobID, i)
+		}
+		if e.Kind == "" {
+			return invalid("append events to job %s: event %d has no kind", jobID, i)
+		}
+		an, err := nanos("at", s.nowOr(e.At))
+		if err != nil {
+			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
+		}
+		items[i] = eventItemDoc{At: an, Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
+	}
+	for range maxRetries {
+		var last eventDoc
+		next := int64(1)
+		err := one(ctx, s.events, bson.D{{Key: "j", Value: jobID}}, &last, "events of job "+jobID,
+			options.FindOne().SetSort(sortBy("-first")).SetProjection(bson.D{{Key: "last", Value: 1}}))
+		switch {
+		case err == nil:
+			next = last.Last + 1
+		case errors.Is(err, store.ErrNotFound):
+			// The first append checks the job exists; jobs are never
+			// deleted, so later appends need not.
+			var d jobDoc
+			if err := one(ctx, s.jobs, byID(jobID), &d, "job "+jobID, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})); err != nil {
+				return fmt.Errorf("append events to job %s: %w", jobID, err)
+			}
+		default:
+			return fmt.Errorf("append events to job %s: %w", jobID, err)
+		}
+		doc := eventDoc{ID: eventID(jobID, next), J: jobID, First: next, Last: next + int64(len(items)) - 1, Evs: items}
+		_, err = s.events.InsertOne(ctx, doc)
+		if err == nil {
+			for i, e := range events {
+				e.JobID, e.Seq, e.At = jobID, next+int64(i), fromNanos(items[i].At)
+			}
+			return nil
+		}
+		if !mgo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("append events to job %s: %w", jobID, mapErr(err))
+		}
+	}
+	return fmt.Errorf("append events to job %s: too contended: %w", jobID, store.ErrConflict)
+}
+
+// ListEvents returns a job's events with Seq > afterSeq in order, at most
+// limit (all when limit <= 0).
+func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
+	if jobID == "" {
+		return nil, invalid("list events: empty job id")
+	}
+	opts := options.Find().SetSort(sortBy("first"))
+	if limit > 0 {
+		opts.SetLimit(int64(limit)) // a batch holds at least one event
+	}
+	docs, err := all[eventDoc](ctx, s.events, bson.D{{Key: "j", Value: jobID}, {Key: "last", Value: bson.D{{Key: "$gt", Value: afterSeq}}}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+	}
+	out := []*store.Event{}
+	for _, d := range docs {
+		for i, it := range d.Evs {
+			seq := d.First + int64(i)
+			if seq <= afterSeq {
+				continue
+			}
+			if limit > 0 && len(out) == limit {
+				return out, nil
+			}
+			out = append(out, &store.Event{JobID: jobID, Seq: seq, At: fromNanos(it.At), Kind: store.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
+		}
+	}
+	return out, nil
+}
+
+// ---- leases -------------------------------------------------------------------
+//
+// A lease is a chain of immutable epochs <name>/<epoch>; the newest is the
+// lease. Taking, renewing and releasing all insert the next epoch, so of
+// two callers that read the same epoch exactly one changes the lease
+// (SQLite reads and upserts the row in one transaction).
+
+type leaseDoc struct {
+	ID       string `bson:"_id"`
+	Name     string `bson:"name"`
+	Epoch    int64  `bson:"epoch"`
+	Holder   string `bson:"holder"`
+	Expires  int64  `bson:"expires"`
+	Released bool   `bson:"released"`
+}
+
+func leaseID(name string, epoch int64) string { return fmt.Sprintf("%s/%020d", name, epoch) }
+
+func (s *Store) currentLease(ctx context.Context, name string) (*leaseDoc, error) {
+	var d leaseDoc
+	err := one(ctx, s.leases, bson.D{{Key: "name", Value: name}}, &d, "lease "+name, options.FindOne().SetSort(sortBy("-epoch")))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// nextEpoch inserts the lease's next epoch; false when another caller
+// inserted it first.
+func (s *Store) nextEpoch(ctx context.Context, cur *leaseDoc, d leaseDoc) (bool, error) {
+	if cur != nil {
+		d.Epoch = cur.Epoch + 1
+	} else {
+		d.Epoch = 1
+	}
+	d.ID = leaseID(d.Name, d.Epoch)
+	if _, err := s.leases.InsertOne(ctx, d); err != nil {
+		if mgo.IsDuplicateKeyError(err) {
+			return false, nil
+		}
+		return false, mapErr(err)
+	}
+	// Epochs before the previous one are history nobody reads.
+	if d.Epoch > 2 {
+		if _, err := s.leases.DeleteMany(ctx, bson.D{{Key: "name", Value: d.Name}, {Key: "epoch", Value: bson.D{{Key: "$lt", Value: d.Epoch - 1}}}}); err != nil {
+			s.log.Warn("prune lease epochs", "lease", d.Name, "error", err)
+		}
+	}
+	return true, nil
+}
+
+// AcquireLease takes or renews name for holder until now+ttl; another
+// holder's unexpired lease is ErrLeaseHeld, an expired one is taken over.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*store.Lease, error) {
+	if name == "" || holder == "" {
+		return nil, invalid("acquire lease: empty name or holder")
+	}
+	if ttl <= 0 {
+		return nil, invalid("acquire lease %s: ttl %v must be positive", name, ttl)
+	}
+	now = s.nowOr(now)
+	nn, err := nanos("now", now)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	en, err := nanos("expiry", now.Add(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	for range maxRetries {
+		cur, err := s.currentLease(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+		}
+		if cur != nil && !cur.Released && cur.Holder != holder && cur.Expires > nn {
+			return nil, fmt.Errorf("acquire lease %s: held by %s until %s: %w", name, cur.Holder, fromNanos(cur.Expires).Format(time.RFC3339Nano), store.ErrLeaseHeld)
+		}
+		won, err := s.nextEpoch(ctx, cur, leaseDoc{Name: name, Holder: holder, Expires: en})
+		if err != nil {
+			return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+		}
+		if won {
+			return &store.Lease{Name: name, Holder: holder, Expires: fromNanos(en)}, nil
+		}
+	}
+	return nil, fmt.Errorf("acquire lease %s: too contended: %w", name, store.ErrLeaseHeld)
+}
+
+// ReleaseLease gives up holder's lease; releasing one not held is a no-op.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if name == "" || holder == "" {
+		return invalid("release lease: empty name or holder")
+	}
+	for range maxRetries {
+		cur, err := s.currentLease(ctx, name)
+		if err != nil {
+			return fmt.Errorf("release lease %s: %w", name, err)
+		}
+		if cur == nil || cur.Released || cur.Holder != holder {
+			return nil
+		}
+		won, err := s.nextEpoch(ctx, cur, leaseDoc{Name: name, Released: true})
+		if err != nil {
+			return fmt.Errorf("release lease %s: %w", name, err)
+		}
+		if won {
+			return nil
+		}
+	}
+	return fmt.Errorf("release lease %s: too contended: %w", name, store.ErrConflict)
+}
+
+// GetLease returns the lease record for name, expired or not.
+func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
+	if name == "" {
+		return nil, invalid("get lease: empty name")
+	}
+	cur, err := s.currentLease(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("get lease: %w", err)
+	}
+	if cur == nil || cur.Released {
+		return nil, fmt.Errorf("get lease: %w", notFound("lease %s", name))
+	}
+	return &store.Lease{Name: name, Holder: cur.Holder, Expires: fromNanos(cur.Expires)}, nil
+}
