@@ -232,91 +232,90 @@ func (s *Server) checkRuleRefs(ctx context.Context, req ruleRequest) error {
 
 // handleSaveMapping creates (POST) or replaces (PUT …/{id}) a mapping.
 func (s *Server) handleSaveMapping(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	var req ruleRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if req.Level != nil {
-		s.writeError(w, r, unprocessable("level", "a mapping has no level (thresholds do)"))
-		return
-	}
-	cost, err := decimalField("cost", req.Cost, true)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	m := &store.HashmapMapping{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Value: req.Value, Type: req.Type, Cost: cost}
-	if m.Type == "" {
-		m.Type = store.CostFlat
-	}
-	if err := hashmap.ValidateMapping(m); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.checkRuleRefs(ctx, req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	status := http.StatusCreated
-	if m.ID != "" {
-		status = http.StatusOK
-		err = s.st.UpdateHashmapMapping(ctx, m)
-	} else {
-		err = s.st.CreateHashmapMapping(ctx, m)
-	}
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("save mapping: %w", err))
-		return
-	}
-	writeJSON(w, status, m)
+	s.saveRule(w, r, func(req ruleRequest) (saver, error) {
+		if req.Level != nil {
+			return nil, unprocessable("level", "a mapping has no level (thresholds do)")
+		}
+		cost, err := decimalField("cost", req.Cost, true)
+		if err != nil {
+			return nil, err
+		}
+		m := &store.HashmapMapping{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Value: req.Value, Type: req.Type, Cost: cost}
+		if m.Type == "" {
+			m.Type = store.CostFlat
+		}
+		if err := hashmap.ValidateMapping(m); err != nil {
+			return nil, err
+		}
+		return rule[store.HashmapMapping]{v: m, id: m.ID, create: s.st.CreateHashmapMapping, update: s.st.UpdateHashmapMapping}, nil
+	})
 }
 
 // handleSaveThreshold creates (POST) or replaces (PUT …/{id}) a threshold.
 func (s *Server) handleSaveThreshold(w http.ResponseWriter, r *http.Request) {
+	s.saveRule(w, r, func(req ruleRequest) (saver, error) {
+		if req.Value != "" {
+			return nil, unprocessable("value", "a threshold has no value (field mappings do); it has a level")
+		}
+		cost, err := decimalField("cost", req.Cost, true)
+		if err != nil {
+			return nil, err
+		}
+		level, err := decimalField("level", req.Level, true)
+		if err != nil {
+			return nil, err
+		}
+		t := &store.HashmapThreshold{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Level: level, Type: req.Type, Cost: cost}
+		if t.Type == "" {
+			t.Type = store.CostFlat
+		}
+		if err := hashmap.ValidateThreshold(t); err != nil {
+			return nil, err
+		}
+		return rule[store.HashmapThreshold]{v: t, id: t.ID, create: s.st.CreateHashmapThreshold, update: s.st.UpdateHashmapThreshold}, nil
+	})
+}
+
+// saver stores one checked rule and returns it as answered.
+type saver interface {
+	save(ctx context.Context) (status int, answer any, err error)
+}
+
+// rule is a mapping or threshold ready to be created (no id) or replaced.
+type rule[T any] struct {
+	v              *T
+	id             string
+	create, update func(context.Context, *T) error
+}
+
+func (r rule[T]) save(ctx context.Context) (int, any, error) {
+	if r.id != "" {
+		return http.StatusOK, r.v, r.update(ctx, r.v)
+	}
+	return http.StatusCreated, r.v, r.create(ctx, r.v)
+}
+
+// saveRule decodes a rule request, lets build check it, answers 404 for
+// ids that do not exist, and stores it.
+func (s *Server) saveRule(w http.ResponseWriter, r *http.Request, build func(ruleRequest) (saver, error)) {
 	ctx := r.Context()
 	var req ruleRequest
 	if err := decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.Value != "" {
-		s.writeError(w, r, unprocessable("value", "a threshold has no value (field mappings do); it has a level"))
-		return
-	}
-	cost, err := decimalField("cost", req.Cost, true)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	level, err := decimalField("level", req.Level, true)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	t := &store.HashmapThreshold{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Level: level, Type: req.Type, Cost: cost}
-	if t.Type == "" {
-		t.Type = store.CostFlat
-	}
-	if err := hashmap.ValidateThreshold(t); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.checkRuleRefs(ctx, req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	status := http.StatusCreated
-	if t.ID != "" {
-		status = http.StatusOK
-		err = s.st.UpdateHashmapThreshold(ctx, t)
-	} else {
-		err = s.st.CreateHashmapThreshold(ctx, t)
+	sv, err := build(req)
+	if err == nil {
+		err = s.checkRuleRefs(ctx, req)
 	}
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("save threshold: %w", err))
+		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, status, t)
+	status, answer, err := sv.save(ctx)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("save rule: %w", err))
+		return
+	}
+	writeJSON(w, status, answer)
 }

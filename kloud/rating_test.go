@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -201,5 +202,79 @@ func TestBillingEndToEnd(t *testing.T) {
 	}
 	if !quote.Total.Equal(decimal.RequireFromString("0.6")) {
 		t.Errorf("quote of 2 medium hours = %s, want 0.6", quote.Total)
+	}
+}
+
+// TestHashmapAPI drives the hashmap rules API: CloudKitty's shapes, ids
+// under their names, validation naming the field, 404 for unknown ids.
+func TestHashmapAPI(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	admin := h.Admin
+	var svc struct {
+		ID string `json:"service_id"`
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/services", map[string]string{"name": "instance"}, &svc); err != nil || svc.ID == "" {
+		t.Fatalf("create service: %v %+v", err, svc)
+	}
+	var th struct {
+		ID    string `json:"threshold_id"`
+		Level string `json:"level"`
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/thresholds", map[string]any{"service_id": svc.ID, "level": "50", "type": "rate", "cost": "0.98"}, &th); err != nil || th.ID == "" || th.Level != "50" {
+		t.Fatalf("create threshold: %v %+v", err, th)
+	}
+	var m struct {
+		ID   string `json:"mapping_id"`
+		Cost string `json:"cost"`
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/mappings", map[string]any{"service_id": svc.ID, "type": "flat", "cost": 0.001}, &m); err != nil || m.ID == "" {
+		t.Fatalf("create mapping: %v %+v", err, m)
+	}
+	if err := admin.Do(ctx, http.MethodPut, "/api/v1/rating/modules/hashmap/mappings/"+m.ID, map[string]any{"service_id": svc.ID, "type": "flat", "cost": "0.002"}, &m); err != nil || m.Cost != "0.002" {
+		t.Fatalf("update mapping: %v %+v", err, m)
+	}
+	// The design's reference: flat 0.002 (here) with a rate threshold at 50.
+	var quote struct {
+		Total string `json:"total"`
+	}
+	body := map[string]any{"points": []map[string]any{{"service": "instance", "qty": "80", "unit": "hour"}}}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/quote", body, &quote); err != nil || quote.Total != "0.1568" {
+		t.Errorf("quote 80 × 0.002 × 0.98 = %+v, %v; want 0.1568", quote, err)
+	}
+	member := h.Member(t, "dave")
+	bad := []struct {
+		name   string
+		c      *client.Client
+		method string
+		path   string
+		body   any
+		status int
+		field  string
+	}{
+		{"field mapping without value", admin, "POST", "mappings", map[string]any{"field_id": "fld-x", "type": "flat", "cost": "1"}, 422, "value"},
+		{"cost not a decimal", admin, "POST", "mappings", map[string]any{"service_id": svc.ID, "type": "flat", "cost": "lots"}, 422, "cost"},
+		{"bad type", admin, "POST", "mappings", map[string]any{"service_id": svc.ID, "type": "fancy", "cost": "1"}, 422, "type"},
+		{"unknown service", admin, "POST", "mappings", map[string]any{"service_id": "svc-nope", "type": "flat", "cost": "1"}, 404, ""},
+		{"threshold without level", admin, "POST", "thresholds", map[string]any{"service_id": svc.ID, "type": "flat", "cost": "1"}, 422, "level"},
+		{"field of unknown service", admin, "POST", "fields", map[string]any{"service_id": "svc-nope", "name": "size"}, 404, ""},
+		{"duplicate service", admin, "POST", "services", map[string]any{"name": "instance"}, 409, ""},
+		{"unknown mapping", admin, "GET", "mappings/map-nope", nil, 404, ""},
+		{"member may not change rules", member, "POST", "services", map[string]any{"name": "x"}, 403, ""},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Do(ctx, tt.method, "/api/v1/rating/modules/hashmap/"+tt.path, tt.body, nil)
+			var e *client.Error
+			if !errors.As(err, &e) || e.Status != tt.status || (tt.field != "" && e.Field != tt.field) {
+				t.Errorf("%v (%+v), want %d naming %q", err, e, tt.status, tt.field)
+			}
+		})
+	}
+	if err := admin.Do(ctx, http.MethodDelete, "/api/v1/rating/modules/hashmap/services/"+svc.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, http.MethodGet, "/api/v1/rating/modules/hashmap/thresholds/"+th.ID, nil, nil); apiStatus(err) != 404 {
+		t.Errorf("threshold of a deleted service: %v, want 404", err)
 	}
 }
