@@ -37,12 +37,9 @@ func (s *Server) handleCreateCredential(w http.ResponseWriter, r *http.Request) 
 // createCredential checks the data against the provider's credential schema
 // and stores it (encrypted by the store).
 func (s *Server) createCredential(ctx context.Context, actor *store.User, req client.CreateCredentialRequest) (*stack.Credential, error) {
-	if req.Provider == "" {
-		return nil, unprocessable("provider", "provider is required")
-	}
-	p, err := provider.Get(req.Provider)
+	p, err := requestProvider(req.Provider)
 	if err != nil {
-		return nil, unprocessable("provider", "%v", err)
+		return nil, err
 	}
 	title := strings.TrimSpace(req.Title)
 	if title == "" {

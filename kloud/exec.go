@@ -116,7 +116,29 @@ func (s *Server) outputProgress(ctx context.Context, job *store.Job, lo, hi, exp
 	}
 }
 
+// stackOp is what an apply or a destroy does differently.
+type stackOp struct {
+	verb          string                  // "apply", "destroy"
+	during, final machinestate.StackState // the stack's status while it runs and after
+	goneReason    string                  // why a machine no longer in the state is Terminated
+	run           func(context.Context, stack.Run) (*stack.ApplyResult, error)
+}
+
 func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
+	return s.runStack(ctx, job, stackOp{verb: "apply", during: machinestate.StackBuilding, final: machinestate.StackInitialized,
+		goneReason: "no longer in the stack's Terraform state", run: s.runner.Apply})
+}
+
+func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
+	return s.runStack(ctx, job, stackOp{verb: "destroy", during: machinestate.StackDestroying, final: machinestate.StackDestroyed,
+		goneReason: "destroyed with the stack", run: s.runner.Destroy})
+}
+
+// runStack runs Terraform for a stack job: status in progress, the
+// provider's composition, the run with its output as events and progress,
+// then the machines recorded from whatever state the run saved, failed or
+// not. A failure leaves the stack not_initialized with the reason.
+func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error {
 	w, err := s.loadStackWork(ctx, job.StackID)
 	if err != nil {
 		return err
@@ -125,7 +147,7 @@ func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
 		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, s.mask(err.Error()), s.now())
 		return err
 	}
-	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackBuilding, "", s.now()); err != nil {
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.during, "", s.now()); err != nil {
 		return err
 	}
 	s.progress(ctx, job, 5, "composing template")
@@ -134,8 +156,22 @@ func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
 		return fail(err)
 	}
 	expected := resourceCount(composed)
-	s.progress(ctx, job, 10, "running terraform apply")
-	res, runErr := s.runner.Apply(ctx, stack.Run{
+	if op.final == machinestate.StackDestroyed {
+		machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
+		if err != nil {
+			return fail(err)
+		}
+		for _, m := range machines {
+			if m.State != machinestate.Terminated {
+				if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminating, "stack destroy", s.now()); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		expected = len(machines)
+	}
+	s.progress(ctx, job, 10, "running terraform "+op.verb)
+	res, runErr := op.run(ctx, stack.Run{
 		Key:      w.stack.ID,
 		Template: composed,
 		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
@@ -143,67 +179,17 @@ func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
 	})
 	if res != nil {
 		s.progress(ctx, job, 90, "recording machines")
-		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, "no longer in the stack's Terraform state"); err != nil {
+		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, op.goneReason); err != nil {
 			return fail(errors.Join(runErr, err))
 		}
 	}
 	if runErr != nil {
-		return fail(fmt.Errorf("terraform apply: %w", runErr))
+		return fail(fmt.Errorf("terraform %s: %w", op.verb, runErr))
 	}
-	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackInitialized, "", s.now()); err != nil {
+	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.final, "", s.now()); err != nil {
 		return err
 	}
-	s.progress(ctx, job, 100, "stack initialized")
-	return nil
-}
-
-func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
-	w, err := s.loadStackWork(ctx, job.StackID)
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, s.mask(err.Error()), s.now())
-		return err
-	}
-	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackDestroying, "", s.now()); err != nil {
-		return err
-	}
-	machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
-	if err != nil {
-		return fail(err)
-	}
-	for _, m := range machines {
-		if m.State != machinestate.Terminated {
-			if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminating, "stack destroy", s.now()); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	s.progress(ctx, job, 5, "composing template")
-	composed, err := s.compose(ctx, w)
-	if err != nil {
-		return fail(err)
-	}
-	s.progress(ctx, job, 10, "running terraform destroy")
-	res, runErr := s.runner.Destroy(ctx, stack.Run{
-		Key:      w.stack.ID,
-		Template: composed,
-		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-		Output:   s.outputProgress(ctx, job, 10, 90, len(machines)),
-	})
-	if res != nil {
-		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, "destroyed with the stack"); err != nil {
-			return fail(errors.Join(runErr, err))
-		}
-	}
-	if runErr != nil {
-		return fail(fmt.Errorf("terraform destroy: %w", runErr))
-	}
-	if err := s.st.SetStackStatus(ctx, w.stack.ID, machinestate.StackDestroyed, "", s.now()); err != nil {
-		return err
-	}
-	s.progress(ctx, job, 100, "stack destroyed")
+	s.progress(ctx, job, 100, "stack "+string(op.final))
 	return nil
 }
 

@@ -130,39 +130,31 @@ type nameRequest struct {
 }
 
 func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
-	var req nameRequest
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if strings.TrimSpace(req.Name) == "" {
-		s.writeError(w, r, unprocessable("name", "name is required"))
-		return
-	}
-	svc := &store.HashmapService{Name: strings.TrimSpace(req.Name)}
-	if err := s.st.CreateHashmapService(r.Context(), svc); err != nil {
-		s.writeError(w, r, fmt.Errorf("create service %q: %w", svc.Name, err))
-		return
-	}
-	writeJSON(w, http.StatusCreated, svc)
+	createNamed(s, w, r, "service", func(name string) *store.HashmapService { return &store.HashmapService{Name: name} }, s.st.CreateHashmapService)
 }
 
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) {
+	createNamed(s, w, r, "group", func(name string) *store.HashmapGroup { return &store.HashmapGroup{Name: name} }, s.st.CreateHashmapGroup)
+}
+
+// createNamed creates a rule that is only a name (a service, a group).
+func createNamed[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string, build func(name string) *T, create func(context.Context, *T) error) {
 	var req nameRequest
 	if err := decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Name) == "" {
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
 		s.writeError(w, r, unprocessable("name", "name is required"))
 		return
 	}
-	g := &store.HashmapGroup{Name: strings.TrimSpace(req.Name)}
-	if err := s.st.CreateHashmapGroup(r.Context(), g); err != nil {
-		s.writeError(w, r, fmt.Errorf("create group %q: %w", g.Name, err))
+	v := build(name)
+	if err := create(r.Context(), v); err != nil {
+		s.writeError(w, r, fmt.Errorf("create %s %q: %w", kind, name, err))
 		return
 	}
-	writeJSON(w, http.StatusCreated, g)
+	writeJSON(w, http.StatusCreated, v)
 }
 
 type fieldRequest struct {

@@ -19,3 +19,16 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// requestProvider returns the provider a request names in its "provider"
+// field, or a 422 naming the field.
+func requestProvider(name string) (*provider.Provider, error) {
+	if name == "" {
+		return nil, unprocessable("provider", "provider is required")
+	}
+	p, err := provider.Get(name)
+	if err != nil {
+		return nil, unprocessable("provider", "%v", err)
+	}
+	return p, nil
+}

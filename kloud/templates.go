@@ -35,12 +35,9 @@ func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
 
 // createTemplate parses the template and checks its policy before storing it.
 func (s *Server) createTemplate(ctx context.Context, actor *store.User, req client.CreateTemplateRequest) (*stack.Template, error) {
-	if req.Provider == "" {
-		return nil, unprocessable("provider", "provider is required")
-	}
-	p, err := provider.Get(req.Provider)
+	p, err := requestProvider(req.Provider)
 	if err != nil {
-		return nil, unprocessable("provider", "%v", err)
+		return nil, err
 	}
 	format := stack.Format(req.Format)
 	switch format {

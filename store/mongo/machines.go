@@ -65,6 +65,12 @@ type historyDoc struct {
 	State  int    `bson:"state"`
 	Reason string `bson:"reason"`
 	At     int64  `bson:"at"`
+	// Since is when the machine entered this state (a change dated before
+	// the previous state began does not move it back) and Base the time it
+	// spent Running before: each record derives both from the one before
+	// it, so uptime needs no history read.
+	Since int64 `bson:"since"`
+	Base  int64 `bson:"base"`
 	// Head is true until the next record is appended; NextAt is then that
 	// record's time when it is not earlier than this one's (MaxInt64
 	// before). Both are hints that keep queries small: the reader still
@@ -84,17 +90,18 @@ func historyID(m string, v int64) string { return fmt.Sprintf("%s/%020d", m, v) 
 
 // head is a machine's current state: its newest record.
 type head struct {
-	v      int64
-	state  machinestate.State
-	reason string
-	at     int64
+	v            int64
+	state        machinestate.State
+	reason       string
+	at           int64
+	since, base  int64
 }
 
 func headOf(d *machineDoc, recs []historyDoc) head {
-	h := head{v: 1, state: machinestate.State(d.Init.State), reason: d.Init.Reason, at: d.Init.At}
+	h := head{v: 1, state: machinestate.State(d.Init.State), reason: d.Init.Reason, at: d.Init.At, since: d.Init.At}
 	for _, r := range recs {
 		if r.V > h.v {
-			h = head{v: r.V, state: machinestate.State(r.State), reason: r.Reason, at: r.At}
+			h = head{v: r.V, state: machinestate.State(r.State), reason: r.Reason, at: r.At, since: r.Since, base: r.Base}
 		}
 	}
 	return h
@@ -103,7 +110,8 @@ func headOf(d *machineDoc, recs []historyDoc) head {
 func (d *machineDoc) machine(h head, lastSeen int64) *stack.Machine {
 	m := &stack.Machine{ID: d.ID, StackID: d.StackID, OwnerID: d.OwnerID, Provider: d.Provider, Label: d.Label,
 		State: h.state, Reason: h.reason, AlwaysOn: d.AlwaysOn, AgentTokenHash: fromKey(d.AgentTokenHash),
-		LastSeen: fromOpt(lastSeen), CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt)}
+		LastSeen: fromOpt(lastSeen), CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt),
+		StateSince: fromNanos(h.since), UptimeBase: time.Duration(h.base)}
 	if d.Metadata != "" {
 		m.Metadata = json.RawMessage(d.Metadata)
 	}
@@ -226,6 +234,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 		m.ID = id
 		m.State, m.Reason = stored.State, stored.Reason
 		m.LastSeen, m.CreatedAt, m.UpdatedAt = stored.LastSeen, stored.CreatedAt, stored.UpdatedAt
+		m.StateSince, m.UptimeBase = stored.StateSince, stored.UptimeBase
 		return nil
 	}
 	return fmt.Errorf("put machine %s: too contended: %w", id, store.ErrConflict)
@@ -292,7 +301,7 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 		return out, nil
 	}
 	heads, err := all[historyDoc](ctx, s.history, hf, options.Find().SetProjection(bson.D{{Key: "m", Value: 1}, {Key: "v", Value: 1},
-		{Key: "state", Value: 1}, {Key: "reason", Value: 1}, {Key: "at", Value: 1}}))
+		{Key: "state", Value: 1}, {Key: "reason", Value: 1}, {Key: "at", Value: 1}, {Key: "since", Value: 1}, {Key: "base", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
@@ -355,8 +364,14 @@ func (s *Store) setState(ctx context.Context, id string, state machinestate.Stat
 		if !force && h.state == state && h.reason == reason {
 			return nil
 		}
+		// The time Running ends is added to the base; a change dated
+		// before the current state began counts no time.
+		base := h.base
+		if h.state == machinestate.Running && an > h.since {
+			base += an - h.since
+		}
 		rec := historyDoc{ID: historyID(id, h.v+1), M: id, V: h.v + 1, O: d.OwnerID, S: d.StackID, State: int(state), Reason: reason,
-			At: an, Head: true, NextAt: math.MaxInt64}
+			At: an, Since: max(h.since, an), Base: base, Head: true, NextAt: math.MaxInt64}
 		if _, err := s.history.InsertOne(ctx, rec); err != nil {
 			if mgo.IsDuplicateKeyError(err) {
 				continue // another setter appended v+1 first: look again

@@ -302,7 +302,7 @@ func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case mgo.IsDuplicateKeyError(err):
+	case mgo.IsDuplicateKeyError(err), isUniqueViolation(err):
 		return fmt.Errorf("%s: %w", err.Error(), store.ErrConflict)
 	case errors.Is(err, mgo.ErrNoDocuments):
 		return store.ErrNotFound
@@ -311,6 +311,14 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// isUniqueViolation recognizes FerretDB 1.x's answer to an update that
+// breaks a unique index: an InternalError carrying SQLite's "UNIQUE
+// constraint failed" rather than a duplicate key error (inserts get the
+// proper code 11000).
+func isUniqueViolation(err error) bool {
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 func isSelectionError(err error) bool {

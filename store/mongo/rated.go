@@ -362,14 +362,18 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, pid, tok str
 		}
 		d = append(d, bson.E{Key: bucketField(k), Value: bt})
 	}
+	// The limbs and a count of one go in one array: the summary unwinds
+	// it and sums with a single accumulator (see Summarize).
+	l := bson.A{bson.D{{Key: "k", Value: "n"}, {Key: "v", Value: int64(1)}}}
 	for j := range limbs {
 		if ql[j] != 0 {
-			d = append(d, bson.E{Key: limbName("q", j), Value: ql[j]})
+			l = append(l, bson.D{{Key: "k", Value: limbName("q", j)}, {Key: "v", Value: ql[j]}})
 		}
 		if pl[j] != 0 {
-			d = append(d, bson.E{Key: limbName("p", j), Value: pl[j]})
+			l = append(l, bson.D{{Key: "k", Value: limbName("p", j)}, {Key: "v", Value: pl[j]}})
 		}
 	}
+	d = append(d, bson.E{Key: "l", Value: l})
 	return d, nil
 }
 
@@ -388,15 +392,21 @@ func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeSt
 
 // ListScopeStates returns every scope's state, ordered by scope.
 func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error) {
-	scopes, err := s.periods.Distinct(ctx, "scope", bson.D{})
+	// An aggregation rather than distinct: FerretDB 1.x refuses the
+	// maxTimeMS the driver adds to distinct under a client timeout.
+	cur, err := s.periods.Aggregate(ctx, mgo.Pipeline{{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$scope"}}}}})
 	if err != nil {
+		return nil, fmt.Errorf("list scope states: %w", mapErr(err))
+	}
+	var scopes []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &scopes); err != nil {
 		return nil, fmt.Errorf("list scope states: %w", mapErr(err))
 	}
 	names := make([]string, 0, len(scopes))
 	for _, v := range scopes {
-		if n, ok := v.(string); ok {
-			names = append(names, n)
-		}
+		names = append(names, v.ID)
 	}
 	sort.Strings(names)
 	out := make([]*store.ScopeState, 0, len(names))
@@ -544,13 +554,16 @@ type summaryRow struct {
 // value, else its metadata value (null when it has neither). Rows are
 // ordered by begin, then the key values.
 //
-// The pipeline is $match then $group on the keys and each point's period
-// (begin, end), summing the limbs exactly and counting. It uses only what
-// MongoDB and FerretDB 1.24 both have: FerretDB's $group knows no $min or
-// $max (nor $first, $facet or $setWindowFields), so a group's first begin
-// and last end cannot be computed, sorted on and paged in the server. The
-// server therefore returns one row per group and period; the backend merges
-// a group's periods, orders the groups and pages them.
+// The pipeline uses only what MongoDB and FerretDB 1.24 both do right:
+// $match, then $unwind of the point's limb array (each element one limb,
+// or the count of one), then $group on the keys, the point's period (begin,
+// end) and the limb, with a single $sum. FerretDB's $group gives every
+// accumulator after the first an already drained iterator (they all sum
+// to 0), hence one accumulator; and it has no $min, $max, $first, $facet or
+// $setWindowFields, so a group's first begin and last end cannot be
+// computed, sorted on and paged in the server. The server therefore
+// returns the exact sums per group, period and limb; the backend adds a
+// group's periods, orders the groups and pages them.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
 	if q.Offset < 0 {
 		return nil, invalid("summarize: negative offset %d", q.Offset)
@@ -582,46 +595,42 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		}
 		id = append(id, bson.E{Key: fmt.Sprintf("k%d", i), Value: expr})
 	}
-	id = append(id, bson.E{Key: "b", Value: "$b"}, bson.E{Key: "e", Value: "$e"})
-	group := bson.D{{Key: "_id", Value: id}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}
-	for j := range limbs {
-		group = append(group, bson.E{Key: limbName("q", j), Value: bson.D{{Key: "$sum", Value: "$" + limbName("q", j)}}},
-			bson.E{Key: limbName("p", j), Value: bson.D{{Key: "$sum", Value: "$" + limbName("p", j)}}})
-	}
+	id = append(id, bson.E{Key: "b", Value: "$b"}, bson.E{Key: "e", Value: "$e"}, bson.E{Key: "l", Value: "$l.k"})
 	if err := s.finishPeriods(ctx); err != nil {
 		return nil, fmt.Errorf("summarize: %w", err)
 	}
-	cur, err := s.points.Aggregate(ctx, mgo.Pipeline{{{Key: "$match", Value: match}}, {{Key: "$group", Value: group}}})
+	cur, err := s.points.Aggregate(ctx, mgo.Pipeline{
+		{{Key: "$match", Value: match}},
+		{{Key: "$unwind", Value: "$l"}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: id}, {Key: "v", Value: bson.D{{Key: "$sum", Value: "$l.v"}}}}}},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("summarize: %w", mapErr(err))
 	}
 	defer cur.Close(ctx)
 	rows := map[string]*summaryRow{}
+	timeKey := slices.Contains(q.GroupBy, keyTime)
 	for cur.Next(ctx) {
 		var doc bson.M
 		if err := cur.Decode(&doc); err != nil {
 			return nil, fmt.Errorf("summarize: %w", err)
 		}
-		r, err := decodeGroup(doc, len(q.GroupBy))
+		g, err := decodeGroup(doc, len(q.GroupBy))
 		if err != nil {
 			return nil, fmt.Errorf("summarize: %w", err)
 		}
-		if r.n == 0 {
-			continue
+		key := fmt.Sprintf("%#v", g.keys)
+		if timeKey {
+			key += fmt.Sprintf("|%d", g.end) // SQLite groups a period by begin and end
 		}
-		key := fmt.Sprintf("%#v", r.keys)
-		if slices.Contains(q.GroupBy, keyTime) {
-			key += fmt.Sprintf("|%d", r.end) // SQLite groups a period by begin and end
-		}
-		if have, ok := rows[key]; ok {
-			have.begin, have.end = min(have.begin, r.begin), max(have.end, r.end)
-			for j := range limbs {
-				have.qty[j] += r.qty[j]
-				have.rate[j] += r.rate[j]
-			}
-			have.n += r.n
-		} else {
+		r, ok := rows[key]
+		if !ok {
+			r = &summaryRow{keys: g.keys, begin: g.begin, end: g.end}
 			rows[key] = r
+		}
+		r.begin, r.end = min(r.begin, g.begin), max(r.end, g.end)
+		if err := r.add(g.limb, g.sum); err != nil {
+			return nil, fmt.Errorf("summarize: %w", err)
 		}
 	}
 	if err := cur.Err(); err != nil {
@@ -645,6 +654,9 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		page = page[:q.Limit]
 	}
 	for _, r := range page {
+		if r.n == 0 {
+			continue
+		}
 		row := []any{formatTime(r.begin), formatTime(r.end), fromLimbs(r.qty).String(), fromLimbs(r.rate).String()}
 		for i, v := range r.keys {
 			if t, ok := v.(int64); ok && isTime[i] {
@@ -684,42 +696,66 @@ func compareKey(a, b any) int {
 	return 0
 }
 
+// groupOut is one $group output document: the sum of one limb (or the
+// count) of one group and period.
+type groupOut struct {
+	keys       []any
+	begin, end int64
+	limb       string
+	sum        int64
+}
+
+// add adds the sum of one limb (or the count, "n") to the row.
+func (r *summaryRow) add(limb string, sum int64) error {
+	if limb == "n" {
+		r.n += sum
+		return nil
+	}
+	var i int
+	if len(limb) != 2 || limb[1] < '0' || limb[1] >= '0'+limbs {
+		return fmt.Errorf("unknown limb %q", limb)
+	}
+	i = int(limb[1] - '0')
+	switch limb[0] {
+	case 'q':
+		r.qty[i] += sum
+	case 'p':
+		r.rate[i] += sum
+	default:
+		return fmt.Errorf("unknown limb %q", limb)
+	}
+	return nil
+}
+
 // decodeGroup reads one $group output document.
-func decodeGroup(doc bson.M, nkeys int) (*summaryRow, error) {
-	r := &summaryRow{keys: make([]any, nkeys)}
+func decodeGroup(doc bson.M, nkeys int) (*groupOut, error) {
+	g := &groupOut{keys: make([]any, nkeys)}
 	id, _ := doc["_id"].(bson.M)
 	for i := range nkeys {
 		switch v := id[fmt.Sprintf("k%d", i)].(type) {
 		case nil:
 		case string:
-			r.keys[i] = v
+			g.keys[i] = v
 		case int64:
-			r.keys[i] = v
+			g.keys[i] = v
 		case int32:
-			r.keys[i] = int64(v)
+			g.keys[i] = int64(v)
 		default:
-			r.keys[i] = fmt.Sprint(v)
+			g.keys[i] = fmt.Sprint(v)
 		}
 	}
 	var err error
-	if r.begin, err = asInt(id["b"]); err != nil {
+	if g.begin, err = asInt(id["b"]); err != nil {
 		return nil, fmt.Errorf("group begin: %w", err)
 	}
-	if r.end, err = asInt(id["e"]); err != nil {
+	if g.end, err = asInt(id["e"]); err != nil {
 		return nil, fmt.Errorf("group end: %w", err)
 	}
-	if r.n, err = asInt(doc["n"]); err != nil {
-		return nil, fmt.Errorf("group count: %w", err)
+	g.limb, _ = id["l"].(string)
+	if g.sum, err = asInt(doc["v"]); err != nil {
+		return nil, fmt.Errorf("sum of %s: %w", g.limb, err)
 	}
-	for j := range limbs {
-		if r.qty[j], err = asInt(doc[limbName("q", j)]); err != nil {
-			return nil, fmt.Errorf("qty sum: %w", err)
-		}
-		if r.rate[j], err = asInt(doc[limbName("p", j)]); err != nil {
-			return nil, fmt.Errorf("price sum: %w", err)
-		}
-	}
-	return r, nil
+	return g, nil
 }
 
 // asInt reads an integer the server summed; a double means it overflowed
