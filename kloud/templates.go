@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/client"
-	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
