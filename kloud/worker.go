@@ -179,6 +179,8 @@ func (s *Server) runJob(job *store.Job) {
 	if ferr := s.st.FinishJob(context.Background(), job.ID, s.cfg.WorkerID, status, msg, s.now()); ferr != nil {
 		log.Error("finish job", slog.String("error", ferr.Error()))
 	}
+	// Followers waiting for the end hear of it now, not at their next poll.
+	s.events.notify(job.ID)
 }
 
 func (s *Server) isClosing() bool {

@@ -127,12 +127,13 @@ func (h *Harness) Member(t testing.TB, name string) *client.Client {
 	return h.Admin.WithToken(u.Token)
 }
 
-// WaitJob waits for a job to end and fails the test if it did not succeed.
+// WaitJob follows a job's events until it ends and fails the test if it
+// did not succeed.
 func WaitJob(t testing.TB, c *client.Client, jobID string) *client.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	j, err := c.WaitJob(ctx, jobID)
+	j, err := c.FollowJob(ctx, jobID, nil)
 	if err != nil {
 		t.Fatalf("wait job %s: %v", jobID, err)
 	}

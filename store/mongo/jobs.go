@@ -515,11 +515,11 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 // inside a write transaction).
 
 type eventDoc struct {
-	ID    string          `bson:"_id"`
-	J     string          `bson:"j"`
-	First int64           `bson:"first"`
-	Last  int64           `bson:"last"`
-	Evs   []eventItemDoc  `bson:"evs"`
+	ID    string         `bson:"_id"`
+	J     string         `bson:"j"`
+	First int64          `bson:"first"`
+	Last  int64          `bson:"last"`
+	Evs   []eventItemDoc `bson:"evs"`
 }
 
 type eventItemDoc struct {

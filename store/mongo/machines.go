@@ -90,11 +90,11 @@ func historyID(m string, v int64) string { return fmt.Sprintf("%s/%020d", m, v) 
 
 // head is a machine's current state: its newest record.
 type head struct {
-	v            int64
-	state        machinestate.State
-	reason       string
-	at           int64
-	since, base  int64
+	v           int64
+	state       machinestate.State
+	reason      string
+	at          int64
+	since, base int64
 }
 
 func headOf(d *machineDoc, recs []historyDoc) head {

@@ -68,14 +68,14 @@ type Store struct {
 	now    func() time.Time
 	name   string
 
-	users, credentials, templates, stacks       *mgo.Collection
-	machines, history, seen                     *mgo.Collection
-	jobs, jobParts, events, leases              *mgo.Collection
-	stateVersions, modules, writers             *mgo.Collection
-	hmServices, hmFields, hmGroups              *mgo.Collection
-	hmMappings, hmThresholds                    *mgo.Collection
-	points, periods                             *mgo.Collection
-	schema                                      *mgo.Collection
+	users, credentials, templates, stacks *mgo.Collection
+	machines, history, seen               *mgo.Collection
+	jobs, jobParts, events, leases        *mgo.Collection
+	stateVersions, modules, writers       *mgo.Collection
+	hmServices, hmFields, hmGroups        *mgo.Collection
+	hmMappings, hmThresholds              *mgo.Collection
+	points, periods                       *mgo.Collection
+	schema                                *mgo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
