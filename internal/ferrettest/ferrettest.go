@@ -52,11 +52,13 @@ func start(dir string) (*Server, error) {
 		}
 	}
 	// Immediate transactions: concurrent writers wait on busy_timeout
-	// instead of failing to upgrade a read lock.
+	// instead of failing to upgrade a read lock. synchronous=NORMAL: a
+	// test server need not fsync every commit (FerretDB updates a
+	// document per transaction).
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/?_txlock=immediate",
+		SQLiteURL: "file:" + dir + "/?_txlock=immediate&_pragma=synchronous(NORMAL)",
 		Logger:    log,
 	})
 	if err != nil {

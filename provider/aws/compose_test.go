@@ -254,6 +254,7 @@ func evalUserData(t *testing.T, tpl *stack.Template, name string, idx int) strin
 			"var": cty.ObjectVal(map[string]cty.Value{
 				"kloud_agent_secret": cty.StringVal(testAgentSecret.Reveal()),
 				"kloud_url":          cty.StringVal("https://kloud.example.com"),
+				"kloud_klient_url":   cty.StringVal("https://kloud.example.com/api/v1/agent/klient"),
 			}),
 			"count": cty.ObjectVal(map[string]cty.Value{"index": cty.NumberIntVal(int64(idx))}),
 		},
@@ -321,7 +322,7 @@ resource "aws_instance" "bare" {
 		t.Helper()
 		token := stack.AgentToken(testAgentSecret, addr).Reveal()
 		if !strings.HasPrefix(body, "#!/bin/sh\n") || !strings.Contains(body, "\nKLIENT_TOKEN="+token+"\n") ||
-			!strings.Contains(body, "\nKLIENT_KLOUD_URL=https://kloud.example.com\n") || !strings.Contains(body, `"https://kloud.example.com/api/v1/agent/klient?os=linux&arch=$arch"`) {
+			!strings.Contains(body, "\nKLIENT_KLOUD_URL=https://kloud.example.com\n") || !strings.Contains(body, "\nhttps://kloud.example.com/api/v1/agent/klient\nKLOUD_EOF\n") || !strings.Contains(body, `"$url?os=linux&arch=$arch"`) {
 			t.Errorf("agent part of %s:\n%s", addr, body)
 		}
 	}

@@ -234,12 +234,13 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		return nil, fmt.Errorf("apply aws template: %w", err)
 	}
 	vars = append(vars, bootVars...)
+	vars = append(vars, s.KlientURLVariable())
 	tpl, err := s.Compose(provider.ComposeOptions{
 		ProviderConfig: providerConfig(cred, nil),
 		Variables:      vars,
 		TagsAttribute:  "tags",
 		TagsStyle:      stack.TagsMap,
-		UserData:       &stack.UserData{Attribute: "user_data", Script: AgentScript, CloudInit: true},
+		UserData:       &stack.UserData{Attribute: "user_data", Script: AgentScript(), CloudInit: true},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply aws template: %w", err)

@@ -61,62 +61,14 @@ var (
 	ErrUserDataConflict  = errors.New("user data cannot be merged with Kloud's")
 )
 
-// agentScript is the agent's start-up, an HCL template run by cloud-init
-// at first boot: it writes klient's settings (Kloud's URL and the
-// machine's agent token, 0600), downloads klient from Kloud and runs it as a
-// systemd service, which registers with Kloud and heartbeats. The token is
-// derived by Terraform from the sensitive agent secret
-// (${kloud_agent_token} becomes the machine's AgentTokenExpr); Kloud never
-// writes it to a file. The quoted here-documents keep the shell from
-// expanding anything; the URL is read back with sed, never evaluated.
-const agentScript = `#!/bin/sh
-# Kloud agent start-up, added by Kloud: installs klient and runs it as a
-# service that registers this machine with Kloud and heartbeats.
-set -eu
-umask 077
-mkdir -p /etc/klient /var/lib/klient
-cat > /etc/klient/klient.env <<'KLOUD_EOF'
-KLIENT_KLOUD_URL=${var.kloud_url}
-KLIENT_TOKEN=${kloud_agent_token}
-KLIENT_DIR=/var/lib/klient
-KLOUD_EOF
-cat > /etc/klient/download.url <<'KLOUD_EOF'
-${var.kloud_klient_url}
-KLOUD_EOF
-id=$(curl -fsS --max-time 5 http://169.254.169.254/metadata/v1/id 2>/dev/null || hostname)
-echo "KLIENT_MACHINE_ID=droplet-$id" >> /etc/klient/klient.env
-case "$(uname -m)" in
-x86_64) arch=amd64 ;;
-aarch64 | arm64) arch=arm64 ;;
-*) echo "klient: unsupported machine $(uname -m)" >&2; exit 1 ;;
-esac
-url=$(head -n 1 /etc/klient/download.url)
-curl -fsSL --retry 10 --retry-connrefused --retry-delay 3 -o /usr/local/bin/klient.new "$url?os=linux&arch=$arch"
-chmod 0755 /usr/local/bin/klient.new
-mv /usr/local/bin/klient.new /usr/local/bin/klient
-cat > /etc/systemd/system/klient.service <<'KLOUD_EOF'
-[Unit]
-Description=Kloud agent (klient)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-EnvironmentFile=/etc/klient/klient.env
-ExecStart=/usr/local/bin/klient
-Restart=always
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-KLOUD_EOF
-chmod 0644 /etc/systemd/system/klient.service
-systemctl daemon-reload
-systemctl enable --now klient.service
-`
-
-// KlientPath is where, under Kloud's URL, the agent's start-up downloads
-// klient (with ?os=linux&arch=amd64|arm64).
-const KlientPath = "/api/v1/agent/klient"
+// agentScript is the agent's start-up on a droplet (provider.CloudAgentScript);
+// the droplet metadata service gives its id and size.
+func agentScript() string {
+	return provider.CloudAgentScript(provider.AgentScriptOptions{
+		MachineID: "droplet-$(curl -fsS --max-time 5 http://169.254.169.254/metadata/v1/id 2>/dev/null || hostname)",
+		Size:      "$(curl -fsS --max-time 5 http://169.254.169.254/metadata/v1/size 2>/dev/null || true)",
+	})
+}
 
 // compose is ApplyTemplate's work once the credential and bootstrap are
 // known.
@@ -139,7 +91,6 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 	if err != nil {
 		return nil, err
 	}
-	klientURL := strings.TrimSuffix(s.KloudURL, "/") + KlientPath
 	vars := []stack.Variable{
 		tokenVariable(cred),
 		{Name: RegionVar, Description: "the credential's region, droplets' default", Value: string(cred.Region)},
@@ -148,7 +99,7 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 		{Name: KeyFingerprintVar, Description: "the fingerprint of the credential's bootstrap SSH key", Value: boot.KeyFingerprint},
 		{Name: VPCUUIDVar, Description: "the credential's bootstrap VPC", Value: boot.VPCUUID},
 		{Name: PublicKeyVar, Description: "the public half of the credential's bootstrap SSH key", Value: boot.PublicKey},
-		{Name: KlientURLVar, Description: "where machines download klient", Value: klientURL},
+		s.KlientURLVariable(),
 	}
 	tpl, err := s.Compose(provider.ComposeOptions{
 		ProviderConfig: cfg,
@@ -156,7 +107,7 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 		Defaults:       map[string]stack.Value{"region": stack.Var(RegionVar)},
 		TagsAttribute:  "tags",
 		TagsStyle:      stack.TagsList,
-		UserData:       &stack.UserData{Attribute: "user_data", Script: agentScript, CloudInit: true},
+		UserData:       &stack.UserData{Attribute: "user_data", Script: agentScript(), CloudInit: true},
 	})
 	if err != nil {
 		return nil, err
@@ -357,7 +308,7 @@ func checkUserData(r stack.ResourceBlock) stack.Diagnostics {
 				"which takes a shell script (#!...) or cloud-config (#cloud-config) only", r.Address(), first)))
 	}
 	// The archive adds its headers (a few hundred bytes) to the two parts.
-	if size := len(lit) + len(agentScript) + 512; size > MaxUserData {
+	if size := len(lit) + len(agentScript()) + 512; size > MaxUserData {
 		ds = append(ds, diagAt(a.Range, fmt.Sprintf(
 			"user_data of %s is %d bytes; with Kloud's agent start-up it would be about %d bytes, over DigitalOcean's limit of %d",
 			r.Address(), len(lit), size, MaxUserData)))

@@ -262,7 +262,7 @@ func TestUserDataMerge(t *testing.T) {
 		contains       []string
 		kloudFirst     string // a fragment of the user's part that must come after Kloud's
 	}{
-		{"none", ``, 0, []string{"#!/bin/sh\n# Kloud agent start-up", "KLIENT_TOKEN=" + tokenExpr, "KLIENT_KLOUD_URL=${var.kloud_url}"}, ""},
+		{"none", ``, 0, []string{"#!/bin/sh\n# Kloud agent (klient) set-up", "KLIENT_TOKEN=" + tokenExpr, "KLIENT_KLOUD_URL=${var.kloud_url}"}, ""},
 		{"cloud-config", "user_data = <<-EOT\n    #cloud-config\n    packages: [nginx]\n  EOT", 0,
 			[]string{"Content-Type: multipart/mixed", "Content-Type: text/x-shellscript", "KLIENT_TOKEN=" + tokenExpr, `startswith(trimspace(`}, "#cloud-config"},
 		{"shell", "user_data = \"#!/bin/bash\\necho hi\\n\"", 0,
@@ -297,7 +297,7 @@ func TestUserDataMerge(t *testing.T) {
 				}
 			}
 			if tt.kloudFirst != "" {
-				k, u := strings.Index(ud, "# Kloud agent start-up"), strings.Index(ud, tt.kloudFirst)
+				k, u := strings.Index(ud, "# Kloud agent (klient) set-up"), strings.Index(ud, tt.kloudFirst)
 				if k < 0 || u < 0 || k > u {
 					t.Errorf("Kloud's part at %d, the user's at %d; want Kloud's first:\n%s", k, u, ud)
 				}

@@ -31,8 +31,6 @@ const (
 	RegionVar = "kloud_region"
 	// ImageVar is Kloud's default image, for templates to name.
 	ImageVar = "kloud_image"
-	// KlientURLVar is where the agent's start-up downloads klient.
-	KlientURLVar = "kloud_klient_url"
 	// The bootstrap's outputs, as variables.
 	KeyIDVar          = "kloud_key_id"
 	KeyFingerprintVar = "kloud_key_fingerprint"

@@ -362,18 +362,20 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, pid, tok str
 		}
 		d = append(d, bson.E{Key: bucketField(k), Value: bt})
 	}
-	// The limbs and a count of one go in one array: the summary unwinds
-	// it and sums with a single accumulator (see Summarize).
-	l := bson.A{bson.D{{Key: "k", Value: "n"}, {Key: "v", Value: int64(1)}}}
+	// Only nonzero limbs are stored; lk says which (bit j: qj, bit 8+j:
+	// pj), so a summary sums only the limbs its points have.
+	var mask int64
 	for j := range limbs {
 		if ql[j] != 0 {
-			l = append(l, bson.D{{Key: "k", Value: limbName("q", j)}, {Key: "v", Value: ql[j]}})
+			d = append(d, bson.E{Key: limbName("q", j), Value: ql[j]})
+			mask |= 1 << j
 		}
 		if pl[j] != 0 {
-			l = append(l, bson.D{{Key: "k", Value: limbName("p", j)}, {Key: "v", Value: pl[j]}})
+			d = append(d, bson.E{Key: limbName("p", j), Value: pl[j]})
+			mask |= 1 << (limbs + j)
 		}
 	}
-	d = append(d, bson.E{Key: "l", Value: l})
+	d = append(d, bson.E{Key: "lk", Value: mask}, bson.E{Key: "one", Value: int64(1)})
 	return d, nil
 }
 
@@ -554,16 +556,16 @@ type summaryRow struct {
 // value, else its metadata value (null when it has neither). Rows are
 // ordered by begin, then the key values.
 //
-// The pipeline uses only what MongoDB and FerretDB 1.24 both do right:
-// $match, then $unwind of the point's limb array (each element one limb,
-// or the count of one), then $group on the keys, the point's period (begin,
-// end) and the limb, with a single $sum. FerretDB's $group gives every
-// accumulator after the first an already drained iterator (they all sum
-// to 0), hence one accumulator; and it has no $min, $max, $first, $facet or
-// $setWindowFields, so a group's first begin and last end cannot be
-// computed, sorted on and paged in the server. The server therefore
-// returns the exact sums per group, period and limb; the backend adds a
-// group's periods, orders the groups and pages them.
+// The pipelines use only what MongoDB and FerretDB 1.24 both do right:
+// $match, then $group on the keys and the point's period (begin, end) with
+// a single $sum: first of a stored 1 (the count, grouped also by the set
+// of limbs the points have), then of each limb some point has. FerretDB's
+// $group hands every accumulator after the first an already drained
+// iterator (they all sum to 0), its $unwind drops every other field, and
+// it has no $min, $max, $first, $facet or $setWindowFields: so a group's
+// first begin and last end cannot be computed, sorted on and paged in the
+// server. The server returns exact sums per group and period; the backend
+// adds a group's periods, orders the groups and pages them.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
 	if q.Offset < 0 {
 		return nil, invalid("summarize: negative offset %d", q.Offset)
@@ -595,46 +597,78 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		}
 		id = append(id, bson.E{Key: fmt.Sprintf("k%d", i), Value: expr})
 	}
-	id = append(id, bson.E{Key: "b", Value: "$b"}, bson.E{Key: "e", Value: "$e"}, bson.E{Key: "l", Value: "$l.k"})
+	id = append(id, bson.E{Key: "b", Value: "$b"}, bson.E{Key: "e", Value: "$e"})
 	if err := s.finishPeriods(ctx); err != nil {
 		return nil, fmt.Errorf("summarize: %w", err)
 	}
-	cur, err := s.points.Aggregate(ctx, mgo.Pipeline{
-		{{Key: "$match", Value: match}},
-		{{Key: "$unwind", Value: "$l"}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: id}, {Key: "v", Value: bson.D{{Key: "$sum", Value: "$l.v"}}}}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("summarize: %w", mapErr(err))
-	}
-	defer cur.Close(ctx)
 	rows := map[string]*summaryRow{}
 	timeKey := slices.Contains(q.GroupBy, keyTime)
-	for cur.Next(ctx) {
-		var doc bson.M
-		if err := cur.Decode(&doc); err != nil {
-			return nil, fmt.Errorf("summarize: %w", err)
-		}
-		g, err := decodeGroup(doc, len(q.GroupBy))
+	// add runs one pipeline: $match, then $group on the keys and period
+	// with one $sum, and adds each output to its row.
+	add := func(match bson.D, groupID bson.D, field string, apply func(r *summaryRow, g *groupOut) error) error {
+		cur, err := s.points.Aggregate(ctx, mgo.Pipeline{
+			{{Key: "$match", Value: match}},
+			{{Key: "$group", Value: bson.D{{Key: "_id", Value: groupID}, {Key: "v", Value: bson.D{{Key: "$sum", Value: "$" + field}}}}}},
+		})
 		if err != nil {
-			return nil, fmt.Errorf("summarize: %w", err)
+			return mapErr(err)
 		}
-		key := fmt.Sprintf("%#v", g.keys)
-		if timeKey {
-			key += fmt.Sprintf("|%d", g.end) // SQLite groups a period by begin and end
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			var doc bson.M
+			if err := cur.Decode(&doc); err != nil {
+				return err
+			}
+			g, err := decodeGroup(doc, len(q.GroupBy))
+			if err != nil {
+				return err
+			}
+			key := fmt.Sprintf("%#v", g.keys)
+			if timeKey {
+				key += fmt.Sprintf("|%d", g.end) // SQLite groups a period by begin and end
+			}
+			r, ok := rows[key]
+			if !ok {
+				r = &summaryRow{keys: g.keys, begin: g.begin, end: g.end}
+				rows[key] = r
+			}
+			r.begin, r.end = min(r.begin, g.begin), max(r.end, g.end)
+			if err := apply(r, g); err != nil {
+				return err
+			}
 		}
-		r, ok := rows[key]
-		if !ok {
-			r = &summaryRow{keys: g.keys, begin: g.begin, end: g.end}
-			rows[key] = r
-		}
-		r.begin, r.end = min(r.begin, g.begin), max(r.end, g.end)
-		if err := r.add(g.limb, g.sum); err != nil {
-			return nil, fmt.Errorf("summarize: %w", err)
-		}
+		return mapErr(cur.Err())
 	}
-	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("summarize: %w", mapErr(err))
+	// First the counts, per group, period and set of limbs present.
+	var present int64
+	countID := append(slices.Clone(id), bson.E{Key: "lk", Value: "$lk"})
+	if err := add(match, countID, "one", func(r *summaryRow, g *groupOut) error {
+		r.n += g.sum
+		present |= g.mask
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("summarize: %w", err)
+	}
+	// Then each limb some point has, summed over the points that have it.
+	for bit := range 2 * limbs {
+		if present&(1<<bit) == 0 {
+			continue
+		}
+		j, field := bit%limbs, limbName("q", bit%limbs)
+		if bit >= limbs {
+			field = limbName("p", j)
+		}
+		lm := append(slices.Clone(match), bson.E{Key: field, Value: bson.D{{Key: "$exists", Value: true}}})
+		if err := add(lm, id, field, func(r *summaryRow, g *groupOut) error {
+			if bit < limbs {
+				r.qty[j] += g.sum
+			} else {
+				r.rate[j] += g.sum
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("summarize: %s: %w", field, err)
+		}
 	}
 	sorted := slices.Collect(maps.Values(rows))
 	slices.SortFunc(sorted, func(a, b *summaryRow) int {
@@ -696,35 +730,13 @@ func compareKey(a, b any) int {
 	return 0
 }
 
-// groupOut is one $group output document: the sum of one limb (or the
-// count) of one group and period.
+// groupOut is one $group output document: one sum of one group and
+// period (and, for the counts, one set of limbs present).
 type groupOut struct {
 	keys       []any
 	begin, end int64
-	limb       string
+	mask       int64
 	sum        int64
-}
-
-// add adds the sum of one limb (or the count, "n") to the row.
-func (r *summaryRow) add(limb string, sum int64) error {
-	if limb == "n" {
-		r.n += sum
-		return nil
-	}
-	var i int
-	if len(limb) != 2 || limb[1] < '0' || limb[1] >= '0'+limbs {
-		return fmt.Errorf("unknown limb %q", limb)
-	}
-	i = int(limb[1] - '0')
-	switch limb[0] {
-	case 'q':
-		r.qty[i] += sum
-	case 'p':
-		r.rate[i] += sum
-	default:
-		return fmt.Errorf("unknown limb %q", limb)
-	}
-	return nil
 }
 
 // decodeGroup reads one $group output document.
@@ -751,9 +763,11 @@ func decodeGroup(doc bson.M, nkeys int) (*groupOut, error) {
 	if g.end, err = asInt(id["e"]); err != nil {
 		return nil, fmt.Errorf("group end: %w", err)
 	}
-	g.limb, _ = id["l"].(string)
+	if g.mask, err = asInt(id["lk"]); err != nil {
+		return nil, fmt.Errorf("group limbs: %w", err)
+	}
 	if g.sum, err = asInt(doc["v"]); err != nil {
-		return nil, fmt.Errorf("sum of %s: %w", g.limb, err)
+		return nil, fmt.Errorf("group sum: %w", err)
 	}
 	return g, nil
 }
