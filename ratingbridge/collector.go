@@ -179,86 +179,215 @@ type machineDesc struct {
 // begin, one frame each, from one history query. Points are ordered by
 // machine id; a machine's points share their groupby and metadata maps.
 func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time.Time, period time.Duration, n int) ([]*dataframe.DataFrame, error) {
+	return c.scope(scope).collect(ctx, begin, period, n)
+}
+
+// scopeCollection collects consecutive batches of periods of one scope, as
+// a processor catching up does. It lists the scope's machines once, at the
+// first batch, rather than once per batch: a point describes its machine
+// as the record is at collection time, and every batch of one catch-up is
+// collected within moments of the first. A machine with history that a
+// list older than the history lacks (created since, or deleted) makes it
+// list again, once.
+type scopeCollection struct {
+	c        *Collector
+	scope    string
+	machines map[string]*stack.Machine // nil until listed
+	// fresh: machines was listed after the current batch's history was
+	// read; refreshed: it was listed again for a machine it lacked.
+	fresh, refreshed bool
+	// perFrame is the most points a frame of the last batch had (before
+	// the first batch, the number of machines), which sizes the next batch.
+	perFrame int
+}
+
+func (c *Collector) scope(scope string) *scopeCollection {
+	return &scopeCollection{c: c, scope: scope}
+}
+
+func (sc *scopeCollection) list(ctx context.Context) error {
+	machines, err := sc.c.Machines.ListMachines(ctx, store.MachineFilter{OwnerID: sc.scope})
+	if err != nil {
+		return fmt.Errorf("collect %s: list machines: %w", sc.scope, err)
+	}
+	sc.machines = make(map[string]*stack.Machine, len(machines))
+	for _, m := range machines {
+		sc.machines[m.ID] = m
+	}
+	sc.fresh = true
+	return nil
+}
+
+// listed lists the scope's machines unless they are.
+func (sc *scopeCollection) listed(ctx context.Context) error {
+	if sc.machines != nil {
+		return nil
+	}
+	return sc.list(ctx)
+}
+
+// machine returns the record of machine id, nil when it does not exist.
+func (sc *scopeCollection) machine(ctx context.Context, id string) (*stack.Machine, error) {
+	if m, ok := sc.machines[id]; ok || sc.fresh || sc.refreshed {
+		return m, nil
+	}
+	sc.refreshed = true
+	if err := sc.list(ctx); err != nil {
+		return nil, err
+	}
+	return sc.machines[id], nil
+}
+
+// batch collects the next batch of up to remaining periods from begin, one
+// frame each: at most maxPeriods, and no more than about maxBatchPoints
+// points at the last batch's points per frame.
+func (sc *scopeCollection) batch(ctx context.Context, begin time.Time, period time.Duration, remaining, maxPeriods int) ([]*dataframe.DataFrame, error) {
+	if err := sc.listed(ctx); err != nil {
+		return nil, err
+	}
+	if sc.perFrame == 0 {
+		sc.perFrame = max(1, len(sc.machines))
+	}
+	frames, err := sc.collect(ctx, begin, period, min(remaining, maxPeriods, max(1, maxBatchPoints/sc.perFrame)))
+	if err != nil {
+		return nil, err
+	}
+	sc.perFrame = 1
+	for _, f := range frames {
+		sc.perFrame = max(sc.perFrame, f.Len())
+	}
+	return frames, nil
+}
+
+// span is a machine's running time in one period of a batch. It holds no
+// pointers, so the garbage collector does not scan a batch's spans.
+type span struct {
+	d    time.Duration
+	desc int32 // index into the batch's descriptions
+}
+
+// collect returns the scope's usage in n consecutive periods from begin,
+// one frame each, from one history query.
+func (sc *scopeCollection) collect(ctx context.Context, begin time.Time, period time.Duration, n int) ([]*dataframe.DataFrame, error) {
+	scope := sc.scope
 	if period <= 0 || n < 1 {
 		return nil, fmt.Errorf("collect %s: need a positive period and count, got %s × %d", scope, period, n)
 	}
 	begin = begin.UTC()
 	end := begin.Add(time.Duration(n) * period)
-	recs, err := c.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: scope, From: begin, To: end})
+	recs, err := sc.c.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: scope, From: begin, To: end})
 	if err != nil {
 		return nil, fmt.Errorf("collect %s: read state history: %w", scope, err)
 	}
-	machines, err := c.Machines.ListMachines(ctx, store.MachineFilter{OwnerID: scope})
-	if err != nil {
-		return nil, fmt.Errorf("collect %s: list machines: %w", scope, err)
-	}
-	byID := make(map[string]*stack.Machine, len(machines))
-	for _, m := range machines {
-		byID[m.ID] = m
-	}
-	// Every machine with history may have a point in every period.
-	seen := 0
-	for i := range recs {
-		if i == 0 || recs[i].MachineID != recs[i-1].MachineID {
-			seen++
-		}
-	}
-	frames := make([]*dataframe.DataFrame, n)
-	for i := range frames {
-		s := begin.Add(time.Duration(i) * period)
-		frames[i] = dataframe.New(s, s.Add(period))
-		if seen > 0 {
-			frames[i].Usage[ServiceInstance] = make([]dataframe.DataPoint, 0, seen)
-		}
+	sc.fresh = false
+	if err := sc.listed(ctx); err != nil {
+		return nil, err
 	}
 	running := make([]time.Duration, n)
-	qtys := map[time.Duration]decimal.Decimal{}
-	for i, groups := 0, 0; i < len(recs); groups++ {
-		if groups%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("collect %s: %w", scope, err)
+	// each calls f with each machine's records in time order and its
+	// running time per period in running[lo..hi], which f must zero.
+	each := func(f func(group []stack.StateRecord, lo, hi int) error) error {
+		for i, groups := 0, 0; i < len(recs); groups++ {
+			if groups%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("collect %s: %w", scope, err)
+				}
+			}
+			j := i + 1
+			for j < len(recs) && recs[j].MachineID == recs[i].MachineID {
+				j++
+			}
+			group := recs[i:j]
+			i = j
+			if !slices.IsSortedFunc(group, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) }) {
+				group = slices.Clone(group)
+				slices.SortStableFunc(group, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) })
+			}
+			if lo, hi := uptime(group, begin, end, period, running); lo <= hi {
+				if err := f(group, lo, hi); err != nil {
+					return err
+				}
 			}
 		}
-		j := i + 1
-		for j < len(recs) && recs[j].MachineID == recs[i].MachineID {
-			j++
-		}
-		group := recs[i:j]
-		i = j
-		if !slices.IsSortedFunc(group, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) }) {
-			group = slices.Clone(group)
-			slices.SortStableFunc(group, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) })
-		}
-		lo, hi := uptime(group, begin, end, period, running)
-		if lo > hi {
-			continue
-		}
+		return nil
+	}
+	// First the machines' descriptions and the number of points of each
+	// period; then, computing the running times again, the points in
+	// period order (machine order within a period), so that each frame is
+	// allocated once at its size and written in one sequential pass.
+	counts := make([]int, n)
+	var descs []machineDesc
+	err = each(func(group []stack.StateRecord, lo, hi int) error {
 		id := group[0].MachineID
+		m, err := sc.machine(ctx, id)
+		if err != nil {
+			return err
+		}
 		owner := scope
-		if m := byID[id]; m != nil && m.OwnerID != "" {
+		if m != nil && m.OwnerID != "" {
 			owner = m.OwnerID
 		}
-		desc := c.description(owner, id, byID[id])
+		descs = append(descs, sc.c.description(owner, id, m))
 		for k := lo; k <= hi; k++ {
-			d := running[k]
-			if d <= 0 {
-				continue
+			if running[k] > 0 {
+				running[k] = 0
+				counts[k]++
 			}
-			running[k] = 0
-			qty, ok := qtys[d]
-			if !ok {
-				qty = Hours(d)
-				qtys[d] = qty
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	next := make([]int, n) // where period k's next span goes
+	total := 0
+	for k, c := range counts {
+		next[k] = total
+		total += c
+	}
+	spans := make([]span, total)
+	desc := int32(0)
+	err = each(func(_ []stack.StateRecord, lo, hi int) error {
+		for k := lo; k <= hi; k++ {
+			if d := running[k]; d > 0 {
+				running[k] = 0
+				spans[next[k]] = span{d: d, desc: desc}
+				next[k]++
 			}
-			frames[k].Add(ServiceInstance, dataframe.DataPoint{Unit: UnitHour, Qty: qty, Groupby: desc.groupby, Metadata: desc.metadata})
 		}
+		desc++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range frames {
-		if pts, ok := f.Usage[ServiceInstance]; ok && len(pts) == 0 {
-			delete(f.Usage, ServiceInstance)
+	// One Decimal per distinct duration, shared by its points.
+	qtys := map[time.Duration]decimal.Decimal{}
+	var lastD time.Duration
+	var lastQty decimal.Decimal
+	frames := make([]*dataframe.DataFrame, n)
+	for k := range frames {
+		s := begin.Add(time.Duration(k) * period)
+		frames[k] = dataframe.New(s, s.Add(period))
+		if counts[k] == 0 {
+			continue
 		}
+		pts := make([]dataframe.DataPoint, counts[k])
+		for i, sp := range spans[next[k]-counts[k] : next[k]] {
+			if sp.d != lastD {
+				q, ok := qtys[sp.d]
+				if !ok {
+					q = Hours(sp.d)
+					qtys[sp.d] = q
+				}
+				lastD, lastQty = sp.d, q
+			}
+			d := &descs[sp.desc]
+			pts[i] = dataframe.DataPoint{Unit: UnitHour, Qty: lastQty, Groupby: d.groupby, Metadata: d.metadata}
+		}
+		frames[k].Usage[ServiceInstance] = pts
 	}
-	if err := c.prune(ctx); err != nil {
+	if err := sc.c.prune(ctx); err != nil {
 		return nil, fmt.Errorf("collect %s: %w", scope, err)
 	}
 	return frames, nil

@@ -244,3 +244,26 @@ func TestHours(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectListsOnce checks that one collection lists the machines once,
+// after reading the history, even when the history holds a machine that no
+// longer exists.
+func TestCollectListsOnce(t *testing.T) {
+	s := fake.New()
+	s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u"})
+	s.AddMachine(&stack.Machine{ID: "gone", OwnerID: "u"})
+	s.Record(history("m1", rec{"0s", running})...)
+	s.Record(history("gone", rec{"0s", running})...)
+	s.DeleteMachine("gone")
+	q := &queryLog{Store: s}
+	f, err := (&Collector{Machines: q}).Collect(context.Background(), "u", at("0s"), at("1h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Len(); n != 2 {
+		t.Fatalf("%d points, want 2", n)
+	}
+	if q.lists != 1 {
+		t.Errorf("%d machine lists, want 1", q.lists)
+	}
+}

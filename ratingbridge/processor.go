@@ -22,10 +22,15 @@ type RatedStore interface {
 
 // Defaults of a Processor.
 const (
-	DefaultWaitPeriods  = 1
-	DefaultBatchPeriods = 72
+	DefaultWaitPeriods = 1
+	// DefaultBatchPeriods is a week of hourly periods. Every history query
+	// costs about 15 µs per machine besides its records (on SQLite), so a
+	// catch-up takes as few as the memory bound below allows; the period
+	// bound caps the records one query returns.
+	DefaultBatchPeriods = 168
 	// maxBatchPoints bounds the points one batch of frames holds: a scope
-	// with many machines is caught up in shorter batches.
+	// with many machines is caught up in shorter batches. Before the first
+	// batch, every machine of the scope counts as a point per period.
 	maxBatchPoints = 1_000_000
 )
 
@@ -154,7 +159,8 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 	period := p.period()
 	now := p.now()
 	limit := PeriodStart(now.Add(-time.Duration(p.wait())*period), period) // no closed period ends after it
-	next, ok, err := p.start(ctx, scope, now)
+	sc := p.Collector.scope(scope)
+	next, ok, err := p.start(ctx, sc, now)
 	if err != nil || !ok {
 		return 0, 0, err
 	}
@@ -162,7 +168,6 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 	if batch <= 0 {
 		batch = DefaultBatchPeriods
 	}
-	perFrame := 1 // most points of a frame in the last batch
 	for {
 		var frames []*dataframe.DataFrame
 		if aligned := PeriodStart(next, period); !aligned.Equal(next) {
@@ -172,22 +177,18 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 			if end.After(limit) {
 				return periods, points, nil
 			}
-			f, err := p.Collector.Collect(ctx, scope, next, end)
+			frames, err = sc.collect(ctx, next, end.Sub(next), 1)
 			if err != nil {
 				return periods, points, err
 			}
-			frames = []*dataframe.DataFrame{f}
 		} else {
 			n := int(limit.Sub(next) / period)
 			if n <= 0 {
 				return periods, points, nil
 			}
-			frames, err = p.Collector.CollectPeriods(ctx, scope, next, period, min(n, batch, max(1, maxBatchPoints/perFrame)))
+			frames, err = sc.batch(ctx, next, period, n, batch)
 			if err != nil {
 				return periods, points, err
-			}
-			for _, f := range frames {
-				perFrame = max(perFrame, f.Len())
 			}
 		}
 		for _, f := range frames {
@@ -238,23 +239,57 @@ func (p *Processor) rateAndCommit(ctx context.Context, scope string, f *datafram
 
 // start is where rating resumes for a scope: its state, or for a new scope
 // the period of its first state record; false when it has no history.
-func (p *Processor) start(ctx context.Context, scope string, now time.Time) (time.Time, bool, error) {
-	st, err := p.Store.GetScopeState(ctx, scope)
+func (p *Processor) start(ctx context.Context, sc *scopeCollection, now time.Time) (time.Time, bool, error) {
+	st, err := p.Store.GetScopeState(ctx, sc.scope)
 	if err == nil {
 		return st.LastProcessed.UTC(), true, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, false, fmt.Errorf("rate %s: read state: %w", scope, err)
+		return time.Time{}, false, fmt.Errorf("rate %s: read state: %w", sc.scope, err)
 	}
-	recs, err := p.Collector.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: scope, From: time.Unix(0, 0).UTC(), To: now})
+	first, ok, err := p.firstRecord(ctx, sc, now)
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	return PeriodStart(first, p.period()), true, nil
+}
+
+// firstRecord is the time of the scope's first state record before now.
+// A machine's history starts when it is created, so the earliest creation
+// time c of the scope's machines is checked first with a query of the
+// window [c-1ns, c+1ns), which holds each machine's last record at or
+// before c-1ns and its records at c: if every record it returns is at c,
+// no record is earlier and c is the answer. Otherwise (a record before a
+// creation time, or history of machines no longer listed) the whole
+// history is read.
+func (p *Processor) firstRecord(ctx context.Context, sc *scopeCollection, now time.Time) (time.Time, bool, error) {
+	if err := sc.listed(ctx); err != nil {
+		return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", sc.scope, err)
+	}
+	epoch := time.Unix(0, 0).UTC()
+	var c time.Time
+	for _, m := range sc.machines {
+		if m.CreatedAt.After(epoch) && (c.IsZero() || m.CreatedAt.Before(c)) {
+			c = m.CreatedAt
+		}
+	}
+	if !c.IsZero() && c.Before(now) {
+		recs, err := p.Collector.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: sc.scope, From: c.Add(-time.Nanosecond), To: c.Add(time.Nanosecond)})
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", sc.scope, err)
+		}
+		if len(recs) > 0 && !slices.ContainsFunc(recs, func(r stack.StateRecord) bool { return !r.At.Equal(c) }) {
+			return c.UTC(), true, nil
+		}
+	}
+	recs, err := p.Collector.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: sc.scope, From: epoch, To: now})
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", scope, err)
+		return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", sc.scope, err)
 	}
 	if len(recs) == 0 {
 		return time.Time{}, false, nil
 	}
-	first := slices.MinFunc(recs, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) })
-	return PeriodStart(first.At, p.period()), true, nil
+	return slices.MinFunc(recs, func(a, b stack.StateRecord) int { return a.At.Compare(b.At) }).At, true, nil
 }
 
 // ToRatedPeriod turns a rated frame into the store's shape: services in

@@ -365,3 +365,151 @@ func TestFramesOf(t *testing.T) {
 		t.Errorf("frames out of order")
 	}
 }
+
+// queryLog records the windows of the history queries and counts the
+// machine lists.
+type queryLog struct {
+	*fake.Store
+	mu      sync.Mutex
+	windows [][2]time.Time
+	lists   int
+}
+
+func (q *queryLog) StateHistory(ctx context.Context, h store.HistoryQuery) ([]stack.StateRecord, error) {
+	q.mu.Lock()
+	q.windows = append(q.windows, [2]time.Time{h.From, h.To})
+	q.mu.Unlock()
+	return q.Store.StateHistory(ctx, h)
+}
+
+func (q *queryLog) ListMachines(ctx context.Context, f store.MachineFilter) ([]*stack.Machine, error) {
+	q.mu.Lock()
+	q.lists++
+	q.mu.Unlock()
+	return q.Store.ListMachines(ctx, f)
+}
+
+// TestProcessNewScopeFirstRecord checks where rating starts for a new
+// scope: at the period of its first record, found without reading the
+// whole history when that record is at a machine's creation, and by
+// reading it when a record is older than every creation time.
+func TestProcessNewScopeFirstRecord(t *testing.T) {
+	cases := []struct {
+		name    string
+		setup   func(s *fake.Store)
+		first   string // begin of the first period rated
+		wholeOK bool   // the whole history may be read
+	}{
+		{"first record at creation", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u", CreatedAt: at("2h20m")})
+			s.AddMachine(&stack.Machine{ID: "m2", OwnerID: "u", CreatedAt: at("3h")})
+			s.Record(history("m1", rec{"2h20m", building}, rec{"2h30m", running})...)
+			s.Record(history("m2", rec{"3h", running})...)
+		}, "2h0m0s", false},
+		{"two machines created together", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u", CreatedAt: at("1h5m")})
+			s.AddMachine(&stack.Machine{ID: "m2", OwnerID: "u", CreatedAt: at("1h5m")})
+			s.Record(history("m1", rec{"1h5m", running})...)
+			s.Record(history("m2", rec{"1h5m", building}, rec{"1h6m", running})...)
+		}, "1h0m0s", false},
+		{"a record before creation", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u", CreatedAt: at("3h")})
+			s.Record(history("m1", rec{"1h10m", building}, rec{"3h", running})...)
+		}, "1h0m0s", true},
+		{"history of a deleted machine", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "gone", OwnerID: "u", CreatedAt: at("10m")})
+			s.Record(history("gone", rec{"10m", running}, rec{"50m", stopped})...)
+			s.DeleteMachine("gone")
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u", CreatedAt: at("3h")})
+			s.Record(history("m1", rec{"3h", running})...)
+		}, "0s", true},
+		{"no creation times", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u"})
+			s.Record(history("m1", rec{"4h30m", running})...)
+		}, "4h0m0s", true},
+		{"created at the record, no record at creation", func(s *fake.Store) {
+			s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u", CreatedAt: at("1h")})
+			s.Record(history("m1", rec{"2h", running})...)
+		}, "2h0m0s", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := fake.New()
+			tc.setup(s)
+			q := &queryLog{Store: s}
+			p, _ := newProcessor(t, s, "6h")
+			p.Collector = &Collector{Machines: q}
+			if _, err := p.Process(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps := s.Periods()
+			if len(ps) == 0 || ps[0].Begin.Sub(t0).String() != tc.first {
+				t.Fatalf("periods %v, want the first at %s", periodSummary(ps), tc.first)
+			}
+			whole := slices.ContainsFunc(q.windows, func(w [2]time.Time) bool { return w[0].Equal(time.Unix(0, 0)) })
+			if whole && !tc.wholeOK {
+				t.Errorf("read the whole history: windows %v", q.windows)
+			}
+			if !whole && tc.wholeOK {
+				t.Errorf("did not read the whole history: windows %v", q.windows)
+			}
+		})
+	}
+}
+
+// TestProcessListsMachinesOncePerPass checks that a catch-up of several
+// batches lists the scope's machines once, and again only for a machine
+// with history that the list lacks.
+func TestProcessListsMachinesOncePerPass(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	s.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u"})
+	s.Record(history("m1", rec{"0s", running})...)
+	q := &queryLog{Store: s}
+	p, _ := newProcessor(t, s, "20h")
+	p.Collector = &Collector{Machines: q}
+	p.Scopes = func(context.Context) ([]string, error) { return []string{"u"}, nil }
+	p.BatchPeriods = 4
+	if _, err := p.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Periods()) != 19 || len(q.windows) < 5 {
+		t.Fatalf("%d periods in %d history queries", len(s.Periods()), len(q.windows))
+	}
+	if q.lists != 1 {
+		t.Errorf("%d machine lists in one pass, want 1", q.lists)
+	}
+
+	// A machine that appears in the history of a later batch, unlisted at
+	// the first: listed again once, and described in full.
+	s2 := fake.New()
+	s2.AddMachine(&stack.Machine{ID: "m1", OwnerID: "u"})
+	s2.Record(history("m1", rec{"0s", running})...)
+	s2.Record(history("m2", rec{"10h", running})...)
+	q2 := &queryLog{Store: s2}
+	p2, _ := newProcessor(t, s2, "20h")
+	p2.Collector = &Collector{Machines: q2}
+	p2.Scopes = func(context.Context) ([]string, error) { return []string{"u"}, nil }
+	p2.BatchPeriods = 4
+	var once sync.Once
+	s2.BeforeCommit = func(rp *store.RatedPeriod) error {
+		if rp.Begin.Equal(at("8h")) {
+			once.Do(func() { s2.AddMachine(&stack.Machine{ID: "m2", OwnerID: "u", StackID: "st2"}) })
+		}
+		return nil
+	}
+	if _, err := p2.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q2.lists != 2 {
+		t.Errorf("%d machine lists, want 2 (the first, and one for m2)", q2.lists)
+	}
+	for _, rp := range s2.Periods() {
+		for _, pt := range rp.Points {
+			if pt.Groupby[KeyMachineID] == "m2" && pt.Groupby[KeyStackID] != "st2" {
+				t.Fatalf("period %s: m2 described as %v", rp.Begin.Sub(t0), pt.Groupby)
+			}
+		}
+	}
+}

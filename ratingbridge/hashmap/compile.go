@@ -116,77 +116,18 @@ type threshold struct {
 // field is a field of a service with at least one rule.
 type field struct {
 	name string
-	// values maps a mapping value to its 1-based index into byValue; list
-	// holds the values in index order, scanned instead of the map when short.
-	values map[string]int32
-	list   []string
-	// byLen buckets list by value length (nil when a value is too long).
-	byLen [][]lenEntry
+	// table finds a mapping value's 1-based index into byValue.
+	table valueTable
 	// byValue holds, for each value, the mappings it matches, in the order
 	// CloudKitty applies them (groups by first appearance).
 	byValue [][]mapping
 	// thresholds in CloudKitty's order; levels are their distinct levels,
-	// ascending, and levelsFx the same in fixed point when all fit.
+	// ascending.
 	thresholds []threshold
 	levels     []decimal.Decimal
 	// radix is the number of classes of the field's values:
 	// (len(byValue)+1) × (len(levels)+1).
 	radix uint64
-}
-
-// maxBucketLen is the longest value bucketed by length; fields with longer
-// mapping values use the map.
-const maxBucketLen = 64
-
-type lenEntry struct {
-	head uint64 // the first bytes of s, compared before s
-	s    string
-	idx  int32
-}
-
-// head packs the first 8 bytes of s.
-func head(s string) uint64 {
-	var h uint64
-	for i := 0; i < len(s) && i < 8; i++ {
-		h |= uint64(s[i]) << (8 * i)
-	}
-	return h
-}
-
-// valueIndex is the 1-based index of the mapping value v, 0 when none.
-// Values are bucketed by length, which is cheaper than hashing v.
-func (f *field) valueIndex(v string) int32 {
-	if f.byLen == nil {
-		return f.values[v]
-	}
-	if len(v) >= len(f.byLen) {
-		return 0
-	}
-	bucket := f.byLen[len(v)]
-	if len(bucket) == 0 {
-		return 0
-	}
-	h := head(v)
-	for _, e := range bucket {
-		if e.head == h && e.s == v {
-			return e.idx
-		}
-	}
-	return 0
-}
-
-func (f *field) bucket() {
-	maxLen := 0
-	for _, v := range f.list {
-		maxLen = max(maxLen, len(v))
-	}
-	if maxLen > maxBucketLen {
-		return
-	}
-	f.byLen = make([][]lenEntry, maxLen+1)
-	for i, v := range f.list {
-		f.byLen[len(v)] = append(f.byLen[len(v)], lenEntry{head: head(v), s: v, idx: int32(i + 1)})
-	}
 }
 
 // service is a service's compiled rules.
@@ -450,13 +391,15 @@ func (b *builder) finish() *service {
 		s.levelsFx = lf
 	}
 	for _, fb := range b.fields {
-		f := &field{name: fb.name, values: map[string]int32{}}
+		f := &field{name: fb.name}
+		index := map[string]int32{}
+		var list []string
 		for _, g := range fb.mappings.keys {
 			for _, v := range fb.mappings.vals[g].keys {
-				if _, ok := f.values[v]; !ok {
-					f.values[v] = int32(len(f.byValue) + 1)
+				if _, ok := index[v]; !ok {
+					index[v] = int32(len(f.byValue) + 1)
 					f.byValue = append(f.byValue, nil)
-					f.list = append(f.list, v)
+					list = append(list, v)
 				}
 			}
 		}
@@ -466,11 +409,11 @@ func (b *builder) finish() *service {
 			inner := fb.mappings.vals[g]
 			for _, v := range inner.keys {
 				m := inner.vals[v]
-				i := f.values[v] - 1
+				i := index[v] - 1
 				f.byValue[i] = append(f.byValue[i], mapping{group: b.group(g), typ: m.typ, cost: m.cost})
 			}
 		}
-		f.bucket()
+		f.table = newValueTable(list)
 		f.thresholds, f.levels = flattenThresholds(b, &fb.thresholds)
 		if len(f.byValue) == 0 && len(f.thresholds) == 0 {
 			continue // a field without rules changes nothing

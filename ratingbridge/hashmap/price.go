@@ -36,11 +36,18 @@ type term struct {
 type combo struct {
 	terms []term
 	fast  bool // every k and c fits in fx
-	// The last fast result, reused for the next point of the class with
-	// the same qty and incoming price (most points are whole hours).
-	lastQty, lastIn fx
-	last            decimal.Decimal
-	hasLast         bool
+	// The last two fast results, reused for the next points of the class
+	// with the same qty and incoming price: most points are whole hours,
+	// and two keep the whole hour's while partial hours come and go.
+	recent    [2]recentResult
+	recentMRU int
+}
+
+// recentResult is a fast result of a class for a qty and incoming price.
+type recentResult struct {
+	qty, in fx
+	d       decimal.Decimal
+	set     bool
 }
 
 // acc is a group's running state while rules are applied, CloudKitty's
@@ -262,13 +269,27 @@ type Pricer struct {
 	poss    []int32
 	noFast  bool // tests: price with decimals only
 
-	// The last qty converted: Decimals are immutable, so the same
-	// Decimal (same coefficient pointer and exponent; the collector shares
-	// one per distinct duration) has the same fixed-point value.
-	lastQty   decimal.Decimal
-	lastQtyFx fx
-	lastQtyOK bool
-	hasQty    bool
+	// The last two qtys converted (qty).
+	qtys   [2]qtyEntry
+	qtyMRU int
+}
+
+type qtyEntry struct {
+	d       decimal.Decimal
+	f       fx
+	ok, set bool
+	// svcPos is the number of svc's levels reached by d.
+	svc    *service
+	svcPos int
+}
+
+// priceFx is toFx with a shortcut for the zero Decimal, the price of a
+// point no module has priced yet.
+func priceFx(d decimal.Decimal) (fx, bool) {
+	if d == (decimal.Decimal{}) {
+		return fx{}, true
+	}
+	return toFx(d)
 }
 
 // NewPricer returns a Pricer with empty caches.
@@ -335,36 +356,80 @@ func (p *Pricer) Price(service string, pt *dataframe.DataPoint) (decimal.Decimal
 	return p.price(s, p.cache(s), pt)
 }
 
-func (p *Pricer) price(s *service, c *svcCache, pt *dataframe.DataPoint) (decimal.Decimal, error) {
-	var qf fx
-	var qok bool
-	if p.hasQty && pt.Qty == p.lastQty {
-		qf, qok = p.lastQtyFx, p.lastQtyOK
-	} else {
-		qf, qok = toFx(pt.Qty)
-		p.lastQty, p.lastQtyFx, p.lastQtyOK, p.hasQty = pt.Qty, qf, qok, true
+// qty returns the entry of a qty: its fixed-point value and, for the
+// service last asked, its number of service levels reached. The last two
+// distinct qtys are remembered: Decimals are immutable, so the same Decimal
+// (same coefficient pointer and exponent; the collector shares one per
+// distinct duration) has the same value. Two entries keep the whole hour,
+// the common qty, while partial hours come and go.
+func (p *Pricer) qty(d decimal.Decimal) *qtyEntry {
+	for i := range p.qtys {
+		if e := &p.qtys[i]; e.set && e.d == d {
+			p.qtyMRU = i
+			return e
+		}
 	}
-	svcPos := countLevels(s.levels, s.levelsFx, pt.Qty, qf, qok)
-	key := uint64(svcPos) * s.svcStride
-	for i, f := range s.fields {
-		cls, err := p.classify(s, c, i, f, pt)
-		if err != nil {
+	f, ok := toFx(d)
+	p.qtyMRU = 1 - p.qtyMRU
+	e := &p.qtys[p.qtyMRU]
+	*e = qtyEntry{d: d, f: f, ok: ok, set: true}
+	return e
+}
+
+func (p *Pricer) price(s *service, c *svcCache, pt *dataframe.DataPoint) (decimal.Decimal, error) {
+	q := p.qty(pt.Qty)
+	qf, qok := q.f, q.ok
+	svcPos := 0
+	if len(s.levels) > 0 {
+		if q.svc != s {
+			q.svc, q.svcPos = s, countLevels(s.levels, s.levelsFx, pt.Qty, qf, qok)
+		}
+		svcPos = q.svcPos
+	}
+	var cb *combo
+	if s.sizeOK {
+		// The class number: each field's value looked up once, groupby
+		// first, then metadata (Desc's precedence, without building it).
+		key := uint64(svcPos) * s.svcStride
+		for i, f := range s.fields {
+			v, ok := pt.Groupby[f.name]
+			if !ok {
+				if v, ok = pt.Metadata[f.name]; !ok {
+					continue
+				}
+			}
+			if len(f.levels) == 0 {
+				key += uint64(f.table.index(v)) * s.strides[i]
+				continue
+			}
+			cls, err := p.classify(s, c, i, f, v)
+			if err != nil {
+				return decimal.Decimal{}, err
+			}
+			key += cls * s.strides[i]
+		}
+		cb = p.combo(s, c, svcPos, key)
+	} else {
+		var err error
+		if cb, err = p.comboWide(s, c, svcPos, pt); err != nil {
 			return decimal.Decimal{}, err
 		}
-		key += cls * s.strides[i]
 	}
-	cb := p.combo(s, c, svcPos, key)
 	if len(cb.terms) == 0 {
 		return pt.Price, nil
 	}
 	if cb.fast && qok && !p.noFast {
-		if pf, ok := toFx(pt.Price); ok {
-			if cb.hasLast && cb.lastQty == qf && cb.lastIn == pf {
-				return cb.last, nil
+		if pf, ok := priceFx(pt.Price); ok {
+			for i := range cb.recent {
+				if e := &cb.recent[i]; e.set && e.qty == qf && e.in == pf {
+					cb.recentMRU = i
+					return e.d, nil
+				}
 			}
 			if r, ok := cb.priceFast(pf, qf); ok {
 				d := p.result(r)
-				cb.lastQty, cb.lastIn, cb.last, cb.hasLast = qf, pf, d, true
+				cb.recentMRU = 1 - cb.recentMRU
+				cb.recent[cb.recentMRU] = recentResult{qty: qf, in: pf, d: d, set: true}
 				return d, nil
 			}
 		}
@@ -372,64 +437,72 @@ func (p *Pricer) price(s *service, c *svcCache, pt *dataframe.DataPoint) (decima
 	return cb.priceSlow(pt.Price, pt.Qty), nil
 }
 
-// classify sets p.vals[i] and p.poss[i] for field f of the point and
-// returns the field's class, vals × (levels+1) + poss.
-func (p *Pricer) classify(s *service, c *svcCache, i int, f *field, pt *dataframe.DataPoint) (uint64, error) {
-	v, present := pt.Groupby[f.name]
-	if !present {
-		v, present = pt.Metadata[f.name]
-	}
-	if !present {
-		p.vals[i], p.poss[i] = 0, 0
-		return 0, nil
-	}
-	width := uint64(len(f.levels) + 1)
-	if len(f.levels) == 0 {
-		vi := f.valueIndex(v)
-		p.vals[i], p.poss[i] = vi, 0
-		return uint64(vi), nil
-	}
+// classify returns the class of value v of field f (the i-th of s), which
+// has thresholds: vals × (levels+1) + poss, where vals is the 1-based index
+// of the matched mapping value (0: none) and poss the number of levels
+// reached.
+func (p *Pricer) classify(s *service, c *svcCache, i int, f *field, v string) (uint64, error) {
 	if cls, ok := c.memo[i][v]; ok {
-		p.vals[i], p.poss[i] = int32(cls/width), int32(cls%width)
 		return cls, nil
 	}
 	num, err := decimal.NewFromString(strings.TrimSpace(v))
 	if err != nil {
 		return 0, fmt.Errorf("service %s field %s: value %q: %w", s.name, f.name, v, ErrNotANumber)
 	}
-	vi := f.valueIndex(v)
-	pos := int32(sort.Search(len(f.levels), func(j int) bool { return f.levels[j].GreaterThan(num) }))
-	cls := uint64(vi)*width + uint64(pos)
+	vi := f.table.index(v)
+	pos := sort.Search(len(f.levels), func(j int) bool { return f.levels[j].GreaterThan(num) })
+	cls := uint64(vi)*uint64(len(f.levels)+1) + uint64(pos)
 	if c.memo[i] == nil {
 		c.memo[i] = map[string]uint64{}
 	}
 	if len(c.memo[i]) < maxMemo {
 		c.memo[i][v] = cls
 	}
-	p.vals[i], p.poss[i] = vi, pos
 	return cls, nil
 }
 
+// combo returns the class numbered key, building it on first use.
 func (p *Pricer) combo(s *service, c *svcCache, svcPos int, key uint64) *combo {
-	if !s.sizeOK {
-		return s.build(svcPos, p.vals, p.poss)
-	}
 	if c.dense != nil {
 		if cb := c.dense[key]; cb != nil {
 			return cb
 		}
-		cb := s.build(svcPos, p.vals, p.poss)
-		c.dense[key] = cb
+	} else if cb, ok := c.sparse[key]; ok {
 		return cb
 	}
-	if cb, ok := c.sparse[key]; ok {
-		return cb
+	for i, f := range s.fields {
+		cls, width := key/s.strides[i]%f.radix, uint64(len(f.levels)+1)
+		p.vals[i], p.poss[i] = int32(cls/width), int32(cls%width)
 	}
 	cb := s.build(svcPos, p.vals, p.poss)
-	if len(c.sparse) < maxCombos {
+	if c.dense != nil {
+		c.dense[key] = cb
+	} else if len(c.sparse) < maxCombos {
 		c.sparse[key] = cb
 	}
 	return cb
+}
+
+// comboWide builds the class of a point of a service whose class space is
+// too large to number.
+func (p *Pricer) comboWide(s *service, c *svcCache, svcPos int, pt *dataframe.DataPoint) (*combo, error) {
+	for i, f := range s.fields {
+		v, ok := pt.Field(f.name)
+		var cls uint64
+		switch {
+		case !ok:
+		case len(f.levels) == 0:
+			cls = uint64(f.table.index(v))
+		default:
+			var err error
+			if cls, err = p.classify(s, c, i, f, v); err != nil {
+				return nil, err
+			}
+		}
+		width := uint64(len(f.levels) + 1)
+		p.vals[i], p.poss[i] = int32(cls/width), int32(cls%width)
+	}
+	return s.build(svcPos, p.vals, p.poss), nil
 }
 
 // resultSlot is an entry of the direct-mapped cache of results.
