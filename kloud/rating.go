@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,7 @@ func (s *Server) newRating() error {
 	return nil
 }
 
-func (s *Server) reportsDir() string { return s.cfg.DataDir + "/reports" }
+func (s *Server) reportsDir() string { return filepath.Join(s.cfg.DataDir, "reports") }
 
 // ratingLoop rates closed periods and writes reports on one replica at a
 // time.
