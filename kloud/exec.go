@@ -432,6 +432,11 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 // recoverTarget puts the stack or machine a dead worker's job held back in a
 // state that allows trying again.
 func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string) {
+	// Failing the job freed its target: a newer job may already hold it,
+	// and then the target is that job's to set, not ours.
+	if busy, err := s.targetBusy(ctx, j.Target); err != nil || busy {
+		return
+	}
 	switch j.Kind {
 	case store.JobApply, store.JobDestroy:
 		if err := s.st.SetStackStatus(ctx, j.StackID, machinestate.StackNotInitialized, reason, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -22,6 +22,7 @@ import (
 	_ "github.com/kloud/kloud/provider/digitalocean" // droplets
 	_ "github.com/kloud/kloud/provider/sandbox"      // the embedded default provider
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/mongo"
 	"github.com/kloud/kloud/store/sqlite"
 )
 
@@ -194,7 +195,14 @@ func openStore(ctx context.Context, uri, dataDir string) (store.Store, string, e
 		}
 		return st, "sqlite", nil
 	case strings.HasPrefix(uri, "mongodb://") || strings.HasPrefix(uri, "mongodb+srv://"):
-		return nil, "", errors.New("--store mongodb: the MongoDB backend is not part of this build yet; use --store sqlite")
+		// The database is the URI's path; the secret key comes from
+		// KLOUD_SECRET_KEY or the data dir's key file, and every replica
+		// on one database must use the same key.
+		st, err := mongo.Open(ctx, uri, dataDir)
+		if err != nil {
+			return nil, "", fmt.Errorf("open mongodb store: %w", err)
+		}
+		return st, "mongodb", nil
 	}
 	return nil, "", fmt.Errorf("--store %q: want sqlite or a mongodb:// URI", uri)
 }

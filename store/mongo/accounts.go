@@ -93,7 +93,7 @@ func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.Use
 
 // ListUsers returns every user, oldest first.
 func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
-	docs, err := all[userDoc](ctx, s.users, bson.D{}, options.Find().SetSort(sortBy("created_at", "_id")))
+	docs, err := allOf[userDoc](ctx, s.users, bson.D{}, options.Find().SetSort(sortBy("created_at", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -205,7 +205,7 @@ func ownerFilter(ownerID string) bson.D {
 // ListCredentials returns an owner's credentials (every owner's when
 // ownerID is empty), oldest first.
 func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.Credential, error) {
-	docs, err := all[credentialDoc](ctx, s.credentials, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	docs, err := allOf[credentialDoc](ctx, s.credentials, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
@@ -344,7 +344,7 @@ func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, er
 // ListTemplates returns an owner's templates (every owner's when ownerID is
 // empty), oldest first.
 func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Template, error) {
-	docs, err := all[templateDoc](ctx, s.templates, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	docs, err := allOf[templateDoc](ctx, s.templates, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list templates: %w", err)
 	}
@@ -495,7 +495,7 @@ func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, er
 // ListStacks returns an owner's stacks (every owner's when ownerID is
 // empty), oldest first.
 func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackRecord, error) {
-	docs, err := all[stackDoc](ctx, s.stacks, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
+	docs, err := allOf[stackDoc](ctx, s.stacks, ownerFilter(ownerID), options.Find().SetSort(sortBy("created_at", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list stacks: %w", err)
 	}

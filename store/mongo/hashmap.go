@@ -101,7 +101,7 @@ func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.Hashma
 
 // ListHashmapServices returns every service in creation order.
 func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapService, error) {
-	docs, err := all[hmServiceDoc](ctx, s.hmServices, bson.D{}, byOrd())
+	docs, err := allOf[hmServiceDoc](ctx, s.hmServices, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap services: %w", err)
 	}
@@ -133,7 +133,7 @@ func (s *Store) DeleteHashmapService(ctx context.Context, id string) error {
 	if err := deleteOne(ctx, s.hmServices, "hashmap service", id); err != nil {
 		return err
 	}
-	fields, err := all[hmFieldDoc](ctx, s.hmFields, bson.D{{Key: "service_id", Value: id}})
+	fields, err := allOf[hmFieldDoc](ctx, s.hmFields, bson.D{{Key: "service_id", Value: id}})
 	if err != nil {
 		return fmt.Errorf("delete hashmap service %s: rules: %w", id, err)
 	}
@@ -214,7 +214,7 @@ func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*sto
 		}
 		filter = bson.D{{Key: "service_id", Value: serviceID}}
 	}
-	docs, err := all[hmFieldDoc](ctx, s.hmFields, filter, byOrd())
+	docs, err := allOf[hmFieldDoc](ctx, s.hmFields, filter, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap fields: %w", err)
 	}
@@ -271,7 +271,7 @@ func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapG
 
 // ListHashmapGroups returns every group in creation order.
 func (s *Store) ListHashmapGroups(ctx context.Context) ([]*store.HashmapGroup, error) {
-	docs, err := all[hmGroupDoc](ctx, s.hmGroups, bson.D{}, byOrd())
+	docs, err := allOf[hmGroupDoc](ctx, s.hmGroups, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap groups: %w", err)
 	}
@@ -293,7 +293,7 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 		return fmt.Errorf("delete hashmap group %s: %w", id, err)
 	}
 	inGroup := bson.D{{Key: "group_id", Value: id}}
-	maps, err := all[hmMappingDoc](ctx, s.hmMappings, inGroup)
+	maps, err := allOf[hmMappingDoc](ctx, s.hmMappings, inGroup)
 	if err != nil {
 		return fmt.Errorf("delete hashmap group %s: %w", id, err)
 	}
@@ -308,7 +308,7 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 			return fmt.Errorf("delete hashmap group %s: %w", id, err)
 		}
 	}
-	ths, err := all[hmThresholdDoc](ctx, s.hmThresholds, inGroup)
+	ths, err := allOf[hmThresholdDoc](ctx, s.hmThresholds, inGroup)
 	if err != nil {
 		return fmt.Errorf("delete hashmap group %s: %w", id, err)
 	}
@@ -423,7 +423,7 @@ func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.Hashma
 
 // ListHashmapMappings returns every mapping in creation order.
 func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMapping, error) {
-	docs, err := all[hmMappingDoc](ctx, s.hmMappings, bson.D{}, byOrd())
+	docs, err := allOf[hmMappingDoc](ctx, s.hmMappings, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap mappings: %w", err)
 	}
@@ -531,7 +531,7 @@ func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.Hash
 
 // ListHashmapThresholds returns every threshold in creation order.
 func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThreshold, error) {
-	docs, err := all[hmThresholdDoc](ctx, s.hmThresholds, bson.D{}, byOrd())
+	docs, err := allOf[hmThresholdDoc](ctx, s.hmThresholds, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap thresholds: %w", err)
 	}

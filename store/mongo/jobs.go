@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	mgo "go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kloud/kloud/store"
 )
@@ -141,16 +142,48 @@ func assemble(d *jobDoc, p *parts) *store.Job {
 	return j
 }
 
+// partsOf reads the parts of the given jobs. Parts have known _ids: a few
+// jobs' are fetched by _id, one lookup each (FerretDB 1.x pushes only a
+// lone _id equality down to its storage and scans the collection for
+// anything else); many jobs' with one $in query.
 func (s *Store) partsOf(ctx context.Context, ids ...string) (map[string]*parts, error) {
-	var filter bson.D
-	if len(ids) == 1 {
-		filter = bson.D{{Key: "j", Value: ids[0]}}
-	} else {
-		filter = bson.D{{Key: "j", Value: bson.D{{Key: "$in", Value: ids}}}}
+	all := make([]string, 0, 4*len(ids))
+	for _, id := range ids {
+		for _, p := range []string{partClaim, partLease, partProgress, partEnd} {
+			all = append(all, partID(id, p))
+		}
 	}
-	docs, err := all[partDoc](ctx, s.jobParts, filter)
-	if err != nil {
+	var docs []partDoc
+	if len(all) > 32 {
+		var err error
+		if docs, err = allOf[partDoc](ctx, s.jobParts, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: all}}}}); err != nil {
+			return nil, err
+		}
+		return collectParts(docs), nil
+	}
+	found := make([]*partDoc, len(all))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range all {
+		g.Go(func() error {
+			var d partDoc
+			err := one(gctx, s.jobParts, byID(id), &d, "part "+id)
+			switch {
+			case err == nil:
+				found[i] = &d
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	for _, d := range found {
+		if d != nil {
+			docs = append(docs, *d)
+		}
 	}
 	return collectParts(docs), nil
 }
@@ -274,7 +307,7 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 		}
 		filter = bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: hints}}}}
 	}
-	docs, err := all[jobDoc](ctx, s.jobs, filter, options.Find().SetSort(sortBy("created_at", "ord")))
+	docs, err := allOf[jobDoc](ctx, s.jobs, filter, options.Find().SetSort(sortBy("created_at", "ord")))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -283,7 +316,7 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 	}
 	var ps map[string]*parts
 	if len(statuses) == 0 {
-		partDocs, err := all[partDoc](ctx, s.jobParts, bson.D{})
+		partDocs, err := allOf[partDoc](ctx, s.jobParts, bson.D{})
 		if err != nil {
 			return nil, fmt.Errorf("list jobs: %w", err)
 		}
@@ -327,7 +360,7 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
 	for range maxRetries {
-		docs, err := all[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobQueued)}},
+		docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobQueued)}},
 			options.Find().SetSort(sortBy("created_at", "ord")).SetLimit(16))
 		if err != nil {
 			return nil, fmt.Errorf("claim job: %w", err)
@@ -468,7 +501,7 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 	if err != nil {
 		return nil, fmt.Errorf("fail expired jobs: %w", err)
 	}
-	docs, err := all[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(store.JobQueued), string(store.JobRunning)}}}}},
+	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(store.JobQueued), string(store.JobRunning)}}}}},
 		options.Find().SetSort(sortBy("created_at", "ord")))
 	if err != nil {
 		return nil, fmt.Errorf("fail expired jobs: %w", err)
@@ -508,11 +541,14 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 // ---- events -------------------------------------------------------------------
 //
 // An append is one document holding the batch's events with seqs
-// first..last, whose _id is <job>/<first>. The appender reads the job's
-// last batch and inserts at its last+1: of two appenders that read the same
-// last batch one wins the _id and the other re-reads, so seqs stay
-// gapless, and one call's events consecutive (SQLite assigns max(seq)+1
-// inside a write transaction).
+// first..last, whose _id is <job>/<first>. The appender inserts at the seq
+// after the job's last batch: of two appenders aiming at the same seq one
+// wins the _id and the other moves on, so seqs stay gapless and one call's
+// events consecutive (SQLite assigns max(seq)+1 inside a write
+// transaction). The batches form a chain, each starting right after the one
+// before, so the appender finds the free seq by following it from a hint
+// (event_heads: the job's next seq as last written, possibly behind), and
+// readers follow it too: every step is a lookup by _id.
 
 type eventDoc struct {
 	ID    string         `bson:"_id"`
@@ -529,7 +565,25 @@ type eventItemDoc struct {
 	Pct  int    `bson:"pct"`
 }
 
+type eventHeadDoc struct {
+	ID   string `bson:"_id"`
+	Next int64  `bson:"next"`
+}
+
 func eventID(jobID string, first int64) string { return fmt.Sprintf("%s/%020d", jobID, first) }
+
+// batchAt returns the batch starting at seq, or nil.
+func (s *Store) batchAt(ctx context.Context, jobID string, seq int64) (*eventDoc, error) {
+	var d eventDoc
+	err := one(ctx, s.events, byID(eventID(jobID, seq)), &d, "events")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
 
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
@@ -554,64 +608,98 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 		}
 		items[i] = eventItemDoc{At: an, Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
 	}
-	for range maxRetries {
-		var last eventDoc
-		next := int64(1)
-		err := one(ctx, s.events, bson.D{{Key: "j", Value: jobID}}, &last, "events of job "+jobID,
-			options.FindOne().SetSort(sortBy("-first")).SetProjection(bson.D{{Key: "last", Value: 1}}))
-		switch {
-		case err == nil:
-			next = last.Last + 1
-		case errors.Is(err, store.ErrNotFound):
-			// The first append checks the job exists; jobs are never
-			// deleted, so later appends need not.
-			var d jobDoc
-			if err := one(ctx, s.jobs, byID(jobID), &d, "job "+jobID, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})); err != nil {
-				return fmt.Errorf("append events to job %s: %w", jobID, err)
-			}
-		default:
+	next := int64(1)
+	var head eventHeadDoc
+	switch err := one(ctx, s.eventHeads, byID(jobID), &head, "event head"); {
+	case err == nil && head.Next > 1:
+		next = head.Next
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("append events to job %s: %w", jobID, err)
+	}
+	if next == 1 {
+		// The first append checks the job exists; jobs are never deleted.
+		var d jobDoc
+		if err := one(ctx, s.jobs, byID(jobID), &d, "job "+jobID, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})); err != nil {
 			return fmt.Errorf("append events to job %s: %w", jobID, err)
 		}
+	}
+	for range maxRetries * 16 {
 		doc := eventDoc{ID: eventID(jobID, next), J: jobID, First: next, Last: next + int64(len(items)) - 1, Evs: items}
-		_, err = s.events.InsertOne(ctx, doc)
+		_, err := s.events.InsertOne(ctx, doc)
 		if err == nil {
 			for i, e := range events {
 				e.JobID, e.Seq, e.At = jobID, next+int64(i), fromNanos(items[i].At)
+			}
+			// Only a hint: a stale one costs the next appender a lookup.
+			if _, err := s.eventHeads.ReplaceOne(ctx, byID(jobID), eventHeadDoc{ID: jobID, Next: doc.Last + 1}, options.Replace().SetUpsert(true)); err != nil && !mgo.IsDuplicateKeyError(err) {
+				s.log.Warn("record event head", "job", jobID, "error", err)
 			}
 			return nil
 		}
 		if !mgo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("append events to job %s: %w", jobID, mapErr(err))
 		}
+		// A batch starts at next: skip past it.
+		taken, err := s.batchAt(ctx, jobID, next)
+		if err != nil {
+			return fmt.Errorf("append events to job %s: %w", jobID, err)
+		}
+		if taken != nil {
+			next = taken.Last + 1
+		}
 	}
 	return fmt.Errorf("append events to job %s: too contended: %w", jobID, store.ErrConflict)
 }
 
 // ListEvents returns a job's events with Seq > afterSeq in order, at most
-// limit (all when limit <= 0).
+// limit (all when limit <= 0). A follower's position is the end of a batch:
+// from there it follows the batch chain by _id (a few new batches); a
+// whole list, or a position inside a batch, queries the job's batches.
 func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
 	if jobID == "" {
 		return nil, invalid("list events: empty job id")
 	}
-	opts := options.Find().SetSort(sortBy("first"))
-	if limit > 0 {
-		opts.SetLimit(int64(limit)) // a batch holds at least one event
-	}
-	docs, err := all[eventDoc](ctx, s.events, bson.D{{Key: "j", Value: jobID}, {Key: "last", Value: bson.D{{Key: "$gt", Value: afterSeq}}}}, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
-	}
 	out := []*store.Event{}
-	for _, d := range docs {
+	emit := func(d *eventDoc) bool {
 		for i, it := range d.Evs {
 			seq := d.First + int64(i)
 			if seq <= afterSeq {
 				continue
 			}
 			if limit > 0 && len(out) == limit {
-				return out, nil
+				return false
 			}
 			out = append(out, &store.Event{JobID: jobID, Seq: seq, At: fromNanos(it.At), Kind: store.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
+		}
+		return limit <= 0 || len(out) < limit
+	}
+	var d *eventDoc
+	if afterSeq > 0 {
+		var err error
+		if d, err = s.batchAt(ctx, jobID, afterSeq+1); err != nil {
+			return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+		}
+	}
+	if d != nil {
+		var err error
+		for d != nil && emit(d) {
+			if d, err = s.batchAt(ctx, jobID, d.Last+1); err != nil {
+				return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+			}
+		}
+		return out, nil
+	}
+	opts := options.Find().SetSort(sortBy("first"))
+	if limit > 0 {
+		opts.SetLimit(int64(limit)) // a batch holds at least one event
+	}
+	docs, err := allOf[eventDoc](ctx, s.events, bson.D{{Key: "j", Value: jobID}, {Key: "last", Value: bson.D{{Key: "$gt", Value: afterSeq}}}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+	}
+	for i := range docs {
+		if !emit(&docs[i]) {
+			break
 		}
 	}
 	return out, nil

@@ -139,6 +139,19 @@ func liveByID(id string) bson.D {
 	return bson.D{{Key: "_id", Value: id}, {Key: "deleted", Value: false}}
 }
 
+// live reads the machine with id unless it is deleted. It looks up the _id
+// alone and checks the tombstone here: FerretDB 1.x scans the collection
+// for any other filter.
+func (s *Store) live(ctx context.Context, id string, d *machineDoc, opts ...*options.FindOneOptions) error {
+	if err := one(ctx, s.machines, byID(id), d, "machine "+id, opts...); err != nil {
+		return err
+	}
+	if d.Deleted {
+		return notFound("machine %s", id)
+	}
+	return nil
+}
+
 // PutMachine creates the machine, its State the first record of its
 // history at CreatedAt, or replaces the stored label, metadata, always_on
 // and agent token hash of an existing one (its state is left alone). On
@@ -221,7 +234,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 			}
 		}
 		var d machineDoc
-		if err := one(ctx, s.machines, liveByID(id), &d, "machine "+id); err != nil {
+		if err := s.live(ctx, id, &d); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted meanwhile
 			}
@@ -246,7 +259,7 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 		return nil, invalid("get machine: empty id")
 	}
 	var d machineDoc
-	if err := one(ctx, s.machines, liveByID(id), &d, "machine "+id); err != nil {
+	if err := s.live(ctx, id, &d); err != nil {
 		return nil, fmt.Errorf("get machine: %w", err)
 	}
 	m, err := s.view(ctx, &d)
@@ -292,7 +305,7 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 		hf = append(hf, bson.E{Key: "s", Value: f.StackID})
 		sf = append(sf, bson.E{Key: "s", Value: f.StackID})
 	}
-	docs, err := all[machineDoc](ctx, s.machines, mf, options.Find().SetSort(sortBy("_id")))
+	docs, err := allOf[machineDoc](ctx, s.machines, mf, options.Find().SetSort(sortBy("_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
@@ -300,7 +313,7 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	if len(docs) == 0 {
 		return out, nil
 	}
-	heads, err := all[historyDoc](ctx, s.history, hf, options.Find().SetProjection(bson.D{{Key: "m", Value: 1}, {Key: "v", Value: 1},
+	heads, err := allOf[historyDoc](ctx, s.history, hf, options.Find().SetProjection(bson.D{{Key: "m", Value: 1}, {Key: "v", Value: 1},
 		{Key: "state", Value: 1}, {Key: "reason", Value: 1}, {Key: "at", Value: 1}, {Key: "since", Value: 1}, {Key: "base", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
@@ -309,7 +322,7 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	for _, h := range heads {
 		byMachine[h.M] = append(byMachine[h.M], h)
 	}
-	seens, err := all[seenDoc](ctx, s.seen, sf)
+	seens, err := allOf[seenDoc](ctx, s.seen, sf)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
@@ -348,8 +361,8 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 func (s *Store) setState(ctx context.Context, id string, state machinestate.State, reason string, an int64, force bool) error {
 	for range maxRetries {
 		var d machineDoc
-		if err := one(ctx, s.machines, liveByID(id), &d, "machine "+id, options.FindOne().SetProjection(bson.D{
-			{Key: "owner_id", Value: 1}, {Key: "stack_id", Value: 1}, {Key: "init", Value: 1}})); err != nil {
+		if err := s.live(ctx, id, &d, options.FindOne().SetProjection(bson.D{
+			{Key: "owner_id", Value: 1}, {Key: "stack_id", Value: 1}, {Key: "init", Value: 1}, {Key: "deleted", Value: 1}})); err != nil {
 			return err
 		}
 		var recs []historyDoc
@@ -405,8 +418,8 @@ func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
 	var d machineDoc
-	if err := one(ctx, s.machines, liveByID(id), &d, "machine "+id, options.FindOne().SetProjection(bson.D{
-		{Key: "owner_id", Value: 1}, {Key: "stack_id", Value: 1}})); err != nil {
+	if err := s.live(ctx, id, &d, options.FindOne().SetProjection(bson.D{
+		{Key: "owner_id", Value: 1}, {Key: "stack_id", Value: 1}, {Key: "deleted", Value: 1}})); err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
 	_, err = s.seen.UpdateOne(ctx, byID(id), bson.D{
@@ -452,7 +465,7 @@ func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRec
 	case err != nil:
 		return nil, fmt.Errorf("machine %s history: %w", id, err)
 	}
-	recs, err := all[historyDoc](ctx, s.history, bson.D{{Key: "m", Value: id}})
+	recs, err := allOf[historyDoc](ctx, s.history, bson.D{{Key: "m", Value: id}})
 	if err != nil {
 		return nil, fmt.Errorf("machine %s history: %w", id, err)
 	}
@@ -495,7 +508,7 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 		mf = append(mf, bson.E{Key: "owner_id", Value: q.OwnerID})
 		owner = bson.D{{Key: "o", Value: q.OwnerID}}
 	}
-	machines, err := all[machineDoc](ctx, s.machines, mf, options.Find().SetSort(sortBy("_id")).
+	machines, err := allOf[machineDoc](ctx, s.machines, mf, options.Find().SetSort(sortBy("_id")).
 		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "init", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("state history: %w", err)
@@ -507,13 +520,13 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 		{Key: "reason", Value: 1}, {Key: "at", Value: 1}})
 	var opening []historyDoc
 	if from != math.MinInt64 {
-		opening, err = all[historyDoc](ctx, s.history, append(slices.Clone(owner),
+		opening, err = allOf[historyDoc](ctx, s.history, append(slices.Clone(owner),
 			bson.E{Key: "next_at", Value: bson.D{{Key: "$gt", Value: from}}}, bson.E{Key: "at", Value: bson.D{{Key: "$lte", Value: from}}}), proj)
 		if err != nil {
 			return nil, fmt.Errorf("state history: %w", err)
 		}
 	}
-	inside, err := all[historyDoc](ctx, s.history, append(slices.Clone(owner),
+	inside, err := allOf[historyDoc](ctx, s.history, append(slices.Clone(owner),
 		bson.E{Key: "at", Value: bson.D{{Key: "$gt", Value: from}, {Key: "$lt", Value: to}}}), proj)
 	if err != nil {
 		return nil, fmt.Errorf("state history: %w", err)

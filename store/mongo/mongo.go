@@ -68,19 +68,19 @@ type Store struct {
 	now    func() time.Time
 	name   string
 
-	users, credentials, templates, stacks *mgo.Collection
-	machines, history, seen               *mgo.Collection
-	jobs, jobParts, events, leases        *mgo.Collection
-	stateVersions, modules, writers       *mgo.Collection
-	hmServices, hmFields, hmGroups        *mgo.Collection
-	hmMappings, hmThresholds              *mgo.Collection
-	points, periods                       *mgo.Collection
-	schema                                *mgo.Collection
+	users, credentials, templates, stacks      *mgo.Collection
+	machines, history, seen                    *mgo.Collection
+	jobs, jobParts, events, eventHeads, leases *mgo.Collection
+	stateVersions, modules, writers            *mgo.Collection
+	hmServices, hmFields, hmGroups             *mgo.Collection
+	hmMappings, hmThresholds                   *mgo.Collection
+	periods, scopeHeads                        *mgo.Collection
+	schema                                     *mgo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
 
-type options_ struct {
+type settings struct {
 	box     *secretbox.Box
 	log     *slog.Logger
 	now     func() time.Time
@@ -88,21 +88,21 @@ type options_ struct {
 }
 
 // Option changes how Open sets the store up.
-type Option func(*options_)
+type Option func(*settings)
 
 // WithBox makes the store seal secrets with b instead of the Box
 // secretbox.Load finds for the data directory. Replicas sharing one
 // database must share one key (KLOUD_SECRET_KEY, or the same key file).
-func WithBox(b *secretbox.Box) Option { return func(o *options_) { o.box = b } }
+func WithBox(b *secretbox.Box) Option { return func(o *settings) { o.box = b } }
 
 // WithLogger sets the logger (slog.Default otherwise).
-func WithLogger(l *slog.Logger) Option { return func(o *options_) { o.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *settings) { o.log = l } }
 
 // WithClock sets the clock that fills in times a caller leaves zero.
-func WithClock(now func() time.Time) Option { return func(o *options_) { o.now = now } }
+func WithClock(now func() time.Time) Option { return func(o *settings) { o.now = now } }
 
 // WithTimeout bounds each call to the server (DefaultTimeout otherwise).
-func WithTimeout(d time.Duration) Option { return func(o *options_) { o.timeout = d } }
+func WithTimeout(d time.Duration) Option { return func(o *settings) { o.timeout = d } }
 
 // Open connects to the MongoDB server of uri (any MongoDB connection
 // string; the database is the URI's path, e.g. mongodb://host:27017/kloud),
@@ -110,7 +110,7 @@ func WithTimeout(d time.Duration) Option { return func(o *options_) { o.timeout 
 // Unless WithBox is given, the secret key comes from
 // secretbox.Load(dataDir).
 func Open(ctx context.Context, uri, dataDir string, opts ...Option) (*Store, error) {
-	o := options_{timeout: DefaultTimeout}
+	o := settings{timeout: DefaultTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -173,17 +173,17 @@ func Open(ctx context.Context, uri, dataDir string, opts ...Option) (*Store, err
 	return s, nil
 }
 
-func newStore(client *mgo.Client, dbName string, o options_) *Store {
+func newStore(client *mgo.Client, dbName string, o settings) *Store {
 	db := client.Database(dbName)
 	s := &Store{client: client, db: db, box: o.box, log: o.log, now: o.now, name: dbName}
 	c := db.Collection
 	s.users, s.credentials, s.templates, s.stacks = c("users"), c("credentials"), c("templates"), c("stacks")
 	s.machines, s.history, s.seen = c("machines"), c("machine_history"), c("machine_seen")
-	s.jobs, s.jobParts, s.events, s.leases = c("jobs"), c("job_parts"), c("events"), c("leases")
+	s.jobs, s.jobParts, s.events, s.eventHeads, s.leases = c("jobs"), c("job_parts"), c("events"), c("event_heads"), c("leases")
 	s.stateVersions, s.modules, s.writers = c("state_versions"), c("rating_modules"), c("writer_states")
 	s.hmServices, s.hmFields, s.hmGroups = c("hashmap_services"), c("hashmap_fields"), c("hashmap_groups")
 	s.hmMappings, s.hmThresholds = c("hashmap_mappings"), c("hashmap_thresholds")
-	s.points, s.periods = c("rated_points"), c("rated_periods")
+	s.periods, s.scopeHeads = c("rated_periods"), c("scope_heads")
 	s.schema = c("kloud_schema")
 	return s
 }
@@ -250,10 +250,8 @@ func (s *Store) indexes() []index {
 		{s.hmThresholds, "rule_unique", bson.D{{Key: "service_id", Value: 1}, {Key: "field_id", Value: 1}, {Key: "level_key", Value: 1}, {Key: "group_id", Value: 1}}, true},
 		{s.hmThresholds, "group", bson.D{{Key: "group_id", Value: 1}}, false},
 		{s.periods, "scope_begin_unique", bson.D{{Key: "scope", Value: 1}, {Key: "begin", Value: 1}}, true},
-		{s.periods, "open", bson.D{{Key: "done", Value: 1}}, false},
-		{s.points, "scope_begin", bson.D{{Key: "c", Value: 1}, {Key: "scope", Value: 1}, {Key: "b", Value: 1}, {Key: "e", Value: 1}}, false},
-		{s.points, "begin", bson.D{{Key: "c", Value: 1}, {Key: "b", Value: 1}, {Key: "e", Value: 1}}, false},
-		{s.points, "period", bson.D{{Key: "period", Value: 1}}, false},
+		{s.periods, "scope_window", bson.D{{Key: "scope", Value: 1}, {Key: "max_b", Value: 1}}, false},
+		{s.periods, "window", bson.D{{Key: "max_b", Value: 1}}, false},
 	}
 }
 
@@ -355,7 +353,7 @@ func one(ctx context.Context, c *mgo.Collection, filter any, v any, what string,
 }
 
 // all runs a find and decodes every document; it never returns nil.
-func all[T any](ctx context.Context, c *mgo.Collection, filter any, opts ...*options.FindOptions) ([]T, error) {
+func allOf[T any](ctx context.Context, c *mgo.Collection, filter any, opts ...*options.FindOptions) ([]T, error) {
 	cur, err := c.Find(ctx, filter, opts...)
 	if err != nil {
 		return nil, mapErr(err)

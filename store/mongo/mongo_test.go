@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,35 +57,31 @@ func TestConformanceFerretDB(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, srv.NewDatabaseURI("t")) })
 }
 
-// realMongo returns a function giving each test a fresh database on the
-// server KLOUD_TEST_MONGO_URI names, dropped when the test ends.
-func realMongo(t *testing.T) func(t testing.TB) string {
+// realMongoURI returns the URI of a fresh database on the MongoDB server
+// KLOUD_TEST_MONGO_URI names, dropped when the test ends; "" when the
+// variable is not set.
+func realMongoURI(tb testing.TB) string {
+	tb.Helper()
 	base := os.Getenv(EnvMongoURI)
 	if base == "" {
-		t.Skipf("set %s=mongodb://host:port/ to run against a real MongoDB", EnvMongoURI)
+		return ""
 	}
 	cs, err := connstring.ParseAndValidate(base)
 	if err != nil {
-		t.Fatalf("%s: %v", EnvMongoURI, err)
+		tb.Fatalf("%s: %v", EnvMongoURI, err)
 	}
-	var n int
-	var mu sync.Mutex
-	return func(t testing.TB) string {
-		mu.Lock()
-		n++
-		name := fmt.Sprintf("kloudtest_%d_%d", time.Now().UnixNano(), n)
-		mu.Unlock()
-		uri := withDatabase(base, cs.Database, name)
-		t.Cleanup(func() {
-			s, err := Open(context.Background(), uri, "", WithBox(testBox(t)), WithLogger(slog.New(slog.DiscardHandler)))
-			if err == nil {
-				_ = s.db.Drop(context.Background())
-				_ = s.Close()
-			}
-		})
-		return uri
-	}
+	uri := withDatabase(base, cs.Database, fmt.Sprintf("kloudtest_%d_%d", time.Now().UnixNano(), dbSeq.Add(1)))
+	tb.Cleanup(func() {
+		s, err := Open(context.Background(), uri, "", WithBox(testBox(tb)), WithLogger(slog.New(slog.DiscardHandler)))
+		if err == nil {
+			_ = s.db.Drop(context.Background())
+			_ = s.Close()
+		}
+	})
+	return uri
 }
+
+var dbSeq atomic.Int64
 
 // withDatabase puts name as the database of a MongoDB URI.
 func withDatabase(uri, old, name string) string {
@@ -100,12 +97,14 @@ func withDatabase(uri, old, name string) string {
 }
 
 func TestConformanceMongoDB(t *testing.T) {
-	db := realMongo(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, db(t)) })
+	if os.Getenv(EnvMongoURI) == "" {
+		t.Skipf("set %s=mongodb://host:port/ to run against a real MongoDB", EnvMongoURI)
+	}
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, realMongoURI(t)) })
 }
 
 func TestOpenRefusesBadURIs(t *testing.T) {
-	for _, uri := range []string{"mongodb://127.0.0.1:1", "mongodb://127.0.0.1:1/", "http://x/db", "mongodb://user:secret@[bad/db"} {
+	for _, uri := range []string{"mongodb://127.0.0.1:1", "mongodb://127.0.0.1:1/", "http://x/db", "mongodb://user:secret@host:99999999/db"} {
 		_, err := Open(context.Background(), uri, "", WithBox(testBox(t)))
 		if !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("Open(%q) = %v, want ErrInvalid", uri, err)
@@ -177,7 +176,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 // errors after the stop wrap ErrUnavailable.
 func TestServerLostMidCall(t *testing.T) {
 	srv := ferrettest.Start(t)
-	s := openTest(t, srv.NewDatabaseURI("lost"), WithTimeout(3*time.Second))
+	s := openTest(t, srv.NewDatabaseURI("lost"), WithTimeout(500*time.Millisecond))
 	ctx := context.Background()
 	j := &store.Job{Kind: store.JobApply, Target: "stack/1"}
 	if err := s.CreateJob(ctx, j); err != nil {

@@ -24,17 +24,15 @@ import (
 
 // Rated periods.
 //
-// A commit is one insert: the period record <scope>/<begin> (unique), made
-// after the period's points were written invisible (c: false) under the
-// commit's token. Its insert advances the scope's state (the newest
-// record's end) and decides between concurrent commits of the same period;
-// the points are then made visible and the record marked done. A reader
-// first finishes any record not yet done (a committer that died between
-// the two steps), so points and state appear together; points of a commit
-// that lost, or died before its record, stay invisible and are deleted by
-// the period's next winner. A re-run after a crash therefore rates nothing
-// twice (SQLite inserts the points and moves the state in one
-// transaction).
+// A period is one document <scope>/<begin> holding all its points, so its
+// insert stores the points and advances the scope's state together (the
+// state is the end of the scope's newest period), and the unique _id on
+// (scope, begin) lets exactly one of two concurrent commits of a period
+// win; a commit whose Begin is not the newest period's End is refused
+// first. Nothing is written before that one insert, so a crash leaves
+// either the whole period or nothing, and a re-run rates nothing twice
+// (SQLite inserts the points and moves the state in one transaction). A
+// period document must stay under MongoDB's 16 MiB: some 40,000 points.
 //
 // Money and quantities are stored as exact decimal strings for reading
 // back, and as base-10^9 integer limbs (q0…q7, p0…p7: 45 decimal places, 27
@@ -46,12 +44,15 @@ type periodDoc struct {
 	Scope string `bson:"scope"`
 	Begin int64  `bson:"begin"`
 	End   int64  `bson:"end"`
-	Tok   string `bson:"tok"`
-	Done  bool   `bson:"done"`
+	// MaxB and MinE bound the points' begins and ends, so a window query
+	// skips periods that cannot hold a matching point.
+	MaxB int64      `bson:"max_b"`
+	MinE int64      `bson:"min_e"`
+	Pts  []pointDoc `bson:"pts,omitempty"`
 }
 
 type pointDoc struct {
-	Scope string `bson:"scope"`
+	Scope string `bson:"s"` // repeated: FerretDB's $unwind keeps only _id and the array
 	B     int64  `bson:"b"`
 	E     int64  `bson:"e"`
 	Svc   string `bson:"svc"`
@@ -193,51 +194,50 @@ func jsonMap(m map[string]string) (string, error) {
 	return string(b), nil
 }
 
-// finishPeriods completes the commits whose record is stored but whose
-// points are not yet visible (their committer died in between); every
-// reader calls it first.
-func (s *Store) finishPeriods(ctx context.Context) error {
-	open, err := all[periodDoc](ctx, s.periods, bson.D{{Key: "done", Value: false}})
-	if err != nil {
-		return err
-	}
-	for _, p := range open {
-		if err := s.finishPeriod(ctx, &p); err != nil {
-			return err
-		}
-	}
-	return nil
+type scopeHeadDoc struct {
+	ID    string `bson:"_id"` // the scope
+	Begin int64  `bson:"begin"`
 }
 
-func (s *Store) finishPeriod(ctx context.Context, p *periodDoc) error {
-	if _, err := s.points.UpdateMany(ctx, bson.D{{Key: "tok", Value: p.Tok}, {Key: "c", Value: false}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "c", Value: true}}}}); err != nil {
-		return fmt.Errorf("publish points of period %s: %w", p.ID, mapErr(err))
-	}
-	if _, err := s.periods.UpdateOne(ctx, byID(p.ID), bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}}); err != nil {
-		return fmt.Errorf("finish period %s: %w", p.ID, mapErr(err))
-	}
-	// Points of commits of this period that lost, or died before their
-	// record, are garbage.
-	if _, err := s.points.DeleteMany(ctx, bson.D{{Key: "period", Value: p.ID}, {Key: "tok", Value: bson.D{{Key: "$ne", Value: p.Tok}}}}); err != nil {
-		s.log.Warn("delete points of failed commits", "period", p.ID, "error", err)
-	}
-	return nil
-}
-
+// headPeriod returns the scope's newest period, without its points. The
+// periods of a scope form a chain (each begins where the one before ends),
+// so it follows the chain by _id from a hint (scope_heads: the newest
+// period as last recorded, possibly behind); without a hint it queries.
 func (s *Store) headPeriod(ctx context.Context, scope string) (*periodDoc, error) {
+	noPoints := options.FindOne().SetProjection(bson.D{{Key: "pts", Value: 0}})
 	var d periodDoc
-	err := one(ctx, s.periods, bson.D{{Key: "scope", Value: scope}}, &d, "state of scope "+scope, options.FindOne().SetSort(sortBy("-begin")))
+	var hint scopeHeadDoc
+	err := one(ctx, s.scopeHeads, byID(scope), &hint, "scope head")
+	switch {
+	case err == nil:
+		err = one(ctx, s.periods, byID(periodID(scope, hint.Begin)), &d, "period", noPoints)
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		return nil, err
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		err = one(ctx, s.periods, bson.D{{Key: "scope", Value: scope}}, &d, "state of scope "+scope,
+			options.FindOne().SetSort(sortBy("-begin")).SetProjection(bson.D{{Key: "pts", Value: 0}}))
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &d, nil
+	for {
+		var next periodDoc
+		switch err := one(ctx, s.periods, byID(periodID(scope, d.End)), &next, "period", noPoints); {
+		case errors.Is(err, store.ErrNotFound):
+			return &d, nil
+		case err != nil:
+			return nil, err
+		}
+		d = next
+	}
 }
 
 // CommitRatedPeriod stores a period's points and advances the scope's state
-// to p.End, both or neither to every reader. A period whose Begin is not
-// the scope's LastProcessed is ErrConflict. Points with an empty scope,
-// begin or end take the period's.
+// to p.End, both or neither: one insert. A period whose Begin is not the
+// scope's LastProcessed is ErrConflict. Points with an empty scope, begin
+// or end take the period's.
 func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
 	if p == nil {
 		return invalid("commit rated period: nil period")
@@ -256,79 +256,75 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
-	pid := periodID(p.Scope, bn)
-	tok := newID("rp-")
 	commitOrd := ord()
-	docs := make([]any, len(p.Points))
+	pts := make(bson.A, len(p.Points))
+	maxB, minE := bn, en
 	for i := range p.Points {
-		d, err := s.pointDoc(p, i, bn, en, pid, tok, commitOrd)
+		d, b, e, err := s.pointDoc(p, i, bn, en, commitOrd)
 		if err != nil {
 			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 		}
-		docs[i] = d
+		pts[i] = d
+		maxB, minE = max(maxB, b), min(minE, e)
 	}
-	head, err := s.headPeriod(ctx, p.Scope)
-	switch {
+	switch head, err := s.headPeriod(ctx, p.Scope); {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	case head.End != bn:
 		return fmt.Errorf("commit rated period of %s: period begins %s but the scope was rated up to %s: %w", p.Scope,
 			p.Begin.UTC().Format(time.RFC3339Nano), fromNanos(head.End).Format(time.RFC3339Nano), store.ErrConflict)
-	case !head.Done:
-		if err := s.finishPeriod(ctx, head); err != nil {
-			return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
-		}
 	}
-	if len(docs) > 0 {
-		if _, err := s.points.InsertMany(ctx, docs); err != nil {
-			_, _ = s.points.DeleteMany(context.WithoutCancel(ctx), bson.D{{Key: "tok", Value: tok}})
-			return fmt.Errorf("commit rated period of %s: write points: %w", p.Scope, mapErr(err))
-		}
+	// The scope is listed (ListScopeStates) before its first period can
+	// exist; a head hint naming a period that was never stored is
+	// harmless.
+	if _, err := s.scopeHeads.InsertOne(ctx, scopeHeadDoc{ID: p.Scope, Begin: bn}); err != nil && !mgo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("commit rated period of %s: %w", p.Scope, mapErr(err))
 	}
-	rec := periodDoc{ID: pid, Scope: p.Scope, Begin: bn, End: en, Tok: tok}
-	if _, err := s.periods.InsertOne(ctx, rec); err != nil {
-		_, _ = s.points.DeleteMany(context.WithoutCancel(ctx), bson.D{{Key: "tok", Value: tok}})
+	doc := bson.D{{Key: "_id", Value: periodID(p.Scope, bn)}, {Key: "scope", Value: p.Scope}, {Key: "begin", Value: bn}, {Key: "end", Value: en},
+		{Key: "max_b", Value: maxB}, {Key: "min_e", Value: minE}, {Key: "pts", Value: pts}}
+	if _, err := s.periods.InsertOne(ctx, doc); err != nil {
 		if mgo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("commit rated period of %s: period beginning %s was committed meanwhile: %w", p.Scope,
 				p.Begin.UTC().Format(time.RFC3339Nano), store.ErrConflict)
 		}
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, mapErr(err))
 	}
-	if err := s.finishPeriod(ctx, &rec); err != nil {
-		// Committed: the next reader finishes it.
-		s.log.Warn("finish committed period", "period", pid, "error", err)
+	// Only a hint: a stale one costs the next reader a lookup.
+	if _, err := s.scopeHeads.ReplaceOne(ctx, byID(p.Scope), scopeHeadDoc{ID: p.Scope, Begin: bn}, options.Replace().SetUpsert(true)); err != nil && !mgo.IsDuplicateKeyError(err) {
+		s.log.Warn("record scope head", "scope", p.Scope, "error", err)
 	}
 	return nil
 }
 
-func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, pid, tok string, commitOrd primitive.ObjectID) (bson.D, error) {
+// pointDoc encodes point i of p as an element of its period's pts.
+func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd primitive.ObjectID) (bson.D, int64, int64, error) {
 	pt := &p.Points[i]
 	if pt.Scope != "" && pt.Scope != p.Scope {
-		return nil, invalid("point has scope %q", pt.Scope)
+		return nil, 0, 0, invalid("point has scope %q", pt.Scope)
 	}
 	if pt.Service == "" {
-		return nil, invalid("point has no service")
+		return nil, 0, 0, invalid("point has no service")
 	}
 	b, e := bn, en
 	var err error
 	if !pt.Begin.IsZero() {
 		if b, err = nanos("point begin", pt.Begin); err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 	}
 	if !pt.End.IsZero() {
 		if e, err = nanos("point end", pt.End); err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 	}
 	gb, err := jsonMap(pt.Groupby)
 	if err != nil {
-		return nil, fmt.Errorf("groupby: %w", err)
+		return nil, 0, 0, fmt.Errorf("groupby: %w", err)
 	}
 	md, err := jsonMap(pt.Metadata)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, 0, 0, fmt.Errorf("metadata: %w", err)
 	}
 	attrs := make(map[string]string, len(pt.Groupby)+len(pt.Metadata))
 	maps.Copy(attrs, pt.Metadata)
@@ -342,23 +338,22 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, pid, tok str
 	}
 	ql, err := toLimbs("qty", pt.Qty)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
 	pl, err := toLimbs("price", pt.Price)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
 	d := bson.D{
-		{Key: "_id", Value: fmt.Sprintf("%s/%08d", tok, i)}, {Key: "period", Value: pid}, {Key: "tok", Value: tok}, {Key: "c", Value: false},
-		{Key: "ord", Value: commitOrd}, {Key: "i", Value: int64(i)},
-		{Key: "scope", Value: p.Scope}, {Key: "b", Value: b}, {Key: "e", Value: e}, {Key: "svc", Value: pt.Service}, {Key: "unit", Value: pt.Unit},
+		{Key: "o", Value: commitOrd}, {Key: "i", Value: int64(i)}, {Key: "s", Value: p.Scope},
+		{Key: "b", Value: b}, {Key: "e", Value: e}, {Key: "svc", Value: pt.Service}, {Key: "unit", Value: pt.Unit},
 		{Key: "qty", Value: pt.Qty.String()}, {Key: "price", Value: pt.Price.String()}, {Key: "gb", Value: gb}, {Key: "md", Value: md},
 		{Key: "a", Value: a},
 	}
 	for _, k := range bucketKeys {
 		bt, err := nanos("bucket", bucketOf(k, fromNanos(b)))
 		if err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 		d = append(d, bson.E{Key: bucketField(k), Value: bt})
 	}
@@ -376,7 +371,7 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, pid, tok str
 		}
 	}
 	d = append(d, bson.E{Key: "lk", Value: mask}, bson.E{Key: "one", Value: int64(1)})
-	return d, nil
+	return d, b, e, nil
 }
 
 // GetScopeState returns how far a scope has been rated: the end of its
@@ -392,19 +387,12 @@ func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeSt
 	return &store.ScopeState{Scope: scope, LastProcessed: fromNanos(head.End)}, nil
 }
 
-// ListScopeStates returns every scope's state, ordered by scope.
+// ListScopeStates returns every scope's state, ordered by scope: the
+// scopes scope_heads names, each with its newest period.
 func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error) {
-	// An aggregation rather than distinct: FerretDB 1.x refuses the
-	// maxTimeMS the driver adds to distinct under a client timeout.
-	cur, err := s.periods.Aggregate(ctx, mgo.Pipeline{{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$scope"}}}}})
+	scopes, err := allOf[scopeHeadDoc](ctx, s.scopeHeads, bson.D{})
 	if err != nil {
-		return nil, fmt.Errorf("list scope states: %w", mapErr(err))
-	}
-	var scopes []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &scopes); err != nil {
-		return nil, fmt.Errorf("list scope states: %w", mapErr(err))
+		return nil, fmt.Errorf("list scope states: %w", err)
 	}
 	names := make([]string, 0, len(scopes))
 	for _, v := range scopes {
@@ -414,6 +402,9 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 	out := make([]*store.ScopeState, 0, len(names))
 	for _, n := range names {
 		st, err := s.GetScopeState(ctx, n)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // its first commit did not happen
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list scope states: %w", err)
 		}
@@ -433,34 +424,37 @@ func parseTimeValue(key, v string) (time.Time, error) {
 	return time.Time{}, invalid("filter %s: %q is not an RFC 3339 time or a date", key, v)
 }
 
-// matchOf builds the $match of a points query from the scope, window and
-// filters; only committed points match.
-func matchOf(q store.SummaryQuery) (bson.D, error) {
-	m := bson.D{{Key: "c", Value: true}}
+// pointsPipeline is the start of every points query: the periods that can
+// hold a matching point, unwound to one document per point ("pts"), and
+// the points matching the scope, window and filters.
+func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
+	top := bson.D{}
 	if q.Scope != "" {
-		m = append(m, bson.E{Key: "scope", Value: q.Scope})
+		top = append(top, bson.E{Key: "scope", Value: q.Scope})
 	}
-	var b bson.D
+	m := bson.D{}
+	var b, e bson.D
 	if !q.Begin.IsZero() {
 		n, err := nanos("begin", q.Begin)
 		if err != nil {
 			return nil, err
 		}
 		b = bson.D{{Key: "$gte", Value: n}}
+		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: n}}})
 	}
-	var e bson.D
 	if !q.End.IsZero() {
 		n, err := nanos("end", q.End)
 		if err != nil {
 			return nil, err
 		}
 		e = bson.D{{Key: "$lte", Value: n}}
+		top = append(top, bson.E{Key: "min_e", Value: bson.D{{Key: "$lte", Value: n}}})
 	}
 	for _, k := range slices.Sorted(maps.Keys(q.Filters)) {
 		v := q.Filters[k]
 		switch k {
 		case keyType:
-			m = append(m, bson.E{Key: "svc", Value: v})
+			m = append(m, bson.E{Key: "pts.svc", Value: v})
 		case keyTime:
 			t, err := parseTimeValue(k, v)
 			if err != nil {
@@ -480,22 +474,26 @@ func matchOf(q store.SummaryQuery) (bson.D, error) {
 			if err != nil {
 				return nil, err
 			}
-			m = append(m, bson.E{Key: bucketField(k), Value: n})
+			m = append(m, bson.E{Key: "pts." + bucketField(k), Value: n})
 		default:
 			f, err := attrField(k)
 			if err != nil {
 				return nil, fmt.Errorf("filter: %w", err)
 			}
-			m = append(m, bson.E{Key: f, Value: v})
+			m = append(m, bson.E{Key: "pts." + f, Value: v})
 		}
 	}
 	if len(b) > 0 {
-		m = append(m, bson.E{Key: "b", Value: b})
+		m = append(m, bson.E{Key: "pts.b", Value: b})
 	}
 	if len(e) > 0 {
-		m = append(m, bson.E{Key: "e", Value: e})
+		m = append(m, bson.E{Key: "pts.e", Value: e})
 	}
-	return m, nil
+	p := mgo.Pipeline{{{Key: "$match", Value: top}}, {{Key: "$unwind", Value: "$pts"}}}
+	if len(m) > 0 {
+		p = append(p, bson.D{{Key: "$match", Value: m}})
+	}
+	return p, nil
 }
 
 // RatedPoints returns the points of the query's scope and window matching
@@ -506,24 +504,36 @@ func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.
 	if q.Offset < 0 {
 		return nil, invalid("rated points: negative offset %d", q.Offset)
 	}
-	match, err := matchOf(q)
+	pipe, err := pointsPipeline(q)
 	if err != nil {
 		return nil, fmt.Errorf("rated points: %w", err)
 	}
-	if err := s.finishPeriods(ctx); err != nil {
-		return nil, fmt.Errorf("rated points: %w", err)
+	pipe = append(pipe, bson.D{{Key: "$sort", Value: sortBy("pts.b", "pts.svc", "pts.o", "pts.i")}})
+	if q.Offset > 0 {
+		pipe = append(pipe, bson.D{{Key: "$skip", Value: int64(q.Offset)}})
 	}
-	opts := options.Find().SetSort(sortBy("b", "svc", "ord", "i")).SetSkip(int64(q.Offset))
 	if q.Limit > 0 {
-		opts.SetLimit(int64(q.Limit))
+		pipe = append(pipe, bson.D{{Key: "$limit", Value: int64(q.Limit)}})
 	}
-	docs, err := all[pointDoc](ctx, s.points, match, opts)
+	cur, err := s.periods.Aggregate(ctx, pipe)
 	if err != nil {
-		return nil, fmt.Errorf("rated points: %w", err)
+		return nil, fmt.Errorf("rated points: %w", mapErr(err))
+	}
+	var rows []struct {
+		Pts pointDoc `bson:"pts"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("rated points: %w", mapErr(err))
+	}
+	docs := make([]pointDoc, len(rows))
+	scopes := make([]string, len(rows))
+	for i := range rows {
+		docs[i] = rows[i].Pts
+		scopes[i] = rows[i].Pts.Scope
 	}
 	out := make([]store.RatedPoint, len(docs))
 	for i, d := range docs {
-		p := store.RatedPoint{Scope: d.Scope, Begin: fromNanos(d.B), End: fromNanos(d.E), Service: d.Svc, Unit: d.Unit}
+		p := store.RatedPoint{Scope: scopes[i], Begin: fromNanos(d.B), End: fromNanos(d.E), Service: d.Svc, Unit: d.Unit}
 		if p.Qty, err = decimal.NewFromString(d.Qty); err != nil {
 			return nil, fmt.Errorf("rated points: decode qty %q: %w", d.Qty, err)
 		}
@@ -570,7 +580,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	if q.Offset < 0 {
 		return nil, invalid("summarize: negative offset %d", q.Offset)
 	}
-	match, err := matchOf(q)
+	pipe, err := pointsPipeline(q)
 	if err != nil {
 		return nil, fmt.Errorf("summarize: %w", err)
 	}
@@ -583,33 +593,29 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		var expr string
 		switch k {
 		case keyType:
-			expr = "$svc"
+			expr = "$pts.svc"
 		case keyTime:
-			expr, isTime[i] = "$b", true
+			expr, isTime[i] = "$pts.b", true
 		case keyDay, keyWeek, keyMonth, keyYear:
-			expr, isTime[i] = "$"+bucketField(k), true
+			expr, isTime[i] = "$pts."+bucketField(k), true
 		default:
 			f, err := attrField(k)
 			if err != nil {
 				return nil, fmt.Errorf("summarize: group by: %w", err)
 			}
-			expr = "$" + f
+			expr = "$pts." + f
 		}
 		id = append(id, bson.E{Key: fmt.Sprintf("k%d", i), Value: expr})
 	}
-	id = append(id, bson.E{Key: "b", Value: "$b"}, bson.E{Key: "e", Value: "$e"})
-	if err := s.finishPeriods(ctx); err != nil {
-		return nil, fmt.Errorf("summarize: %w", err)
-	}
+	id = append(id, bson.E{Key: "b", Value: "$pts.b"}, bson.E{Key: "e", Value: "$pts.e"})
 	rows := map[string]*summaryRow{}
 	timeKey := slices.Contains(q.GroupBy, keyTime)
 	// add runs one pipeline: $match, then $group on the keys and period
 	// with one $sum, and adds each output to its row.
-	add := func(match bson.D, groupID bson.D, field string, apply func(r *summaryRow, g *groupOut) error) error {
-		cur, err := s.points.Aggregate(ctx, mgo.Pipeline{
-			{{Key: "$match", Value: match}},
-			{{Key: "$group", Value: bson.D{{Key: "_id", Value: groupID}, {Key: "v", Value: bson.D{{Key: "$sum", Value: "$" + field}}}}}},
-		})
+	add := func(pipe mgo.Pipeline, groupID bson.D, field string, apply func(r *summaryRow, g *groupOut) error) error {
+		pipe = append(slices.Clip(pipe), bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: groupID},
+			{Key: "v", Value: bson.D{{Key: "$sum", Value: "$pts." + field}}}}}})
+		cur, err := s.periods.Aggregate(ctx, pipe)
 		if err != nil {
 			return mapErr(err)
 		}
@@ -641,8 +647,8 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	}
 	// First the counts, per group, period and set of limbs present.
 	var present int64
-	countID := append(slices.Clone(id), bson.E{Key: "lk", Value: "$lk"})
-	if err := add(match, countID, "one", func(r *summaryRow, g *groupOut) error {
+	countID := append(slices.Clone(id), bson.E{Key: "lk", Value: "$pts.lk"})
+	if err := add(pipe, countID, "one", func(r *summaryRow, g *groupOut) error {
 		r.n += g.sum
 		present |= g.mask
 		return nil
@@ -658,8 +664,8 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		if bit >= limbs {
 			field = limbName("p", j)
 		}
-		lm := append(slices.Clone(match), bson.E{Key: field, Value: bson.D{{Key: "$exists", Value: true}}})
-		if err := add(lm, id, field, func(r *summaryRow, g *groupOut) error {
+		lp := append(slices.Clip(pipe), bson.D{{Key: "$match", Value: bson.D{{Key: "pts." + field, Value: bson.D{{Key: "$exists", Value: true}}}}}})
+		if err := add(lp, id, field, func(r *summaryRow, g *groupOut) error {
 			if bit < limbs {
 				r.qty[j] += g.sum
 			} else {

@@ -104,7 +104,7 @@ func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store
 	if stackID == "" {
 		return nil, invalid("list state versions: empty stack id")
 	}
-	docs, err := all[stateVersionDoc](ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}},
+	docs, err := allOf[stateVersionDoc](ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}},
 		options.Find().SetSort(sortBy("serial")).SetProjection(bson.D{{Key: "state", Value: 0}}))
 	if err != nil {
 		return nil, fmt.Errorf("list state versions of %s: %w", stackID, err)
@@ -127,7 +127,7 @@ type moduleDoc struct {
 // ListRatingModules returns every stored module setting, highest priority
 // first (then by name).
 func (s *Store) ListRatingModules(ctx context.Context) ([]*store.RatingModule, error) {
-	docs, err := all[moduleDoc](ctx, s.modules, bson.D{}, options.Find().SetSort(sortBy("-priority", "_id")))
+	docs, err := allOf[moduleDoc](ctx, s.modules, bson.D{}, options.Find().SetSort(sortBy("-priority", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list rating modules: %w", err)
 	}
