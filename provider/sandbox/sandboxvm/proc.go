@@ -2,6 +2,7 @@ package sandboxvm
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,5 +109,38 @@ func killSession(sid int, deadline time.Time) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killInDir kills, with their sessions, the processes whose working
+// directory is dir or below it: a machine's own processes. It finds an
+// agent whose pid never reached machine.json (its starter was killed between
+// the spawn and the record).
+func killInDir(dir string, deadline time.Time) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil {
+			continue
+		}
+		cwd = strings.TrimSuffix(cwd, " (deleted)")
+		if cwd != dir && !strings.HasPrefix(cwd, dir+"/") {
+			continue
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		reap(pid)
+		killSession(pid, deadline)
 	}
 }

@@ -776,6 +776,9 @@ func (vm *VM) Destroy(ctx context.Context) error {
 	if err := vm.stopLocked(ctx); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("destroy machine %s: %w", vm.id, err)
 	}
+	// An agent machine.json does not name (its starter died before
+	// recording it) still runs in the machine's directory.
+	killInDir(vm.dir, time.Now().Add(5*time.Second))
 	if err := os.RemoveAll(vm.dir); err != nil {
 		return fmt.Errorf("destroy machine %s: %w", vm.id, err)
 	}

@@ -474,3 +474,46 @@ func BenchmarkStartStop(b *testing.B) {
 	b.ReportMetric(start.Seconds()*1000/float64(b.N), "start-ms/op")
 	b.ReportMetric(stop.Seconds()*1000/float64(b.N), "stop-ms/op")
 }
+
+// TestDestroyKillsUnrecordedAgent: an agent whose pid never reached
+// machine.json (its starter was killed right after spawning it) still goes
+// with the machine's directory.
+func TestDestroyKillsUnrecordedAgent(t *testing.T) {
+	ctx := ctxT(t)
+	data := t.TempDir()
+	defer testenv.NoProcesses(t, data)
+	vm, err := sandboxvm.Create(ctx, data, sandboxvm.Spec{Name: "u", Agent: []string{testenv.Klient(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Forget the pid, as machine.json would read had the starter died.
+	metaPath := filepath.Join(vm.Dir(), sandboxvm.MetaFile)
+	b, err := os.ReadFile(metaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	for k := range meta {
+		if k == "pid" || k == "proc_start" || k == "address" {
+			delete(meta, k)
+		}
+	}
+	if b, err = json.Marshal(meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(metaPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(vm.Dir()); !os.IsNotExist(err) {
+		t.Errorf("machine dir still there: %v", err)
+	}
+}
