@@ -36,20 +36,20 @@ func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.Ro
 // refuse duplicates (ErrConflict).
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	if u == nil {
-		return invalid("create user: nil user")
+		return store.Invalidf("create user: nil user")
 	}
 	if u.Name == "" {
-		return invalid("create user: empty name")
+		return store.Invalidf("create user: empty name")
 	}
 	if !validRole(u.Role) {
-		return invalid("create user %s: role %q is not admin or member", u.Name, u.Role)
+		return store.Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
 	}
 	id := u.ID
 	if id == "" {
-		id = newID("usr-")
+		id = store.NewID("usr-")
 	}
 	created := s.nowOr(u.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.Name, err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 	if id == "" {
-		return nil, invalid("get user: empty id")
+		return nil, store.Invalidf("get user: empty id")
 	}
 	var d userDoc
 	if err := one(ctx, s.users, byID(id), &d, "user "+id); err != nil {
@@ -79,10 +79,10 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 // GetUserByTokenHash returns the user whose token hashes to hash.
 func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
 	if hash == "" {
-		return nil, invalid("get user by token: empty hash")
+		return nil, store.Invalidf("get user by token: empty hash")
 	}
 	if fromKey(hash) == "" {
-		return nil, fmt.Errorf("get user by token: %w", notFound("user with that token"))
+		return nil, fmt.Errorf("get user by token: %w", store.NotFoundf("user with that token"))
 	}
 	var d userDoc
 	if err := one(ctx, s.users, bson.D{{Key: "token_hash", Value: hash}}, &d, "user with that token"); err != nil {
@@ -137,28 +137,28 @@ func (s *Store) credential(d *credentialDoc) (*stack.Credential, error) {
 // CreateCredential stores a new credential, its Data and Bootstrap sealed.
 func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
 	if c == nil {
-		return invalid("create credential: nil credential")
+		return store.Invalidf("create credential: nil credential")
 	}
 	if c.OwnerID == "" {
-		return invalid("create credential: empty owner_id")
+		return store.Invalidf("create credential: empty owner_id")
 	}
 	if c.Provider == "" {
-		return invalid("create credential: empty provider")
+		return store.Invalidf("create credential: empty provider")
 	}
 	id := c.ID
 	if id == "" {
-		id = newID("cred-")
+		id = store.NewID("cred-")
 	}
 	created := s.nowOr(c.CreatedAt)
 	updated := created
 	if !c.UpdatedAt.IsZero() {
 		updated = c.UpdatedAt.UTC()
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
@@ -182,7 +182,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error
 // GetCredential returns the credential with id, secrets opened.
 func (s *Store) GetCredential(ctx context.Context, id string) (*stack.Credential, error) {
 	if id == "" {
-		return nil, invalid("get credential: empty id")
+		return nil, store.Invalidf("get credential: empty id")
 	}
 	var d credentialDoc
 	if err := one(ctx, s.credentials, byID(id), &d, "credential "+id); err != nil {
@@ -223,13 +223,13 @@ func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.C
 // document, so concurrent updates leave one caller's values, as in SQLite.
 func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error {
 	if c == nil {
-		return invalid("update credential: nil credential")
+		return store.Invalidf("update credential: nil credential")
 	}
 	if c.ID == "" {
-		return invalid("update credential: empty id")
+		return store.Invalidf("update credential: empty id")
 	}
 	updated := s.now().UTC()
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("update credential %s: %w", c.ID, err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error
 		return fmt.Errorf("update credential %s: %w", c.ID, mapErr(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("update credential %s: %w", c.ID, notFound("credential %s", c.ID))
+		return fmt.Errorf("update credential %s: %w", c.ID, store.NotFoundf("credential %s", c.ID))
 	}
 	c.UpdatedAt = updated
 	return nil
@@ -261,7 +261,7 @@ func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error
 // same outcome SQLite gives when the stack write commits second.
 func (s *Store) DeleteCredential(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete credential: empty id")
+		return store.Invalidf("delete credential: empty id")
 	}
 	var user struct {
 		ID string `bson:"_id"`
@@ -279,7 +279,7 @@ func (s *Store) DeleteCredential(ctx context.Context, id string) error {
 		return fmt.Errorf("delete credential %s: %w", id, mapErr(err))
 	}
 	if res.DeletedCount == 0 {
-		return fmt.Errorf("delete credential %s: %w", id, notFound("credential %s", id))
+		return fmt.Errorf("delete credential %s: %w", id, store.NotFoundf("credential %s", id))
 	}
 	return nil
 }
@@ -304,20 +304,20 @@ func (d *templateDoc) template() *stack.Template {
 // CreateTemplate stores a user's template.
 func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 	if t == nil {
-		return invalid("create template: nil template")
+		return store.Invalidf("create template: nil template")
 	}
 	if t.OwnerID == "" {
-		return invalid("create template: empty owner_id")
+		return store.Invalidf("create template: empty owner_id")
 	}
 	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
-		return invalid("create template: format %q is not hcl or json", t.Format)
+		return store.Invalidf("create template: format %q is not hcl or json", t.Format)
 	}
 	id := t.ID
 	if id == "" {
-		id = newID("tpl-")
+		id = store.NewID("tpl-")
 	}
 	created := s.nowOr(t.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
@@ -332,7 +332,7 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 // GetTemplate returns the template with id.
 func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, error) {
 	if id == "" {
-		return nil, invalid("get template: empty id")
+		return nil, store.Invalidf("get template: empty id")
 	}
 	var d templateDoc
 	if err := one(ctx, s.templates, byID(id), &d, "template "+id); err != nil {
@@ -360,7 +360,7 @@ func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Tem
 // templates, so a stack created in between orders after the delete.
 func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete template: empty id")
+		return store.Invalidf("delete template: empty id")
 	}
 	var user struct {
 		ID string `bson:"_id"`
@@ -378,7 +378,7 @@ func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 		return fmt.Errorf("delete template %s: %w", id, mapErr(err))
 	}
 	if res.DeletedCount == 0 {
-		return fmt.Errorf("delete template %s: %w", id, notFound("template %s", id))
+		return fmt.Errorf("delete template %s: %w", id, store.NotFoundf("template %s", id))
 	}
 	return nil
 }
@@ -419,38 +419,38 @@ func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if r == nil {
-		return invalid("create stack: nil stack")
+		return store.Invalidf("create stack: nil stack")
 	}
 	if r.OwnerID == "" {
-		return invalid("create stack: empty owner_id")
+		return store.Invalidf("create stack: empty owner_id")
 	}
 	if r.TemplateID == "" {
-		return invalid("create stack: empty template_id")
+		return store.Invalidf("create stack: empty template_id")
 	}
 	if r.CredentialID == "" {
-		return invalid("create stack: empty credential_id")
+		return store.Invalidf("create stack: empty credential_id")
 	}
 	status := r.Status
 	if status == "" {
 		status = machinestate.StackNotInitialized
 	}
 	if !status.Valid() {
-		return invalid("create stack: unknown status %q", status)
+		return store.Invalidf("create stack: unknown status %q", status)
 	}
 	id := r.ID
 	if id == "" {
-		id = newID("stk-")
+		id = store.NewID("stk-")
 	}
 	created := s.nowOr(r.CreatedAt)
 	updated := created
 	if !r.UpdatedAt.IsZero() {
 		updated = r.UpdatedAt.UTC()
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
@@ -479,7 +479,7 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 // GetStack returns the stack with id.
 func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, error) {
 	if id == "" {
-		return nil, invalid("get stack: empty id")
+		return nil, store.Invalidf("get stack: empty id")
 	}
 	var d stackDoc
 	if err := one(ctx, s.stacks, byID(id), &d, "stack "+id); err != nil {
@@ -513,12 +513,12 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 // writer).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
 	if id == "" {
-		return invalid("set stack status: empty id")
+		return store.Invalidf("set stack status: empty id")
 	}
 	if !status.Valid() {
-		return invalid("set stack %s status: unknown status %q", id, status)
+		return store.Invalidf("set stack %s status: unknown status %q", id, status)
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("set stack %s status: %w", id, err)
 	}
@@ -529,7 +529,7 @@ func (s *Store) SetStackStatus(ctx context.Context, id string, status machinesta
 		return fmt.Errorf("set stack %s status: %w", id, mapErr(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("set stack %s status: %w", id, notFound("stack %s", id))
+		return fmt.Errorf("set stack %s status: %w", id, store.NotFoundf("stack %s", id))
 	}
 	return nil
 }

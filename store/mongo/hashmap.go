@@ -71,14 +71,14 @@ func byOrd() *options.FindOptions { return options.Find().SetSort(sortBy("ord"))
 // CreateHashmapService stores a service; names are unique.
 func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
 	if svc == nil {
-		return invalid("create hashmap service: nil service")
+		return store.Invalidf("create hashmap service: nil service")
 	}
 	if svc.Name == "" {
-		return invalid("create hashmap service: empty name")
+		return store.Invalidf("create hashmap service: empty name")
 	}
 	id := svc.ID
 	if id == "" {
-		id = newID("svc-")
+		id = store.NewID("svc-")
 	}
 	if _, err := s.hmServices.InsertOne(ctx, hmServiceDoc{ID: id, Name: svc.Name, Ord: ord()}); err != nil {
 		return fmt.Errorf("create hashmap service %s: %w", svc.Name, mapErr(err))
@@ -90,7 +90,7 @@ func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapServ
 // GetHashmapService returns a service.
 func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
 	if id == "" {
-		return nil, invalid("get hashmap service: empty id")
+		return nil, store.Invalidf("get hashmap service: empty id")
 	}
 	var d hmServiceDoc
 	if err := one(ctx, s.hmServices, byID(id), &d, "hashmap service "+id); err != nil {
@@ -115,14 +115,14 @@ func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapServic
 // deleteOne deletes the document with id; none is ErrNotFound.
 func deleteOne(ctx context.Context, c *mgo.Collection, what, id string) error {
 	if id == "" {
-		return invalid("delete %s: empty id", what)
+		return store.Invalidf("delete %s: empty id", what)
 	}
 	res, err := c.DeleteOne(ctx, byID(id))
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", what, id, mapErr(err))
 	}
 	if res.DeletedCount == 0 {
-		return fmt.Errorf("delete %s %s: %w", what, id, notFound("%s %s", what, id))
+		return fmt.Errorf("delete %s %s: %w", what, id, store.NotFoundf("%s %s", what, id))
 	}
 	return nil
 }
@@ -170,17 +170,17 @@ func (s *Store) exists(ctx context.Context, c *mgo.Collection, what, id string) 
 // unique within the service.
 func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
 	if f == nil {
-		return invalid("create hashmap field: nil field")
+		return store.Invalidf("create hashmap field: nil field")
 	}
 	if f.ServiceID == "" {
-		return invalid("create hashmap field: empty service_id")
+		return store.Invalidf("create hashmap field: empty service_id")
 	}
 	if f.Name == "" {
-		return invalid("create hashmap field: empty name")
+		return store.Invalidf("create hashmap field: empty name")
 	}
 	id := f.ID
 	if id == "" {
-		id = newID("fld-")
+		id = store.NewID("fld-")
 	}
 	if err := s.exists(ctx, s.hmServices, "service", f.ServiceID); err != nil {
 		return fmt.Errorf("create hashmap field %s: %w", f.Name, err)
@@ -195,7 +195,7 @@ func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) e
 // GetHashmapField returns a field.
 func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
 	if id == "" {
-		return nil, invalid("get hashmap field: empty id")
+		return nil, store.Invalidf("get hashmap field: empty id")
 	}
 	var d hmFieldDoc
 	if err := one(ctx, s.hmFields, byID(id), &d, "hashmap field "+id); err != nil {
@@ -241,14 +241,14 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 // CreateHashmapGroup stores a group; names are unique.
 func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
 	if g == nil {
-		return invalid("create hashmap group: nil group")
+		return store.Invalidf("create hashmap group: nil group")
 	}
 	if g.Name == "" {
-		return invalid("create hashmap group: empty name")
+		return store.Invalidf("create hashmap group: empty name")
 	}
 	id := g.ID
 	if id == "" {
-		id = newID("grp-")
+		id = store.NewID("grp-")
 	}
 	if _, err := s.hmGroups.InsertOne(ctx, hmGroupDoc{ID: id, Name: g.Name, Ord: ord()}); err != nil {
 		return fmt.Errorf("create hashmap group %s: %w", g.Name, mapErr(err))
@@ -260,7 +260,7 @@ func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) e
 // GetHashmapGroup returns a group.
 func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
 	if id == "" {
-		return nil, invalid("get hashmap group: empty id")
+		return nil, store.Invalidf("get hashmap group: empty id")
 	}
 	var d hmGroupDoc
 	if err := one(ctx, s.hmGroups, byID(id), &d, "hashmap group "+id); err != nil {
@@ -287,7 +287,7 @@ func (s *Store) ListHashmapGroups(ctx context.Context) ([]*store.HashmapGroup, e
 // collide, nothing is deleted and the error is ErrConflict.
 func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete hashmap group: empty id")
+		return store.Invalidf("delete hashmap group: empty id")
 	}
 	if err := s.exists(ctx, s.hmGroups, "hashmap group", id); err != nil {
 		return fmt.Errorf("delete hashmap group %s: %w", id, err)
@@ -338,10 +338,10 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 
 func ruleTarget(kind, serviceID, fieldID, costType string) error {
 	if (serviceID == "") == (fieldID == "") {
-		return invalid("%s needs exactly one of service_id and field_id", kind)
+		return store.Invalidf("%s needs exactly one of service_id and field_id", kind)
 	}
 	if costType != store.CostFlat && costType != store.CostRate {
-		return invalid("%s type %q is not flat or rate", kind, costType)
+		return store.Invalidf("%s type %q is not flat or rate", kind, costType)
 	}
 	return nil
 }
@@ -367,16 +367,16 @@ func (s *Store) checkRefs(ctx context.Context, serviceID, fieldID, groupID strin
 
 func validMapping(m *store.HashmapMapping) error {
 	if m == nil {
-		return invalid("nil mapping")
+		return store.Invalidf("nil mapping")
 	}
 	if err := ruleTarget("mapping", m.ServiceID, m.FieldID, m.Type); err != nil {
 		return err
 	}
 	if m.FieldID != "" && m.Value == "" {
-		return invalid("field mapping needs a value")
+		return store.Invalidf("field mapping needs a value")
 	}
 	if m.ServiceID != "" && m.Value != "" {
-		return invalid("service mapping may not have a value")
+		return store.Invalidf("service mapping may not have a value")
 	}
 	return nil
 }
@@ -396,7 +396,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 	}
 	id := m.ID
 	if id == "" {
-		id = newID("map-")
+		id = store.NewID("map-")
 	}
 	if err := s.checkRefs(ctx, m.ServiceID, m.FieldID, m.GroupID); err != nil {
 		return fmt.Errorf("create hashmap mapping: %w", err)
@@ -412,7 +412,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 // GetHashmapMapping returns a mapping.
 func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
 	if id == "" {
-		return nil, invalid("get hashmap mapping: empty id")
+		return nil, store.Invalidf("get hashmap mapping: empty id")
 	}
 	var d hmMappingDoc
 	if err := one(ctx, s.hmMappings, byID(id), &d, "hashmap mapping "+id); err != nil {
@@ -440,7 +440,7 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 // type and cost; the unique index refuses a duplicate (ErrConflict).
 func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
 	if m != nil && m.ID == "" {
-		return invalid("update hashmap mapping: empty id")
+		return store.Invalidf("update hashmap mapping: empty id")
 	}
 	if err := validMapping(m); err != nil {
 		return fmt.Errorf("update hashmap mapping: %w", err)
@@ -459,7 +459,7 @@ func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 		return fmt.Errorf("update hashmap mapping %s: %w", m.ID, mapErr(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("update hashmap mapping %s: %w", m.ID, notFound("hashmap mapping %s", m.ID))
+		return fmt.Errorf("update hashmap mapping %s: %w", m.ID, store.NotFoundf("hashmap mapping %s", m.ID))
 	}
 	return nil
 }
@@ -471,7 +471,7 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 
 func validThreshold(t *store.HashmapThreshold) error {
 	if t == nil {
-		return invalid("nil threshold")
+		return store.Invalidf("nil threshold")
 	}
 	return ruleTarget("threshold", t.ServiceID, t.FieldID, t.Type)
 }
@@ -503,7 +503,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 	}
 	id := t.ID
 	if id == "" {
-		id = newID("thr-")
+		id = store.NewID("thr-")
 	}
 	if err := s.checkRefs(ctx, t.ServiceID, t.FieldID, t.GroupID); err != nil {
 		return fmt.Errorf("create hashmap threshold: %w", err)
@@ -520,7 +520,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 // GetHashmapThreshold returns a threshold.
 func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
 	if id == "" {
-		return nil, invalid("get hashmap threshold: empty id")
+		return nil, store.Invalidf("get hashmap threshold: empty id")
 	}
 	var d hmThresholdDoc
 	if err := one(ctx, s.hmThresholds, byID(id), &d, "hashmap threshold "+id); err != nil {
@@ -548,7 +548,7 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 // level, type and cost.
 func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
 	if t != nil && t.ID == "" {
-		return invalid("update hashmap threshold: empty id")
+		return store.Invalidf("update hashmap threshold: empty id")
 	}
 	if err := validThreshold(t); err != nil {
 		return fmt.Errorf("update hashmap threshold: %w", err)
@@ -568,7 +568,7 @@ func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 		return fmt.Errorf("update hashmap threshold %s: %w", t.ID, mapErr(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("update hashmap threshold %s: %w", t.ID, notFound("hashmap threshold %s", t.ID))
+		return fmt.Errorf("update hashmap threshold %s: %w", t.ID, store.NotFoundf("hashmap threshold %s", t.ID))
 	}
 	return nil
 }

@@ -212,23 +212,23 @@ const maxRetries = 64
 // *store.ActiveJobError.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 	if j == nil {
-		return invalid("create job: nil job")
+		return store.Invalidf("create job: nil job")
 	}
 	if j.Kind == "" {
-		return invalid("create job: empty kind")
+		return store.Invalidf("create job: empty kind")
 	}
 	if j.Target == "" {
-		return invalid("create job: empty target")
+		return store.Invalidf("create job: empty target")
 	}
 	if j.Status != "" && j.Status != store.JobQueued {
-		return invalid("create job: status %q (a new job is queued)", j.Status)
+		return store.Invalidf("create job: status %q (a new job is queued)", j.Status)
 	}
 	id := j.ID
 	if id == "" {
-		id = newID("job-")
+		id = store.NewID("job-")
 	}
 	created := s.nowOr(j.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
@@ -275,7 +275,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 // GetJob returns the job with id.
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 	if id == "" {
-		return nil, invalid("get job: empty id")
+		return nil, store.Invalidf("get job: empty id")
 	}
 	var d jobDoc
 	if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
@@ -298,7 +298,7 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 		hints := []string{string(store.JobQueued), string(store.JobRunning)}
 		for _, st := range statuses {
 			if !validStatus(st) {
-				return nil, invalid("list jobs: unknown status %q", st)
+				return nil, store.Invalidf("list jobs: unknown status %q", st)
 			}
 			want[st] = true
 			if !st.Active() {
@@ -345,17 +345,17 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // _id lets exactly one of them win; the others move on to the next job.
 func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*store.Job, error) {
 	if worker == "" {
-		return nil, invalid("claim job: empty worker")
+		return nil, store.Invalidf("claim job: empty worker")
 	}
 	if lease <= 0 {
-		return nil, invalid("claim job: lease %v must be positive", lease)
+		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
 	}
 	now = s.nowOr(now)
-	nn, err := nanos("now", now)
+	nn, err := store.UnixNanos("now", now)
 	if err != nil {
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
-	ln, err := nanos("lease expiry", now.Add(lease))
+	ln, err := store.UnixNanos("lease expiry", now.Add(lease))
 	if err != nil {
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
@@ -366,7 +366,7 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 			return nil, fmt.Errorf("claim job: %w", err)
 		}
 		if len(docs) == 0 {
-			return nil, fmt.Errorf("claim job: %w", notFound("queued job"))
+			return nil, fmt.Errorf("claim job: %w", store.NotFoundf("queued job"))
 		}
 		for i := range docs {
 			d := &docs[i]
@@ -419,12 +419,12 @@ func (s *Store) heldParts(ctx context.Context, id, worker string) (*parts, error
 // ended the job meanwhile is seen by the check after the write.
 func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error {
 	if id == "" || worker == "" {
-		return invalid("renew job lease: empty job id or worker")
+		return store.Invalidf("renew job lease: empty job id or worker")
 	}
 	if lease <= 0 {
-		return invalid("renew job %s lease: lease %v must be positive", id, lease)
+		return store.Invalidf("renew job %s lease: lease %v must be positive", id, lease)
 	}
-	ln, err := nanos("lease expiry", s.nowOr(now).Add(lease))
+	ln, err := store.UnixNanos("lease expiry", s.nowOr(now).Add(lease))
 	if err != nil {
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
@@ -449,10 +449,10 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 // holds; only the holder writes the progress part.
 func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentage int) error {
 	if id == "" || worker == "" {
-		return invalid("set job progress: empty job id or worker")
+		return store.Invalidf("set job progress: empty job id or worker")
 	}
 	if percentage < 0 || percentage > 100 {
-		return invalid("set job %s progress: percentage %d is outside 0-100", id, percentage)
+		return store.Invalidf("set job %s progress: percentage %d is outside 0-100", id, percentage)
 	}
 	if _, err := s.heldParts(ctx, id, worker); err != nil {
 		return fmt.Errorf("set job %s progress: %w", id, err)
@@ -469,12 +469,12 @@ func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentag
 // FailExpiredJobs.
 func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
 	if id == "" || worker == "" {
-		return invalid("finish job: empty job id or worker")
+		return store.Invalidf("finish job: empty job id or worker")
 	}
 	if status != store.JobSucceeded && status != store.JobFailed {
-		return invalid("finish job %s: status %q is not succeeded or failed", id, status)
+		return store.Invalidf("finish job %s: status %q is not succeeded or failed", id, status)
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", id, err)
 	}
@@ -497,7 +497,7 @@ func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.J
 // of the job's end part, so a job is failed once, and never after its
 // worker finished it.
 func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
-	nn, err := nanos("now", s.nowOr(now))
+	nn, err := store.UnixNanos("now", s.nowOr(now))
 	if err != nil {
 		return nil, fmt.Errorf("fail expired jobs: %w", err)
 	}
@@ -589,7 +589,7 @@ func (s *Store) batchAt(ctx context.Context, jobID string, seq int64) (*eventDoc
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
 	if jobID == "" {
-		return invalid("append events: empty job id")
+		return store.Invalidf("append events: empty job id")
 	}
 	if len(events) == 0 {
 		return nil
@@ -597,12 +597,12 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 	items := make([]eventItemDoc, len(events))
 	for i, e := range events {
 		if e == nil {
-			return invalid("append events to job %s: event %d is nil", jobID, i)
+			return store.Invalidf("append events to job %s: event %d is nil", jobID, i)
 		}
 		if e.Kind == "" {
-			return invalid("append events to job %s: event %d has no kind", jobID, i)
+			return store.Invalidf("append events to job %s: event %d has no kind", jobID, i)
 		}
-		an, err := nanos("at", s.nowOr(e.At))
+		an, err := store.UnixNanos("at", s.nowOr(e.At))
 		if err != nil {
 			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
 		}
@@ -657,7 +657,7 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 // whole list, or a position inside a batch, queries the job's batches.
 func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
 	if jobID == "" {
-		return nil, invalid("list events: empty job id")
+		return nil, store.Invalidf("list events: empty job id")
 	}
 	out := []*store.Event{}
 	emit := func(d *eventDoc) bool {
@@ -763,17 +763,17 @@ func (s *Store) nextEpoch(ctx context.Context, cur *leaseDoc, d leaseDoc) (bool,
 // holder's unexpired lease is ErrLeaseHeld, an expired one is taken over.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*store.Lease, error) {
 	if name == "" || holder == "" {
-		return nil, invalid("acquire lease: empty name or holder")
+		return nil, store.Invalidf("acquire lease: empty name or holder")
 	}
 	if ttl <= 0 {
-		return nil, invalid("acquire lease %s: ttl %v must be positive", name, ttl)
+		return nil, store.Invalidf("acquire lease %s: ttl %v must be positive", name, ttl)
 	}
 	now = s.nowOr(now)
-	nn, err := nanos("now", now)
+	nn, err := store.UnixNanos("now", now)
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
-	en, err := nanos("expiry", now.Add(ttl))
+	en, err := store.UnixNanos("expiry", now.Add(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
@@ -799,7 +799,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 // ReleaseLease gives up holder's lease; releasing one not held is a no-op.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	if name == "" || holder == "" {
-		return invalid("release lease: empty name or holder")
+		return store.Invalidf("release lease: empty name or holder")
 	}
 	for range maxRetries {
 		cur, err := s.currentLease(ctx, name)
@@ -823,14 +823,14 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 // GetLease returns the lease record for name, expired or not.
 func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
 	if name == "" {
-		return nil, invalid("get lease: empty name")
+		return nil, store.Invalidf("get lease: empty name")
 	}
 	cur, err := s.currentLease(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("get lease: %w", err)
 	}
 	if cur == nil || cur.Released {
-		return nil, fmt.Errorf("get lease: %w", notFound("lease %s", name))
+		return nil, fmt.Errorf("get lease: %w", store.NotFoundf("lease %s", name))
 	}
 	return &store.Lease{Name: name, Holder: cur.Holder, Expires: fromNanos(cur.Expires)}, nil
 }

@@ -147,7 +147,7 @@ func (s *Store) live(ctx context.Context, id string, d *machineDoc, opts ...*opt
 		return err
 	}
 	if d.Deleted {
-		return notFound("machine %s", id)
+		return store.NotFoundf("machine %s", id)
 	}
 	return nil
 }
@@ -158,26 +158,26 @@ func (s *Store) live(ctx context.Context, id string, d *machineDoc, opts ...*opt
 // return m holds the stored state, reason, times and last-seen.
 func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	if m == nil {
-		return invalid("put machine: nil machine")
+		return store.Invalidf("put machine: nil machine")
 	}
 	if m.StackID == "" {
-		return invalid("put machine: empty stack_id")
+		return store.Invalidf("put machine: empty stack_id")
 	}
 	if m.OwnerID == "" {
-		return invalid("put machine: empty owner_id")
+		return store.Invalidf("put machine: empty owner_id")
 	}
 	if !m.State.Valid() {
-		return invalid("put machine: unknown state %d", int(m.State))
+		return store.Invalidf("put machine: unknown state %d", int(m.State))
 	}
 	if len(m.Metadata) > 0 && !json.Valid(m.Metadata) {
-		return invalid("put machine %s: metadata is not valid JSON", m.ID)
+		return store.Invalidf("put machine %s: metadata is not valid JSON", m.ID)
 	}
 	id := m.ID
 	if id == "" {
-		id = newID("m-")
+		id = store.NewID("m-")
 	}
 	now := s.now().UTC()
-	nn, err := nanos("updated_at", now)
+	nn, err := store.UnixNanos("updated_at", now)
 	if err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
@@ -185,7 +185,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	if m.CreatedAt.IsZero() {
 		created = now
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
@@ -256,7 +256,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 // GetMachine returns the machine with id.
 func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, error) {
 	if id == "" {
-		return nil, invalid("get machine: empty id")
+		return nil, store.Invalidf("get machine: empty id")
 	}
 	var d machineDoc
 	if err := s.live(ctx, id, &d); err != nil {
@@ -273,10 +273,10 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 // hash.
 func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error) {
 	if hash == "" {
-		return nil, invalid("get machine by agent token: empty hash")
+		return nil, store.Invalidf("get machine by agent token: empty hash")
 	}
 	if fromKey(hash) == "" {
-		return nil, fmt.Errorf("get machine by agent token: %w", notFound("machine with that agent token"))
+		return nil, fmt.Errorf("get machine by agent token: %w", store.NotFoundf("machine with that agent token"))
 	}
 	var d machineDoc
 	if err := one(ctx, s.machines, bson.D{{Key: "agent_token_hash", Value: hash}, {Key: "deleted", Value: false}}, &d, "machine with that agent token"); err != nil {
@@ -341,12 +341,12 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
 	if id == "" {
-		return invalid("set machine state: empty id")
+		return store.Invalidf("set machine state: empty id")
 	}
 	if !state.Valid() {
-		return invalid("set machine %s state: unknown state %d", id, int(state))
+		return store.Invalidf("set machine %s state: unknown state %d", id, int(state))
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("set machine %s state: %w", id, err)
 	}
@@ -411,9 +411,9 @@ func (s *Store) setState(ctx context.Context, id string, state machinestate.Stat
 // writer).
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error {
 	if id == "" {
-		return invalid("touch machine: empty id")
+		return store.Invalidf("touch machine: empty id")
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
@@ -456,7 +456,7 @@ func byTime(a, b historyDoc) int {
 // they were recorded for equal times); empty when it has none.
 func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error) {
 	if id == "" {
-		return nil, invalid("machine history: empty id")
+		return nil, store.Invalidf("machine history: empty id")
 	}
 	var d machineDoc
 	switch err := one(ctx, s.machines, byID(id), &d, "machine "+id); {
@@ -490,17 +490,17 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	var err error
 	if !q.From.IsZero() {
-		if from, err = nanos("from", q.From); err != nil {
+		if from, err = store.UnixNanos("from", q.From); err != nil {
 			return nil, fmt.Errorf("state history: %w", err)
 		}
 	}
 	if !q.To.IsZero() {
-		if to, err = nanos("to", q.To); err != nil {
+		if to, err = store.UnixNanos("to", q.To); err != nil {
 			return nil, fmt.Errorf("state history: %w", err)
 		}
 	}
 	if from >= to {
-		return nil, invalid("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
+		return nil, store.Invalidf("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
 	}
 	mf := bson.D{{Key: "deleted", Value: false}}
 	var owner bson.D
@@ -568,7 +568,7 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 // read but its history stays.
 func (s *Store) DeleteMachine(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete machine: empty id")
+		return store.Invalidf("delete machine: empty id")
 	}
 	res, err := s.machines.UpdateOne(ctx, liveByID(id), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "deleted", Value: true}, {Key: "agent_token_hash", Value: emptyKey(id)},
@@ -577,7 +577,7 @@ func (s *Store) DeleteMachine(ctx context.Context, id string) error {
 		return fmt.Errorf("delete machine %s: %w", id, mapErr(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("delete machine %s: %w", id, notFound("machine %s", id))
+		return fmt.Errorf("delete machine %s: %w", id, store.NotFoundf("machine %s", id))
 	}
 	return nil
 }

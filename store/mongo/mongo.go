@@ -19,13 +19,10 @@ package mongo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"time"
@@ -121,18 +118,18 @@ func Open(ctx context.Context, uri, dataDir string, opts ...Option) (*Store, err
 		o.now = time.Now
 	}
 	if o.timeout <= 0 {
-		return nil, invalid("open mongodb store: timeout %v must be positive", o.timeout)
+		return nil, store.Invalidf("open mongodb store: timeout %v must be positive", o.timeout)
 	}
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
-		return nil, invalid("open mongodb store: bad URI: %v", redactURI(err.Error()))
+		return nil, store.Invalidf("open mongodb store: bad URI: %v", redactURI(err.Error()))
 	}
 	if cs.Database == "" {
-		return nil, invalid("open mongodb store: the URI names no database (want mongodb://host:port/dbname)")
+		return nil, store.Invalidf("open mongodb store: the URI names no database (want mongodb://host:port/dbname)")
 	}
 	if o.box == nil {
 		if dataDir == "" {
-			return nil, invalid("open mongodb store: no data dir for the secret key (or give WithBox)")
+			return nil, store.Invalidf("open mongodb store: no data dir for the secret key (or give WithBox)")
 		}
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("open mongodb store: %w", err)
@@ -334,20 +331,12 @@ func redactURI(msg string) string {
 	return msg
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, store.ErrInvalid)...)
-}
-
-func notFound(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
-}
-
 // one reads a single document into v; no document is ErrNotFound naming
 // what.
 func one(ctx context.Context, c *mgo.Collection, filter any, v any, what string, opts ...*options.FindOneOptions) error {
 	err := c.FindOne(ctx, filter, opts...).Decode(v)
 	if errors.Is(err, mgo.ErrNoDocuments) {
-		return notFound("%s", what)
+		return store.NotFoundf("%s", what)
 	}
 	return mapErr(err)
 }
@@ -381,37 +370,16 @@ func sortBy(keys ...string) bson.D {
 
 // ---- ids and times ----------------------------------------------------------
 
-// newID returns prefix + 16 random hex digits.
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return prefix + hex.EncodeToString(b[:])
-}
-
 // ord is a creation-order key: ObjectIDs grow within a process and by the
 // second across processes (SQLite lists in rowid order).
 func ord() primitive.ObjectID { return primitive.NewObjectID() }
 
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos converts a time to Unix nanoseconds; times outside 1678–2262 do not
-// fit and are ErrInvalid.
-func nanos(field string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, invalid("%s %s is out of range (1678-2262)", field, t.Format(time.RFC3339))
-	}
-	return t.UnixNano(), nil
-}
-
-// optNanos is nanos for an optional time: zero is 0.
+// optNanos is store.UnixNanos for an optional time: zero is 0.
 func optNanos(field string, t time.Time) (int64, error) {
 	if t.IsZero() {
 		return 0, nil
 	}
-	return nanos(field, t)
+	return store.UnixNanos(field, t)
 }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }

@@ -84,7 +84,7 @@ func toLimbs(field string, d decimal.Decimal) ([limbs]int64, error) {
 	var out [limbs]int64
 	if d.Exponent() < -limbScale {
 		if t := d.Truncate(limbScale); !t.Equal(d) {
-			return out, invalid("%s %s has more than %d decimal places", field, d, limbScale)
+			return out, store.Invalidf("%s %s has more than %d decimal places", field, d, limbScale)
 		}
 		d = d.Truncate(limbScale)
 	}
@@ -94,7 +94,7 @@ func toLimbs(field string, d decimal.Decimal) ([limbs]int64, error) {
 	neg := v.Sign() < 0
 	v.Abs(v)
 	if v.Cmp(limbMax) >= 0 {
-		return out, invalid("%s %s has more than %d integer digits", field, d, 9*(limbs-limbFrac))
+		return out, store.Invalidf("%s %s has more than %d integer digits", field, d, 9*(limbs-limbFrac))
 	}
 	r := new(big.Int)
 	for i := range limbs {
@@ -171,10 +171,10 @@ func bucketOf(key string, t time.Time) time.Time {
 // characters are refused, as the SQLite backend refuses them.
 func attrField(key string) (string, error) {
 	if key == "" {
-		return "", invalid("empty key")
+		return "", store.Invalidf("empty key")
 	}
 	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
-		return "", invalid("key %q may not hold quotes, backslashes or control characters", key)
+		return "", store.Invalidf("key %q may not hold quotes, backslashes or control characters", key)
 	}
 	return "a." + attrName(key), nil
 }
@@ -240,19 +240,19 @@ func (s *Store) headPeriod(ctx context.Context, scope string) (*periodDoc, error
 // or end take the period's.
 func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
 	if p == nil {
-		return invalid("commit rated period: nil period")
+		return store.Invalidf("commit rated period: nil period")
 	}
 	if p.Scope == "" {
-		return invalid("commit rated period: empty scope")
+		return store.Invalidf("commit rated period: empty scope")
 	}
 	if !p.End.After(p.Begin) {
-		return invalid("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
+		return store.Invalidf("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
 	}
-	bn, err := nanos("begin", p.Begin)
+	bn, err := store.UnixNanos("begin", p.Begin)
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
-	en, err := nanos("end", p.End)
+	en, err := store.UnixNanos("end", p.End)
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
@@ -301,20 +301,20 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd primitive.ObjectID) (bson.D, int64, int64, error) {
 	pt := &p.Points[i]
 	if pt.Scope != "" && pt.Scope != p.Scope {
-		return nil, 0, 0, invalid("point has scope %q", pt.Scope)
+		return nil, 0, 0, store.Invalidf("point has scope %q", pt.Scope)
 	}
 	if pt.Service == "" {
-		return nil, 0, 0, invalid("point has no service")
+		return nil, 0, 0, store.Invalidf("point has no service")
 	}
 	b, e := bn, en
 	var err error
 	if !pt.Begin.IsZero() {
-		if b, err = nanos("point begin", pt.Begin); err != nil {
+		if b, err = store.UnixNanos("point begin", pt.Begin); err != nil {
 			return nil, 0, 0, err
 		}
 	}
 	if !pt.End.IsZero() {
-		if e, err = nanos("point end", pt.End); err != nil {
+		if e, err = store.UnixNanos("point end", pt.End); err != nil {
 			return nil, 0, 0, err
 		}
 	}
@@ -351,7 +351,7 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd pr
 		{Key: "a", Value: a},
 	}
 	for _, k := range bucketKeys {
-		bt, err := nanos("bucket", bucketOf(k, fromNanos(b)))
+		bt, err := store.UnixNanos("bucket", bucketOf(k, fromNanos(b)))
 		if err != nil {
 			return nil, 0, 0, err
 		}
@@ -378,7 +378,7 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd pr
 // newest period record.
 func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error) {
 	if scope == "" {
-		return nil, invalid("get scope state: empty scope")
+		return nil, store.Invalidf("get scope state: empty scope")
 	}
 	head, err := s.headPeriod(ctx, scope)
 	if err != nil {
@@ -421,7 +421,7 @@ func parseTimeValue(key, v string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, invalid("filter %s: %q is not an RFC 3339 time or a date", key, v)
+	return time.Time{}, store.Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
 }
 
 // pointsPipeline is the start of every points query: the periods that can
@@ -435,7 +435,7 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 	m := bson.D{}
 	var b, e bson.D
 	if !q.Begin.IsZero() {
-		n, err := nanos("begin", q.Begin)
+		n, err := store.UnixNanos("begin", q.Begin)
 		if err != nil {
 			return nil, err
 		}
@@ -443,7 +443,7 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: n}}})
 	}
 	if !q.End.IsZero() {
-		n, err := nanos("end", q.End)
+		n, err := store.UnixNanos("end", q.End)
 		if err != nil {
 			return nil, err
 		}
@@ -460,7 +460,7 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 			if err != nil {
 				return nil, err
 			}
-			n, err := nanos("filter time", t)
+			n, err := store.UnixNanos("filter time", t)
 			if err != nil {
 				return nil, err
 			}
@@ -470,7 +470,7 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 			if err != nil {
 				return nil, err
 			}
-			n, err := nanos("filter "+k, bucketOf(k, t))
+			n, err := store.UnixNanos("filter "+k, bucketOf(k, t))
 			if err != nil {
 				return nil, err
 			}
@@ -502,7 +502,7 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 // is ignored.
 func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
 	if q.Offset < 0 {
-		return nil, invalid("rated points: negative offset %d", q.Offset)
+		return nil, store.Invalidf("rated points: negative offset %d", q.Offset)
 	}
 	pipe, err := pointsPipeline(q)
 	if err != nil {
@@ -578,7 +578,7 @@ type summaryRow struct {
 // adds a group's periods, orders the groups and pages them.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
 	if q.Offset < 0 {
-		return nil, invalid("summarize: negative offset %d", q.Offset)
+		return nil, store.Invalidf("summarize: negative offset %d", q.Offset)
 	}
 	pipe, err := pointsPipeline(q)
 	if err != nil {
@@ -588,7 +588,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	isTime := make([]bool, len(q.GroupBy))
 	for i, k := range q.GroupBy {
 		if slices.Contains(q.GroupBy[:i], k) {
-			return nil, invalid("summarize: group key %q given twice", k)
+			return nil, store.Invalidf("summarize: group key %q given twice", k)
 		}
 		var expr string
 		switch k {

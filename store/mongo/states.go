@@ -36,16 +36,16 @@ type stateVersionDoc struct {
 // greater than the stack's latest is ErrStaleSerial.
 func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) error {
 	if v == nil {
-		return invalid("put state version: nil version")
+		return store.Invalidf("put state version: nil version")
 	}
 	if v.StackID == "" {
-		return invalid("put state version: empty stack_id")
+		return store.Invalidf("put state version: empty stack_id")
 	}
 	if v.Serial < 0 {
-		return invalid("put state version of %s: negative serial %d", v.StackID, v.Serial)
+		return store.Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
 	}
 	created := s.nowOr(v.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) erro
 // State opened.
 func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.StateVersion, error) {
 	if stackID == "" {
-		return nil, invalid("latest state version: empty stack id")
+		return nil, store.Invalidf("latest state version: empty stack id")
 	}
 	var d stateVersionDoc
 	if err := one(ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}}, &d, "state of "+stackID,
@@ -102,7 +102,7 @@ func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.
 // ListStateVersions returns a stack's versions oldest first, without State.
 func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store.StateVersion, error) {
 	if stackID == "" {
-		return nil, invalid("list state versions: empty stack id")
+		return nil, store.Invalidf("list state versions: empty stack id")
 	}
 	docs, err := allOf[stateVersionDoc](ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}},
 		options.Find().SetSort(sortBy("serial")).SetProjection(bson.D{{Key: "state", Value: 0}}))
@@ -141,7 +141,7 @@ func (s *Store) ListRatingModules(ctx context.Context) ([]*store.RatingModule, e
 // GetRatingModule returns one module's setting.
 func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.RatingModule, error) {
 	if name == "" {
-		return nil, invalid("get rating module: empty name")
+		return nil, store.Invalidf("get rating module: empty name")
 	}
 	var d moduleDoc
 	if err := one(ctx, s.modules, byID(name), &d, "rating module "+name); err != nil {
@@ -164,10 +164,10 @@ func upsert(ctx context.Context, c *mgo.Collection, id string, doc any) error {
 // PutRatingModule creates or replaces a module's setting.
 func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) error {
 	if m == nil {
-		return invalid("put rating module: nil module")
+		return store.Invalidf("put rating module: nil module")
 	}
 	if m.Name == "" {
-		return invalid("put rating module: empty name")
+		return store.Invalidf("put rating module: empty name")
 	}
 	if err := upsert(ctx, s.modules, m.Name, moduleDoc{Name: m.Name, Enabled: m.Enabled, Priority: m.Priority}); err != nil {
 		return fmt.Errorf("put rating module %s: %w", m.Name, err)
@@ -190,7 +190,7 @@ func writerID(scope, writer string) string { return fmt.Sprintf("%d:%s/%s", len(
 // GetWriterState returns a writer's progress for a scope.
 func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*store.WriterState, error) {
 	if scope == "" || writer == "" {
-		return nil, invalid("get writer state: empty scope or writer")
+		return nil, store.Invalidf("get writer state: empty scope or writer")
 	}
 	var d writerDoc
 	if err := one(ctx, s.writers, byID(writerID(scope, writer)), &d, "writer "+writer+" state of scope "+scope); err != nil {
@@ -207,10 +207,10 @@ func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*stor
 // one writer is the write orchestrator of that scope).
 func (s *Store) PutWriterState(ctx context.Context, w *store.WriterState) error {
 	if w == nil {
-		return invalid("put writer state: nil state")
+		return store.Invalidf("put writer state: nil state")
 	}
 	if w.Scope == "" || w.Writer == "" {
-		return invalid("put writer state: empty scope or writer")
+		return store.Invalidf("put writer state: empty scope or writer")
 	}
 	last, err := optNanos("last_written", w.LastWritten)
 	if err != nil {

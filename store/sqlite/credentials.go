@@ -40,28 +40,28 @@ func (s *Store) scanCredential(sc scanner) (*stack.Credential, error) {
 // CreateCredential stores a new credential, its Data and Bootstrap sealed.
 func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
 	if c == nil {
-		return invalid("create credential: nil credential")
+		return store.Invalidf("create credential: nil credential")
 	}
 	if c.OwnerID == "" {
-		return invalid("create credential: empty owner_id")
+		return store.Invalidf("create credential: empty owner_id")
 	}
 	if c.Provider == "" {
-		return invalid("create credential: empty provider")
+		return store.Invalidf("create credential: empty provider")
 	}
 	id := c.ID
 	if id == "" {
-		id = newID("cred-")
+		id = store.NewID("cred-")
 	}
 	created := s.nowOr(c.CreatedAt)
 	updated := created
 	if !c.UpdatedAt.IsZero() {
 		updated = c.UpdatedAt.UTC()
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
@@ -88,7 +88,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error
 // GetCredential returns the credential with id, secrets opened.
 func (s *Store) GetCredential(ctx context.Context, id string) (*stack.Credential, error) {
 	if id == "" {
-		return nil, invalid("get credential: empty id")
+		return nil, store.Invalidf("get credential: empty id")
 	}
 	c, err := s.scanCredential(s.r.QueryRowContext(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = ?`, id))
 	if err != nil {
@@ -112,13 +112,13 @@ func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.C
 // bootstrapped, and sets UpdatedAt.
 func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error {
 	if c == nil {
-		return invalid("update credential: nil credential")
+		return store.Invalidf("update credential: nil credential")
 	}
 	if c.ID == "" {
-		return invalid("update credential: empty id")
+		return store.Invalidf("update credential: empty id")
 	}
 	updated := s.now().UTC()
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("update credential %s: %w", c.ID, err)
 	}
@@ -144,7 +144,7 @@ func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error
 // DeleteCredential deletes a credential no live (not destroyed) stack uses.
 func (s *Store) DeleteCredential(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete credential: empty id")
+		return store.Invalidf("delete credential: empty id")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stackID string
@@ -188,20 +188,20 @@ func scanTemplate(sc scanner) (*stack.Template, error) {
 // belong to composed templates and are not stored).
 func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 	if t == nil {
-		return invalid("create template: nil template")
+		return store.Invalidf("create template: nil template")
 	}
 	if t.OwnerID == "" {
-		return invalid("create template: empty owner_id")
+		return store.Invalidf("create template: empty owner_id")
 	}
 	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
-		return invalid("create template: format %q is not hcl or json", t.Format)
+		return store.Invalidf("create template: format %q is not hcl or json", t.Format)
 	}
 	id := t.ID
 	if id == "" {
-		id = newID("tpl-")
+		id = store.NewID("tpl-")
 	}
 	created := s.nowOr(t.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
@@ -220,7 +220,7 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 // GetTemplate returns the template with id.
 func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, error) {
 	if id == "" {
-		return nil, invalid("get template: empty id")
+		return nil, store.Invalidf("get template: empty id")
 	}
 	t, err := scanTemplate(s.r.QueryRowContext(ctx, `SELECT `+templateCols+` FROM templates WHERE id = ?`, id))
 	if err != nil {
@@ -243,7 +243,7 @@ func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Tem
 // DeleteTemplate deletes a template no stack uses.
 func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete template: empty id")
+		return store.Invalidf("delete template: empty id")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stackID string
@@ -295,38 +295,38 @@ func (s *Store) scanStack(sc scanner) (*store.StackRecord, error) {
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if r == nil {
-		return invalid("create stack: nil stack")
+		return store.Invalidf("create stack: nil stack")
 	}
 	if r.OwnerID == "" {
-		return invalid("create stack: empty owner_id")
+		return store.Invalidf("create stack: empty owner_id")
 	}
 	if r.TemplateID == "" {
-		return invalid("create stack: empty template_id")
+		return store.Invalidf("create stack: empty template_id")
 	}
 	if r.CredentialID == "" {
-		return invalid("create stack: empty credential_id")
+		return store.Invalidf("create stack: empty credential_id")
 	}
 	status := r.Status
 	if status == "" {
 		status = machinestate.StackNotInitialized
 	}
 	if !status.Valid() {
-		return invalid("create stack: unknown status %q", status)
+		return store.Invalidf("create stack: unknown status %q", status)
 	}
 	id := r.ID
 	if id == "" {
-		id = newID("stk-")
+		id = store.NewID("stk-")
 	}
 	created := s.nowOr(r.CreatedAt)
 	updated := created
 	if !r.UpdatedAt.IsZero() {
 		updated = r.UpdatedAt.UTC()
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
-	un, err := nanos("updated_at", updated)
+	un, err := store.UnixNanos("updated_at", updated)
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
@@ -357,7 +357,7 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 // GetStack returns the stack with id.
 func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, error) {
 	if id == "" {
-		return nil, invalid("get stack: empty id")
+		return nil, store.Invalidf("get stack: empty id")
 	}
 	r, err := s.scanStack(s.r.QueryRowContext(ctx, `SELECT `+stackCols+` FROM stacks WHERE id = ?`, id))
 	if err != nil {
@@ -380,12 +380,12 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 // SetStackStatus sets a stack's status and reason at at (now when zero).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
 	if id == "" {
-		return invalid("set stack status: empty id")
+		return store.Invalidf("set stack status: empty id")
 	}
 	if !status.Valid() {
-		return invalid("set stack %s status: unknown status %q", id, status)
+		return store.Invalidf("set stack %s status: unknown status %q", id, status)
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("set stack %s status: %w", id, err)
 	}

@@ -15,14 +15,14 @@ import (
 // CreateHashmapService stores a service; names are unique.
 func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
 	if svc == nil {
-		return invalid("create hashmap service: nil service")
+		return store.Invalidf("create hashmap service: nil service")
 	}
 	if svc.Name == "" {
-		return invalid("create hashmap service: empty name")
+		return store.Invalidf("create hashmap service: empty name")
 	}
 	id := svc.ID
 	if id == "" {
-		id = newID("svc-")
+		id = store.NewID("svc-")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hashmap_services (id, name) VALUES (?, ?)`, id, svc.Name)
@@ -46,7 +46,7 @@ func scanService(sc scanner) (*store.HashmapService, error) {
 // GetHashmapService returns a service.
 func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
 	if id == "" {
-		return nil, invalid("get hashmap service: empty id")
+		return nil, store.Invalidf("get hashmap service: empty id")
 	}
 	v, err := scanService(s.r.QueryRowContext(ctx, `SELECT id, name FROM hashmap_services WHERE id = ?`, id))
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Store) DeleteHashmapService(ctx context.Context, id string) error {
 
 func (s *Store) deleteByID(ctx context.Context, table, what, id string) error {
 	if id == "" {
-		return invalid("delete %s: empty id", what)
+		return store.Invalidf("delete %s: empty id", what)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)
@@ -100,17 +100,17 @@ func exists(ctx context.Context, tx *sql.Tx, table, what, id string) error {
 // unique within the service.
 func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
 	if f == nil {
-		return invalid("create hashmap field: nil field")
+		return store.Invalidf("create hashmap field: nil field")
 	}
 	if f.ServiceID == "" {
-		return invalid("create hashmap field: empty service_id")
+		return store.Invalidf("create hashmap field: empty service_id")
 	}
 	if f.Name == "" {
-		return invalid("create hashmap field: empty name")
+		return store.Invalidf("create hashmap field: empty name")
 	}
 	id := f.ID
 	if id == "" {
-		id = newID("fld-")
+		id = store.NewID("fld-")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, "hashmap_services", "service", f.ServiceID); err != nil {
@@ -137,7 +137,7 @@ func scanField(sc scanner) (*store.HashmapField, error) {
 // GetHashmapField returns a field.
 func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
 	if id == "" {
-		return nil, invalid("get hashmap field: empty id")
+		return nil, store.Invalidf("get hashmap field: empty id")
 	}
 	v, err := scanField(s.r.QueryRowContext(ctx, `SELECT id, service_id, name FROM hashmap_fields WHERE id = ?`, id))
 	if err != nil {
@@ -176,14 +176,14 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 // CreateHashmapGroup stores a group; names are unique.
 func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
 	if g == nil {
-		return invalid("create hashmap group: nil group")
+		return store.Invalidf("create hashmap group: nil group")
 	}
 	if g.Name == "" {
-		return invalid("create hashmap group: empty name")
+		return store.Invalidf("create hashmap group: empty name")
 	}
 	id := g.ID
 	if id == "" {
-		id = newID("grp-")
+		id = store.NewID("grp-")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hashmap_groups (id, name) VALUES (?, ?)`, id, g.Name)
@@ -207,7 +207,7 @@ func scanGroup(sc scanner) (*store.HashmapGroup, error) {
 // GetHashmapGroup returns a group.
 func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
 	if id == "" {
-		return nil, invalid("get hashmap group: empty id")
+		return nil, store.Invalidf("get hashmap group: empty id")
 	}
 	v, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT id, name FROM hashmap_groups WHERE id = ?`, id))
 	if err != nil {
@@ -240,10 +240,10 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 // and thresholds.
 func ruleTarget(kind, serviceID, fieldID, costType string) error {
 	if (serviceID == "") == (fieldID == "") {
-		return invalid("%s needs exactly one of service_id and field_id", kind)
+		return store.Invalidf("%s needs exactly one of service_id and field_id", kind)
 	}
 	if costType != store.CostFlat && costType != store.CostRate {
-		return invalid("%s type %q is not flat or rate", kind, costType)
+		return store.Invalidf("%s type %q is not flat or rate", kind, costType)
 	}
 	return nil
 }
@@ -269,16 +269,16 @@ func checkRefs(ctx context.Context, tx *sql.Tx, serviceID, fieldID, groupID stri
 
 func validMapping(m *store.HashmapMapping) error {
 	if m == nil {
-		return invalid("nil mapping")
+		return store.Invalidf("nil mapping")
 	}
 	if err := ruleTarget("mapping", m.ServiceID, m.FieldID, m.Type); err != nil {
 		return err
 	}
 	if m.FieldID != "" && m.Value == "" {
-		return invalid("field mapping needs a value")
+		return store.Invalidf("field mapping needs a value")
 	}
 	if m.ServiceID != "" && m.Value != "" {
-		return invalid("service mapping may not have a value")
+		return store.Invalidf("service mapping may not have a value")
 	}
 	return nil
 }
@@ -306,7 +306,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 	}
 	id := m.ID
 	if id == "" {
-		id = newID("map-")
+		id = store.NewID("map-")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := checkRefs(ctx, tx, m.ServiceID, m.FieldID, m.GroupID); err != nil {
@@ -326,7 +326,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 // GetHashmapMapping returns a mapping.
 func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
 	if id == "" {
-		return nil, invalid("get hashmap mapping: empty id")
+		return nil, store.Invalidf("get hashmap mapping: empty id")
 	}
 	m, err := scanMapping(s.r.QueryRowContext(ctx, `SELECT `+mappingCols+` FROM hashmap_mappings WHERE id = ?`, id))
 	if err != nil {
@@ -350,7 +350,7 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 // type and cost.
 func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
 	if m != nil && m.ID == "" {
-		return invalid("update hashmap mapping: empty id")
+		return store.Invalidf("update hashmap mapping: empty id")
 	}
 	if err := validMapping(m); err != nil {
 		return fmt.Errorf("update hashmap mapping: %w", err)
@@ -379,7 +379,7 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 
 func validThreshold(t *store.HashmapThreshold) error {
 	if t == nil {
-		return invalid("nil threshold")
+		return store.Invalidf("nil threshold")
 	}
 	return ruleTarget("threshold", t.ServiceID, t.FieldID, t.Type)
 }
@@ -409,7 +409,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 	}
 	id := t.ID
 	if id == "" {
-		id = newID("thr-")
+		id = store.NewID("thr-")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := checkRefs(ctx, tx, t.ServiceID, t.FieldID, t.GroupID); err != nil {
@@ -429,7 +429,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 // GetHashmapThreshold returns a threshold.
 func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
 	if id == "" {
-		return nil, invalid("get hashmap threshold: empty id")
+		return nil, store.Invalidf("get hashmap threshold: empty id")
 	}
 	t, err := scanThreshold(s.r.QueryRowContext(ctx, `SELECT `+thresholdCols+` FROM hashmap_thresholds WHERE id = ?`, id))
 	if err != nil {
@@ -453,7 +453,7 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 // level, type and cost.
 func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
 	if t != nil && t.ID == "" {
-		return invalid("update hashmap threshold: empty id")
+		return store.Invalidf("update hashmap threshold: empty id")
 	}
 	if err := validThreshold(t); err != nil {
 		return fmt.Errorf("update hashmap threshold: %w", err)

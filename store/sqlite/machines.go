@@ -42,7 +42,7 @@ func metadataText(meta json.RawMessage) (any, error) {
 		return nil, nil
 	}
 	if !json.Valid(meta) {
-		return nil, invalid("metadata is not valid JSON")
+		return nil, store.Invalidf("metadata is not valid JSON")
 	}
 	return string(meta), nil
 }
@@ -53,16 +53,16 @@ func metadataText(meta json.RawMessage) (any, error) {
 // the stored state, reason, times and last-seen.
 func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	if m == nil {
-		return invalid("put machine: nil machine")
+		return store.Invalidf("put machine: nil machine")
 	}
 	if m.StackID == "" {
-		return invalid("put machine: empty stack_id")
+		return store.Invalidf("put machine: empty stack_id")
 	}
 	if m.OwnerID == "" {
-		return invalid("put machine: empty owner_id")
+		return store.Invalidf("put machine: empty owner_id")
 	}
 	if !m.State.Valid() {
-		return invalid("put machine: unknown state %d", int(m.State))
+		return store.Invalidf("put machine: unknown state %d", int(m.State))
 	}
 	meta, err := metadataText(m.Metadata)
 	if err != nil {
@@ -70,10 +70,10 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	}
 	id := m.ID
 	if id == "" {
-		id = newID("m-")
+		id = store.NewID("m-")
 	}
 	now := s.now().UTC()
-	nn, err := nanos("updated_at", now)
+	nn, err := store.UnixNanos("updated_at", now)
 	if err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
@@ -81,7 +81,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	if m.CreatedAt.IsZero() {
 		created = now
 	}
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
@@ -125,7 +125,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 // GetMachine returns the machine with id.
 func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, error) {
 	if id == "" {
-		return nil, invalid("get machine: empty id")
+		return nil, store.Invalidf("get machine: empty id")
 	}
 	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 // hash.
 func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error) {
 	if hash == "" {
-		return nil, invalid("get machine by agent token: empty hash")
+		return nil, store.Invalidf("get machine by agent token: empty hash")
 	}
 	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE agent_token_hash = ?`, hash))
 	if err != nil {
@@ -173,12 +173,12 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
 	if id == "" {
-		return invalid("set machine state: empty id")
+		return store.Invalidf("set machine state: empty id")
 	}
 	if !state.Valid() {
-		return invalid("set machine %s state: unknown state %d", id, int(state))
+		return store.Invalidf("set machine %s state: unknown state %d", id, int(state))
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("set machine %s state: %w", id, err)
 	}
@@ -214,9 +214,9 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 // when zero). LastSeen never moves back.
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error {
 	if id == "" {
-		return invalid("touch machine: empty id")
+		return store.Invalidf("touch machine: empty id")
 	}
-	an, err := nanos("at", s.nowOr(at))
+	an, err := store.UnixNanos("at", s.nowOr(at))
 	if err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
@@ -249,7 +249,7 @@ func scanRecord(sc scanner) (stack.StateRecord, error) {
 // they were recorded for equal times); empty when it has none.
 func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error) {
 	if id == "" {
-		return nil, invalid("machine history: empty id")
+		return nil, store.Invalidf("machine history: empty id")
 	}
 	out, err := list(ctx, s.r, scanRecord,
 		`SELECT machine_id, state, reason, at FROM machine_history WHERE machine_id = ? ORDER BY at, id`, id)
@@ -267,17 +267,17 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	var err error
 	if !q.From.IsZero() {
-		if from, err = nanos("from", q.From); err != nil {
+		if from, err = store.UnixNanos("from", q.From); err != nil {
 			return nil, fmt.Errorf("state history: %w", err)
 		}
 	}
 	if !q.To.IsZero() {
-		if to, err = nanos("to", q.To); err != nil {
+		if to, err = store.UnixNanos("to", q.To); err != nil {
 			return nil, fmt.Errorf("state history: %w", err)
 		}
 	}
 	if from >= to {
-		return nil, invalid("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
+		return nil, store.Invalidf("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
 	}
 	args := []any{sql.Named("from", from), sql.Named("to", to)}
 	owner := ""
@@ -428,7 +428,7 @@ func nextInt(b []byte) (int64, []byte, error) {
 // DeleteMachine removes a machine; its history stays.
 func (s *Store) DeleteMachine(ctx context.Context, id string) error {
 	if id == "" {
-		return invalid("delete machine: empty id")
+		return store.Invalidf("delete machine: empty id")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)

@@ -23,19 +23,19 @@ import (
 // take the period's.
 func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
 	if p == nil {
-		return invalid("commit rated period: nil period")
+		return store.Invalidf("commit rated period: nil period")
 	}
 	if p.Scope == "" {
-		return invalid("commit rated period: empty scope")
+		return store.Invalidf("commit rated period: empty scope")
 	}
 	if !p.End.After(p.Begin) {
-		return invalid("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
+		return store.Invalidf("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
 	}
-	bn, err := nanos("begin", p.Begin)
+	bn, err := store.UnixNanos("begin", p.Begin)
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
-	en, err := nanos("end", p.End)
+	en, err := store.UnixNanos("end", p.End)
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	}
@@ -48,19 +48,19 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	for i := range p.Points {
 		pt := &p.Points[i]
 		if pt.Scope != "" && pt.Scope != p.Scope {
-			return invalid("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+			return store.Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
 		}
 		if pt.Service == "" {
-			return invalid("commit rated period of %s: point %d has no service", p.Scope, i)
+			return store.Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
 		}
 		r := row{begin: bn, end: en, qty: pt.Qty.String(), price: pt.Price.String()}
 		if !pt.Begin.IsZero() {
-			if r.begin, err = nanos("point begin", pt.Begin); err != nil {
+			if r.begin, err = store.UnixNanos("point begin", pt.Begin); err != nil {
 				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 			}
 		}
 		if !pt.End.IsZero() {
-			if r.end, err = nanos("point end", pt.End); err != nil {
+			if r.end, err = store.UnixNanos("point end", pt.End); err != nil {
 				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 			}
 		}
@@ -77,7 +77,7 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 		}
 		for k, key := range bucketKeys {
-			if r.buckets[k], err = nanos("bucket", bucketOf(key, fromNanos(r.begin))); err != nil {
+			if r.buckets[k], err = store.UnixNanos("bucket", bucketOf(key, fromNanos(r.begin))); err != nil {
 				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 			}
 		}
@@ -134,7 +134,7 @@ func jsonMap(m map[string]string) (string, error) {
 // GetScopeState returns how far a scope has been rated.
 func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error) {
 	if scope == "" {
-		return nil, invalid("get scope state: empty scope")
+		return nil, store.Invalidf("get scope state: empty scope")
 	}
 	var st store.ScopeState
 	var last int64
@@ -216,10 +216,10 @@ func bucketOf(key string, t time.Time) time.Time {
 // (attrs holds both, groupby winning).
 func attrExpr(key string) (string, error) {
 	if key == "" {
-		return "", invalid("empty key")
+		return "", store.Invalidf("empty key")
 	}
 	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
-		return "", invalid("key %q may not hold quotes, backslashes or control characters", key)
+		return "", store.Invalidf("key %q may not hold quotes, backslashes or control characters", key)
 	}
 	path := "'" + strings.ReplaceAll(`$."`+key+`"`, "'", "''") + "'"
 	return `json_extract(attrs, ` + path + `)`, nil
@@ -231,7 +231,7 @@ func parseTimeValue(key, v string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, invalid("filter %s: %q is not an RFC 3339 time or a date", key, v)
+	return time.Time{}, store.Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
 }
 
 // whereClause builds the WHERE of a points query from the scope, window and
@@ -243,14 +243,14 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 		conds, args = append(conds, "scope = ?"), append(args, q.Scope)
 	}
 	if !q.Begin.IsZero() {
-		n, err := nanos("begin", q.Begin)
+		n, err := store.UnixNanos("begin", q.Begin)
 		if err != nil {
 			return "", nil, err
 		}
 		conds, args = append(conds, "begin_at >= ?"), append(args, n)
 	}
 	if !q.End.IsZero() {
-		n, err := nanos("end", q.End)
+		n, err := store.UnixNanos("end", q.End)
 		if err != nil {
 			return "", nil, err
 		}
@@ -271,7 +271,7 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 			if err != nil {
 				return "", nil, err
 			}
-			n, err := nanos("filter time", t)
+			n, err := store.UnixNanos("filter time", t)
 			if err != nil {
 				return "", nil, err
 			}
@@ -281,7 +281,7 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 			if err != nil {
 				return "", nil, err
 			}
-			n, err := nanos("filter "+k, bucketOf(k, t))
+			n, err := store.UnixNanos("filter "+k, bucketOf(k, t))
 			if err != nil {
 				return "", nil, err
 			}
@@ -307,7 +307,7 @@ func formatTime(n int64) string { return fromNanos(n).Format(time.RFC3339Nano) }
 // (all when Limit <= 0). GroupBy is ignored.
 func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
 	if q.Offset < 0 {
-		return nil, invalid("rated points: negative offset %d", q.Offset)
+		return nil, store.Invalidf("rated points: negative offset %d", q.Offset)
 	}
 	where, args, err := whereClause(q)
 	if err != nil {
@@ -359,7 +359,7 @@ func scanPoint(sc scanner) (store.RatedPoint, error) {
 // ordered by begin, then the key values.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
 	if q.Offset < 0 {
-		return nil, invalid("summarize: negative offset %d", q.Offset)
+		return nil, store.Invalidf("summarize: negative offset %d", q.Offset)
 	}
 	where, args, err := whereClause(q)
 	if err != nil {
@@ -374,7 +374,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	)
 	for i, k := range q.GroupBy {
 		if slices.Contains(q.GroupBy[:i], k) {
-			return nil, invalid("summarize: group key %q given twice", k)
+			return nil, store.Invalidf("summarize: group key %q given twice", k)
 		}
 		alias := fmt.Sprintf("k%d", i)
 		var expr string

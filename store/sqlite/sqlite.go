@@ -8,7 +8,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
@@ -18,7 +17,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -330,18 +328,10 @@ func mapErr(err error) error {
 	return err
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, store.ErrInvalid)...)
-}
-
-func notFound(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
-}
-
 // noRows maps sql.ErrNoRows to ErrNotFound naming what was looked for.
 func noRows(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("%s", what)
+		return store.NotFoundf("%s", what)
 	}
 	return mapErr(err)
 }
@@ -353,40 +343,19 @@ func mustAffect(res sql.Result, what string) error {
 		return err
 	}
 	if n == 0 {
-		return notFound("%s", what)
+		return store.NotFoundf("%s", what)
 	}
 	return nil
 }
 
 // ---- ids and times ----------------------------------------------------------
 
-// newID returns prefix + 16 random hex digits.
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return prefix + hex.EncodeToString(b[:])
-}
-
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos converts a time for an INTEGER column; times outside the years
-// 1678–2262 do not fit and are ErrInvalid.
-func nanos(field string, t time.Time) (int64, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, invalid("%s %s is out of range (1678-2262)", field, t.Format(time.RFC3339))
-	}
-	return t.UnixNano(), nil
-}
-
-// optNanos is nanos for an optional column: the zero time is NULL.
+// optNanos is store.UnixNanos for an optional column: the zero time is NULL.
 func optNanos(field string, t time.Time) (any, error) {
 	if t.IsZero() {
 		return nil, nil
 	}
-	return nanos(field, t)
+	return store.UnixNanos(field, t)
 }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }

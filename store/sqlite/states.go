@@ -16,16 +16,16 @@ import (
 // than the stack's latest is ErrStaleSerial.
 func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) error {
 	if v == nil {
-		return invalid("put state version: nil version")
+		return store.Invalidf("put state version: nil version")
 	}
 	if v.StackID == "" {
-		return invalid("put state version: empty stack_id")
+		return store.Invalidf("put state version: empty stack_id")
 	}
 	if v.Serial < 0 {
-		return invalid("put state version of %s: negative serial %d", v.StackID, v.Serial)
+		return store.Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
 	}
 	created := s.nowOr(v.CreatedAt)
-	cn, err := nanos("created_at", created)
+	cn, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
 	}
@@ -56,7 +56,7 @@ func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) erro
 // State opened.
 func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.StateVersion, error) {
 	if stackID == "" {
-		return nil, invalid("latest state version: empty stack id")
+		return nil, store.Invalidf("latest state version: empty stack id")
 	}
 	var v store.StateVersion
 	var state []byte
@@ -76,7 +76,7 @@ func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.
 // ListStateVersions returns a stack's versions oldest first, without State.
 func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store.StateVersion, error) {
 	if stackID == "" {
-		return nil, invalid("list state versions: empty stack id")
+		return nil, store.Invalidf("list state versions: empty stack id")
 	}
 	out, err := list(ctx, s.r, func(sc scanner) (*store.StateVersion, error) {
 		var v store.StateVersion
@@ -116,7 +116,7 @@ func (s *Store) ListRatingModules(ctx context.Context) ([]*store.RatingModule, e
 // GetRatingModule returns one module's setting.
 func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.RatingModule, error) {
 	if name == "" {
-		return nil, invalid("get rating module: empty name")
+		return nil, store.Invalidf("get rating module: empty name")
 	}
 	m, err := scanModule(s.r.QueryRowContext(ctx, `SELECT name, enabled, priority FROM rating_modules WHERE name = ?`, name))
 	if err != nil {
@@ -128,10 +128,10 @@ func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.Rating
 // PutRatingModule creates or replaces a module's setting.
 func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) error {
 	if m == nil {
-		return invalid("put rating module: nil module")
+		return store.Invalidf("put rating module: nil module")
 	}
 	if m.Name == "" {
-		return invalid("put rating module: empty name")
+		return store.Invalidf("put rating module: empty name")
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rating_modules (name, enabled, priority) VALUES (?1, ?2, ?3)
@@ -149,7 +149,7 @@ func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) erro
 // GetWriterState returns a writer's progress for a scope.
 func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*store.WriterState, error) {
 	if scope == "" || writer == "" {
-		return nil, invalid("get writer state: empty scope or writer")
+		return nil, store.Invalidf("get writer state: empty scope or writer")
 	}
 	var w store.WriterState
 	var last sql.NullInt64
@@ -169,10 +169,10 @@ func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*stor
 // PutWriterState creates or replaces a writer's progress for a scope.
 func (s *Store) PutWriterState(ctx context.Context, w *store.WriterState) error {
 	if w == nil {
-		return invalid("put writer state: nil state")
+		return store.Invalidf("put writer state: nil state")
 	}
 	if w.Scope == "" || w.Writer == "" {
-		return invalid("put writer state: empty scope or writer")
+		return store.Invalidf("put writer state: empty scope or writer")
 	}
 	last, err := optNanos("last_written", w.LastWritten)
 	if err != nil {

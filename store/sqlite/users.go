@@ -27,20 +27,20 @@ func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.Ro
 // CreateUser stores a new user; names and token hashes are unique.
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	if u == nil {
-		return invalid("create user: nil user")
+		return store.Invalidf("create user: nil user")
 	}
 	if u.Name == "" {
-		return invalid("create user: empty name")
+		return store.Invalidf("create user: empty name")
 	}
 	if !validRole(u.Role) {
-		return invalid("create user %s: role %q is not admin or member", u.Name, u.Role)
+		return store.Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
 	}
 	id := u.ID
 	if id == "" {
-		id = newID("usr-")
+		id = store.NewID("usr-")
 	}
 	created := s.nowOr(u.CreatedAt)
-	c, err := nanos("created_at", created)
+	c, err := store.UnixNanos("created_at", created)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.Name, err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 	if id == "" {
-		return nil, invalid("get user: empty id")
+		return nil, store.Invalidf("get user: empty id")
 	}
 	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 // GetUserByTokenHash returns the user whose token hashes to hash.
 func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
 	if hash == "" {
-		return nil, invalid("get user by token: empty hash")
+		return nil, store.Invalidf("get user by token: empty hash")
 	}
 	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = ?`, hash))
 	if err != nil {
