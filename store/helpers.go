@@ -42,3 +42,41 @@ func UnixNanos(field string, t time.Time) (int64, error) {
 	}
 	return t.UnixNano(), nil
 }
+
+// CheckMapping is the rule every backend keeps for a mapping: exactly one
+// of service and field, a flat or rate type, a value for a field mapping
+// and none for a service mapping (ErrInvalid otherwise).
+func CheckMapping(m *HashmapMapping) error {
+	if m == nil {
+		return Invalidf("nil mapping")
+	}
+	if err := checkRuleTarget("mapping", m.ServiceID, m.FieldID, m.Type); err != nil {
+		return err
+	}
+	if m.FieldID != "" && m.Value == "" {
+		return Invalidf("field mapping needs a value")
+	}
+	if m.ServiceID != "" && m.Value != "" {
+		return Invalidf("service mapping may not have a value")
+	}
+	return nil
+}
+
+// CheckThreshold is the rule every backend keeps for a threshold: exactly
+// one of service and field and a flat or rate type.
+func CheckThreshold(t *HashmapThreshold) error {
+	if t == nil {
+		return Invalidf("nil threshold")
+	}
+	return checkRuleTarget("threshold", t.ServiceID, t.FieldID, t.Type)
+}
+
+func checkRuleTarget(kind, serviceID, fieldID, costType string) error {
+	if (serviceID == "") == (fieldID == "") {
+		return Invalidf("%s needs exactly one of service_id and field_id", kind)
+	}
+	if costType != CostFlat && costType != CostRate {
+		return Invalidf("%s type %q is not flat or rate", kind, costType)
+	}
+	return nil
+}

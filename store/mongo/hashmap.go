@@ -336,16 +336,6 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 
 // ---- mappings and thresholds --------------------------------------------------
 
-func ruleTarget(kind, serviceID, fieldID, costType string) error {
-	if (serviceID == "") == (fieldID == "") {
-		return store.Invalidf("%s needs exactly one of service_id and field_id", kind)
-	}
-	if costType != store.CostFlat && costType != store.CostRate {
-		return store.Invalidf("%s type %q is not flat or rate", kind, costType)
-	}
-	return nil
-}
-
 func (s *Store) checkRefs(ctx context.Context, serviceID, fieldID, groupID string) error {
 	if serviceID != "" {
 		if err := s.exists(ctx, s.hmServices, "hashmap service", serviceID); err != nil {
@@ -365,22 +355,6 @@ func (s *Store) checkRefs(ctx context.Context, serviceID, fieldID, groupID strin
 	return nil
 }
 
-func validMapping(m *store.HashmapMapping) error {
-	if m == nil {
-		return store.Invalidf("nil mapping")
-	}
-	if err := ruleTarget("mapping", m.ServiceID, m.FieldID, m.Type); err != nil {
-		return err
-	}
-	if m.FieldID != "" && m.Value == "" {
-		return store.Invalidf("field mapping needs a value")
-	}
-	if m.ServiceID != "" && m.Value != "" {
-		return store.Invalidf("service mapping may not have a value")
-	}
-	return nil
-}
-
 func (d *hmMappingDoc) mapping() (*store.HashmapMapping, error) {
 	c, err := decimal.NewFromString(d.Cost)
 	if err != nil {
@@ -391,7 +365,7 @@ func (d *hmMappingDoc) mapping() (*store.HashmapMapping, error) {
 
 // CreateHashmapMapping stores a service or field mapping.
 func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if err := validMapping(m); err != nil {
+	if err := store.CheckMapping(m); err != nil {
 		return fmt.Errorf("create hashmap mapping: %w", err)
 	}
 	id := m.ID
@@ -442,7 +416,7 @@ func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 	if m != nil && m.ID == "" {
 		return store.Invalidf("update hashmap mapping: empty id")
 	}
-	if err := validMapping(m); err != nil {
+	if err := store.CheckMapping(m); err != nil {
 		return fmt.Errorf("update hashmap mapping: %w", err)
 	}
 	if err := s.exists(ctx, s.hmMappings, "hashmap mapping", m.ID); err != nil {
@@ -469,13 +443,6 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 	return deleteOne(ctx, s.hmMappings, "hashmap mapping", id)
 }
 
-func validThreshold(t *store.HashmapThreshold) error {
-	if t == nil {
-		return store.Invalidf("nil threshold")
-	}
-	return ruleTarget("threshold", t.ServiceID, t.FieldID, t.Type)
-}
-
 func (d *hmThresholdDoc) threshold() (*store.HashmapThreshold, error) {
 	t := &store.HashmapThreshold{ID: d.ID, ServiceID: d.ServiceID, FieldID: d.FieldID, GroupID: d.GroupID, Type: d.Type}
 	var err error
@@ -498,7 +465,7 @@ func levelKey(d decimal.Decimal) string {
 
 // CreateHashmapThreshold stores a service or field threshold.
 func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if err := validThreshold(t); err != nil {
+	if err := store.CheckThreshold(t); err != nil {
 		return fmt.Errorf("create hashmap threshold: %w", err)
 	}
 	id := t.ID
@@ -550,7 +517,7 @@ func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 	if t != nil && t.ID == "" {
 		return store.Invalidf("update hashmap threshold: empty id")
 	}
-	if err := validThreshold(t); err != nil {
+	if err := store.CheckThreshold(t); err != nil {
 		return fmt.Errorf("update hashmap threshold: %w", err)
 	}
 	if err := s.exists(ctx, s.hmThresholds, "hashmap threshold", t.ID); err != nil {

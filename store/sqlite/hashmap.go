@@ -236,18 +236,6 @@ func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
 
 // ---- mappings and thresholds --------------------------------------------------
 
-// ruleTarget checks the service/field/group references shared by mappings
-// and thresholds.
-func ruleTarget(kind, serviceID, fieldID, costType string) error {
-	if (serviceID == "") == (fieldID == "") {
-		return store.Invalidf("%s needs exactly one of service_id and field_id", kind)
-	}
-	if costType != store.CostFlat && costType != store.CostRate {
-		return store.Invalidf("%s type %q is not flat or rate", kind, costType)
-	}
-	return nil
-}
-
 func checkRefs(ctx context.Context, tx *sql.Tx, serviceID, fieldID, groupID string) error {
 	if serviceID != "" {
 		if err := exists(ctx, tx, "hashmap_services", "hashmap service", serviceID); err != nil {
@@ -263,22 +251,6 @@ func checkRefs(ctx context.Context, tx *sql.Tx, serviceID, fieldID, groupID stri
 		if err := exists(ctx, tx, "hashmap_groups", "hashmap group", groupID); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func validMapping(m *store.HashmapMapping) error {
-	if m == nil {
-		return store.Invalidf("nil mapping")
-	}
-	if err := ruleTarget("mapping", m.ServiceID, m.FieldID, m.Type); err != nil {
-		return err
-	}
-	if m.FieldID != "" && m.Value == "" {
-		return store.Invalidf("field mapping needs a value")
-	}
-	if m.ServiceID != "" && m.Value != "" {
-		return store.Invalidf("service mapping may not have a value")
 	}
 	return nil
 }
@@ -301,7 +273,7 @@ func scanMapping(sc scanner) (*store.HashmapMapping, error) {
 
 // CreateHashmapMapping stores a service or field mapping.
 func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if err := validMapping(m); err != nil {
+	if err := store.CheckMapping(m); err != nil {
 		return fmt.Errorf("create hashmap mapping: %w", err)
 	}
 	id := m.ID
@@ -352,7 +324,7 @@ func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 	if m != nil && m.ID == "" {
 		return store.Invalidf("update hashmap mapping: empty id")
 	}
-	if err := validMapping(m); err != nil {
+	if err := store.CheckMapping(m); err != nil {
 		return fmt.Errorf("update hashmap mapping: %w", err)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -377,13 +349,6 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 	return s.deleteByID(ctx, "hashmap_mappings", "hashmap mapping", id)
 }
 
-func validThreshold(t *store.HashmapThreshold) error {
-	if t == nil {
-		return store.Invalidf("nil threshold")
-	}
-	return ruleTarget("threshold", t.ServiceID, t.FieldID, t.Type)
-}
-
 const thresholdCols = `id, coalesce(service_id, ''), coalesce(field_id, ''), coalesce(group_id, ''), level, type, cost`
 
 func scanThreshold(sc scanner) (*store.HashmapThreshold, error) {
@@ -404,7 +369,7 @@ func scanThreshold(sc scanner) (*store.HashmapThreshold, error) {
 
 // CreateHashmapThreshold stores a service or field threshold.
 func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if err := validThreshold(t); err != nil {
+	if err := store.CheckThreshold(t); err != nil {
 		return fmt.Errorf("create hashmap threshold: %w", err)
 	}
 	id := t.ID
@@ -455,7 +420,7 @@ func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 	if t != nil && t.ID == "" {
 		return store.Invalidf("update hashmap threshold: empty id")
 	}
-	if err := validThreshold(t); err != nil {
+	if err := store.CheckThreshold(t); err != nil {
 		return fmt.Errorf("update hashmap threshold: %w", err)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
