@@ -403,25 +403,11 @@ func (s *Store) nowOr(t time.Time) time.Time {
 // ---- secrets ------------------------------------------------------------------
 
 func (s *Store) seal(what string, plain []byte) ([]byte, error) {
-	if len(plain) == 0 {
-		return nil, nil
-	}
-	b, err := s.box.Seal(plain)
-	if err != nil {
-		return nil, fmt.Errorf("seal %s: %w", what, err)
-	}
-	return b, nil
+	return s.box.SealField(what, plain)
 }
 
 func (s *Store) open(what string, sealed []byte) ([]byte, error) {
-	if len(sealed) == 0 {
-		return nil, nil
-	}
-	b, err := s.box.Open(sealed)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", what, err)
-	}
-	return b, nil
+	return s.box.OpenField(what, sealed)
 }
 
 // emptyKey is the placeholder an empty optional unique value (a token

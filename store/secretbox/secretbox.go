@@ -206,3 +206,28 @@ func (b *Box) Open(sealed []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// SealField seals one secret field of a record, naming it in the error; an
+// empty field stays empty (nil), so "no secret" needs no ciphertext.
+func (b *Box) SealField(what string, plain []byte) ([]byte, error) {
+	if len(plain) == 0 {
+		return nil, nil
+	}
+	sealed, err := b.Seal(plain)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", what, err)
+	}
+	return sealed, nil
+}
+
+// OpenField opens what SealField sealed; empty stays nil.
+func (b *Box) OpenField(what string, sealed []byte) ([]byte, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	plain, err := b.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", what, err)
+	}
+	return plain, nil
+}

@@ -391,28 +391,19 @@ func nullStr(s string) any {
 
 // ---- secrets ------------------------------------------------------------------
 
-// seal encrypts a secret for a BLOB column; empty is NULL.
+// seal encrypts a secret for a BLOB column; empty is NULL (a nil
+// interface, not an empty blob).
 func (s *Store) seal(what string, plain []byte) (any, error) {
-	if len(plain) == 0 {
-		return nil, nil
-	}
-	b, err := s.box.Seal(plain)
-	if err != nil {
-		return nil, fmt.Errorf("seal %s: %w", what, err)
+	b, err := s.box.SealField(what, plain)
+	if b == nil {
+		return nil, err
 	}
 	return b, nil
 }
 
 // open decrypts a BLOB column; NULL is nil.
 func (s *Store) open(what string, sealed []byte) ([]byte, error) {
-	if len(sealed) == 0 {
-		return nil, nil
-	}
-	b, err := s.box.Open(sealed)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", what, err)
-	}
-	return b, nil
+	return s.box.OpenField(what, sealed)
 }
 
 // scanner is a *sql.Row or *sql.Rows.
