@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/kloud/kloud/machinestate"
 )
 
 // Helpers every backend shares, so their errors, ids and times agree.
@@ -79,4 +81,57 @@ func checkRuleTarget(kind, serviceID, fieldID, costType string) error {
 		return Invalidf("%s type %q is not flat or rate", kind, costType)
 	}
 	return nil
+}
+
+// CheckUser is what every backend requires of a new user.
+func CheckUser(u *User) error {
+	if u == nil {
+		return Invalidf("create user: nil user")
+	}
+	if u.Name == "" {
+		return Invalidf("create user: empty name")
+	}
+	if u.Role != RoleAdmin && u.Role != RoleMember {
+		return Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
+	}
+	return nil
+}
+
+// CheckStateVersion is what every backend requires of a state version.
+func CheckStateVersion(v *StateVersion) error {
+	if v == nil {
+		return Invalidf("put state version: nil version")
+	}
+	if v.StackID == "" {
+		return Invalidf("put state version: empty stack_id")
+	}
+	if v.Serial < 0 {
+		return Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
+	}
+	return nil
+}
+
+// CheckNewStack is what every backend requires of a new stack; it returns
+// the status to store (not_initialized when empty).
+func CheckNewStack(r *StackRecord) (machinestate.StackState, error) {
+	if r == nil {
+		return "", Invalidf("create stack: nil stack")
+	}
+	if r.OwnerID == "" {
+		return "", Invalidf("create stack: empty owner_id")
+	}
+	if r.TemplateID == "" {
+		return "", Invalidf("create stack: empty template_id")
+	}
+	if r.CredentialID == "" {
+		return "", Invalidf("create stack: empty credential_id")
+	}
+	status := r.Status
+	if status == "" {
+		status = machinestate.StackNotInitialized
+	}
+	if !status.Valid() {
+		return "", Invalidf("create stack: unknown status %q", status)
+	}
+	return status, nil
 }

@@ -30,19 +30,11 @@ func (d *userDoc) user() *store.User {
 	return &store.User{ID: d.ID, Name: d.Name, Role: store.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: fromNanos(d.CreatedAt)}
 }
 
-func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.RoleMember }
-
 // CreateUser stores a new user; the unique indexes on name and token hash
 // refuse duplicates (ErrConflict).
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	if u == nil {
-		return store.Invalidf("create user: nil user")
-	}
-	if u.Name == "" {
-		return store.Invalidf("create user: empty name")
-	}
-	if !validRole(u.Role) {
-		return store.Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
+	if err := store.CheckUser(u); err != nil {
+		return err
 	}
 	id := u.ID
 	if id == "" {
@@ -418,24 +410,9 @@ func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
 // CreateStack stores a new stack (status not_initialized when empty), its
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
-	if r == nil {
-		return store.Invalidf("create stack: nil stack")
-	}
-	if r.OwnerID == "" {
-		return store.Invalidf("create stack: empty owner_id")
-	}
-	if r.TemplateID == "" {
-		return store.Invalidf("create stack: empty template_id")
-	}
-	if r.CredentialID == "" {
-		return store.Invalidf("create stack: empty credential_id")
-	}
-	status := r.Status
-	if status == "" {
-		status = machinestate.StackNotInitialized
-	}
-	if !status.Valid() {
-		return store.Invalidf("create stack: unknown status %q", status)
+	status, err := store.CheckNewStack(r)
+	if err != nil {
+		return err
 	}
 	id := r.ID
 	if id == "" {

@@ -294,24 +294,9 @@ func (s *Store) scanStack(sc scanner) (*store.StackRecord, error) {
 // CreateStack stores a new stack (status not_initialized when empty), its
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
-	if r == nil {
-		return store.Invalidf("create stack: nil stack")
-	}
-	if r.OwnerID == "" {
-		return store.Invalidf("create stack: empty owner_id")
-	}
-	if r.TemplateID == "" {
-		return store.Invalidf("create stack: empty template_id")
-	}
-	if r.CredentialID == "" {
-		return store.Invalidf("create stack: empty credential_id")
-	}
-	status := r.Status
-	if status == "" {
-		status = machinestate.StackNotInitialized
-	}
-	if !status.Valid() {
-		return store.Invalidf("create stack: unknown status %q", status)
+	status, err := store.CheckNewStack(r)
+	if err != nil {
+		return err
 	}
 	id := r.ID
 	if id == "" {

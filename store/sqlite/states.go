@@ -15,14 +15,8 @@ import (
 // PutStateVersion stores a state version, State sealed; a serial not greater
 // than the stack's latest is ErrStaleSerial.
 func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) error {
-	if v == nil {
-		return store.Invalidf("put state version: nil version")
-	}
-	if v.StackID == "" {
-		return store.Invalidf("put state version: empty stack_id")
-	}
-	if v.Serial < 0 {
-		return store.Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
+	if err := store.CheckStateVersion(v); err != nil {
+		return err
 	}
 	created := s.nowOr(v.CreatedAt)
 	cn, err := store.UnixNanos("created_at", created)

@@ -22,18 +22,10 @@ func scanUser(sc scanner) (*store.User, error) {
 	return &u, nil
 }
 
-func validRole(r store.Role) bool { return r == store.RoleAdmin || r == store.RoleMember }
-
 // CreateUser stores a new user; names and token hashes are unique.
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	if u == nil {
-		return store.Invalidf("create user: nil user")
-	}
-	if u.Name == "" {
-		return store.Invalidf("create user: empty name")
-	}
-	if !validRole(u.Role) {
-		return store.Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
+	if err := store.CheckUser(u); err != nil {
+		return err
 	}
 	id := u.ID
 	if id == "" {
