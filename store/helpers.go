@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/kloud/kloud/machinestate"
@@ -134,4 +135,84 @@ func CheckNewStack(r *StackRecord) (machinestate.StackState, error) {
 		return "", Invalidf("create stack: unknown status %q", status)
 	}
 	return status, nil
+}
+
+// The summary keys that are not groupby or metadata keys (SummaryQuery).
+const (
+	KeyType  = "type"
+	KeyTime  = "time"
+	KeyDay   = "time-d"
+	KeyWeek  = "time-w"
+	KeyMonth = "time-m"
+	KeyYear  = "time-y"
+)
+
+// BucketKeys are the time bucket keys, in the order backends keep them.
+var BucketKeys = [4]string{KeyDay, KeyWeek, KeyMonth, KeyYear}
+
+// BucketStart returns the start of the time bucket key (day, ISO week from
+// Monday, month or year, UTC) that t falls in.
+func BucketStart(key string, t time.Time) time.Time {
+	t = t.UTC()
+	y, m, d := t.Date()
+	switch key {
+	case KeyDay:
+	case KeyWeek:
+		back := (int(t.Weekday()) + 6) % 7 // days since Monday
+		y, m, d = t.AddDate(0, 0, -back).Date()
+	case KeyMonth:
+		d = 1
+	case KeyYear:
+		m, d = time.January, 1
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// CheckAttrKey refuses a groupby or metadata key no backend can address:
+// empty, or holding quotes, backslashes or control characters.
+func CheckAttrKey(key string) error {
+	if key == "" {
+		return Invalidf("empty key")
+	}
+	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
+		return Invalidf("key %q may not hold quotes, backslashes or control characters", key)
+	}
+	return nil
+}
+
+// HistoryWindow turns a history query's window into Unix nanoseconds, an
+// open side (zero time) reading as the extreme; an empty window is
+// ErrInvalid.
+func HistoryWindow(q HistoryQuery) (from, to int64, err error) {
+	from, to = math.MinInt64, math.MaxInt64
+	if !q.From.IsZero() {
+		if from, err = UnixNanos("from", q.From); err != nil {
+			return 0, 0, fmt.Errorf("state history: %w", err)
+		}
+	}
+	if !q.To.IsZero() {
+		if to, err = UnixNanos("to", q.To); err != nil {
+			return 0, 0, fmt.Errorf("state history: %w", err)
+		}
+	}
+	if from >= to {
+		return 0, 0, Invalidf("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
+	}
+	return from, to, nil
+}
+
+// CheckEvents is what every backend requires of events to append.
+func CheckEvents(jobID string, events []*Event) error {
+	if jobID == "" {
+		return Invalidf("append events: empty job id")
+	}
+	for i, e := range events {
+		if e == nil {
+			return Invalidf("append events to job %s: event %d is nil", jobID, i)
+		}
+		if e.Kind == "" {
+			return Invalidf("append events to job %s: event %d has no kind", jobID, i)
+		}
+	}
+	return nil
 }

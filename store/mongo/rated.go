@@ -119,50 +119,21 @@ func fromLimbs(sums [limbs]int64) decimal.Decimal {
 
 func limbName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
 
-// Group and filter keys that are not groupby or metadata keys.
-const (
-	keyType  = "type"
-	keyTime  = "time"
-	keyDay   = "time-d"
-	keyWeek  = "time-w"
-	keyMonth = "time-m"
-	keyYear  = "time-y"
-)
-
 // bucketField is the point field holding a time bucket key's value (the
 // Unix nanoseconds of the start of the UTC day, ISO week, month or year
 // Begin falls in); "" for other keys.
 func bucketField(key string) string {
 	switch key {
-	case keyDay:
+	case store.KeyDay:
 		return "d"
-	case keyWeek:
+	case store.KeyWeek:
 		return "w"
-	case keyMonth:
+	case store.KeyMonth:
 		return "mo"
-	case keyYear:
+	case store.KeyYear:
 		return "y"
 	}
 	return ""
-}
-
-var bucketKeys = [4]string{keyDay, keyWeek, keyMonth, keyYear}
-
-// bucketOf returns the start of the time bucket key that t falls in.
-func bucketOf(key string, t time.Time) time.Time {
-	t = t.UTC()
-	y, m, d := t.Date()
-	switch key {
-	case keyDay:
-	case keyWeek:
-		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		y, m, d = t.AddDate(0, 0, -back).Date()
-	case keyMonth:
-		d = 1
-	case keyYear:
-		m, d = time.January, 1
-	}
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // attrField is the field path of a groupby or metadata key: "a." and the
@@ -170,11 +141,8 @@ func bucketOf(key string, t time.Time) time.Time {
 // dots or start with '$'). Keys with quotes, backslashes or control
 // characters are refused, as the SQLite backend refuses them.
 func attrField(key string) (string, error) {
-	if key == "" {
-		return "", store.Invalidf("empty key")
-	}
-	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
-		return "", store.Invalidf("key %q may not hold quotes, backslashes or control characters", key)
+	if err := store.CheckAttrKey(key); err != nil {
+		return "", err
 	}
 	return "a." + attrName(key), nil
 }
@@ -350,8 +318,8 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd pr
 		{Key: "qty", Value: pt.Qty.String()}, {Key: "price", Value: pt.Price.String()}, {Key: "gb", Value: gb}, {Key: "md", Value: md},
 		{Key: "a", Value: a},
 	}
-	for _, k := range bucketKeys {
-		bt, err := store.UnixNanos("bucket", bucketOf(k, fromNanos(b)))
+	for _, k := range store.BucketKeys {
+		bt, err := store.UnixNanos("bucket", store.BucketStart(k, fromNanos(b)))
 		if err != nil {
 			return nil, 0, 0, err
 		}
@@ -453,9 +421,9 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 	for _, k := range slices.Sorted(maps.Keys(q.Filters)) {
 		v := q.Filters[k]
 		switch k {
-		case keyType:
+		case store.KeyType:
 			m = append(m, bson.E{Key: "pts.svc", Value: v})
-		case keyTime:
+		case store.KeyTime:
 			t, err := parseTimeValue(k, v)
 			if err != nil {
 				return nil, err
@@ -465,12 +433,12 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 				return nil, err
 			}
 			b = append(b, bson.E{Key: "$eq", Value: n})
-		case keyDay, keyWeek, keyMonth, keyYear:
+		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
 			t, err := parseTimeValue(k, v)
 			if err != nil {
 				return nil, err
 			}
-			n, err := store.UnixNanos("filter "+k, bucketOf(k, t))
+			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
 			if err != nil {
 				return nil, err
 			}
@@ -592,11 +560,11 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		}
 		var expr string
 		switch k {
-		case keyType:
+		case store.KeyType:
 			expr = "$pts.svc"
-		case keyTime:
+		case store.KeyTime:
 			expr, isTime[i] = "$pts.b", true
-		case keyDay, keyWeek, keyMonth, keyYear:
+		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
 			expr, isTime[i] = "$pts."+bucketField(k), true
 		default:
 			f, err := attrField(k)
@@ -609,7 +577,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	}
 	id = append(id, bson.E{Key: "b", Value: "$pts.b"}, bson.E{Key: "e", Value: "$pts.e"})
 	rows := map[string]*summaryRow{}
-	timeKey := slices.Contains(q.GroupBy, keyTime)
+	timeKey := slices.Contains(q.GroupBy, store.KeyTime)
 	// add runs one pipeline: $match, then $group on the keys and period
 	// with one $sum, and adds each output to its row.
 	add := func(pipe mgo.Pipeline, groupID bson.D, field string, apply func(r *summaryRow, g *groupOut) error) error {

@@ -271,20 +271,14 @@ func scanEvent(sc scanner) (*store.Event, error) {
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
-	if jobID == "" {
-		return store.Invalidf("append events: empty job id")
+	if err := store.CheckEvents(jobID, events); err != nil {
+		return err
 	}
 	if len(events) == 0 {
 		return nil
 	}
 	ats := make([]int64, len(events))
 	for i, e := range events {
-		if e == nil {
-			return store.Invalidf("append events to job %s: event %d is nil", jobID, i)
-		}
-		if e.Kind == "" {
-			return store.Invalidf("append events to job %s: event %d has no kind", jobID, i)
-		}
 		an, err := store.UnixNanos("at", s.nowOr(e.At))
 		if err != nil {
 			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)

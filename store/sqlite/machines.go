@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -264,20 +263,9 @@ func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRec
 // before From and every record inside (From, To). A zero From or To leaves
 // that side of the window open. Deleted machines are not included.
 func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack.StateRecord, error) {
-	from, to := int64(math.MinInt64), int64(math.MaxInt64)
-	var err error
-	if !q.From.IsZero() {
-		if from, err = store.UnixNanos("from", q.From); err != nil {
-			return nil, fmt.Errorf("state history: %w", err)
-		}
-	}
-	if !q.To.IsZero() {
-		if to, err = store.UnixNanos("to", q.To); err != nil {
-			return nil, fmt.Errorf("state history: %w", err)
-		}
-	}
-	if from >= to {
-		return nil, store.Invalidf("state history: window [%s, %s) is empty", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano))
+	from, to, err := store.HistoryWindow(q)
+	if err != nil {
+		return nil, err
 	}
 	args := []any{sql.Named("from", from), sql.Named("to", to)}
 	owner := ""

@@ -76,8 +76,8 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		if r.attrs, err = jsonMap(attrs); err != nil {
 			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 		}
-		for k, key := range bucketKeys {
-			if r.buckets[k], err = store.UnixNanos("bucket", bucketOf(key, fromNanos(r.begin))); err != nil {
+		for k, key := range store.BucketKeys {
+			if r.buckets[k], err = store.UnixNanos("bucket", store.BucketStart(key, fromNanos(r.begin))); err != nil {
 				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 			}
 		}
@@ -165,61 +165,28 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 
 // ---- queries ------------------------------------------------------------------
 
-// Group and filter keys that are not groupby or metadata keys.
-const (
-	keyType  = "type"
-	keyTime  = "time"
-	keyDay   = "time-d"
-	keyWeek  = "time-w"
-	keyMonth = "time-m"
-	keyYear  = "time-y"
-)
-
-// bucketKeys are the time bucket keys, in the order of their columns.
-var bucketKeys = [4]string{keyDay, keyWeek, keyMonth, keyYear}
-
 // bucketColumn is the rated_points column holding a time bucket key's
 // value: the Unix nanoseconds of the start of the UTC day, ISO week
 // (Monday), month or year the point's Begin falls in; "" for other keys.
 func bucketColumn(key string) string {
 	switch key {
-	case keyDay:
+	case store.KeyDay:
 		return "day_at"
-	case keyWeek:
+	case store.KeyWeek:
 		return "week_at"
-	case keyMonth:
+	case store.KeyMonth:
 		return "month_at"
-	case keyYear:
+	case store.KeyYear:
 		return "year_at"
 	}
 	return ""
 }
 
-// bucketOf returns the start of the time bucket key that t falls in.
-func bucketOf(key string, t time.Time) time.Time {
-	t = t.UTC()
-	y, m, d := t.Date()
-	switch key {
-	case keyDay:
-	case keyWeek:
-		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		y, m, d = t.AddDate(0, 0, -back).Date()
-	case keyMonth:
-		d = 1
-	case keyYear:
-		m, d = time.January, 1
-	}
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
-
 // attrExpr is the SQL reading key from a point's groupby, else its metadata
 // (attrs holds both, groupby winning).
 func attrExpr(key string) (string, error) {
-	if key == "" {
-		return "", store.Invalidf("empty key")
-	}
-	if strings.ContainsAny(key, "\"\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
-		return "", store.Invalidf("key %q may not hold quotes, backslashes or control characters", key)
+	if err := store.CheckAttrKey(key); err != nil {
+		return "", err
 	}
 	path := "'" + strings.ReplaceAll(`$."`+key+`"`, "'", "''") + "'"
 	return `json_extract(attrs, ` + path + `)`, nil
@@ -264,9 +231,9 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 	for _, k := range keys {
 		v := q.Filters[k]
 		switch k {
-		case keyType:
+		case store.KeyType:
 			conds, args = append(conds, "service = ?"), append(args, v)
-		case keyTime:
+		case store.KeyTime:
 			t, err := parseTimeValue(k, v)
 			if err != nil {
 				return "", nil, err
@@ -276,12 +243,12 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 				return "", nil, err
 			}
 			conds, args = append(conds, "begin_at = ?"), append(args, n)
-		case keyDay, keyWeek, keyMonth, keyYear:
+		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
 			t, err := parseTimeValue(k, v)
 			if err != nil {
 				return "", nil, err
 			}
-			n, err := store.UnixNanos("filter "+k, bucketOf(k, t))
+			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
 			if err != nil {
 				return "", nil, err
 			}
@@ -379,12 +346,12 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		alias := fmt.Sprintf("k%d", i)
 		var expr string
 		switch k {
-		case keyType:
+		case store.KeyType:
 			expr = "service"
-		case keyTime:
+		case store.KeyTime:
 			expr, isTime[i] = "begin_at", true
 			groups = append(groups, "end_at")
-		case keyDay, keyWeek, keyMonth, keyYear:
+		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
 			expr, isTime[i] = bucketColumn(k), true
 		default:
 			if expr, err = attrExpr(k); err != nil {
