@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
 )
 
 // Helpers every backend shares, so their errors, ids and times agree.
@@ -215,4 +216,36 @@ func CheckEvents(jobID string, events []*Event) error {
 		}
 	}
 	return nil
+}
+
+// CheckNewCredential is what every backend requires of a new credential.
+func CheckNewCredential(c *stack.Credential) error {
+	if c == nil {
+		return Invalidf("create credential: nil credential")
+	}
+	if c.OwnerID == "" {
+		return Invalidf("create credential: empty owner_id")
+	}
+	if c.Provider == "" {
+		return Invalidf("create credential: empty provider")
+	}
+	return nil
+}
+
+// Stamps returns a new record's created and updated times in Unix
+// nanoseconds: created defaults to now, updated to created.
+func Stamps(now, created, updated time.Time) (cn, un int64, err error) {
+	if created.IsZero() {
+		created = now
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	if cn, err = UnixNanos("created_at", created.UTC()); err != nil {
+		return 0, 0, err
+	}
+	if un, err = UnixNanos("updated_at", updated.UTC()); err != nil {
+		return 0, 0, err
+	}
+	return cn, un, nil
 }

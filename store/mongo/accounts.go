@@ -128,29 +128,14 @@ func (s *Store) credential(d *credentialDoc) (*stack.Credential, error) {
 
 // CreateCredential stores a new credential, its Data and Bootstrap sealed.
 func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
-	if c == nil {
-		return store.Invalidf("create credential: nil credential")
-	}
-	if c.OwnerID == "" {
-		return store.Invalidf("create credential: empty owner_id")
-	}
-	if c.Provider == "" {
-		return store.Invalidf("create credential: empty provider")
+	if err := store.CheckNewCredential(c); err != nil {
+		return err
 	}
 	id := c.ID
 	if id == "" {
 		id = store.NewID("cred-")
 	}
-	created := s.nowOr(c.CreatedAt)
-	updated := created
-	if !c.UpdatedAt.IsZero() {
-		updated = c.UpdatedAt.UTC()
-	}
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("create credential: %w", err)
-	}
-	un, err := store.UnixNanos("updated_at", updated)
+	cn, un, err := store.Stamps(s.now(), c.CreatedAt, c.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
 	}
@@ -167,7 +152,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error
 	if _, err := s.credentials.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create credential %s: %w", id, mapErr(err))
 	}
-	c.ID, c.CreatedAt, c.UpdatedAt = id, created, updated
+	c.ID, c.CreatedAt, c.UpdatedAt = id, fromNanos(cn), fromNanos(un)
 	return nil
 }
 
@@ -418,16 +403,7 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if id == "" {
 		id = store.NewID("stk-")
 	}
-	created := s.nowOr(r.CreatedAt)
-	updated := created
-	if !r.UpdatedAt.IsZero() {
-		updated = r.UpdatedAt.UTC()
-	}
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("create stack: %w", err)
-	}
-	un, err := store.UnixNanos("updated_at", updated)
+	cn, un, err := store.Stamps(s.now(), r.CreatedAt, r.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
@@ -449,7 +425,7 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if _, err := s.stacks.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create stack %s: %w", id, mapErr(err))
 	}
-	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, created, updated
+	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, fromNanos(cn), fromNanos(un)
 	return nil
 }
 
