@@ -54,6 +54,9 @@ type Config struct {
 	// Currency names the unit of the hashmap's prices in cost estimates
 	// (default USD).
 	Currency string
+	// NetworkMirror is a Terraform provider network mirror for providers
+	// the plugin mirror does not hold (cloud providers); empty: none.
+	NetworkMirror string
 	// Confiner runs Terraform and sandbox machines confined (default:
 	// confine.Unconfined(); kloud serve detects bubblewrap and refuses to
 	// start without it unless --unconfined).
