@@ -221,6 +221,9 @@ type Runner struct {
 	version   string
 	grace     time.Duration
 
+	// lockMu guards the dependency lock cache file (runner_lock.go).
+	lockMu sync.Mutex
+
 	mu      sync.Mutex
 	running map[string]bool
 	// slots are reusable tfexec handles, each bound to a symbolic link under
@@ -770,6 +773,7 @@ func (s *session) prepare(ctx context.Context) error {
 		}
 	}
 
+	s.seedLockFile()
 	if err := s.r.cfg.Confiner.PrepareDir(s.dir); err != nil {
 		return fmt.Errorf("prepare terraform: %w", err)
 	}
@@ -831,6 +835,9 @@ func (s *session) chooseState(local, remote []byte) ([]byte, error) {
 // naming the lock file, and is retried once without it.
 func (s *session) init(ctx context.Context) error {
 	err := s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
+	if err == nil {
+		s.rememberLockFile()
+	}
 	if err == nil || ctx.Err() != nil || !lockFileProblem(err) {
 		return err
 	}
@@ -842,7 +849,11 @@ func (s *session) init(ctx context.Context) error {
 	if rmErr := os.Remove(lock); rmErr != nil {
 		return errors.Join(err, rmErr)
 	}
-	return s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
+	if err := s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) }); err != nil {
+		return err
+	}
+	s.rememberLockFile()
+	return nil
 }
 
 // lockFileProblem reports whether a failed init blames the dependency lock

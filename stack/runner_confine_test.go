@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/internal/testenv"
 )
 
 // confined makes a runner confine Terraform, or skips the test where
@@ -98,5 +99,38 @@ func TestRunnerConfined(t *testing.T) {
 				t.Errorf("%s stayed in the working directory", e.Name())
 			}
 		}
+	}
+}
+
+// TestRunnerLockFileReused: the first init of a provider locks it and
+// says at length why it computed the checksums itself; later stacks
+// reuse that lock and init quietly.
+func TestRunnerLockFileReused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mod  []func(*RunnerConfig)
+	}{{"unconfined", nil}, {"confined", []func(*RunnerConfig){confined(t)}}} {
+		t.Run(c.name, func(t *testing.T) {
+			backend := newMemBackend()
+			mod := append([]func(*RunnerConfig){func(cfg *RunnerConfig) { cfg.PluginDir = testenv.PluginDir(t) }}, c.mod...)
+			r := newTestRunner(t, backend, mod...)
+			const tpl = `terraform {
+  required_providers {
+    sandbox = { source = "kloud.local/kloud/sandbox" }
+  }
+}
+resource "terraform_data" "a" {}
+`
+			const noise = "calculate lock file checksums locally"
+			for i, key := range []string{"first", "second", "third"} {
+				out := &lines{}
+				if _, err := r.Apply(context.Background(), Run{Key: key, Template: hclTemplate(tpl, nil), Output: out.output}); err != nil {
+					t.Fatalf("%s: %v\n%s", key, err, out.text())
+				}
+				if i > 0 && strings.Contains(out.text(), noise) {
+					t.Errorf("%s: init printed the lock file warning again:\n%s", key, out.text())
+				}
+			}
+		})
 	}
 }

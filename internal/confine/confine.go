@@ -260,8 +260,11 @@ func (c *Confiner) Command(spec Spec, argv []string) []string {
 		"--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", "--new-session",
 		"--hostname", host,
 		"--as-pid-1",
-		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-		"--dir", "/var/tmp", "--dir", "/run",
+		"--proc", "/proc", "--dev", "/dev",
+		"--perms", "1777", "--tmpfs", "/tmp",
+		"--perms", "0755", "--dir", "/var",
+		"--perms", "1777", "--dir", "/var/tmp",
+		"--perms", "0755", "--dir", "/run",
 	}
 	if spec.DieWithParent {
 		a = append(a, "--die-with-parent")
@@ -284,7 +287,7 @@ func (c *Confiner) Command(spec Spec, argv []string) []string {
 	// bwrap makes the missing parents of a destination private (0700):
 	// make them 0755 first, so the unprivileged user can walk to what it
 	// is given.
-	made := map[string]bool{"/": true, "/tmp": true, "/proc": true, "/dev": true}
+	made := map[string]bool{"/": true, "/tmp": true, "/proc": true, "/dev": true, "/var": true, "/run": true}
 	parents := func(dst string) {
 		var todo []string
 		for d := filepath.Dir(dst); !made[d]; d = filepath.Dir(d) {
