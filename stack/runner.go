@@ -318,8 +318,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		return nil, fmt.Errorf("new runner: write CLI configuration: %w", err)
 	}
 	if cfg.Confiner.Enabled() {
-		// The CLI configuration is read by the confined user.
-		if err := os.Chmod(r.cliConfig, 0o644); err != nil {
+		// The CLI configuration is read by the confined user (it is bound
+		// read-only into each run).
+		if err := cfg.Confiner.HandOver(r.cliConfig); err != nil {
 			return nil, fmt.Errorf("new runner: %w", err)
 		}
 		if r.execPath, err = r.writeConfinedTerraform(); err != nil {
