@@ -96,7 +96,7 @@ func (a *Agent) Listen() (string, error) {
 		return "", fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
 	addr := ln.Addr().String()
-	if err := writeFileAtomic(filepath.Join(a.cfg.Dir, AddressFile), []byte(addr+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(a.cfg.Dir, AddressFile), []byte(addr+"\n"), 0o600); err != nil {
 		ln.Close()
 		return "", fmt.Errorf("record address: %w", err)
 	}

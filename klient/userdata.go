@@ -91,7 +91,7 @@ func (a *Agent) runUserData(ctx context.Context) {
 		}
 	}
 	record := fmt.Sprintf("%d\n%s\n", code, a.cfg.Now().UTC().Format(time.RFC3339))
-	if err := writeFileAtomic(donePath, []byte(record), 0o644); err != nil {
+	if err := writeFileAtomic(donePath, []byte(record), 0o600); err != nil {
 		log.Error("record user data done", "err", err)
 	}
 	log.Info("user data finished", "exit_code", code)

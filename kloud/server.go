@@ -59,6 +59,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	// The data dir holds the database, the key and machines' disks: only
+	// Kloud's user may look in.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	if !cfg.Confiner.Enabled() {
 		cfg.Log.Warn("running UNCONFINED: members' templates and machines can run code as Kloud's own user and read its data dir")
 	}

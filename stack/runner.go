@@ -326,6 +326,8 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		if r.execPath, err = r.writeConfinedTerraform(); err != nil {
 			return nil, fmt.Errorf("new runner: %w", err)
 		}
+	} else if r.execPath, err = r.writePrivateTerraform(); err != nil {
+		return nil, fmt.Errorf("new runner: %w", err)
 	}
 	if r.slotRoot, err = makeSlotRoot(workRoot); err != nil {
 		return nil, fmt.Errorf("new runner: %w", err)

@@ -15,6 +15,7 @@ import (
 // signals by rewriting it).
 const (
 	confinedScriptName = ".terraform-confined.sh"
+	privateScriptName  = ".terraform-private.sh"
 	confineInfoDir     = ".confine"
 	dirMarker          = "\x00KLOUD-WORK-DIR\x00"
 )
@@ -88,6 +89,21 @@ exit "$rc"
 	}
 	if err := os.Chmod(path, 0o700); err != nil {
 		return "", fmt.Errorf("write confined terraform: %w", err)
+	}
+	return path, nil
+}
+
+// writePrivateTerraform writes the script that runs Terraform unconfined
+// but with umask 077, so what it writes in the data dir is private whatever
+// the server's own umask, and returns its path.
+func (r *Runner) writePrivateTerraform() (string, error) {
+	script := "#!/bin/sh\n# Written by Kloud's Terraform runner: Terraform with private files. Do not edit.\numask 077\nexec " + shellQuote(r.tfPath) + " \"$@\"\n"
+	path := filepath.Join(r.cfg.WorkRoot, privateScriptName)
+	if err := writeFileAtomic(path, []byte(script)); err != nil {
+		return "", fmt.Errorf("write terraform script: %w", err)
+	}
+	if err := os.Chmod(path, 0o700); err != nil {
+		return "", fmt.Errorf("write terraform script: %w", err)
 	}
 	return path, nil
 }

@@ -79,7 +79,10 @@ func (s *session) seedLockFile() {
 // rememberLockFile adds the providers a successful init locked to the
 // runner's cache.
 func (s *session) rememberLockFile() {
-	src, err := os.ReadFile(filepath.Join(s.dir, lockFileName))
+	path := filepath.Join(s.dir, lockFileName)
+	// Terraform gives the lock file mode 0644 whatever the umask.
+	_ = os.Chmod(path, 0o600)
+	src, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
@@ -89,7 +92,7 @@ func (s *session) rememberLockFile() {
 	}
 	s.r.lockMu.Lock()
 	defer s.r.lockMu.Unlock()
-	path := filepath.Join(s.r.cfg.WorkRoot, lockCacheName)
+	path = filepath.Join(s.r.cfg.WorkRoot, lockCacheName)
 	old, _ := os.ReadFile(path)
 	blocks := lockBlocks(old)
 	if blocks == nil {

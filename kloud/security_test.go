@@ -3,6 +3,8 @@ package kloud_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,4 +65,58 @@ output "token" {
 			t.Errorf("the agent token is in the events: %q", line)
 		}
 	}
+}
+
+// TestDataDirPrivate: after stacks were applied (machines running, user
+// data run, reports possible) and destroyed, nothing under the data dir is
+// readable by group or others, and no Terraform state stays in clear.
+func TestDataDirPrivate(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	credID, tplID := setup(t, h.Admin)
+	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "private", TemplateID: tplID, CredentialID: credID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := h.Admin.ApplyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job := kloudtest.WaitJob(t, h.Admin, ref.JobID); job.Status != "succeeded" {
+		t.Fatalf("apply: %s %s", job.Status, job.Error)
+	}
+	check := func(when string) {
+		t.Helper()
+		err := filepath.WalkDir(h.DataDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type()&fs.ModeSymlink != 0 || d.Type()&fs.ModeSocket != 0 {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return nil // removed meanwhile
+			}
+			if info.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s: %s is %v", when, strings.TrimPrefix(p, h.DataDir), info.Mode().Perm())
+			}
+			if strings.HasSuffix(p, ".tfstate") || strings.HasSuffix(p, ".tfstate.backup") || strings.HasSuffix(p, ".tfplan") {
+				t.Errorf("%s: %s stayed on disk", when, strings.TrimPrefix(p, h.DataDir))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after apply")
+	ref, err = h.Admin.DestroyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job := kloudtest.WaitJob(t, h.Admin, ref.JobID); job.Status != "succeeded" {
+		t.Fatalf("destroy: %s %s", job.Status, job.Error)
+	}
+	check("after destroy")
 }
