@@ -45,12 +45,21 @@ func (s *Server) newRating() error {
 			Store:       s.st,
 			Scopes:      ratingbridge.OwnerScopes(s.st, s.st),
 			Period:      s.cfg.RatingPeriod,
-			WaitPeriods: s.cfg.RatingWaitPeriods,
+			WaitPeriods: processorWait(*s.cfg.RatingWaitPeriods),
 			Clock:       s.cfg.Now,
 			Logger:      s.log.With("component", "rating"),
 		},
 	}
 	return nil
+}
+
+// processorWait turns the configured wait (0: none) into the processor's
+// WaitPeriods, where 0 means its default and a negative value no wait.
+func processorWait(periods int) int {
+	if periods == 0 {
+		return -1
+	}
+	return periods
 }
 
 func (s *Server) reportsDir() string { return filepath.Join(s.cfg.DataDir, "reports") }

@@ -49,6 +49,9 @@ type Server struct {
 // New opens a server on cfg. It makes sure an admin exists and fails the
 // jobs whose worker died while this or another replica was down.
 func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	cfg.setDefaults()
 	if cfg.Store == nil {
 		return nil, errors.New("new server: a store is required")
@@ -151,7 +154,7 @@ func (s *Server) Close() error {
 	go func() { s.jobsDone.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.ShutdownGrace):
+	case <-time.After(*s.cfg.ShutdownGrace):
 		s.mu.Lock()
 		for id, cancel := range s.running {
 			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
