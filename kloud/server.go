@@ -44,11 +44,14 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bgDone   sync.WaitGroup // background loops
 	jobsDone sync.WaitGroup // running jobs
+
+	dirLock *dataDirLock // held from New to Close
 }
 
-// New opens a server on cfg. It makes sure an admin exists and fails the
-// jobs whose worker died while this or another replica was down.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// New opens a server on cfg. It locks the data dir (a second server on it
+// is refused with ErrDataDirInUse), makes sure an admin exists and fails
+// the jobs whose worker died while this or another replica was down.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
@@ -62,6 +65,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	// Lock before anything touches the data dir: reaping orphans would
+	// kill another live server's Terraform runs.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.release()
+		}
+	}()
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -76,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		events:  newHub(),
 		secrets: make(map[string]struct{}),
 		running: make(map[string]context.CancelFunc),
+		dirLock: lock,
 	}
 	runner, err := stack.NewRunner(stack.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
@@ -163,5 +178,9 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		<-done
 	}
-	return s.st.Close()
+	err := s.st.Close()
+	if lerr := s.dirLock.release(); lerr != nil && err == nil {
+		err = fmt.Errorf("release data dir lock: %w", lerr)
+	}
+	return err
 }
