@@ -41,6 +41,21 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, t.TempDir()) })
 }
 
+func TestKeyCheck(t *testing.T) {
+	dir := t.TempDir()
+	storetest.RunKeyCheck(t, func(t *testing.T, passphrase string) (store.Store, error) {
+		box, err := secretbox.FromPassphrase(passphrase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(context.Background(), dir, WithBox(box), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
 func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 	t.Setenv(secretbox.EnvKey, "")
 	ctx := context.Background()
@@ -223,12 +238,10 @@ func TestSecretsNeverInClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := openTest(t, dir, WithBox(other))
-	if _, err := wrong.GetCredential(ctx, c.ID); !errors.Is(err, secretbox.ErrDecrypt) {
-		t.Fatalf("GetCredential with the wrong key = %v, want ErrDecrypt", err)
-	}
-	if _, err := wrong.LatestStateVersion(ctx, "stk-1"); !errors.Is(err, secretbox.ErrDecrypt) {
-		t.Fatalf("LatestStateVersion with the wrong key = %v, want ErrDecrypt", err)
+	// The database was sealed with the first key: another one is refused
+	// at open, before any secret fails to decrypt.
+	if _, err := Open(ctx, dir, WithBox(other), WithLogger(slog.New(slog.DiscardHandler))); !errors.Is(err, secretbox.ErrKeyMismatch) {
+		t.Fatalf("Open with the wrong key = %v, want ErrKeyMismatch", err)
 	}
 }
 
