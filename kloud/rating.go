@@ -135,6 +135,9 @@ func (s *Server) handleListModules(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGetModule(w http.ResponseWriter, r *http.Request) {
 	mod, err := s.rating.pipeline.GetModule(r.Context(), r.PathValue("name"))
+	if errorsIsNotFound(err) {
+		err = notFound("rating module", r.PathValue("name"))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -149,6 +152,9 @@ func (s *Server) handleUpdateModule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mod, err := s.rating.pipeline.UpdateModule(r.Context(), r.PathValue("name"), req)
+	if errorsIsNotFound(err) {
+		err = notFound("rating module", r.PathValue("name"))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -219,13 +225,13 @@ func decimalField(field string, v any, required bool) (decimal.Decimal, error) {
 	case string:
 		d, err := decimal.NewFromString(strings.TrimSpace(x))
 		if err != nil {
-			return decimal.Decimal{}, unprocessable(field, "%s %q is not a decimal number", field, x)
+			return decimal.Decimal{}, unprocessable(field, "%s %s is not a decimal number", field, quote(string(x)))
 		}
 		return d, nil
 	case json.Number:
 		d, err := decimal.NewFromString(x.String())
 		if err != nil {
-			return decimal.Decimal{}, unprocessable(field, "%s %q is not a decimal number", field, x)
+			return decimal.Decimal{}, unprocessable(field, "%s %s is not a decimal number", field, quote(string(x)))
 		}
 		return d, nil
 	}
@@ -253,7 +259,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 		if v := q.Get(f.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return sq, badRequest(f.name, "%s %q is not an RFC 3339 time", f.name, v)
+				return sq, badRequest(f.name, "%s %s is not an RFC 3339 time", f.name, quote(v))
 			}
 			*f.dst = t.UTC()
 		}
@@ -275,7 +281,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 			}
 			k, val, ok := strings.Cut(f, ":")
 			if !ok || k == "" {
-				return sq, badRequest("filters", "filter %q: want key:value", f)
+				return sq, badRequest("filters", "filter %s: want key:value", quote(f))
 			}
 			if sq.Filters == nil {
 				sq.Filters = map[string]string{}
@@ -290,7 +296,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 		if v := q.Get(f.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return sq, badRequest(f.name, "%s %q is not a non-negative integer", f.name, v)
+				return sq, badRequest(f.name, "%s %s is not a non-negative integer", f.name, quote(v))
 			}
 			*f.dst = n
 		}
@@ -327,5 +333,5 @@ func (s *Server) handleDataFrames(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ratingbridge.FramesOf(points))
+	listAnswer(s, w, r, ratingbridge.FramesOf(points), nil)
 }
