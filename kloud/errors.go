@@ -123,6 +123,8 @@ func errorBody(err error) (int, *client.Error) {
 	switch {
 	case errors.As(err, &re):
 		return re.Status, &client.Error{Message: re.Message, Field: re.Field}
+	case IsDiskFull(err):
+		return http.StatusInsufficientStorage, &client.Error{Message: "the server's disk is full (" + diskFullCause(err) + "); try again once space is freed"}
 	case errors.As(err, &te):
 		diags := make([]client.Diagnostic, len(te.Diagnostics))
 		for i, d := range te.Diagnostics {
