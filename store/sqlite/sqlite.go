@@ -302,6 +302,18 @@ func (s *Store) checkKey(ctx context.Context) error {
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("read key check: %w", err)
 		}
+		// A database sealed before the check existed: a secret it holds
+		// tells whether this is its key.
+		var secret []byte
+		err = tx.QueryRowContext(ctx, `SELECT data FROM credentials WHERE data IS NOT NULL LIMIT 1`).Scan(&secret)
+		switch {
+		case err == nil:
+			if _, oerr := s.box.Open(secret); oerr != nil {
+				return secretbox.ErrKeyMismatch
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("read key check: %w", err)
+		}
 		sealed, err = s.box.SealCheck()
 		if err != nil {
 			return fmt.Errorf("record key check: %w", err)

@@ -56,6 +56,35 @@ func TestKeyCheck(t *testing.T) {
 	})
 }
 
+// A database sealed before the key check existed is checked against a
+// secret it holds.
+func TestKeyCheckOfAnOlderDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	one, _ := secretbox.FromPassphrase("one")
+	s := openTest(t, dir, WithBox(one))
+	u := &store.User{Name: "u", Role: store.RoleMember, TokenHash: "h", CreatedAt: time.Now()}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	c := &stack.Credential{OwnerID: u.ID, Provider: "sandbox", Title: "c", Data: []byte(`{"k":"v"}`)}
+	if err := s.CreateCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM key_check`); err != nil {
+		t.Fatal(err)
+	}
+	two, _ := secretbox.FromPassphrase("two")
+	if _, err := Open(ctx, dir, WithBox(two), WithLogger(slog.New(slog.DiscardHandler))); !errors.Is(err, secretbox.ErrKeyMismatch) {
+		t.Fatalf("open with another key = %v, want ErrKeyMismatch", err)
+	}
+	again, err := Open(ctx, dir, WithBox(one), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("open with its key: %v", err)
+	}
+	again.Close()
+}
+
 func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 	t.Setenv(secretbox.EnvKey, "")
 	ctx := context.Background()
