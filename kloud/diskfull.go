@@ -12,13 +12,14 @@ import (
 )
 
 // diskFullCause returns what filled up when err comes from a full disk:
-// ENOSPC from a file write, SQLite's SQLITE_FULL ("database or disk is
+// ENOSPC from a file write (or in a child's words), SQLite's SQLITE_FULL ("database or disk is
 // full") or MongoDB's OutOfDiskSpace; "" otherwise.
 func diskFullCause(err error) string {
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, syscall.ENOSPC), strings.Contains(err.Error(), "no space left on device"):
+		// The text too: Terraform and plugins report it in their output.
 		return "no space left on device"
 	case strings.Contains(err.Error(), "database or disk is full"):
 		return "database or disk is full"
