@@ -12,7 +12,8 @@ import (
 
 // ErrDataDirInUse is returned by New when another server holds the data
 // dir's lock.
-var ErrDataDirInUse = errors.New("data dir is in use by another kloud server")
+// The message reads "data dir X is in use by another kloud server (pid N)".
+var ErrDataDirInUse = errors.New("in use by another kloud server")
 
 // dataDirLock is the flock on <data-dir>/kloud.lock that makes one server
 // the only one on its data dir: a second one would take the first one's
@@ -40,7 +41,7 @@ func lockDataDir(dir string) (*dataDirLock, error) {
 					holder = "pid " + strconv.Itoa(pid)
 				}
 			}
-			return nil, fmt.Errorf("data dir %s is in use by another kloud server (%s): %w", dir, holder, ErrDataDirInUse)
+			return nil, fmt.Errorf("data dir %s is %w (%s)", dir, ErrDataDirInUse, holder)
 		}
 		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
 	}

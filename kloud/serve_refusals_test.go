@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/internal/ferrettest"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/store/secretbox"
@@ -65,5 +66,20 @@ func TestServeRefusesBadSettings(t *testing.T) {
 				t.Fatalf("output does not name %s:\n%s", c.want, out)
 			}
 		})
+	}
+}
+
+// A second `kloud serve` on a data dir in use is refused, naming the
+// first one's pid; the first keeps serving.
+func TestSecondServeOnOneDataDirRefused(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startServer(t, dataDir, "kla_lock_test_admin_token")
+	out := runServe(t, []string{"KLOUD_ADMIN_TOKEN=kla_lock_test_admin_token"}, "--data-dir", dataDir)
+	want := fmt.Sprintf("data dir %s is in use by another kloud server (pid %d)", dataDir, first.cmd.Process.Pid)
+	if !strings.Contains(out, want) || strings.Count(out, "in use") != 1 {
+		t.Fatalf("second server's output does not say %q once:\n%s", want, out)
+	}
+	if _, err := client.New(first.url, "kla_lock_test_admin_token").Health(context.Background()); err != nil {
+		t.Fatalf("first server after the refusal: %v", err)
 	}
 }

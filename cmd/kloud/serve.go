@@ -139,7 +139,7 @@ func openStore(ctx context.Context, uri, dataDir string) (store.Store, string, e
 	case uri == "" || uri == "sqlite":
 		st, err := sqlite.Open(ctx, dataDir)
 		if err != nil {
-			return nil, "", fmt.Errorf("open sqlite store: %w", err)
+			return nil, "", err // "open store <path>: ..." already
 		}
 		return st, "sqlite", nil
 	case strings.HasPrefix(uri, "mongodb://") || strings.HasPrefix(uri, "mongodb+srv://"):
@@ -148,7 +148,7 @@ func openStore(ctx context.Context, uri, dataDir string) (store.Store, string, e
 		// on one database must use the same key.
 		st, err := mongo.Open(ctx, uri, dataDir)
 		if err != nil {
-			return nil, "", fmt.Errorf("open mongodb store: %w", err)
+			return nil, "", err // "open mongodb store <db>: ..." already
 		}
 		return st, "mongodb", nil
 	}
