@@ -146,11 +146,14 @@ func (s *Server) createAdmin(ctx context.Context, hash string) error {
 func owned[T any](ctx context.Context, actor *store.User, kind, id string, get func(context.Context, string) (T, error), owner func(T) string) (T, error) {
 	var zero T
 	v, err := get(ctx, id)
-	if err != nil {
-		return zero, fmt.Errorf("%s %s: %w", kind, id, err)
-	}
-	if !canSee(actor, owner(v)) {
-		return zero, fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The store's own words name the id again: say it once.
+		return zero, notFound(kind, id)
+	case err != nil:
+		return zero, fmt.Errorf("get %s %s: %w", kind, ident(id), err)
+	case !canSee(actor, owner(v)):
+		return zero, notFound(kind, id)
 	}
 	return v, nil
 }

@@ -1,6 +1,7 @@
 package kloud
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -8,7 +9,9 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-// Config is everything a Server needs. Zero values take the defaults noted.
+// Config is everything a Server needs. Zero values take the defaults noted,
+// except in the pointer fields, where 0 means 0 and only nil takes the
+// default: there an explicit 0 is a setting of its own.
 type Config struct {
 	// DataDir holds the SQLite file, the key file, admin.token, working
 	// directories, sandbox machines and reports.
@@ -36,8 +39,8 @@ type Config struct {
 	// (default 30s).
 	JobLease time.Duration
 	// ShutdownGrace is how long Close lets running jobs finish before it
-	// interrupts them (default 30s).
-	ShutdownGrace time.Duration
+	// interrupts them (nil: 30s; 0: interrupt them at once).
+	ShutdownGrace *time.Duration
 	// CheckInterval is how often the machine checker runs (default 30s);
 	// AgentTimeout is how long an agent may stay silent before its machine
 	// is checked and marked Stopped (default 2m); IdleLimit stops a machine
@@ -46,10 +49,11 @@ type Config struct {
 	AgentTimeout  time.Duration
 	IdleLimit     time.Duration
 	// RatingPeriod is the rating period (default 1h); RatingWaitPeriods how
-	// many periods must pass before one is rated (default 1);
-	// RatingInterval how often the processor runs (default 1m).
+	// many periods must pass after a period's end before it is rated (nil:
+	// 1; 0: rate it as soon as it closes); RatingInterval how often the
+	// processor runs (default 1m).
 	RatingPeriod      time.Duration
-	RatingWaitPeriods int
+	RatingWaitPeriods *int
 	RatingInterval    time.Duration
 	// Currency names the unit of the hashmap's prices in cost estimates
 	// (default USD).
@@ -67,6 +71,32 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// check refuses settings that make no sense whatever the defaults: a
+// negative duration or count.
+func (c *Config) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"job lease", c.JobLease}, {"check interval", c.CheckInterval}, {"agent timeout", c.AgentTimeout},
+		{"idle limit", c.IdleLimit}, {"rating period", c.RatingPeriod}, {"rating interval", c.RatingInterval},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.ShutdownGrace != nil && *c.ShutdownGrace < 0 {
+		return fmt.Errorf("shutdown grace %v is negative", *c.ShutdownGrace)
+	}
+	if c.Workers < 0 {
+		return fmt.Errorf("workers %d is negative", c.Workers)
+	}
+	if c.RatingWaitPeriods != nil && *c.RatingWaitPeriods < 0 {
+		return fmt.Errorf("rating wait periods %d is negative", *c.RatingWaitPeriods)
+	}
+	return nil
+}
+
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = 4
@@ -74,8 +104,8 @@ func (c *Config) setDefaults() {
 	if c.JobLease <= 0 {
 		c.JobLease = 30 * time.Second
 	}
-	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = 30 * time.Second
+	if c.ShutdownGrace == nil {
+		c.ShutdownGrace = new(30 * time.Second)
 	}
 	if c.CheckInterval <= 0 {
 		c.CheckInterval = 30 * time.Second
@@ -86,8 +116,8 @@ func (c *Config) setDefaults() {
 	if c.RatingPeriod <= 0 {
 		c.RatingPeriod = time.Hour
 	}
-	if c.RatingWaitPeriods <= 0 {
-		c.RatingWaitPeriods = 1
+	if c.RatingWaitPeriods == nil {
+		c.RatingWaitPeriods = new(1)
 	}
 	if c.RatingInterval <= 0 {
 		c.RatingInterval = time.Minute

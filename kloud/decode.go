@@ -44,10 +44,10 @@ func decodeBytes(body []byte, v any) error {
 			return badRequest("", "invalid JSON at offset %d: %v", se.Offset, err)
 		case errors.As(err, &te):
 			field := te.Field
-			return badRequest(field, "field %q must be %s, not %s", field, jsonType(te.Type.Kind().String()), te.Value)
+			return badRequest(clipInput(field), "field %s must be %s, not %s", quote(field), jsonType(te.Type.Kind().String()), te.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return badRequest(field, "unknown field %q", field)
+			return badRequest(clipInput(field), "unknown field %s", quote(field))
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return badRequest("", "invalid JSON: unexpected end of body")
 		}

@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
@@ -42,6 +46,67 @@ func unprocessable(field, format string, args ...any) error {
 	return &RequestError{Status: http.StatusUnprocessableEntity, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// conflict returns a 409 naming field: what the caller asked for is taken.
+func conflict(field, format string, args ...any) error {
+	return &RequestError{Status: http.StatusConflict, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// maxQuoted is how many characters of the caller's input a message quotes.
+const maxQuoted = 64
+
+// clipInput cuts user input to at most maxQuoted characters; an ellipsis
+// marks the cut.
+func clipInput(s string) string {
+	if utf8.RuneCountInString(s) <= maxQuoted {
+		return s
+	}
+	return string([]rune(s)[:maxQuoted]) + "…"
+}
+
+// quote is how every message quotes the caller's input: Go-quoted, at
+// most 64 characters of it.
+func quote(s string) string { return strconv.Quote(clipInput(s)) }
+
+// ident shows an id or name the caller gave: as it is when it looks like
+// one (short, letters, digits, '-', '_', '.'), quoted otherwise.
+func ident(s string) string {
+	if s == "" || utf8.RuneCountInString(s) > maxQuoted {
+		return quote(s)
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return quote(s)
+		}
+	}
+	return s
+}
+
+// notFound is the one message for a record the caller named that does not
+// exist or that they may not see: "machine m-x: not found".
+func notFound(kind, id string) error {
+	return fmt.Errorf("%s %s: %w", kind, ident(id), store.ErrNotFound)
+}
+
+// clipLongWords is the last line of defence for messages that quote input
+// through a layer this package does not word (a store, a provider): any
+// run of more than 2×maxQuoted characters without a space is cut to
+// maxQuoted.
+func clipLongWords(msg string) string {
+	if len(msg) <= 2*maxQuoted {
+		return msg
+	}
+	words := strings.SplitAfter(msg, " ")
+	for i, w := range words {
+		if utf8.RuneCountInString(w) > 2*maxQuoted {
+			words[i] = clipInput(w)
+			if strings.HasSuffix(w, " ") {
+				words[i] += " "
+			}
+		}
+	}
+	return strings.Join(words, "")
+}
+
 // errorBody maps any error to its HTTP status and JSON body. It is the one
 // place where domain errors become statuses.
 func errorBody(err error) (int, *client.Error) {
@@ -58,6 +123,8 @@ func errorBody(err error) (int, *client.Error) {
 	switch {
 	case errors.As(err, &re):
 		return re.Status, &client.Error{Message: re.Message, Field: re.Field}
+	case IsDiskFull(err):
+		return http.StatusInsufficientStorage, &client.Error{Message: "the server's disk is full (" + diskFullCause(err) + "); try again once space is freed"}
 	case errors.As(err, &te):
 		diags := make([]client.Diagnostic, len(te.Diagnostics))
 		for i, d := range te.Diagnostics {
@@ -109,7 +176,7 @@ func errorBody(err error) (int, *client.Error) {
 // caller never sees.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
-	body.Message = s.mask(body.Message)
+	body.Message = clipLongWords(s.mask(body.Message))
 	if status >= 500 {
 		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.mask(err.Error())))
 	}

@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,35 +19,38 @@ func (s *Server) hashmapRoutes(m *http.ServeMux) {
 	a, admin := s.authenticate, s.adminOnly
 	m.HandleFunc("GET "+base+"services", a(s.handleListServices))
 	m.HandleFunc("POST "+base+"services", admin(s.handleCreateService))
-	m.HandleFunc("GET "+base+"services/{id}", a(getHandler(s, s.st.GetHashmapService)))
-	m.HandleFunc("DELETE "+base+"services/{id}", admin(deleteHandler(s, s.st.DeleteHashmapService)))
+	m.HandleFunc("GET "+base+"services/{id}", a(getHandler(s, "hashmap service", s.st.GetHashmapService)))
+	m.HandleFunc("DELETE "+base+"services/{id}", admin(deleteHandler(s, "hashmap service", s.st.DeleteHashmapService)))
 
 	m.HandleFunc("GET "+base+"fields", a(s.handleListFields))
 	m.HandleFunc("POST "+base+"fields", admin(s.handleCreateField))
-	m.HandleFunc("GET "+base+"fields/{id}", a(getHandler(s, s.st.GetHashmapField)))
-	m.HandleFunc("DELETE "+base+"fields/{id}", admin(deleteHandler(s, s.st.DeleteHashmapField)))
+	m.HandleFunc("GET "+base+"fields/{id}", a(getHandler(s, "hashmap field", s.st.GetHashmapField)))
+	m.HandleFunc("DELETE "+base+"fields/{id}", admin(deleteHandler(s, "hashmap field", s.st.DeleteHashmapField)))
 
 	m.HandleFunc("GET "+base+"groups", a(s.handleListGroups))
 	m.HandleFunc("POST "+base+"groups", admin(s.handleCreateGroup))
-	m.HandleFunc("GET "+base+"groups/{id}", a(getHandler(s, s.st.GetHashmapGroup)))
-	m.HandleFunc("DELETE "+base+"groups/{id}", admin(deleteHandler(s, s.st.DeleteHashmapGroup)))
+	m.HandleFunc("GET "+base+"groups/{id}", a(getHandler(s, "hashmap group", s.st.GetHashmapGroup)))
+	m.HandleFunc("DELETE "+base+"groups/{id}", admin(deleteHandler(s, "hashmap group", s.st.DeleteHashmapGroup)))
 
 	m.HandleFunc("GET "+base+"mappings", a(s.handleListMappings))
 	m.HandleFunc("POST "+base+"mappings", admin(s.handleSaveMapping))
-	m.HandleFunc("GET "+base+"mappings/{id}", a(getHandler(s, s.st.GetHashmapMapping)))
+	m.HandleFunc("GET "+base+"mappings/{id}", a(getHandler(s, "hashmap mapping", s.st.GetHashmapMapping)))
 	m.HandleFunc("PUT "+base+"mappings/{id}", admin(s.handleSaveMapping))
-	m.HandleFunc("DELETE "+base+"mappings/{id}", admin(deleteHandler(s, s.st.DeleteHashmapMapping)))
+	m.HandleFunc("DELETE "+base+"mappings/{id}", admin(deleteHandler(s, "hashmap mapping", s.st.DeleteHashmapMapping)))
 
 	m.HandleFunc("GET "+base+"thresholds", a(s.handleListThresholds))
 	m.HandleFunc("POST "+base+"thresholds", admin(s.handleSaveThreshold))
-	m.HandleFunc("GET "+base+"thresholds/{id}", a(getHandler(s, s.st.GetHashmapThreshold)))
+	m.HandleFunc("GET "+base+"thresholds/{id}", a(getHandler(s, "hashmap threshold", s.st.GetHashmapThreshold)))
 	m.HandleFunc("PUT "+base+"thresholds/{id}", admin(s.handleSaveThreshold))
-	m.HandleFunc("DELETE "+base+"thresholds/{id}", admin(deleteHandler(s, s.st.DeleteHashmapThreshold)))
+	m.HandleFunc("DELETE "+base+"thresholds/{id}", admin(deleteHandler(s, "hashmap threshold", s.st.DeleteHashmapThreshold)))
 }
 
-func getHandler[T any](s *Server, get func(context.Context, string) (T, error)) http.HandlerFunc {
+func getHandler[T any](s *Server, kind string, get func(context.Context, string) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := get(r.Context(), r.PathValue("id"))
+		if errorsIsNotFound(err) {
+			err = notFound(kind, r.PathValue("id"))
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -55,9 +59,13 @@ func getHandler[T any](s *Server, get func(context.Context, string) (T, error)) 
 	}
 }
 
-func deleteHandler(s *Server, del func(context.Context, string) error) http.HandlerFunc {
+func deleteHandler(s *Server, kind string, del func(context.Context, string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := del(r.Context(), r.PathValue("id")); err != nil {
+		err := del(r.Context(), r.PathValue("id"))
+		if errorsIsNotFound(err) {
+			err = notFound(kind, r.PathValue("id"))
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -151,10 +159,19 @@ func createNamed[T any](s *Server, w http.ResponseWriter, r *http.Request, kind 
 	}
 	v := build(name)
 	if err := create(r.Context(), v); err != nil {
-		s.writeError(w, r, fmt.Errorf("create %s %q: %w", kind, name, err))
+		s.writeError(w, r, takenOr(err, kind, name))
 		return
 	}
 	writeJSON(w, http.StatusCreated, v)
+}
+
+// takenOr words a duplicate name as the caller's mistake (409 "service
+// name X is taken") instead of the store's constraint text.
+func takenOr(err error, kind, name string) error {
+	if errors.Is(err, store.ErrConflict) {
+		return conflict("name", "%s name %s is taken", kind, quote(name))
+	}
+	return fmt.Errorf("create %s %s: %w", kind, quote(name), err)
 }
 
 type fieldRequest struct {
@@ -177,12 +194,15 @@ func (s *Server) handleCreateField(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.st.GetHashmapService(r.Context(), req.ServiceID); err != nil {
-		s.writeError(w, r, fmt.Errorf("service_id %s: %w", req.ServiceID, err))
+		if errorsIsNotFound(err) {
+			err = notFound("hashmap service", req.ServiceID)
+		}
+		s.writeError(w, r, err)
 		return
 	}
 	f := &store.HashmapField{ServiceID: req.ServiceID, Name: strings.TrimSpace(req.Name)}
 	if err := s.st.CreateHashmapField(r.Context(), f); err != nil {
-		s.writeError(w, r, fmt.Errorf("create field %q: %w", f.Name, err))
+		s.writeError(w, r, takenOr(err, "field", f.Name))
 		return
 	}
 	writeJSON(w, http.StatusCreated, f)

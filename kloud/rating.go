@@ -45,12 +45,21 @@ func (s *Server) newRating() error {
 			Store:       s.st,
 			Scopes:      ratingbridge.OwnerScopes(s.st, s.st),
 			Period:      s.cfg.RatingPeriod,
-			WaitPeriods: s.cfg.RatingWaitPeriods,
+			WaitPeriods: processorWait(*s.cfg.RatingWaitPeriods),
 			Clock:       s.cfg.Now,
 			Logger:      s.log.With("component", "rating"),
 		},
 	}
 	return nil
+}
+
+// processorWait turns the configured wait (0: none) into the processor's
+// WaitPeriods, where 0 means its default and a negative value no wait.
+func processorWait(periods int) int {
+	if periods == 0 {
+		return -1
+	}
+	return periods
 }
 
 func (s *Server) reportsDir() string { return filepath.Join(s.cfg.DataDir, "reports") }
@@ -126,6 +135,9 @@ func (s *Server) handleListModules(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGetModule(w http.ResponseWriter, r *http.Request) {
 	mod, err := s.rating.pipeline.GetModule(r.Context(), r.PathValue("name"))
+	if errorsIsNotFound(err) {
+		err = notFound("rating module", r.PathValue("name"))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -140,6 +152,9 @@ func (s *Server) handleUpdateModule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mod, err := s.rating.pipeline.UpdateModule(r.Context(), r.PathValue("name"), req)
+	if errorsIsNotFound(err) {
+		err = notFound("rating module", r.PathValue("name"))
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -210,13 +225,13 @@ func decimalField(field string, v any, required bool) (decimal.Decimal, error) {
 	case string:
 		d, err := decimal.NewFromString(strings.TrimSpace(x))
 		if err != nil {
-			return decimal.Decimal{}, unprocessable(field, "%s %q is not a decimal number", field, x)
+			return decimal.Decimal{}, unprocessable(field, "%s %s is not a decimal number", field, quote(string(x)))
 		}
 		return d, nil
 	case json.Number:
 		d, err := decimal.NewFromString(x.String())
 		if err != nil {
-			return decimal.Decimal{}, unprocessable(field, "%s %q is not a decimal number", field, x)
+			return decimal.Decimal{}, unprocessable(field, "%s %s is not a decimal number", field, quote(string(x)))
 		}
 		return d, nil
 	}
@@ -244,7 +259,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 		if v := q.Get(f.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return sq, badRequest(f.name, "%s %q is not an RFC 3339 time", f.name, v)
+				return sq, badRequest(f.name, "%s %s is not an RFC 3339 time", f.name, quote(v))
 			}
 			*f.dst = t.UTC()
 		}
@@ -266,7 +281,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 			}
 			k, val, ok := strings.Cut(f, ":")
 			if !ok || k == "" {
-				return sq, badRequest("filters", "filter %q: want key:value", f)
+				return sq, badRequest("filters", "filter %s: want key:value", quote(f))
 			}
 			if sq.Filters == nil {
 				sq.Filters = map[string]string{}
@@ -281,7 +296,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 		if v := q.Get(f.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return sq, badRequest(f.name, "%s %q is not a non-negative integer", f.name, v)
+				return sq, badRequest(f.name, "%s %s is not a non-negative integer", f.name, quote(v))
 			}
 			*f.dst = n
 		}
@@ -318,5 +333,5 @@ func (s *Server) handleDataFrames(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ratingbridge.FramesOf(points))
+	listAnswer(s, w, r, ratingbridge.FramesOf(points), nil)
 }

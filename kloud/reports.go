@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/kloud/kloud/ratingbridge/writer"
-	"github.com/kloud/kloud/store"
 )
 
 // handleListReports lists the report files the writer pipeline made; a
@@ -32,12 +31,15 @@ func (s *Server) handleGetReport(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	f, rep, err := writer.OpenReport(s.rating.reports, name)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("report %s: %w", name, err))
+		if errorsIsNotFound(err) {
+			err = notFound("report", name)
+		} // otherwise the writer's error names the report already
+		s.writeError(w, r, err)
 		return
 	}
 	defer f.Close()
 	if !canSee(actorFrom(r.Context()), rep.Scope) {
-		s.writeError(w, r, fmt.Errorf("report %s: %w", name, store.ErrNotFound))
+		s.writeError(w, r, notFound("report", name))
 		return
 	}
 	w.Header().Set("Content-Type", rep.ContentType())

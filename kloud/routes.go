@@ -69,9 +69,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": r.Method + " " + r.URL.Path + " is not allowed; allowed: " + strings.Join(allowed, ", ")})
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": r.Method + " " + clipInput(r.URL.Path) + " is not allowed; allowed: " + strings.Join(allowed, ", ")})
 			return
 		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + clipInput(r.Method) + " " + clipInput(r.URL.Path)})
 	})
 }

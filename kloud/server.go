@@ -44,11 +44,17 @@ type Server struct {
 	bgCancel context.CancelFunc
 	bgDone   sync.WaitGroup // background loops
 	jobsDone sync.WaitGroup // running jobs
+
+	dirLock *dataDirLock // held from New to Close
 }
 
-// New opens a server on cfg. It makes sure an admin exists and fails the
-// jobs whose worker died while this or another replica was down.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// New opens a server on cfg. It locks the data dir (a second server on it
+// is refused with ErrDataDirInUse), makes sure an admin exists and fails
+// the jobs whose worker died while this or another replica was down.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	cfg.setDefaults()
 	if cfg.Store == nil {
 		return nil, errors.New("new server: a store is required")
@@ -67,6 +73,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if !cfg.Confiner.Enabled() {
 		cfg.Log.Warn("running UNCONFINED: members' templates and machines can run code as Kloud's own user and read its data dir")
 	}
+	// Lock before anything touches the data dir: reaping orphans would
+	// kill another live server's Terraform runs.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.release()
+		}
+	}()
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -81,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		events:  newHub(),
 		secrets: make(map[string]struct{}),
 		running: make(map[string]context.CancelFunc),
+		dirLock: lock,
 	}
 	runner, err := stack.NewRunner(stack.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
@@ -161,7 +179,7 @@ func (s *Server) Close() error {
 	go func() { s.jobsDone.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.ShutdownGrace):
+	case <-time.After(*s.cfg.ShutdownGrace):
 		s.mu.Lock()
 		for id, cancel := range s.running {
 			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
@@ -170,5 +188,9 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		<-done
 	}
-	return s.st.Close()
+	err := s.st.Close()
+	if lerr := s.dirLock.release(); lerr != nil && err == nil {
+		err = fmt.Errorf("release data dir lock: %w", lerr)
+	}
+	return err
 }

@@ -107,7 +107,7 @@ func checkVariables(t *stack.Template, vars map[string]string) error {
 		if _, ok := parsed.Variable(name); !ok {
 			declared := parsed.VariableNames()
 			sort.Strings(declared)
-			return unprocessable("variables."+name, "variable %q is not declared by template %s (declared: %s)", name, t.ID, strings.Join(declared, ", "))
+			return unprocessable("variables."+clipInput(name), "variable %s is not declared by template %s (declared: %s)", quote(name), t.ID, strings.Join(declared, ", "))
 		}
 	}
 	for _, v := range parsed.Variables {
@@ -179,10 +179,28 @@ func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machine
 			return
 		}
 	}
+	if err := s.credentialExists(ctx, st); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	job, err := s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
+}
+
+// credentialExists refuses, at the request, a job on a stack whose
+// credential was deleted (possible once the stack was destroyed): the job
+// could only fail later.
+func (s *Server) credentialExists(ctx context.Context, st *store.StackRecord) error {
+	_, err := s.st.GetCredential(ctx, st.CredentialID)
+	if errorsIsNotFound(err) {
+		return conflict("credential_id", "stack %s: its credential %s was deleted; create a new stack with an existing credential", st.ID, st.CredentialID)
+	}
+	if err != nil {
+		return fmt.Errorf("stack %s: get credential %s: %w", st.ID, st.CredentialID, err)
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 		format = stack.FormatHCL
 	case stack.FormatHCL, stack.FormatJSON:
 	default:
-		return nil, unprocessable("format", "format %q is not one of hcl, json", req.Format)
+		return nil, unprocessable("format", "format %s is not one of hcl, json", quote(req.Format))
 	}
 	if strings.TrimSpace(req.Content) == "" {
 		return nil, unprocessable("content", "content is required")

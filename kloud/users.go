@@ -1,6 +1,8 @@
 package kloud
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -32,12 +34,15 @@ func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*sto
 		role = store.RoleMember
 	}
 	if role != store.RoleAdmin && role != store.RoleMember {
-		return nil, "", unprocessable("role", "role %q is not one of admin, member", req.Role)
+		return nil, "", unprocessable("role", "role %s is not one of admin, member", quote(req.Role))
 	}
 	token := newToken("klu_")
 	u := &store.User{Name: name, Role: role, TokenHash: HashToken(token), CreatedAt: s.now()}
 	if err := s.st.CreateUser(r.Context(), u); err != nil {
-		return nil, "", err
+		if errors.Is(err, store.ErrConflict) {
+			return nil, "", conflict("name", "user name %s is taken", quote(name))
+		}
+		return nil, "", fmt.Errorf("create user: %w", err)
 	}
 	return u, token, nil
 }

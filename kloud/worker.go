@@ -166,7 +166,7 @@ func (s *Server) runJob(job *store.Job) {
 	}
 	status, msg := store.JobSucceeded, ""
 	if err != nil {
-		status, msg = store.JobFailed, s.mask(err.Error())
+		status, msg = store.JobFailed, jobReason(err, s.mask(err.Error()))
 		if ctx.Err() != nil && s.isClosing() {
 			msg = "interrupted by server shutdown: " + msg
 		}
@@ -176,9 +176,7 @@ func (s *Server) runJob(job *store.Job) {
 		log.Info("job succeeded")
 	}
 	s.event(context.Background(), job.ID, store.EventDone, 100, string(status))
-	if ferr := s.st.FinishJob(context.Background(), job.ID, s.cfg.WorkerID, status, msg, s.now()); ferr != nil {
-		log.Error("finish job", slog.String("error", ferr.Error()))
-	}
+	s.finishJob(log, job, status, msg)
 	// Followers waiting for the end hear of it now, not at their next poll.
 	s.events.notify(job.ID)
 }
@@ -222,7 +220,7 @@ func (s *Server) expiryLoop(ctx context.Context) {
 // working on back in a state that allows trying again. The stack's
 // Terraform state stays as the last run saved it.
 func (s *Server) failExpiredJobs(ctx context.Context) error {
-	jobs, err := s.st.FailExpiredJobs(ctx, s.now(), "the worker running this job stopped renewing its lease (crashed or killed); the job was failed and can be run again")
+	jobs, err := s.st.FailExpiredJobs(ctx, s.now(), "the worker running this job stopped renewing its lease (crashed, killed, or unable to write to the store); the job was failed and can be run again")
 	if err != nil {
 		return err
 	}

@@ -153,14 +153,21 @@ func TransitionOf(m Method) (t Transition, ok bool) {
 }
 
 // allowed is the table of methods each settled state allows. In-progress
-// states allow nothing and are absent.
+// states allow nothing and are absent. Only the methods Kloud implements
+// (Implemented) appear: a refusal offers nothing the caller cannot call.
+// Koding's restart, resize, reinit and snapshots keep their names and
+// transitions above and join this table when they are wired.
 var allowed = map[State][]Method{
 	NotInitialized: {Build, Destroy},
-	Running:        {Stop, Destroy, Restart, Reinit, CreateSnapshot, DeleteSnapshot},
-	Stopped:        {Start, Destroy, Resize, Reinit, CreateSnapshot, DeleteSnapshot},
+	Running:        {Stop, Destroy},
+	Stopped:        {Start, Destroy},
 	Terminated:     {Build},
 	Unknown:        {Start, Stop, Destroy},
 }
+
+// Implemented lists the methods Kloud carries out: build and destroy
+// through a stack's apply and destroy, start and stop on the machine.
+func Implemented() []Method { return []Method{Build, Start, Stop, Destroy} }
 
 // Allowed returns the methods state s allows, in a stable order. The slice is
 // a copy the caller may keep.

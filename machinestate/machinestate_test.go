@@ -116,6 +116,35 @@ func TestRefusalNamesStateAndAllowed(t *testing.T) {
 	}
 }
 
+// A refusal offers only methods Kloud implements, in exact words.
+func TestAllowedOnlyImplemented(t *testing.T) {
+	implemented := map[Method]bool{}
+	for _, m := range Implemented() {
+		implemented[m] = true
+	}
+	for _, s := range States() {
+		for _, m := range s.Allowed() {
+			if !implemented[m] {
+				t.Errorf("%v allows %s, which Kloud does not implement", s, m)
+			}
+		}
+	}
+	for _, c := range []struct {
+		state  State
+		method Method
+		want   string
+	}{
+		{Stopped, Stop, "cannot stop: machine is Stopped; allowed: start, destroy"},
+		{Running, Start, "cannot start: machine is Running; allowed: stop, destroy"},
+		{Terminated, Start, "cannot start: machine is Terminated; allowed: build"},
+		{Stopped, Resize, "cannot resize: machine is Stopped; allowed: start, destroy"},
+	} {
+		if got := Check(c.state, c.method).Error(); got != c.want {
+			t.Errorf("Check(%v, %s) = %q, want %q", c.state, c.method, got, c.want)
+		}
+	}
+}
+
 func TestTransitions(t *testing.T) {
 	tests := []struct {
 		method                Method

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,32 +24,6 @@ import (
 	"github.com/kloud/kloud/store/mongo"
 	"github.com/kloud/kloud/store/sqlite"
 )
-
-// env returns the KLOUD_ variable name or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("KLOUD_" + name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v := env(name, ""); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v := env(name, ""); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
-}
 
 func defaultDataDir() string {
 	base := os.Getenv("XDG_DATA_HOME")
@@ -91,34 +63,11 @@ func findTerraform(flagValue string) (string, error) {
 }
 
 func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", env("DATA_DIR", defaultDataDir()), "data directory (KLOUD_DATA_DIR)")
-	listen := fs.String("listen", env("LISTEN", "127.0.0.1:8080"), "listen address (KLOUD_LISTEN)")
-	storeURI := fs.String("store", env("STORE", "sqlite"), "store: sqlite or a mongodb:// URI (KLOUD_STORE)")
-	workers := fs.Int("workers", envInt("WORKERS", 4), "concurrent Terraform runs (KLOUD_WORKERS)")
-	publicURL := fs.String("url", env("URL", ""), "URL machine agents reach this server at (KLOUD_URL; default from --listen)")
-	terraform := fs.String("terraform", env("TERRAFORM", ""), "terraform binary (KLOUD_TERRAFORM)")
-	klientPath := fs.String("klient", env("KLIENT", besideBinary("klient")), "agent binary served to machines (KLOUD_KLIENT)")
-	pluginDir := fs.String("plugin-dir", env("PLUGIN_DIR", besideBinary("plugins")), "provider mirror (KLOUD_PLUGIN_DIR)")
-	jobLease := fs.Duration("job-lease", envDuration("JOB_LEASE", 30*time.Second), "job lease length (KLOUD_JOB_LEASE)")
-	grace := fs.Duration("shutdown-grace", envDuration("SHUTDOWN_GRACE", 30*time.Second), "how long shutdown lets jobs finish (KLOUD_SHUTDOWN_GRACE)")
-	checkInterval := fs.Duration("check-interval", envDuration("CHECK_INTERVAL", 30*time.Second), "machine checker interval (KLOUD_CHECK_INTERVAL)")
-	agentTimeout := fs.Duration("agent-timeout", envDuration("AGENT_TIMEOUT", 2*time.Minute), "silence after which a machine is checked (KLOUD_AGENT_TIMEOUT)")
-	idleLimit := fs.Duration("idle-limit", envDuration("IDLE_LIMIT", 0), "stop machines that are not always_on after this long running (0: never; KLOUD_IDLE_LIMIT)")
-	ratingPeriod := fs.Duration("rating-period", envDuration("RATING_PERIOD", time.Hour), "rating period (KLOUD_RATING_PERIOD)")
-	ratingWait := fs.Int("rating-wait-periods", envInt("RATING_WAIT_PERIODS", 1), "periods to wait before rating one (KLOUD_RATING_WAIT_PERIODS)")
-	ratingInterval := fs.Duration("rating-interval", envDuration("RATING_INTERVAL", time.Minute), "how often the rating processor runs (KLOUD_RATING_INTERVAL)")
-	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (KLOUD_LOG_LEVEL)")
-	unconfined := fs.Bool("unconfined", env("UNCONFINED", "") == "1" || env("UNCONFINED", "") == "true", "run Terraform and sandbox machines WITHOUT confinement: members can run code as Kloud's user (KLOUD_UNCONFINED)")
-	networkMirror := fs.String("network-mirror", env("NETWORK_MIRROR", ""), "Terraform provider network mirror URL for cloud providers (KLOUD_NETWORK_MIRROR)")
-	if err := fs.Parse(args); err != nil {
+	f, err := parseServeFlags(args, os.LookupEnv, os.Stderr)
+	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: f.Level}))
 	// Everything Kloud and its children create is private to its user:
 	// the data dir holds secrets, states and machines' disks.
 	syscall.Umask(0o077)
@@ -126,42 +75,38 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(f.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	tf, err := findTerraform(*terraform)
+	tf, err := findTerraform(f.Terraform)
 	if err != nil {
 		return err
 	}
 	confiner := confine.Unconfined()
-	if *unconfined {
+	if f.Unconfined {
 		log.Warn("--unconfined: members' templates and sandbox machines run as Kloud's own user and can read everything it can, its data dir included")
 		fmt.Fprintln(os.Stderr, "WARNING: kloud serve --unconfined: members can run code as this user and read its data dir")
 	} else if confiner, err = confine.Detect(ctx, confine.Options{}); err != nil {
 		return fmt.Errorf("%w\nkloud serve runs members' Terraform and machines confined; without bubblewrap it refuses to start unless --unconfined is given", err)
 	}
-	st, storeName, err := openStore(ctx, *storeURI, *dataDir)
+	st, storeName, err := openStore(ctx, f.Store, f.DataDir)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	url := *publicURL
+	url := f.URL
 	if url == "" {
 		url = "http://" + ln.Addr().String()
 	}
-	srv, err := kloud.New(ctx, kloud.Config{
-		DataDir: *dataDir, Store: st, StoreName: storeName, URL: url,
-		AdminToken: os.Getenv("KLOUD_ADMIN_TOKEN"), TerraformPath: tf, PluginDir: *pluginDir, KlientPath: *klientPath,
-		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
-		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
-		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,
-		Confiner: confiner, NetworkMirror: *networkMirror,
-		Log: log,
-	})
+	cfg := f.Config
+	cfg.DataDir, cfg.Store, cfg.StoreName, cfg.URL = f.DataDir, st, storeName, url
+	cfg.AdminToken, cfg.TerraformPath, cfg.PluginDir, cfg.KlientPath = os.Getenv("KLOUD_ADMIN_TOKEN"), tf, f.PluginDir, f.Klient
+	cfg.Log, cfg.Confiner = log, confiner
+	srv, err := kloud.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		st.Close()
@@ -169,22 +114,22 @@ func serve(args []string) error {
 	}
 	if srv.AdminToken != "" {
 		// Printed once, on stdout only; never logged.
-		fmt.Printf("admin token: %s\n(also written to %s)\n", srv.AdminToken, filepath.Join(*dataDir, "admin.token"))
+		fmt.Printf("admin token: %s\n(also written to %s)\n", srv.AdminToken, filepath.Join(f.DataDir, "admin.token"))
 	}
 	// The URL file lets scripts and the CLI on this host find a server
 	// started on a random port.
-	if err := os.WriteFile(filepath.Join(*dataDir, "server.url"), []byte(url+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(f.DataDir, "server.url"), []byte(url+"\n"), 0o600); err != nil {
 		log.Warn("write server.url", slog.String("error", err.Error()))
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.Start()
-	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", *dataDir), slog.String("confinement", confiner.String()))
+	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", f.DataDir), slog.String("confinement", confiner.String()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		log.Info("shutting down: no new jobs; running jobs get the shutdown grace", slog.Duration("grace", *grace))
+		log.Info("shutting down: no new jobs; running jobs get the shutdown grace", slog.Duration("grace", *f.Config.ShutdownGrace))
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -205,7 +150,7 @@ func openStore(ctx context.Context, uri, dataDir string) (store.Store, string, e
 	case uri == "" || uri == "sqlite":
 		st, err := sqlite.Open(ctx, dataDir)
 		if err != nil {
-			return nil, "", fmt.Errorf("open sqlite store: %w", err)
+			return nil, "", err // "open store <path>: ..." already
 		}
 		return st, "sqlite", nil
 	case strings.HasPrefix(uri, "mongodb://") || strings.HasPrefix(uri, "mongodb+srv://"):
@@ -214,7 +159,7 @@ func openStore(ctx context.Context, uri, dataDir string) (store.Store, string, e
 		// on one database must use the same key.
 		st, err := mongo.Open(ctx, uri, dataDir)
 		if err != nil {
-			return nil, "", fmt.Errorf("open mongodb store: %w", err)
+			return nil, "", err // "open mongodb store <db>: ..." already
 		}
 		return st, "mongodb", nil
 	}

@@ -65,7 +65,7 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 		KlientPath:    klient,
 		Workers:       4,
 		JobLease:      10 * time.Second,
-		ShutdownGrace: 20 * time.Second,
+		ShutdownGrace: new(20 * time.Second),
 		Log:           log,
 	}
 	for _, o := range options {

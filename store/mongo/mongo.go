@@ -285,7 +285,36 @@ func (s *Store) setup(ctx context.Context) error {
 		// No migration exists yet: version 1 is the first layout.
 		return fmt.Errorf("database schema version %d has no migration to %d", doc.Version, SchemaVersion)
 	}
-	return nil
+	return s.checkKey(ctx)
+}
+
+// keyCheckDoc is the key check value sealed at the database's first open.
+type keyCheckDoc struct {
+	ID     string `bson:"_id"`
+	Sealed []byte `bson:"sealed"`
+}
+
+// checkKey records the key check value at the first open and refuses an
+// open with another key (secretbox.ErrKeyMismatch). The insert is keyed
+// by _id, so replicas opening a fresh database at once agree on one value:
+// the losers read the winner's and check their key against it.
+func (s *Store) checkKey(ctx context.Context) error {
+	sealed, err := s.box.SealCheck()
+	if err != nil {
+		return fmt.Errorf("record key check: %w", err)
+	}
+	_, err = s.schema.InsertOne(ctx, keyCheckDoc{ID: "key_check", Sealed: sealed})
+	if err == nil {
+		return nil
+	}
+	if !mgo.IsDuplicateKeyError(err) && !isUniqueViolation(err) {
+		return fmt.Errorf("record key check: %w", mapErr(err))
+	}
+	var doc keyCheckDoc
+	if err := s.schema.FindOne(ctx, bson.D{{Key: "_id", Value: "key_check"}}).Decode(&doc); err != nil {
+		return fmt.Errorf("read key check: %w", mapErr(err))
+	}
+	return s.box.VerifyCheck(doc.Sealed)
 }
 
 // ---- errors -------------------------------------------------------------------

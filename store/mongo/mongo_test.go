@@ -115,6 +115,21 @@ func TestOpenRefusesBadURIs(t *testing.T) {
 	}
 }
 
+func TestKeyCheck(t *testing.T) {
+	uri := ferrettest.Start(t).NewDatabaseURI("keys")
+	storetest.RunKeyCheck(t, func(t *testing.T, passphrase string) (store.Store, error) {
+		box, err := secretbox.FromPassphrase(passphrase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(context.Background(), uri, "", WithBox(box), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
 func TestSchemaVersionRecordedAndChecked(t *testing.T) {
 	srv := ferrettest.Start(t)
 	uri := srv.NewDatabaseURI("schema")
@@ -238,5 +253,41 @@ func TestServerLostMidCall(t *testing.T) {
 		if d := time.Since(start); d > 30*time.Second {
 			t.Errorf("%s took %v to fail", name, d)
 		}
+	}
+}
+
+// Replicas opening a fresh database at once with different keys agree on
+// one key: exactly one of them starts.
+func TestKeyCheckConcurrentFirstOpens(t *testing.T) {
+	uri := ferrettest.Start(t).NewDatabaseURI("race")
+	keys := []string{"replica-a", "replica-b"}
+	errs := make(chan error, len(keys))
+	for _, k := range keys {
+		go func() {
+			box, err := secretbox.FromPassphrase(k)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s, err := Open(context.Background(), uri, "", WithBox(box), WithLogger(slog.New(slog.DiscardHandler)))
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	var ok, refused int
+	for range keys {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, secretbox.ErrKeyMismatch):
+			refused++
+		default:
+			t.Errorf("open: %v", err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("%d opens started and %d were refused; want 1 and 1", ok, refused)
 	}
 }

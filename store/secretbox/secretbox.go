@@ -231,3 +231,27 @@ func (b *Box) OpenField(what string, sealed []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// ErrKeyMismatch: a database was opened with another key than the one it
+// was sealed with (two replicas started with different keys, or a data dir
+// moved without its key).
+var ErrKeyMismatch = errors.New("the secret key does not match the one this database was sealed with; set KLOUD_SECRET_KEY to the key of the other replicas")
+
+// checkPlain is what a key check value seals.
+const checkPlain = "kloud key check v1"
+
+// SealCheck returns the check value a database records at its first open,
+// so every later open can tell whether it holds the same key.
+func (b *Box) SealCheck() ([]byte, error) {
+	return b.SealField("key check", []byte(checkPlain))
+}
+
+// VerifyCheck returns nil when sealed is a check value SealCheck made with
+// this box's key, and ErrKeyMismatch otherwise.
+func (b *Box) VerifyCheck(sealed []byte) error {
+	plain, err := b.OpenField("key check", sealed)
+	if err != nil || string(plain) != checkPlain {
+		return ErrKeyMismatch
+	}
+	return nil
+}

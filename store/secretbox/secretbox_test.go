@@ -182,3 +182,28 @@ func TestNewRefusesWrongKeySize(t *testing.T) {
 		t.Error("FromPassphrase(\"\") succeeded")
 	}
 }
+
+func TestKeyCheckValue(t *testing.T) {
+	one, _ := FromPassphrase("one")
+	two, _ := FromPassphrase("two")
+	sealed, err := one.SealCheck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := one.Seal([]byte("not a check value"))
+	for _, c := range []struct {
+		name   string
+		box    *Box
+		sealed []byte
+		want   error
+	}{
+		{"same key", one, sealed, nil},
+		{"other key", two, sealed, ErrKeyMismatch},
+		{"not a check value", one, other, ErrKeyMismatch},
+		{"empty", one, nil, ErrKeyMismatch},
+	} {
+		if err := c.box.VerifyCheck(c.sealed); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: VerifyCheck = %v, want %v", c.name, err, c.want)
+		}
+	}
+}

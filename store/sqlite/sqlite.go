@@ -152,6 +152,10 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if err := s.checkKey(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	// Readers open after the writer has set WAL mode and migrated.
 	r := sql.OpenDB(connector{drv: drv, dsn: path + "?" + common + "&_pragma=query_only(1)"})
 	r.SetMaxOpenConns(o.readConns)
@@ -293,6 +297,41 @@ func (s *Store) migrate(ctx context.Context) error {
 			if !known[v] {
 				return fmt.Errorf("apply migrations: database has migration %d this binary does not know (a newer Kloud wrote it)", v)
 			}
+		}
+		return nil
+	})
+}
+
+// checkKey records the key check value at the first open and refuses an
+// open with another key (secretbox.ErrKeyMismatch).
+func (s *Store) checkKey(ctx context.Context) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var sealed []byte
+		err := tx.QueryRowContext(ctx, `SELECT sealed FROM key_check WHERE id = 1`).Scan(&sealed)
+		switch {
+		case err == nil:
+			return s.box.VerifyCheck(sealed)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("read key check: %w", err)
+		}
+		// A database sealed before the check existed: a secret it holds
+		// tells whether this is its key.
+		var secret []byte
+		err = tx.QueryRowContext(ctx, `SELECT data FROM credentials WHERE data IS NOT NULL LIMIT 1`).Scan(&secret)
+		switch {
+		case err == nil:
+			if _, oerr := s.box.Open(secret); oerr != nil {
+				return secretbox.ErrKeyMismatch
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("read key check: %w", err)
+		}
+		sealed, err = s.box.SealCheck()
+		if err != nil {
+			return fmt.Errorf("record key check: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_check (id, sealed) VALUES (1, ?)`, sealed); err != nil {
+			return fmt.Errorf("record key check: %w", mapErr(err))
 		}
 		return nil
 	})

@@ -41,6 +41,50 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, t.TempDir()) })
 }
 
+func TestKeyCheck(t *testing.T) {
+	dir := t.TempDir()
+	storetest.RunKeyCheck(t, func(t *testing.T, passphrase string) (store.Store, error) {
+		box, err := secretbox.FromPassphrase(passphrase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(context.Background(), dir, WithBox(box), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+// A database sealed before the key check existed is checked against a
+// secret it holds.
+func TestKeyCheckOfAnOlderDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	one, _ := secretbox.FromPassphrase("one")
+	s := openTest(t, dir, WithBox(one))
+	u := &store.User{Name: "u", Role: store.RoleMember, TokenHash: "h", CreatedAt: time.Now()}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	c := &stack.Credential{OwnerID: u.ID, Provider: "sandbox", Title: "c", Data: []byte(`{"k":"v"}`)}
+	if err := s.CreateCredential(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM key_check`); err != nil {
+		t.Fatal(err)
+	}
+	two, _ := secretbox.FromPassphrase("two")
+	if _, err := Open(ctx, dir, WithBox(two), WithLogger(slog.New(slog.DiscardHandler))); !errors.Is(err, secretbox.ErrKeyMismatch) {
+		t.Fatalf("open with another key = %v, want ErrKeyMismatch", err)
+	}
+	again, err := Open(ctx, dir, WithBox(one), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("open with its key: %v", err)
+	}
+	again.Close()
+}
+
 func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 	t.Setenv(secretbox.EnvKey, "")
 	ctx := context.Background()
@@ -223,12 +267,10 @@ func TestSecretsNeverInClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := openTest(t, dir, WithBox(other))
-	if _, err := wrong.GetCredential(ctx, c.ID); !errors.Is(err, secretbox.ErrDecrypt) {
-		t.Fatalf("GetCredential with the wrong key = %v, want ErrDecrypt", err)
-	}
-	if _, err := wrong.LatestStateVersion(ctx, "stk-1"); !errors.Is(err, secretbox.ErrDecrypt) {
-		t.Fatalf("LatestStateVersion with the wrong key = %v, want ErrDecrypt", err)
+	// The database was sealed with the first key: another one is refused
+	// at open, before any secret fails to decrypt.
+	if _, err := Open(ctx, dir, WithBox(other), WithLogger(slog.New(slog.DiscardHandler))); !errors.Is(err, secretbox.ErrKeyMismatch) {
+		t.Fatalf("Open with the wrong key = %v, want ErrKeyMismatch", err)
 	}
 }
 
