@@ -35,10 +35,11 @@ type Server struct {
 	lists  *listCache    // encoded machine lists
 	wake   chan struct{} // a job was queued: a worker should claim
 	events *hub          // job events appended: followers should read
+	plans  *ownerLimit   // template plans running per owner
 
 	mu       sync.Mutex
 	secrets  map[string]struct{} // values masked in every log line
-	running  map[string]context.CancelFunc
+	running  map[string]context.CancelCauseFunc
 	started  bool
 	closing  bool
 	bgCancel context.CancelFunc
@@ -72,7 +73,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		wake:    make(chan struct{}, 1),
 		events:  newHub(),
 		secrets: make(map[string]struct{}),
-		running: make(map[string]context.CancelFunc),
+		running: make(map[string]context.CancelCauseFunc),
+		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 	}
 	runner, err := stack.NewRunner(stack.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
@@ -80,6 +82,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		WorkRoot:      filepath.Join(cfg.DataDir, "work"),
 		Log:           cfg.Log,
 		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": s.sandboxDir()},
+		GracePeriod:   cfg.TerraformGrace,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -94,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.newRating(); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
-	if err := s.failExpiredJobs(ctx); err != nil {
+	if err := s.failDeadJobsAtStart(ctx); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s.routes()
@@ -155,7 +158,7 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		for id, cancel := range s.running {
 			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
-			cancel()
+			cancel(errShutdown)
 		}
 		s.mu.Unlock()
 		<-done

@@ -108,6 +108,16 @@ func serve(args []string) error {
 	ratingWait := fs.Int("rating-wait-periods", envInt("RATING_WAIT_PERIODS", 1), "periods to wait before rating one (KLOUD_RATING_WAIT_PERIODS)")
 	ratingInterval := fs.Duration("rating-interval", envDuration("RATING_INTERVAL", time.Minute), "how often the rating processor runs (KLOUD_RATING_INTERVAL)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (KLOUD_LOG_LEVEL)")
+	// Bounded work: job timeouts, fair share, Terraform's grace.
+	var jobTimeout kloud.JobTimeouts
+	if v := env("JOB_TIMEOUT", ""); v != "" {
+		if err := jobTimeout.Set(v); err != nil {
+			return fmt.Errorf("KLOUD_JOB_TIMEOUT: %w", err)
+		}
+	}
+	fs.Var(&jobTimeout, "job-timeout", "job timeout, default and per kind, e.g. 30m,apply=1h,stop=5m,plan=5m (KLOUD_JOB_TIMEOUT; default 30m)")
+	maxPerOwner := fs.Int("max-jobs-per-owner", envInt("MAX_JOBS_PER_OWNER", 0), "running jobs (and template plans) per owner at most (KLOUD_MAX_JOBS_PER_OWNER; default half the workers, at least 1)")
+	tfGrace := fs.Duration("terraform-grace", envDuration("TERRAFORM_GRACE", 30*time.Second), "how long an interrupted Terraform may take to stop before it is killed (KLOUD_TERRAFORM_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,7 +156,9 @@ func serve(args []string) error {
 		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
 		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
 		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,
-		Log: log,
+		JobTimeout: jobTimeout, MaxJobsPerOwner: *maxPerOwner, TerraformGrace: *tfGrace,
+		SoleServer: storeName == "sqlite", // the only server on its data dir
+		Log:        log,
 	})
 	if err != nil {
 		ln.Close()
@@ -162,7 +174,7 @@ func serve(args []string) error {
 	if err := os.WriteFile(filepath.Join(*dataDir, "server.url"), []byte(url+"\n"), 0o600); err != nil {
 		log.Warn("write server.url", slog.String("error", err.Error()))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := kloud.NewHTTPServer(srv.Handler(), kloud.HTTPOptions{})
 	srv.Start()
 	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", *dataDir))
 	errc := make(chan error, 1)
