@@ -400,3 +400,44 @@ func planInputs(t *testing.T, c *client.Client) (heavy, fast, credID string) {
 	}
 	return ids[0], ids[1], cred.ID
 }
+
+// TestCancelThroughStore: a cancel recorded in the store by another
+// replica reaches the worker running the job at its next lease renewal.
+func TestCancelThroughStore(t *testing.T) {
+	h := kloudtest.New(t, func(c *kloud.Config) {
+		c.JobLease = 900 * time.Millisecond // renewed every 300 ms
+		c.TerraformGrace = 2 * time.Second
+	})
+	ctx := context.Background()
+	stackID, _ := newStack(t, h.Admin, slowAfterFirstMachine)
+	ref, err := h.Admin.ApplyStack(ctx, stackID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitForOutput(ctx, h.Admin, ref.JobID, "sandbox_machine.a: Creation complete"); err != nil {
+		t.Fatal(err)
+	}
+	// What another replica's POST …/cancel does: this server's cancel
+	// function is not called.
+	if _, err := h.Store.CancelJob(ctx, ref.JobID, "cancelled by someone elsewhere", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	j := endJob(t, h.Admin, ref.JobID)
+	if j.Status != "failed" || j.Error != "cancelled by someone elsewhere" {
+		t.Fatalf("job = %s %q, want failed with the remote reason", j.Status, j.Error)
+	}
+	noTerraformLeft(t, filepath.Join(h.DataDir, "work", stackID))
+	st, err := h.Admin.Stack(ctx, stackID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Machines {
+		if m.State.String() == "Running" {
+			ref, err := h.Admin.StopMachine(ctx, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kloudtest.WaitJob(t, h.Admin, ref.JobID)
+		}
+	}
+}
