@@ -1,8 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud"
+	"github.com/kloud/kloud/kloud/kloudtest"
 )
 
 // TestServeRefusesBadJobFlags: an unparsable job timeout, as a flag or in
@@ -30,5 +38,48 @@ func TestServeRefusesBadJobFlags(t *testing.T) {
 				t.Fatalf("serve %v = %v, want an error naming %q", c.args, err, c.want)
 			}
 		})
+	}
+}
+
+// TestJobCancelCommand: `kloud job cancel ID` stops a running apply, which
+// then fails with the reason; cancelling it again is the API's 409.
+func TestJobCancelCommand(t *testing.T) {
+	h := kloudtest.New(t, func(c *kloud.Config) { c.TerraformGrace = time.Second })
+	ctx := context.Background()
+	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heavy := "locals {\n  heavy = [for i in range(1000) : [for j in range(1000) : \"${i}-${j}\"]]\n}\n\n" +
+		"resource \"sandbox_machine\" \"m\" {\n  name = \"m-${length(local.heavy)}\"\n}\n"
+	tpl, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "heavy", Provider: "sandbox", Content: heavy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "s", TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := h.Admin.ApplyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--server", h.URL, "--token", h.AdminToken, "-o", "json"}
+	if err := run(append([]string{"job", "cancel", ref.JobID}, flags...)); err != nil {
+		t.Fatalf("kloud job cancel: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	j, err := h.Admin.WaitJob(wctx, ref.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != "failed" || !strings.HasPrefix(j.Error, "cancelled by ") {
+		t.Fatalf("job = %s %q, want failed, cancelled by the admin", j.Status, j.Error)
+	}
+	err = run(append([]string{"job", "cancel", ref.JobID}, flags...))
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 409 {
+		t.Fatalf("cancel an ended job: %v, want a 409", err)
 	}
 }
