@@ -274,12 +274,6 @@ func (s *Server) cancelReason(jobID string) string {
 	return j.CancelReason
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // progress records a running job's percentage and tells followers.
 func (s *Server) progress(ctx context.Context, job *store.Job, pct int, msg string) {
 	if pct < job.Percentage {
