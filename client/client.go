@@ -211,6 +211,14 @@ func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	return &out, c.Do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &out)
 }
 
+// Cancel cancels a queued job (it fails at once) or a running one (it is
+// stopped, then fails with the reason), and returns the job as it is now.
+// An ended job is a 409 naming its status.
+func (c *Client) Cancel(ctx context.Context, jobID string) (*Job, error) {
+	var out Job
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(jobID)+"/cancel", nil, &out)
+}
+
 // JobEvents lists a job's events so far.
 func (c *Client) JobEvents(ctx context.Context, id string) ([]Event, error) {
 	var out []Event

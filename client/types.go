@@ -197,6 +197,9 @@ type Job struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	// CancelReason is set while a cancelled job that was running stops; it
+	// becomes the job's error when it has.
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
 
 // Done reports whether the job has ended.

@@ -3,6 +3,8 @@ package kloud
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kloud/kloud/internal/confine"
@@ -65,6 +67,24 @@ type Config struct {
 	// confine.Unconfined(); kloud serve detects bubblewrap and refuses to
 	// start without it unless --unconfined).
 	Confiner *confine.Confiner
+	// ---- bounded work: job timeouts, cancel, fair share --------------------
+	// JobTimeout bounds each job, and each template plan (kind "plan"), by
+	// kind (default 30m each); past it the job's context ends, Terraform
+	// gets an interrupt, then a kill after TerraformGrace, and the job
+	// fails with the reason.
+	JobTimeout JobTimeouts
+	// TerraformGrace is how long an interrupted Terraform may take to stop
+	// before it is killed (default 30s).
+	TerraformGrace time.Duration
+	// MaxJobsPerOwner is how many jobs of one owner may run at once, over
+	// every replica (default half the workers, at least 1); it also bounds
+	// one owner's concurrent template plans on each replica.
+	MaxJobsPerOwner int
+	// SoleServer says no other server uses the store (SQLite, whose data
+	// dir is locked): at start every running job belongs to a dead worker
+	// and is failed at once instead of when its lease expires.
+	SoleServer bool
+
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives structured logs (default slog.Default()).
@@ -125,6 +145,12 @@ func (c *Config) setDefaults() {
 	if c.Currency == "" {
 		c.Currency = "USD"
 	}
+	if c.TerraformGrace <= 0 {
+		c.TerraformGrace = 30 * time.Second
+	}
+	if c.MaxJobsPerOwner <= 0 {
+		c.MaxJobsPerOwner = max(1, c.Workers/2)
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -137,4 +163,76 @@ func (c *Config) setDefaults() {
 	if c.StoreName == "" {
 		c.StoreName = "sqlite"
 	}
+}
+
+// DefaultJobTimeout bounds a job of a kind JobTimeouts does not name.
+const DefaultJobTimeout = 30 * time.Minute
+
+// jobTimeoutKinds are the kinds a timeout may name: the job kinds and
+// "plan" (a template plan).
+var jobTimeoutKinds = []string{
+	string(store.JobApply), string(store.JobDestroy), string(store.JobBootstrap), string(store.JobUnbootstrap),
+	string(store.JobStart), string(store.JobStop), "plan",
+}
+
+// JobTimeouts is a default job timeout and overrides per kind, written
+// "30m,apply=1h,stop=5m" (the default first, optional). It is a flag.Value.
+type JobTimeouts struct {
+	Default time.Duration
+	Kinds   map[string]time.Duration
+}
+
+// For returns the timeout of a job of kind.
+func (t JobTimeouts) For(kind string) time.Duration {
+	if d, ok := t.Kinds[kind]; ok {
+		return d
+	}
+	if t.Default > 0 {
+		return t.Default
+	}
+	return DefaultJobTimeout
+}
+
+// String writes t as Set reads it.
+func (t *JobTimeouts) String() string {
+	if t == nil {
+		return ""
+	}
+	parts := []string{t.For("").String()}
+	for _, k := range jobTimeoutKinds {
+		if d, ok := t.Kinds[k]; ok {
+			parts = append(parts, k+"="+d.String())
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set reads "30m,apply=1h,stop=5m": each part a positive duration, named by
+// a job kind or (at most one) the default.
+func (t *JobTimeouts) Set(v string) error {
+	out := JobTimeouts{Kinds: map[string]time.Duration{}}
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		kind, val, named := strings.Cut(part, "=")
+		if !named {
+			kind, val = "", part
+		}
+		kind = strings.TrimSpace(kind)
+		d, err := time.ParseDuration(strings.TrimSpace(val))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration (e.g. 30m, or apply=1h)", clipInput(part))
+		}
+		switch {
+		case !named && out.Default != 0:
+			return fmt.Errorf("two default timeouts in %q", clipInput(v))
+		case !named:
+			out.Default = d
+		case !slices.Contains(jobTimeoutKinds, kind):
+			return fmt.Errorf("unknown job kind %q; allowed: %s", clipInput(kind), strings.Join(jobTimeoutKinds, ", "))
+		default:
+			out.Kinds[kind] = d
+		}
+	}
+	*t = out
+	return nil
 }

@@ -107,6 +107,11 @@ func clipLongWords(msg string) string {
 	return strings.Join(words, "")
 }
 
+// tooManyRequests returns a 429: the caller has too much running already.
+func tooManyRequests(format string, args ...any) error {
+	return &RequestError{Status: http.StatusTooManyRequests, Message: fmt.Sprintf(format, args...)}
+}
+
 // errorBody maps any error to its HTTP status and JSON body. It is the one
 // place where domain errors become statuses.
 func errorBody(err error) (int, *client.Error) {

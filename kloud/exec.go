@@ -146,7 +146,11 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 		return err
 	}
 	fail := func(err error) error {
-		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, s.mask(err.Error()), s.now())
+		reason := s.mask(err.Error())
+		if stopped, ok := stopReason(ctx); ok {
+			reason = stopped
+		}
+		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, reason, s.now())
 		return err
 	}
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.during, "", s.now()); err != nil {

@@ -15,6 +15,7 @@ func jobView(j *store.Job) client.Job {
 	v := client.Job{
 		ID: j.ID, Kind: string(j.Kind), Status: string(j.Status), Percentage: j.Percentage, Error: j.Error,
 		StackID: j.StackID, MachineID: j.MachineID, CredentialID: j.CredentialID, CreatedAt: j.CreatedAt,
+		CancelReason: j.CancelReason,
 	}
 	if !j.StartedAt.IsZero() {
 		t := j.StartedAt
@@ -42,6 +43,28 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, jobView(j))
+}
+
+// handleCancelJob cancels a queued or running job (owner or admin): 200
+// with the failed job when it was queued, 202 with the running job, which
+// fails with the reason once stopped.
+func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	actor := actorFrom(ctx)
+	j, err := s.jobFor(ctx, actor, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if j, err = s.cancelJob(ctx, actor, j.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if j.Status.Active() {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, jobView(j))
 }
 
 // handleJobEvents answers a job's events as a JSON list, or with ?follow=1

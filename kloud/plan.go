@@ -3,6 +3,7 @@ package kloud
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
@@ -18,9 +19,60 @@ func (noState) LoadState(context.Context, string) ([]byte, error) { return nil, 
 
 func (noState) SaveState(context.Context, string, int64, string, []byte) error { return nil }
 
+// ownerLimit bounds how many of one owner's plans run at once on this
+// replica; plans run inside their request, not as jobs.
+type ownerLimit struct {
+	mu      sync.Mutex
+	max     int
+	running map[string]int
+}
+
+func newOwnerLimit(max int) *ownerLimit {
+	return &ownerLimit{max: max, running: make(map[string]int)}
+}
+
+// acquire takes a place for owner, or answers 429 when owner has max.
+func (l *ownerLimit) acquire(owner string) (release func(), err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running[owner] >= l.max {
+		return nil, tooManyRequests("%d template plans of yours are running (at most %d at once); retry when one has ended", l.running[owner], l.max)
+	}
+	l.running[owner]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.running[owner]--; l.running[owner] <= 0 {
+				delete(l.running, owner)
+			}
+		})
+	}, nil
+}
+
 // planTemplate runs a real terraform plan of t with c in a scratch working
-// directory and prices the machines it would build.
+// directory and prices the machines it would build. It is bounded like a
+// job: at most MaxJobsPerOwner plans per owner at once (429 beyond), and the
+// job timeout of kind "plan", past which Terraform is interrupted, then
+// killed, and the plan answers 422 with the reason.
 func (s *Server) planTemplate(ctx context.Context, t *stack.Template, c *stack.Credential, vars map[string]string) (*client.PlanResult, error) {
+	release, err := s.plans.acquire(c.OwnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	timeout := s.cfg.JobTimeout.For("plan")
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, timedOut(timeout, "plan"))
+	defer cancel()
+	res, err := s.runPlan(ctx, t, c, vars)
+	if stopped, ok := stopReason(ctx); ok && err != nil {
+		return nil, unprocessable("", "template plan %s", stopped)
+	}
+	return res, err
+}
+
+func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Credential, vars map[string]string) (*client.PlanResult, error) {
 	if c.Provider != t.Provider {
 		return nil, unprocessable("credential_id", "credential %s is for %s but template %s is for %s", c.ID, c.Provider, t.ID, t.Provider)
 	}

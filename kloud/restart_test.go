@@ -135,12 +135,17 @@ func TestKillMidApplyAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.kill()
-	// The restarted server reaps the Terraform the killed one left behind.
+	// The restarted server reaps the Terraform the killed one left behind,
+	// and, the only server on its SQLite data dir, fails the killed one's
+	// job before it serves: no waiting for the lease to expire.
 	srv = startServer(t, dataDir, token)
 	c = client.New(srv.url, token)
-	job := waitJobEnd(t, c, ref.JobID)
-	if job.Status != "failed" || !strings.Contains(job.Error, "lease") {
-		t.Fatalf("job after restart = %+v, want failed naming the lost lease", job)
+	job, err := c.Job(ctx, ref.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != "failed" || !strings.Contains(job.Error, "failed at the next start") {
+		t.Fatalf("job right after restart = %+v, want failed at start with the reason", job)
 	}
 	st, err = c.Stack(ctx, st.ID)
 	if err != nil {

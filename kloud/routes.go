@@ -36,6 +36,7 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/jobs/{id}", a(s.handleGetJob))
 	m.HandleFunc("GET /api/v1/jobs/{id}/events", a(s.handleJobEvents))
+	m.HandleFunc("POST /api/v1/jobs/{id}/cancel", a(s.handleCancelJob))
 
 	m.HandleFunc("GET /api/v1/machines", a(s.handleListMachines))
 	m.HandleFunc("GET /api/v1/machines/{id}", a(s.handleGetMachine))

@@ -35,10 +35,11 @@ type Server struct {
 	lists  *listCache    // encoded machine lists
 	wake   chan struct{} // a job was queued: a worker should claim
 	events *hub          // job events appended: followers should read
+	plans  *ownerLimit   // template plans running per owner
 
 	mu       sync.Mutex
 	secrets  map[string]struct{} // values masked in every log line
-	running  map[string]context.CancelFunc
+	running  map[string]context.CancelCauseFunc
 	started  bool
 	closing  bool
 	bgCancel context.CancelFunc
@@ -97,7 +98,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		wake:    make(chan struct{}, 1),
 		events:  newHub(),
 		secrets: make(map[string]struct{}),
-		running: make(map[string]context.CancelFunc),
+		running: make(map[string]context.CancelCauseFunc),
+		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 		dirLock: lock,
 	}
 	runner, err := stack.NewRunner(stack.RunnerConfig{
@@ -108,6 +110,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Confiner:      cfg.Confiner,
 		NetworkMirror: cfg.NetworkMirror,
 		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": s.sandboxDir()},
+		GracePeriod:   cfg.TerraformGrace,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -122,7 +125,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.newRating(); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
-	if err := s.failExpiredJobs(ctx); err != nil {
+	if err := s.failDeadJobsAtStart(ctx); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s.routes()
@@ -183,7 +186,7 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		for id, cancel := range s.running {
 			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
-			cancel()
+			cancel(errShutdown)
 		}
 		s.mu.Unlock()
 		<-done

@@ -89,7 +89,7 @@ func (s *Server) workLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		job, err := s.st.ClaimJob(ctx, s.cfg.WorkerID, s.now(), s.cfg.JobLease)
+		job, err := s.st.ClaimJob(ctx, s.cfg.WorkerID, s.now(), s.cfg.JobLease, s.cfg.MaxJobsPerOwner)
 		if err != nil {
 			<-slots
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -108,15 +108,26 @@ func (s *Server) workLoop(ctx context.Context) {
 			defer func() { <-slots }()
 			defer s.jobsDone.Done()
 			s.runJob(job)
+			// A slot is free, and the owner may be below its cap again: a
+			// job skipped for fair share can be claimed now.
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
 		}()
 	}
 }
 
 // runJob runs one claimed job to its end under a renewed lease. The job's
-// context is cancelled when Close gives up waiting or the lease is lost.
+// context ends, with a stopCause saying why, when its timeout passes, when
+// it is cancelled (here, or on another replica through the store), when
+// Close gives up waiting, or when the lease is lost.
 func (s *Server) runJob(job *store.Job) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	timeout := s.cfg.JobTimeout.For(string(job.Kind))
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, stopTimer := context.WithTimeoutCause(base, timeout, timedOut(timeout, string(job.Kind)))
+	defer stopTimer()
 	s.mu.Lock()
 	s.running[job.ID] = cancel
 	s.mu.Unlock()
@@ -128,23 +139,27 @@ func (s *Server) runJob(job *store.Job) {
 
 	leaseLost := make(chan struct{})
 	renewDone := make(chan struct{})
+	workDone := make(chan struct{})
 	go func() {
 		defer close(renewDone)
 		t := time.NewTicker(s.cfg.JobLease / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-workDone:
 				return
 			case <-t.C:
-				if err := s.st.RenewJobLease(ctx, job.ID, s.cfg.WorkerID, s.now(), s.cfg.JobLease); err != nil {
-					if ctx.Err() != nil {
-						return
+				// Renewals go on while a cancelled or timed-out job stops:
+				// the worker keeps the job until it has finished it.
+				if err := s.st.RenewJobLease(context.WithoutCancel(ctx), job.ID, s.cfg.WorkerID, s.now(), s.cfg.JobLease); err != nil {
+					if errors.Is(err, store.ErrJobCancelled) {
+						s.cancelRunning(job.ID, s.cancelReason(job.ID))
+						continue
 					}
 					s.log.Error("renew job lease", slog.String("job", job.ID), slog.String("error", err.Error()))
 					if errors.Is(err, store.ErrLeaseHeld) || errors.Is(err, store.ErrNotFound) {
 						close(leaseLost)
-						cancel()
+						cancel(errLeaseLost)
 						return
 					}
 				}
@@ -156,7 +171,8 @@ func (s *Server) runJob(job *store.Job) {
 	log.Info("job started")
 	s.event(ctx, job.ID, store.EventPhase, 0, "running "+string(job.Kind)+" on "+s.cfg.WorkerID)
 	err := s.execute(ctx, job)
-	cancel()
+	stopped, isStopped := stopReason(ctx)
+	close(workDone)
 	<-renewDone
 	select {
 	case <-leaseLost:
@@ -167,10 +183,13 @@ func (s *Server) runJob(job *store.Job) {
 	status, msg := store.JobSucceeded, ""
 	if err != nil {
 		status, msg = store.JobFailed, jobReason(err, s.mask(err.Error()))
-		if ctx.Err() != nil && s.isClosing() {
-			msg = "interrupted by server shutdown: " + msg
+		event := msg
+		if isStopped {
+			// The reason is the job's error; the event adds what the work
+			// said on its way out.
+			event, msg = stopped+" ("+msg+")", stopped
 		}
-		s.event(context.Background(), job.ID, store.EventError, job.Percentage, msg)
+		s.event(context.Background(), job.ID, store.EventError, job.Percentage, event)
 		log.Warn("job failed", slog.String("error", msg))
 	} else {
 		log.Info("job succeeded")
@@ -181,10 +200,76 @@ func (s *Server) runJob(job *store.Job) {
 	s.events.notify(job.ID)
 }
 
-func (s *Server) isClosing() bool {
+// stopCause is why a job's (or a plan's) context ended before its work did:
+// its timeout, a cancel, the server's shutdown, a lost lease. Its text is
+// the job's error.
+type stopCause struct{ reason string }
+
+func (c *stopCause) Error() string { return c.reason }
+
+var (
+	errLeaseLost = &stopCause{"the job's lease was lost; another replica owns the job now"}
+	errShutdown  = &stopCause{"interrupted by server shutdown"}
+)
+
+func timedOut(d time.Duration, kind string) error {
+	return &stopCause{fmt.Sprintf("timed out after %s (job timeout for %s)", d, kind)}
+}
+
+// stopReason returns why ctx was stopped, when a stopCause ended it.
+func stopReason(ctx context.Context) (string, bool) {
+	var c *stopCause
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &c) {
+		return c.reason, true
+	}
+	return "", false
+}
+
+// cancelRunning stops a job running on this replica with reason; false when
+// it does not run here.
+func (s *Server) cancelRunning(jobID, reason string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	cancel, ok := s.running[jobID]
+	s.mu.Unlock()
+	if ok {
+		cancel(&stopCause{reason})
+	}
+	return ok
+}
+
+// cancelJob cancels a job for actor: a queued job is failed at once; a
+// running one is stopped here when it runs here, and through the store
+// (its worker's next lease renewal) when it runs on another replica. It
+// returns the job as it is now.
+func (s *Server) cancelJob(ctx context.Context, actor *store.User, jobID string) (*store.Job, error) {
+	who := actor.Name
+	if who == "" {
+		who = actor.ID
+	}
+	reason := "cancelled by " + who
+	j, err := s.st.CancelJob(ctx, jobID, reason, s.now())
+	if err != nil {
+		return nil, err
+	}
+	switch j.Status {
+	case store.JobFailed:
+		// It never ran: nothing to stop, its target was never touched.
+		s.event(ctx, j.ID, store.EventError, j.Percentage, j.Error)
+		s.event(ctx, j.ID, store.EventDone, 100, string(store.JobFailed))
+		s.events.notify(j.ID)
+	case store.JobRunning:
+		s.cancelRunning(j.ID, j.CancelReason)
+	}
+	return j, nil
+}
+
+// cancelReason reads the reason a job was cancelled with in the store.
+func (s *Server) cancelReason(jobID string) string {
+	j, err := s.st.GetJob(context.Background(), jobID)
+	if err != nil || j.CancelReason == "" {
+		return "cancelled"
+	}
+	return j.CancelReason
 }
 
 // progress records a running job's percentage and tells followers.
@@ -224,11 +309,32 @@ func (s *Server) failExpiredJobs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.recoverDeadJobs(ctx, jobs)
+	return nil
+}
+
+// failDeadJobsAtStart fails, when this server is the store's sole user,
+// every job still running: its worker was this server's previous run. Other
+// servers' jobs (replicas on one database) wait for their lease to expire.
+func (s *Server) failDeadJobsAtStart(ctx context.Context) error {
+	if !s.cfg.SoleServer {
+		return s.failExpiredJobs(ctx)
+	}
+	jobs, err := s.st.FailRunningJobs(ctx, s.now(), "the server running this job stopped (crashed or killed) before it ended; the job was failed at the next start and can be run again")
+	if err != nil {
+		return fmt.Errorf("fail jobs of the previous run: %w", err)
+	}
+	s.recoverDeadJobs(ctx, jobs)
+	return nil
+}
+
+// recoverDeadJobs records the end of jobs whose worker died and frees
+// their targets.
+func (s *Server) recoverDeadJobs(ctx context.Context, jobs []*store.Job) {
 	for _, j := range jobs {
 		s.log.Warn("failed job of a dead worker", slog.String("job", j.ID), slog.String("worker", j.Worker))
 		s.event(ctx, j.ID, store.EventError, j.Percentage, "worker "+j.Worker+" died; job failed")
 		s.event(ctx, j.ID, store.EventDone, 100, string(store.JobFailed))
 		s.recoverTarget(ctx, j, "job "+j.ID+" failed: its worker died")
 	}
-	return nil
 }

@@ -29,6 +29,9 @@ var (
 	ErrStaleSerial = errors.New("state serial does not increase")
 	// ErrInvalid: a value the store cannot take (empty key, bad enum, nil).
 	ErrInvalid = errors.New("invalid value")
+	// ErrJobCancelled: RenewJobLease renewed the lease, but the job was
+	// asked to stop (CancelJob); its worker ends it with Job.CancelReason.
+	ErrJobCancelled = errors.New("job cancelled")
 )
 
 // ActiveJobError is the ErrConflict a CreateJob returns when the target
@@ -223,6 +226,9 @@ type Job struct {
 	CreatedAt    time.Time `json:"created_at"`
 	StartedAt    time.Time `json:"started_at,omitzero"`
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	// CancelReason is set on a running job by CancelJob: its worker stops
+	// it and fails it with this reason.
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
 
 // Jobs stores jobs and hands them to workers under a lease.
@@ -235,11 +241,22 @@ type Jobs interface {
 	// oldest first.
 	ListJobs(ctx context.Context, statuses ...JobStatus) ([]*Job, error)
 	// ClaimJob moves the oldest queued job to running for worker, with a
-	// lease until now+lease; ErrNotFound when none is queued.
-	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*Job, error)
+	// lease until now+lease; ErrNotFound when none is queued. With
+	// maxPerOwner > 0 it skips the queued jobs of owners that already have
+	// maxPerOwner running jobs (ErrNotFound when only those are queued).
+	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*Job, error)
 	// RenewJobLease extends the lease of a running job worker holds;
-	// ErrLeaseHeld when the job is not running under worker any more.
+	// ErrLeaseHeld when the job is not running under worker any more. When
+	// CancelJob asked the job to stop, it still renews the lease (the worker
+	// needs it to stop the job and finish it) and returns ErrJobCancelled.
 	RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error
+	// CancelJob cancels a job with reason: a queued job is failed at once
+	// with reason as its error (no worker can claim it afterwards); a
+	// running one gets CancelReason (the first reason stays), which its
+	// worker's next RenewJobLease answers with ErrJobCancelled. It returns
+	// the job as it is after the call. An ended job is ErrConflict naming
+	// its status; a missing one ErrNotFound.
+	CancelJob(ctx context.Context, id, reason string, at time.Time) (*Job, error)
 	// SetJobProgress records the percentage of a running job worker holds.
 	SetJobProgress(ctx context.Context, id, worker string, percentage int) error
 	// FinishJob ends a running job worker holds as succeeded or failed.
@@ -247,6 +264,10 @@ type Jobs interface {
 	// FailExpiredJobs fails every running job whose lease ended before now
 	// with reason, and returns them.
 	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
+	// FailRunningJobs fails every running job, whatever its lease, with
+	// reason, and returns them. Only a server that is the store's sole user
+	// calls it, at start, when every running job's worker is dead.
+	FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
 }
 
 // EventKind says what an event reports.

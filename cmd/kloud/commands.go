@@ -257,6 +257,19 @@ func commands() map[string]command {
 				return [][]string{{j.ID, j.Kind, j.Status, strconv.Itoa(j.Percentage), j.Error}}
 			})
 		}},
+		"job cancel": {run: func(cc *cmdContext) error {
+			id, err := cc.arg(0, "ID")
+			if err != nil {
+				return err
+			}
+			j, err := cc.c.Cancel(cc.ctx, id)
+			if err != nil {
+				return err
+			}
+			return cc.print(j, []string{"ID", "KIND", "STATUS", "ERROR", "CANCEL"}, func() [][]string {
+				return [][]string{{j.ID, j.Kind, j.Status, j.Error, j.CancelReason}}
+			})
+		}},
 		"job events": {flags: followFlag, run: func(cc *cmdContext) error {
 			id, err := cc.arg(0, "ID")
 			if err != nil {

@@ -106,6 +106,7 @@ func serve(args []string) error {
 	cfg.DataDir, cfg.Store, cfg.StoreName, cfg.URL = f.DataDir, st, storeName, url
 	cfg.AdminToken, cfg.TerraformPath, cfg.PluginDir, cfg.KlientPath = os.Getenv("KLOUD_ADMIN_TOKEN"), tf, f.PluginDir, f.Klient
 	cfg.Log, cfg.Confiner = log, confiner
+	cfg.SoleServer = storeName == "sqlite" // the only server on its data dir (locked)
 	srv, err := kloud.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
@@ -121,7 +122,7 @@ func serve(args []string) error {
 	if err := os.WriteFile(filepath.Join(f.DataDir, "server.url"), []byte(url+"\n"), 0o600); err != nil {
 		log.Warn("write server.url", slog.String("error", err.Error()))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := kloud.NewHTTPServer(srv.Handler(), kloud.HTTPOptions{})
 	srv.Start()
 	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", f.DataDir), slog.String("confinement", confiner.String()))
 	errc := make(chan error, 1)

@@ -43,6 +43,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.Workers, c.JobLease, c.CheckInterval, c.AgentTimeout = 4, 30*time.Second, 30*time.Second, 2*time.Minute
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
+	c.TerraformGrace = 30 * time.Second
 
 	add := func(name string, v flag.Value, usage string) {
 		envName := "KLOUD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -70,6 +71,9 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("rating-period", duration(&c.RatingPeriod, false), "rating period")
 	add("rating-wait-periods", integer(c.RatingWaitPeriods, 0), "periods to wait before rating one (0: rate a period as soon as it closes)")
 	add("rating-interval", duration(&c.RatingInterval, false), "how often the rating processor runs")
+	add("job-timeout", &c.JobTimeout, "job timeout, a default and per kind, e.g. 30m,apply=1h,stop=5m,plan=5m (default 30m)")
+	add("max-jobs-per-owner", integer(&c.MaxJobsPerOwner, 1), "running jobs (and template plans) of one owner at most (default half the workers, at least 1)")
+	add("terraform-grace", duration(&c.TerraformGrace, false), "how long an interrupted Terraform may take to stop before it is killed")
 	add("unconfined", boolean(&f.Unconfined), "run members' Terraform and sandbox machines WITHOUT confinement: they can then run code as Kloud's user and read its data dir")
 	add("network-mirror", text(&c.NetworkMirror, httpURL), "Terraform provider network mirror URL for cloud providers (default: none, only the plugin mirror)")
 	return fs, f, envErrs

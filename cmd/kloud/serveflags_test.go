@@ -34,6 +34,9 @@ var serveFlagCases = []struct {
 	{flag: "rating-period", bad: "1d"},
 	{flag: "rating-wait-periods", bad: "1.5", zero: func(f *serveFlags) bool { return *f.Config.RatingWaitPeriods == 0 }},
 	{flag: "rating-interval", bad: "1m30"},
+	{flag: "job-timeout", bad: "soon"},
+	{flag: "max-jobs-per-owner", bad: "two"},
+	{flag: "terraform-grace", bad: "-1s"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},
 }

@@ -56,6 +56,7 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 		t.Fatalf("open store: %v", err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = kloud.NewHTTPServer(nil, kloud.HTTPOptions{}) // serve's timeouts
 	cfg := kloud.Config{
 		DataDir:       dataDir,
 		Store:         st,
@@ -66,6 +67,7 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 		Workers:       4,
 		JobLease:      10 * time.Second,
 		ShutdownGrace: new(20 * time.Second),
+		SoleServer:    true, // its own SQLite file
 		Log:           log,
 	}
 	for _, o := range options {

@@ -65,7 +65,7 @@ func BenchmarkClaimJob(b *testing.B) {
 	b.ResetTimer()
 	defer cpuMeter(b)()
 	for range b.N {
-		if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute); err != nil {
+		if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -314,7 +314,7 @@ func BenchmarkRenewJobLease(b *testing.B) {
 	if err := s.CreateJob(ctx, j); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute); err != nil {
+	if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute, 0); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()

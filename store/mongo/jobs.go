@@ -27,6 +27,12 @@ import (
 //	<id>/progress  the percentage, written only by the claim's worker
 //	<id>/end       inserted by FinishJob or FailExpiredJobs: the unique _id
 //	               makes exactly one of them end the job
+//	<id>/cancel    inserted by CancelJob on a running job: the worker's next
+//	               RenewJobLease sees it; the first reason stays
+//
+// CancelJob of a queued job inserts the claim itself, carrying the end
+// (status failed, the reason): one insert both keeps every worker from
+// claiming the job and ends it.
 //
 // The job's status is derived: queued without a claim, running with a claim
 // and no end, and the end's status after. The core's "st" field is only a
@@ -70,13 +76,14 @@ const (
 	partLease    = "lease"
 	partProgress = "progress"
 	partEnd      = "end"
+	partCancel   = "cancel"
 )
 
 func partID(jobID, part string) string { return jobID + "/" + part }
 
 // parts is what a job's parts say.
 type parts struct {
-	claim, lease, progress, end *partDoc
+	claim, lease, progress, end, cancel *partDoc
 }
 
 func collectParts(docs []partDoc) map[string]*parts {
@@ -91,12 +98,17 @@ func collectParts(docs []partDoc) map[string]*parts {
 		switch d.P {
 		case partClaim:
 			p.claim = d
+			if d.Status != "" { // a queued job's cancel: claimed and ended at once
+				p.end = d
+			}
 		case partLease:
 			p.lease = d
 		case partProgress:
 			p.progress = d
 		case partEnd:
 			p.end = d
+		case partCancel:
+			p.cancel = d
 		}
 	}
 	return out
@@ -139,6 +151,9 @@ func assemble(d *jobDoc, p *parts) *store.Job {
 	if p.end != nil {
 		j.Error, j.FinishedAt = p.end.Error, fromOpt(p.end.FinishedAt)
 	}
+	if p.cancel != nil {
+		j.CancelReason = p.cancel.Error
+	}
 	return j
 }
 
@@ -147,14 +162,14 @@ func assemble(d *jobDoc, p *parts) *store.Job {
 // lone _id equality down to its storage and scans the collection for
 // anything else); many jobs' with one $in query.
 func (s *Store) partsOf(ctx context.Context, ids ...string) (map[string]*parts, error) {
-	all := make([]string, 0, 4*len(ids))
+	all := make([]string, 0, 5*len(ids))
 	for _, id := range ids {
-		for _, p := range []string{partClaim, partLease, partProgress, partEnd} {
+		for _, p := range []string{partClaim, partLease, partProgress, partEnd, partCancel} {
 			all = append(all, partID(id, p))
 		}
 	}
 	var docs []partDoc
-	if len(all) > 32 {
+	if len(all) > 40 {
 		var err error
 		if docs, err = allOf[partDoc](ctx, s.jobParts, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: all}}}}); err != nil {
 			return nil, err
@@ -343,12 +358,23 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // ClaimJob moves the oldest queued job to running for worker, leased until
 // now+lease. Claimers race by inserting the job's claim part: the unique
 // _id lets exactly one of them win; the others move on to the next job.
-func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*store.Job, error) {
+//
+// With maxPerOwner > 0 the owners already running that many jobs are
+// counted first and their queued jobs skipped. Without multi-document
+// transactions the count and the claim are two steps, so the cap is
+// approximate: claims racing on other replicas for the same owner (each
+// replica claims one job at a time) can each pass the count, and an owner
+// may briefly run up to maxPerOwner + replicas - 1 jobs; it never grows
+// past that, and the next claims see the true count.
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
 	if worker == "" {
 		return nil, store.Invalidf("claim job: empty worker")
 	}
 	if lease <= 0 {
 		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
+	}
+	if maxPerOwner < 0 {
+		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
 	}
 	now = s.nowOr(now)
 	nn, err := store.UnixNanos("now", now)
@@ -360,7 +386,17 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 		return nil, fmt.Errorf("claim job: %w", err)
 	}
 	for range maxRetries {
-		docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobQueued)}},
+		filter := bson.D{{Key: "st", Value: string(store.JobQueued)}}
+		if maxPerOwner > 0 {
+			full, err := s.ownersAtMax(ctx, maxPerOwner)
+			if err != nil {
+				return nil, fmt.Errorf("claim job: %w", err)
+			}
+			if len(full) > 0 {
+				filter = append(filter, bson.E{Key: "owner_id", Value: bson.D{{Key: "$nin", Value: full}}})
+			}
+		}
+		docs, err := allOf[jobDoc](ctx, s.jobs, filter,
 			options.Find().SetSort(sortBy("created_at", "ord")).SetLimit(16))
 		if err != nil {
 			return nil, fmt.Errorf("claim job: %w", err)
@@ -387,6 +423,37 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 		}
 	}
 	return nil, fmt.Errorf("claim job: queue too contended: %w", store.ErrNotFound)
+}
+
+// ownersAtMax returns the owners with at least max running jobs. The
+// running hints select the candidates and their parts decide.
+func (s *Store) ownersAtMax(ctx context.Context, max int) ([]string, error) {
+	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobRunning)}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "owner_id", Value: 1}}))
+	if err != nil || len(docs) < max {
+		return nil, err
+	}
+	ids := make([]string, len(docs))
+	for i := range docs {
+		ids[i] = docs[i].ID
+	}
+	ps, err := s.partsOf(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	running := map[string]int{}
+	var full []string
+	for i := range docs {
+		if ps[docs[i].ID].status() != store.JobRunning {
+			continue
+		}
+		owner := docs[i].OwnerID
+		running[owner]++
+		if running[owner] == max {
+			full = append(full, owner)
+		}
+	}
+	return full, nil
 }
 
 // heldParts reads a job's parts and checks that worker holds it running:
@@ -428,7 +495,8 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 	if err != nil {
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
-	if _, err := s.heldParts(ctx, id, worker); err != nil {
+	p, err := s.heldParts(ctx, id, worker)
+	if err != nil {
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
 	doc := partDoc{ID: partID(id, partLease), J: id, P: partLease, Worker: worker, Lease: ln}
@@ -442,7 +510,67 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
+	if p.cancel != nil {
+		// The lease is renewed: the worker holds the job while it stops.
+		return fmt.Errorf("renew job %s lease: %s: %w", id, p.cancel.Error, store.ErrJobCancelled)
+	}
 	return nil
+}
+
+// CancelJob fails a queued job at once by inserting its claim carrying the
+// end (the claim's unique _id keeps any worker from claiming it after), or
+// marks a running job with a cancel part its worker's next renewal sees.
+func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
+	if id == "" {
+		return nil, store.Invalidf("cancel job: empty id")
+	}
+	if reason == "" {
+		return nil, store.Invalidf("cancel job %s: empty reason", id)
+	}
+	an, err := store.UnixNanos("at", s.nowOr(at))
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	var d jobDoc
+	if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
+		return nil, fmt.Errorf("cancel job: %w", err)
+	}
+	for range maxRetries {
+		ps, err := s.partsOf(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("cancel job %s: %w", id, err)
+		}
+		p := ps[id]
+		if p == nil {
+			p = &parts{}
+		}
+		var part partDoc
+		switch st := p.status(); st {
+		case store.JobQueued:
+			part = partDoc{ID: partID(id, partClaim), J: id, P: partClaim, Status: string(store.JobFailed), Error: reason, FinishedAt: an}
+		case store.JobRunning:
+			if p.cancel != nil {
+				return assemble(&d, p), nil
+			}
+			part = partDoc{ID: partID(id, partCancel), J: id, P: partCancel, Error: reason, FinishedAt: an}
+		default:
+			return nil, fmt.Errorf("cancel job %s: job %s is %s; only queued or running jobs can be cancelled: %w", id, id, st, store.ErrConflict)
+		}
+		if _, err := s.jobParts.InsertOne(ctx, part); err != nil {
+			if mgo.IsDuplicateKeyError(err) {
+				continue // claimed, ended or cancelled meanwhile: look again
+			}
+			return nil, fmt.Errorf("cancel job %s: %w", id, mapErr(err))
+		}
+		if part.P == partClaim {
+			s.hint(ctx, id, store.JobFailed)
+			p.claim, p.end = &part, &part
+		} else {
+			p.cancel = &part
+		}
+		return assemble(&d, p), nil
+	}
+	return nil, fmt.Errorf("cancel job %s: too contended: %w", id, store.ErrConflict)
 }
 
 // SetJobProgress records the percentage (0–100) of a running job worker
@@ -497,14 +625,33 @@ func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.J
 // of the job's end part, so a job is failed once, and never after its
 // worker finished it.
 func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+	out, err := s.failRunning(ctx, now, reason, true)
+	if err != nil {
+		return out, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	return out, nil
+}
+
+// FailRunningJobs fails every running job, whatever its lease, with reason
+// as its error, and returns them; like FailExpiredJobs, each failure is the
+// insert of the job's end part.
+func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+	out, err := s.failRunning(ctx, now, reason, false)
+	if err != nil {
+		return out, fmt.Errorf("fail running jobs: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) failRunning(ctx context.Context, now time.Time, reason string, expiredOnly bool) ([]*store.Job, error) {
 	nn, err := store.UnixNanos("now", s.nowOr(now))
 	if err != nil {
-		return nil, fmt.Errorf("fail expired jobs: %w", err)
+		return nil, err
 	}
 	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(store.JobQueued), string(store.JobRunning)}}}}},
 		options.Find().SetSort(sortBy("created_at", "ord")))
 	if err != nil {
-		return nil, fmt.Errorf("fail expired jobs: %w", err)
+		return nil, err
 	}
 	out := []*store.Job{}
 	if len(docs) == 0 {
@@ -516,12 +663,12 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 	}
 	ps, err := s.partsOf(ctx, ids...)
 	if err != nil {
-		return nil, fmt.Errorf("fail expired jobs: %w", err)
+		return nil, err
 	}
 	for i := range docs {
 		d := &docs[i]
 		p := ps[d.ID]
-		if p.status() != store.JobRunning || p.leaseExpires() >= nn {
+		if p.status() != store.JobRunning || (expiredOnly && p.leaseExpires() >= nn) {
 			continue
 		}
 		end := partDoc{ID: partID(d.ID, partEnd), J: d.ID, P: partEnd, Status: string(store.JobFailed), Error: reason, FinishedAt: nn}
@@ -529,7 +676,7 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 			if mgo.IsDuplicateKeyError(err) {
 				continue // its worker, or another replica, ended it first
 			}
-			return out, fmt.Errorf("fail expired jobs: %w", mapErr(err))
+			return out, mapErr(err)
 		}
 		s.hint(ctx, d.ID, store.JobFailed)
 		p.end = &end

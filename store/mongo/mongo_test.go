@@ -234,7 +234,7 @@ func TestServerLostMidCall(t *testing.T) {
 	calls := map[string]func() error{
 		"GetJob":          func() error { _, err := s.GetJob(ctx, j.ID); return err },
 		"CreateJob":       func() error { return s.CreateJob(ctx, &store.Job{Kind: store.JobApply, Target: "stack/2"}) },
-		"ClaimJob":        func() error { _, err := s.ClaimJob(ctx, "w", time.Now(), time.Minute); return err },
+		"ClaimJob":        func() error { _, err := s.ClaimJob(ctx, "w", time.Now(), time.Minute, 0); return err },
 		"AppendEvents":    func() error { return s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventPhase}) },
 		"ListMachines":    func() error { _, err := s.ListMachines(ctx, store.MachineFilter{}); return err },
 		"SetMachineState": func() error { return s.SetMachineState(ctx, "m-1", machinestate.Stopped, "x", time.Time{}) },

@@ -74,7 +74,7 @@ func BenchmarkClaimJob(b *testing.B) {
 	b.ResetTimer()
 	defer cpuMeter(b)()
 	for range b.N {
-		if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute); err != nil {
+		if _, err := s.ClaimJob(ctx, "w1", benchT0, time.Minute, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

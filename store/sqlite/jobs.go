@@ -13,14 +13,14 @@ import (
 
 // ---- jobs ---------------------------------------------------------------------
 
-const jobCols = `id, kind, owner_id, target, stack_id, machine_id, credential_id, status, percentage, error, worker, lease_expires, created_at, started_at, finished_at`
+const jobCols = `id, kind, owner_id, target, stack_id, machine_id, credential_id, status, percentage, error, worker, lease_expires, created_at, started_at, finished_at, cancel_reason`
 
 func scanJob(sc scanner) (*store.Job, error) {
 	var j store.Job
 	var kind, status string
 	var lease, started, finished sql.NullInt64
 	var created int64
-	if err := sc.Scan(&j.ID, &kind, &j.OwnerID, &j.Target, &j.StackID, &j.MachineID, &j.CredentialID, &status, &j.Percentage, &j.Error, &j.Worker, &lease, &created, &started, &finished); err != nil {
+	if err := sc.Scan(&j.ID, &kind, &j.OwnerID, &j.Target, &j.StackID, &j.MachineID, &j.CredentialID, &status, &j.Percentage, &j.Error, &j.Worker, &lease, &created, &started, &finished, &j.CancelReason); err != nil {
 		return nil, err
 	}
 	j.Kind, j.Status = store.JobKind(kind), store.JobStatus(status)
@@ -119,13 +119,18 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 }
 
 // ClaimJob atomically moves the oldest queued job to running for worker,
-// leased until now+lease.
-func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (*store.Job, error) {
+// leased until now+lease. With maxPerOwner > 0, jobs of owners that already
+// run maxPerOwner jobs are skipped: the count and the claim are one
+// statement in the write transaction, so the cap is exact.
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
 	if worker == "" {
 		return nil, store.Invalidf("claim job: empty worker")
 	}
 	if lease <= 0 {
 		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
+	}
+	if maxPerOwner < 0 {
+		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
 	}
 	now = s.nowOr(now)
 	nn, err := store.UnixNanos("now", now)
@@ -138,9 +143,11 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 	}
 	var j *store.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?, lease_expires = ?, started_at = ?
-			WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1)
-			RETURNING `+jobCols, worker, ln, nn))
+		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?1, lease_expires = ?2, started_at = ?3
+			WHERE id = (SELECT id FROM jobs q WHERE status = 'queued'
+				AND (?4 = 0 OR (SELECT count(*) FROM jobs r WHERE r.status = 'running' AND r.owner_id = q.owner_id) < ?4)
+				ORDER BY created_at, rowid LIMIT 1)
+			RETURNING `+jobCols, worker, ln, nn, maxPerOwner))
 		return noRows(err, "queued job")
 	})
 	if err != nil {
@@ -186,13 +193,59 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 	if err != nil {
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
+	var reason string
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		return heldJob(ctx, tx, id, worker, `lease_expires = ?`, ln)
+		if err := heldJob(ctx, tx, id, worker, `lease_expires = ?`, ln); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT cancel_reason FROM jobs WHERE id = ?`, id).Scan(&reason)
 	})
 	if err != nil {
 		return fmt.Errorf("renew job %s lease: %w", id, err)
 	}
+	if reason != "" {
+		// The renewal is committed: the worker holds the job while it stops.
+		return fmt.Errorf("renew job %s lease: %s: %w", id, reason, store.ErrJobCancelled)
+	}
 	return nil
+}
+
+// CancelJob fails a queued job at once with reason, or marks a running one
+// with it for its worker; both in one write transaction, so no worker can
+// claim a queued job after it was cancelled.
+func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
+	if id == "" {
+		return nil, store.Invalidf("cancel job: empty id")
+	}
+	if reason == "" {
+		return nil, store.Invalidf("cancel job %s: empty reason", id)
+	}
+	an, err := store.UnixNanos("at", s.nowOr(at))
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	var j *store.Job
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+		if err != nil {
+			return noRows(err, "job "+id)
+		}
+		switch cur.Status {
+		case store.JobQueued:
+			j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?
+				WHERE id = ? AND status = 'queued' RETURNING `+jobCols, reason, an, id))
+			return err
+		case store.JobRunning:
+			j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET cancel_reason = CASE cancel_reason WHEN '' THEN ? ELSE cancel_reason END
+				WHERE id = ? RETURNING `+jobCols, reason, id))
+			return err
+		}
+		return fmt.Errorf("job %s is %s; only queued or running jobs can be cancelled: %w", id, cur.Status, store.ErrConflict)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
 }
 
 // SetJobProgress records the percentage (0–100) of a running job worker
@@ -250,6 +303,25 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fail expired jobs: %w", err)
+	}
+	return out, nil
+}
+
+// FailRunningJobs fails every running job, whatever its lease, with reason
+// as its error, and returns them.
+func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+	nn, err := store.UnixNanos("now", s.nowOr(now))
+	if err != nil {
+		return nil, fmt.Errorf("fail running jobs: %w", err)
+	}
+	var out []*store.Job
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		out, err = list(ctx, tx, scanJob, `UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2
+			WHERE status = 'running' RETURNING `+jobCols, reason, nn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fail running jobs: %w", err)
 	}
 	return out, nil
 }

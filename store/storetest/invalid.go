@@ -143,9 +143,16 @@ var invalidInputs = []badInput{
 	{"ListJobs/unknown status", func(ctx context.Context, s store.Store) error {
 		return ignore(s.ListJobs(ctx, store.JobQueued, "paused"))
 	}},
-	{"ClaimJob/empty worker", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "", t0, time.Minute)) }},
-	{"ClaimJob/zero lease", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "w", t0, 0)) }},
-	{"ClaimJob/negative lease", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "w", t0, -time.Minute)) }},
+	{"ClaimJob/empty worker", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "", t0, time.Minute, 0)) }},
+	{"ClaimJob/zero lease", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "w", t0, 0, 0)) }},
+	{"ClaimJob/negative lease", func(ctx context.Context, s store.Store) error {
+		return ignore(s.ClaimJob(ctx, "w", t0, -time.Minute, 0))
+	}},
+	{"ClaimJob/negative max per owner", func(ctx context.Context, s store.Store) error {
+		return ignore(s.ClaimJob(ctx, "w", t0, time.Minute, -1))
+	}},
+	{"CancelJob/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.CancelJob(ctx, "", "cancelled", t0)) }},
+	{"CancelJob/empty reason", func(ctx context.Context, s store.Store) error { return ignore(s.CancelJob(ctx, "job-1", "", t0)) }},
 	{"RenewJobLease/zero lease", func(ctx context.Context, s store.Store) error {
 		return s.RenewJobLease(ctx, "job-1", "w", t0, 0)
 	}},

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ var jobCases = []testCase{
 			t.Fatalf("err = %#v, want *ActiveJobError naming %s", err, first.ID)
 		}
 		ok(t, s.CreateJob(ctx, newJob("stack/stk-2", t0))) // another target is free
-		claimed, err := s.ClaimJob(ctx, "w1", t0, time.Minute)
+		claimed, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
 		ok(t, err)
 		eq(t, "claimed", claimed.ID, first.ID)
 		err = s.CreateJob(ctx, newJob("stack/stk-1", t0.Add(time.Second)))
@@ -64,13 +65,13 @@ var jobCases = []testCase{
 	}},
 	{"ClaimOldestFirst", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute)
+		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
 		is(t, err, store.ErrNotFound, "claim from an empty queue")
 		late, early := newJob("stack/late", t0.Add(time.Minute)), newJob("stack/early", t0)
 		ok(t, s.CreateJob(ctx, late))
 		ok(t, s.CreateJob(ctx, early))
 		now := t0.Add(2 * time.Minute)
-		j, err := s.ClaimJob(ctx, "w1", now, 30*time.Second)
+		j, err := s.ClaimJob(ctx, "w1", now, 30*time.Second, 0)
 		ok(t, err)
 		eq(t, "first claim", j.ID, early.ID)
 		eq(t, "status", j.Status, store.JobRunning)
@@ -81,10 +82,10 @@ var jobCases = []testCase{
 		ok(t, err)
 		eq(t, "stored status", got.Status, store.JobRunning)
 		sameTime(t, "stored lease", got.LeaseExpires, now.Add(30*time.Second))
-		j, err = s.ClaimJob(ctx, "w2", now, 30*time.Second)
+		j, err = s.ClaimJob(ctx, "w2", now, 30*time.Second, 0)
 		ok(t, err)
 		eq(t, "second claim", j.ID, late.ID)
-		_, err = s.ClaimJob(ctx, "w3", now, 30*time.Second)
+		_, err = s.ClaimJob(ctx, "w3", now, 30*time.Second, 0)
 		is(t, err, store.ErrNotFound, "claim when all run")
 	}},
 	{"ClaimRace", func(t *testing.T, s store.Store) {
@@ -101,7 +102,7 @@ var jobCases = []testCase{
 			worker := fmt.Sprintf("w%d", w)
 			wg.Go(func() {
 				for {
-					j, err := s.ClaimJob(ctx, worker, t0.Add(time.Hour), time.Minute)
+					j, err := s.ClaimJob(ctx, worker, t0.Add(time.Hour), time.Minute, 0)
 					if errors.Is(err, store.ErrNotFound) {
 						return
 					}
@@ -142,7 +143,7 @@ var jobCases = []testCase{
 		is(t, s.RenewJobLease(ctx, j.ID, "w1", t0, time.Minute), store.ErrLeaseHeld, "renew a queued job")
 		is(t, s.SetJobProgress(ctx, j.ID, "w1", 10), store.ErrLeaseHeld, "progress of a queued job")
 		is(t, s.FinishJob(ctx, j.ID, "w1", store.JobSucceeded, "", t0), store.ErrLeaseHeld, "finish a queued job")
-		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute)
+		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
 		ok(t, err)
 		is(t, s.RenewJobLease(ctx, j.ID, "w2", t0, time.Minute), store.ErrLeaseHeld, "renew by another worker")
 		is(t, s.SetJobProgress(ctx, j.ID, "w2", 10), store.ErrLeaseHeld, "progress by another worker")
@@ -171,9 +172,9 @@ var jobCases = []testCase{
 		for _, j := range []*store.Job{short, long} {
 			ok(t, s.CreateJob(ctx, j))
 		}
-		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute)
+		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
 		ok(t, err)
-		_, err = s.ClaimJob(ctx, "w2", t0, time.Hour)
+		_, err = s.ClaimJob(ctx, "w2", t0, time.Hour, 0)
 		ok(t, err)
 		ok(t, s.CreateJob(ctx, queued))
 		failed, err := s.FailExpiredJobs(ctx, t0.Add(time.Minute), "lease expired")
@@ -201,6 +202,186 @@ var jobCases = []testCase{
 		// The failed job no longer holds its target.
 		ok(t, s.CreateJob(ctx, newJob("stack/a", now)))
 	}},
+	{"ClaimFairSharePerOwner", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		// Owner A queues five jobs first, then B one: with at most two
+		// running per owner, the third claim skips A's queue for B's job.
+		var aIDs []string
+		for i := range 5 {
+			j := newJob(fmt.Sprintf("stack/a-%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+			j.OwnerID = "usr-a"
+			ok(t, s.CreateJob(ctx, j))
+			aIDs = append(aIDs, j.ID)
+		}
+		b := newJob("machine/b", t0.Add(time.Second))
+		b.Kind, b.OwnerID = store.JobStop, "usr-b"
+		ok(t, s.CreateJob(ctx, b))
+		claim := func(want string) {
+			t.Helper()
+			j, err := s.ClaimJob(ctx, "w", t0.Add(time.Minute), time.Minute, 2)
+			ok(t, err)
+			eq(t, "claimed", j.ID, want)
+		}
+		claim(aIDs[0])
+		claim(aIDs[1])
+		claim(b.ID) // A is at its cap: B's later job goes first
+		_, err := s.ClaimJob(ctx, "w", t0.Add(time.Minute), time.Minute, 2)
+		is(t, err, store.ErrNotFound, "claim while only a capped owner's jobs wait")
+		// Without a cap the oldest queued job is taken, whoever owns it.
+		j, err := s.ClaimJob(ctx, "w2", t0.Add(time.Minute), time.Minute, 0)
+		ok(t, err)
+		eq(t, "uncapped claim", j.ID, aIDs[2])
+		// A job of A that ends frees a place for A.
+		ok(t, s.FinishJob(ctx, aIDs[0], "w", store.JobSucceeded, "", t0.Add(2*time.Minute)))
+		ok(t, s.FinishJob(ctx, aIDs[1], "w", store.JobSucceeded, "", t0.Add(2*time.Minute)))
+		claim(aIDs[3])
+	}},
+	{"CancelQueued", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		j := newJob("stack/stk-1", t0)
+		ok(t, s.CreateJob(ctx, j))
+		got, err := s.CancelJob(ctx, j.ID, "cancelled by alice", t0.Add(time.Second))
+		ok(t, err)
+		eq(t, "status", got.Status, store.JobFailed)
+		eq(t, "error", got.Error, "cancelled by alice")
+		sameTime(t, "finished_at", got.FinishedAt, t0.Add(time.Second))
+		stored, err := s.GetJob(ctx, j.ID)
+		ok(t, err)
+		eq(t, "stored status", stored.Status, store.JobFailed)
+		eq(t, "stored error", stored.Error, "cancelled by alice")
+		// No worker may claim it now, and its target is free.
+		_, err = s.ClaimJob(ctx, "w1", t0.Add(time.Minute), time.Minute, 0)
+		is(t, err, store.ErrNotFound, "claim after cancel")
+		queued, err := s.ListJobs(ctx, store.JobQueued)
+		ok(t, err)
+		eq(t, "queued jobs", len(queued), 0)
+		ok(t, s.CreateJob(ctx, newJob("stack/stk-1", t0.Add(2*time.Second))))
+		// An ended job cannot be cancelled; a missing one is not found.
+		_, err = s.CancelJob(ctx, j.ID, "again", t0)
+		is(t, err, store.ErrConflict, "cancel a failed job")
+		if err != nil && !strings.Contains(err.Error(), "failed") {
+			t.Errorf("err = %v, want it to name the status", err)
+		}
+		_, err = s.CancelJob(ctx, "job-missing", "x", t0)
+		is(t, err, store.ErrNotFound, "cancel a missing job")
+	}},
+	{"CancelQueuedRacesClaim", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		const jobs = 12
+		var ids []string
+		for i := range jobs {
+			j := newJob(fmt.Sprintf("stack/r-%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+			ok(t, s.CreateJob(ctx, j))
+			ids = append(ids, j.ID)
+		}
+		var wg sync.WaitGroup
+		claimed := make(chan string, jobs)
+		cancelled := make(chan *store.Job, jobs)
+		errs := make(chan error, 2*jobs)
+		wg.Go(func() {
+			for {
+				j, err := s.ClaimJob(ctx, "w1", t0.Add(time.Hour), time.Minute, 0)
+				if errors.Is(err, store.ErrNotFound) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				claimed <- j.ID
+			}
+		})
+		for _, id := range ids {
+			wg.Go(func() {
+				j, err := s.CancelJob(ctx, id, "cancelled by test", t0.Add(time.Hour))
+				if err != nil {
+					errs <- err
+					return
+				}
+				cancelled <- j
+			})
+		}
+		wg.Wait()
+		close(claimed)
+		close(cancelled)
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		wasClaimed := map[string]bool{}
+		for id := range claimed {
+			wasClaimed[id] = true
+		}
+		for j := range cancelled {
+			switch {
+			case j.Status == store.JobFailed && wasClaimed[j.ID]:
+				t.Errorf("job %s was cancelled while queued and claimed too", j.ID)
+			case j.Status == store.JobRunning && !wasClaimed[j.ID]:
+				t.Errorf("job %s is running but nobody claimed it", j.ID)
+			case j.Status == store.JobRunning && j.CancelReason != "cancelled by test":
+				t.Errorf("running job %s has cancel reason %q", j.ID, j.CancelReason)
+			}
+		}
+	}},
+	{"CancelRunning", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		j := newJob("stack/stk-1", t0)
+		ok(t, s.CreateJob(ctx, j))
+		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
+		ok(t, err)
+		ok(t, s.RenewJobLease(ctx, j.ID, "w1", t0.Add(10*time.Second), time.Minute))
+		got, err := s.CancelJob(ctx, j.ID, "cancelled by alice", t0.Add(20*time.Second))
+		ok(t, err)
+		eq(t, "status", got.Status, store.JobRunning)
+		eq(t, "cancel reason", got.CancelReason, "cancelled by alice")
+		got, err = s.CancelJob(ctx, j.ID, "cancelled by bob", t0.Add(25*time.Second))
+		ok(t, err)
+		eq(t, "cancel reason after a second cancel", got.CancelReason, "cancelled by alice")
+		// The worker's renewal still renews, and tells it to stop.
+		err = s.RenewJobLease(ctx, j.ID, "w1", t0.Add(30*time.Second), time.Minute)
+		is(t, err, store.ErrJobCancelled, "renew a cancelled job")
+		stored, err := s.GetJob(ctx, j.ID)
+		ok(t, err)
+		eq(t, "stored status", stored.Status, store.JobRunning)
+		eq(t, "stored cancel reason", stored.CancelReason, "cancelled by alice")
+		sameTime(t, "lease renewed while cancelled", stored.LeaseExpires, t0.Add(90*time.Second))
+		expired, err := s.FailExpiredJobs(ctx, t0.Add(80*time.Second), "lease expired")
+		ok(t, err)
+		eq(t, "expired while the cancelled job's lease holds", len(expired), 0)
+		// The worker fails it with the reason.
+		ok(t, s.FinishJob(ctx, j.ID, "w1", store.JobFailed, stored.CancelReason, t0.Add(40*time.Second)))
+		stored, err = s.GetJob(ctx, j.ID)
+		ok(t, err)
+		eq(t, "status after finish", stored.Status, store.JobFailed)
+		eq(t, "error after finish", stored.Error, "cancelled by alice")
+		_, err = s.CancelJob(ctx, j.ID, "late", t0.Add(time.Minute))
+		is(t, err, store.ErrConflict, "cancel a finished job")
+	}},
+	{"FailRunning", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		running, queued := newJob("stack/a", t0), newJob("stack/b", t0.Add(time.Millisecond))
+		ok(t, s.CreateJob(ctx, running))
+		_, err := s.ClaimJob(ctx, "dead", t0, time.Hour, 0)
+		ok(t, err)
+		ok(t, s.CreateJob(ctx, queued))
+		now := t0.Add(time.Second) // long before the lease ends
+		failed, err := s.FailRunningJobs(ctx, now, "server restarted")
+		ok(t, err)
+		if len(failed) != 1 || failed[0].ID != running.ID || failed[0].Status != store.JobFailed || failed[0].Error != "server restarted" {
+			t.Fatalf("FailRunningJobs = %+v, want only %s failed", failed, running.ID)
+		}
+		got, err := s.GetJob(ctx, running.ID)
+		ok(t, err)
+		eq(t, "stored status", got.Status, store.JobFailed)
+		sameTime(t, "finished_at", got.FinishedAt, now)
+		got, err = s.GetJob(ctx, queued.ID)
+		ok(t, err)
+		eq(t, "queued job", got.Status, store.JobQueued)
+		is(t, s.FinishJob(ctx, running.ID, "dead", store.JobSucceeded, "", now), store.ErrLeaseHeld, "finish after FailRunningJobs")
+		failed, err = s.FailRunningJobs(ctx, now, "again")
+		ok(t, err)
+		eq(t, "failed twice", len(failed), 0)
+	}},
 	{"List", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		var ids []string
@@ -209,9 +390,9 @@ var jobCases = []testCase{
 			ok(t, s.CreateJob(ctx, j))
 			ids = append(ids, j.ID)
 		}
-		_, err := s.ClaimJob(ctx, "w", t0, time.Minute) // ids[0]
+		_, err := s.ClaimJob(ctx, "w", t0, time.Minute, 0) // ids[0]
 		ok(t, err)
-		_, err = s.ClaimJob(ctx, "w", t0, time.Minute) // ids[1]
+		_, err = s.ClaimJob(ctx, "w", t0, time.Minute, 0) // ids[1]
 		ok(t, err)
 		ok(t, s.FinishJob(ctx, ids[1], "w", store.JobSucceeded, "", t0))
 		check := func(want []string, statuses ...store.JobStatus) {
