@@ -2,7 +2,6 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,22 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
 )
 
 // confined makes a runner confine Terraform, or skips the test where
-// bubblewrap cannot run (outside CI, which always has it: build.sh
-// installs it).
+// bubblewrap cannot run (outside CI).
 func confined(t *testing.T) func(*RunnerConfig) {
-	t.Helper()
-	c, err := confine.Detect(context.Background(), confine.Options{})
-	if err != nil {
-		if errors.Is(err, confine.ErrUnavailable) && os.Getenv("CI") == "" {
-			t.Skipf("no confinement here: %v", err)
-		}
-		t.Fatal(err)
-	}
+	c := testenv.Confiner(t)
 	return func(cfg *RunnerConfig) { cfg.Confiner = c }
 }
 

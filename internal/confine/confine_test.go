@@ -1,8 +1,6 @@
 package confine_test
 
 import (
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,21 +9,12 @@ import (
 	"testing"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/internal/testenv"
 )
 
 // detect returns a working Confiner or skips the test where bubblewrap
-// cannot run (build.sh installs it, so CI always has one).
-func detect(t *testing.T) *confine.Confiner {
-	t.Helper()
-	c, err := confine.Detect(context.Background(), confine.Options{})
-	if errors.Is(err, confine.ErrUnavailable) && os.Getenv("CI") == "" {
-		t.Skipf("no confinement here: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("detect: %v", err)
-	}
-	return c
-}
+// cannot run (CI always has one: build.sh installs it).
+func detect(t *testing.T) *confine.Confiner { return testenv.Confiner(t) }
 
 // run runs a shell script confined in dir and returns its output.
 func run(t *testing.T, c *confine.Confiner, dir, script string) (string, error) {

@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kloud/kloud/internal/confine"
 )
 
 // Environment variables that point tests at prebuilt parts (build.sh sets
@@ -326,4 +329,19 @@ func NoProcesses(t testing.TB, dir string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Confiner returns the host's confinement (bubblewrap), or skips the test
+// where it cannot run. In CI (CI set) a missing confinement fails the
+// test: build.sh installs bubblewrap there.
+func Confiner(t testing.TB) *confine.Confiner {
+	t.Helper()
+	c, err := confine.Detect(context.Background(), confine.Options{})
+	if err != nil {
+		if errors.Is(err, confine.ErrUnavailable) && os.Getenv("CI") == "" {
+			t.Skipf("testenv: no confinement here: %v", err)
+		}
+		t.Fatalf("testenv: %v", err)
+	}
+	return c
 }
