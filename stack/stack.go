@@ -121,6 +121,8 @@ type Machine struct {
 	// AgentTokenHash is the hash of the machine agent's own token.
 	AgentTokenHash string    `json:"-"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`
+	// AgentVersion is the version the agent last reported.
+	AgentVersion string `json:"agent_version,omitempty"`
 	// StateSince is when the machine entered its current state, and
 	// UptimeBase the time it spent Running before that; the store keeps
 	// both with every state change, so uptime needs no history read.
