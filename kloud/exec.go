@@ -397,6 +397,11 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	tr, _ := machinestate.TransitionOf(method)
+	// A stop the checker asked for keeps its reason (idle past the limit).
+	final := ""
+	if method == machinestate.Stop && strings.HasPrefix(m.Reason, reasonIdle) {
+		final = m.Reason
+	}
 	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
@@ -422,7 +427,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 	if err := s.saveMetadata(ctx, m, meta); err != nil {
 		return err
 	}
-	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, "", s.now()); err != nil {
+	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, final, s.now()); err != nil {
 		return err
 	}
 	s.progress(ctx, job, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
