@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +56,7 @@ func applyWebDB(t *testing.T, h *kloudtest.Harness) (web, db client.Machine) {
 		t.Fatal(err)
 	}
 	kloudtest.WaitJob(t, h.Admin, ref.JobID)
+	checkApplyEvents(t, h.Admin, ref.JobID)
 	st, err = h.Admin.Stack(ctx, st.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +72,36 @@ func applyWebDB(t *testing.T, h *kloudtest.Harness) (web, db client.Machine) {
 		}
 	}
 	return web, db
+}
+
+// checkApplyEvents checks what a user following an apply reads: every line
+// once (a finished resource is one progress event, not also an output
+// line), and none of Kloud's own attributes in the plan.
+func checkApplyEvents(t *testing.T, c *client.Client, jobID string) {
+	t.Helper()
+	evs, err := c.JobEvents(context.Background(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var completions int
+	for _, e := range evs {
+		if strings.Contains(e.Message, "kloud_url") || strings.Contains(e.Message, "agent_token") {
+			t.Errorf("event %d shows Kloud's own attribute: %q", e.Seq, e.Message)
+		}
+		if strings.Contains(e.Message, "Creation complete") {
+			completions++
+			seen[e.Message]++
+		}
+	}
+	if completions != 2 {
+		t.Errorf("%d creation lines, want 2 (one per machine)", completions)
+	}
+	for msg, n := range seen {
+		if n != 1 {
+			t.Errorf("%q shown %d times", msg, n)
+		}
+	}
 }
 
 // pollMachines lists the machines until cond holds, or fails the test
@@ -154,6 +186,63 @@ func TestAgentsConnectedOverTime(t *testing.T) {
 		if !info.Registered || info.LastHeartbeatAt == nil || info.HeartbeatSeconds != testHeartbeat.Seconds() {
 			t.Errorf("agent of %s: registered %v, last heartbeat %v, interval %vs; want registered, beating every %s",
 				m.Label, info.Registered, info.LastHeartbeatAt, info.HeartbeatSeconds, testHeartbeat)
+		}
+	}
+}
+
+// TestListAndInfoAgree: a list and a single read made in the same second
+// show the same uptime and agent status for a running machine, in the API
+// and in the CLI's AGENT column and agent block.
+func TestListAndInfoAgree(t *testing.T) {
+	h := kloudtest.New(t, func(c *kloud.Config) {
+		c.HeartbeatInterval = testHeartbeat
+		c.AgentTimeout = 5 * time.Second
+		c.CheckInterval = time.Hour
+	})
+	ctx := context.Background()
+	web, _ := applyWebDB(t, h)
+	pollMachines(t, h.Admin, "web's agent connected", func(ms map[string]client.Machine) bool {
+		return ms[web.ID].Agent.Status == client.AgentConnected
+	})
+	// Uptime never decreases: when two lists around a read agree, the read
+	// was made in their second and must agree too.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := pollMachines(t, h.Admin, "a list", func(map[string]client.Machine) bool { return true })[web.ID]
+		one, err := h.Admin.Machine(ctx, web.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := pollMachines(t, h.Admin, "a list", func(map[string]client.Machine) bool { return true })[web.ID]
+		if before.UptimeSeconds == after.UptimeSeconds {
+			if one.UptimeSeconds != before.UptimeSeconds || one.Agent.Status != before.Agent.Status {
+				t.Fatalf("same second: list uptime %ds agent %s, info uptime %ds agent %s",
+					before.UptimeSeconds, before.Agent.Status, one.UptimeSeconds, one.Agent.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never two lists in one second")
+		}
+	}
+
+	kloudCLI := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(kloudBinary(t), append(args, "--server", h.URL, "--token", h.AdminToken)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kloud %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	list := kloudCLI("machine", "list")
+	if !strings.Contains(list, "AGENT") || !strings.Contains(list, web.ID) || !strings.Contains(list, "connected") {
+		t.Errorf("machine list shows no agent column:\n%s", list)
+	}
+	info := kloudCLI("machine", "info", web.ID)
+	for _, want := range []string{"agent:", "status:       connected", "version:      " + klient.Version, "last seen at: 20"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("machine info lacks %q:\n%s", want, info)
 		}
 	}
 }

@@ -82,6 +82,10 @@ type Template struct {
 	Generated map[string][]byte `json:"-"`
 	// Env holds variables passed as TF_VAR_<name>; values are secrets.
 	Env map[string]Secret `json:"-"`
+	// KloudAttributes names the attributes Kloud injects into every
+	// machine for itself (its URL, the agent's token): their lines are
+	// kept out of the plan output the user reads.
+	KloudAttributes []string `json:"-"`
 }
 
 // FileName is the name the user's content is written under.
