@@ -51,14 +51,18 @@ func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 
 // agentStatus says whether m's agent is connected (heard from within
 // timeout of at), silent (heard from before, not since) or never heard
-// from.
+// from. The agent of a machine that is Stopped, Terminated or not built
+// does not run, so it is never connected, however recently it was heard.
 func agentStatus(m *stack.Machine, at time.Time, timeout time.Duration) client.AgentStatus {
 	if m.LastSeen.IsZero() {
 		return client.AgentStatus{Status: client.AgentNever}
 	}
 	t := m.LastSeen.UTC()
 	st := client.AgentStatus{Status: client.AgentConnected, LastSeenAt: &t, Version: m.AgentVersion}
-	if at.Sub(t) > timeout {
+	switch {
+	case at.Sub(t) > timeout:
+		st.Status = client.AgentSilent
+	case m.State == machinestate.Stopped, m.State == machinestate.Terminated, m.State == machinestate.NotInitialized:
 		st.Status = client.AgentSilent
 	}
 	return st
