@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # build.sh: build, test, demo and benchmark Kloud. Everything Kloud needs
-# (Go modules, Terraform, the sandbox provider plugin) is installed from here,
+# (Go modules, Terraform, the sandbox provider plugin, bubblewrap for
+# confinement) is installed from here,
 # so a fresh machine with Go needs nothing by hand.
 #
 #   ./build.sh build   binaries into bin/, Terraform into bin/terraform,
@@ -55,7 +56,25 @@ ensure_terraform() {
 	GOBIN="$BIN" go install "github.com/hashicorp/terraform@v$TERRAFORM_VERSION"
 }
 
+# ensure_bwrap installs bubblewrap, which confines members' Terraform runs
+# and sandbox machines, from the distribution's packages when it is missing.
+ensure_bwrap() {
+	command -v bwrap >/dev/null 2>&1 && return
+	if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+		log "installing bubblewrap (confinement of Terraform and sandbox machines)"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+		log "installing bubblewrap with sudo"
+		sudo apt-get update -qq >/dev/null
+		sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+	else
+		log "bubblewrap (bwrap) is missing: install it, or run kloud serve --unconfined (members can then run code as your user)"
+	fi
+}
+
 build() {
+	ensure_bwrap
 	ensure_terraform
 	log "building kloud, klient and terraform-provider-sandbox"
 	mkdir -p "$PLUGIN_DIR"

@@ -45,6 +45,11 @@ type Health struct {
 	Store      string          `json:"store"`
 	Version    string          `json:"version"`
 	Singletons map[string]bool `json:"singletons"`
+	// Confinement says how members' Terraform runs and machines are
+	// confined; "UNCONFINED: ..." when they are not.
+	Confinement string `json:"confinement"`
+	// Confined is false when members can run code as Kloud's own user.
+	Confined bool `json:"confined"`
 }
 
 // CreateUserRequest is POST /api/v1/users.

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/store"
 )
 
@@ -58,6 +59,13 @@ type Config struct {
 	// Currency names the unit of the hashmap's prices in cost estimates
 	// (default USD).
 	Currency string
+	// NetworkMirror is a Terraform provider network mirror for providers
+	// the plugin mirror does not hold (cloud providers); empty: none.
+	NetworkMirror string
+	// Confiner runs Terraform and sandbox machines confined (default:
+	// confine.Unconfined(); kloud serve detects bubblewrap and refuses to
+	// start without it unless --unconfined).
+	Confiner *confine.Confiner
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives structured logs (default slog.Default()).
@@ -98,6 +106,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Confiner == nil {
+		c.Confiner = confine.Unconfined()
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -203,11 +205,13 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 		expected = len(machines)
 	}
 	s.progress(ctx, job, 10, "running terraform "+op.verb)
+	tokens := s.agentTokenMasker(w)
+	progress := s.outputProgress(ctx, job, composed, 10, 90, expected)
 	res, runErr := op.run(ctx, stack.Run{
 		Key:      w.stack.ID,
 		Template: composed,
 		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-		Output:   s.outputProgress(ctx, job, composed, 10, 90, expected),
+		Output:   func(line string) { tokens(line); progress(line) },
 	})
 	if res != nil {
 		s.progress(ctx, job, 90, "recording machines")
@@ -496,13 +500,46 @@ func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string)
 	}
 }
 
-// addSecrets remembers secret values to mask in logs and events.
+// addSecrets remembers secret values, and their JSON- and URL-escaped
+// forms, to mask in logs and events.
 func (s *Server) addSecrets(env map[string]stack.Secret) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range env {
-		if len(v) >= 4 {
-			s.secrets[v.Reveal()] = struct{}{}
+		s.addSecretLocked(v.Reveal())
+	}
+}
+
+func (s *Server) addSecretLocked(v string) {
+	if len(v) < 4 {
+		return
+	}
+	s.secrets[v] = struct{}{}
+	if b, err := json.Marshal(v); err == nil {
+		s.secrets[string(b[1:len(b)-1])] = struct{}{}
+	}
+	s.secrets[url.QueryEscape(v)] = struct{}{}
+}
+
+// agentTokenMasker returns a function that, given a line of Terraform's
+// output, remembers the agent token of every machine of the stack the line
+// names, before the line is recorded. A template may print a machine's
+// token through nonsensitive(); Terraform names each machine ("# <address>
+// will be created", "<address>: Creating...") before it prints the
+// outputs, so the token is masked by then.
+func (s *Server) agentTokenMasker(w *stackWork) func(line string) {
+	addrPattern := regexp.MustCompile(regexp.QuoteMeta(w.provider.TerraformType()) + `\.[A-Za-z_][A-Za-z0-9_-]*(\[[^\]]{0,256}\])?`)
+	seen := make(map[string]bool)
+	return func(line string) {
+		for _, addr := range addrPattern.FindAllString(line, 8) {
+			if seen[addr] || len(seen) >= 100000 {
+				continue
+			}
+			seen[addr] = true
+			tok := stack.AgentToken(w.stack.AgentSecret, addr)
+			s.mu.Lock()
+			s.addSecretLocked(tok.Reveal())
+			s.mu.Unlock()
 		}
 	}
 }

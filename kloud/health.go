@@ -12,5 +12,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		Store:      s.cfg.StoreName,
 		Version:    Version,
 		Singletons: s.singletons(r.Context()),
+
+		Confinement: s.cfg.Confiner.String(),
+		Confined:    s.cfg.Confiner.Enabled(),
 	})
 }

@@ -59,6 +59,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	if !cfg.Confiner.Enabled() {
+		cfg.Log.Warn("running UNCONFINED: members' templates and machines can run code as Kloud's own user and read its data dir")
+	}
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -79,6 +82,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		PluginDir:     cfg.PluginDir,
 		WorkRoot:      filepath.Join(cfg.DataDir, "work"),
 		Log:           cfg.Log,
+		Confiner:      cfg.Confiner,
+		NetworkMirror: cfg.NetworkMirror,
 		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": s.sandboxDir()},
 	})
 	if err != nil {

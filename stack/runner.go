@@ -19,6 +19,8 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
+
+	"github.com/kloud/kloud/internal/confine"
 )
 
 // Errors of the Terraform runner that callers branch on.
@@ -42,6 +44,8 @@ const (
 	lockFileName   = ".terraform.lock.hcl"
 	planFileName   = ".kloud.tfplan"
 	cliConfigName  = ".terraformrc"
+	backupFileName = "terraform.tfstate.backup"
+	versionDirName = ".version"
 	slotRootPrefix = ".slots-"
 	mirrorInclude  = "kloud.local/*/*"
 	defaultGrace   = 30 * time.Second
@@ -105,6 +109,15 @@ type RunnerConfig struct {
 	// instance settings the providers read. It must not hold Terraform's
 	// own variables (TF_VAR_*, TF_LOG, TF_CLI_ARGS, ...).
 	ExtraEnv map[string]string
+	// Confiner runs Terraform and the provider plugins it starts confined:
+	// they see only the run's working directory (read-write), the
+	// Terraform binary, the plugin mirror and the CLI configuration
+	// (read-only). Nil runs them unconfined.
+	Confiner *confine.Confiner
+	// NetworkMirror is a provider network mirror URL offered to Terraform
+	// for providers the filesystem mirror does not hold (cloud providers);
+	// empty means none, and only the filesystem mirror is used.
+	NetworkMirror string
 	// GracePeriod is how long a cancelled Terraform may take to stop after
 	// its interrupt before it and its process group are killed. Zero means
 	// 30 seconds.
@@ -198,12 +211,18 @@ func ResourcesOfType(res []StateResource, typ string) []StateResource {
 // Runner runs Terraform on composed templates, one working directory and one
 // state per key. Different keys may run at once; a key runs once at a time.
 type Runner struct {
-	cfg       RunnerConfig
-	log       *slog.Logger
-	tfPath    string
+	cfg    RunnerConfig
+	log    *slog.Logger
+	tfPath string
+	// execPath is what tfexec runs: tfPath, or the script that runs it
+	// confined.
+	execPath  string
 	cliConfig string
 	version   string
 	grace     time.Duration
+
+	// lockMu guards the dependency lock cache file (runner_lock.go).
+	lockMu sync.Mutex
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -234,13 +253,27 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if tfPath, err = filepath.Abs(tfPath); err != nil {
 		return nil, fmt.Errorf("new runner: TerraformPath: %w", err)
 	}
+	if tfPath, err = filepath.EvalSymlinks(tfPath); err != nil {
+		return nil, fmt.Errorf("new runner: TerraformPath: %w", err)
+	}
+	if err := os.MkdirAll(cfg.WorkRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("new runner: create WorkRoot: %w", err)
+	}
+	// The real path: a confined Terraform sees its working directory at
+	// the path the kernel reports, with no symbolic link on the way.
 	workRoot, err := filepath.Abs(cfg.WorkRoot)
+	if err == nil {
+		workRoot, err = filepath.EvalSymlinks(workRoot)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("new runner: WorkRoot: %w", err)
 	}
 	cfg.WorkRoot = workRoot
 	if cfg.PluginDir != "" {
-		if cfg.PluginDir, err = filepath.Abs(cfg.PluginDir); err != nil {
+		if cfg.PluginDir, err = filepath.Abs(cfg.PluginDir); err == nil {
+			cfg.PluginDir, err = filepath.EvalSymlinks(cfg.PluginDir)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("new runner: PluginDir: %w", err)
 		}
 		if fi, err := os.Stat(cfg.PluginDir); err != nil {
@@ -260,10 +293,14 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Confiner == nil {
+		cfg.Confiner = confine.Unconfined()
+	}
 	r := &Runner{
 		cfg:       cfg,
 		log:       cfg.Log,
 		tfPath:    tfPath,
+		execPath:  tfPath,
 		cliConfig: filepath.Join(workRoot, cliConfigName),
 		grace:     cfg.GracePeriod,
 		running:   make(map[string]bool),
@@ -274,8 +311,21 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err := os.MkdirAll(workRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("new runner: create WorkRoot: %w", err)
 	}
-	if err := writeFileAtomic(r.cliConfig, []byte(cliConfig(cfg.PluginDir))); err != nil {
+	if err := os.Chmod(workRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("new runner: %w", err)
+	}
+	if err := writeFileAtomic(r.cliConfig, []byte(cliConfig(cfg.PluginDir, cfg.NetworkMirror))); err != nil {
 		return nil, fmt.Errorf("new runner: write CLI configuration: %w", err)
+	}
+	if cfg.Confiner.Enabled() {
+		// The CLI configuration is read by the confined user (it is bound
+		// read-only into each run).
+		if err := cfg.Confiner.HandOver(r.cliConfig); err != nil {
+			return nil, fmt.Errorf("new runner: %w", err)
+		}
+		if r.execPath, err = r.writeConfinedTerraform(); err != nil {
+			return nil, fmt.Errorf("new runner: %w", err)
+		}
 	}
 	if r.slotRoot, err = makeSlotRoot(workRoot); err != nil {
 		return nil, fmt.Errorf("new runner: %w", err)
@@ -289,12 +339,16 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // checkVersion asks the binary for its version and refuses one before 1.5.
 // The tfexec handle that asked keeps the answer: it becomes the first slot.
 func (r *Runner) checkVersion() error {
-	sl, err := r.takeSlot(r.cfg.WorkRoot)
+	dir := filepath.Join(r.cfg.WorkRoot, versionDirName)
+	if err := r.cfg.Confiner.PrepareDir(dir); err != nil {
+		return fmt.Errorf("check terraform version: %w", err)
+	}
+	sl, err := r.takeSlot(dir)
 	if err != nil {
 		return fmt.Errorf("check terraform version: %w", err)
 	}
 	defer r.putSlot(sl)
-	if err := sl.tf.SetEnv(r.baseEnv(r.cfg.WorkRoot)); err != nil {
+	if err := sl.tf.SetEnv(r.baseEnv(dir)); err != nil {
 		return fmt.Errorf("check terraform version: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -337,9 +391,11 @@ func (r *Runner) RemoveWorkDir(key string) error {
 	return nil
 }
 
-// cliConfig is the Terraform CLI configuration: kloud.local providers come
-// only from the filesystem mirror, everything else directly.
-func cliConfig(pluginDir string) string {
+// cliConfig is the Terraform CLI configuration: providers come only from
+// the filesystem mirror, and from the network mirror Kloud was given, if
+// any. There is no direct installation: `terraform init` never reaches a
+// registry Kloud did not name.
+func cliConfig(pluginDir, networkMirror string) string {
 	var b strings.Builder
 	b.WriteString("# Written by Kloud's Terraform runner.\n")
 	b.WriteString("disable_checkpoint = true\n\n")
@@ -348,7 +404,16 @@ func cliConfig(pluginDir string) string {
 		fmt.Fprintf(&b, "  filesystem_mirror {\n    path    = %s\n    include = [%s]\n  }\n",
 			hclString(pluginDir), hclString(mirrorInclude))
 	}
-	fmt.Fprintf(&b, "  direct {\n    exclude = [%s]\n  }\n}\n", hclString(mirrorInclude))
+	if networkMirror != "" {
+		fmt.Fprintf(&b, "  network_mirror {\n    url     = %s\n    exclude = [%s]\n  }\n",
+			hclString(networkMirror), hclString(mirrorInclude))
+	}
+	if pluginDir == "" && networkMirror == "" {
+		// Terraform installs directly when no method is named: name one
+		// that holds nothing.
+		b.WriteString("  filesystem_mirror {\n    path    = \"/nonexistent\"\n    include = [\"kloud.local/*/*\"]\n  }\n")
+	}
+	b.WriteString("}\n")
 	return b.String()
 }
 
@@ -491,7 +556,7 @@ func (r *Runner) takeSlot(dir string) (*slot, error) {
 		return nil, fmt.Errorf("point slot at work dir: %w", err)
 	}
 	if sl.tf == nil {
-		tf, err := tfexec.NewTerraform(sl.link, r.tfPath)
+		tf, err := tfexec.NewTerraform(sl.link, r.execPath)
 		if err != nil {
 			r.putSlot(sl)
 			return nil, err
@@ -709,6 +774,10 @@ func (s *session) prepare(ctx context.Context) error {
 		}
 	}
 
+	s.seedLockFile()
+	if err := s.r.cfg.Confiner.PrepareDir(s.dir); err != nil {
+		return fmt.Errorf("prepare terraform: %w", err)
+	}
 	sl, err := s.r.takeSlot(s.dir)
 	if err != nil {
 		return fmt.Errorf("prepare terraform: %w", err)
@@ -767,6 +836,9 @@ func (s *session) chooseState(local, remote []byte) ([]byte, error) {
 // naming the lock file, and is retried once without it.
 func (s *session) init(ctx context.Context) error {
 	err := s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
+	if err == nil {
+		s.rememberLockFile()
+	}
 	if err == nil || ctx.Err() != nil || !lockFileProblem(err) {
 		return err
 	}
@@ -778,7 +850,11 @@ func (s *session) init(ctx context.Context) error {
 	if rmErr := os.Remove(lock); rmErr != nil {
 		return errors.Join(err, rmErr)
 	}
-	return s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) })
+	if err := s.exec(ctx, "init", func(ctx context.Context) error { return s.tf.Init(ctx) }); err != nil {
+		return err
+	}
+	s.rememberLockFile()
+	return nil
 }
 
 // lockFileProblem reports whether a failed init blames the dependency lock
@@ -874,7 +950,11 @@ func (e *runError) Unwrap() error { return e.cause }
 // newer than the backend's, and decodes the result. It runs even when ctx is
 // done: the state of a cancelled run must not be lost.
 func (s *session) persist(ctx context.Context) (*ApplyResult, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, stateFileName))
+	// Terraform's backup copy is never needed: the backend keeps every
+	// version.
+	os.Remove(filepath.Join(s.dir, backupFileName))
+	statePath := filepath.Join(s.dir, stateFileName)
+	data, err := os.ReadFile(statePath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -894,6 +974,14 @@ func (s *session) persist(ctx context.Context) (*ApplyResult, error) {
 			saveErr = fmt.Errorf("save state serial %d: %w", raw.Serial, saveErr)
 		} else {
 			s.lastSaved = raw.Serial
+		}
+	}
+	if saveErr == nil {
+		// The state holds agent tokens and user data: once the backend has
+		// it (sealed), no copy stays in clear on disk. A state the backend
+		// refused stays, so the next run saves it.
+		if err := os.Remove(statePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			saveErr = fmt.Errorf("remove local state: %w", err)
 		}
 	}
 	res, err := raw.result()

@@ -466,8 +466,13 @@ func assertNoSecret(t *testing.T, dir, text, secret string) {
 // and no process is left. Meanwhile the same key is refused and another key
 // runs.
 func TestRunnerCancel(t *testing.T) {
+	t.Run("unconfined", func(t *testing.T) { testRunnerCancel(t) })
+	t.Run("confined", func(t *testing.T) { testRunnerCancel(t, confined(t)) })
+}
+
+func testRunnerCancel(t *testing.T, mod ...func(*RunnerConfig)) {
 	backend := newMemBackend()
-	r := newTestRunner(t, backend)
+	r := newTestRunner(t, backend, mod...)
 	const slow = `
 resource "terraform_data" "a" {
   input = "first"
@@ -667,10 +672,14 @@ func TestRunnerNewChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"filesystem_mirror", "path    = " + hclString(dir), `include = ["kloud.local/*/*"]`, `exclude = ["kloud.local/*/*"]`} {
+	for _, want := range []string{"filesystem_mirror", "path    = " + hclString(dir), `include = ["kloud.local/*/*"]`} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("CLI config lacks %q:\n%s", want, cfg)
 		}
+	}
+	// No direct installation: init reaches no registry Kloud did not name.
+	if strings.Contains(string(cfg), "direct") {
+		t.Errorf("CLI config allows direct installation:\n%s", cfg)
 	}
 }
 
@@ -876,17 +885,7 @@ output "v" { value = terraform_data.inner.output }
 		t.Fatal(err)
 	}
 
-	tf, err := tfexec.NewTerraform(r.WorkDir(key), r.tfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.SetEnv(r.baseEnv(r.WorkDir(key))); err != nil {
-		t.Fatal(err)
-	}
-	want, err := tf.Show(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := showSaved(t, r, backend, key)
 	got := res.State
 	if got.TerraformVersion != want.TerraformVersion {
 		t.Errorf("terraform version %q, show says %q", got.TerraformVersion, want.TerraformVersion)
@@ -1085,17 +1084,7 @@ func TestRunnerSandboxMachines(t *testing.T) {
 	}
 
 	// For a provider without dynamic attributes the decoded state is show's.
-	tf, err := tfexec.NewTerraform(r.WorkDir("sbx"), r.tfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.SetEnv(r.baseEnv(r.WorkDir("sbx"))); err != nil {
-		t.Fatal(err)
-	}
-	want, err := tf.Show(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := showSaved(t, r, backend, "sbx")
 	compareModules(t, res.State.Values.RootModule, want.Values.RootModule)
 
 	// A rebuilt plugin no longer matches the checksum in the lock file the
@@ -1126,4 +1115,38 @@ func TestRunnerSandboxMachines(t *testing.T) {
 		t.Errorf("after destroy: %q", stateAddrs(res.Resources))
 	}
 	testenv.NoProcesses(t, r.WorkDir("sbx"))
+}
+
+// showSaved checks that no state stayed in key's working directory after
+// its run, then runs `terraform show -json` on the version the backend
+// saved.
+func showSaved(t *testing.T, r *Runner, backend StateBackend, key string) *tfjson.State {
+	t.Helper()
+	statePath := filepath.Join(r.WorkDir(key), stateFileName)
+	if _, err := os.Stat(statePath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a state file stayed in the working directory after the run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.WorkDir(key), backupFileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a state backup stayed in the working directory after the run: %v", err)
+	}
+	saved, err := backend.LoadState(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statePath, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(statePath)
+	tf, err := tfexec.NewTerraform(r.WorkDir(key), r.tfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.SetEnv(r.baseEnv(r.WorkDir(key))); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tf.Show(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/kloud"
 	_ "github.com/kloud/kloud/provider/aws"          // EC2
 	_ "github.com/kloud/kloud/provider/digitalocean" // droplets
@@ -108,6 +109,8 @@ func serve(args []string) error {
 	ratingWait := fs.Int("rating-wait-periods", envInt("RATING_WAIT_PERIODS", 1), "periods to wait before rating one (KLOUD_RATING_WAIT_PERIODS)")
 	ratingInterval := fs.Duration("rating-interval", envDuration("RATING_INTERVAL", time.Minute), "how often the rating processor runs (KLOUD_RATING_INTERVAL)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (KLOUD_LOG_LEVEL)")
+	unconfined := fs.Bool("unconfined", env("UNCONFINED", "") == "1" || env("UNCONFINED", "") == "true", "run Terraform and sandbox machines WITHOUT confinement: members can run code as Kloud's user (KLOUD_UNCONFINED)")
+	networkMirror := fs.String("network-mirror", env("NETWORK_MIRROR", ""), "Terraform provider network mirror URL for cloud providers (KLOUD_NETWORK_MIRROR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,6 +119,9 @@ func serve(args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Everything Kloud and its children create is private to its user:
+	// the data dir holds secrets, states and machines' disks.
+	syscall.Umask(0o077)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -126,6 +132,13 @@ func serve(args []string) error {
 	tf, err := findTerraform(*terraform)
 	if err != nil {
 		return err
+	}
+	confiner := confine.Unconfined()
+	if *unconfined {
+		log.Warn("--unconfined: members' templates and sandbox machines run as Kloud's own user and can read everything it can, its data dir included")
+		fmt.Fprintln(os.Stderr, "WARNING: kloud serve --unconfined: members can run code as this user and read its data dir")
+	} else if confiner, err = confine.Detect(ctx, confine.Options{}); err != nil {
+		return fmt.Errorf("%w\nkloud serve runs members' Terraform and machines confined; without bubblewrap it refuses to start unless --unconfined is given", err)
 	}
 	st, storeName, err := openStore(ctx, *storeURI, *dataDir)
 	if err != nil {
@@ -146,6 +159,7 @@ func serve(args []string) error {
 		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
 		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
 		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,
+		Confiner: confiner, NetworkMirror: *networkMirror,
 		Log: log,
 	})
 	if err != nil {
@@ -164,7 +178,7 @@ func serve(args []string) error {
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.Start()
-	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", *dataDir))
+	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", *dataDir), slog.String("confinement", confiner.String()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

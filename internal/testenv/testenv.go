@@ -139,6 +139,10 @@ func buildDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("make build dir: %w", err)
 	}
+	// The binaries are run by confined, unprivileged users too.
+	if err := os.Chmod(d, 0o755); err != nil {
+		return "", fmt.Errorf("make build dir: %w", err)
+	}
 	builds.dir = d
 	return d, nil
 }

@@ -295,7 +295,7 @@ func canonical(m map[string]string) string {
 // writeFile writes the month through w to its file, atomically.
 func (o *Orchestrator) writeFile(scope string, m *Month, w Writer) error {
 	dir := filepath.Join(o.Dir, scope)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write %s report %s of %s: %w", w.Name(), m.Name, scope, err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-"+m.Name+"-*")
@@ -311,7 +311,7 @@ func (o *Orchestrator) writeFile(scope string, m *Month, w Writer) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o640)
+		err = os.Chmod(tmp.Name(), 0o600)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), filepath.Join(dir, m.Name+"."+w.Name()))

@@ -124,6 +124,18 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// SQLite gives its -wal and -shm files the database file's mode: make
+	// that 0600 before it first opens it.
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	} else {
+		f.Close()
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	drv := &sqlite.Driver{}
 	if err := registerFunctions(drv); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
