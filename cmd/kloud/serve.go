@@ -104,6 +104,7 @@ func serve(args []string) error {
 	grace := fs.Duration("shutdown-grace", envDuration("SHUTDOWN_GRACE", 30*time.Second), "how long shutdown lets jobs finish (KLOUD_SHUTDOWN_GRACE)")
 	checkInterval := fs.Duration("check-interval", envDuration("CHECK_INTERVAL", 30*time.Second), "machine checker interval (KLOUD_CHECK_INTERVAL)")
 	agentTimeout := fs.Duration("agent-timeout", envDuration("AGENT_TIMEOUT", 2*time.Minute), "silence after which a machine is checked (KLOUD_AGENT_TIMEOUT)")
+	heartbeat := fs.Duration("heartbeat-interval", envDuration("HEARTBEAT_INTERVAL", 10*time.Second), "interval between agent heartbeats, told to every agent (at most a third of --agent-timeout; KLOUD_HEARTBEAT_INTERVAL)")
 	idleLimit := fs.Duration("idle-limit", envDuration("IDLE_LIMIT", 0), "stop machines that are not always_on after this long running (0: never; KLOUD_IDLE_LIMIT)")
 	ratingPeriod := fs.Duration("rating-period", envDuration("RATING_PERIOD", time.Hour), "rating period (KLOUD_RATING_PERIOD)")
 	ratingWait := fs.Int("rating-wait-periods", envInt("RATING_WAIT_PERIODS", 1), "periods to wait before rating one (KLOUD_RATING_WAIT_PERIODS)")
@@ -157,7 +158,7 @@ func serve(args []string) error {
 		DataDir: *dataDir, Store: st, StoreName: storeName, URL: url,
 		AdminToken: os.Getenv("KLOUD_ADMIN_TOKEN"), TerraformPath: tf, PluginDir: *pluginDir, KlientPath: *klientPath,
 		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
-		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
+		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit, HeartbeatInterval: *heartbeat,
 		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,
 		Confiner: confiner, NetworkMirror: *networkMirror,
 		Log: log,
