@@ -119,6 +119,11 @@ func TestAgentReportContract(t *testing.T) {
 		t.Errorf("agent after upgrade = %+v", got.Agent)
 	}
 
+	// A newer agent's extra fields are ignored, not refused.
+	if code, _, body := post(agentapi.HeartbeatPath, `{"version":"0.2.0","uptime_seconds":1.5,"load_average":[0.1,0.2]}`); code != http.StatusOK {
+		t.Errorf("report with an unknown field = %d %s, want 200", code, body)
+	}
+
 	// Bad reports are 400 naming the field, quoting at most 64 characters.
 	bad := []struct {
 		name, body, field string

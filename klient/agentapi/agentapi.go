@@ -4,7 +4,10 @@
 // the server may import it without reversing the dependency direction.
 package agentapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The paths the agent calls on Kloud, with its own bearer token.
 const (
@@ -24,6 +27,15 @@ type Report struct {
 	// ActiveAt is when the machine last saw user activity, if the agent
 	// knows.
 	ActiveAt *time.Time `json:"active_at,omitempty"`
+}
+
+// UnmarshalJSON decodes a report ignoring fields it does not know, even
+// for a strict decoder: a newer agent's additions must not make an older
+// server refuse its heartbeats, so agents and servers upgrade
+// independently. A known field of the wrong type is still an error.
+func (r *Report) UnmarshalJSON(b []byte) error {
+	type plain Report
+	return json.Unmarshal(b, (*plain)(r))
 }
 
 // MaxVersion bounds Report.Version; a longer one is refused.
