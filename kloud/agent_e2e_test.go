@@ -250,7 +250,9 @@ func TestListAndInfoAgree(t *testing.T) {
 func TestSilentAgentStoppedByChecker(t *testing.T) {
 	h := kloudtest.New(t, func(c *kloud.Config) {
 		c.HeartbeatInterval = testHeartbeat
-		c.AgentTimeout = 2 * time.Second
+		// Long enough over the heartbeat that a live agent on a loaded
+		// machine never reads silent.
+		c.AgentTimeout = 4 * time.Second
 		c.CheckInterval = time.Hour // the test runs the checker itself
 	})
 	ctx := context.Background()
