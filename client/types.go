@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kloud/kloud/klient/agentapi"
 	"github.com/kloud/kloud/machinestate"
 )
 
@@ -182,6 +183,21 @@ type Machine struct {
 	Metadata      json.RawMessage    `json:"metadata"`
 	UptimeSeconds int64              `json:"uptime_seconds"`
 	LastSeen      *time.Time         `json:"last_seen,omitempty"`
+	Agent         AgentStatus        `json:"agent"`
+}
+
+// The agent statuses of a machine.
+const (
+	AgentConnected = "connected" // heard from within the agent timeout
+	AgentSilent    = "silent"    // heard from before, but not since
+	AgentNever     = "never"     // never heard from
+)
+
+// AgentStatus is what Kloud knows of a machine's agent.
+type AgentStatus struct {
+	Status     string     `json:"status"`
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+	Version    string     `json:"version,omitempty"`
 }
 
 // Job is a long operation.
@@ -214,17 +230,9 @@ type Event struct {
 	Percentage int       `json:"percentage"`
 }
 
-// AgentReport is what a machine's agent sends on register and heartbeat.
-type AgentReport struct {
-	MachineID     string     `json:"machine_id,omitempty"`
-	Address       string     `json:"address,omitempty"`
-	Size          string     `json:"size,omitempty"`
-	UptimeSeconds int64      `json:"uptime_seconds,omitempty"`
-	ActiveAt      *time.Time `json:"active_at,omitempty"`
-}
+// AgentReport is what a machine's agent sends on register and heartbeat:
+// the agent's own type (one contract, package agentapi).
+type AgentReport = agentapi.Report
 
 // AgentAck answers an agent.
-type AgentAck struct {
-	MachineID string `json:"machine_id"`
-	State     string `json:"state"`
-}
+type AgentAck = agentapi.Ack

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kloud/kloud/klient/agentapi"
 )
 
 // Agent is one machine's agent. Create it with New, then call Run (or
@@ -29,6 +31,9 @@ type Agent struct {
 	exitCode   *int
 	registered bool
 	lastBeat   time.Time
+	// interval is the heartbeat interval Kloud asked for in its last ack;
+	// zero until it asks, and then the configured one applies.
+	interval time.Duration
 }
 
 // Info is what GET /v1/info answers.
@@ -45,21 +50,25 @@ type Info struct {
 	KloudURL         string         `json:"kloud_url,omitempty"`
 	Registered       bool           `json:"registered"`
 	LastHeartbeatAt  *time.Time     `json:"last_heartbeat_at,omitempty"`
+	Version          string         `json:"version"`
+	// HeartbeatSeconds is the heartbeat interval in use.
+	HeartbeatSeconds float64 `json:"heartbeat_seconds"`
 }
 
-// Beat is the body of the agent's register and heartbeat calls to Kloud.
-type Beat struct {
-	MachineID     string  `json:"machine_id"`
-	Address       string  `json:"address"`
-	Size          string  `json:"size"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
-}
+// Beat is the body of the agent's register and heartbeat calls to Kloud:
+// the one type the server decodes too (package agentapi).
+type Beat = agentapi.Report
 
 // The paths the agent calls on Kloud.
 const (
-	RegisterPath  = "/api/v1/agent/register"
-	HeartbeatPath = "/api/v1/agent/heartbeat"
+	RegisterPath  = agentapi.RegisterPath
+	HeartbeatPath = agentapi.HeartbeatPath
 )
+
+// Version is the agent's version, reported to Kloud with every beat and
+// shown as the machine's agent version. Builds may set it with
+// -ldflags "-X github.com/kloud/kloud/klient.Version=...".
+var Version = "0.1.0"
 
 // New checks cfg and returns an agent that has not started yet.
 func New(cfg Config) (*Agent, error) {
@@ -201,16 +210,18 @@ func (a *Agent) Info() Info {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	info := Info{
-		MachineID:      a.cfg.MachineID,
-		Size:           a.cfg.Size,
-		Address:        a.addr,
-		UptimeSeconds:  a.uptime().Seconds(),
-		StartedAt:      a.started.UTC(),
-		PID:            os.Getpid(),
-		UserDataRan:    a.userData == UserDataDone || a.userData == UserDataFailed,
-		UserDataStatus: a.userData,
-		KloudURL:       a.cfg.KloudURL,
-		Registered:     a.registered,
+		MachineID:        a.cfg.MachineID,
+		Size:             a.cfg.Size,
+		Address:          a.addr,
+		UptimeSeconds:    a.uptime().Seconds(),
+		StartedAt:        a.started.UTC(),
+		PID:              os.Getpid(),
+		UserDataRan:      a.userData == UserDataDone || a.userData == UserDataFailed,
+		UserDataStatus:   a.userData,
+		KloudURL:         a.cfg.KloudURL,
+		Registered:       a.registered,
+		Version:          Version,
+		HeartbeatSeconds: a.heartbeatLocked().Seconds(),
 	}
 	if a.exitCode != nil {
 		code := *a.exitCode
@@ -221,6 +232,15 @@ func (a *Agent) Info() Info {
 		info.LastHeartbeatAt = &t
 	}
 	return info
+}
+
+// heartbeatLocked is the interval between heartbeats: Kloud's, once it
+// said, else the configured one. a.mu is held.
+func (a *Agent) heartbeatLocked() time.Duration {
+	if a.interval > 0 {
+		return a.interval
+	}
+	return a.cfg.HeartbeatInterval
 }
 
 func (a *Agent) uptime() time.Duration { return a.cfg.Now().Sub(a.started) }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kloud/kloud/klient/agentapi"
 )
 
 // TestMain lets the test binary act as the klient program, so the signal
@@ -232,6 +234,8 @@ type kloudStub struct {
 	auth      []string
 	okBeats   int
 	heartbeat chan struct{}
+	// ack, when set, is the body of every 200 answer.
+	ack *agentapi.Ack
 }
 
 func (k *kloudStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -250,6 +254,9 @@ func (k *kloudStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	k.mu.Unlock()
 	w.WriteHeader(status)
+	if status == 200 && k.ack != nil {
+		json.NewEncoder(w).Encode(k.ack)
+	}
 	if r.URL.Path == HeartbeatPath && status == 200 {
 		select {
 		case k.heartbeat <- struct{}{}:
@@ -266,6 +273,8 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 		// waits the delay after each.
 		calls string
 		waits []time.Duration
+		// ack is Kloud's answer to every successful call, if any.
+		ack *agentapi.Ack
 	}{
 		{
 			name:   "healthy",
@@ -286,6 +295,12 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 			waits:  ms(10, 10, 5, 10, 20, 40, 60, 60, 10, 10),
 		},
 		{
+			name:  "kloud's interval replaces the configured one",
+			ack:   &agentapi.Ack{State: "running", HeartbeatSeconds: 0.02},
+			calls: "RHHH",
+			waits: ms(20, 20, 20),
+		},
+		{
 			name:   "heartbeat answered 404 registers again",
 			script: map[string][]int{HeartbeatPath: {404}},
 			calls:  "RHRHHH",
@@ -295,7 +310,7 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantOK := strings.Count(tt.calls, "H") - countFailures(tt.script[HeartbeatPath])
-			stub := &kloudStub{script: tt.script, heartbeat: make(chan struct{}, 1)}
+			stub := &kloudStub{script: tt.script, heartbeat: make(chan struct{}, 1), ack: tt.ack}
 			srv := httptest.NewServer(stub)
 			defer srv.Close()
 
@@ -353,7 +368,7 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 				if stub.auth[i] != "Bearer tok-123" {
 					t.Fatalf("call %d Authorization = %q", i, stub.auth[i])
 				}
-				if b.MachineID != "sbx-hb" || b.Size != "small" || b.Address != a.Addr() || b.UptimeSeconds < 0 {
+				if b.MachineID != "sbx-hb" || b.Size != "small" || b.Address != a.Addr() || b.UptimeSeconds < 0 || b.Version != Version {
 					t.Fatalf("call %d body = %+v", i, b)
 				}
 			}

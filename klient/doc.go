@@ -8,7 +8,10 @@
 // <dir>/user_data.sh with sh once per machine (output in user_data.log, a
 // user_data.done marker keeps a restart from running it again); and, given
 // a Kloud URL, POSTs /api/v1/agent/register until it succeeds, then
-// /api/v1/agent/heartbeat every interval, backing off on failure. SIGTERM or
+// /api/v1/agent/heartbeat every interval, backing off on failure. The
+// body of both is agentapi.Report, the type the server decodes too; when
+// Kloud's answer (agentapi.Ack) names a heartbeat interval, that interval
+// replaces -heartbeat. SIGTERM or
 // SIGINT stops it cleanly; when it leads its own session (sandboxvm starts
 // it with setsid) it takes every process left in that session with it.
 //

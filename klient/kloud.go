@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kloud/kloud/klient/agentapi"
 )
 
 // ErrKloudStatus is wrapped when Kloud answers a call with a non-2xx status.
@@ -58,7 +60,7 @@ func (a *Agent) kloudLoop(ctx context.Context) {
 		if registered {
 			path = HeartbeatPath
 		}
-		err := a.call(ctx, path)
+		ack, err := a.call(ctx, path)
 		if ctx.Err() != nil {
 			return
 		}
@@ -69,8 +71,13 @@ func (a *Agent) kloudLoop(ctx context.Context) {
 			}
 			a.registered = true
 			a.lastBeat = a.cfg.Now()
+			if d := ack.Interval(); d > 0 && d != a.interval {
+				log.Info("heartbeat interval set by kloud", "interval", d)
+				a.interval = d
+			}
+			wait = a.heartbeatLocked()
 			a.mu.Unlock()
-			backoff, wait = 0, a.cfg.HeartbeatInterval
+			backoff = 0
 			continue
 		}
 		var se *StatusError
@@ -79,7 +86,10 @@ func (a *Agent) kloudLoop(ctx context.Context) {
 			a.registered = false
 			a.mu.Unlock()
 		}
-		backoff = nextBackoff(backoff, a.cfg.HeartbeatInterval, a.cfg.MaxBackoff)
+		a.mu.Lock()
+		interval := a.heartbeatLocked()
+		a.mu.Unlock()
+		backoff = nextBackoff(backoff, interval, a.cfg.MaxBackoff)
 		wait = backoff
 		log.Warn("call kloud failed; retrying", "path", path, "err", err, "retry_in", backoff)
 	}
@@ -101,30 +111,33 @@ func nextBackoff(prev, interval, max time.Duration) time.Duration {
 	return next
 }
 
-// call POSTs the agent's beat to Kloud at path with its bearer token.
-func (a *Agent) call(ctx context.Context, path string) error {
+// call POSTs the agent's beat to Kloud at path with its bearer token and
+// returns Kloud's ack (zero when its body is not one: an older server).
+func (a *Agent) call(ctx context.Context, path string) (agentapi.Ack, error) {
+	var ack agentapi.Ack
 	body, err := json.Marshal(a.beat())
 	if err != nil {
-		return fmt.Errorf("encode beat: %w", err)
+		return ack, fmt.Errorf("encode beat: %w", err)
 	}
 	url := strings.TrimRight(a.cfg.KloudURL, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("build request %s: %w", path, err)
+		return ack, fmt.Errorf("build request %s: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w", path, err)
+		return ack, fmt.Errorf("post %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return &StatusError{Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
+		return ack, &StatusError{Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(b[:min(len(b), 512)]))}
 	}
-	return nil
+	_ = json.Unmarshal(b, &ack)
+	return ack, nil
 }
 
 func (a *Agent) beat() Beat {
@@ -135,5 +148,6 @@ func (a *Agent) beat() Beat {
 		Address:       a.addr,
 		Size:          a.cfg.Size,
 		UptimeSeconds: a.uptime().Seconds(),
+		Version:       Version,
 	}
 }

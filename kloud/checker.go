@@ -19,6 +19,11 @@ import (
 // agent reports in.
 const reasonAgentSilent = "agent silent"
 
+// reasonIdle starts the reason of a machine the checker stopped because it
+// ran past the idle limit; the stop job keeps it as the Stopped machine's
+// reason.
+const reasonIdle = "idle"
+
 // Singleton leases: one replica at a time runs each of these loops.
 const (
 	leaseChecker = "machine-checker"
@@ -69,7 +74,8 @@ func (s *Server) checkLoop(ctx context.Context) {
 // CheckMachines marks Running machines whose agent has been silent past the
 // agent timeout as Stopped (after the provider confirms it), from the
 // moment the agent was last heard, and stops machines that are not
-// always_on once they have run past the idle limit.
+// always_on once they have run past the idle limit. A machine whose agent
+// is silent but whose provider says it runs is still checked for idleness.
 func (s *Server) CheckMachines(ctx context.Context) error {
 	ms, err := s.st.ListMachines(ctx, store.MachineFilter{})
 	if err != nil {
@@ -80,15 +86,19 @@ func (s *Server) CheckMachines(ctx context.Context) error {
 		if m.State != machinestate.Running {
 			continue
 		}
+		// A machine just built or started has the agent timeout to report.
 		lastSeen := m.LastSeen
 		if lastSeen.IsZero() || lastSeen.Before(m.UpdatedAt) {
 			lastSeen = m.UpdatedAt
 		}
 		if now.Sub(lastSeen) > s.cfg.AgentTimeout {
-			if err := s.checkSilent(ctx, m, lastSeen); err != nil {
+			stopped, err := s.checkSilent(ctx, m, lastSeen)
+			if err != nil {
 				s.log.Error("check silent machine", slog.String("machine", m.ID), slog.String("error", err.Error()))
 			}
-			continue
+			if stopped || err != nil {
+				continue
+			}
 		}
 		if s.cfg.IdleLimit > 0 && !m.AlwaysOn {
 			if err := s.checkIdle(ctx, m, now); err != nil {
@@ -99,46 +109,51 @@ func (s *Server) CheckMachines(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) checkSilent(ctx context.Context, m *stack.Machine, lastSeen time.Time) error {
+// checkSilent asks the provider about a machine whose agent went quiet and
+// marks it Stopped (or what the provider reports) with the reason; it
+// reports whether it did. A machine a job is working on is left alone.
+func (s *Server) checkSilent(ctx context.Context, m *stack.Machine, lastSeen time.Time) (bool, error) {
 	busy, err := s.targetBusy(ctx, "machine/"+m.ID)
 	if err != nil || busy {
-		return err
+		return busy, err
 	}
 	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
-		return err
+		return false, err
 	}
 	state, meta, err := drv.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("info of machine %s: %w", m.ID, err)
+		return false, fmt.Errorf("info of machine %s: %w", m.ID, err)
 	}
 	if state == machinestate.Running {
 		// The provider says it runs; the agent may be busy or cut off.
 		s.log.Warn("machine agent silent but provider reports it running", slog.String("machine", m.ID))
-		return nil
+		return false, nil
 	}
 	if err := s.saveMetadata(ctx, m, meta); err != nil {
-		return err
+		return false, err
 	}
-	at := lastSeen
-	if at.Before(m.UpdatedAt) {
-		at = m.UpdatedAt
-	}
-	reason := fmt.Sprintf("%s since %s; provider reports %s", reasonAgentSilent, lastSeen.Format(time.RFC3339), state)
+	reason := fmt.Sprintf("%s since %s; provider reports %s", reasonAgentSilent, lastSeen.UTC().Format(time.RFC3339), state)
 	if state != machinestate.Stopped && state != machinestate.Terminated && state != machinestate.NotInitialized {
 		state = machinestate.Stopped
 	}
-	return s.st.SetMachineState(ctx, m.ID, state, reason, at)
+	if err := s.st.SetMachineState(ctx, m.ID, state, reason, lastSeen); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
+// checkIdle queues a stop of a machine that has been Running past the idle
+// limit. The machine's reason says why before the job starts, and the stop
+// job keeps it as the Stopped machine's reason.
 func (s *Server) checkIdle(ctx context.Context, m *stack.Machine, now time.Time) error {
-	hist, err := s.st.MachineHistory(ctx, m.ID)
-	if err != nil || len(hist) == 0 {
-		return err
-	}
-	since := hist[len(hist)-1].At
-	if now.Sub(since) <= s.cfg.IdleLimit {
+	since := m.StateSince
+	if since.IsZero() || now.Sub(since) <= s.cfg.IdleLimit {
 		return nil
+	}
+	reason := fmt.Sprintf("%s past the limit of %s; stopped by the checker", reasonIdle, s.cfg.IdleLimit)
+	if err := s.st.SetMachineState(ctx, m.ID, machinestate.Running, reason, now); err != nil {
+		return err
 	}
 	job, err := s.queueMachineJob(ctx, m, machinestate.Stop, store.JobStop)
 	if err != nil {
@@ -147,7 +162,7 @@ func (s *Server) checkIdle(ctx context.Context, m *stack.Machine, now time.Time)
 		}
 		return err
 	}
-	s.event(ctx, job.ID, store.EventPhase, 0, fmt.Sprintf("machine %s idle for %s (limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), s.cfg.IdleLimit))
+	s.event(ctx, job.ID, store.EventPhase, 0, fmt.Sprintf("machine %s running for %s (idle limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), s.cfg.IdleLimit))
 	return nil
 }
 

@@ -50,6 +50,11 @@ type Config struct {
 	CheckInterval time.Duration
 	AgentTimeout  time.Duration
 	IdleLimit     time.Duration
+	// HeartbeatInterval is the interval between an agent's heartbeats
+	// that this server asks for in its answer to every register and
+	// heartbeat (default 10s, capped at a third of AgentTimeout so a live
+	// agent never reads silent).
+	HeartbeatInterval time.Duration
 	// RatingPeriod is the rating period (default 1h); RatingWaitPeriods how
 	// many periods must pass after a period's end before it is rated (nil:
 	// 1; 0: rate it as soon as it closes); RatingInterval how often the
@@ -133,6 +138,10 @@ func (c *Config) setDefaults() {
 	if c.AgentTimeout <= 0 {
 		c.AgentTimeout = 2 * time.Minute
 	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	c.HeartbeatInterval = min(c.HeartbeatInterval, c.AgentTimeout/3)
 	if c.RatingPeriod <= 0 {
 		c.RatingPeriod = time.Hour
 	}

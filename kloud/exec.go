@@ -104,18 +104,50 @@ func (s *Server) compose(ctx context.Context, w *stackWork) (*stack.Template, er
 }
 
 // outputProgress returns the Output callback of a Terraform run: every line
-// becomes an event, and each finished resource moves the percentage from
-// lo towards hi.
-func (s *Server) outputProgress(ctx context.Context, job *store.Job, lo, hi, expected int) func(string) {
+// becomes one event, an output event or, for a finished resource, a
+// progress event that moves the percentage from lo towards hi (never both,
+// so a follower reads each line once). Plan lines of Kloud's own
+// attributes (t.KloudAttributes) are dropped: the user did not write them.
+func (s *Server) outputProgress(ctx context.Context, job *store.Job, t *stack.Template, lo, hi, expected int) func(string) {
 	done := 0
 	return func(line string) {
-		s.event(ctx, job.ID, store.EventOutput, job.Percentage, line)
+		if kloudAttributeLine(line, t.KloudAttributes) {
+			return
+		}
 		if strings.Contains(line, "complete after") || strings.Contains(line, "Creation complete") || strings.Contains(line, "Destruction complete") {
 			done++
 			total := max(expected, done+1)
 			s.progress(ctx, job, lo+(hi-lo)*done/total, line)
+			return
+		}
+		s.event(ctx, job.ID, store.EventOutput, job.Percentage, line)
+	}
+}
+
+// kloudAttributeLine reports whether line is a plan line setting one of
+// attrs, such as `      + kloud_url   = "http://…"` or
+// `      ~ agent_token = (sensitive value)`.
+func kloudAttributeLine(line string, attrs []string) bool {
+	if len(attrs) == 0 {
+		return false
+	}
+	l := strings.TrimLeft(line, " ")
+	for _, action := range []string{"-/+ ", "+/- ", "+ ", "- ", "~ "} {
+		if strings.HasPrefix(l, action) {
+			l = l[len(action):]
+			break
 		}
 	}
+	name, rest, ok := strings.Cut(l, " ")
+	if !ok || !strings.HasPrefix(strings.TrimLeft(rest, " "), "=") {
+		return false
+	}
+	for _, a := range attrs {
+		if name == a {
+			return true
+		}
+	}
+	return false
 }
 
 // stackOp is what an apply or a destroy does differently.
@@ -178,7 +210,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 	}
 	s.progress(ctx, job, 10, "running terraform "+op.verb)
 	tokens := s.agentTokenMasker(w)
-	progress := s.outputProgress(ctx, job, 10, 90, expected)
+	progress := s.outputProgress(ctx, job, composed, 10, 90, expected)
 	res, runErr := op.run(ctx, stack.Run{
 		Key:      w.stack.ID,
 		Template: composed,
@@ -357,7 +389,7 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
 			Template: t,
 			Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-			Output:   s.outputProgress(ctx, job, 10+80*i/len(templates), 10+80*(i+1)/len(templates), 1),
+			Output:   s.outputProgress(ctx, job, t, 10+80*i/len(templates), 10+80*(i+1)/len(templates), 1),
 		}
 		if destroy {
 			if _, err := s.runner.Destroy(ctx, run); err != nil {
@@ -405,6 +437,11 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	tr, _ := machinestate.TransitionOf(method)
+	// A stop the checker asked for keeps its reason (idle past the limit).
+	final := ""
+	if method == machinestate.Stop && strings.HasPrefix(m.Reason, reasonIdle) {
+		final = m.Reason
+	}
 	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
@@ -430,7 +467,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 	if err := s.saveMetadata(ctx, m, meta); err != nil {
 		return err
 	}
-	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, "", s.now()); err != nil {
+	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, final, s.now()); err != nil {
 		return err
 	}
 	s.progress(ctx, job, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))

@@ -13,18 +13,25 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-// machineViews turns machines into their API form; uptime comes with each
-// record, so no history is read.
-func (s *Server) machineViews(ms []*stack.Machine) []client.Machine {
-	now := s.now()
+// viewTime is the moment machine views are computed at: now, truncated to
+// the second (the unit of uptime_seconds). A list (cached for the second,
+// see listCache) and a single read made in the same second compute the
+// same uptime and agent status for the same machine.
+func (s *Server) viewTime() time.Time { return s.now().Truncate(time.Second) }
+
+// machineViews turns machines into their API form at the view time; uptime
+// comes with each record, so no history is read.
+func (s *Server) machineViews(ms []*stack.Machine, at time.Time) []client.Machine {
 	out := make([]client.Machine, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, machineView(m, m.Uptime(now)))
+		out = append(out, s.machineView(m, at))
 	}
 	return out
 }
 
-func machineView(m *stack.Machine, up time.Duration) client.Machine {
+// machineView is one machine's API form at at: the one computation of its
+// uptime and agent status, for lists and single reads alike.
+func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 	meta := m.Metadata
 	if len(meta) == 0 {
 		meta = json.RawMessage("{}")
@@ -32,13 +39,33 @@ func machineView(m *stack.Machine, up time.Duration) client.Machine {
 	v := client.Machine{
 		ID: m.ID, StackID: m.StackID, OwnerID: m.OwnerID, Label: m.Label, Provider: m.Provider,
 		State: m.State, Reason: m.Reason, AlwaysOn: m.AlwaysOn, Metadata: meta,
-		UptimeSeconds: int64(up / time.Second),
+		UptimeSeconds: int64(m.Uptime(at) / time.Second),
+		Agent:         agentStatus(m, at, s.cfg.AgentTimeout),
 	}
 	if !m.LastSeen.IsZero() {
-		t := m.LastSeen
+		t := m.LastSeen.UTC()
 		v.LastSeen = &t
 	}
 	return v
+}
+
+// agentStatus says whether m's agent is connected (heard from within
+// timeout of at), silent (heard from before, not since) or never heard
+// from. The agent of a machine that is Stopped, Terminated or not built
+// does not run, so it is never connected, however recently it was heard.
+func agentStatus(m *stack.Machine, at time.Time, timeout time.Duration) client.AgentStatus {
+	if m.LastSeen.IsZero() {
+		return client.AgentStatus{Status: client.AgentNever}
+	}
+	t := m.LastSeen.UTC()
+	st := client.AgentStatus{Status: client.AgentConnected, LastSeenAt: &t, Version: m.AgentVersion}
+	switch {
+	case at.Sub(t) > timeout:
+		st.Status = client.AgentSilent
+	case m.State == machinestate.Stopped, m.State == machinestate.Terminated, m.State == machinestate.NotInitialized:
+		st.Status = client.AgentSilent
+	}
+	return st
 }
 
 func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
@@ -64,7 +91,7 @@ func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, machineView(m, m.Uptime(s.now())))
+	writeJSON(w, http.StatusOK, s.machineView(m, s.viewTime()))
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {

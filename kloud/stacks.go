@@ -18,7 +18,7 @@ func (s *Server) stackView(ctx context.Context, st *store.StackRecord) (client.S
 	if err != nil {
 		return client.Stack{}, err
 	}
-	views := s.machineViews(ms)
+	views := s.machineViews(ms, s.viewTime())
 	vars := st.Variables
 	if vars == nil {
 		vars = map[string]string{}

@@ -202,6 +202,11 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 	out := *tpl
 	out.Generated = composed.Files
 	out.Env = composed.Env
+	for _, a := range []string{opts.KloudURLAttribute, opts.AgentTokenAttribute} {
+		if a != "" {
+			out.KloudAttributes = append(out.KloudAttributes, a)
+		}
+	}
 	return &out, nil
 }
 

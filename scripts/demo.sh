@@ -38,6 +38,27 @@ export KLOUD_TOKEN=$(cat "$DATA/admin.token")
 echo "server at $KLOUD_URL (admin token in $DATA/admin.token)"
 
 k() { echo "\$ kloud $*" >&2; "$KLOUD" "$@"; }
+
+# wait_agents waits (at most 60 s) until every Running machine's agent is
+# connected: registered and heartbeating with the server.
+wait_agents() {
+	local deadline=$((SECONDS + 60)) json running connected
+	while :; do
+		json=$("$KLOUD" machine list -o json)
+		running=$(printf '%s\n' "$json" | grep -c '"state": "Running"' || true)
+		connected=$(printf '%s\n' "$json" | grep -c '"status": "connected"' || true)
+		if [ "$running" -gt 0 ] && [ "$connected" -ge "$running" ]; then
+			echo "all $running running machines have their agent connected"
+			return 0
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			echo "agents not connected after 60s ($connected of $running):" >&2
+			"$KLOUD" machine list >&2
+			return 1
+		fi
+		sleep 0.5
+	done
+}
 id_of() { sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n1; }
 
 step "pricing: 0.05 an hour for a small machine, 0.10 for a medium one (CloudKitty's hashmap)"
@@ -66,9 +87,10 @@ k machine stop "$WEB" --follow
 k machine stop "$WEB" || echo "(refused, as the state table says)"
 k machine start "$WEB" --follow
 
-step "machines and their uptime"
-sleep 3
+step "machines, their uptime and their agents"
+wait_agents
 k machine list
+k machine info "$WEB"
 
 step "destroying the stack"
 k stack destroy "$STACK" --follow

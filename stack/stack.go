@@ -82,6 +82,10 @@ type Template struct {
 	Generated map[string][]byte `json:"-"`
 	// Env holds variables passed as TF_VAR_<name>; values are secrets.
 	Env map[string]Secret `json:"-"`
+	// KloudAttributes names the attributes Kloud injects into every
+	// machine for itself (its URL, the agent's token): their lines are
+	// kept out of the plan output the user reads.
+	KloudAttributes []string `json:"-"`
 }
 
 // FileName is the name the user's content is written under.
@@ -121,6 +125,8 @@ type Machine struct {
 	// AgentTokenHash is the hash of the machine agent's own token.
 	AgentTokenHash string    `json:"-"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`
+	// AgentVersion is the version the agent last reported.
+	AgentVersion string `json:"agent_version,omitempty"`
 	// StateSince is when the machine entered its current state, and
 	// UptimeBase the time it spent Running before that; the store keeps
 	// both with every state change, so uptime needs no history read.

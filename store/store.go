@@ -165,8 +165,11 @@ type Machines interface {
 	// change to its history, both or neither. Setting the state it already
 	// has with the same reason appends nothing.
 	SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error
-	// TouchMachine records that the machine's agent was heard from at at.
-	TouchMachine(ctx context.Context, id string, at time.Time) error
+	// TouchMachine records that the machine's agent, of version, was heard
+	// from at at. LastSeen never moves back: an older touch changes
+	// nothing. It writes only the machine's narrow last-seen record, never
+	// the machine's own row or document.
+	TouchMachine(ctx context.Context, id string, at time.Time, version string) error
 	// MachineHistory returns one machine's records in time order.
 	MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error)
 	// StateHistory returns, ordered by machine id then time, for every

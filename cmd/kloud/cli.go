@@ -135,13 +135,26 @@ func (v varsFlag) Set(s string) error {
 	return nil
 }
 
-// follow streams a job's events with a progress bar until it ends.
+// follow streams a job's events with a progress bar until it ends. Each
+// line is printed once: an error event repeats Terraform's error, already
+// printed as output, so only its lines not seen yet are printed, and a
+// failed job's error is not printed again at the end.
 func (cc *cmdContext) follow(jobID string) error {
 	w := cc.out
+	printed := map[string]bool{}
 	job, err := cc.c.FollowJob(cc.ctx, jobID, func(e client.Event) {
 		switch e.Kind {
 		case "output":
+			printed[strings.TrimSpace(e.Message)] = true
 			fmt.Fprintf(w, "  | %s\n", e.Message)
+		case "error":
+			var fresh []string
+			for _, l := range strings.Split(e.Message, "\n") {
+				if t := strings.TrimSpace(l); t != "" && !printed[t] {
+					fresh = append(fresh, l)
+				}
+			}
+			fmt.Fprintf(w, "%s %3d%% %s\n", bar(e.Percentage), e.Percentage, strings.Join(fresh, "\n"))
 		default:
 			fmt.Fprintf(w, "%s %3d%% %s\n", bar(e.Percentage), e.Percentage, e.Message)
 		}
@@ -151,7 +164,7 @@ func (cc *cmdContext) follow(jobID string) error {
 	}
 	fmt.Fprintf(w, "job %s %s\n", job.ID, job.Status)
 	if job.Status != "succeeded" {
-		return fmt.Errorf("job %s failed: %s", job.ID, job.Error)
+		return fmt.Errorf("job %s %s (its error is above; kloud job show %s repeats it)", job.ID, job.Status, job.ID)
 	}
 	return nil
 }

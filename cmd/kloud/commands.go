@@ -312,6 +312,8 @@ func commands() map[string]command {
 			if err := cc.printMachines([]client.Machine{*m}); err != nil {
 				return err
 			}
+			fmt.Fprintf(cc.out, "agent:\n  status:       %s\n  last seen at: %s\n  version:      %s\n",
+				m.Agent.Status, agentSeen(m.Agent), orDash(m.Agent.Version))
 			fmt.Fprintf(cc.out, "metadata: %s\n", m.Metadata)
 			return nil
 		}},
@@ -509,12 +511,28 @@ func (cc *cmdContext) printStacks(ss []client.Stack) error {
 	})
 }
 
+// printMachines prints machines as the server computed them: the uptime
+// is the server's uptime_seconds, the same in a list and in info.
 func (cc *cmdContext) printMachines(ms []client.Machine) error {
-	return cc.print(ms, []string{"ID", "LABEL", "PROVIDER", "STATE", "ALWAYS_ON", "UPTIME", "REASON"}, func() [][]string {
+	return cc.print(ms, []string{"ID", "LABEL", "PROVIDER", "STATE", "ALWAYS_ON", "UPTIME", "AGENT", "REASON"}, func() [][]string {
 		var rows [][]string
 		for _, m := range ms {
-			rows = append(rows, []string{m.ID, m.Label, m.Provider, m.State.String(), strconv.FormatBool(m.AlwaysOn), fmt.Sprintf("%ds", m.UptimeSeconds), m.Reason})
+			rows = append(rows, []string{m.ID, m.Label, m.Provider, m.State.String(), strconv.FormatBool(m.AlwaysOn), fmt.Sprintf("%ds", m.UptimeSeconds), orDash(m.Agent.Status), m.Reason})
 		}
 		return rows
 	})
+}
+
+func agentSeen(a client.AgentStatus) string {
+	if a.LastSeenAt == nil {
+		return "-"
+	}
+	return ago(*a.LastSeenAt)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

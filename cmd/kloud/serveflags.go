@@ -43,7 +43,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.Workers, c.JobLease, c.CheckInterval, c.AgentTimeout = 4, 30*time.Second, 30*time.Second, 2*time.Minute
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
-	c.TerraformGrace = 30 * time.Second
+	c.TerraformGrace, c.HeartbeatInterval = 30*time.Second, 10*time.Second
 
 	add := func(name string, v flag.Value, usage string) {
 		envName := "KLOUD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -67,6 +67,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("shutdown-grace", duration(c.ShutdownGrace, true), "how long shutdown lets jobs finish (0: interrupt them at once)")
 	add("check-interval", duration(&c.CheckInterval, false), "machine checker interval")
 	add("agent-timeout", duration(&c.AgentTimeout, false), "silence after which a machine is checked")
+	add("heartbeat-interval", duration(&c.HeartbeatInterval, false), "interval between agent heartbeats, told to every agent (at most a third of --agent-timeout)")
 	add("idle-limit", duration(&c.IdleLimit, true), "stop machines that are not always_on after this long idle (0: never)")
 	add("rating-period", duration(&c.RatingPeriod, false), "rating period")
 	add("rating-wait-periods", integer(c.RatingWaitPeriods, 0), "periods to wait before rating one (0: rate a period as soon as it closes)")

@@ -30,6 +30,7 @@ var serveFlagCases = []struct {
 	{flag: "shutdown-grace", bad: "-1s", zero: func(f *serveFlags) bool { return *f.Config.ShutdownGrace == 0 }},
 	{flag: "check-interval", bad: "often"},
 	{flag: "agent-timeout", bad: "-2m"},
+	{flag: "heartbeat-interval", bad: "fast"},
 	{flag: "idle-limit", bad: "1 hour", zero: func(f *serveFlags) bool { return f.Config.IdleLimit == 0 }},
 	{flag: "rating-period", bad: "1d"},
 	{flag: "rating-wait-periods", bad: "1.5", zero: func(f *serveFlags) bool { return *f.Config.RatingWaitPeriods == 0 }},

@@ -79,11 +79,14 @@ type historyDoc struct {
 	NextAt int64 `bson:"next_at"`
 }
 
+// seenDoc is a machine's agent as last heard: a narrow document of its own,
+// so a heartbeat never rewrites the machine's.
 type seenDoc struct {
 	ID string `bson:"_id"`
 	O  string `bson:"o"`
 	S  string `bson:"s"`
 	At int64  `bson:"at"`
+	V  string `bson:"v"` // agent version
 }
 
 func historyID(m string, v int64) string { return fmt.Sprintf("%s/%020d", m, v) }
@@ -107,10 +110,11 @@ func headOf(d *machineDoc, recs []historyDoc) head {
 	return h
 }
 
-func (d *machineDoc) machine(h head, lastSeen int64) *stack.Machine {
+func (d *machineDoc) machine(h head, seen seenDoc) *stack.Machine {
+	lastSeen := seen.At
 	m := &stack.Machine{ID: d.ID, StackID: d.StackID, OwnerID: d.OwnerID, Provider: d.Provider, Label: d.Label,
 		State: h.state, Reason: h.reason, AlwaysOn: d.AlwaysOn, AgentTokenHash: fromKey(d.AgentTokenHash),
-		LastSeen: fromOpt(lastSeen), CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt),
+		LastSeen: fromOpt(lastSeen), AgentVersion: seen.V, CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt),
 		StateSince: fromNanos(h.since), UptimeBase: time.Duration(h.base)}
 	if d.Metadata != "" {
 		m.Metadata = json.RawMessage(d.Metadata)
@@ -132,7 +136,7 @@ func (s *Store) view(ctx context.Context, d *machineDoc) (*stack.Machine, error)
 	if err := one(ctx, s.seen, byID(d.ID), &seen, "machine "+d.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	return d.machine(headOf(d, recs), seen.At), nil
+	return d.machine(headOf(d, recs), seen), nil
 }
 
 func liveByID(id string) bson.D {
@@ -326,9 +330,9 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
-	seen := make(map[string]int64, len(seens))
+	seen := make(map[string]seenDoc, len(seens))
 	for _, d := range seens {
-		seen[d.ID] = d.At
+		seen[d.ID] = d
 	}
 	for i := range docs {
 		out = append(out, docs[i].machine(headOf(&docs[i], byMachine[docs[i].ID]), seen[docs[i].ID]))
@@ -406,10 +410,11 @@ func (s *Store) setState(ctx context.Context, id string, state machinestate.Stat
 	return fmt.Errorf("machine %s: too contended: %w", id, store.ErrConflict)
 }
 
-// TouchMachine records that the machine's agent was heard from at at (now
-// when zero). LastSeen never moves back ($max; the agent is the only
-// writer).
-func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error {
+// TouchMachine records that the machine's agent, of version, was heard
+// from at at (now when zero), in its machine_seen document. LastSeen never
+// moves back: the update matches only a document no newer than at, and an
+// older touch changes nothing.
+func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
 	if id == "" {
 		return store.Invalidf("touch machine: empty id")
 	}
@@ -422,14 +427,15 @@ func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error
 		{Key: "owner_id", Value: 1}, {Key: "stack_id", Value: 1}, {Key: "deleted", Value: 1}})); err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
-	_, err = s.seen.UpdateOne(ctx, byID(id), bson.D{
-		{Key: "$max", Value: bson.D{{Key: "at", Value: an}}},
-		{Key: "$set", Value: bson.D{{Key: "o", Value: d.OwnerID}, {Key: "s", Value: d.StackID}}},
-	}, options.Update().SetUpsert(true))
+	notNewer := bson.D{{Key: "_id", Value: id}, {Key: "at", Value: bson.D{{Key: "$lte", Value: an}}}}
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: an}, {Key: "v", Value: version},
+		{Key: "o", Value: d.OwnerID}, {Key: "s", Value: d.StackID}}}}
+	_, err = s.seen.UpdateOne(ctx, notNewer, set, options.Update().SetUpsert(true))
 	if err != nil && mgo.IsDuplicateKeyError(err) {
-		// Two first touches raced to create the document: the other won;
-		// apply ours to it.
-		_, err = s.seen.UpdateOne(ctx, byID(id), bson.D{{Key: "$max", Value: bson.D{{Key: "at", Value: an}}}})
+		// The document exists and is newer than at (nothing to do), or
+		// two first touches raced to create it and the other won: apply
+		// ours if it is not older.
+		_, err = s.seen.UpdateOne(ctx, notNewer, set)
 	}
 	if err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, mapErr(err))

@@ -15,7 +15,12 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-const machineCols = `id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), last_seen, created_at, updated_at, state_since, uptime_base`
+// machineCols are the columns of machineFrom that scanMachine reads: the
+// machine's row and its agent's narrow last-seen row (machine_agents).
+const machineCols = `machines.id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), a.last_seen, coalesce(a.version, ''), created_at, updated_at, state_since, uptime_base`
+
+// machineFrom joins each machine to its agent's last-seen row.
+const machineFrom = ` FROM machines LEFT JOIN machine_agents a ON a.machine_id = machines.id`
 
 func scanMachine(sc scanner) (*stack.Machine, error) {
 	var m stack.Machine
@@ -23,7 +28,7 @@ func scanMachine(sc scanner) (*stack.Machine, error) {
 	var meta []byte
 	var lastSeen sql.NullInt64
 	var created, updated, since, base int64
-	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &created, &updated, &since, &base); err != nil {
+	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &m.AgentVersion, &created, &updated, &since, &base); err != nil {
 		return nil, err
 	}
 	m.StateSince, m.UptimeBase = fromNanos(since), time.Duration(base)
@@ -84,8 +89,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	if err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
-	lastSeen, err := optNanos("last_seen", m.LastSeen)
-	if err != nil {
+	if _, err := optNanos("last_seen", m.LastSeen); err != nil {
 		return fmt.Errorf("put machine %s: %w", id, err)
 	}
 	var stored *stack.Machine
@@ -98,9 +102,9 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO machines (`+strings.ReplaceAll(machineCols, "coalesce(agent_token_hash, '')", "agent_token_hash")+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-				id, m.StackID, m.OwnerID, m.Provider, m.Label, int(m.State), m.Reason, m.AlwaysOn, meta, nullStr(m.AgentTokenHash), lastSeen, cn, nn, cn); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO machines (id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, agent_token_hash, created_at, updated_at, state_since, uptime_base)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+				id, m.StackID, m.OwnerID, m.Provider, m.Label, int(m.State), m.Reason, m.AlwaysOn, meta, nullStr(m.AgentTokenHash), cn, nn, cn); err != nil {
 				return mapErr(err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO machine_history (machine_id, state, reason, at) VALUES (?, ?, ?, ?)`,
@@ -108,7 +112,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 				return mapErr(err)
 			}
 		}
-		stored, err = scanMachine(tx.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
+		stored, err = scanMachine(tx.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE machines.id = ?`, id))
 		return err
 	})
 	if err != nil {
@@ -117,6 +121,7 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 	m.ID = id
 	m.State, m.Reason = stored.State, stored.Reason
 	m.LastSeen, m.CreatedAt, m.UpdatedAt = stored.LastSeen, stored.CreatedAt, stored.UpdatedAt
+	m.AgentVersion = stored.AgentVersion
 	m.StateSince, m.UptimeBase = stored.StateSince, stored.UptimeBase
 	return nil
 }
@@ -126,7 +131,7 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 	if id == "" {
 		return nil, store.Invalidf("get machine: empty id")
 	}
-	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ?`, id))
+	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE machines.id = ?`, id))
 	if err != nil {
 		return nil, fmt.Errorf("get machine: %w", noRows(err, "machine "+id))
 	}
@@ -139,7 +144,7 @@ func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*s
 	if hash == "" {
 		return nil, store.Invalidf("get machine by agent token: empty hash")
 	}
-	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE agent_token_hash = ?`, hash))
+	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE agent_token_hash = ?`, hash))
 	if err != nil {
 		return nil, fmt.Errorf("get machine by agent token: %w", noRows(err, "machine with that agent token"))
 	}
@@ -156,11 +161,11 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	if f.StackID != "" {
 		where, args = append(where, "stack_id = ?"), append(args, f.StackID)
 	}
-	q := `SELECT ` + machineCols + ` FROM machines`
+	q := `SELECT ` + machineCols + machineFrom
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	out, err := list(ctx, s.r, scanMachine, q+` ORDER BY id`, args...)
+	out, err := list(ctx, s.r, scanMachine, q+` ORDER BY machines.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
@@ -209,9 +214,10 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 	return nil
 }
 
-// TouchMachine records that the machine's agent was heard from at at (now
-// when zero). LastSeen never moves back.
-func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error {
+// TouchMachine records that the machine's agent, of version, was heard
+// from at at (now when zero), in the machine's narrow machine_agents row.
+// LastSeen never moves back: an older touch changes nothing.
+func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
 	if id == "" {
 		return store.Invalidf("touch machine: empty id")
 	}
@@ -220,11 +226,19 @@ func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time) error
 		return fmt.Errorf("touch machine %s: %w", id, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE machines SET last_seen = max(coalesce(last_seen, ?1), ?1) WHERE id = ?2`, an, id)
+		res, err := tx.ExecContext(ctx, `INSERT INTO machine_agents (machine_id, last_seen, version)
+			SELECT id, ?1, ?2 FROM machines WHERE id = ?3
+			ON CONFLICT (machine_id) DO UPDATE SET last_seen = excluded.last_seen, version = excluded.version
+			WHERE excluded.last_seen >= machine_agents.last_seen`, an, version, id)
 		if err != nil {
 			return mapErr(err)
 		}
-		return mustAffect(res, "machine "+id)
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		// Nothing written: no such machine, or a newer touch is stored.
+		var one int
+		return noRows(tx.QueryRowContext(ctx, `SELECT 1 FROM machines WHERE id = ?`, id).Scan(&one), "machine "+id)
 	})
 	if err != nil {
 		return fmt.Errorf("touch machine %s: %w", id, err)
@@ -423,7 +437,11 @@ func (s *Store) DeleteMachine(ctx context.Context, id string) error {
 		if err != nil {
 			return mapErr(err)
 		}
-		return mustAffect(res, "machine "+id)
+		if err := mustAffect(res, "machine "+id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM machine_agents WHERE machine_id = ?`, id)
+		return mapErr(err)
 	})
 	if err != nil {
 		return fmt.Errorf("delete machine %s: %w", id, err)

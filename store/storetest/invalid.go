@@ -115,7 +115,7 @@ var invalidInputs = []badInput{
 	{"SetMachineState/empty id", func(ctx context.Context, s store.Store) error {
 		return s.SetMachineState(ctx, "", machinestate.Running, "", t0)
 	}},
-	{"TouchMachine/empty id", func(ctx context.Context, s store.Store) error { return s.TouchMachine(ctx, "", t0) }},
+	{"TouchMachine/empty id", func(ctx context.Context, s store.Store) error { return s.TouchMachine(ctx, "", t0, "0.1.0") }},
 	{"MachineHistory/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.MachineHistory(ctx, "")) }},
 	{"StateHistory/To before From", func(ctx context.Context, s store.Store) error {
 		return ignore(s.StateHistory(ctx, store.HistoryQuery{From: t0, To: t0.Add(-time.Hour)}))

@@ -204,20 +204,54 @@ var machineCases = []testCase{
 	{"Touch", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		ok(t, s.PutMachine(ctx, newMachine("m-1", "usr-1", "stk-1")))
-		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(time.Minute)))
+		ok(t, s.PutMachine(ctx, newMachine("m-2", "usr-1", "stk-1")))
+		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(time.Minute), "0.1.0"))
 		got, err := s.GetMachine(ctx, "m-1")
 		ok(t, err)
 		sameTime(t, "last_seen", got.LastSeen, t0.Add(time.Minute))
-		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(2*time.Minute)))
+		eq(t, "agent version", got.AgentVersion, "0.1.0")
+		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(2*time.Minute), "0.2.0"))
 		got, err = s.GetMachine(ctx, "m-1")
 		ok(t, err)
 		sameTime(t, "last_seen", got.LastSeen, t0.Add(2*time.Minute))
-		// PutMachine keeps LastSeen.
+		eq(t, "agent version after upgrade", got.AgentVersion, "0.2.0")
+		// An older touch (a late request) changes nothing.
+		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(90*time.Second), "0.1.0"))
+		got, err = s.GetMachine(ctx, "m-1")
+		ok(t, err)
+		sameTime(t, "last_seen after an older touch", got.LastSeen, t0.Add(2*time.Minute))
+		eq(t, "agent version after an older touch", got.AgentVersion, "0.2.0")
+		// PutMachine keeps LastSeen and the version.
 		ok(t, s.PutMachine(ctx, newMachine("m-1", "usr-1", "stk-1")))
 		got, err = s.GetMachine(ctx, "m-1")
 		ok(t, err)
 		sameTime(t, "last_seen after put", got.LastSeen, t0.Add(2*time.Minute))
-		is(t, s.TouchMachine(ctx, "m-missing", t0), store.ErrNotFound, "touch missing machine")
+		eq(t, "agent version after put", got.AgentVersion, "0.2.0")
+		// A state change keeps them too, and touching leaves the state
+		// and the update time alone.
+		ok(t, s.SetMachineState(ctx, "m-1", machinestate.Running, "up", t0.Add(3*time.Minute)))
+		before, err := s.GetMachine(ctx, "m-1")
+		ok(t, err)
+		ok(t, s.TouchMachine(ctx, "m-1", t0.Add(4*time.Minute), "0.2.0"))
+		got, err = s.GetMachine(ctx, "m-1")
+		ok(t, err)
+		sameTime(t, "last_seen after a state change", got.LastSeen, t0.Add(4*time.Minute))
+		eq(t, "state after touch", got.State, machinestate.Running)
+		sameTime(t, "updated_at after touch", got.UpdatedAt, before.UpdatedAt)
+		// Lists and token lookups carry the agent too; an untouched
+		// machine has none.
+		list, err := s.ListMachines(ctx, store.MachineFilter{StackID: "stk-1"})
+		ok(t, err)
+		eq(t, "listed machines", len(list), 2)
+		sameTime(t, "listed last_seen", list[0].LastSeen, t0.Add(4*time.Minute))
+		eq(t, "listed agent version", list[0].AgentVersion, "0.2.0")
+		if !list[1].LastSeen.IsZero() || list[1].AgentVersion != "" {
+			t.Errorf("untouched machine agent = %v %q, want none", list[1].LastSeen, list[1].AgentVersion)
+		}
+		is(t, s.TouchMachine(ctx, "m-missing", t0, "0.1.0"), store.ErrNotFound, "touch missing machine")
+		// A deleted machine takes its agent record with it.
+		ok(t, s.DeleteMachine(ctx, "m-1"))
+		is(t, s.TouchMachine(ctx, "m-1", t0.Add(5*time.Minute), "0.2.0"), store.ErrNotFound, "touch deleted machine")
 	}},
 	{"DeleteKeepsHistory", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
