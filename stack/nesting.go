@@ -222,22 +222,23 @@ func jsonNesting(src []byte) int {
 }
 
 // jsonStringNesting checks every string of a parsed JSON document (keys
-// too), which Terraform reads as templates (and, for some arguments, as
-// expressions). It returns the range of the first too deep one.
+// too), which Kloud and Terraform read as templates. It returns the range
+// of the first too deep one. (The few arguments Terraform reads as
+// expressions, such as a variable's type, are parsed only by Terraform,
+// in its own confined process; scanning every string as an expression
+// would refuse ordinary text, a shell script with many "!" or "?".)
 func jsonStringNesting(v *jsonValue, filename string, lines lineIndex) (hcl.Range, bool) {
 	switch v.kind {
 	case jsonString:
 		if !mayNestDeeply(v.str) {
 			return hcl.Range{}, false
 		}
-		for _, mode := range []lexMode{lexTemplate, lexExpression} {
-			if r, deep := hclNesting([]byte(v.str), filename, hcl.Pos{Line: 1, Column: 1}, mode); deep {
-				at := v.start
-				if r.Start.Byte > 0 && r.Start.Byte < len(v.strOff) {
-					at = v.strOff[r.Start.Byte]
-				}
-				return lines.rng(filename, at, at), true
+		if r, deep := hclNesting([]byte(v.str), filename, hcl.Pos{Line: 1, Column: 1}, lexTemplate); deep {
+			at := v.start
+			if r.Start.Byte > 0 && r.Start.Byte < len(v.strOff) {
+				at = v.strOff[r.Start.Byte]
 			}
+			return lines.rng(filename, at, at), true
 		}
 	case jsonArray:
 		for _, e := range v.elems {

@@ -469,3 +469,41 @@ func runPolicyCases(t *testing.T, cases []policyCase, opts PolicyOptions) {
 		})
 	}
 }
+
+// FuzzValidateTemplate checks that validation never panics whatever the
+// template, and that its work stays bounded: every diagnostic points inside
+// the template, there are about no more than its bytes, and
+// a template nesting deeper than MaxNesting never reaches a parser (the
+// nesting diagnostic is the only one).
+func FuzzValidateTemplate(f *testing.F) {
+	for _, cases := range [][]policyCase{policyCases, attackCases, providerCases} {
+		for _, c := range cases {
+			f.Add([]byte(c.content), c.format == FormatJSON)
+		}
+	}
+	f.Add([]byte("x = "+deepParens(100)), false)
+	f.Add([]byte(`{"x": "${`+deepParens(100)+`}"}`), true)
+	f.Add([]byte("# ${templatefile(\"main.tf\", {})}\nx = templatefile(\"main.tf\", {})\n"), false)
+	f.Fuzz(func(t *testing.T, content []byte, isJSON bool) {
+		format := FormatHCL
+		if isJSON {
+			format = FormatJSON
+		}
+		_, diags, err := ValidateTemplateWith("main.tf", content, format, sandboxPolicy)
+		if err == nil && diags.HasErrors() {
+			t.Fatalf("errors %v without an error", diags)
+		}
+		if len(diags) > len(content)+8 {
+			t.Fatalf("%d diagnostics for %d bytes", len(diags), len(content))
+		}
+		lines := strings.Count(string(content), "\n") + 1
+		for _, d := range diags {
+			if d.Line < 1 || d.Line > lines || d.Column < 1 {
+				t.Errorf("diagnostic outside the template: %s", d)
+			}
+			if strings.Contains(d.Message, "nesting deeper than") && len(diags) != 1 {
+				t.Errorf("a too deep template reached a parser: %v", diags)
+			}
+		}
+	})
+}
