@@ -365,6 +365,16 @@ func (pc *policyChecker) hclTerraform(b *hclsyntax.Block) {
 		case "required_providers":
 			for _, name := range slices.Sorted(maps.Keys(nb.Body.Attributes)) {
 				a := nb.Body.Attributes[name]
+				if src, ok := objectItem(a.Expr, "source"); ok {
+					// Read the source alone: other items may reference
+					// (configuration_aliases = [sandbox.other]).
+					if lit, ok := literalString(src); ok {
+						pc.checkRequiredProvider(name, lit, true, a.NameRange)
+					} else if pc.providersChecked() {
+						pc.add(src.Range(), fmt.Sprintf("required_providers entry %q: source must be a literal string", name))
+					}
+					continue
+				}
 				v, diags := a.Expr.Value(nil)
 				switch {
 				case diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull():
@@ -386,6 +396,25 @@ func (pc *policyChecker) hclTerraform(b *hclsyntax.Block) {
 			}
 		}
 	}
+}
+
+// objectItem returns the value of item key of an object constructor.
+func objectItem(expr hclsyntax.Expression, key string) (hclsyntax.Expression, bool) {
+	obj, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil, false
+	}
+	for _, item := range obj.Items {
+		if hcl.ExprAsKeyword(item.KeyExpr) == key {
+			return item.ValueExpr, true
+		}
+		if k, ok := item.KeyExpr.(*hclsyntax.ObjectConsKeyExpr); ok {
+			if s, ok := literalString(k.Wrapped); ok && s == key {
+				return item.ValueExpr, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // hclProviderRef checks a provider argument (provider = aws.west).

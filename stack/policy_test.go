@@ -369,6 +369,14 @@ var providerCases = []policyCase{
     terraform = { source = "terraform.io/builtin/terraform" }
   }
 }
+terraform {
+  required_providers {
+    sandbox = {
+      "source"              = "kloud.local/kloud/sandbox"
+      configuration_aliases = [sandbox.other]
+    }
+  }
+}
 provider "sandbox" {
   alias = "other"
 }
@@ -388,6 +396,11 @@ import {
     aws     = "~> 5.0"
   }
 }
+terraform {
+  required_providers {
+    sandbox = { source = var.src }
+  }
+}
 provider "null" {}
 resource "null_resource" "x" {}
 resource "sandbox_machine" "y" {
@@ -404,12 +417,13 @@ locals {
 `, []string{
 		`3:5:provider "sandbox" has source "registry.terraform.io/hashicorp/sandbox"; Kloud installs it only from "kloud.local/kloud/sandbox"`,
 		`4:5:provider "aws" is not allowed`,
-		`7:10:provider block uses provider "null"`,
-		`8:10:resource "null_resource" uses provider "null"`,
-		`10:14:resource "sandbox_machine" uses provider "null"`,
-		`12:6:data "http" uses provider "http"`,
-		`14:8:import of "aws_instance" uses provider "aws"`,
-		`18:7:provider::null::f() uses provider "null"`,
+		`9:26:required_providers entry "sandbox": source must be a literal string`,
+		`12:10:provider block uses provider "null"`,
+		`13:10:resource "null_resource" uses provider "null"`,
+		`15:14:resource "sandbox_machine" uses provider "null"`,
+		`17:6:data "http" uses provider "http"`,
+		`19:8:import of "aws_instance" uses provider "aws"`,
+		`23:7:provider::null::f() uses provider "null"`,
 	}},
 	{"json providers", FormatJSON, `{
   "terraform": {"required_providers": {"null": {"source": "registry.terraform.io/hashicorp/null"}, "sandbox": {"source": "kloud.local/kloud/sandbox"}}},
