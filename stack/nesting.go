@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/apparentlymart/go-textseg/v15/textseg"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
@@ -189,24 +191,17 @@ func mayNestDeeply(s string) bool {
 }
 
 // jsonNesting scans a JSON document linearly and returns the byte offset
-// of the first bracket deeper than MaxNesting, or -1.
+// of the first bracket deeper than MaxNesting, or -1. Strings end where
+// HCL's JSON scanner ends them (an unescaped quote, or a control
+// character, reading by grapheme cluster), so what it reads as structure
+// is counted here too.
 func jsonNesting(src []byte) int {
 	depth := 0
-	inString := false
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+	for i := 0; i < len(src); {
+		switch src[i] {
 		case '"':
-			inString = true
+			i += jsonStringLen(src[i:])
+			continue
 		case '[', '{':
 			depth++
 			if depth > MaxNesting {
@@ -217,8 +212,40 @@ func jsonNesting(src []byte) int {
 				depth--
 			}
 		}
+		i++
 	}
 	return -1
+}
+
+// jsonStringLen is how many bytes of buf (which starts with a quote) HCL's
+// JSON scanner takes as the string (hcl/v2/json's scanString).
+func jsonStringLen(buf []byte) int {
+	i := 1
+	escaping := false
+	for i < len(buf) {
+		b := buf[i]
+		switch {
+		case b == '\\':
+			escaping = !escaping
+			i++
+		case b == '"':
+			i++
+			if !escaping {
+				return i
+			}
+			escaping = false
+		case b < 32:
+			return i
+		default:
+			advance, _, _ := textseg.ScanGraphemeClusters(buf[i:], true)
+			if advance < 1 {
+				advance = 1
+			}
+			i += advance
+			escaping = false
+		}
+	}
+	return i
 }
 
 // jsonStringNesting checks every string of a parsed JSON document (keys
@@ -270,7 +297,7 @@ func nestingDiagnostic(r hcl.Range) *hcl.Diagnostic {
 }
 
 // checkNesting bounds the nesting of a template before any parser reads
-// it. For JSON, the structure is scanned first, then every string.
+// it. For JSON, only the structure: see checkJSONStringNesting.
 func checkNesting(name string, content []byte, format Format) hcl.Diagnostics {
 	if format != FormatJSON {
 		if r, deep := hclNesting(content, name, hcl.InitialPos, lexConfig); deep {
@@ -278,15 +305,28 @@ func checkNesting(name string, content []byte, format Format) hcl.Diagnostics {
 		}
 		return nil
 	}
-	lines := newLineIndex(content)
 	if off := jsonNesting(content); off >= 0 {
+		lines := newLineIndex(content)
 		return hcl.Diagnostics{nestingDiagnostic(lines.rng(name, off, off+1))}
 	}
+	return nil
+}
+
+// checkJSONStringNesting bounds the nesting of every string of a JSON
+// template that HCL's JSON parser accepted (its structure bounded by
+// checkNesting), before anything evaluates one. A template Kloud's own
+// JSON reader cannot read is refused: its strings could not be checked.
+func checkJSONStringNesting(name string, content []byte) hcl.Diagnostics {
 	root, err := parseJSONValue(content)
 	if err != nil {
-		return nil // hcl's JSON parser reports the syntax error
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Unreadable JSON template",
+			Detail:   err.Error(),
+			Subject:  &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
 	}
-	if r, deep := jsonStringNesting(root, name, lines); deep {
+	if r, deep := jsonStringNesting(root, name, newLineIndex(content)); deep {
 		return hcl.Diagnostics{nestingDiagnostic(r)}
 	}
 	return nil

@@ -33,6 +33,11 @@ func TestNestingRefused(t *testing.T) {
 		{"json brackets", FormatJSON, `{"locals": {"x": ` + deepBrackets(260000) + "}}", "1:80"},
 		{"json string template", FormatJSON, `{"locals": {"x": "${` + deepParens(100) + `}"}}`, "1:84"},
 		{"json key template", FormatJSON, "{\"locals\": {\n\"${" + deepParens(100) + `}": 1}}`, "2:67"},
+		{"json string ended by a newline", FormatJSON, "{\"a\": \"x\n" + deepBrackets(260000) + "}", "2:64"},
+		// U+0600 is a prepend character: HCL's JSON scanner takes it and
+		// the backslash after it as one character, so the quote after
+		// them ends the string.
+		{"json escape taken by a grapheme cluster", FormatJSON, "{\"a\": \"\u0600\\\", \"b\": " + deepBrackets(260000) + "}", "1:81"},
 		{"json string unary", FormatJSON, `{"locals": {"x": "${` + strings.Repeat("!", 100000) + `true}"}}`, "1:84"},
 	}
 	for _, tt := range tests {

@@ -338,6 +338,11 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 		file, diags = hclsyntax.ParseConfig(content, name, hcl.InitialPos)
 	case FormatJSON:
 		file, diags = hcljson.Parse(content, name)
+		if !diags.HasErrors() {
+			if more := checkJSONStringNesting(name, content); more.HasErrors() {
+				return nil, more
+			}
+		}
 	default:
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
