@@ -510,6 +510,16 @@ func FuzzValidateTemplate(f *testing.F) {
 		if len(diags) > len(content)+8 {
 			t.Fatalf("%d diagnostics for %d bytes", len(diags), len(content))
 		}
+		// Whatever follows, a template that opens too many levels first
+		// is refused at the first level too many, before any parser.
+		prefix, at := "x = "+strings.Repeat("(", MaxNesting+1), 5+MaxNesting
+		if isJSON {
+			prefix, at = strings.Repeat("[", MaxNesting+1), 1+MaxNesting
+		}
+		_, deep, err := ValidateTemplateWith("main.tf", append([]byte(prefix), content...), format, sandboxPolicy)
+		if err == nil || len(deep) != 1 || deep[0].Line != 1 || deep[0].Column != at || !strings.Contains(deep[0].Message, "nesting deeper than") {
+			t.Fatalf("deep prefix: %v %v", err, deep)
+		}
 		lines := strings.Count(string(content), "\n") + 1
 		for _, d := range diags {
 			if d.Line < 1 || d.Line > lines || d.Column < 1 {
