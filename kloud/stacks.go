@@ -96,18 +96,27 @@ func (s *Server) createStack(ctx context.Context, actor *store.User, req client.
 	return st, nil
 }
 
-// checkVariables refuses variables the template does not declare and
-// declared variables without a default that are missing.
+// checkVariables refuses variables the template does not declare, values
+// that do not parse for their type, and declared variables without a
+// default that are missing.
 func checkVariables(t *stack.Template, vars map[string]string) error {
-	parsed, _, err := stack.ValidateTemplate(t.FileName(), []byte(t.Content), t.Format)
+	p, err := requestProvider(t.Provider)
 	if err != nil {
 		return err
 	}
-	for name := range vars {
-		if _, ok := parsed.Variable(name); !ok {
+	parsed, _, err := stack.ValidateTemplateWith(t.FileName(), []byte(t.Content), t.Format, p.PolicyOptions())
+	if err != nil {
+		return err
+	}
+	for name, raw := range vars {
+		decl, ok := parsed.Variable(name)
+		if !ok {
 			declared := parsed.VariableNames()
 			sort.Strings(declared)
 			return unprocessable("variables."+clipInput(name), "variable %s is not declared by template %s (declared: %s)", quote(name), t.ID, strings.Join(declared, ", "))
+		}
+		if err := stack.CheckVariableValue(decl, raw); err != nil {
+			return unprocessable("variables."+name, "%v", err)
 		}
 	}
 	for _, v := range parsed.Variables {

@@ -57,7 +57,7 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 		return nil, unprocessable("title", "title is required")
 	}
 	t := &stack.Template{OwnerID: actor.ID, Title: title, Provider: p.Name, Format: format, Content: req.Content, CreatedAt: s.now()}
-	parsed, _, err := stack.ValidateTemplate(t.FileName(), []byte(t.Content), format)
+	parsed, _, err := stack.ValidateTemplateWith(t.FileName(), []byte(t.Content), format, p.PolicyOptions())
 	if err != nil {
 		return nil, err
 	}

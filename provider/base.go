@@ -154,7 +154,7 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 	if bs.Provider == nil {
 		return nil, errors.New("compose template: BaseStack has no provider")
 	}
-	parsed, _, err := stack.ValidateTemplate(tpl.FileName(), []byte(tpl.Content), tpl.Format)
+	parsed, _, err := stack.ValidateTemplateWith(tpl.FileName(), []byte(tpl.Content), tpl.Format, bs.Provider.PolicyOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,16 @@ type Provider struct {
 // TerraformType is the Terraform resource type of the provider's machines.
 func (p *Provider) TerraformType() string { return p.Name + "_" + p.ResourceName }
 
+// PolicyOptions are the template policy's options for a template of p:
+// p's own Terraform provider (its Name as the local name, its Source) is
+// the only one allowed besides Terraform's builtin. Another registered
+// provider is not allowed either: Kloud configures only the stack's
+// provider, so another would run with the ambient credentials of Kloud's
+// host.
+func (p *Provider) PolicyOptions() stack.PolicyOptions {
+	return stack.PolicyOptions{AllowedProviders: map[string]string{p.Name: p.Source}}
+}
+
 // Sentinel errors of the registry.
 var (
 	ErrInvalidProvider = errors.New("invalid provider")

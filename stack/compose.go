@@ -375,6 +375,14 @@ func (c *composer) variables() error {
 	return nil
 }
 
+// CheckVariableValue reports whether raw is a valid value of the stack
+// variable decl (see ComposeOptions.UserVariables), so a bad value is
+// refused when a stack is created rather than when it is applied.
+func CheckVariableValue(decl VariableDecl, raw string) error {
+	_, err := userVariableValue(decl, raw)
+	return err
+}
+
 // userVariableValue converts a stack variable's string to the JSON value
 // written in terraform.tfvars.json, the way Terraform reads -var values:
 // literally for primitive or untyped variables, as HCL otherwise.
@@ -382,6 +390,9 @@ func userVariableValue(decl VariableDecl, raw string) (any, error) {
 	switch decl.Type {
 	case "", "string", "number", "bool":
 		return raw, nil
+	}
+	if err := CheckExpressionNesting(raw); err != nil {
+		return nil, fmt.Errorf("%w: variable %q (type %s): %v", ErrInvalidVariable, decl.Name, decl.Type, err)
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), decl.Name, hcl.InitialPos)
 	if diags.HasErrors() {

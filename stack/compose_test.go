@@ -140,7 +140,7 @@ resource "sandbox_machine" "web" {
 `, sandboxOptions(map[string]string{"list": `["a", "b"]`})},
 		{"compose_cloudinit", FormatHCL, `resource "cloud_instance" "web" {
   for_each  = { a = 1, b = 2 }
-  user_data = file("${path.module}/init.sh")
+  user_data = file("${path.module}/main.tf")
   tags      = ["team:web"]
 }
 

@@ -112,11 +112,11 @@ resource "a" "b" {
 }
 `, []string{`2:3:backend`, `5:3:local-exec`, `6:15:file() path "../x"`}},
 	{"hcl allowed", FormatHCL, `resource "a" "b" {
-  user_data = file("${path.module}/init.sh")
-  other     = templatefile("tpl/a.tftpl", { x = 1 })
+  user_data = file("${path.module}/main.tf")
+  other     = filesha256("./main.tf")
   set       = fileset(path.module, "*.sh")
   provisioner "file" {
-    source      = "conf/app.conf"
+    source      = "main.tf"
     destination = "/etc/app.conf"
   }
 }
@@ -171,25 +171,302 @@ terraform {
 	{"json function in key", FormatJSON, `{"locals": {"m": {"${file(\"/k\")}": 1}}}`, []string{`1:22:file() path "/k" is absolute`}},
 	{"json file provisioner", FormatJSON, `{"resource": {"a": {"b": {"provisioner": {"file": {"source": "/etc/x", "destination": "/y"}}}}}}`,
 		[]string{`1:62:provisioner "file" source "/etc/x" is absolute`}},
-	{"json comment skipped", FormatJSON, `{"//": "${file(\"/etc/passwd\")}", "locals": {}}`, nil},
+	{"json comment with a template", FormatJSON, `{"//": "${file(\"/etc/passwd\")}", "locals": {}}`,
+		[]string{`1:2:a "//" comment may not hold ${ or %{`, `1:11:file() path "/etc/passwd" is absolute`}},
+	{"json comment", FormatJSON, `{"//": "cost is $5 {}", "locals": {"x": {"//": ["a", {"b": "c"}]}}}`, nil},
 	{"json allowed", FormatJSON, `{
   "resource": {"a": {"b": {
-    "user_data": "${file(\"${path.module}/init.sh\")}",
+    "user_data": "${file(\"${path.module}/main.tf\")}",
     "plain": "cost is $5 and ${var.x}",
-    "provisioner": {"file": {"source": "a/b"}}
+    "provisioner": {"file": {"source": "main.tf"}}
   }}},
   "data": {"http": {"x": {}}}
 }`, nil},
 }
 
 func TestCheckPolicy(t *testing.T) {
-	for _, tt := range policyCases {
+	runPolicyCases(t, policyCases, PolicyOptions{})
+}
+
+// The attacks of issue 14 on the policy, and the rules added with them.
+var attackCases = []policyCase{
+	// File functions read only the template's own file.
+	{"templatefile of the variables file", FormatHCL, `locals {
+  t = templatefile("terraform.tfvars.json", {})
+}
+`, []string{`2:7:templatefile() path "terraform.tfvars.json" is a file Kloud generates`}},
+	{"templatefile of the template with a file call in a comment", FormatHCL, `# ${filebase64("/x/secret.key")}
+locals {
+  t = templatefile("main.tf", {})
+}
+`, []string{`1:5:filebase64() path "/x/secret.key" is absolute; only the template's own file can be read (evaluated when templatefile() at main.tf:3:7 renders main.tf)`}},
+	{"templatefile rendering itself", FormatHCL, `# ${templatefile("./main.tf", {})} ${file("main.tf")}
+locals {
+  t = templatefile("${path.module}/main.tf", {})
+}
+`, nil},
+	{"templatefile of a template that does not render", FormatHCL, `# %{ if
+locals {
+  t = templatefile("main.tf", {})
+}
+`, []string{`3:7:templatefile() renders main.tf, which cannot be checked as a template`}},
+	{"templatefile of the template, a file call in a string", FormatHCL, `locals {
+  a = "${file("/etc/shadow")}"
+  t = templatefile("main.tf", {})
+}
+`, []string{`2:10:file() path "/etc/shadow" is absolute; only the template's own file can be read`}},
+	{"file of generated and other files", FormatHCL, `locals {
+  a = file("kloud_override.tf.json")
+  b = file("./.terraform/providers/x")
+  c = filesha1("other.tf")
+  d = fileexists("terraform.tfstate")
+  e = fileset("sub", "*")
+  f = fileset(path.module, "/etc/*")
+}
+`, []string{
+		`2:7:file() path "kloud_override.tf.json" is a file Kloud generates`,
+		`3:7:file() path ".terraform/providers/x" is a file Kloud generates`,
+		`4:7:filesha1() path "other.tf" is not a file of the template; a template is one file (main.tf)`,
+		`5:7:fileexists() path "terraform.tfstate" is a file Kloud generates`,
+		`6:7:fileset() path "sub" is not the template's directory`,
+		`7:7:fileset() pattern "/etc/*" is absolute`,
+	}},
+	{"templatestring", FormatHCL, `locals {
+  t = templatestring(var.x, {})
+}
+`, []string{`2:7:templatestring() is not allowed`}},
+	{"provisioner file source directory", FormatHCL, `resource "a" "b" {
+  provisioner "file" {
+    source      = "${path.module}/"
+    destination = "/tmp"
+  }
+}
+`, []string{`3:19:provisioner "file" source "." is not a file of the template`}},
+	{"json templatefile of the variables file", FormatJSON, `{"locals": {
+  "t": "${templatefile(\"terraform.tfvars.json\", {})}"
+}}`, []string{`2:11:templatefile() path "terraform.tfvars.json" is a file Kloud generates`}},
+	{"json templatefile of the template", FormatJSON, `{"locals": {
+  "t": "${templatefile(\"main.tf\", {})}"
+}}`, []string{`2:11:templatefile() renders main.tf, which cannot be checked as a template`}},
+
+	// "//" keys where Terraform evaluates them.
+	{"json comment nested in an expression", FormatJSON, `{"locals": {"x": {
+  "//": "${file(\"/etc/shadow\")}"
+}}}`, []string{`2:3:a "//" comment may not hold`, `2:12:file() path "/etc/shadow" is absolute`}},
+	{"json comment with a directive deep inside", FormatJSON, `{"resource": {"a": {"b": {
+  "tags": {"//": [{"k": "%{ if true }x%{ endif }"}]}
+}}}}`, []string{`2:12:a "//" comment may not hold`}},
+
+	// Nested blocks are checked wherever they are.
+	{"hcl external data inside check", FormatHCL, `check "c" {
+  data "external" "x" {
+    program = ["id"]
+  }
+  assert {
+    condition     = true
+    error_message = "x"
+  }
+}
+`, []string{`2:3:data "external" is not allowed`}},
+	{"hcl provisioner inside dynamic", FormatHCL, `resource "a" "b" {
+  dynamic "x" {
+    for_each = [1]
+    content {
+      provisioner "local-exec" {
+        command = "id"
+      }
+    }
+  }
+}
+`, []string{`5:7:provisioner "local-exec" is not allowed`}},
+	{"hcl file in lifecycle", FormatHCL, `resource "a" "b" {
+  lifecycle {
+    precondition {
+      condition     = fileexists("/etc/shadow")
+      error_message = "x"
+    }
+  }
+}
+`, []string{`4:23:fileexists() path "/etc/shadow" is absolute`}},
+	{"json external data inside check", FormatJSON, `{"check": {"c": {
+  "data": {"external": {"x": {"program": ["id"]}}},
+  "assert": {"condition": true, "error_message": "x"}
+}}}`, []string{`2:12:data "external" is not allowed`}},
+	{"json provisioner inside dynamic", FormatJSON, `{"resource": {"a": {"b": {
+  "dynamic": {"x": {"for_each": [1], "content": {
+    "provisioner": [{"remote-exec": {"inline": ["id"]}}]
+  }}}
+}}}}`, []string{`3:22:provisioner "remote-exec" is not allowed`}},
+
+	// Remote state, removed and import blocks.
+	{"hcl remote state", FormatHCL, `data "terraform_remote_state" "other" {
+  backend = "local"
+  config  = { path = "../stk-other/terraform.tfstate" }
+}
+`, []string{`1:1:data "terraform_remote_state" is not allowed`}},
+	{"json remote state", FormatJSON, `{"data": {"terraform_remote_state": {"o": {"backend": "http"}}}}`,
+		[]string{`1:11:data "terraform_remote_state" is not allowed`}},
+	{"hcl removed", FormatHCL, `removed {
+  from = sandbox_machine.web
+}
+`, []string{`1:1:removed blocks are not allowed`}},
+	{"json removed", FormatJSON, `{"removed": [{"from": "sandbox_machine.web"}]}`, []string{`1:2:removed blocks are not allowed`}},
+	{"hcl import literal", FormatHCL, `import {
+  to = sandbox_machine.web
+  id = "sbx-123"
+}
+import {
+  to = sandbox_machine.db["a"]
+  id = "sbx-456"
+}
+`, nil},
+	{"hcl import refused", FormatHCL, `import {
+  to       = sandbox_machine.web[each.key]
+  id       = "sbx-${each.value}"
+  for_each = var.ids
+}
+import {
+  to = data.sandbox_machine.web
+  id = var.id
+}
+import {
+  to = module.m.sandbox_machine.web
+  id = "x"
+}
+`, []string{
+		`2:14:import "to" must be a plain resource address`,
+		`3:14:import "id" must be a literal string`,
+		`4:3:import argument "for_each" is not allowed`,
+		`7:8:import "to" must be a plain resource address`,
+		`8:8:import "id" must be a literal string`,
+		`11:8:import "to" must be a plain resource address`,
+	}},
+	{"json import", FormatJSON, `{"import": [
+  {"to": "sandbox_machine.web", "id": "sbx-1"},
+  {"to": "sandbox_machine.db", "id": "${var.id}"},
+  {"to": "data.x.y", "id": "a"}
+]}`, []string{`3:38:import "id" must be a literal string`, `4:10:import "to" must be a plain resource address`}},
+}
+
+func TestCheckPolicyAttacks(t *testing.T) {
+	runPolicyCases(t, attackCases, PolicyOptions{})
+}
+
+// sandboxPolicy allows the sandbox provider, as Kloud does for a sandbox
+// template.
+var sandboxPolicy = PolicyOptions{AllowedProviders: map[string]string{"sandbox": "kloud.local/kloud/sandbox"}}
+
+var providerCases = []policyCase{
+	{"hcl null provider", FormatHCL, `terraform {
+  required_providers {
+    null = { source = "hashicorp/null" }
+  }
+}
+`, []string{`3:5:provider "null" (source "hashicorp/null") is not allowed: Kloud installs only its own providers; allowed: sandbox (kloud.local/kloud/sandbox), terraform (builtin)`}},
+	{"hcl allowed providers", FormatHCL, `terraform {
+  required_providers {
+    sandbox   = { source = "KLOUD.LOCAL/kloud/Sandbox", version = ">= 0" }
+    terraform = { source = "terraform.io/builtin/terraform" }
+  }
+}
+terraform {
+  required_providers {
+    sandbox = {
+      "source"              = "kloud.local/kloud/sandbox"
+      configuration_aliases = [sandbox.other]
+    }
+  }
+}
+provider "sandbox" {
+  alias = "other"
+}
+resource "sandbox_machine" "web" {
+  provider = sandbox.other
+}
+resource "terraform_data" "x" {}
+data "sandbox_machine" "y" {}
+import {
+  to = sandbox_machine.web
+  id = "sbx-1"
+}
+`, nil},
+	{"hcl providers refused", FormatHCL, `terraform {
+  required_providers {
+    sandbox = { source = "registry.terraform.io/hashicorp/sandbox" }
+    aws     = "~> 5.0"
+  }
+}
+terraform {
+  required_providers {
+    sandbox = { source = var.src }
+  }
+}
+provider "null" {}
+resource "null_resource" "x" {}
+resource "sandbox_machine" "y" {
+  provider = null.z
+}
+data "http" "z" {}
+import {
+  to = aws_instance.x
+  id = "i-1"
+}
+locals {
+  f = provider::null::f(1)
+}
+`, []string{
+		`3:5:provider "sandbox" has source "registry.terraform.io/hashicorp/sandbox"; Kloud installs it only from "kloud.local/kloud/sandbox"`,
+		`4:5:provider "aws" is not allowed`,
+		`9:26:required_providers entry "sandbox": source must be a literal string`,
+		`12:10:provider block uses provider "null"`,
+		`13:10:resource "null_resource" uses provider "null"`,
+		`15:14:resource "sandbox_machine" uses provider "null"`,
+		`17:6:data "http" uses provider "http"`,
+		`19:8:import of "aws_instance" uses provider "aws"`,
+		`23:7:provider::null::f() uses provider "null"`,
+	}},
+	{"json providers", FormatJSON, `{
+  "terraform": {"required_providers": {"null": {"source": "registry.terraform.io/hashicorp/null"}, "sandbox": {"source": "kloud.local/kloud/sandbox"}}},
+  "provider": {"aws": {}},
+  "resource": {"null_resource": {"x": {}}, "sandbox_machine": {"w": {"provider": "aws.x"}}, "terraform_data": {"d": {}}},
+  "data": {"check": {"c": {}}}
+}`, []string{
+		`2:40:provider "null" (source "registry.terraform.io/hashicorp/null") is not allowed`,
+		`3:16:provider block uses provider "aws"`,
+		`4:16:resource "null_resource" uses provider "null"`,
+		`4:82:resource "sandbox_machine" uses provider "aws"`,
+		`5:12:data "check" uses provider "check"`,
+	}},
+}
+
+func TestCheckPolicyProviders(t *testing.T) {
+	runPolicyCases(t, providerCases, sandboxPolicy)
+}
+
+func TestNormalizeProviderSource(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"hashicorp/aws", "hashicorp/aws"},
+		{"registry.terraform.io/hashicorp/aws", "hashicorp/aws"},
+		{" Registry.Terraform.IO/HashiCorp/AWS ", "hashicorp/aws"},
+		{"aws", "hashicorp/aws"},
+		{"kloud.local/kloud/sandbox", "kloud.local/kloud/sandbox"},
+		{"registry.opentofu.org/hashicorp/aws", "registry.opentofu.org/hashicorp/aws"},
+	} {
+		if got := NormalizeProviderSource(tt.in); got != tt.want {
+			t.Errorf("NormalizeProviderSource(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func runPolicyCases(t *testing.T, cases []policyCase, opts PolicyOptions) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			p, diags := ParseTemplate("main.tf", []byte(tt.content), tt.format)
 			if diags.HasErrors() {
 				t.Fatalf("parse: %s", diags.Error())
 			}
-			got := CheckPolicy(p)
+			got := CheckPolicyWith(p, opts)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d diagnostics %v; want %d: %v", len(got), got, len(tt.want), tt.want)
 			}
@@ -205,4 +482,52 @@ func TestCheckPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzValidateTemplate checks that validation never panics whatever the
+// template, and that its work stays bounded: every diagnostic points inside
+// the template, there are about no more than its bytes, and
+// a template nesting deeper than MaxNesting never reaches a parser (the
+// nesting diagnostic is the only one).
+func FuzzValidateTemplate(f *testing.F) {
+	for _, cases := range [][]policyCase{policyCases, attackCases, providerCases} {
+		for _, c := range cases {
+			f.Add([]byte(c.content), c.format == FormatJSON)
+		}
+	}
+	f.Add([]byte("x = "+deepParens(100)), false)
+	f.Add([]byte(`{"x": "${`+deepParens(100)+`}"}`), true)
+	f.Add([]byte("# ${templatefile(\"main.tf\", {})}\nx = templatefile(\"main.tf\", {})\n"), false)
+	f.Fuzz(func(t *testing.T, content []byte, isJSON bool) {
+		format := FormatHCL
+		if isJSON {
+			format = FormatJSON
+		}
+		_, diags, err := ValidateTemplateWith("main.tf", content, format, sandboxPolicy)
+		if err == nil && diags.HasErrors() {
+			t.Fatalf("errors %v without an error", diags)
+		}
+		if len(diags) > len(content)+8 {
+			t.Fatalf("%d diagnostics for %d bytes", len(diags), len(content))
+		}
+		// Whatever follows, a template that opens too many levels first
+		// is refused at the first level too many, before any parser.
+		prefix, at := "x = "+strings.Repeat("(", MaxNesting+1), 5+MaxNesting
+		if isJSON {
+			prefix, at = strings.Repeat("[", MaxNesting+1), 1+MaxNesting
+		}
+		_, deep, err := ValidateTemplateWith("main.tf", append([]byte(prefix), content...), format, sandboxPolicy)
+		if err == nil || len(deep) != 1 || deep[0].Line != 1 || deep[0].Column != at || !strings.Contains(deep[0].Message, "nesting deeper than") {
+			t.Fatalf("deep prefix: %v %v", err, deep)
+		}
+		lines := strings.Count(string(content), "\n") + 1
+		for _, d := range diags {
+			if d.Line < 1 || d.Line > lines || d.Column < 1 {
+				t.Errorf("diagnostic outside the template: %s", d)
+			}
+			if strings.Contains(d.Message, "nesting deeper than") && len(diags) != 1 {
+				t.Errorf("a too deep template reached a parser: %v", diags)
+			}
+		}
+	})
 }

@@ -113,13 +113,22 @@ func (e *TemplateError) Unwrap() error { return ErrInvalidTemplate }
 // returns the parsed template and the warnings, or a *TemplateError holding
 // every error (parse errors first; the policy is only checked on a template
 // that parsed).
+//
+// Providers are not checked: callers that know Kloud's providers use
+// ValidateTemplateWith.
 func ValidateTemplate(name string, content []byte, format Format) (*Parsed, Diagnostics, error) {
+	return ValidateTemplateWith(name, content, format, PolicyOptions{})
+}
+
+// ValidateTemplateWith is ValidateTemplate with the policy's options (the
+// providers a template may use).
+func ValidateTemplateWith(name string, content []byte, format Format, opts PolicyOptions) (*Parsed, Diagnostics, error) {
 	p, hdiags := ParseTemplate(name, content, format)
 	diags := DiagnosticsFromHCL(hdiags)
 	if diags.HasErrors() {
 		return nil, diags, &TemplateError{Diagnostics: diags}
 	}
-	diags = append(diags, CheckPolicy(p)...)
+	diags = append(diags, CheckPolicyWith(p, opts)...)
 	if diags.HasErrors() {
 		return nil, diags, &TemplateError{Diagnostics: diags}
 	}
@@ -310,6 +319,15 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 			Subject:  &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos},
 		}}
 	}
+	if format == "" {
+		format = FormatHCL
+	}
+	if format == FormatHCL || format == FormatJSON {
+		// Before any parser runs: HCL's recurse once per level.
+		if diags := checkNesting(name, content, format); diags.HasErrors() {
+			return nil, diags
+		}
+	}
 	var (
 		file  *hcl.File
 		diags hcl.Diagnostics
@@ -320,6 +338,11 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 		file, diags = hclsyntax.ParseConfig(content, name, hcl.InitialPos)
 	case FormatJSON:
 		file, diags = hcljson.Parse(content, name)
+		if !diags.HasErrors() {
+			if more := checkJSONStringNesting(name, content); more.HasErrors() {
+				return nil, more
+			}
+		}
 	default:
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -615,8 +638,9 @@ type jsonValue struct {
 	raw    string // number text
 }
 
-// maxJSONDepth bounds nesting so hostile input cannot exhaust the stack.
-const maxJSONDepth = 512
+// maxJSONDepth bounds nesting so hostile input cannot exhaust the stack;
+// ParseTemplate refuses deeper templates before this parser runs.
+const maxJSONDepth = MaxNesting
 
 type jsonParser struct {
 	src []byte

@@ -267,7 +267,7 @@ func TestUserDataMerge(t *testing.T) {
 			[]string{"Content-Type: multipart/mixed", "Content-Type: text/x-shellscript", "KLIENT_TOKEN=" + tokenExpr, `startswith(trimspace(`}, "#cloud-config"},
 		{"shell", "user_data = \"#!/bin/bash\\necho hi\\n\"", 0,
 			[]string{"Content-Type: multipart/mixed", "KLIENT_TOKEN="}, "#!/bin/bash"},
-		{"computed", `user_data = file("${path.module}/init.sh")`, 0, []string{"Content-Type: multipart/mixed"}, "init.sh"},
+		{"computed", `user_data = file("${path.module}/main.tf")`, 0, []string{"Content-Type: multipart/mixed"}, "main.tf"},
 		{"include", "user_data = \"#include\\nhttps://example.com/x\"", 8, nil, ""},
 		{"mime", "user_data = \"Content-Type: multipart/mixed; boundary=x\\n\"", 8, nil, ""},
 		{"indented shebang", "user_data = \"  #!/bin/sh\\necho\"", 8, nil, ""},
