@@ -83,3 +83,20 @@ func TestSecondServeOnOneDataDirRefused(t *testing.T) {
 		t.Fatalf("first server after the refusal: %v", err)
 	}
 }
+
+// Without bubblewrap, `kloud serve` refuses to start unless it is told to
+// run unconfined, and then says so in /healthz.
+func TestServeRefusesWithoutConfinement(t *testing.T) {
+	noBwrap := t.TempDir() // a PATH holding only what serve needs, no bwrap
+	for _, tool := range []string{"env", "setpriv"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			if err := os.Symlink(p, noBwrap+"/"+tool); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := runServe(t, []string{"PATH=" + noBwrap}, "--data-dir", t.TempDir())
+	if !strings.Contains(out, "bubblewrap") || !strings.Contains(out, "--unconfined") {
+		t.Fatalf("output does not say bubblewrap is missing and --unconfined is the way out:\n%s", out)
+	}
+}
