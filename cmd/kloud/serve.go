@@ -107,6 +107,7 @@ func serve(args []string) error {
 	ratingPeriod := fs.Duration("rating-period", envDuration("RATING_PERIOD", time.Hour), "rating period (KLOUD_RATING_PERIOD)")
 	ratingWait := fs.Int("rating-wait-periods", envInt("RATING_WAIT_PERIODS", 1), "periods to wait before rating one (KLOUD_RATING_WAIT_PERIODS)")
 	ratingInterval := fs.Duration("rating-interval", envDuration("RATING_INTERVAL", time.Minute), "how often the rating processor runs (KLOUD_RATING_INTERVAL)")
+	sandboxRoot := fs.String("sandbox-root", env("SANDBOX_ROOT", ""), "sandbox machines of every credential, <root>/<credential id> (KLOUD_SANDBOX_ROOT; default <data-dir>/sandbox)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (KLOUD_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -146,7 +147,8 @@ func serve(args []string) error {
 		Workers: *workers, JobLease: *jobLease, ShutdownGrace: *grace,
 		CheckInterval: *checkInterval, AgentTimeout: *agentTimeout, IdleLimit: *idleLimit,
 		RatingPeriod: *ratingPeriod, RatingWaitPeriods: *ratingWait, RatingInterval: *ratingInterval,
-		Log: log,
+		SandboxRoot: *sandboxRoot,
+		Log:         log,
 	})
 	if err != nil {
 		ln.Close()

@@ -257,7 +257,7 @@ func (h *Host) Busy(credentialID, dir string) bool {
 	defer h.mu.Unlock()
 	now := time.Now()
 	for _, g := range h.grants {
-		if now.Before(g.expires) && (g.credentialID == credentialID || g.dir == dir) {
+		if now.Before(g.expires) && ((credentialID != "" && g.credentialID == credentialID) || g.dir == dir) {
 			return true
 		}
 	}
