@@ -60,10 +60,14 @@ type Host struct {
 }
 
 type grant struct {
+	ctx          context.Context
 	credentialID string
 	dir          string
 	expires      time.Time
 }
+
+// live reports whether the grant still holds at now.
+func (g *grant) live(now time.Time) bool { return now.Before(g.expires) && g.ctx.Err() == nil }
 
 var credentialIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 
@@ -234,7 +238,7 @@ func (h *Host) Grant(ctx context.Context, credentialID, dir string) (token strin
 	token = "sbt_" + hex.EncodeToString(b[:])
 	key := tokenKey(token)
 	h.mu.Lock()
-	h.grants[key] = &grant{credentialID: credentialID, dir: dir, expires: time.Now().Add(h.cfg.MaxGrant)}
+	h.grants[key] = &grant{ctx: ctx, credentialID: credentialID, dir: dir, expires: time.Now().Add(h.cfg.MaxGrant)}
 	h.mu.Unlock()
 	revoke := func() {
 		h.mu.Lock()
@@ -257,7 +261,7 @@ func (h *Host) Busy(credentialID, dir string) bool {
 	defer h.mu.Unlock()
 	now := time.Now()
 	for _, g := range h.grants {
-		if now.Before(g.expires) && ((credentialID != "" && g.credentialID == credentialID) || g.dir == dir) {
+		if g.live(now) && ((credentialID != "" && g.credentialID == credentialID) || g.dir == dir) {
 			return true
 		}
 	}
@@ -334,7 +338,7 @@ func (h *Host) authorize(w http.ResponseWriter, r *http.Request) (string, bool) 
 		h.mu.Lock()
 		g := h.grants[tokenKey(token)]
 		h.mu.Unlock()
-		if g != nil && time.Now().Before(g.expires) {
+		if g != nil && g.live(time.Now()) {
 			return g.dir, true
 		}
 	}
