@@ -238,6 +238,11 @@ func (h *Host) Grant(ctx context.Context, credentialID, dir string) (token strin
 	token = "sbt_" + hex.EncodeToString(b[:])
 	key := tokenKey(token)
 	h.mu.Lock()
+	for k, g := range h.grants {
+		if !g.live(time.Now()) {
+			delete(h.grants, k)
+		}
+	}
 	h.grants[key] = &grant{ctx: ctx, credentialID: credentialID, dir: dir, expires: time.Now().Add(h.cfg.MaxGrant)}
 	h.mu.Unlock()
 	revoke := func() {
