@@ -188,4 +188,12 @@ func TestSandboxMachinesConfined(t *testing.T) {
 	if _, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{"data_dir":` + strconv.Quote(filepath.Join(root, "shared")) + `}`)}); err != nil {
 		t.Errorf("admin's credential inside the sandbox root: %v", err)
 	}
+
+	// A template may not point the plugin at an endpoint or token of its own.
+	own := "provider \"sandbox\" {\n  endpoint = \"http://127.0.0.1:1\"\n  token    = \"sbt_guess\"\n}\n\nresource \"sandbox_machine\" \"m\" {\n  name = \"m\"\n}\n"
+	_, err = mallory.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "own endpoint", Provider: "sandbox", Content: own})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 422 || len(ce.Diagnostics) != 2 || ce.Diagnostics[0].Line != 2 {
+		t.Errorf("template setting the sandbox endpoint: %v (%+v), want 422 at lines 2 and 3", err, ce)
+	}
 }

@@ -384,3 +384,31 @@ func keys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestCheckTemplate(t *testing.T) {
+	tests := []struct {
+		name, content string
+		lines         []int
+	}{
+		{"none", "resource \"sandbox_machine\" \"m\" {\n  name = \"m\"\n}\n", nil},
+		{"empty block", "provider \"sandbox\" {}\n", nil},
+		{"endpoint and token", "provider \"sandbox\" {\n  endpoint = \"http://x\"\n  token = var.t\n}\n", []int{2, 3}},
+		{"aliased data_dir", "provider \"sandbox\" {\n  alias = \"b\"\n  data_dir = \"/\"\n}\n", []int{3}},
+		{"other provider", "provider \"aws\" {\n  token = \"x\"\n}\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := stack.ParseTemplate("main.tf", []byte(tt.content), stack.FormatHCL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []int
+			for _, d := range CheckTemplate(p) {
+				lines = append(lines, d.Line)
+			}
+			if fmt.Sprint(lines) != fmt.Sprint(tt.lines) {
+				t.Errorf("diagnostics at lines %v, want %v", lines, tt.lines)
+			}
+		})
+	}
+}
