@@ -1,10 +1,11 @@
 // Package sandbox is Kloud's side of the sandbox provider, the embedded
-// default: a machine is a directory under the credential's data dir (its
-// disk) plus a running klient process (its CPU). Terraform creates and
-// destroys machines through the sandbox provider plugin
-// (kloud.local/kloud/sandbox, resource sandbox_machine); this package
-// checks credentials, bootstraps them, composes templates, and starts,
-// stops and inspects machines with sandboxvm.
+// default: a machine is a directory under its credential's directory (its
+// disk) plus a confined klient process (its CPU). Host is the sandbox
+// "cloud" Kloud runs: the machines of every credential and the control API
+// the plugin (kloud.local/kloud/sandbox, resource sandbox_machine) reaches
+// with a token granted per run. This package also checks credentials,
+// bootstraps them, composes templates, and starts, stops and inspects
+// machines through the Host.
 package sandbox
 
 import (
