@@ -446,7 +446,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 			t.Errorf("destroy orphan %s: %v", vm.ID(), err)
 		}
 	}
-	testenv.NoProcesses(t, shared)
+	testenv.NoProcesses(t, filepath.Join(shared, cred.ID)) // the replicas' own environment names shared
 	for _, r := range reps {
 		testenv.NoProcesses(t, filepath.Join(r.dataDir, "work"))
 	}
