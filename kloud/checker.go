@@ -62,7 +62,7 @@ func (s *Server) checkLoop(ctx context.Context) {
 			if err := s.CheckMachines(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("check machines", slog.String("error", err.Error()))
 			}
-			if err := s.reconcileSandbox(ctx); err != nil && ctx.Err() == nil {
+			if err := s.ReconcileSandbox(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 			}
 		}

@@ -68,13 +68,13 @@ func (s *Server) checkCredential(p *provider.Provider, cred any, actor *store.Us
 	return err
 }
 
-// reconcileSandbox destroys the sandbox machines that no machine record
+// ReconcileSandbox destroys the sandbox machines that no machine record
 // and no stack's latest Terraform state knows (a server killed mid-apply
 // leaves such machines running), logging each with its id and the reason.
 // A machine only a state knows is kept: the stack's next apply records it.
 // Credentials with an active job or a granted run are skipped: their
 // machines may be on their way into a state.
-func (s *Server) reconcileSandbox(ctx context.Context) error {
+func (s *Server) ReconcileSandbox(ctx context.Context) error {
 	h := s.sandbox
 	if h == nil {
 		return nil

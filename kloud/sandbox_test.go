@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud/kloudtest"
 	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
 	"github.com/kloud/kloud/store/secretbox"
@@ -195,5 +196,49 @@ func TestSandboxMachinesConfined(t *testing.T) {
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Status != 422 || len(ce.Diagnostics) != 2 || ce.Diagnostics[0].Line != 2 {
 		t.Errorf("template setting the sandbox endpoint: %v (%+v), want 422 at lines 2 and 3", err, ce)
+	}
+}
+
+// TestReconcileSandbox: a machine no record and no state knows is
+// destroyed; one its stack's state holds, although its record is gone, is
+// kept; recorded machines are left alone.
+func TestReconcileSandbox(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	cred, st, job := applyOne(t, h.Admin, "resource \"sandbox_machine\" \"m\" {\n  count = 2\n  name = \"m-${count.index}\"\n}\n")
+	if job.Status != "succeeded" || len(st.Machines) != 2 {
+		t.Fatalf("apply: %+v", job)
+	}
+	dir := filepath.Join(h.DataDir, "sandbox", cred.ID)
+	recorded, stateOnly := sandboxID(t, st.Machines[0]), sandboxID(t, st.Machines[1])
+	if err := h.Store.DeleteMachine(ctx, st.Machines[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := sandboxvm.Create(ctx, dir, sandboxvm.Spec{Name: "orphan", Agent: []string{os.Getenv("KLOUD_KLIENT")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := orphan.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Server.ReconcileSandbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sandboxvm.Load(dir, orphan.ID()); !errors.Is(err, sandboxvm.ErrNotFound) {
+		t.Errorf("orphan after reconcile: %v, want destroyed", err)
+	}
+	for _, id := range []string{recorded, stateOnly} {
+		vm, err := sandboxvm.Load(dir, id)
+		if err != nil {
+			t.Fatalf("%s after reconcile: %v", id, err)
+		}
+		if s, err := vm.Status(ctx); err != nil || s.State != sandboxvm.Running {
+			t.Errorf("%s after reconcile: %+v, %v", id, s, err)
+		}
+	}
+	for _, a := range testenv.Agents(filepath.Join(h.DataDir, "sandbox")) {
+		if a.MachineID == orphan.ID() {
+			t.Errorf("orphan's agent %d still runs", a.PID)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	// Before any worker runs: machines no record or state knows go.
-	if err := s.reconcileSandbox(ctx); err != nil {
+	if err := s.ReconcileSandbox(ctx); err != nil {
 		s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 	}
 	s.routes()
