@@ -61,7 +61,7 @@ func (s *Server) checkCredential(p *provider.Provider, cred any, actor *store.Us
 	if p.Name != sandbox.Name || s.sandbox == nil {
 		return nil
 	}
-	err := s.sandbox.CheckCredential(cred, actor.Role == store.RoleAdmin)
+	err := sandbox.CheckCredential(s.sandbox, cred, actor.Role == store.RoleAdmin)
 	if errors.Is(err, sandbox.ErrAdminOnly) {
 		return &RequestError{Status: http.StatusForbidden, Field: "data_dir", Message: err.Error()}
 	}
@@ -124,7 +124,7 @@ func (s *Server) ReconcileSandbox(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		dir, err := h.CredentialDir(c.ID, cred.(*sandbox.Credential))
+		dir, err := sandbox.CredentialDir(h, c.ID, cred.(*sandbox.Credential))
 		if err != nil {
 			continue
 		}

@@ -29,8 +29,8 @@ func TestHostAPI(t *testing.T) {
 		testenv.NoProcesses(t, h.Root())
 	})
 	ctx := context.Background()
-	mineDir, _ := h.CredentialDir("cr-mine", nil)
-	theirDir, _ := h.CredentialDir("cr-theirs", nil)
+	mineDir, _ := CredentialDir(h, "cr-mine", nil)
+	theirDir, _ := CredentialDir(h, "cr-theirs", nil)
 	if mineDir != filepath.Join(h.Root(), "cr-mine") {
 		t.Fatalf("credential dir = %s", mineDir)
 	}

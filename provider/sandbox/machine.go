@@ -51,7 +51,7 @@ func (m *Machine) location() (dir, id string, err error) {
 	if m.Credential != nil {
 		credID = m.Credential.ID
 	}
-	if dir, err = h.CredentialDir(credID, cred); err != nil {
+	if dir, err = CredentialDir(h, credID, cred); err != nil {
 		return "", "", err
 	}
 	return dir, md.ID, nil

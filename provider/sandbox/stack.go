@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/templates"
 )
@@ -53,7 +54,7 @@ func (s *Stack) SandboxDir(c *stack.Credential) (string, error) {
 	} else if s.Credential != nil {
 		id = s.Credential.ID
 	}
-	return h.CredentialDir(id, cred)
+	return CredentialDir(h, id, cred)
 }
 
 // VerifyCredential checks that the data dir exists (creating it if
@@ -180,7 +181,7 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureDir(dir); err != nil {
+	if err := sandboxhost.EnsureDir(dir); err != nil {
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
 	vars, err := s.BootstrapVariables()
