@@ -169,6 +169,20 @@ func TestSandboxMachinesConfined(t *testing.T) {
 		t.Errorf("victim's machine after the import: %+v, %v; want running", st, err)
 	}
 
+	// Kloud stops and starts the victim's machine: it boots confined again.
+	for _, do := range []func(context.Context, string) (*client.JobRef, error){victim.StopMachine, victim.StartMachine} {
+		ref, err := do(ctx, vStack.Machines[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kloudtest.WaitJob(t, victim, ref.JobID)
+	}
+	if st, err := vm.Status(ctx); err != nil || st.State != sandboxvm.Running {
+		t.Fatalf("victim's machine after stop and start: %+v, %v", st, err)
+	} else if status, err := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/status"); err != nil || strings.Contains(string(status), "\nUid:\t0\t") {
+		t.Errorf("restarted agent %d runs as root (%v)", st.PID, err)
+	}
+
 	// A member's credential may not name a host directory.
 	for _, tt := range []struct {
 		who    *client.Client
