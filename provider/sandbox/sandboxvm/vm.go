@@ -624,7 +624,7 @@ func (vm *VM) startLocked(ctx context.Context) error {
 	defer logf.Close()
 	pid, err := vm.spawn(ctx, append([]string{meta.Agent[0]}, args...), agentEnv(os.Environ(), token, vm.confined(), disk), logf)
 	if err != nil {
-		return fmt.Errorf("start machine %s: spawn agent: %w", vm.id, err)
+		return fmt.Errorf("start machine %s: spawn agent: %w%s", vm.id, err, vm.logTail())
 	}
 	pst, _ := readStat(pid)
 
