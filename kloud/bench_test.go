@@ -20,6 +20,7 @@ import (
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud/kloudtest"
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/provider/sandbox"
 	"github.com/kloud/kloud/stack"
 )
 
@@ -46,7 +47,18 @@ func BenchmarkApplyVsRawTerraform(b *testing.B) {
 			}
 			tf := testenv.Terraform(b)
 			cliConfig := testenv.CLIConfig(b, testenv.PluginDir(b))
-			rawDataDir := b.TempDir()
+			// The raw run reaches a sandbox host of its own, as Kloud's
+			// plugin reaches Kloud's.
+			host, err := sandbox.NewHost(sandbox.HostConfig{Root: b.TempDir(), Agent: []string{testenv.Klient(b)}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := host.Listen("127.0.0.1:0"); err != nil {
+				b.Fatal(err)
+			}
+			defer host.Close()
+			rawToken, release := host.Grant(ctx, "cr-raw", filepath.Join(host.Root(), "cr-raw"))
+			defer release()
 			var api, raw time.Duration
 			for i := 0; i < b.N; i++ {
 				st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: fmt.Sprint("bench-", i), TemplateID: tpl.ID, CredentialID: cred.ID})
@@ -69,8 +81,8 @@ func BenchmarkApplyVsRawTerraform(b *testing.B) {
 				dir := b.TempDir()
 				files := map[string]string{
 					"main.tf": machinesTemplate(n),
-					"providers.tf": fmt.Sprintf("terraform {\n  required_providers {\n    sandbox = { source = %q }\n  }\n}\nprovider \"sandbox\" {\n  data_dir = %q\n}\n",
-						testenv.PluginSource, rawDataDir),
+					"providers.tf": fmt.Sprintf("terraform {\n  required_providers {\n    sandbox = { source = %q }\n  }\n}\nprovider \"sandbox\" {\n  endpoint = %q\n  token = %q\n}\n",
+						testenv.PluginSource, host.Endpoint(), rawToken),
 				}
 				for name, content := range files {
 					if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {

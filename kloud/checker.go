@@ -67,6 +67,9 @@ func (s *Server) checkLoop(ctx context.Context) {
 			if err := s.CheckMachines(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("check machines", slog.String("error", err.Error()))
 			}
+			if err := s.ReconcileSandbox(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
+			}
 		}
 	}
 }
@@ -188,7 +191,7 @@ func (s *Server) machineDriver(ctx context.Context, m *stack.Machine) (provider.
 func (s *Server) newDriver(p *provider.Provider, c *stack.Credential, cred, boot any, m *stack.Machine) (provider.Machine, error) {
 	bm := &provider.BaseMachine{
 		Provider: p, Log: s.log.With("machine", m.ID), Machine: m,
-		Credential: c, Cred: cred, Bootstrap: boot, DataDir: s.cfg.DataDir,
+		Credential: c, Cred: cred, Bootstrap: boot, DataDir: s.cfg.DataDir, Service: s.service(p),
 	}
 	meta, err := p.DecodeMetadata(m)
 	if err != nil {

@@ -68,6 +68,12 @@ type Config struct {
 	// NetworkMirror is a Terraform provider network mirror for providers
 	// the plugin mirror does not hold (cloud providers); empty: none.
 	NetworkMirror string
+	// SandboxRoot holds the sandbox machines of every credential
+	// (<SandboxRoot>/<credential id>/machines/<id>; default
+	// <DataDir>/sandbox); a credential's data_dir (admin only) must be
+	// inside it or one of SandboxAllowedRoots.
+	SandboxRoot         string
+	SandboxAllowedRoots []string
 	// Confiner runs Terraform and sandbox machines confined (default:
 	// confine.Unconfined(); kloud serve detects bubblewrap and refuses to
 	// start without it unless --unconfined).

@@ -52,7 +52,11 @@ func (s *Server) createCredential(ctx context.Context, actor *store.User, req cl
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
-	if _, err := provider.Decode(p.Schema.NewCredential, data); err != nil {
+	cred, err := provider.Decode(p.Schema.NewCredential, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkCredential(p, cred, actor); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -174,7 +178,7 @@ func (s *Server) baseStack(c *stack.Credential, stk *store.StackRecord, tpl *sta
 	bs := &provider.BaseStack{
 		Provider: p, Log: s.log.With("provider", p.Name, "credential", c.ID),
 		Template: tpl, Credential: c, Cred: cred, Bootstrap: boot,
-		KloudURL: s.cfg.URL, DataDir: s.cfg.DataDir,
+		KloudURL: s.cfg.URL, DataDir: s.cfg.DataDir, Service: s.service(p),
 	}
 	if stk != nil {
 		st := stk.Stack

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,7 +62,7 @@ func freePort(t *testing.T) int {
 
 // startReplica runs `kloud serve` on the Mongo URI with its own data dir;
 // agents reach the service at publicURL (the balancer).
-func startReplica(t *testing.T, name, storeURI, publicURL, token, secret string) *replica {
+func startReplica(t *testing.T, name, storeURI, publicURL, token, secret, sandboxRoot string) *replica {
 	t.Helper()
 	dataDir := t.TempDir()
 	port := freePort(t)
@@ -78,6 +77,7 @@ func startReplica(t *testing.T, name, storeURI, publicURL, token, secret string)
 		"KLOUD_TERRAFORM="+testenv.Terraform(t),
 		"KLOUD_PLUGIN_DIR="+testenv.PluginDir(t),
 		"KLOUD_KLIENT="+testenv.Klient(t),
+		"KLOUD_SANDBOX_ROOT="+sandboxRoot, // the sandbox "cloud" every replica reaches
 	)
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -223,9 +223,10 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	lb := &balancer{}
 	lbServer := httptest.NewServer(lb)
 	t.Cleanup(lbServer.Close)
+	shared := t.TempDir() // the sandbox root every replica serves
 	var reps []*replica
 	for i := range 3 {
-		r := startReplica(t, fmt.Sprintf("r%d", i), storeURI, lbServer.URL, token, secret)
+		r := startReplica(t, fmt.Sprintf("r%d", i), storeURI, lbServer.URL, token, secret, shared)
 		lb.add(r.url)
 		reps = append(reps, r)
 	}
@@ -250,9 +251,8 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		}
 	}
 
-	shared := t.TempDir() // the sandbox "cloud" every replica reaches
 	cred, err := reps[0].client.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "shared",
-		Data: json.RawMessage(`{"data_dir":` + strconv.Quote(shared) + `}`)})
+		Data: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	// Machines the killed Terraform created before it died never reached
 	// any state: orphans, like instances a killed `terraform apply`
 	// leaves in a cloud. They are counted, then removed.
-	left, err := sandboxvm.List(shared)
+	left, err := sandboxvm.List(filepath.Join(shared, cred.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 			t.Errorf("destroy orphan %s: %v", vm.ID(), err)
 		}
 	}
-	testenv.NoProcesses(t, shared)
+	testenv.NoProcesses(t, filepath.Join(shared, cred.ID)) // the replicas' own environment names shared
 	for _, r := range reps {
 		testenv.NoProcesses(t, filepath.Join(r.dataDir, "work"))
 	}

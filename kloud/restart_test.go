@@ -59,7 +59,7 @@ func startServer(t *testing.T, dataDir, adminToken string) *serverProcess {
 	t.Helper()
 	_ = os.Remove(filepath.Join(dataDir, "server.url"))
 	cmd := exec.Command(kloudBinary(t), "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
-		"--job-lease", "2s", "--shutdown-grace", "5s")
+		"--job-lease", "2s", "--shutdown-grace", "5s", "--check-interval", "1s")
 	cmd.Env = append(os.Environ(),
 		"KLOUD_ADMIN_TOKEN="+adminToken,
 		"KLOUD_TERRAFORM="+testenv.Terraform(t),
@@ -134,7 +134,14 @@ func TestKillMidApplyAndRestart(t *testing.T) {
 	if err := waitForOutput(ctx, c, ref.JobID, "Creating..."); err != nil {
 		t.Fatal(err)
 	}
+	// ... and as soon as the first machine's agent runs: machines then
+	// exist that no state holds yet.
+	for wait := time.Now().Add(30 * time.Second); len(testenv.Agents(filepath.Join(dataDir, "sandbox"))) == 0 && time.Now().Before(wait); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	srv.kill()
+	orphans := testenv.Agents(filepath.Join(dataDir, "sandbox"))
+	t.Logf("%d agents running when the server was killed", len(orphans))
 	// The restarted server reaps the Terraform the killed one left behind,
 	// and, the only server on its SQLite data dir, fails the killed one's
 	// job before it serves: no waiting for the lease to expire.
@@ -153,6 +160,31 @@ func TestKillMidApplyAndRestart(t *testing.T) {
 	}
 	if st.Status != "not_initialized" || st.Reason == "" {
 		t.Errorf("stack after restart = %s (%q), want not_initialized with a reason", st.Status, st.Reason)
+	}
+	// The machines the killed apply was creating reached no state and no
+	// record: the restarted server destroys them. No agent runs that
+	// Kloud does not list.
+	root := filepath.Join(dataDir, "sandbox")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		known := listedMachines(t, c)
+		var unknown []testenv.Agent
+		for _, a := range testenv.Agents(root) {
+			if !known[a.MachineID] {
+				unknown = append(unknown, a)
+			}
+		}
+		if len(unknown) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
+			t.Fatalf("agents running that Kloud does not list: %v\nserver log:\n%s", unknown, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dataDir, "server.log")); len(orphans) > 0 && !strings.Contains(string(log), "destroyed an unknown sandbox machine") {
+		t.Errorf("%d agents of the killed apply, but the server logged no machine destroyed:\n%s", len(orphans), log)
 	}
 
 	ref, err = c.ApplyStack(ctx, st.ID)
@@ -180,30 +212,15 @@ func TestKillMidApplyAndRestart(t *testing.T) {
 	if job := waitJobEnd(t, c, ref.JobID); job.Status != "succeeded" {
 		t.Fatalf("destroy = %+v", job)
 	}
-	// Every machine Kloud knows is gone. Machines the killed Terraform was
-	// creating when it died never reached any state: like an instance a
-	// killed `terraform apply` leaves in a cloud, they are orphans. They
-	// are counted here, then removed so the test leaves nothing behind.
-	known := make(map[string]bool)
-	for _, m := range st.Machines {
-		var meta struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(m.Metadata, &meta)
-		known[meta.ID] = true
-	}
-	left, err := sandboxvm.List(filepath.Join(dataDir, "sandbox"))
+	// Nothing is left: neither the stack's machines nor orphans of the
+	// killed apply.
+	left, err := sandboxvm.List(filepath.Join(dataDir, "sandbox", cred.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, vm := range left {
-		if known[vm.ID()] {
-			t.Errorf("machine %s survived the stack's destroy", vm.ID())
-		}
-		t.Logf("orphan of the killed apply: %s", vm.ID())
-		if err := vm.Destroy(ctx); err != nil {
-			t.Errorf("destroy orphan %s: %v", vm.ID(), err)
-		}
+		t.Errorf("machine %s left after the stack's destroy", vm.ID())
+		vm.Destroy(ctx)
 	}
 	testenv.NoProcesses(t, filepath.Join(dataDir, "sandbox"))
 	testenv.NoProcesses(t, filepath.Join(dataDir, "work"))
@@ -238,4 +255,25 @@ func waitJobEnd(t *testing.T, c *client.Client, jobID string) *client.Job {
 		t.Fatalf("wait job %s: %v", jobID, err)
 	}
 	return j
+}
+
+// listedMachines is the set of sandbox machine ids the stacks Kloud lists
+// hold.
+func listedMachines(t *testing.T, c *client.Client) map[string]bool {
+	t.Helper()
+	stacks, err := c.Stacks(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, st := range stacks {
+		for _, m := range st.Machines {
+			var meta struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(m.Metadata, &meta)
+			known[meta.ID] = true
+		}
+	}
+	return known
 }

@@ -38,7 +38,7 @@ func TestReplicaWithAnotherKeyRefused(t *testing.T) {
 	const token = "kla_key_test_admin_token"
 	fdb := ferrettest.Start(t)
 	storeURI := fdb.DatabaseURI("keys")
-	first := startReplica(t, "first", storeURI, "http://127.0.0.1:1", token, "the-shared-key")
+	first := startReplica(t, "first", storeURI, "http://127.0.0.1:1", token, "the-shared-key", t.TempDir())
 	out := runServe(t, []string{secretbox.EnvKey + "=another-key", "KLOUD_ADMIN_TOKEN=" + token},
 		"--store", storeURI, "--data-dir", t.TempDir())
 	if !strings.Contains(out, secretbox.ErrKeyMismatch.Error()) {

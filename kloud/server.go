@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kloud/kloud/provider/sandbox"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -26,7 +27,9 @@ type Server struct {
 	log    *slog.Logger
 	runner *stack.Runner
 	rating *rating
-	mux    *http.ServeMux
+	// sandbox is the sandbox provider's host: its machines and control API.
+	sandbox *sandbox.Host
+	mux     *http.ServeMux
 
 	// AdminToken is the admin token generated at this first start ("" when
 	// the admin already existed or the token was configured).
@@ -109,7 +112,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Log:           cfg.Log,
 		Confiner:      cfg.Confiner,
 		NetworkMirror: cfg.NetworkMirror,
-		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": s.sandboxDir()},
 		GracePeriod:   cfg.TerraformGrace,
 	})
 	if err != nil {
@@ -117,25 +119,33 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.runner = runner
 	reapOrphans(filepath.Join(cfg.DataDir, "work"), cfg.Log)
+	if s.sandbox, err = s.newSandboxHost(); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	fail := func(err error) (*Server, error) {
+		s.sandbox.Close()
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	token, err := s.ensureAdmin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
+		return fail(err)
 	}
 	s.AdminToken = token
 	if err := s.newRating(); err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
+		return fail(err)
 	}
 	if err := s.failDeadJobsAtStart(ctx); err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
+		return fail(err)
+	}
+	// Before any worker runs: machines no record or state knows go.
+	if err := s.ReconcileSandbox(ctx); err != nil {
+		s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 	}
 	s.routes()
 	return s, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
-
-// sandboxDir is where the sandbox provider keeps machines by default.
-func (s *Server) sandboxDir() string { return filepath.Join(s.cfg.DataDir, "sandbox") }
 
 // Start runs the job workers, the machine checker and the rating processor
 // until Close.
@@ -191,6 +201,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		<-done
 	}
+	s.sandbox.Close()
 	err := s.st.Close()
 	if lerr := s.dirLock.release(); lerr != nil && err == nil {
 		err = fmt.Errorf("release data dir lock: %w", lerr)

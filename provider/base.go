@@ -41,6 +41,10 @@ type BaseStack struct {
 	// DataDir is Kloud's data directory; a provider that keeps local
 	// state (the sandbox) derives its defaults from it.
 	DataDir string
+
+	// Service is what Kloud runs on its own host for this provider (the
+	// sandbox's Host); nil for cloud providers.
+	Service any
 }
 
 // BaseMachine is what Kloud hands a provider's Machine constructor: one
@@ -59,6 +63,9 @@ type BaseMachine struct {
 
 	// DataDir is Kloud's data directory (as BaseStack.DataDir).
 	DataDir string
+
+	// Service is as BaseStack.Service.
+	Service any
 }
 
 // The variables and tags every composition injects.

@@ -25,6 +25,7 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 )
 
 // hangGuard bounds how long a test waits for something that should happen
@@ -1019,17 +1020,28 @@ variable "agent_token" {
 }
 
 // newSandboxRunner is a runner with the sandbox plugin mirror; machines live
-// under the returned data dir.
+// under the returned data dir, served by a sandbox host the plugin reaches
+// through its environment fallbacks.
 func newSandboxRunner(t testing.TB, backend StateBackend) (*Runner, string) {
 	t.Helper()
 	data := t.TempDir()
+	host, err := sandboxhost.New(sandboxhost.Config{Root: data, Agent: []string{testenv.Klient(t)}, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	token, release := host.Grant(context.Background(), "cr-runner", data)
+	t.Cleanup(release)
 	r, err := NewRunner(RunnerConfig{
 		TerraformPath: testenv.Terraform(t),
 		PluginDir:     testenv.PluginDir(t),
 		WorkRoot:      t.TempDir(),
 		Backend:       backend,
 		Log:           quietLog(),
-		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_DIR": data},
+		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_ENDPOINT": host.Endpoint(), "KLOUD_SANDBOX_TOKEN": token},
 	})
 	if err != nil {
 		t.Fatal(err)

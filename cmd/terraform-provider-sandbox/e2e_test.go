@@ -19,6 +19,8 @@ import (
 
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/klient"
+	"github.com/kloud/kloud/provider/sandbox"
+	"github.com/kloud/kloud/provider/sandbox/sandboxapi"
 	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
 )
 
@@ -35,14 +37,27 @@ func newTFDir(t *testing.T) *tfDir {
 	cli := testenv.CLIConfig(t, testenv.PluginDir(t))
 	var env []string
 	for _, kv := range testenv.TerraformEnv(cli) {
-		// The plugin must find its agent by itself (itself, as "agent"),
-		// and its data dir only from the provider block.
-		if strings.HasPrefix(kv, sandboxvm.EnvKlient+"=") || strings.HasPrefix(kv, EnvDataDir+"=") {
+		// The plugin reaches the sandbox only through its provider block.
+		if strings.HasPrefix(kv, EnvEndpoint+"=") || strings.HasPrefix(kv, EnvToken+"=") {
 			continue
 		}
 		env = append(env, kv)
 	}
 	return &tfDir{t: t, bin: tf, dir: t.TempDir(), env: env}
+}
+
+// newHost starts a sandbox host, as Kloud does, on loopback.
+func newHost(t *testing.T) *sandbox.Host {
+	t.Helper()
+	h, err := sandbox.NewHost(sandbox.HostConfig{Root: t.TempDir(), Agent: []string{testenv.Klient(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
 }
 
 func (d *tfDir) write(main string) {
@@ -140,7 +155,8 @@ terraform {
 }
 
 provider "sandbox" {
-  data_dir = %q
+  endpoint = %q
+  token    = %q
 }
 
 resource "sandbox_machine" "web" {
@@ -171,17 +187,23 @@ output "web_address" {
 // leaving nothing behind.
 func TestTerraformEndToEnd(t *testing.T) {
 	d := newTFDir(t)
-	data := t.TempDir()
-	defer testenv.NoProcesses(t, data)
+	host := newHost(t)
+	data := filepath.Join(host.Root(), "cr-mine")
+	other := filepath.Join(host.Root(), "cr-other")
+	token, release := host.Grant(context.Background(), "cr-mine", data)
+	defer release()
+	defer testenv.NoProcesses(t, host.Root())
 	t.Cleanup(func() {
 		// Whatever happened above, no agent outlives the test.
-		vms, _ := sandboxvm.List(data)
-		for _, vm := range vms {
-			vm.Destroy(context.Background())
+		for _, dir := range []string{data, other} {
+			vms, _ := sandboxvm.List(dir)
+			for _, vm := range vms {
+				vm.Destroy(context.Background())
+			}
 		}
 	})
 
-	d.write(fmt.Sprintf(template, data, "web"))
+	d.write(fmt.Sprintf(template, host.Endpoint(), token, "web"))
 	d.ok("init", "-input=false")
 	d.ok("apply", "-auto-approve", "-input=false")
 
@@ -210,8 +232,8 @@ func TestTerraformEndToEnd(t *testing.T) {
 	if ms["db"]["always_on"] != true || ms["cache"]["size"] != "small" {
 		t.Fatalf("defaults/explicit values: db %v cache %v", ms["db"], ms["cache"])
 	}
-	// With no klient installed the plugin runs itself as the agent.
-	if meta := loadMeta(t, data, ms["db"]["id"].(string)); meta.Agent[len(meta.Agent)-1] != "agent" && !strings.HasSuffix(meta.Agent[0], "klient") {
+	// The host runs the agent: the plugin only asked for the machine.
+	if meta := loadMeta(t, data, ms["db"]["id"].(string)); meta.Agent[0] != testenv.Klient(t) {
 		t.Fatalf("agent argv = %v", meta.Agent)
 	}
 	tok, err := os.Stat(filepath.Join(sandboxvm.MachineDir(data, ms["cache"]["id"].(string)), sandboxvm.TokenFile))
@@ -232,7 +254,7 @@ func TestTerraformEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if b, err := os.ReadFile(filepath.Join(sandboxvm.MachineDir(data, webID), "booted.txt")); err != nil || string(b) != "booted-"+webID+"\n" {
+	if b, err := os.ReadFile(filepath.Join(sandboxvm.MachineDir(data, webID), sandboxvm.DiskDir, "booted.txt")); err != nil || string(b) != "booted-"+webID+"\n" {
 		t.Fatalf("booted.txt = %q, %v", b, err)
 	}
 
@@ -258,7 +280,7 @@ func TestTerraformEndToEnd(t *testing.T) {
 	}
 
 	// Rename web in place: same machine, same agent.
-	d.write(fmt.Sprintf(template, data, "web-renamed"))
+	d.write(fmt.Sprintf(template, host.Endpoint(), token, "web-renamed"))
 	out = d.ok("apply", "-auto-approve", "-input=false")
 	if !strings.Contains(out, "0 added, 1 changed, 0 destroyed") {
 		t.Fatalf("rename apply:\n%s", out)
@@ -282,6 +304,31 @@ func TestTerraformEndToEnd(t *testing.T) {
 	if out, _ := d.run([]int{1}, "import", "-input=false", "sandbox_machine.cache", "../escape"); !strings.Contains(out, "id") {
 		t.Fatalf("import of a bad id:\n%s", out)
 	}
+	// Another credential's machine is not found with this run's token.
+	theirs, err := host.Create(context.Background(), other, sandboxapi.CreateRequest{Name: "theirs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ok("state", "rm", "sandbox_machine.cache")
+	if out, _ := d.run([]int{1}, "import", "-input=false", "sandbox_machine.cache", theirs.ID()); !strings.Contains(out, "non-existent") {
+		t.Fatalf("import of another credential's machine:\n%s", out)
+	}
+	if st, err := theirs.Status(context.Background()); err != nil || st.State != sandboxvm.Running {
+		t.Fatalf("their machine after the import: %+v, %v", st, err)
+	}
+	if err := theirs.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.ok("import", "-input=false", "sandbox_machine.cache", cacheID)
+
+	// A revoked token reaches nothing.
+	revoked, rel := host.Grant(context.Background(), "cr-mine", data)
+	rel()
+	d.write(fmt.Sprintf(template, host.Endpoint(), revoked, "web-renamed"))
+	if out, _ := d.run([]int{1}, "plan", "-input=false"); !strings.Contains(out, "token refused") {
+		t.Fatalf("plan with a revoked token:\n%s", out)
+	}
+	d.write(fmt.Sprintf(template, host.Endpoint(), token, "web-renamed"))
 
 	// Destroy: no directory, no process.
 	d.ok("destroy", "-auto-approve", "-input=false")
@@ -289,32 +336,35 @@ func TestTerraformEndToEnd(t *testing.T) {
 	if err != nil || len(entries) != 0 {
 		t.Fatalf("machines left after destroy: %v %v", entries, err)
 	}
-	testenv.NoProcesses(t, data)
+	testenv.NoProcesses(t, host.Root())
 
 	// Configuration errors are reported, naming what is wrong.
 	bad := []struct {
 		name, main, want string
 	}{
-		{"no data dir", `
+		{"no endpoint", `
 terraform {
   required_providers {
     sandbox = { source = "kloud.local/kloud/sandbox" }
   }
 }
 resource "sandbox_machine" "m" { name = "m" }
-`, "KLOUD_SANDBOX_DIR"},
+`, EnvEndpoint},
 		{"bad size", fmt.Sprintf(`
 terraform {
   required_providers {
     sandbox = { source = "kloud.local/kloud/sandbox" }
   }
 }
-provider "sandbox" { data_dir = %q }
+provider "sandbox" {
+  endpoint = %q
+  token    = %q
+}
 resource "sandbox_machine" "m" {
   name = "m"
   size = "huge"
 }
-`, data), `size is "huge"; want one of small, medium, large`},
+`, host.Endpoint(), token), `size is "huge"; want one of small, medium, large`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

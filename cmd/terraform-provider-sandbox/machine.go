@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/kloud/kloud/provider/sandbox/sandboxapi"
 	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
 )
 
@@ -53,7 +52,7 @@ func (r *machineResource) Metadata(_ context.Context, req resource.MetadataReque
 
 func (r *machineResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "A sandbox machine: a directory under the provider's data_dir plus a detached agent process. " +
+		Description: "A sandbox machine on Kloud's host: a directory plus a confined agent process. " +
 			"Changing size, kloud_url or agent_token reboots the agent in place; changing user_data replaces the machine.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -122,10 +121,10 @@ func (r *machineResource) Configure(_ context.Context, req resource.ConfigureReq
 }
 
 // configured reports a diagnostic when the provider could not be
-// configured (data_dir unknown at plan time, say).
+// configured (its endpoint unknown at plan time, say).
 func (r *machineResource) configured(diags interface{ AddError(string, string) }) bool {
 	if r.data == nil {
-		diags.AddError("Provider not configured", "The sandbox provider has no data_dir; set data_dir or "+EnvDataDir+".")
+		diags.AddError("Provider not configured", "The sandbox provider has no endpoint and token; set them or "+EnvEndpoint+" and "+EnvToken+".")
 		return false
 	}
 	return true
@@ -140,41 +139,34 @@ func (r *machineResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	vm, err := sandboxvm.Create(ctx, r.data.dataDir, sandboxvm.Spec{
-		Name:     plan.Name.ValueString(),
-		Size:     plan.Size.ValueString(),
-		UserData: plan.UserData.ValueString(),
-		AlwaysOn: plan.AlwaysOn.ValueBool(),
-		KloudURL: plan.KloudURL.ValueString(),
-		Token:    plan.AgentToken.ValueString(),
-		Agent:    r.data.agent,
+	m, err := r.data.api.Create(ctx, sandboxapi.CreateRequest{
+		Name:       plan.Name.ValueString(),
+		Size:       plan.Size.ValueString(),
+		UserData:   plan.UserData.ValueString(),
+		AlwaysOn:   plan.AlwaysOn.ValueBool(),
+		KloudURL:   plan.KloudURL.ValueString(),
+		AgentToken: plan.AgentToken.ValueString(),
 	})
 	if err != nil {
+		// The host destroys a machine that does not boot: no state is
+		// saved for it.
 		resp.Diagnostics.AddError("Create sandbox machine", err.Error())
 		return
 	}
-	if err := vm.Start(ctx); err != nil {
-		// Leave nothing half-made: no state is saved for this machine.
-		if derr := vm.Destroy(context.WithoutCancel(ctx)); derr != nil {
-			err = errors.Join(err, derr)
-		}
-		resp.Diagnostics.AddError("Start sandbox machine", err.Error())
-		return
-	}
-	plan.ID = types.StringValue(vm.ID())
-	r.observe(ctx, vm, &plan)
+	plan.ID = types.StringValue(m.ID)
+	observe(m, &plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 // observe fills the computed process attributes from what runs now.
-func (r *machineResource) observe(ctx context.Context, vm *sandboxvm.VM, m *machineModel) {
-	st, err := vm.Status(ctx)
-	if err != nil || st.State != sandboxvm.Running {
-		st = sandboxvm.Status{State: sandboxvm.Stopped}
+func observe(m *sandboxapi.Machine, mm *machineModel) {
+	state := m.State
+	if state != "running" {
+		state = "stopped"
 	}
-	m.PID = types.Int64Value(int64(st.PID))
-	m.Address = types.StringValue(st.Address)
-	m.State = types.StringValue(string(st.State))
+	mm.PID = types.Int64Value(int64(m.PID))
+	mm.Address = types.StringValue(m.Address)
+	mm.State = types.StringValue(state)
 }
 
 func (r *machineResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -186,8 +178,8 @@ func (r *machineResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	vm, err := sandboxvm.Load(r.data.dataDir, state.ID.ValueString())
-	if errors.Is(err, sandboxvm.ErrNotFound) {
+	m, err := r.data.api.Get(ctx, state.ID.ValueString())
+	if errors.Is(err, sandboxapi.ErrNotFound) {
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -195,43 +187,24 @@ func (r *machineResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.AddError("Read sandbox machine", err.Error())
 		return
 	}
-	meta := vm.Meta()
-	state.Name = types.StringValue(meta.Name)
-	state.Size = types.StringValue(meta.Size)
-	state.AlwaysOn = types.BoolValue(meta.AlwaysOn)
-	state.KloudURL = keepEmpty(state.KloudURL, meta.KloudURL)
-	userData, err := readOptional(filepath.Join(vm.Dir(), sandboxvm.UserDataFile))
-	if err != nil {
-		resp.Diagnostics.AddError("Read sandbox machine user data", err.Error())
-		return
-	}
-	state.UserData = keepEmpty(state.UserData, userData)
-	token, err := readOptional(filepath.Join(vm.Dir(), sandboxvm.TokenFile))
-	if err != nil {
-		resp.Diagnostics.AddError("Read sandbox machine token", err.Error())
-		return
-	}
-	state.AgentToken = keepEmpty(state.AgentToken, strings.TrimSpace(token))
-	r.observe(ctx, vm, &state)
+	state.Name = types.StringValue(m.Name)
+	state.Size = types.StringValue(m.Size)
+	state.AlwaysOn = types.BoolValue(m.AlwaysOn)
+	state.KloudURL = keepEmpty(state.KloudURL, m.KloudURL)
+	state.UserData = keepEmpty(state.UserData, m.UserData)
+	state.AgentToken = keepEmpty(state.AgentToken, m.AgentToken)
+	observe(m, &state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// keepEmpty is the value read from disk, except that an empty value keeps
-// whatever empty form (null or "") the state already had, so a refresh
-// does not invent a diff.
+// keepEmpty is the value read, except that an empty value keeps whatever
+// empty form (null or "") the state already had, so a refresh does not
+// invent a diff.
 func keepEmpty(prev types.String, got string) types.String {
 	if got == "" && (prev.IsNull() || prev.ValueString() == "") {
 		return prev
 	}
 	return types.StringValue(got)
-}
-
-func readOptional(p string) (string, error) {
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	return string(b), err
 }
 
 func (r *machineResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -244,19 +217,15 @@ func (r *machineResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	vm, err := sandboxvm.Load(r.data.dataDir, state.ID.ValueString())
+	name, size, on := plan.Name.ValueString(), plan.Size.ValueString(), plan.AlwaysOn.ValueBool()
+	url, token := plan.KloudURL.ValueString(), plan.AgentToken.ValueString()
+	m, err := r.data.api.Update(ctx, state.ID.ValueString(), sandboxapi.UpdateRequest{Name: &name, Size: &size, AlwaysOn: &on, KloudURL: &url, AgentToken: &token})
 	if err != nil {
 		resp.Diagnostics.AddError("Update sandbox machine", err.Error())
 		return
 	}
-	name, size, on := plan.Name.ValueString(), plan.Size.ValueString(), plan.AlwaysOn.ValueBool()
-	url, token := plan.KloudURL.ValueString(), plan.AgentToken.ValueString()
-	if _, err := vm.Update(ctx, sandboxvm.Update{Name: &name, Size: &size, AlwaysOn: &on, KloudURL: &url, Token: &token}); err != nil {
-		resp.Diagnostics.AddError("Update sandbox machine", err.Error())
-		return
-	}
 	plan.ID = state.ID
-	r.observe(ctx, vm, &plan)
+	observe(m, &plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -269,19 +238,13 @@ func (r *machineResource) Delete(ctx context.Context, req resource.DeleteRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	vm, err := sandboxvm.Load(r.data.dataDir, state.ID.ValueString())
-	if errors.Is(err, sandboxvm.ErrNotFound) {
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Delete sandbox machine", err.Error())
-		return
-	}
-	if err := vm.Destroy(ctx); err != nil {
+	if err := r.data.api.Delete(ctx, state.ID.ValueString()); err != nil {
 		resp.Diagnostics.AddError("Delete sandbox machine", err.Error())
 	}
 }
 
+// ImportState takes a machine id; the machine must be one of the granted
+// credential's, or the read that follows finds nothing to import.
 func (r *machineResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	if err := sandboxvm.ValidID(req.ID); err != nil {
 		resp.Diagnostics.AddError("Import sandbox machine", err.Error())

@@ -1,9 +1,9 @@
 // Command terraform-provider-sandbox is the Terraform provider plugin for
 // Kloud's sandbox machines (source kloud.local/kloud/sandbox, resource
-// sandbox_machine): each machine is a directory on this host plus a
-// detached agent process. The same binary is also an agent: run as
-// `terraform-provider-sandbox agent [klient flags]` it is klient, so the
-// plugin can always boot a machine even when no klient binary is installed.
+// sandbox_machine): a thin client of the sandbox control API Kloud serves
+// (provider arguments endpoint and token), as a cloud's plugin is of its
+// cloud's API. The same binary is also an agent: run as
+// `terraform-provider-sandbox agent [klient flags]` it is klient.
 package main
 
 import (

@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
+	"net/http"
+	"net/url"
 	"os"
-	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -13,13 +14,18 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
+	"github.com/kloud/kloud/provider/sandbox/sandboxapi"
 )
 
-// EnvDataDir is the data dir used when the provider block sets none.
-const EnvDataDir = "KLOUD_SANDBOX_DIR"
+// Environment variables read when the provider block leaves an argument
+// unset (Kloud always sets both in the provider block).
+const (
+	EnvEndpoint = "KLOUD_SANDBOX_ENDPOINT"
+	EnvToken    = "KLOUD_SANDBOX_TOKEN"
+)
 
-// sandboxProvider is the provider: its configuration is where machines live.
+// sandboxProvider is the provider: its configuration is the sandbox
+// control API Kloud serves and this run's token.
 type sandboxProvider struct {
 	version string
 }
@@ -30,14 +36,13 @@ func New(version string) func() provider.Provider {
 }
 
 type providerModel struct {
-	DataDir types.String `tfsdk:"data_dir"`
+	Endpoint types.String `tfsdk:"endpoint"`
+	Token    types.String `tfsdk:"token"`
 }
 
 // providerData is what Configure hands the resources.
 type providerData struct {
-	dataDir string
-	// agent is the argv prefix new machines run their agent with.
-	agent []string
+	api *sandboxapi.Client
 }
 
 func (p *sandboxProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -47,11 +52,16 @@ func (p *sandboxProvider) Metadata(_ context.Context, _ provider.MetadataRequest
 
 func (p *sandboxProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "Sandbox machines: a directory on this host (the disk) plus a detached agent process (the CPU).",
+		Description: "Sandbox machines on Kloud's host, through the sandbox control API Kloud serves.",
 		Attributes: map[string]schema.Attribute{
-			"data_dir": schema.StringAttribute{
+			"endpoint": schema.StringAttribute{
 				Optional:    true,
-				Description: "Directory holding the machines (machines/<id>/). Defaults to $" + EnvDataDir + ".",
+				Description: "Base URL of the sandbox control API. Defaults to $" + EnvEndpoint + ".",
+			},
+			"token": schema.StringAttribute{
+				Optional:    true,
+				Sensitive:   true,
+				Description: "This run's token, granted by Kloud for one credential's machines. Defaults to $" + EnvToken + ".",
 			},
 		},
 	}
@@ -63,55 +73,38 @@ func (p *sandboxProvider) Configure(ctx context.Context, req provider.ConfigureR
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if cfg.DataDir.IsUnknown() {
+	if cfg.Endpoint.IsUnknown() || cfg.Token.IsUnknown() {
 		// Known at apply; resources are not touched before then.
 		return
 	}
-	dir := cfg.DataDir.ValueString()
-	if dir == "" {
-		dir = os.Getenv(EnvDataDir)
+	endpoint, token := cfg.Endpoint.ValueString(), cfg.Token.ValueString()
+	if endpoint == "" {
+		endpoint = os.Getenv(EnvEndpoint)
 	}
-	if dir == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("data_dir"), "No sandbox data directory",
-			"Set data_dir in the provider block or the "+EnvDataDir+" environment variable.")
+	if token == "" {
+		token = os.Getenv(EnvToken)
+	}
+	if endpoint == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "No sandbox endpoint",
+			"Set endpoint in the provider block or the "+EnvEndpoint+" environment variable.")
 		return
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("data_dir"), "Invalid sandbox data directory", err.Error())
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "Invalid sandbox endpoint", "want http(s)://host:port, got "+sandboxapi.Quote(endpoint))
 		return
 	}
-	agent, err := agentArgv()
-	if err != nil {
-		resp.Diagnostics.AddError("No sandbox agent", err.Error())
+	if token == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("token"), "No sandbox token",
+			"Set token in the provider block or the "+EnvToken+" environment variable.")
 		return
 	}
-	data := &providerData{dataDir: abs, agent: agent}
+	data := &providerData{api: &sandboxapi.Client{Endpoint: endpoint, Token: token, HTTP: newHTTPClient()}}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
 
-// agentArgv is how this plugin's machines run their agent: klient as
-// sandboxvm.DefaultAgent finds it, else this very binary's agent
-// subcommand. A KLOUD_KLIENT that names no executable is an error, not a
-// reason to fall back.
-func agentArgv() ([]string, error) {
-	argv, err := sandboxvm.DefaultAgent()
-	if err == nil {
-		return argv, nil
-	}
-	if os.Getenv(sandboxvm.EnvKlient) != "" || !errors.Is(err, sandboxvm.ErrNoAgent) {
-		return nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	if resolved, err := filepath.EvalSymlinks(self); err == nil {
-		self = resolved
-	}
-	return []string{self, "agent"}, nil
-}
+// newHTTPClient bounds every call; creating a machine waits for its agent.
+func newHTTPClient() *http.Client { return &http.Client{Timeout: 3 * time.Minute} }
 
 func (p *sandboxProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{newMachineResource}

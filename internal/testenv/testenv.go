@@ -345,3 +345,35 @@ func Confiner(t testing.TB) *confine.Confiner {
 	}
 	return c
 }
+
+// Agent is a running sandbox agent found by Agents.
+type Agent struct {
+	PID       int
+	MachineID string
+}
+
+// Agents lists the live sandbox agents (klient, or the plugin's agent
+// subcommand) whose command line mentions dir, with their machine ids. A
+// confined agent is found itself, not the bwrap, setsid or setpriv that
+// started it (their command lines hold the agent's too).
+func Agents(dir string) []Agent {
+	var out []Agent
+	for _, p := range Processes(dir) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		switch filepath.Base(args[0]) {
+		case "bwrap", "setsid", "setpriv", "env":
+			continue
+		}
+		for i, a := range args[:len(args)-1] {
+			if a == "-machine-id" {
+				out = append(out, Agent{PID: p.PID, MachineID: args[i+1]})
+				break
+			}
+		}
+	}
+	return out
+}

@@ -5,15 +5,18 @@ package kloudtest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud"
 	_ "github.com/kloud/kloud/provider/aws"          // EC2, against its simulator in tests
@@ -117,6 +120,21 @@ func (h *Harness) destroyAll(t testing.TB) {
 			t.Logf("wait destroy of %s: %v", s.ID, err)
 		}
 	}
+}
+
+// Confined is an option that runs the server's Terraform and sandbox
+// machines confined. It skips the test where confinement is unavailable,
+// unless CI is set (CI installs bubblewrap), where it fails.
+func Confined(t testing.TB) func(*kloud.Config) {
+	t.Helper()
+	c, err := confine.Detect(context.Background(), confine.Options{})
+	if errors.Is(err, confine.ErrUnavailable) && os.Getenv("CI") == "" {
+		t.Skipf("kloudtest: no confinement here: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("kloudtest: detect confinement: %v", err)
+	}
+	return func(cfg *kloud.Config) { cfg.Confiner = c }
 }
 
 // Member creates a member and returns a client acting as them.

@@ -30,7 +30,9 @@ func (m *Machine) metadata() *Metadata {
 	return &Metadata{Region: Region, Image: Image}
 }
 
-// location returns the data dir and id of the machine.
+// location returns the credential directory and id of the machine: the
+// directory always follows from the machine's credential, never from its
+// metadata.
 func (m *Machine) location() (dir, id string, err error) {
 	md := m.metadata()
 	if md.ID == "" {
@@ -40,11 +42,17 @@ func (m *Machine) location() (dir, id string, err error) {
 		}
 		return "", "", fmt.Errorf("sandbox machine%s: %w", label, ErrNoMachineID)
 	}
-	dir = md.DataDir
-	if dir == "" {
-		if dir, err = dataDir(m.Cred, m.BaseMachine.DataDir); err != nil {
-			return "", "", err
-		}
+	h, err := hostOf(m.Service)
+	if err != nil {
+		return "", "", err
+	}
+	cred, _ := m.Cred.(*Credential)
+	credID := ""
+	if m.Credential != nil {
+		credID = m.Credential.ID
+	}
+	if dir, err = CredentialDir(h, credID, cred); err != nil {
+		return "", "", err
 	}
 	return dir, md.ID, nil
 }
@@ -55,7 +63,8 @@ func (m *Machine) load() (*sandboxvm.VM, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	vm, err := sandboxvm.Load(dir, id)
+	h, _ := hostOf(m.Service)
+	vm, err := h.VM(dir, id)
 	if err != nil {
 		return nil, dir, err
 	}
@@ -63,10 +72,10 @@ func (m *Machine) load() (*sandboxvm.VM, string, error) {
 }
 
 // result is the metadata after an operation: what the machine is now.
-func (m *Machine) result(vm *sandboxvm.VM, dir string, st sandboxvm.Status) *Metadata {
+func (m *Machine) result(vm *sandboxvm.VM, _ string, st sandboxvm.Status) *Metadata {
 	md := *m.metadata()
 	meta := vm.Meta()
-	md.ID, md.DataDir, md.Region, md.Image = vm.ID(), dir, Region, Image
+	md.ID, md.DataDir, md.Region, md.Image = vm.ID(), "", Region, Image
 	md.Size = meta.Size
 	md.PID, md.Address = 0, ""
 	if st.State == sandboxvm.Running {
@@ -121,7 +130,7 @@ func (m *Machine) Info(ctx context.Context) (machinestate.State, any, error) {
 	if errors.Is(err, sandboxvm.ErrNotFound) || errors.Is(err, ErrNoMachineID) {
 		// The directory is gone, or the machine was never built.
 		md := *m.metadata()
-		md.PID, md.Address, md.DataDir = 0, "", dir
+		md.PID, md.Address, md.DataDir = 0, "", ""
 		return machinestate.NotInitialized, &md, nil
 	}
 	if err != nil {

@@ -27,11 +27,13 @@ func newMachine(t *testing.T, md *Metadata, cred *Credential, kloudDir string) *
 		t.Fatal(err)
 	}
 	m, err := p.Machine(&provider.BaseMachine{
-		Provider: p,
-		Machine:  &stack.Machine{ID: "m-1", Provider: Name},
-		Cred:     cred,
-		Metadata: md,
-		DataDir:  kloudDir,
+		Provider:   p,
+		Machine:    &stack.Machine{ID: "m-1", Provider: Name},
+		Credential: &stack.Credential{ID: "cr-1", OwnerID: "u-1", Provider: Name},
+		Cred:       cred,
+		Metadata:   md,
+		DataDir:    kloudDir,
+		Service:    testHost(t, kloudDir),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +46,7 @@ func newMachine(t *testing.T, md *Metadata, cred *Credential, kloudDir string) *
 func TestMachineLifecycle(t *testing.T) {
 	klient := testenv.Klient(t)
 	kloudDir := t.TempDir()
-	dataDir := filepath.Join(kloudDir, SubDir) // the credential's default
+	dataDir := filepath.Join(kloudDir, SubDir, "cr-1") // the credential's default
 	ctx := context.Background()
 	vm, err := sandboxvm.Create(ctx, dataDir, sandboxvm.Spec{ID: "sbx-test1", Name: "web-0", Size: "medium", Agent: []string{klient}})
 	if err != nil {
@@ -64,7 +66,7 @@ func TestMachineLifecycle(t *testing.T) {
 	if err != nil || state != machinestate.Stopped {
 		t.Fatalf("Info before start = %v, %v", state, err)
 	}
-	if md := meta.(*Metadata); md.PID != 0 || md.Size != "medium" || md.DataDir != dataDir {
+	if md := meta.(*Metadata); md.PID != 0 || md.Size != "medium" || md.DataDir != "" {
 		t.Errorf("metadata before start = %+v", md)
 	}
 
@@ -129,9 +131,9 @@ func TestMachineWithoutID(t *testing.T) {
 	if _, err := m.Stop(context.Background()); !errors.Is(err, ErrNoMachineID) {
 		t.Errorf("Stop err = %v", err)
 	}
-	m = newMachine(t, &Metadata{ID: "sbx-x"}, &Credential{}, "")
-	if _, _, err := m.Info(context.Background()); err == nil || !strings.Contains(err.Error(), "data dir is unknown") {
-		t.Errorf("Info without any data dir: err = %v", err)
+	m = newMachine(t, &Metadata{ID: "sbx-x"}, &Credential{DataDir: "/var/lib/elsewhere"}, "")
+	if _, _, err := m.Info(context.Background()); err == nil || !strings.Contains(err.Error(), "outside the sandbox root") {
+		t.Errorf("Info with a data dir outside the roots: err = %v", err)
 	}
 }
 
@@ -237,7 +239,7 @@ func TestExampleEndToEnd(t *testing.T) {
 			if md.Size != "small" || !strings.HasPrefix(values.Name, "web-") || values.AlwaysOn {
 				t.Errorf("%s: %+v %+v", r.Address, md, values)
 			}
-			waitFile(t, filepath.Join(sandboxvm.MachineDir(dataDir, md.ID), "www", "index.html"), "Hello from web")
+			waitFile(t, filepath.Join(sandboxvm.MachineDir(dataDir, md.ID), sandboxvm.DiskDir, "www", "index.html"), "Hello from web")
 		case "db":
 			if md.Size != "medium" || values.Name != "db" || !values.AlwaysOn {
 				t.Errorf("%s: %+v %+v", r.Address, md, values)

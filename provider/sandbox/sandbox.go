@@ -1,16 +1,20 @@
 // Package sandbox is Kloud's side of the sandbox provider, the embedded
-// default: a machine is a directory under the credential's data dir (its
-// disk) plus a running klient process (its CPU). Terraform creates and
-// destroys machines through the sandbox provider plugin
-// (kloud.local/kloud/sandbox, resource sandbox_machine); this package
-// checks credentials, bootstraps them, composes templates, and starts,
-// stops and inspects machines with sandboxvm.
+// default: a machine is a directory under its credential's directory (its
+// disk) plus a confined klient process (its CPU). Host is the sandbox
+// "cloud" Kloud runs: the machines of every credential and the control API
+// the plugin (kloud.local/kloud/sandbox, resource sandbox_machine) reaches
+// with a token granted per run. This package also checks credentials,
+// bootstraps them, composes templates, and starts, stops and inspects
+// machines through the Host.
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
@@ -32,14 +36,15 @@ const (
 // Provider is the sandbox provider's registration.
 func Provider() *provider.Provider {
 	return &provider.Provider{
-		Name:         Name,
-		ResourceName: ResourceName,
-		Source:       Source,
-		Userdata:     "user_data",
-		NoCloudInit:  true,
-		Machine:      func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
-		Stack:        func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
-		Schema:       Schema,
+		Name:          Name,
+		ResourceName:  ResourceName,
+		Source:        Source,
+		Userdata:      "user_data",
+		NoCloudInit:   true,
+		CheckTemplate: CheckTemplate,
+		Machine:       func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
+		Stack:         func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
+		Schema:        Schema,
 	}
 }
 
@@ -55,7 +60,8 @@ var Schema = &provider.Schema{
 // Credential is a sandbox account: where its machines live on Kloud's host.
 type Credential struct {
 	// DataDir holds the machines (machines/<id>/) and the bootstrap record;
-	// Kloud's data dir + "/sandbox" when empty.
+	// <sandbox root>/<credential id> when empty. Only an admin may set it,
+	// and only inside the sandbox root (or an allowed root).
 	DataDir string `json:"data_dir,omitempty" kloud:"Data directory"`
 }
 
@@ -91,23 +97,62 @@ type Metadata struct {
 	PID     int    `json:"pid"`
 	Address string `json:"address"`
 	Size    string `json:"size"`
-	DataDir string `json:"data_dir"`
+	// DataDir is no longer filled (a machine's directory follows from its
+	// credential); kept so older records decode.
+	DataDir string `json:"data_dir,omitempty"`
 	Region  string `json:"region"`
 	Image   string `json:"image"`
 }
 
-// dataDir resolves a credential's data dir: its own, else kloudDataDir +
-// "/sandbox".
-func dataDir(cred any, kloudDataDir string) (string, error) {
-	if c, ok := cred.(*Credential); ok && c != nil && c.DataDir != "" {
-		return c.DataDir, nil
+// ErrNoHost is returned when Kloud runs no sandbox Host (BaseStack and
+// BaseMachine carry it as their Service).
+var ErrNoHost = errors.New("the sandbox host is not running in this Kloud")
+
+// hostOf returns the Host a BaseStack or BaseMachine carries.
+func hostOf(svc any) (*Host, error) {
+	h, ok := svc.(*Host)
+	if !ok || h == nil {
+		return nil, ErrNoHost
 	}
-	if kloudDataDir == "" {
-		return "", fmt.Errorf("sandbox data dir: the credential sets no data_dir and Kloud's data dir is unknown")
+	return h, nil
+}
+
+// The variables that carry the control API's endpoint and the run's token
+// to the plugin's provider block.
+const (
+	EndpointVar = "kloud_sandbox_endpoint"
+	TokenVar    = "kloud_sandbox_token"
+)
+
+// providerAttrs are the provider "sandbox" arguments Kloud sets; a
+// template may not set them.
+var providerAttrs = []string{"endpoint", "token", "data_dir"}
+
+// CheckTemplate refuses a provider "sandbox" block that sets the control
+// API's endpoint or token (or the old data_dir): Kloud configures the
+// provider for the stack's credential, and for it only.
+func CheckTemplate(p *stack.Parsed) stack.Diagnostics {
+	if p == nil || p.File == nil {
+		return nil
 	}
-	abs, err := filepath.Abs(filepath.Join(kloudDataDir, SubDir))
-	if err != nil {
-		return "", fmt.Errorf("sandbox data dir: %w", err)
+	var diags stack.Diagnostics
+	content, _, _ := p.File.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "provider", LabelNames: []string{"name"}}}})
+	schema := &hcl.BodySchema{}
+	for _, a := range providerAttrs {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: a})
 	}
-	return abs, nil
+	for _, b := range content.Blocks {
+		if b.Labels[0] != Name {
+			continue
+		}
+		pc, _, _ := b.Body.PartialContent(schema)
+		for _, name := range providerAttrs {
+			if a, ok := pc.Attributes[name]; ok {
+				r := a.NameRange
+				diags = append(diags, stack.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: stack.SeverityError,
+					Message: fmt.Sprintf(`provider "sandbox" sets %s: Kloud configures the sandbox provider for the stack's credential itself`, name)})
+			}
+		}
+	}
+	return diags
 }

@@ -85,11 +85,31 @@ func newStack(t *testing.T, cred *Credential, kloudDir string) *Stack {
 		Credential: &stack.Credential{ID: "cr-1", OwnerID: "u-1", Provider: Name, Data: data},
 		Cred:       cred,
 		DataDir:    kloudDir,
+		Service:    testHost(t, kloudDir),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st.(*Stack)
+}
+
+// testHost is a sandbox host rooted in kloudDir/sandbox (a temp dir when
+// kloudDir is empty) that also lets a credential name any temp dir.
+func testHost(t *testing.T, kloudDir string) *Host {
+	t.Helper()
+	root := filepath.Join(kloudDir, SubDir)
+	if kloudDir == "" {
+		root = t.TempDir()
+	}
+	h, err := NewHost(HostConfig{Root: root, AllowedRoots: []string{os.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
 }
 
 func TestVerifyCredential(t *testing.T) {
@@ -107,7 +127,7 @@ func TestVerifyCredential(t *testing.T) {
 		{"existing dir", &Credential{DataDir: tmp}, "", ""},
 		{"created dir", &Credential{DataDir: filepath.Join(tmp, "new", "deep")}, "", ""},
 		{"default under kloud's data dir", &Credential{}, filepath.Join(tmp, "kloud"), ""},
-		{"no dir at all", &Credential{}, "", "Kloud's data dir is unknown"},
+		{"outside the roots", &Credential{DataDir: "/var/lib/elsewhere"}, "", "outside the sandbox root"},
 		{"a file", &Credential{DataDir: file}, "", "sandbox data dir " + file + " cannot be created: not a directory"},
 		{"under a file", &Credential{DataDir: filepath.Join(file, "sub")}, "", "sandbox data dir " + filepath.Join(file, "sub") + " cannot be created: not a directory"},
 	}
@@ -293,7 +313,9 @@ func TestApplyTemplateGolden(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(&got, "=== %s ===\n%s", n, bytes.ReplaceAll(tpl.Generated[n], []byte(dataDir), []byte("$DATA_DIR")))
+		g := bytes.ReplaceAll(tpl.Generated[n], []byte(dataDir), []byte("$DATA_DIR"))
+		g = bytes.ReplaceAll(g, []byte(s.Service.(*Host).Endpoint()), []byte("$SANDBOX_ENDPOINT"))
+		fmt.Fprintf(&got, "=== %s ===\n%s", n, g)
 		if bytes.Contains(tpl.Generated[n], []byte(s.AgentSecret.Reveal())) {
 			t.Errorf("%s holds the agent secret", n)
 		}
@@ -361,4 +383,32 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestCheckTemplate(t *testing.T) {
+	tests := []struct {
+		name, content string
+		lines         []int
+	}{
+		{"none", "resource \"sandbox_machine\" \"m\" {\n  name = \"m\"\n}\n", nil},
+		{"empty block", "provider \"sandbox\" {}\n", nil},
+		{"endpoint and token", "provider \"sandbox\" {\n  endpoint = \"http://x\"\n  token = var.t\n}\n", []int{2, 3}},
+		{"aliased data_dir", "provider \"sandbox\" {\n  alias = \"b\"\n  data_dir = \"/\"\n}\n", []int{3}},
+		{"other provider", "provider \"aws\" {\n  token = \"x\"\n}\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := stack.ParseTemplate("main.tf", []byte(tt.content), stack.FormatHCL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []int
+			for _, d := range CheckTemplate(p) {
+				lines = append(lines, d.Line)
+			}
+			if fmt.Sprint(lines) != fmt.Sprint(tt.lines) {
+				t.Errorf("diagnostics at lines %v, want %v", lines, tt.lines)
+			}
+		})
+	}
 }

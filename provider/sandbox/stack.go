@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/kloud/kloud/provider"
+	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/templates"
 )
@@ -37,13 +38,23 @@ func (s *Stack) credential(c *stack.Credential) (*Credential, error) {
 	return v.(*Credential), nil
 }
 
-// SandboxDir is the credential's data dir, where its machines live.
+// SandboxDir is the credential's directory, where its machines live.
 func (s *Stack) SandboxDir(c *stack.Credential) (string, error) {
 	cred, err := s.credential(c)
 	if err != nil {
 		return "", err
 	}
-	return dataDir(cred, s.BaseStack.DataDir)
+	h, err := hostOf(s.Service)
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	if c != nil {
+		id = c.ID
+	} else if s.Credential != nil {
+		id = s.Credential.ID
+	}
+	return CredentialDir(h, id, cred)
 }
 
 // VerifyCredential checks that the data dir exists (creating it if
@@ -61,7 +72,7 @@ func (s *Stack) VerifyCredential(ctx context.Context, c *stack.Credential) error
 }
 
 func checkWritable(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("sandbox data dir %s cannot be created: %w", dir, unwrapPath(err))
 	}
 	st, err := os.Stat(dir)
@@ -143,22 +154,34 @@ type NetworkRecord struct {
 	CredentialID string `json:"credential_id"`
 }
 
-// ApplyTemplate composes the stack's template for the sandbox plugin:
-// provider { data_dir }, and on every sandbox_machine the agent's
-// kloud_url and agent_token (derived from the stack's agent secret) and a
-// name where the user gave none. The user's user_data is left as it is: a
-// sandbox machine's agent is its own process, there is no cloud-init. A
-// bootstrapped credential's record is written under the data dir, and its
+// ApplyTemplate composes the stack's template for the sandbox plugin: a
+// provider block pointing at the sandbox host's control API with a token
+// granted to this credential's machines until ctx ends (the job's, or the
+// plan request's), and on every sandbox_machine the agent's kloud_url and
+// agent_token (derived from the stack's agent secret) and a name where the
+// user gave none. The user's user_data is left as it is: a sandbox
+// machine's agent is its own process, there is no cloud-init. A
+// bootstrapped credential's record is written under its directory, and its
 // outputs are offered as var.kloud_network and var.kloud_key_id.
 func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.Template, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply sandbox template: %w", err)
+	}
+	if s.Template != nil {
+		parsed, _ := stack.ParseTemplate(s.Template.FileName(), []byte(s.Template.Content), s.Template.Format)
+		if diags := CheckTemplate(parsed); diags.HasErrors() {
+			return nil, fmt.Errorf("apply sandbox template: %w", &stack.TemplateError{Diagnostics: diags})
+		}
+	}
+	h, err := hostOf(s.Service)
+	if err != nil {
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
 	dir, err := s.SandboxDir(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkWritable(dir); err != nil {
+	if err := sandboxhost.EnsureDir(dir); err != nil {
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
 	vars, err := s.BootstrapVariables()
@@ -170,14 +193,23 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 			return nil, fmt.Errorf("apply sandbox template: %w", err)
 		}
 	}
+	credID := ""
+	if c != nil {
+		credID = c.ID
+	}
+	token, release := h.Grant(ctx, credID, dir)
+	vars = append(vars,
+		stack.Variable{Name: EndpointVar, Description: "the sandbox control API", Value: h.Endpoint()},
+		stack.Variable{Name: TokenVar, Description: "this run's sandbox token", Value: stack.Secret(token)})
 	tpl, err := s.Compose(provider.ComposeOptions{
-		ProviderConfig:      map[string]stack.Value{"data_dir": stack.Literal(dir)},
+		ProviderConfig:      map[string]stack.Value{"endpoint": stack.Var(EndpointVar), "token": stack.Var(TokenVar)},
 		Variables:           vars,
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
 		NameAttribute:       "name",
 	})
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
 	return tpl, nil
@@ -197,7 +229,7 @@ func writeNetworkRecord(dataDir string, rec NetworkRecord) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write network record: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".network-*")

@@ -1,11 +1,16 @@
 // Package sandboxvm is a sandbox machine on this host: a directory under
-// <dataDir>/machines/<id> is its disk, a detached agent process (klient) is
-// its CPU. The Terraform provider plugin creates and destroys machines with
-// it; Kloud's sandbox provider starts, stops and inspects them with it, from
-// another process, by reading the same directory.
+// <dataDir>/machines/<id> holds Kloud's record of it (machine.json, the
+// agent token, the agent's log), and its disk/ subdirectory is the
+// machine's own disk, the only place its agent and user data see; a
+// detached agent process (klient) is its CPU. Kloud's sandbox host creates,
+// starts, stops and destroys machines with it. With a Confiner the agent
+// runs confined (its own namespaces, an unprivileged user, only disk/
+// visible); Kloud never follows a link or opens a special file the machine
+// put on its disk.
 package sandboxvm
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/klient"
 )
 
@@ -38,7 +45,10 @@ const (
 	UserDataLogFile  = klient.UserDataLogFile
 	UserDataDoneFile = klient.UserDataDoneFile
 	AddressFile      = klient.AddressFile // written by the agent once it listens
-	lockFile         = ".lock"
+	// DiskDir is the machine's own directory under its machine directory:
+	// the agent's -dir, the only place a confined machine sees.
+	DiskDir  = "disk"
+	lockFile = ".lock"
 )
 
 // Defaults for the VM timing fields.
@@ -186,6 +196,10 @@ type VM struct {
 	// HealthTimeout bounds one /healthz probe.
 	HealthTimeout time.Duration
 
+	// Confiner, when set and enabled, runs the agent confined to the
+	// machine's disk directory; nil runs it as the caller's user.
+	Confiner *confine.Confiner
+
 	mu   sync.Mutex
 	meta Meta
 }
@@ -211,6 +225,10 @@ func (vm *VM) ID() string { return vm.id }
 
 // Dir is the machine's directory.
 func (vm *VM) Dir() string { return vm.dir }
+
+// Disk is the machine's own directory (Dir()/disk): the agent's -dir, where
+// the user data runs.
+func (vm *VM) Disk() string { return filepath.Join(vm.dir, DiskDir) }
 
 // Meta returns machine.json as last read or written.
 func (vm *VM) Meta() Meta {
@@ -253,7 +271,7 @@ func Create(ctx context.Context, dataDir string, spec Spec) (*VM, error) {
 		return nil, fmt.Errorf("create machine %s: agent: %w", spec.ID, err)
 	}
 
-	if err := os.MkdirAll(filepath.Join(dataDir, "machines"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dataDir, "machines"), 0o700); err != nil {
 		return nil, fmt.Errorf("create machine %s: %w", spec.ID, err)
 	}
 	vm := newVM(dataDir, spec.ID)
@@ -261,6 +279,10 @@ func Create(ctx context.Context, dataDir string, spec Spec) (*VM, error) {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("create machine %s: %w", spec.ID, ErrExists)
 		}
+		return nil, fmt.Errorf("create machine %s: %w", spec.ID, err)
+	}
+	if err := os.Mkdir(vm.Disk(), 0o700); err != nil {
+		os.RemoveAll(vm.dir)
 		return nil, fmt.Errorf("create machine %s: %w", spec.ID, err)
 	}
 	meta := Meta{
@@ -275,8 +297,11 @@ func Create(ctx context.Context, dataDir string, spec Spec) (*VM, error) {
 	}
 	err = func() error {
 		if spec.UserData != "" {
-			if err := writeFileAtomic(filepath.Join(vm.dir, UserDataFile), []byte(spec.UserData), 0o600); err != nil {
-				return err
+			// Kloud's copy beside machine.json, the agent's on its disk.
+			for _, d := range []string{vm.dir, vm.Disk()} {
+				if err := writeFileAtomic(filepath.Join(d, UserDataFile), []byte(spec.UserData), 0o600); err != nil {
+					return err
+				}
 			}
 		}
 		if err := vm.writeToken(spec.Token); err != nil {
@@ -577,38 +602,31 @@ func (vm *VM) startLocked(ctx context.Context) error {
 	if len(meta.Agent) == 0 {
 		return fmt.Errorf("start machine %s: %w: machine.json names no agent", vm.id, ErrInvalid)
 	}
-	if err := os.Remove(filepath.Join(vm.dir, AddressFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(filepath.Join(vm.Disk(), AddressFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("start machine %s: remove stale address: %w", vm.id, err)
 	}
 	token, err := vm.readToken()
 	if err != nil {
 		return fmt.Errorf("start machine %s: %w", vm.id, err)
 	}
-	args := append(slices.Clone(meta.Agent[1:]), "-dir", vm.dir, "-machine-id", meta.ID, "-size", meta.Size)
+	disk := vm.Disk()
+	args := append(slices.Clone(meta.Agent[1:]), "-dir", disk, "-machine-id", meta.ID, "-size", meta.Size)
 	if meta.KloudURL != "" {
 		args = append(args, "-kloud-url", meta.KloudURL)
 	}
 	if meta.Heartbeat > 0 {
 		args = append(args, "-heartbeat", time.Duration(meta.Heartbeat).String())
 	}
-	cmd := exec.Command(meta.Agent[0], args...)
-	cmd.Dir = vm.dir
-	cmd.Env = agentEnv(os.Environ(), token)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	logf, err := os.OpenFile(filepath.Join(vm.dir, AgentLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(vm.dir, AgentLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("start machine %s: open agent log: %w", vm.id, err)
 	}
 	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf // stdin nil: /dev/null
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start machine %s: spawn agent: %w", vm.id, err)
+	pid, err := vm.spawn(ctx, append([]string{meta.Agent[0]}, args...), agentEnv(os.Environ(), token, vm.confined(), disk), logf)
+	if err != nil {
+		return fmt.Errorf("start machine %s: spawn agent: %w%s", vm.id, err, vm.logTail())
 	}
-	pid := cmd.Process.Pid
 	pst, _ := readStat(pid)
-	// The agent must survive this process; it is reaped by whoever sees it
-	// exit first (Status, Stop), or by init once this process ends.
-	cmd.Process.Release()
 
 	now := time.Now().UTC()
 	meta.PID, meta.ProcStart, meta.Address = pid, pst.startTime, ""
@@ -661,19 +679,95 @@ func (vm *VM) waitHealthy(ctx context.Context, pid int, start uint64) (string, e
 	}
 }
 
+// confined reports whether the agent runs confined.
+func (vm *VM) confined() bool { return vm.Confiner != nil && vm.Confiner.Enabled() }
+
+// spawn starts the agent detached from the caller and returns its pid.
+// Unconfined, it runs in its own session, released so it outlives the
+// caller; it is reaped by whoever sees it exit first (Status, Stop), or by
+// init once this process ends. Confined, bwrap starts it as the first
+// process of its own PID namespace in a new session, and tells its host pid
+// on an info pipe; bwrap itself is started through `setsid -f`, so init,
+// not Kloud, reaps it and nothing of Kloud waits for the machine.
+func (vm *VM) spawn(ctx context.Context, argv, env []string, logf *os.File) (int, error) {
+	if !vm.confined() {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = vm.Disk()
+		cmd.Env = env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.Stdout, cmd.Stderr = logf, logf // stdin nil: /dev/null
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		pid := cmd.Process.Pid
+		cmd.Process.Release()
+		return pid, nil
+	}
+	full := vm.Confiner.Command(confine.Spec{
+		Dir:      vm.Disk(),
+		Binds:    []confine.Bind{{Src: argv[0], ReadOnly: true}},
+		InfoFD:   3,
+		Hostname: vm.id,
+	}, argv)
+	if setsid, err := exec.LookPath("setsid"); err == nil {
+		full = append([]string{setsid, "-f"}, full...)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("info pipe: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Dir = vm.dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return 0, err
+	}
+	// setsid -f returns at once; without setsid this waits for the machine.
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(vm.StartTimeout)
+	}
+	r.SetReadDeadline(deadline)
+	var info struct {
+		ChildPID int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(bufio.NewReader(r)).Decode(&info); err != nil || info.ChildPID <= 0 {
+		return 0, fmt.Errorf("%w: bwrap told no agent pid (%v)", ErrAgentExited, err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(vm.StartTimeout):
+	}
+	return info.ChildPID, nil
+}
+
 // agentEnv is the environment a machine boots with: only the caller's
 // PATH, HOME, user, shell, locale, time zone and TMPDIR, plus the token. A
-// machine never sees its starter's environment, which for the plugin is
-// Terraform's, with every TF_VAR_ secret of the stack.
-func agentEnv(env []string, token string) []string {
+// machine never sees its starter's environment. A confined machine's HOME
+// is its disk and its TMPDIR its own /tmp.
+func agentEnv(env []string, token string, confined bool, disk string) []string {
 	out := make([]string, 0, 12)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
+		if confined && (k == "HOME" || k == "TMPDIR" || k == "USER" || k == "LOGNAME") {
+			continue
+		}
 		switch {
 		case k == "PATH", k == "HOME", k == "USER", k == "LOGNAME", k == "SHELL",
 			k == "LANG", k == "TZ", k == "TMPDIR", strings.HasPrefix(k, "LC_"):
 			out = append(out, kv)
 		}
+	}
+	if confined {
+		out = append(out, "HOME="+disk)
 	}
 	if token != "" {
 		out = append(out, "KLIENT_TOKEN="+token)
@@ -749,7 +843,7 @@ func (vm *VM) clearProcess() error {
 	if err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(vm.dir, AddressFile))
+	os.Remove(filepath.Join(vm.Disk(), AddressFile))
 	if meta.PID == 0 && meta.Address == "" {
 		return nil
 	}
@@ -850,7 +944,7 @@ func (vm *VM) save(m Meta) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", MetaFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(vm.dir, MetaFile), append(b, '\n'), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(vm.dir, MetaFile), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	vm.mu.Lock()
@@ -859,13 +953,56 @@ func (vm *VM) save(m Meta) error {
 	return nil
 }
 
+// readAddress reads the address the agent wrote on its disk. The disk is
+// the machine's: the file is opened without following a link or blocking
+// on a FIFO, read only if regular, at most 256 bytes, and must be a
+// host:port.
 func (vm *VM) readAddress() string {
-	b, err := os.ReadFile(filepath.Join(vm.dir, AddressFile))
+	b, err := ReadDiskFile(filepath.Join(vm.Disk(), AddressFile), 256)
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	addr := strings.TrimSpace(string(b))
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return ""
+	}
+	return addr
 }
+
+// ReadDiskFile reads a regular file that a machine may have replaced: it
+// never follows a symbolic link in the last component, never blocks on a
+// FIFO or device, and reads at most max bytes.
+func ReadDiskFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Base(path))
+	}
+	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// UserData returns the machine's user data as it was created (Kloud's
+// copy, not the one on the machine's disk).
+func (vm *VM) UserData() (string, error) {
+	b, err := os.ReadFile(filepath.Join(vm.dir, UserDataFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read user data of machine %s: %w", vm.id, err)
+	}
+	return string(b), nil
+}
+
+// Token returns the machine's agent token ("" when it has none).
+func (vm *VM) Token() (string, error) { return vm.readToken() }
 
 func (vm *VM) readToken() (string, error) {
 	b, err := os.ReadFile(filepath.Join(vm.dir, TokenFile))

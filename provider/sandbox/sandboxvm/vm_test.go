@@ -106,7 +106,7 @@ func TestLifecycle(t *testing.T) {
 	if i.MachineID != vm.ID() || i.Size != "medium" || i.PID != s.PID {
 		t.Fatalf("agent info = %+v", i)
 	}
-	if b, err := os.ReadFile(filepath.Join(vm.Dir(), "hello.txt")); err != nil || string(b) != "hello\n" {
+	if b, err := os.ReadFile(filepath.Join(vm.Disk(), "hello.txt")); err != nil || string(b) != "hello\n" {
 		t.Fatalf("user data output = %q, %v", b, err)
 	}
 	environ, _ := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/environ")
@@ -154,7 +154,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Start again: a new agent; user data does not run a second time.
-	os.Remove(filepath.Join(vm.Dir(), "hello.txt"))
+	os.Remove(filepath.Join(vm.Disk(), "hello.txt"))
 	if err := vm.Start(ctx); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestLifecycle(t *testing.T) {
 	if i := info(t, s3.Address); i.UserDataStatus != klient.UserDataDone {
 		t.Fatalf("user data status after restart = %s", i.UserDataStatus)
 	}
-	if _, err := os.Stat(filepath.Join(vm.Dir(), "hello.txt")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(vm.Disk(), "hello.txt")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("user data ran again on restart")
 	}
 
