@@ -71,7 +71,7 @@ output "token" {
 // data run, reports possible) and destroyed, nothing under the data dir is
 // readable by group or others, and no Terraform state stays in clear.
 func TestDataDirPrivate(t *testing.T) {
-	h := kloudtest.New(t)
+	h := kloudtest.New(t, kloudtest.Confined(t))
 	ctx := context.Background()
 	credID, tplID := setup(t, h.Admin)
 	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "private", TemplateID: tplID, CredentialID: credID})

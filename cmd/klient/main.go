@@ -6,8 +6,14 @@ package main
 
 import (
 	"os"
+	"syscall"
 
 	"github.com/kloud/kloud/klient"
 )
 
-func main() { os.Exit(klient.Main(os.Args[1:])) }
+func main() {
+	// What the agent and the machine's user data write on the machine's
+	// disk is the machine's own: nobody else on the host may read it.
+	syscall.Umask(0o077)
+	os.Exit(klient.Main(os.Args[1:]))
+}
