@@ -224,7 +224,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 		}
 	}
 	if runErr != nil {
-		return fail(fmt.Errorf("terraform %s: %w", op.verb, runErr))
+		return fail(runErr) // the runner says "apply stack X: terraform apply: …"
 	}
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.final, "", s.now()); err != nil {
 		return err

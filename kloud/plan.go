@@ -104,7 +104,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 	defer func() { _ = s.runner.RemoveWorkDir(key) }()
 	plan, err := s.runner.Plan(ctx, stack.Run{Key: key, Template: composed, Backend: noState{}})
 	if err != nil {
-		return nil, fmt.Errorf("terraform plan: %w", err)
+		return nil, err // the runner says "plan stack X: terraform plan: …"
 	}
 	out := &client.PlanResult{Machines: []client.PlannedMachine{}}
 	for _, r := range plan.Resources {
