@@ -36,6 +36,8 @@ done
 export KLOUD_URL=$(cat "$DATA/server.url")
 export KLOUD_TOKEN=$(cat "$DATA/admin.token")
 echo "server at $KLOUD_URL (admin token in $DATA/admin.token)"
+for _ in $(seq 1 50); do grep -q 'msg="kloud serving"' "$LOG" && break; sleep 0.1; done
+echo "members' Terraform runs and machines: $(sed -n 's/.*msg="kloud serving".* confinement=//p' "$LOG" | head -n1 | tr -d '"')"
 
 k() { echo "\$ kloud $*" >&2; "$KLOUD" "$@"; }
 
