@@ -1,7 +1,7 @@
 // Package stack holds Kloud's domain types (credentials, templates, stacks,
-// machines and their state history), the Stack and Machine interfaces every
-// provider implements, template parsing, policy and composition, and the
-// Terraform runner that applies a composed template.
+// machines and their state history) and the Stack and Machine interfaces
+// every provider implements. It links no Terraform code: template parsing,
+// policy, composition and the runner live in stack/terraform.
 package stack
 
 import (
@@ -16,14 +16,15 @@ import (
 // JSON yields a mask. Decoding JSON into a Secret keeps the value.
 type Secret string
 
-const secretMask = "********"
+// SecretMask is what a secret shows instead of its value.
+const SecretMask = "********"
 
 // String masks the secret.
 func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
-	return secretMask
+	return SecretMask
 }
 
 // GoString masks the secret for %#v.

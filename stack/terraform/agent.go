@@ -1,7 +1,6 @@
-package stack
+package terraform
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // Agent tokens. Each stack has a secret (its AgentSecret); the token of the
@@ -23,20 +24,11 @@ import (
 // computes the same value (AgentTokenExpr), with the secret passed as the
 // sensitive variable AgentSecretVar through TF_VAR_. After an apply Kloud
 // computes AgentToken for each machine address in the state and stores only
-// HashAgentToken of it, so a token identifies exactly one machine and a
+// stack.HashAgentToken of it, so a token identifies exactly one machine and a
 // leaked token opens nothing else.
 
 // AgentSecretVar is the Terraform variable holding the stack's agent secret.
 const AgentSecretVar = "kloud_agent_secret"
-
-// NewAgentSecret returns a fresh random stack agent secret (256 bits, hex).
-func NewAgentSecret() (Secret, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generate agent secret: %w", err)
-	}
-	return Secret(hex.EncodeToString(b[:])), nil
-}
 
 // AgentToken returns the agent token of the machine at Terraform instance
 // address addr (sandbox_machine.web, sandbox_machine.web[0],
@@ -44,9 +36,9 @@ func NewAgentSecret() (Secret, error) {
 // Address of terraform-json) or as InstanceAddress does: both are brought to
 // InstanceAddress's form, which AgentTokenExpr computes, before hashing. The
 // two differ only for keys holding <, >, &, ${, %{ or unprintable characters.
-func AgentToken(secret Secret, addr string) Secret {
+func AgentToken(secret stack.Secret, addr string) stack.Secret {
 	sum := sha256.Sum256([]byte(secret.Reveal() + "|" + CanonicalAddress(addr)))
-	return Secret(hex.EncodeToString(sum[:]))
+	return stack.Secret(hex.EncodeToString(sum[:]))
 }
 
 // CanonicalAddress rewrites a root-module resource instance address in
@@ -78,13 +70,6 @@ func CanonicalAddress(addr string) string {
 		}
 	}
 	return addr
-}
-
-// HashAgentToken returns what Kloud stores of an agent token (hex sha256), so
-// a stolen database holds no usable token.
-func HashAgentToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
 }
 
 // InstanceAddress returns the Terraform address of one instance of resource

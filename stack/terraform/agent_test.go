@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"crypto/sha256"
@@ -13,6 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // sha256Func is Terraform's sha256(): the hex SHA-256 of a string's UTF-8 bytes.
@@ -75,7 +77,7 @@ func ctyJSON(t *testing.T, v cty.Value) string {
 }
 
 func TestAgentTokenMatchesExpression(t *testing.T) {
-	const secret = Secret("0123456789abcdef-secret")
+	const secret = stack.Secret("0123456789abcdef-secret")
 	tests := []struct {
 		block ResourceBlock
 		// key is count.index or each.key; nil for a single instance
@@ -113,16 +115,16 @@ func TestAgentTokenMatchesExpression(t *testing.T) {
 }
 
 func TestAgentTokenIdentifiesOneMachine(t *testing.T) {
-	s1, err := NewAgentSecret()
+	s1, err := stack.NewAgentSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := NewAgentSecret()
+	s2, _ := stack.NewAgentSecret()
 	if s1 == s2 || len(s1.Reveal()) != 64 {
 		t.Fatalf("secrets %d chars, equal=%v", len(s1.Reveal()), s1 == s2)
 	}
-	seen := map[Secret]string{}
-	for _, s := range []Secret{s1, s2} {
+	seen := map[stack.Secret]string{}
+	for _, s := range []stack.Secret{s1, s2} {
 		for _, addr := range []string{"sandbox_machine.web", "sandbox_machine.web[0]", "sandbox_machine.web[1]", `sandbox_machine.web["0"]`, "sandbox_machine.db"} {
 			tok := AgentToken(s, addr)
 			if prev, dup := seen[tok]; dup {
@@ -134,7 +136,7 @@ func TestAgentTokenIdentifiesOneMachine(t *testing.T) {
 			}
 		}
 	}
-	h := HashAgentToken("abc")
+	h := stack.HashAgentToken("abc")
 	if h != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("HashAgentToken(abc) = %s", h)
 	}

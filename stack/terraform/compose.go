@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // Composition turns a user's template into one Terraform can run with
@@ -187,7 +189,7 @@ type Variable struct {
 
 // IsSecret reports whether v's value is a Secret.
 func (v Variable) IsSecret() bool {
-	_, ok := v.Value.(Secret)
+	_, ok := v.Value.(stack.Secret)
 	return ok
 }
 
@@ -274,7 +276,7 @@ type ComposeOptions struct {
 // variable name; the runner passes each as TF_VAR_<name>).
 type Composed struct {
 	Files map[string][]byte
-	Env   map[string]Secret
+	Env   map[string]stack.Secret
 }
 
 // Compose generates the files that make Terraform run the user's template
@@ -284,7 +286,7 @@ func Compose(p *Parsed, opts ComposeOptions) (*Composed, error) {
 	if p == nil || p.File == nil {
 		return nil, fmt.Errorf("%w: no parsed template", ErrCompose)
 	}
-	c := &composer{p: p, opts: opts, out: &Composed{Files: map[string][]byte{}, Env: map[string]Secret{}}}
+	c := &composer{p: p, opts: opts, out: &Composed{Files: map[string][]byte{}, Env: map[string]stack.Secret{}}}
 	steps := []func() error{c.variables, c.providers, c.machines}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -331,7 +333,7 @@ func (c *composer) variables() error {
 		}
 		switch val := v.Value.(type) {
 		case nil:
-		case Secret:
+		case stack.Secret:
 			c.out.Env[v.Name] = val
 		default:
 			// terraform.tfvars.json is read without templates: no escaping.

@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	hcljson "github.com/hashicorp/hcl/v2/json"
 
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/stack"
 )
 
 // The -update flag rewrites golden files. It is looked up rather than
@@ -69,7 +70,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-const testSecret = Secret("agent-secret-d41d8cd98f00b204e9800998ecf8427e")
+const testSecret = stack.Secret("agent-secret-d41d8cd98f00b204e9800998ecf8427e")
 
 // sandboxOptions is composition as the sandbox provider does it, with a
 // secret provider attribute to show that secrets stay out of files.
@@ -85,7 +86,7 @@ func sandboxOptions(userVars map[string]string) ComposeOptions {
 		},
 		Variables: []Variable{
 			{Name: AgentSecretVar, Value: testSecret},
-			{Name: "kloud_api_key", Description: "API key", Value: Secret("api-key-value-123")},
+			{Name: "kloud_api_key", Description: "API key", Value: stack.Secret("api-key-value-123")},
 			{Name: "kloud_url", Value: "http://127.0.0.1:8080"},
 			{Name: "kloud_network", Value: "net-${weird}"},
 		},
@@ -102,13 +103,13 @@ func sandboxOptions(userVars map[string]string) ComposeOptions {
 func TestComposeGolden(t *testing.T) {
 	tests := []struct {
 		name    string
-		format  Format
+		format  stack.Format
 		content string
 		opts    ComposeOptions
 	}{
-		{"compose_hcl", FormatHCL, webDBHCL, sandboxOptions(map[string]string{"web_count": "3", "secret_word": "not-in-env"})},
-		{"compose_json", FormatJSON, webDBJSON, sandboxOptions(map[string]string{"web_count": "2"})},
-		{"compose_user_provider", FormatHCL, `terraform {
+		{"compose_hcl", stack.FormatHCL, webDBHCL, sandboxOptions(map[string]string{"web_count": "3", "secret_word": "not-in-env"})},
+		{"compose_json", stack.FormatJSON, webDBJSON, sandboxOptions(map[string]string{"web_count": "2"})},
+		{"compose_user_provider", stack.FormatHCL, `terraform {
   required_providers {
     sandbox = { source = "kloud.local/kloud/sandbox" }
   }
@@ -138,7 +139,7 @@ resource "sandbox_machine" "web" {
   tags     = merge(var.extra, { Name = "x" })
 }
 `, sandboxOptions(map[string]string{"list": `["a", "b"]`})},
-		{"compose_cloudinit", FormatHCL, `resource "cloud_instance" "web" {
+		{"compose_cloudinit", stack.FormatHCL, `resource "cloud_instance" "web" {
   for_each  = { a = 1, b = 2 }
   user_data = file("${path.module}/main.tf")
   tags      = ["team:web"]
@@ -161,7 +162,7 @@ resource "cloud_instance" "db" {}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, _, err := ValidateTemplate(map[Format]string{FormatHCL: "main.tf", FormatJSON: "main.tf.json"}[tt.format], []byte(tt.content), tt.format)
+			p, _, err := ValidateTemplate(map[stack.Format]string{stack.FormatHCL: "main.tf", stack.FormatJSON: "main.tf.json"}[tt.format], []byte(tt.content), tt.format)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +193,7 @@ func checkNoSecretInFiles(t *testing.T, c *Composed) {
 }
 
 func TestComposeSecretsOnlyInEnv(t *testing.T) {
-	p, _, err := ValidateTemplate("main.tf", []byte(webDBHCL), FormatHCL)
+	p, _, err := ValidateTemplate("main.tf", []byte(webDBHCL), stack.FormatHCL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func TestComposeVariableErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, _, err := ValidateTemplate("main.tf", []byte(tt.content), FormatHCL)
+			p, _, err := ValidateTemplate("main.tf", []byte(tt.content), stack.FormatHCL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +261,7 @@ variable "m" { type = map(number) }
 variable "o" { type = object({ a = string }) }
 variable "t" { type = string }
 `
-	p, _, err := ValidateTemplate("main.tf", []byte(content), FormatHCL)
+	p, _, err := ValidateTemplate("main.tf", []byte(content), stack.FormatHCL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ variable "t" { type = string }
 }
 
 func TestComposeBadOptions(t *testing.T) {
-	p, _, err := ValidateTemplate("main.tf", []byte(webDBHCL), FormatHCL)
+	p, _, err := ValidateTemplate("main.tf", []byte(webDBHCL), stack.FormatHCL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ output "s" {
   value = var.s
 }
 `
-	p, _, err := ValidateTemplate("main.tf", []byte(content), FormatHCL)
+	p, _, err := ValidateTemplate("main.tf", []byte(content), stack.FormatHCL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +480,7 @@ func BenchmarkCompose50(b *testing.B) {
 	b.SetBytes(int64(len(content)))
 	start := time.Now()
 	for b.Loop() {
-		p, _, err := ValidateTemplate("main.tf", content, FormatHCL)
+		p, _, err := ValidateTemplate("main.tf", content, stack.FormatHCL)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -506,7 +507,7 @@ func TestComposeTagsMerge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			content := "resource \"m_x\" \"a\" {\n  tags = " + tt.tags + "\n}\n"
-			p, _, err := ValidateTemplate("main.tf", []byte(content), FormatHCL)
+			p, _, err := ValidateTemplate("main.tf", []byte(content), stack.FormatHCL)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // MaxNesting bounds how deeply a template (HCL or JSON), a string of a JSON
@@ -298,8 +300,8 @@ func nestingDiagnostic(r hcl.Range) *hcl.Diagnostic {
 
 // checkNesting bounds the nesting of a template before any parser reads
 // it. For JSON, only the structure: see checkJSONStringNesting.
-func checkNesting(name string, content []byte, format Format) hcl.Diagnostics {
-	if format != FormatJSON {
+func checkNesting(name string, content []byte, format stack.Format) hcl.Diagnostics {
+	if format != stack.FormatJSON {
 		if r, deep := hclNesting(content, name, hcl.InitialPos, lexConfig); deep {
 			return hcl.Diagnostics{nestingDiagnostic(r)}
 		}

@@ -1,9 +1,11 @@
-package stack
+package terraform
 
 import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // deepParens is the attack of issue 14: about 260,000 nested parentheses,
@@ -15,30 +17,30 @@ func deepBrackets(n int) string { return strings.Repeat("[", n) + "1" + strings.
 func TestNestingRefused(t *testing.T) {
 	tests := []struct {
 		name    string
-		format  Format
+		format  stack.Format
 		content string
 		at      string // line:col
 	}{
-		{"hcl parentheses", FormatHCL, "locals {\n  x = " + deepParens(260000) + "\n}\n", "2:70"},
-		{"hcl parentheses at top", FormatHCL, "# the attack\n\nx = " + deepParens(260000) + "\n", "3:69"},
-		{"hcl brackets and braces", FormatHCL, "locals {\n  x = " + strings.Repeat("[{a=", 40) + "1" + strings.Repeat("}]", 40) + "\n}\n", "2:132"},
-		{"hcl unary operators", FormatHCL, "locals {\n  x = " + strings.Repeat("!", 300000) + "true\n}\n", "2:70"},
-		{"hcl negations", FormatHCL, "locals {\n  x = " + strings.Repeat("-", 300000) + "1\n}\n", "2:70"},
-		{"hcl conditionals", FormatHCL, "locals {\n  x = (" + strings.Repeat("a ? b :\n", 100000) + "c)\n}\n", "64:3"},
-		{"hcl splats", FormatHCL, "locals {\n  x = y" + strings.Repeat("[*]", 200000) + "\n}\n", "2:195"},
-		{"hcl attribute splats", FormatHCL, "locals {\n  x = y" + strings.Repeat(".*", 200000) + "\n}\n", "2:135"},
-		{"hcl interpolations", FormatHCL, "locals {\n  x = " + strings.Repeat(`"${`, 100) + "1" + strings.Repeat(`}"`, 100) + "\n}\n", "2:197"},
-		{"hcl template ifs", FormatHCL, "locals {\n  x = <<EOT\n" + strings.Repeat("%{ if a }", 100) + strings.Repeat("%{ endif }", 100) + "\nEOT\n}\n", "3:559"},
-		{"hcl in a heredoc", FormatHCL, "locals {\n  x = <<-EOT\n    ${" + deepParens(1000) + "}\n  EOT\n}\n", "3:69"},
-		{"json brackets", FormatJSON, `{"locals": {"x": ` + deepBrackets(260000) + "}}", "1:80"},
-		{"json string template", FormatJSON, `{"locals": {"x": "${` + deepParens(100) + `}"}}`, "1:84"},
-		{"json key template", FormatJSON, "{\"locals\": {\n\"${" + deepParens(100) + `}": 1}}`, "2:67"},
-		{"json string ended by a newline", FormatJSON, "{\"a\": \"x\n" + deepBrackets(260000) + "}", "2:64"},
+		{"hcl parentheses", stack.FormatHCL, "locals {\n  x = " + deepParens(260000) + "\n}\n", "2:70"},
+		{"hcl parentheses at top", stack.FormatHCL, "# the attack\n\nx = " + deepParens(260000) + "\n", "3:69"},
+		{"hcl brackets and braces", stack.FormatHCL, "locals {\n  x = " + strings.Repeat("[{a=", 40) + "1" + strings.Repeat("}]", 40) + "\n}\n", "2:132"},
+		{"hcl unary operators", stack.FormatHCL, "locals {\n  x = " + strings.Repeat("!", 300000) + "true\n}\n", "2:70"},
+		{"hcl negations", stack.FormatHCL, "locals {\n  x = " + strings.Repeat("-", 300000) + "1\n}\n", "2:70"},
+		{"hcl conditionals", stack.FormatHCL, "locals {\n  x = (" + strings.Repeat("a ? b :\n", 100000) + "c)\n}\n", "64:3"},
+		{"hcl splats", stack.FormatHCL, "locals {\n  x = y" + strings.Repeat("[*]", 200000) + "\n}\n", "2:195"},
+		{"hcl attribute splats", stack.FormatHCL, "locals {\n  x = y" + strings.Repeat(".*", 200000) + "\n}\n", "2:135"},
+		{"hcl interpolations", stack.FormatHCL, "locals {\n  x = " + strings.Repeat(`"${`, 100) + "1" + strings.Repeat(`}"`, 100) + "\n}\n", "2:197"},
+		{"hcl template ifs", stack.FormatHCL, "locals {\n  x = <<EOT\n" + strings.Repeat("%{ if a }", 100) + strings.Repeat("%{ endif }", 100) + "\nEOT\n}\n", "3:559"},
+		{"hcl in a heredoc", stack.FormatHCL, "locals {\n  x = <<-EOT\n    ${" + deepParens(1000) + "}\n  EOT\n}\n", "3:69"},
+		{"json brackets", stack.FormatJSON, `{"locals": {"x": ` + deepBrackets(260000) + "}}", "1:80"},
+		{"json string template", stack.FormatJSON, `{"locals": {"x": "${` + deepParens(100) + `}"}}`, "1:84"},
+		{"json key template", stack.FormatJSON, "{\"locals\": {\n\"${" + deepParens(100) + `}": 1}}`, "2:67"},
+		{"json string ended by a newline", stack.FormatJSON, "{\"a\": \"x\n" + deepBrackets(260000) + "}", "2:64"},
 		// U+0600 is a prepend character: HCL's JSON scanner takes it and
 		// the backslash after it as one character, so the quote after
 		// them ends the string.
-		{"json escape taken by a grapheme cluster", FormatJSON, "{\"a\": \"\u0600\\\", \"b\": " + deepBrackets(260000) + "}", "1:81"},
-		{"json string unary", FormatJSON, `{"locals": {"x": "${` + strings.Repeat("!", 100000) + `true}"}}`, "1:84"},
+		{"json escape taken by a grapheme cluster", stack.FormatJSON, "{\"a\": \"\u0600\\\", \"b\": " + deepBrackets(260000) + "}", "1:81"},
+		{"json string unary", stack.FormatJSON, `{"locals": {"x": "${` + strings.Repeat("!", 100000) + `true}"}}`, "1:84"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,19 +75,19 @@ func TestNestingAllowed(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		format  Format
+		format  stack.Format
 		content string
 	}{
-		{"hcl 64 levels", FormatHCL, "x = " + deepParens(64) + "\n"},
-		{"hcl 63 levels in a block", FormatHCL, "locals {\n  x = " + deepParens(63) + "\n}\n"},
-		{"hcl many attributes", FormatHCL, "locals {\n" + manyAttrs.String() + "}\n"},
-		{"hcl many object items", FormatHCL, "locals {\n  o = {\n" + manyItems.String() + "  }\n}\n"},
-		{"hcl long list", FormatHCL, "locals {\n  l = [" + strings.Repeat("!true, -1, a ? b : c, x[*].y, ", 1000) + "]\n}\n"},
-		{"hcl binary operators", FormatHCL, "locals {\n  x = 1" + strings.Repeat(" - 1", 1000) + "\n}\n"},
-		{"hcl brackets in strings and comments", FormatHCL, "# " + strings.Repeat("(", 200) + "\nlocals {\n  x = \"" + strings.Repeat("([{", 200) + "\"\n  y = <<EOT\n" + strings.Repeat("[", 200) + "\nEOT\n}\n"},
-		{"json 64 levels", FormatJSON, `{"locals": {"x": ` + deepBrackets(62) + "}}"},
-		{"json brackets in strings", FormatJSON, `{"locals": {"x": "` + strings.Repeat("[{(!", 200) + `"}}`},
-		{"json shell script", FormatJSON, `{"resource": {"a": {"b": {"user_data": "#!/bin/sh\n` + strings.Repeat(`[ ! -f /x ] && echo \"why? (${var.x})\" || apt-get -y -q install z\n`, 100) + `"}}}}`},
+		{"hcl 64 levels", stack.FormatHCL, "x = " + deepParens(64) + "\n"},
+		{"hcl 63 levels in a block", stack.FormatHCL, "locals {\n  x = " + deepParens(63) + "\n}\n"},
+		{"hcl many attributes", stack.FormatHCL, "locals {\n" + manyAttrs.String() + "}\n"},
+		{"hcl many object items", stack.FormatHCL, "locals {\n  o = {\n" + manyItems.String() + "  }\n}\n"},
+		{"hcl long list", stack.FormatHCL, "locals {\n  l = [" + strings.Repeat("!true, -1, a ? b : c, x[*].y, ", 1000) + "]\n}\n"},
+		{"hcl binary operators", stack.FormatHCL, "locals {\n  x = 1" + strings.Repeat(" - 1", 1000) + "\n}\n"},
+		{"hcl brackets in strings and comments", stack.FormatHCL, "# " + strings.Repeat("(", 200) + "\nlocals {\n  x = \"" + strings.Repeat("([{", 200) + "\"\n  y = <<EOT\n" + strings.Repeat("[", 200) + "\nEOT\n}\n"},
+		{"json 64 levels", stack.FormatJSON, `{"locals": {"x": ` + deepBrackets(62) + "}}"},
+		{"json brackets in strings", stack.FormatJSON, `{"locals": {"x": "` + strings.Repeat("[{(!", 200) + `"}}`},
+		{"json shell script", stack.FormatJSON, `{"resource": {"a": {"b": {"user_data": "#!/bin/sh\n` + strings.Repeat(`[ ! -f /x ] && echo \"why? (${var.x})\" || apt-get -y -q install z\n`, 100) + `"}}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,108 +1,110 @@
-package stack
+package terraform
 
 import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // policyCase is a template and the diagnostics the policy must give it:
 // each as "line:col:substring of the message".
 type policyCase struct {
 	name    string
-	format  Format
+	format  stack.Format
 	content string
 	want    []string
 }
 
 var policyCases = []policyCase{
 	// HCL native syntax.
-	{"hcl local-exec", FormatHCL, `resource "sandbox_machine" "web" {
+	{"hcl local-exec", stack.FormatHCL, `resource "sandbox_machine" "web" {
   size = "small"
   provisioner "local-exec" {
     command = "id"
   }
 }
 `, []string{`3:3:provisioner "local-exec" is not allowed`}},
-	{"hcl remote-exec", FormatHCL, `resource "sandbox_machine" "web" {
+	{"hcl remote-exec", stack.FormatHCL, `resource "sandbox_machine" "web" {
   provisioner "remote-exec" {
     inline = ["id"]
   }
 }
 `, []string{`2:3:provisioner "remote-exec" is not allowed`}},
-	{"hcl provisioner in data", FormatHCL, `data "x" "y" {
+	{"hcl provisioner in data", stack.FormatHCL, `data "x" "y" {
   provisioner "local-exec" {}
 }`, []string{`2:3:provisioner "local-exec"`}},
-	{"hcl file provisioner outside", FormatHCL, `resource "a" "b" {
+	{"hcl file provisioner outside", stack.FormatHCL, `resource "a" "b" {
   provisioner "file" {
     source      = "/etc/passwd"
     destination = "/tmp/p"
   }
 }`, []string{`3:19:provisioner "file" source "/etc/passwd" is absolute`}},
-	{"hcl external data", FormatHCL, `locals { a = 1 }
+	{"hcl external data", stack.FormatHCL, `locals { a = 1 }
 
 data "external" "x" {
   program = ["id"]
 }
 `, []string{`3:1:data "external" is not allowed`}},
-	{"hcl backend", FormatHCL, `terraform {
+	{"hcl backend", stack.FormatHCL, `terraform {
   required_version = ">= 1.5"
   backend "s3" {
     bucket = "b"
   }
 }
 `, []string{`3:3:terraform { backend } is not allowed`}},
-	{"hcl cloud", FormatHCL, `terraform {
+	{"hcl cloud", stack.FormatHCL, `terraform {
   cloud {
     organization = "o"
   }
 }
 `, []string{`2:3:terraform { cloud } is not allowed`}},
-	{"hcl module", FormatHCL, `module "m" {
+	{"hcl module", stack.FormatHCL, `module "m" {
   source = "./m"
 }
 `, []string{`1:1:module blocks are not allowed`}},
-	{"hcl file absolute", FormatHCL, `resource "a" "b" {
+	{"hcl file absolute", stack.FormatHCL, `resource "a" "b" {
   user_data = file("/etc/passwd")
 }
 `, []string{`2:15:file() path "/etc/passwd" is absolute`}},
-	{"hcl file dotdot", FormatHCL, `resource "a" "b" {
+	{"hcl file dotdot", stack.FormatHCL, `resource "a" "b" {
   user_data = "x${filebase64("${path.module}/../secret")}y"
 }
 `, []string{`2:19:filebase64() path "../secret" contains ".."`}},
-	{"hcl file home", FormatHCL, `locals {
+	{"hcl file home", stack.FormatHCL, `locals {
   k = filesha256("~/.ssh/id_rsa")
 }
 `, []string{`2:7:filesha256() path "~/.ssh/id_rsa" is in a home directory`}},
-	{"hcl templatefile expression", FormatHCL, `locals {
+	{"hcl templatefile expression", stack.FormatHCL, `locals {
   p = "x"
   t = templatefile(local.p, {})
 }
 `, []string{`3:7:templatefile() path must be a literal path`}},
-	{"hcl fileset pattern", FormatHCL, `locals {
+	{"hcl fileset pattern", stack.FormatHCL, `locals {
   s = fileset(path.module, "../**")
 }
 `, []string{`2:7:fileset() pattern "../**" contains ".."`}},
-	{"hcl core namespace", FormatHCL, `locals {
+	{"hcl core namespace", stack.FormatHCL, `locals {
   s = core::file("/etc/hosts")
 }
 `, []string{`2:7:file() path "/etc/hosts" is absolute`}},
-	{"hcl expanded args", FormatHCL, `locals {
+	{"hcl expanded args", stack.FormatHCL, `locals {
   s = file(["a"]...)
 }
 `, []string{`2:7:file() with expanded arguments`}},
-	{"hcl path.cwd", FormatHCL, `locals {
+	{"hcl path.cwd", stack.FormatHCL, `locals {
   s = file("${path.cwd}/x")
 }
 `, []string{`2:7:file() path must be a literal path`}},
-	{"hcl heredoc nested", FormatHCL, `resource "a" "b" {
+	{"hcl heredoc nested", stack.FormatHCL, `resource "a" "b" {
   user_data = <<-EOT
     #!/bin/sh
     echo ${base64encode(file("/etc/shadow"))}
   EOT
 }
 `, []string{`4:25:file() path "/etc/shadow" is absolute`}},
-	{"hcl several", FormatHCL, `terraform {
+	{"hcl several", stack.FormatHCL, `terraform {
   backend "local" {}
 }
 resource "a" "b" {
@@ -111,7 +113,7 @@ resource "a" "b" {
   }
 }
 `, []string{`2:3:backend`, `5:3:local-exec`, `6:15:file() path "../x"`}},
-	{"hcl allowed", FormatHCL, `resource "a" "b" {
+	{"hcl allowed", stack.FormatHCL, `resource "a" "b" {
   user_data = file("${path.module}/main.tf")
   other     = filesha256("./main.tf")
   set       = fileset(path.module, "*.sh")
@@ -129,7 +131,7 @@ terraform {
 `, nil},
 
 	// JSON syntax: the same constructs, pointed at in the JSON source.
-	{"json local-exec", FormatJSON, `{
+	{"json local-exec", stack.FormatJSON, `{
   "resource": {
     "sandbox_machine": {
       "web": {
@@ -141,40 +143,40 @@ terraform {
     }
   }
 }`, []string{`7:12:provisioner "local-exec" is not allowed`}},
-	{"json remote-exec object", FormatJSON, `{"resource": {"a": {"b": {
+	{"json remote-exec object", stack.FormatJSON, `{"resource": {"a": {"b": {
   "provisioner": {"remote-exec": {"inline": ["id"]}}
 }}}}`, []string{`2:19:provisioner "remote-exec" is not allowed`}},
-	{"json external", FormatJSON, `{
+	{"json external", stack.FormatJSON, `{
   "data": [
     {"external": {"x": {"program": ["id"]}}}
   ]
 }`, []string{`3:6:data "external" is not allowed`}},
-	{"json backend and cloud", FormatJSON, `{
+	{"json backend and cloud", stack.FormatJSON, `{
   "terraform": {
     "backend": {"s3": {}}
   },
   "terraform ": {},
   "module": {"m": {"source": "./m"}}
 }`, []string{`3:5:terraform { backend }`, `6:3:module blocks`}},
-	{"json cloud in array", FormatJSON, `{"terraform": [{}, {
+	{"json cloud in array", stack.FormatJSON, `{"terraform": [{}, {
  "cloud": {}}]}`, []string{`2:2:terraform { cloud }`}},
-	{"json file absolute", FormatJSON, `{
+	{"json file absolute", stack.FormatJSON, `{
   "resource": {"a": {"b": {
     "user_data": "${file(\"/etc/passwd\")}"
   }}}
 }`, []string{`3:21:file() path "/etc/passwd" is absolute`}},
-	{"json file after escapes", FormatJSON, `{
+	{"json file after escapes", stack.FormatJSON, `{
   "locals": {
     "x": "a\"b\\c\u00e9${templatefile(\"../t\", {})}"
   }
 }`, []string{`3:26:templatefile() path "../t" contains ".."`}},
-	{"json function in key", FormatJSON, `{"locals": {"m": {"${file(\"/k\")}": 1}}}`, []string{`1:22:file() path "/k" is absolute`}},
-	{"json file provisioner", FormatJSON, `{"resource": {"a": {"b": {"provisioner": {"file": {"source": "/etc/x", "destination": "/y"}}}}}}`,
+	{"json function in key", stack.FormatJSON, `{"locals": {"m": {"${file(\"/k\")}": 1}}}`, []string{`1:22:file() path "/k" is absolute`}},
+	{"json file provisioner", stack.FormatJSON, `{"resource": {"a": {"b": {"provisioner": {"file": {"source": "/etc/x", "destination": "/y"}}}}}}`,
 		[]string{`1:62:provisioner "file" source "/etc/x" is absolute`}},
-	{"json comment with a template", FormatJSON, `{"//": "${file(\"/etc/passwd\")}", "locals": {}}`,
+	{"json comment with a template", stack.FormatJSON, `{"//": "${file(\"/etc/passwd\")}", "locals": {}}`,
 		[]string{`1:2:a "//" comment may not hold ${ or %{`, `1:11:file() path "/etc/passwd" is absolute`}},
-	{"json comment", FormatJSON, `{"//": "cost is $5 {}", "locals": {"x": {"//": ["a", {"b": "c"}]}}}`, nil},
-	{"json allowed", FormatJSON, `{
+	{"json comment", stack.FormatJSON, `{"//": "cost is $5 {}", "locals": {"x": {"//": ["a", {"b": "c"}]}}}`, nil},
+	{"json allowed", stack.FormatJSON, `{
   "resource": {"a": {"b": {
     "user_data": "${file(\"${path.module}/main.tf\")}",
     "plain": "cost is $5 and ${var.x}",
@@ -191,31 +193,31 @@ func TestCheckPolicy(t *testing.T) {
 // The attacks of issue 14 on the policy, and the rules added with them.
 var attackCases = []policyCase{
 	// File functions read only the template's own file.
-	{"templatefile of the variables file", FormatHCL, `locals {
+	{"templatefile of the variables file", stack.FormatHCL, `locals {
   t = templatefile("terraform.tfvars.json", {})
 }
 `, []string{`2:7:templatefile() path "terraform.tfvars.json" is a file Kloud generates`}},
-	{"templatefile of the template with a file call in a comment", FormatHCL, `# ${filebase64("/x/secret.key")}
+	{"templatefile of the template with a file call in a comment", stack.FormatHCL, `# ${filebase64("/x/secret.key")}
 locals {
   t = templatefile("main.tf", {})
 }
 `, []string{`1:5:filebase64() path "/x/secret.key" is absolute; only the template's own file can be read (evaluated when templatefile() at main.tf:3:7 renders main.tf)`}},
-	{"templatefile rendering itself", FormatHCL, `# ${templatefile("./main.tf", {})} ${file("main.tf")}
+	{"templatefile rendering itself", stack.FormatHCL, `# ${templatefile("./main.tf", {})} ${file("main.tf")}
 locals {
   t = templatefile("${path.module}/main.tf", {})
 }
 `, nil},
-	{"templatefile of a template that does not render", FormatHCL, `# %{ if
+	{"templatefile of a template that does not render", stack.FormatHCL, `# %{ if
 locals {
   t = templatefile("main.tf", {})
 }
 `, []string{`3:7:templatefile() renders main.tf, which cannot be checked as a template`}},
-	{"templatefile of the template, a file call in a string", FormatHCL, `locals {
+	{"templatefile of the template, a file call in a string", stack.FormatHCL, `locals {
   a = "${file("/etc/shadow")}"
   t = templatefile("main.tf", {})
 }
 `, []string{`2:10:file() path "/etc/shadow" is absolute; only the template's own file can be read`}},
-	{"file of generated and other files", FormatHCL, `locals {
+	{"file of generated and other files", stack.FormatHCL, `locals {
   a = file("kloud_override.tf.json")
   b = file("./.terraform/providers/x")
   c = filesha1("other.tf")
@@ -231,34 +233,34 @@ locals {
 		`6:7:fileset() path "sub" is not the template's directory`,
 		`7:7:fileset() pattern "/etc/*" is absolute`,
 	}},
-	{"templatestring", FormatHCL, `locals {
+	{"templatestring", stack.FormatHCL, `locals {
   t = templatestring(var.x, {})
 }
 `, []string{`2:7:templatestring() is not allowed`}},
-	{"provisioner file source directory", FormatHCL, `resource "a" "b" {
+	{"provisioner file source directory", stack.FormatHCL, `resource "a" "b" {
   provisioner "file" {
     source      = "${path.module}/"
     destination = "/tmp"
   }
 }
 `, []string{`3:19:provisioner "file" source "." is not a file of the template`}},
-	{"json templatefile of the variables file", FormatJSON, `{"locals": {
+	{"json templatefile of the variables file", stack.FormatJSON, `{"locals": {
   "t": "${templatefile(\"terraform.tfvars.json\", {})}"
 }}`, []string{`2:11:templatefile() path "terraform.tfvars.json" is a file Kloud generates`}},
-	{"json templatefile of the template", FormatJSON, `{"locals": {
+	{"json templatefile of the template", stack.FormatJSON, `{"locals": {
   "t": "${templatefile(\"main.tf\", {})}"
 }}`, []string{`2:11:templatefile() renders main.tf, which cannot be checked as a template`}},
 
 	// "//" keys where Terraform evaluates them.
-	{"json comment nested in an expression", FormatJSON, `{"locals": {"x": {
+	{"json comment nested in an expression", stack.FormatJSON, `{"locals": {"x": {
   "//": "${file(\"/etc/shadow\")}"
 }}}`, []string{`2:3:a "//" comment may not hold`, `2:12:file() path "/etc/shadow" is absolute`}},
-	{"json comment with a directive deep inside", FormatJSON, `{"resource": {"a": {"b": {
+	{"json comment with a directive deep inside", stack.FormatJSON, `{"resource": {"a": {"b": {
   "tags": {"//": [{"k": "%{ if true }x%{ endif }"}]}
 }}}}`, []string{`2:12:a "//" comment may not hold`}},
 
 	// Nested blocks are checked wherever they are.
-	{"hcl external data inside check", FormatHCL, `check "c" {
+	{"hcl external data inside check", stack.FormatHCL, `check "c" {
   data "external" "x" {
     program = ["id"]
   }
@@ -268,7 +270,7 @@ locals {
   }
 }
 `, []string{`2:3:data "external" is not allowed`}},
-	{"hcl provisioner inside dynamic", FormatHCL, `resource "a" "b" {
+	{"hcl provisioner inside dynamic", stack.FormatHCL, `resource "a" "b" {
   dynamic "x" {
     for_each = [1]
     content {
@@ -279,7 +281,7 @@ locals {
   }
 }
 `, []string{`5:7:provisioner "local-exec" is not allowed`}},
-	{"hcl file in lifecycle", FormatHCL, `resource "a" "b" {
+	{"hcl file in lifecycle", stack.FormatHCL, `resource "a" "b" {
   lifecycle {
     precondition {
       condition     = fileexists("/etc/shadow")
@@ -288,30 +290,30 @@ locals {
   }
 }
 `, []string{`4:23:fileexists() path "/etc/shadow" is absolute`}},
-	{"json external data inside check", FormatJSON, `{"check": {"c": {
+	{"json external data inside check", stack.FormatJSON, `{"check": {"c": {
   "data": {"external": {"x": {"program": ["id"]}}},
   "assert": {"condition": true, "error_message": "x"}
 }}}`, []string{`2:12:data "external" is not allowed`}},
-	{"json provisioner inside dynamic", FormatJSON, `{"resource": {"a": {"b": {
+	{"json provisioner inside dynamic", stack.FormatJSON, `{"resource": {"a": {"b": {
   "dynamic": {"x": {"for_each": [1], "content": {
     "provisioner": [{"remote-exec": {"inline": ["id"]}}]
   }}}
 }}}}`, []string{`3:22:provisioner "remote-exec" is not allowed`}},
 
 	// Remote state, removed and import blocks.
-	{"hcl remote state", FormatHCL, `data "terraform_remote_state" "other" {
+	{"hcl remote state", stack.FormatHCL, `data "terraform_remote_state" "other" {
   backend = "local"
   config  = { path = "../stk-other/terraform.tfstate" }
 }
 `, []string{`1:1:data "terraform_remote_state" is not allowed`}},
-	{"json remote state", FormatJSON, `{"data": {"terraform_remote_state": {"o": {"backend": "http"}}}}`,
+	{"json remote state", stack.FormatJSON, `{"data": {"terraform_remote_state": {"o": {"backend": "http"}}}}`,
 		[]string{`1:11:data "terraform_remote_state" is not allowed`}},
-	{"hcl removed", FormatHCL, `removed {
+	{"hcl removed", stack.FormatHCL, `removed {
   from = sandbox_machine.web
 }
 `, []string{`1:1:removed blocks are not allowed`}},
-	{"json removed", FormatJSON, `{"removed": [{"from": "sandbox_machine.web"}]}`, []string{`1:2:removed blocks are not allowed`}},
-	{"hcl import literal", FormatHCL, `import {
+	{"json removed", stack.FormatJSON, `{"removed": [{"from": "sandbox_machine.web"}]}`, []string{`1:2:removed blocks are not allowed`}},
+	{"hcl import literal", stack.FormatHCL, `import {
   to = sandbox_machine.web
   id = "sbx-123"
 }
@@ -320,7 +322,7 @@ import {
   id = "sbx-456"
 }
 `, nil},
-	{"hcl import refused", FormatHCL, `import {
+	{"hcl import refused", stack.FormatHCL, `import {
   to       = sandbox_machine.web[each.key]
   id       = "sbx-${each.value}"
   for_each = var.ids
@@ -341,7 +343,7 @@ import {
 		`8:8:import "id" must be a literal string`,
 		`11:8:import "to" must be a plain resource address`,
 	}},
-	{"json import", FormatJSON, `{"import": [
+	{"json import", stack.FormatJSON, `{"import": [
   {"to": "sandbox_machine.web", "id": "sbx-1"},
   {"to": "sandbox_machine.db", "id": "${var.id}"},
   {"to": "data.x.y", "id": "a"}
@@ -357,13 +359,13 @@ func TestCheckPolicyAttacks(t *testing.T) {
 var sandboxPolicy = PolicyOptions{AllowedProviders: map[string]string{"sandbox": "kloud.local/kloud/sandbox"}}
 
 var providerCases = []policyCase{
-	{"hcl null provider", FormatHCL, `terraform {
+	{"hcl null provider", stack.FormatHCL, `terraform {
   required_providers {
     null = { source = "hashicorp/null" }
   }
 }
 `, []string{`3:5:provider "null" (source "hashicorp/null") is not allowed: Kloud installs only its own providers; allowed: sandbox (kloud.local/kloud/sandbox), terraform (builtin)`}},
-	{"hcl allowed providers", FormatHCL, `terraform {
+	{"hcl allowed providers", stack.FormatHCL, `terraform {
   required_providers {
     sandbox   = { source = "KLOUD.LOCAL/kloud/Sandbox", version = ">= 0" }
     terraform = { source = "terraform.io/builtin/terraform" }
@@ -390,7 +392,7 @@ import {
   id = "sbx-1"
 }
 `, nil},
-	{"hcl providers refused", FormatHCL, `terraform {
+	{"hcl providers refused", stack.FormatHCL, `terraform {
   required_providers {
     sandbox = { source = "registry.terraform.io/hashicorp/sandbox" }
     aws     = "~> 5.0"
@@ -425,7 +427,7 @@ locals {
 		`19:8:import of "aws_instance" uses provider "aws"`,
 		`23:7:provider::null::f() uses provider "null"`,
 	}},
-	{"json providers", FormatJSON, `{
+	{"json providers", stack.FormatJSON, `{
   "terraform": {"required_providers": {"null": {"source": "registry.terraform.io/hashicorp/null"}, "sandbox": {"source": "kloud.local/kloud/sandbox"}}},
   "provider": {"aws": {}},
   "resource": {"null_resource": {"x": {}}, "sandbox_machine": {"w": {"provider": "aws.x"}}, "terraform_data": {"d": {}}},
@@ -492,16 +494,16 @@ func runPolicyCases(t *testing.T, cases []policyCase, opts PolicyOptions) {
 func FuzzValidateTemplate(f *testing.F) {
 	for _, cases := range [][]policyCase{policyCases, attackCases, providerCases} {
 		for _, c := range cases {
-			f.Add([]byte(c.content), c.format == FormatJSON)
+			f.Add([]byte(c.content), c.format == stack.FormatJSON)
 		}
 	}
 	f.Add([]byte("x = "+deepParens(100)), false)
 	f.Add([]byte(`{"x": "${`+deepParens(100)+`}"}`), true)
 	f.Add([]byte("# ${templatefile(\"main.tf\", {})}\nx = templatefile(\"main.tf\", {})\n"), false)
 	f.Fuzz(func(t *testing.T, content []byte, isJSON bool) {
-		format := FormatHCL
+		format := stack.FormatHCL
 		if isJSON {
-			format = FormatJSON
+			format = stack.FormatJSON
 		}
 		_, diags, err := ValidateTemplateWith("main.tf", content, format, sandboxPolicy)
 		if err == nil && diags.HasErrors() {

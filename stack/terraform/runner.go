@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/stack"
 )
 
 // Errors of the Terraform runner that callers branch on.
@@ -131,7 +132,7 @@ type Run struct {
 	// digit, at most 128 characters.
 	Key string
 	// Template is the composed template to run.
-	Template *Template
+	Template *stack.Template
 	// Output receives each line Terraform prints, with every secret of
 	// Template.Env masked. It is never called concurrently. Nil discards.
 	Output func(line string)

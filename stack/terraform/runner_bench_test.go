@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/stack"
 )
 
 // BenchmarkRunnerApply compares init+apply of n sandbox machines through
@@ -96,7 +97,7 @@ func rawEnv(r *Runner, dir string) []string {
 	return append(env, "TF_IN_AUTOMATION=1", "TF_VAR_agent_token="+sandboxMachines(0).Env["agent_token"].Reveal())
 }
 
-func writeTemplateFiles(b testing.TB, dir string, t *Template) {
+func writeTemplateFiles(b testing.TB, dir string, t *stack.Template) {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package stack
+package terraform
 
 // terraformGroups finds Terraform's process group on Linux only; elsewhere
 // a cancelled run relies on tfexec's interrupt and kill of Terraform itself.

@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // minMaskedSecret is the shortest secret value masked in Terraform's output:
@@ -22,7 +24,7 @@ type secretMasker struct {
 	rep *strings.Replacer
 }
 
-func newSecretMasker(env map[string]Secret) *secretMasker {
+func newSecretMasker(env map[string]stack.Secret) *secretMasker {
 	seen := map[string]bool{}
 	var olds []string
 	add := func(s string) {
@@ -57,7 +59,7 @@ func newSecretMasker(env map[string]Secret) *secretMasker {
 	})
 	pairs := make([]string, 0, 2*len(olds))
 	for _, o := range olds {
-		pairs = append(pairs, o, secretMask)
+		pairs = append(pairs, o, stack.SecretMask)
 	}
 	return &secretMasker{rep: strings.NewReplacer(pairs...)}
 }

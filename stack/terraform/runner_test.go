@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
+	"github.com/kloud/kloud/stack"
 )
 
 // hangGuard bounds how long a test waits for something that should happen
@@ -133,8 +134,8 @@ func newTestRunner(t *testing.T, backend StateBackend, mod ...func(*RunnerConfig
 	return r
 }
 
-func hclTemplate(content string, env map[string]Secret) *Template {
-	return &Template{Format: FormatHCL, Content: content, Env: env}
+func hclTemplate(content string, env map[string]stack.Secret) *stack.Template {
+	return &stack.Template{Format: stack.FormatHCL, Content: content, Env: env}
 }
 
 func addresses[T any](items []T, addr func(T) string) []string {
@@ -370,7 +371,7 @@ func TestRunnerSecrets(t *testing.T) {
 	backend := newMemBackend()
 	r := newTestRunner(t, backend, func(c *RunnerConfig) { c.ExtraEnv = map[string]string{"KLOUD_EXTRA": "extra-value"} })
 	ctx := context.Background()
-	env := map[string]Secret{"token": Secret(secret)}
+	env := map[string]stack.Secret{"token": stack.Secret(secret)}
 	const key = "secret-stack"
 
 	// The plan prints the secret in a check's message: it must come out
@@ -389,7 +390,7 @@ check "shown" {
 	if _, err := r.Plan(ctx, Run{Key: key, Template: hclTemplate(shows, env), Output: out.output}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.text(), "token is "+secretMask) {
+	if !strings.Contains(out.text(), "token is "+stack.SecretMask) {
 		t.Errorf("the check message should be in the output, masked:\n%s", out.text())
 	}
 	assertNoSecret(t, r.WorkDir(key), out.text(), secret)
@@ -417,7 +418,7 @@ resource "terraform_data" "h" {
 		t.Errorf("triggers_replace = %v: the secret did not reach Terraform through TF_VAR_token", got)
 	}
 	text := out.text()
-	for _, want := range []string{"TF_VAR_token=" + secretMask, "KLOUD_EXTRA=extra-value", "HOME=" + r.WorkDir(key), "TF_IN_AUTOMATION=1"} {
+	for _, want := range []string{"TF_VAR_token=" + stack.SecretMask, "KLOUD_EXTRA=extra-value", "HOME=" + r.WorkDir(key), "TF_IN_AUTOMATION=1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("terraform's environment lacks %q", want)
 		}
@@ -686,16 +687,16 @@ func TestRunnerNewChecks(t *testing.T) {
 }
 
 func TestRunnerCheckRun(t *testing.T) {
-	good := func() *Template { return hclTemplate(`resource "terraform_data" "a" {}`, nil) }
-	with := func(f func(*Template)) *Template { tm := good(); f(tm); return tm }
+	good := func() *stack.Template { return hclTemplate(`resource "terraform_data" "a" {}`, nil) }
+	with := func(f func(*stack.Template)) *stack.Template { tm := good(); f(tm); return tm }
 	tests := []struct {
 		name string
 		run  Run
 		want string // "" = valid
 	}{
-		{"valid", Run{Key: "stk_01.a-b", Template: with(func(tm *Template) {
+		{"valid", Run{Key: "stk_01.a-b", Template: with(func(tm *stack.Template) {
 			tm.Generated = map[string][]byte{"variables.tf": nil, "main_override.tf.json": nil}
-			tm.Env = map[string]Secret{"token": "x", "aws-key_2": "y"}
+			tm.Env = map[string]stack.Secret{"token": "x", "aws-key_2": "y"}
 		})}, ""},
 		{"empty key", Run{Template: good()}, "key"},
 		{"dot key", Run{Key: "..", Template: good()}, "key"},
@@ -703,11 +704,11 @@ func TestRunnerCheckRun(t *testing.T) {
 		{"slash key", Run{Key: "a/b", Template: good()}, "key"},
 		{"long key", Run{Key: strings.Repeat("k", 129), Template: good()}, "key"},
 		{"no template", Run{Key: "k"}, "template is required"},
-		{"generated path", Run{Key: "k", Template: with(func(tm *Template) { tm.Generated = map[string][]byte{"../x.tf": nil} })}, "template.Generated"},
-		{"generated hidden", Run{Key: "k", Template: with(func(tm *Template) { tm.Generated = map[string][]byte{".terraform": nil} })}, "template.Generated"},
-		{"generated main", Run{Key: "k", Template: with(func(tm *Template) { tm.Generated = map[string][]byte{"main.tf": nil} })}, "template's own file"},
-		{"generated state", Run{Key: "k", Template: with(func(tm *Template) { tm.Generated = map[string][]byte{"terraform.tfstate": nil} })}, "reserved"},
-		{"env name", Run{Key: "k", Template: with(func(tm *Template) { tm.Env = map[string]Secret{"bad=name": "x"} })}, "template.Env"},
+		{"generated path", Run{Key: "k", Template: with(func(tm *stack.Template) { tm.Generated = map[string][]byte{"../x.tf": nil} })}, "template.Generated"},
+		{"generated hidden", Run{Key: "k", Template: with(func(tm *stack.Template) { tm.Generated = map[string][]byte{".terraform": nil} })}, "template.Generated"},
+		{"generated main", Run{Key: "k", Template: with(func(tm *stack.Template) { tm.Generated = map[string][]byte{"main.tf": nil} })}, "template's own file"},
+		{"generated state", Run{Key: "k", Template: with(func(tm *stack.Template) { tm.Generated = map[string][]byte{"terraform.tfstate": nil} })}, "reserved"},
+		{"env name", Run{Key: "k", Template: with(func(tm *stack.Template) { tm.Env = map[string]stack.Secret{"bad=name": "x"} })}, "template.Env"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -723,7 +724,7 @@ func TestRunnerCheckRun(t *testing.T) {
 }
 
 func TestRunnerSecretMasker(t *testing.T) {
-	m := newSecretMasker(map[string]Secret{
+	m := newSecretMasker(map[string]stack.Secret{
 		"short": "abc",
 		"long":  "hunter22",
 		"outer": "xhunter22x",
@@ -752,7 +753,7 @@ func TestRunnerSecretMasker(t *testing.T) {
 
 func TestRunnerLineWriter(t *testing.T) {
 	var got []string
-	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: newSecretMasker(map[string]Secret{"s": "topsecret"}).mask}
+	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: newSecretMasker(map[string]stack.Secret{"s": "topsecret"}).mask}
 	w := &lineWriter{sink: sink}
 	for _, chunk := range []string{"one\ntw", "o\r\nthree top", "sec", "ret\n", "\n", "tail"} {
 		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {
@@ -843,8 +844,8 @@ func TestRunnerStateMatchesShow(t *testing.T) {
 	backend := newMemBackend()
 	r := newTestRunner(t, backend)
 	const key = "shape"
-	tmpl := &Template{
-		Format: FormatHCL,
+	tmpl := &stack.Template{
+		Format: stack.FormatHCL,
 		Content: `
 variable "secret" {
   type      = string
@@ -868,7 +869,7 @@ output "s" {
 }
 output "m" { value = module.m.v }
 `,
-		Env: map[string]Secret{"secret": "hunter22"},
+		Env: map[string]stack.Secret{"secret": "hunter22"},
 	}
 	// A composed template is flat files; a local module sits beside the
 	// working directory.
@@ -993,9 +994,9 @@ func sensitiveLeaves(t *testing.T, raw json.RawMessage) []string {
 // sandboxMachines is a composed-looking template of n sandbox machines: the
 // user's file plus a generated provider requirement, the way Kloud composes
 // one.
-func sandboxMachines(n int) *Template {
-	return &Template{
-		Format: FormatHCL,
+func sandboxMachines(n int) *stack.Template {
+	return &stack.Template{
+		Format: stack.FormatHCL,
 		Content: fmt.Sprintf(`
 resource "sandbox_machine" "vm" {
   count       = %d
@@ -1016,7 +1017,7 @@ variable "agent_token" {
 }
 `),
 		},
-		Env: map[string]Secret{"agent_token": "agent-token-5f2c91"},
+		Env: map[string]stack.Secret{"agent_token": "agent-token-5f2c91"},
 	}
 }
 

@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	hcljson "github.com/hashicorp/hcl/v2/json"
+
+	"github.com/kloud/kloud/stack"
 )
 
 // Diagnostic is one problem found in a template, as the API returns it: the
@@ -116,13 +118,13 @@ func (e *TemplateError) Unwrap() error { return ErrInvalidTemplate }
 //
 // Providers are not checked: callers that know Kloud's providers use
 // ValidateTemplateWith.
-func ValidateTemplate(name string, content []byte, format Format) (*Parsed, Diagnostics, error) {
+func ValidateTemplate(name string, content []byte, format stack.Format) (*Parsed, Diagnostics, error) {
 	return ValidateTemplateWith(name, content, format, PolicyOptions{})
 }
 
 // ValidateTemplateWith is ValidateTemplate with the policy's options (the
 // providers a template may use).
-func ValidateTemplateWith(name string, content []byte, format Format, opts PolicyOptions) (*Parsed, Diagnostics, error) {
+func ValidateTemplateWith(name string, content []byte, format stack.Format, opts PolicyOptions) (*Parsed, Diagnostics, error) {
 	p, hdiags := ParseTemplate(name, content, format)
 	diags := DiagnosticsFromHCL(hdiags)
 	if diags.HasErrors() {
@@ -205,7 +207,7 @@ type ProviderDecl struct {
 // Parsed is a parsed template with what composition and policy need.
 type Parsed struct {
 	Name    string
-	Format  Format
+	Format  stack.Format
 	Content []byte
 	File    *hcl.File
 
@@ -310,7 +312,7 @@ const maxTemplateSize = 4 << 20
 
 // ParseTemplate parses a template in HCL or JSON syntax. The diagnostics
 // carry file:line:col; on errors the returned *Parsed may be nil.
-func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Diagnostics) {
+func ParseTemplate(name string, content []byte, format stack.Format) (*Parsed, hcl.Diagnostics) {
 	if len(content) > maxTemplateSize {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -320,9 +322,9 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 		}}
 	}
 	if format == "" {
-		format = FormatHCL
+		format = stack.FormatHCL
 	}
-	if format == FormatHCL || format == FormatJSON {
+	if format == stack.FormatHCL || format == stack.FormatJSON {
 		// Before any parser runs: HCL's recurse once per level.
 		if diags := checkNesting(name, content, format); diags.HasErrors() {
 			return nil, diags
@@ -333,10 +335,10 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 		diags hcl.Diagnostics
 	)
 	switch format {
-	case FormatHCL, "":
-		format = FormatHCL
+	case stack.FormatHCL, "":
+		format = stack.FormatHCL
 		file, diags = hclsyntax.ParseConfig(content, name, hcl.InitialPos)
-	case FormatJSON:
+	case stack.FormatJSON:
 		file, diags = hcljson.Parse(content, name)
 		if !diags.HasErrors() {
 			if more := checkJSONStringNesting(name, content); more.HasErrors() {
@@ -424,7 +426,7 @@ func ParseTemplate(name string, content []byte, format Format) (*Parsed, hcl.Dia
 
 // typeSource returns a variable's type constraint as expression text.
 func (p *Parsed) typeSource(expr hcl.Expression) string {
-	if p.Format == FormatJSON {
+	if p.Format == stack.FormatJSON {
 		// In JSON the type is a string holding an expression.
 		v, d := expr.Value(nil)
 		if !d.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type().FriendlyName() == "string" {

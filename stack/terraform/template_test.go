@@ -1,4 +1,4 @@
-package stack
+package terraform
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/kloud/kloud/stack"
 )
 
 const webDBHCL = `variable "web_count" {
@@ -63,13 +65,13 @@ func TestParseTemplateMachineResources(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		format  Format
+		format  stack.Format
 		content string
 		want    []want
 		vars    []string
 	}{
 		{
-			name: "hcl", format: FormatHCL, content: webDBHCL,
+			name: "hcl", format: stack.FormatHCL, content: webDBHCL,
 			want: []want{
 				{"web", Count, 10, []string{"count", "size", "tags"}},
 				{"db", Single, 16, []string{"size", "always_on"}},
@@ -78,7 +80,7 @@ func TestParseTemplateMachineResources(t *testing.T) {
 			vars: []string{"secret_word", "web_count"},
 		},
 		{
-			name: "json", format: FormatJSON, content: webDBJSON,
+			name: "json", format: stack.FormatJSON, content: webDBJSON,
 			want: []want{
 				{"web", Count, 7, []string{"count", "size", "tags"}},
 				{"db", Single, 12, []string{"size", "always_on"}},
@@ -121,7 +123,7 @@ func TestParseTemplateMachineResources(t *testing.T) {
 }
 
 func TestParseTemplateVariables(t *testing.T) {
-	p, diags := ParseTemplate("main.tf", []byte(webDBHCL), FormatHCL)
+	p, diags := ParseTemplate("main.tf", []byte(webDBHCL), stack.FormatHCL)
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
@@ -143,15 +145,15 @@ func TestParseTemplateVariables(t *testing.T) {
 func TestAttributeSource(t *testing.T) {
 	tests := []struct {
 		name    string
-		format  Format
+		format  stack.Format
 		content string
 	}{
-		{"hcl", FormatHCL, webDBHCL},
-		{"json", FormatJSON, webDBJSON},
+		{"hcl", stack.FormatHCL, webDBHCL},
+		{"json", stack.FormatJSON, webDBJSON},
 	}
-	wantTags := map[Format]map[string]string{
-		FormatHCL:  {"Name": "web-3"},
-		FormatJSON: {"Name": "web-3", "quote\"d": "a\\b\nc"},
+	wantTags := map[stack.Format]map[string]string{
+		stack.FormatHCL:  {"Name": "web-3"},
+		stack.FormatJSON: {"Name": "web-3", "quote\"d": "a\\b\nc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,16 +182,16 @@ func TestAttributeSource(t *testing.T) {
 func TestParseTemplateDiagnostics(t *testing.T) {
 	tests := []struct {
 		name       string
-		format     Format
+		format     stack.Format
 		content    string
 		line, col  int
 		msgContain string
 	}{
-		{"hcl syntax", FormatHCL, "resource \"a\" \"b\" {\n  x = \n}\n", 2, 7, "Invalid expression"},
-		{"hcl unclosed", FormatHCL, "variable \"x\" {\n", 1, 14, "Unclosed"},
-		{"json syntax", FormatJSON, "{\n  \"resource\": {\n    \"a\": 1,\n  }\n}", 3, 11, "Trailing comma"},
-		{"bad name", FormatHCL, "resource \"sandbox_machine\" \"we b\" {}\n", 1, 28, "not a valid name"},
-		{"count and for_each", FormatHCL, "resource \"a\" \"b\" {\n  count = 1\n  for_each = {}\n}\n", 3, 3, "count and for_each"},
+		{"hcl syntax", stack.FormatHCL, "resource \"a\" \"b\" {\n  x = \n}\n", 2, 7, "Invalid expression"},
+		{"hcl unclosed", stack.FormatHCL, "variable \"x\" {\n", 1, 14, "Unclosed"},
+		{"json syntax", stack.FormatJSON, "{\n  \"resource\": {\n    \"a\": 1,\n  }\n}", 3, 11, "Trailing comma"},
+		{"bad name", stack.FormatHCL, "resource \"sandbox_machine\" \"we b\" {}\n", 1, 28, "not a valid name"},
+		{"count and for_each", stack.FormatHCL, "resource \"a\" \"b\" {\n  count = 1\n  for_each = {}\n}\n", 3, 3, "count and for_each"},
 		{"unknown format", "yaml", "x", 1, 1, "allowed: hcl, json"},
 	}
 	for _, tt := range tests {
@@ -208,7 +210,7 @@ func TestParseTemplateDiagnostics(t *testing.T) {
 }
 
 func TestValidateTemplate(t *testing.T) {
-	_, _, err := ValidateTemplate("main.tf", []byte("resource \"a\" \"b\" {\n  provisioner \"local-exec\" {}\n}\n"), FormatHCL)
+	_, _, err := ValidateTemplate("main.tf", []byte("resource \"a\" \"b\" {\n  provisioner \"local-exec\" {}\n}\n"), stack.FormatHCL)
 	var te *TemplateError
 	if !errors.As(err, &te) || !errors.Is(err, ErrInvalidTemplate) {
 		t.Fatalf("err = %v, want a *TemplateError", err)
@@ -225,7 +227,7 @@ func TestValidateTemplate(t *testing.T) {
 			t.Errorf("JSON %s lacks %s", b, key)
 		}
 	}
-	p, diags, err := ValidateTemplate("main.tf", []byte(webDBHCL), FormatHCL)
+	p, diags, err := ValidateTemplate("main.tf", []byte(webDBHCL), stack.FormatHCL)
 	if err != nil || p == nil || len(diags) != 0 {
 		t.Fatalf("valid template: %v %v", err, diags)
 	}
@@ -274,9 +276,9 @@ func FuzzParseTemplate(f *testing.F) {
 	f.Add([]byte(`{"data":[{"external":{"x":{}}}],"terraform":{"backend":{"s3":{}}}}`), true)
 	f.Add([]byte("x = file(\"${path.module}/../a\")\nterraform {\n cloud {}\n}\n"), false)
 	f.Fuzz(func(t *testing.T, content []byte, isJSON bool) {
-		format := FormatHCL
+		format := stack.FormatHCL
 		if isJSON {
-			format = FormatJSON
+			format = stack.FormatJSON
 		}
 		p, diags := ParseTemplate("main.tf", content, format)
 		_ = DiagnosticsFromHCL(diags)
@@ -293,7 +295,7 @@ func FuzzParseTemplate(f *testing.F) {
 				_ = a.Source
 			}
 		}
-		secret := Secret("s3cret-value")
+		secret := stack.Secret("s3cret-value")
 		c, err := Compose(p, ComposeOptions{
 			ResourceType:        "sandbox_machine",
 			Provider:            ProviderBlock{Name: "sandbox", Source: "kloud.local/kloud/sandbox", Config: map[string]Value{"data_dir": Literal("/d")}},
