@@ -16,7 +16,7 @@ import (
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/ratingbridge"
-	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 )
 
@@ -117,7 +117,7 @@ func tooManyRequests(format string, args ...any) error {
 func errorBody(err error) (int, *client.Error) {
 	var (
 		re  *RequestError
-		te  *stack.TemplateError
+		te  *terraform.TemplateError
 		fe  *provider.FieldError
 		rfe *ratingbridge.FieldError
 		me  *machinestate.MethodError
@@ -164,7 +164,7 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusNotFound, &client.Error{Message: err.Error()}
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrStaleSerial):
 		return http.StatusConflict, &client.Error{Message: err.Error()}
-	case errors.Is(err, stack.ErrTerraformFailed):
+	case errors.Is(err, terraform.ErrTerraformFailed):
 		// Terraform refused what the caller's template or variables say.
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error()}
 	case errors.Is(err, provider.ErrUnknownProvider):

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 func TestDiskFullCause(t *testing.T) {
@@ -17,7 +17,7 @@ func TestDiskFullCause(t *testing.T) {
 		want string
 	}{
 		{&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}, "no space left on device"},
-		{fmt.Errorf("terraform apply: %w: Error: write terraform.tfstate: no space left on device", stack.ErrTerraformFailed), "no space left on device"},
+		{fmt.Errorf("terraform apply: %w: Error: write terraform.tfstate: no space left on device", terraform.ErrTerraformFailed), "no space left on device"},
 		{errors.New("commit: database or disk is full (13)"), "database or disk is full"},
 		{errors.New("(OutOfDiskSpace) insufficient disk"), "the database server is out of disk space"},
 		{errors.New("something else"), ""},

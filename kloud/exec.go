@@ -13,6 +13,7 @@ import (
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 	"golang.org/x/sync/errgroup"
 )
@@ -155,7 +156,7 @@ type stackOp struct {
 	verb          string                  // "apply", "destroy"
 	during, final machinestate.StackState // the stack's status while it runs and after
 	goneReason    string                  // why a machine no longer in the state is Terminated
-	run           func(context.Context, stack.Run) (*stack.ApplyResult, error)
+	run           func(context.Context, terraform.Run) (*terraform.ApplyResult, error)
 }
 
 func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
@@ -211,7 +212,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 	s.progress(ctx, job, 10, "running terraform "+op.verb)
 	tokens := s.agentTokenMasker(w)
 	progress := s.outputProgress(ctx, job, composed, 10, 90, expected)
-	res, runErr := op.run(ctx, stack.Run{
+	res, runErr := op.run(ctx, terraform.Run{
 		Key:      w.stack.ID,
 		Template: composed,
 		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
@@ -235,7 +236,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 
 // resourceCount estimates how many resources an apply creates, for progress.
 func resourceCount(t *stack.Template) int {
-	parsed, _ := stack.ParseTemplate(t.FileName(), []byte(t.Content), t.Format)
+	parsed, _ := terraform.ParseTemplate(t.FileName(), []byte(t.Content), t.Format)
 	if parsed == nil {
 		return 1
 	}
@@ -246,7 +247,7 @@ func resourceCount(t *stack.Template) int {
 // Terraform state: new ones are created, present ones updated with their
 // metadata and real state (providers are asked in parallel), and those
 // gone are Terminated with goneReason.
-func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []stack.StateResource, goneReason string) error {
+func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []terraform.StateResource, goneReason string) error {
 	existing, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
 	if err != nil {
 		return err
@@ -255,7 +256,7 @@ func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []sta
 	for _, m := range existing {
 		byLabel[m.Label] = m
 	}
-	machines := stack.ResourcesOfType(resources, w.provider.TerraformType())
+	machines := terraform.ResourcesOfType(resources, w.provider.TerraformType())
 	synced := make([]machineSync, len(machines))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -296,7 +297,7 @@ type machineSync struct {
 
 // inspectMachine fills a machine record from its Terraform state and asks
 // the provider for its real state; it writes nothing.
-func (s *Server) inspectMachine(ctx context.Context, w *stackWork, m *stack.Machine, r stack.StateResource) (machineSync, error) {
+func (s *Server) inspectMachine(ctx context.Context, w *stackWork, m *stack.Machine, r terraform.StateResource) (machineSync, error) {
 	now := s.now()
 	ms := machineSync{isNew: m == nil || m.State == machinestate.Terminated, state: machinestate.Running, reason: "applied"}
 	if m == nil {
@@ -309,7 +310,7 @@ func (s *Server) inspectMachine(ctx context.Context, w *stackWork, m *stack.Mach
 	if v, ok := r.Values["always_on"].(bool); ok {
 		m.AlwaysOn = v
 	}
-	m.AgentTokenHash = stack.HashAgentToken(stack.AgentToken(w.stack.AgentSecret, r.Address).Reveal())
+	m.AgentTokenHash = stack.HashAgentToken(terraform.AgentToken(w.stack.AgentSecret, r.Address).Reveal())
 	m.UpdatedAt = now
 	if w.provider.Schema.NewMetadata != nil {
 		meta := w.provider.Schema.NewMetadata(m)
@@ -385,7 +386,7 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 	outputs := make(map[string]json.RawMessage)
 	for i, t := range templates {
 		s.addSecrets(t.Env)
-		run := stack.Run{
+		run := terraform.Run{
 			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
 			Template: t,
 			Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
@@ -540,7 +541,7 @@ func (s *Server) agentTokenMasker(w *stackWork) func(line string) {
 				continue
 			}
 			seen[addr] = true
-			tok := stack.AgentToken(w.stack.AgentSecret, addr)
+			tok := terraform.AgentToken(w.stack.AgentSecret, addr)
 			s.mu.Lock()
 			s.addSecretLocked(tok.Reveal())
 			s.mu.Unlock()

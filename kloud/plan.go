@@ -8,6 +8,7 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 )
 
@@ -83,7 +84,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 	if err != nil {
 		return nil, err
 	}
-	key := "plan-" + string(stack.AgentToken(secret, "plan"))[:16]
+	key := "plan-" + string(terraform.AgentToken(secret, "plan"))[:16]
 	rec := &store.StackRecord{
 		Stack:       stack.Stack{ID: key, OwnerID: c.OwnerID, Title: "plan of " + t.Title, TemplateID: t.ID, CredentialID: c.ID, Provider: t.Provider, Variables: vars, Status: machinestate.StackNotInitialized},
 		AgentSecret: secret,
@@ -102,7 +103,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 		return nil, err
 	}
 	defer func() { _ = s.runner.RemoveWorkDir(key) }()
-	plan, err := s.runner.Plan(ctx, stack.Run{Key: key, Template: composed, Backend: noState{}})
+	plan, err := s.runner.Plan(ctx, terraform.Run{Key: key, Template: composed, Backend: noState{}})
 	if err != nil {
 		return nil, err // the runner says "plan stack X: terraform plan: …"
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kloud/kloud/kloud/kloudtest"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -109,13 +110,13 @@ func TestShippedTemplatesPassPolicy(t *testing.T) {
 	for _, p := range provider.All() {
 		if b, err := templates.Example(p.Name); err == nil {
 			checked++
-			if _, _, err := stack.ValidateTemplateWith("main.tf", b, stack.FormatHCL, p.PolicyOptions()); err != nil {
+			if _, _, err := terraform.ValidateTemplateWith("main.tf", b, stack.FormatHCL, p.PolicyOptions()); err != nil {
 				t.Errorf("%s example: %v", p.Name, err)
 			}
 		}
 		if b, format, err := templates.Bootstrap(p.Name); err == nil {
 			name := (&stack.Template{Format: format}).FileName()
-			if _, _, err := stack.ValidateTemplateWith(name, b, format, p.PolicyOptions()); err != nil {
+			if _, _, err := terraform.ValidateTemplateWith(name, b, format, p.PolicyOptions()); err != nil {
 				t.Errorf("%s bootstrap: %v", p.Name, err)
 			}
 		}

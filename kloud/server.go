@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/provider/sandbox"
-	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 )
 
@@ -25,7 +25,7 @@ type Server struct {
 	cfg    Config
 	st     store.Store
 	log    *slog.Logger
-	runner *stack.Runner
+	runner *terraform.Runner
 	rating *rating
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 		dirLock: lock,
 	}
-	runner, err := stack.NewRunner(stack.RunnerConfig{
+	runner, err := terraform.NewRunner(terraform.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
 		PluginDir:     cfg.PluginDir,
 		WorkRoot:      filepath.Join(cfg.DataDir, "work"),

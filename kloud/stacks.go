@@ -10,6 +10,7 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 )
 
@@ -104,7 +105,7 @@ func checkVariables(t *stack.Template, vars map[string]string) error {
 	if err != nil {
 		return err
 	}
-	parsed, _, err := stack.ValidateTemplateWith(t.FileName(), []byte(t.Content), t.Format, p.PolicyOptions())
+	parsed, _, err := terraform.ValidateTemplateWith(t.FileName(), []byte(t.Content), t.Format, p.PolicyOptions())
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func checkVariables(t *stack.Template, vars map[string]string) error {
 			sort.Strings(declared)
 			return unprocessable("variables."+clipInput(name), "variable %s is not declared by template %s (declared: %s)", quote(name), t.ID, strings.Join(declared, ", "))
 		}
-		if err := stack.CheckVariableValue(decl, raw); err != nil {
+		if err := terraform.CheckVariableValue(decl, raw); err != nil {
 			return unprocessable("variables."+name, "%v", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
 )
 
@@ -57,16 +58,16 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 		return nil, unprocessable("title", "title is required")
 	}
 	t := &stack.Template{OwnerID: actor.ID, Title: title, Provider: p.Name, Format: format, Content: req.Content, CreatedAt: s.now()}
-	parsed, _, err := stack.ValidateTemplateWith(t.FileName(), []byte(t.Content), format, p.PolicyOptions())
+	parsed, _, err := terraform.ValidateTemplateWith(t.FileName(), []byte(t.Content), format, p.PolicyOptions())
 	if err != nil {
 		return nil, err
 	}
 	if p.CheckTemplate != nil {
 		if diags := p.CheckTemplate(parsed); diags.HasErrors() {
-			return nil, &stack.TemplateError{Diagnostics: diags}
+			return nil, &terraform.TemplateError{Diagnostics: diags}
 		}
 	}
-	if len(stack.MachineResources(parsed, p.TerraformType())) == 0 {
+	if len(terraform.MachineResources(parsed, p.TerraformType())) == 0 {
 		return nil, unprocessable("content", "the template declares no %s resource; a %s stack needs at least one machine", p.TerraformType(), p.Name)
 	}
 	if err := s.st.CreateTemplate(ctx, t); err != nil {

@@ -3,7 +3,7 @@ package provider
 import (
 	"strings"
 
-	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // KlientPath is where, under Kloud's URL, a cloud machine downloads the
@@ -15,8 +15,8 @@ const KlientURLVar = "kloud_klient_url"
 
 // KlientURLVariable declares KlientURLVar for a stack composed with
 // CloudAgentScript.
-func (bs *BaseStack) KlientURLVariable() stack.Variable {
-	return stack.Variable{Name: KlientURLVar, Description: "where machines download klient", Value: strings.TrimSuffix(bs.KloudURL, "/") + KlientPath}
+func (bs *BaseStack) KlientURLVariable() terraform.Variable {
+	return terraform.Variable{Name: KlientURLVar, Description: "where machines download klient", Value: strings.TrimSuffix(bs.KloudURL, "/") + KlientPath}
 }
 
 // AgentScriptOptions say how a cloud machine learns who it is, for

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // BaseStack is what Kloud hands a provider's Stack constructor: the stack
@@ -86,32 +87,32 @@ const (
 // provider's source) comes from the BaseStack.
 type ComposeOptions struct {
 	// ProviderConfig is the provider block's attributes; values may
-	// reference variables (stack.Var("kloud_secret_key")).
-	ProviderConfig map[string]stack.Value
+	// reference variables (terraform.Var("kloud_secret_key")).
+	ProviderConfig map[string]terraform.Value
 	// Variables are injected besides Kloud's own (kloud_url,
 	// kloud_agent_secret): bootstrap outputs, credential fields. A value
 	// of type stack.Secret reaches Terraform only through TF_VAR_.
-	Variables []stack.Variable
+	Variables []terraform.Variable
 	// Inject sets attributes on every machine, replacing the user's.
-	Inject map[string]stack.Value
+	Inject map[string]terraform.Value
 	// Defaults sets attributes on machines where the user set none.
-	Defaults map[string]stack.Value
+	Defaults map[string]terraform.Value
 	// KloudURLAttribute, when set, is given var.kloud_url on every machine.
 	KloudURLAttribute string
 	// AgentTokenAttribute, when set, is given each machine's agent token
-	// (see stack.AgentTokenExpr); it needs the BaseStack's AgentSecret.
+	// (see terraform.AgentTokenExpr); it needs the BaseStack's AgentSecret.
 	AgentTokenAttribute string
 	// NameAttribute, when set, is given a name where the user set none
-	// (see stack.ComposeOptions.NameAttribute).
+	// (see terraform.ComposeOptions.NameAttribute).
 	NameAttribute string
 	// TagsAttribute, when set, receives Kloud's tags (kloud_stack_id,
 	// kloud_owner, kloud_template_id) and Tags, merged with the user's.
 	TagsAttribute string
-	TagsStyle     stack.TagsStyle
+	TagsStyle     terraform.TagsStyle
 	Tags          map[string]string
 	// UserData, when set, injects the agent's start-up script; its
 	// ${kloud_agent_token} needs the BaseStack's AgentSecret.
-	UserData *stack.UserData
+	UserData *terraform.UserData
 }
 
 // ErrNoTemplate is returned by Compose when the BaseStack has no template.
@@ -161,7 +162,7 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 	if bs.Provider == nil {
 		return nil, errors.New("compose template: BaseStack has no provider")
 	}
-	parsed, _, err := stack.ValidateTemplateWith(tpl.FileName(), []byte(tpl.Content), tpl.Format, bs.Provider.PolicyOptions())
+	parsed, _, err := terraform.ValidateTemplateWith(tpl.FileName(), []byte(tpl.Content), tpl.Format, bs.Provider.PolicyOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -171,21 +172,21 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 		if bs.AgentSecret == "" {
 			return nil, errors.New("compose template: the stack has no agent secret")
 		}
-		vars = append(vars, stack.Variable{Name: stack.AgentSecretVar, Description: "the stack's agent secret", Value: bs.AgentSecret})
+		vars = append(vars, terraform.Variable{Name: terraform.AgentSecretVar, Description: "the stack's agent secret", Value: bs.AgentSecret})
 	}
 	inject := maps.Clone(opts.Inject)
 	if inject == nil {
-		inject = map[string]stack.Value{}
+		inject = map[string]terraform.Value{}
 	}
 	if opts.KloudURLAttribute != "" || (opts.UserData != nil && strings.Contains(opts.UserData.Script, "var."+KloudURLVar)) {
-		vars = append(vars, stack.Variable{Name: KloudURLVar, Description: "where machine agents reach Kloud", Value: bs.KloudURL})
+		vars = append(vars, terraform.Variable{Name: KloudURLVar, Description: "where machine agents reach Kloud", Value: bs.KloudURL})
 		if opts.KloudURLAttribute != "" {
-			inject[opts.KloudURLAttribute] = stack.Var(KloudURLVar)
+			inject[opts.KloudURLAttribute] = terraform.Var(KloudURLVar)
 		}
 	}
-	so := stack.ComposeOptions{
+	so := terraform.ComposeOptions{
 		ResourceType: bs.Provider.TerraformType(),
-		Provider: stack.ProviderBlock{
+		Provider: terraform.ProviderBlock{
 			Name:    bs.Provider.Name,
 			Source:  bs.Provider.Source,
 			Version: bs.Provider.Version,
@@ -202,7 +203,7 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 	if opts.TagsAttribute != "" {
 		so.Tags, so.TagsAttribute, so.TagsStyle = tags, opts.TagsAttribute, opts.TagsStyle
 	}
-	composed, err := stack.Compose(parsed, so)
+	composed, err := terraform.Compose(parsed, so)
 	if err != nil {
 		return nil, fmt.Errorf("compose template %q: %w", tpl.Title, bs.MaskError(err))
 	}
@@ -222,7 +223,7 @@ func (bs *BaseStack) compose(tpl *stack.Template, opts ComposeOptions, userVars,
 // the field's JSON name. Secret fields (kloud:",secret" or of type
 // stack.Secret) become secret variables; zero-valued optional fields are
 // left out.
-func StructVariables(prefix string, v any) ([]stack.Variable, error) {
+func StructVariables(prefix string, v any) ([]terraform.Variable, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -232,7 +233,7 @@ func StructVariables(prefix string, v any) ([]stack.Variable, error) {
 	}
 	rv := reflect.Indirect(reflect.ValueOf(v))
 	byName := fieldValues(rv)
-	var out []stack.Variable
+	var out []terraform.Variable
 	for _, f := range fields {
 		fv, ok := byName[f.Name]
 		if !ok || (!f.Required && fv.IsZero()) {
@@ -241,20 +242,20 @@ func StructVariables(prefix string, v any) ([]stack.Variable, error) {
 		val := fv.Interface()
 		typ := terraformType(f.Type)
 		if f.Secret || fv.Type() == secretType {
-			out = append(out, stack.Variable{Name: prefix + f.Name, Type: "string", Description: f.Label, Value: stack.Secret(fmt.Sprint(reveal(fv)))})
+			out = append(out, terraform.Variable{Name: prefix + f.Name, Type: "string", Description: f.Label, Value: stack.Secret(fmt.Sprint(reveal(fv)))})
 			continue
 		}
 		if fv.Kind() == reflect.String {
 			val = fv.String() // a named string type (an enum) as a plain string
 		}
-		out = append(out, stack.Variable{Name: prefix + f.Name, Type: typ, Description: f.Label, Value: val})
+		out = append(out, terraform.Variable{Name: prefix + f.Name, Type: typ, Description: f.Label, Value: val})
 	}
 	return out, nil
 }
 
 // BootstrapVariables returns the bootstrap outputs as variables named
 // "kloud_" + field name (nil before the credential was bootstrapped).
-func (bs *BaseStack) BootstrapVariables() ([]stack.Variable, error) {
+func (bs *BaseStack) BootstrapVariables() ([]terraform.Variable, error) {
 	return StructVariables("kloud_", bs.Bootstrap)
 }
 

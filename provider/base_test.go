@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 const baseTemplate = `variable "web_count" {
@@ -50,9 +51,9 @@ func TestBaseStackCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	tpl, err := bs.Compose(ComposeOptions{
-		ProviderConfig:      map[string]stack.Value{"access_key": stack.Var("kloud_access_key"), "secret_key": stack.Var("kloud_secret_key")},
+		ProviderConfig:      map[string]terraform.Value{"access_key": terraform.Var("kloud_access_key"), "secret_key": terraform.Var("kloud_secret_key")},
 		Variables:           append(credVars, bootVars...),
-		Defaults:            map[string]stack.Value{"network": stack.Var("kloud_network")},
+		Defaults:            map[string]terraform.Value{"network": terraform.Var("kloud_network")},
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
 		TagsAttribute:       "tags",
@@ -64,16 +65,16 @@ func TestBaseStackCompose(t *testing.T) {
 	if tpl == bs.Template || tpl.Content != bs.Template.Content || tpl.ID != "tp-1" || bs.Template.Generated != nil {
 		t.Error("Compose must return a copy holding the user's content unchanged")
 	}
-	for _, name := range []string{stack.FileProviders, stack.FileVariables, stack.FileVarValues, stack.FileOverride} {
+	for _, name := range []string{terraform.FileProviders, terraform.FileVariables, terraform.FileVarValues, terraform.FileOverride} {
 		if _, ok := tpl.Generated[name]; !ok {
 			t.Errorf("%s not generated", name)
 		}
 	}
 	// Secrets reach Terraform only through the environment.
 	wantEnv := map[string]string{
-		stack.AgentSecretVar: "agent-secret-0123456789",
-		"kloud_secret_key":   "secret-key-value",
-		"kloud_key_id":       "key-secret-42",
+		terraform.AgentSecretVar: "agent-secret-0123456789",
+		"kloud_secret_key":       "secret-key-value",
+		"kloud_key_id":           "key-secret-42",
 	}
 	for k, v := range wantEnv {
 		if tpl.Env[k].Reveal() != v {
@@ -91,7 +92,7 @@ func TestBaseStackCompose(t *testing.T) {
 		}
 	}
 	var values map[string]any
-	if err := json.Unmarshal(tpl.Generated[stack.FileVarValues], &values); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileVarValues], &values); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]any{"web_count": "2", "kloud_url": "http://127.0.0.1:9000", "kloud_access_key": "AKIA", "kloud_region": "eu-west-1", "kloud_network": "net-1"} {
@@ -99,7 +100,7 @@ func TestBaseStackCompose(t *testing.T) {
 			t.Errorf("tfvars %s = %v, want %v", k, values[k], v)
 		}
 	}
-	override := string(tpl.Generated[stack.FileOverride])
+	override := string(tpl.Generated[terraform.FileOverride])
 	for _, want := range []string{
 		`"agent_token": "${sha256(\"${var.kloud_agent_secret}|t-base_machine.web[${count.index}]\")}"`,
 		`"kloud_url": "${var.kloud_url}"`,
@@ -122,12 +123,12 @@ func TestBaseStackComposeErrors(t *testing.T) {
 		{"no template", func(bs *BaseStack, _ *ComposeOptions) { bs.Template = nil }, ErrNoTemplate, ""},
 		{"policy", func(bs *BaseStack, _ *ComposeOptions) {
 			bs.Template.Content += "data \"external\" \"x\" {}\n"
-		}, stack.ErrInvalidTemplate, "main.tf:10:1"},
+		}, terraform.ErrInvalidTemplate, "main.tf:10:1"},
 		{"no agent secret", func(bs *BaseStack, o *ComposeOptions) { bs.AgentSecret = ""; o.AgentTokenAttribute = "agent_token" }, nil, "no agent secret"},
-		{"undeclared variable", func(bs *BaseStack, _ *ComposeOptions) { bs.Stack.Variables["nope"] = "1" }, stack.ErrUndeclaredVariable, "nope"},
+		{"undeclared variable", func(bs *BaseStack, _ *ComposeOptions) { bs.Stack.Variables["nope"] = "1" }, terraform.ErrUndeclaredVariable, "nope"},
 		{"secret masked in error", func(bs *BaseStack, o *ComposeOptions) {
-			o.Inject = map[string]stack.Value{"x": stack.Expr("agent-secret-0123456789 +")}
-		}, stack.ErrCompose, "********"},
+			o.Inject = map[string]terraform.Value{"x": terraform.Expr("agent-secret-0123456789 +")}
+		}, terraform.ErrCompose, "********"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +155,7 @@ func TestComposeBootstrap(t *testing.T) {
   "output": {"key_id": {"value": "${terraform_data.key.id}"}}
 }`
 	tpl, err := bs.ComposeBootstrap("bootstrap", []byte(content), stack.FormatJSON, ComposeOptions{
-		Variables:           []stack.Variable{{Name: "kloud_credential_id", Value: "cr-1"}},
+		Variables:           []terraform.Variable{{Name: "kloud_credential_id", Value: "cr-1"}},
 		AgentTokenAttribute: "ignored",
 	})
 	if err != nil {
@@ -164,14 +165,14 @@ func TestComposeBootstrap(t *testing.T) {
 		t.Errorf("template = %+v", tpl)
 	}
 	// No resource of the provider: no provider requirement, no plugin.
-	if _, ok := tpl.Generated[stack.FileProviders]; ok {
+	if _, ok := tpl.Generated[terraform.FileProviders]; ok {
 		t.Error("a bootstrap of builtin resources requires the provider")
 	}
-	if _, ok := tpl.Generated[stack.FileVariables]; ok {
+	if _, ok := tpl.Generated[terraform.FileVariables]; ok {
 		t.Error("the template's own variable was declared again")
 	}
-	if string(tpl.Generated[stack.FileVarValues]) != "{\n  \"kloud_credential_id\": \"cr-1\"\n}\n" {
-		t.Errorf("tfvars = %s", tpl.Generated[stack.FileVarValues])
+	if string(tpl.Generated[terraform.FileVarValues]) != "{\n  \"kloud_credential_id\": \"cr-1\"\n}\n" {
+		t.Errorf("tfvars = %s", tpl.Generated[terraform.FileVarValues])
 	}
 	if len(tpl.Env) != 0 {
 		t.Errorf("env = %v", keys(tpl.Env))
@@ -229,7 +230,7 @@ func TestStructVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]stack.Variable{}
+	got := map[string]terraform.Variable{}
 	for _, v := range vars {
 		got[v.Name] = v
 	}

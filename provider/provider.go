@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // Stack is what a provider's stack implements (see stack.Interface).
@@ -58,7 +59,7 @@ type Provider struct {
 	// user's template (a literal credential, a machine without a required
 	// argument), each refusal with its place; Kloud calls it when a
 	// template is created, so the 422 comes before any apply.
-	CheckTemplate func(*stack.Parsed) stack.Diagnostics
+	CheckTemplate func(*terraform.Parsed) terraform.Diagnostics
 
 	Machine func(*BaseMachine) (Machine, error)
 	Stack   func(*BaseStack) (Stack, error)
@@ -74,8 +75,8 @@ func (p *Provider) TerraformType() string { return p.Name + "_" + p.ResourceName
 // provider is not allowed either: Kloud configures only the stack's
 // provider, so another would run with the ambient credentials of Kloud's
 // host.
-func (p *Provider) PolicyOptions() stack.PolicyOptions {
-	return stack.PolicyOptions{AllowedProviders: map[string]string{p.Name: p.Source}}
+func (p *Provider) PolicyOptions() terraform.PolicyOptions {
+	return terraform.PolicyOptions{AllowedProviders: map[string]string{p.Name: p.Source}}
 }
 
 // Sentinel errors of the registry.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // TestEmbedded checks that every provider's example and bootstrap
@@ -17,14 +18,14 @@ func TestEmbedded(t *testing.T) {
 	}
 	for _, p := range providers {
 		if b, err := Example(p); err == nil {
-			if _, _, err := stack.ValidateTemplate(p+"/main.tf", b, stack.FormatHCL); err != nil {
+			if _, _, err := terraform.ValidateTemplate(p+"/main.tf", b, stack.FormatHCL); err != nil {
 				t.Errorf("%s example: %v", p, err)
 			}
 		} else if p == "sandbox" {
 			t.Errorf("sandbox example: %v", err)
 		}
 		if b, format, err := Bootstrap(p); err == nil {
-			if _, _, err := stack.ValidateTemplate(p+"/bootstrap", b, format); err != nil {
+			if _, _, err := terraform.ValidateTemplate(p+"/bootstrap", b, format); err != nil {
 				t.Errorf("%s bootstrap: %v", p, err)
 			}
 		} else if p == "sandbox" {
@@ -35,9 +36,9 @@ func TestEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, _, _ := stack.ValidateTemplate("main.tf", b, stack.FormatHCL)
-	machines := stack.MachineResources(parsed, "sandbox_machine")
-	if len(machines) != 2 || machines[0].Name != "web" || machines[0].Repetition != stack.Count || machines[1].Name != "db" {
+	parsed, _, _ := terraform.ValidateTemplate("main.tf", b, stack.FormatHCL)
+	machines := terraform.MachineResources(parsed, "sandbox_machine")
+	if len(machines) != 2 || machines[0].Name != "web" || machines[0].Repetition != terraform.Count || machines[1].Name != "db" {
 		t.Errorf("sandbox example machines = %+v", machines)
 	}
 	if v, ok := parsed.Variable("web_count"); !ok || !v.HasDefault {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // accessKeyInTextRe finds an access key id anywhere in a template's text.
@@ -31,15 +31,15 @@ var hostFileAttrs = []string{"profile", "shared_credentials_files", "shared_conf
 // shared_config_files). Each finding is an error diagnostic at its line.
 // ApplyTemplate refuses a template with any; Kloud may also call it when a
 // template is created.
-func CheckTemplate(p *stack.Parsed) stack.Diagnostics {
+func CheckTemplate(p *terraform.Parsed) terraform.Diagnostics {
 	if p == nil || p.File == nil {
 		return nil
 	}
-	var diags stack.Diagnostics
+	var diags terraform.Diagnostics
 	lines := map[int]bool{}
 	add := func(r hcl.Range, msg string) {
 		lines[r.Start.Line] = true
-		diags = append(diags, stack.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: stack.SeverityError, Message: msg})
+		diags = append(diags, terraform.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: terraform.SeverityError, Message: msg})
 	}
 	content, _, _ := p.File.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 		{Type: "provider", LabelNames: []string{"name"}},
@@ -101,7 +101,7 @@ func CheckTemplate(p *stack.Parsed) stack.Diagnostics {
 				"the template contains an AWS access key id ("+line[m[2]:m[2]+4]+"…): keys must not be written in a template; Kloud passes the credential's keys to Terraform itself")
 		}
 	}
-	slices.SortStableFunc(diags, func(a, b stack.Diagnostic) int { return a.Line - b.Line })
+	slices.SortStableFunc(diags, func(a, b terraform.Diagnostic) int { return a.Line - b.Line })
 	return diags
 }
 

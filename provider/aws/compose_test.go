@@ -30,6 +30,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -174,20 +175,20 @@ func TestBootstrapTemplatesGolden(t *testing.T) {
 	}
 	checkComposed(t, s, tpl, cred)
 	var vars map[string]string
-	if err := json.Unmarshal(tpl.Generated[stack.FileVarValues], &vars); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileVarValues], &vars); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := KeyPair(cred, "cr-1")
 	if vars[VarPublicKey] != AuthorizedKey(key.Public().(ed25519.PublicKey), "kloud-cr-1") || vars[VarKeyName] != "kloud-cr-1" || vars[VarCredentialID] != "cr-1" {
 		t.Errorf("tfvars = %v", vars)
 	}
-	if bytes.Contains(tpl.Generated[stack.FileVarValues], PrivateKeyPEM(key, "")[40:80]) {
+	if bytes.Contains(tpl.Generated[terraform.FileVarValues], PrivateKeyPEM(key, "")[40:80]) {
 		t.Error("the private key reached a file")
 	}
 	// Destroy composes the same: re-applying or destroying the bootstrap
 	// passes the same key.
 	again, err := s.BootstrapTemplates(context.Background(), s.Credential)
-	if err != nil || !bytes.Equal(again[0].Generated[stack.FileVarValues], tpl.Generated[stack.FileVarValues]) {
+	if err != nil || !bytes.Equal(again[0].Generated[terraform.FileVarValues], tpl.Generated[terraform.FileVarValues]) {
 		t.Errorf("a second composition differs: %v", err)
 	}
 	golden(t, "bootstrap", tpl)
@@ -206,7 +207,7 @@ func TestBootstrapTemplatesGolden(t *testing.T) {
 		t.Errorf("bootstrap = %+v", v)
 	}
 	var names []string
-	parsed, _ := stack.ParseTemplate("main.tf.json", content, stack.FormatJSON)
+	parsed, _ := terraform.ParseTemplate("main.tf.json", content, stack.FormatJSON)
 	body, _, _ := parsed.File.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "output", LabelNames: []string{"name"}}}})
 	for _, blk := range body.Blocks {
 		names = append(names, blk.Labels[0])
@@ -224,7 +225,7 @@ func evalUserData(t *testing.T, tpl *stack.Template, name string, idx int) strin
 	var override struct {
 		Resource map[string]map[string]map[string]any `json:"resource"`
 	}
-	if err := json.Unmarshal(tpl.Generated[stack.FileOverride], &override); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileOverride], &override); err != nil {
 		t.Fatal(err)
 	}
 	src, ok := override.Resource["aws_instance"][name]["user_data"].(string)
@@ -320,7 +321,7 @@ resource "aws_instance" "bare" {
 	}
 	agentPart := func(t *testing.T, body, addr string) {
 		t.Helper()
-		token := stack.AgentToken(testAgentSecret, addr).Reveal()
+		token := terraform.AgentToken(testAgentSecret, addr).Reveal()
 		if !strings.HasPrefix(body, "#!/bin/sh\n") || !strings.Contains(body, "\nKLIENT_TOKEN="+token+"\n") ||
 			!strings.Contains(body, "\nKLIENT_KLOUD_URL=https://kloud.example.com\n") || !strings.Contains(body, "\nhttps://kloud.example.com/api/v1/agent/klient\nKLOUD_EOF\n") || !strings.Contains(body, `"$url?os=linux&arch=$arch"`) {
 			t.Errorf("agent part of %s:\n%s", addr, body)
@@ -356,7 +357,7 @@ func TestUserDataConflict(t *testing.T) {
 `
 	s := composeStack(t, testCredential(), testBootstrap(), content, stack.FormatHCL, nil)
 	_, err := s.ApplyTemplate(context.Background(), s.Credential)
-	var te *stack.TemplateError
+	var te *terraform.TemplateError
 	if !errors.As(err, &te) || len(te.Diagnostics) != 1 || te.Diagnostics[0].Line != 4 ||
 		!strings.Contains(err.Error(), "main.tf:4:3: error: aws_instance.web sets user_data_base64") {
 		t.Fatalf("err = %v", err)
@@ -419,8 +420,8 @@ func TestLiteralCredentialsRefused(t *testing.T) {
 				checkComposed(t, s, tpl, testCredential())
 				return
 			}
-			var te *stack.TemplateError
-			if !errors.As(err, &te) || !errors.Is(err, stack.ErrInvalidTemplate) {
+			var te *terraform.TemplateError
+			if !errors.As(err, &te) || !errors.Is(err, terraform.ErrInvalidTemplate) {
 				t.Fatalf("err = %v, want a TemplateError", err)
 			}
 			var lines []int
@@ -466,7 +467,7 @@ func TestDefaults(t *testing.T) {
 			var override struct {
 				Resource map[string]map[string]map[string]any `json:"resource"`
 			}
-			if err := json.Unmarshal(tpl.Generated[stack.FileOverride], &override); err != nil {
+			if err := json.Unmarshal(tpl.Generated[terraform.FileOverride], &override); err != nil {
 				t.Fatal(err)
 			}
 			m := override.Resource["aws_instance"]["m"]
@@ -539,7 +540,7 @@ resource "aws_instance" "web" {
 	var override struct {
 		Provider map[string][]map[string]any `json:"provider"`
 	}
-	if err := json.Unmarshal(tpl.Generated[stack.FileOverride], &override); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileOverride], &override); err != nil {
 		t.Fatal(err)
 	}
 	blocks := override.Provider["aws"]
@@ -554,7 +555,7 @@ resource "aws_instance" "web" {
 	if blocks[1]["alias"] != "other" || tpl.Env[VarSessionToken].Reveal() != "FwoGZXIvYXdzEBYaDH" {
 		t.Errorf("alias %v, env %v", blocks[1]["alias"], keys(tpl.Env))
 	}
-	if _, ok := tpl.Generated[stack.FileProviders]; !ok || bytes.Contains(tpl.Generated[stack.FileProviders], []byte(`"provider"`)) {
-		t.Errorf("providers file:\n%s", tpl.Generated[stack.FileProviders])
+	if _, ok := tpl.Generated[terraform.FileProviders]; !ok || bytes.Contains(tpl.Generated[terraform.FileProviders], []byte(`"provider"`)) {
+		t.Errorf("providers file:\n%s", tpl.Generated[terraform.FileProviders])
 	}
 }

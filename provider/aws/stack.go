@@ -14,6 +14,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -93,13 +94,13 @@ func (s *Stack) VerifyCredential(ctx context.Context, c *stack.Credential) error
 }
 
 // credentialVariables are the credential's keys as sensitive variables.
-func credentialVariables(c *Credential) []stack.Variable {
-	vars := []stack.Variable{
+func credentialVariables(c *Credential) []terraform.Variable {
+	vars := []terraform.Variable{
 		{Name: VarAccessKey, Description: "AWS access key id", Value: stack.Secret(c.AccessKey)},
 		{Name: VarSecretKey, Description: "AWS secret access key", Value: c.SecretKey},
 	}
 	if c.SessionToken != "" {
-		vars = append(vars, stack.Variable{Name: VarSessionToken, Description: "AWS session token", Value: c.SessionToken})
+		vars = append(vars, terraform.Variable{Name: VarSessionToken, Description: "AWS session token", Value: c.SessionToken})
 	}
 	return vars
 }
@@ -107,20 +108,20 @@ func credentialVariables(c *Credential) []stack.Variable {
 // providerConfig is the provider "aws" block of a composition: the region
 // as is, the keys through the sensitive variables, the EC2 and STS
 // endpoints when the credential names one, and default tags when given.
-func providerConfig(c *Credential, defaultTags map[string]string) map[string]stack.Value {
-	cfg := map[string]stack.Value{
-		"region":     stack.Literal(string(c.Region)),
-		"access_key": stack.Var(VarAccessKey),
-		"secret_key": stack.Var(VarSecretKey),
+func providerConfig(c *Credential, defaultTags map[string]string) map[string]terraform.Value {
+	cfg := map[string]terraform.Value{
+		"region":     terraform.Literal(string(c.Region)),
+		"access_key": terraform.Var(VarAccessKey),
+		"secret_key": terraform.Var(VarSecretKey),
 	}
 	if c.SessionToken != "" {
-		cfg["token"] = stack.Var(VarSessionToken)
+		cfg["token"] = terraform.Var(VarSessionToken)
 	}
 	if c.Endpoint != "" {
-		cfg["endpoints"] = stack.Literal(map[string]string{"ec2": c.Endpoint, "sts": c.Endpoint})
+		cfg["endpoints"] = terraform.Literal(map[string]string{"ec2": c.Endpoint, "sts": c.Endpoint})
 	}
 	if len(defaultTags) > 0 {
-		cfg["default_tags"] = stack.Literal(map[string]any{"tags": defaultTags})
+		cfg["default_tags"] = terraform.Literal(map[string]any{"tags": defaultTags})
 	}
 	return cfg
 }
@@ -156,9 +157,9 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 	bs := *s.BaseStack
 	bs.Credential = c
 	vars := append(credentialVariables(cred),
-		stack.Variable{Name: VarCredentialID, Value: c.ID},
-		stack.Variable{Name: VarKeyName, Value: KeyPairName(c.ID)},
-		stack.Variable{Name: VarPublicKey, Value: AuthorizedKey(key.Public().(ed25519.PublicKey), KeyPairName(c.ID))},
+		terraform.Variable{Name: VarCredentialID, Value: c.ID},
+		terraform.Variable{Name: VarKeyName, Value: KeyPairName(c.ID)},
+		terraform.Variable{Name: VarPublicKey, Value: AuthorizedKey(key.Public().(ed25519.PublicKey), KeyPairName(c.ID))},
 	)
 	tpl, err := bs.ComposeBootstrap("aws bootstrap", content, format, provider.ComposeOptions{
 		ProviderConfig: providerConfig(cred, map[string]string{
@@ -207,15 +208,15 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 	if err != nil {
 		return nil, err
 	}
-	parsed, _, err := stack.ValidateTemplate(s.Template.FileName(), []byte(s.Template.Content), s.Template.Format)
+	parsed, _, err := terraform.ValidateTemplate(s.Template.FileName(), []byte(s.Template.Content), s.Template.Format)
 	if err != nil {
 		return nil, fmt.Errorf("apply aws template: %w", err)
 	}
 	if diags := CheckTemplate(parsed); diags.HasErrors() {
-		return nil, fmt.Errorf("apply aws template: %w", &stack.TemplateError{Diagnostics: diags})
+		return nil, fmt.Errorf("apply aws template: %w", &terraform.TemplateError{Diagnostics: diags})
 	}
 	boot, _ := s.Bootstrap.(*Bootstrap)
-	machines := stack.MachineResources(parsed, s.Provider.TerraformType())
+	machines := terraform.MachineResources(parsed, s.Provider.TerraformType())
 	for _, r := range machines {
 		if a, ok := r.Attributes["user_data_base64"]; ok {
 			return nil, fmt.Errorf("apply aws template: %w", templateError(a.Range,
@@ -239,8 +240,8 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		ProviderConfig: providerConfig(cred, nil),
 		Variables:      vars,
 		TagsAttribute:  "tags",
-		TagsStyle:      stack.TagsMap,
-		UserData:       &stack.UserData{Attribute: "user_data", Script: AgentScript(), CloudInit: true},
+		TagsStyle:      terraform.TagsMap,
+		UserData:       &terraform.UserData{Attribute: "user_data", Script: AgentScript(), CloudInit: true},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply aws template: %w", err)
@@ -253,10 +254,10 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 	return tpl, nil
 }
 
-// templateError is a *stack.TemplateError with one diagnostic at r.
+// templateError is a *terraform.TemplateError with one diagnostic at r.
 func templateError(r hcl.Range, msg string) error {
-	return &stack.TemplateError{Diagnostics: stack.Diagnostics{{
-		File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: stack.SeverityError, Message: msg,
+	return &terraform.TemplateError{Diagnostics: terraform.Diagnostics{{
+		File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: terraform.SeverityError, Message: msg,
 	}}}
 }
 
@@ -292,7 +293,7 @@ func defaults(has func(string) bool) map[string]any {
 
 // setIn returns what a resource block sets: its attributes and, in an HCL
 // template, its nested blocks (a JSON template's ResourceBlock lists both).
-func setIn(p *stack.Parsed, r stack.ResourceBlock) func(string) bool {
+func setIn(p *terraform.Parsed, r terraform.ResourceBlock) func(string) bool {
 	blocks := map[string]bool{}
 	if body, ok := p.File.Body.(*hclsyntax.Body); ok {
 		for _, b := range body.Blocks {
@@ -308,13 +309,13 @@ func setIn(p *stack.Parsed, r stack.ResourceBlock) func(string) bool {
 
 // addDefaults writes each machine's defaults into the composed override
 // file, beside Kloud's injected attributes.
-func addDefaults(tpl *stack.Template, p *stack.Parsed, machines []stack.ResourceBlock) error {
+func addDefaults(tpl *stack.Template, p *terraform.Parsed, machines []terraform.ResourceBlock) error {
 	override := map[string]any{}
-	if b, ok := tpl.Generated[stack.FileOverride]; ok {
+	if b, ok := tpl.Generated[terraform.FileOverride]; ok {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
 		if err := dec.Decode(&override); err != nil {
-			return fmt.Errorf("read %s: %w", stack.FileOverride, err)
+			return fmt.Errorf("read %s: %w", terraform.FileOverride, err)
 		}
 	}
 	changed := false
@@ -337,9 +338,9 @@ func addDefaults(tpl *stack.Template, p *stack.Parsed, machines []stack.Resource
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(override); err != nil {
-		return fmt.Errorf("encode %s: %w", stack.FileOverride, err)
+		return fmt.Errorf("encode %s: %w", terraform.FileOverride, err)
 	}
-	tpl.Generated[stack.FileOverride] = buf.Bytes()
+	tpl.Generated[terraform.FileOverride] = buf.Bytes()
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // Composition of a user's template for the digitalocean Terraform provider.
@@ -54,7 +55,7 @@ const FileDropletOverride = "kloud_digitalocean_override.tf.json"
 const MaxUserData = 64 << 10
 
 // Sentinel errors of composition; each is returned wrapped together with a
-// *stack.TemplateError whose diagnostics name the file, line and column.
+// *terraform.TemplateError whose diagnostics name the file, line and column.
 var (
 	ErrLiteralCredential = errors.New("DigitalOcean credential written in the template")
 	ErrNoImage           = errors.New("droplet without an image")
@@ -77,7 +78,7 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 		return nil, provider.ErrNoTemplate
 	}
 	t := s.Template
-	parsed, _, err := stack.ValidateTemplate(t.FileName(), []byte(t.Content), t.Format)
+	parsed, _, err := terraform.ValidateTemplate(t.FileName(), []byte(t.Content), t.Format)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 	if err != nil {
 		return nil, err
 	}
-	vars := []stack.Variable{
+	vars := []terraform.Variable{
 		tokenVariable(cred),
 		{Name: RegionVar, Description: "the credential's region, droplets' default", Value: string(cred.Region)},
 		{Name: ImageVar, Description: "Kloud's default droplet image", Value: DefaultImage},
@@ -104,10 +105,10 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 	tpl, err := s.Compose(provider.ComposeOptions{
 		ProviderConfig: cfg,
 		Variables:      vars,
-		Defaults:       map[string]stack.Value{"region": stack.Var(RegionVar)},
+		Defaults:       map[string]terraform.Value{"region": terraform.Var(RegionVar)},
 		TagsAttribute:  "tags",
-		TagsStyle:      stack.TagsList,
-		UserData:       &stack.UserData{Attribute: "user_data", Script: agentScript(), CloudInit: true},
+		TagsStyle:      terraform.TagsList,
+		UserData:       &terraform.UserData{Attribute: "user_data", Script: agentScript(), CloudInit: true},
 	})
 	if err != nil {
 		return nil, err
@@ -129,13 +130,13 @@ func (s *Stack) compose(cred *Credential, boot *Bootstrap) (*stack.Template, err
 // bootstrap key first in ssh_keys, and the bootstrap VPC where the user set
 // no vpc_uuid and the droplet is in the VPC's region (null, DigitalOcean's
 // default VPC of the region, otherwise).
-func dropletOverride(parsed *stack.Parsed) ([]byte, error) {
-	droplets := stack.MachineResources(parsed, Name+"_"+ResourceName)
+func dropletOverride(parsed *terraform.Parsed) ([]byte, error) {
+	droplets := terraform.MachineResources(parsed, Name+"_"+ResourceName)
 	if len(droplets) == 0 {
 		return nil, nil
 	}
 	res := map[string]any{}
-	var diags stack.Diagnostics
+	var diags terraform.Diagnostics
 	for _, r := range droplets {
 		attrs := map[string]any{}
 		if a, ok := r.Attributes["ssh_keys"]; ok {
@@ -158,7 +159,7 @@ func dropletOverride(parsed *stack.Parsed) ([]byte, error) {
 		res[r.Name] = attrs
 	}
 	if len(diags) > 0 {
-		return nil, &stack.TemplateError{Diagnostics: diags}
+		return nil, &terraform.TemplateError{Diagnostics: diags}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -191,14 +192,14 @@ var providerSecretAttrs = []string{"token", "spaces_access_id", "spaces_secret_k
 // DigitalOcean: a token written in the template (credToken, the
 // credential's own, too), a droplet without an image, user data that
 // cannot be merged with the agent's. The error wraps ErrLiteralCredential,
-// ErrNoImage or ErrUserDataConflict and a *stack.TemplateError naming the
+// ErrNoImage or ErrUserDataConflict and a *terraform.TemplateError naming the
 // lines. Messages never repeat a token.
-func CheckTemplate(parsed *stack.Parsed, credToken string) error {
+func CheckTemplate(parsed *terraform.Parsed, credToken string) error {
 	if ds := literalCredentials(parsed, credToken); len(ds) > 0 {
-		return fmt.Errorf("%w: %w", ErrLiteralCredential, &stack.TemplateError{Diagnostics: ds})
+		return fmt.Errorf("%w: %w", ErrLiteralCredential, &terraform.TemplateError{Diagnostics: ds})
 	}
-	droplets := stack.MachineResources(parsed, Name+"_"+ResourceName)
-	var noImage, userData stack.Diagnostics
+	droplets := terraform.MachineResources(parsed, Name+"_"+ResourceName)
+	var noImage, userData terraform.Diagnostics
 	for _, r := range droplets {
 		if !r.Has("image") {
 			noImage = append(noImage, diagAt(r.Range, fmt.Sprintf(
@@ -208,16 +209,16 @@ func CheckTemplate(parsed *stack.Parsed, credToken string) error {
 		userData = append(userData, checkUserData(r)...)
 	}
 	if len(noImage) > 0 {
-		return fmt.Errorf("%w: %w", ErrNoImage, &stack.TemplateError{Diagnostics: noImage})
+		return fmt.Errorf("%w: %w", ErrNoImage, &terraform.TemplateError{Diagnostics: noImage})
 	}
 	if len(userData) > 0 {
-		return fmt.Errorf("%w: %w", ErrUserDataConflict, &stack.TemplateError{Diagnostics: userData})
+		return fmt.Errorf("%w: %w", ErrUserDataConflict, &terraform.TemplateError{Diagnostics: userData})
 	}
 	return nil
 }
 
-func literalCredentials(parsed *stack.Parsed, credToken string) stack.Diagnostics {
-	var ds stack.Diagnostics
+func literalCredentials(parsed *terraform.Parsed, credToken string) terraform.Diagnostics {
+	var ds terraform.Diagnostics
 	content := parsed.Content
 	seen := map[int]bool{}
 	for _, loc := range tokenRefRE.FindAllIndex(content, -1) {
@@ -261,7 +262,7 @@ func literalCredentials(parsed *stack.Parsed, credToken string) stack.Diagnostic
 			}
 		}
 	}
-	slices.SortStableFunc(ds, func(a, b stack.Diagnostic) int {
+	slices.SortStableFunc(ds, func(a, b terraform.Diagnostic) int {
 		if a.Line != b.Line {
 			return a.Line - b.Line
 		}
@@ -283,7 +284,7 @@ func blocksOf(c *hcl.BodyContent) hcl.Blocks {
 // be one of those, and the whole must fit DigitalOcean's limit. User data
 // computed by an expression is checked by Terraform when it runs (the
 // composed template types the part from its first line).
-func checkUserData(r stack.ResourceBlock) stack.Diagnostics {
+func checkUserData(r terraform.ResourceBlock) terraform.Diagnostics {
 	a, ok := r.Attributes["user_data"]
 	if !ok {
 		return nil
@@ -292,7 +293,7 @@ func checkUserData(r stack.ResourceBlock) stack.Diagnostics {
 	if !ok {
 		return nil
 	}
-	var ds stack.Diagnostics
+	var ds terraform.Diagnostics
 	trimmed := strings.TrimLeft(lit, " \t\r\n")
 	first, _, _ := strings.Cut(trimmed, "\n")
 	if len(first) > 40 {
@@ -330,23 +331,23 @@ func literalString(src string) (string, bool) {
 	return v.AsString(), true
 }
 
-func diagAt(r hcl.Range, msg string) stack.Diagnostic {
-	return stack.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: stack.SeverityError, Message: msg}
+func diagAt(r hcl.Range, msg string) terraform.Diagnostic {
+	return terraform.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: terraform.SeverityError, Message: msg}
 }
 
 // diagOffset is a diagnostic at byte offset off of the template.
-func diagOffset(parsed *stack.Parsed, off int, msg string) stack.Diagnostic {
+func diagOffset(parsed *terraform.Parsed, off int, msg string) terraform.Diagnostic {
 	before := parsed.Content[:off]
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := off - bytes.LastIndexByte(before, '\n')
-	return stack.Diagnostic{File: parsed.Name, Line: line, Column: col, Severity: stack.SeverityError, Message: msg}
+	return terraform.Diagnostic{File: parsed.Name, Line: line, Column: col, Severity: terraform.SeverityError, Message: msg}
 }
 
 // templateDiagnostics is CheckTemplate as the provider's template check at
 // creation: without a credential yet, so only token-shaped literals are
 // recognised; the apply checks again against the credential's own token.
-func templateDiagnostics(parsed *stack.Parsed) stack.Diagnostics {
-	var te *stack.TemplateError
+func templateDiagnostics(parsed *terraform.Parsed) terraform.Diagnostics {
+	var te *terraform.TemplateError
 	if err := CheckTemplate(parsed, ""); errors.As(err, &te) {
 		return te.Diagnostics
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -130,7 +131,7 @@ func TestApplyExampleGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNoSecret(t, tpl, testToken, testSecret.Reveal())
-	if tpl.Env[TokenVar].Reveal() != testToken || tpl.Env[stack.AgentSecretVar] != testSecret {
+	if tpl.Env[TokenVar].Reveal() != testToken || tpl.Env[terraform.AgentSecretVar] != testSecret {
 		t.Errorf("env = %v", tpl.Env)
 	}
 	if tpl.Content != string(content) {
@@ -170,7 +171,7 @@ func TestApplyJSONTemplate(t *testing.T) {
 func overrideAttrs(t *testing.T, tpl *stack.Template, name string) map[string]any {
 	t.Helper()
 	out := map[string]any{}
-	for _, file := range []string{stack.FileOverride, FileDropletOverride} {
+	for _, file := range []string{terraform.FileOverride, FileDropletOverride} {
 		var o struct {
 			Resource map[string]map[string]map[string]any `json:"resource"`
 		}
@@ -281,7 +282,7 @@ func TestUserDataMerge(t *testing.T) {
 				if !errors.Is(err, ErrUserDataConflict) {
 					t.Fatalf("err = %v, want ErrUserDataConflict", err)
 				}
-				var te *stack.TemplateError
+				var te *terraform.TemplateError
 				if !errors.As(err, &te) || te.Diagnostics[0].Line != tt.line || te.Diagnostics[0].File != "main.tf" {
 					t.Fatalf("err = %v, want a diagnostic on main.tf:%d", err, tt.line)
 				}
@@ -339,15 +340,15 @@ func TestLiteralCredentialsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 				// The user's provider block gets Kloud's token too.
-				if !strings.Contains(string(tpl.Generated[stack.FileOverride]), `"token": "${var.kloud_do_token}"`) {
-					t.Errorf("override = %s", tpl.Generated[stack.FileOverride])
+				if !strings.Contains(string(tpl.Generated[terraform.FileOverride]), `"token": "${var.kloud_do_token}"`) {
+					t.Errorf("override = %s", tpl.Generated[terraform.FileOverride])
 				}
 				return
 			}
 			if !errors.Is(err, ErrLiteralCredential) {
 				t.Fatalf("err = %v, want ErrLiteralCredential", err)
 			}
-			var te *stack.TemplateError
+			var te *terraform.TemplateError
 			if !errors.As(err, &te) || te.Diagnostics[0].Line != tt.line {
 				t.Fatalf("err = %v, want line %d", err, tt.line)
 			}
@@ -366,7 +367,7 @@ func TestLiteralCredentialsRefused(t *testing.T) {
 func TestNoImageRefused(t *testing.T) {
 	content := "resource \"digitalocean_droplet\" \"ok\" {\n  name = \"a\"\n  size = \"s-1vcpu-1gb\"\n  image = var.kloud_image\n}\n\nresource \"digitalocean_droplet\" \"bare\" {\n  name = \"b\"\n  size = \"s-1vcpu-1gb\"\n}\n"
 	_, err := apply(t, composeStack(t, content, stack.FormatHCL))
-	var te *stack.TemplateError
+	var te *terraform.TemplateError
 	if !errors.Is(err, ErrNoImage) || !errors.As(err, &te) {
 		t.Fatalf("err = %v, want ErrNoImage", err)
 	}
@@ -414,7 +415,7 @@ func TestBootstrapTemplates(t *testing.T) {
 		t.Fatalf("private key in env: %v", err)
 	}
 	var vals map[string]string
-	if err := json.Unmarshal(tpl.Generated[stack.FileVarValues], &vals); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileVarValues], &vals); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := ParseAuthorizedKey(vals[sshPublicVar])
@@ -456,7 +457,7 @@ func TestBootstrapTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var vals2 map[string]string
-	_ = json.Unmarshal(again[0].Generated[stack.FileVarValues], &vals2)
+	_ = json.Unmarshal(again[0].Generated[terraform.FileVarValues], &vals2)
 	if vals2[sshPublicVar] != vals[sshPublicVar] {
 		t.Error("a bootstrapped credential got a new key pair")
 	}
@@ -531,9 +532,9 @@ func TestUserDataRendersWithTerraform(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{stack.FileVariables, stack.FileVarValues} {
+	for _, name := range []string{terraform.FileVariables, terraform.FileVarValues} {
 		data := tpl.Generated[name]
-		if name == stack.FileVarValues {
+		if name == terraform.FileVarValues {
 			var vals map[string]any
 			_ = json.Unmarshal(data, &vals)
 			delete(vals, "web_count") // the stand-in declares no such variable
@@ -594,7 +595,7 @@ func TestUserDataRendersWithTerraform(t *testing.T) {
 		if len(types) != 2 || types[0] != "text/x-shellscript" || types[1] != userType {
 			t.Fatalf("%s: parts %v", addr, types)
 		}
-		token := stack.AgentToken(testSecret, addr).Reveal()
+		token := terraform.AgentToken(testSecret, addr).Reveal()
 		if !strings.HasPrefix(bodies[0], "#!/bin/sh\n") || !strings.Contains(bodies[0], "KLIENT_TOKEN="+token+"\n") ||
 			!strings.Contains(bodies[0], "KLIENT_KLOUD_URL=https://kloud.example.com\n") {
 			t.Errorf("%s: Kloud's part:\n%s", addr, bodies[0])

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -137,20 +138,20 @@ func (s *Stack) VerifyCredential(ctx context.Context, c *stack.Credential) error
 
 // providerConfig is the digitalocean provider block: the token from the
 // sensitive variable, and api_endpoint when the credential sets one.
-func providerConfig(cred *Credential) (map[string]stack.Value, error) {
-	cfg := map[string]stack.Value{"token": stack.Var(TokenVar)}
+func providerConfig(cred *Credential) (map[string]terraform.Value, error) {
+	cfg := map[string]terraform.Value{"token": terraform.Var(TokenVar)}
 	if cred.Endpoint != "" {
 		_, tf, err := endpointURLs(cred.Endpoint)
 		if err != nil {
 			return nil, &provider.FieldError{Field: "endpoint", Message: err.Error()}
 		}
-		cfg["api_endpoint"] = stack.Literal(tf)
+		cfg["api_endpoint"] = terraform.Literal(tf)
 	}
 	return cfg, nil
 }
 
-func tokenVariable(cred *Credential) stack.Variable {
-	return stack.Variable{Name: TokenVar, Description: "DigitalOcean API token", Value: cred.Token}
+func tokenVariable(cred *Credential) terraform.Variable {
+	return terraform.Variable{Name: TokenVar, Description: "DigitalOcean API token", Value: cred.Token}
 }
 
 // resourceName is the name of a credential's bootstrap resources:
@@ -218,7 +219,7 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 	bs.Credential = c
 	tpl, err := bs.ComposeBootstrap("digitalocean bootstrap", content, format, provider.ComposeOptions{
 		ProviderConfig: cfg,
-		Variables: []stack.Variable{
+		Variables: []terraform.Variable{
 			tokenVariable(cred),
 			{Name: nameVar, Value: name},
 			{Name: RegionVar, Value: string(cred.Region)},

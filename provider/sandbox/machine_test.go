@@ -17,6 +17,7 @@ import (
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -228,10 +229,10 @@ func TestExampleEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := strings.TrimSpace(string(tok)), stack.AgentToken(secret, r.Address).Reveal(); got != want {
+		if got, want := strings.TrimSpace(string(tok)), terraform.AgentToken(secret, r.Address).Reveal(); got != want {
 			t.Errorf("%s: agent token on disk differs from AgentToken of its address", r.Address)
 		}
-		if got, want := strings.TrimSpace(string(tok)), stack.AgentToken(secret, stack.InstanceAddress(r.Type, r.Name, r.Index)).Reveal(); got != want {
+		if got, want := strings.TrimSpace(string(tok)), terraform.AgentToken(secret, terraform.InstanceAddress(r.Type, r.Name, r.Index)).Reveal(); got != want {
 			t.Errorf("%s: agent token differs from AgentToken of InstanceAddress", r.Address)
 		}
 		switch r.Name {

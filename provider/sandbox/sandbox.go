@@ -18,6 +18,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 )
 
 // The provider's identity.
@@ -131,11 +132,11 @@ var providerAttrs = []string{"endpoint", "token", "data_dir"}
 // CheckTemplate refuses a provider "sandbox" block that sets the control
 // API's endpoint or token (or the old data_dir): Kloud configures the
 // provider for the stack's credential, and for it only.
-func CheckTemplate(p *stack.Parsed) stack.Diagnostics {
+func CheckTemplate(p *terraform.Parsed) terraform.Diagnostics {
 	if p == nil || p.File == nil {
 		return nil
 	}
-	var diags stack.Diagnostics
+	var diags terraform.Diagnostics
 	content, _, _ := p.File.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "provider", LabelNames: []string{"name"}}}})
 	schema := &hcl.BodySchema{}
 	for _, a := range providerAttrs {
@@ -149,7 +150,7 @@ func CheckTemplate(p *stack.Parsed) stack.Diagnostics {
 		for _, name := range providerAttrs {
 			if a, ok := pc.Attributes[name]; ok {
 				r := a.NameRange
-				diags = append(diags, stack.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: stack.SeverityError,
+				diags = append(diags, terraform.Diagnostic{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column, Severity: terraform.SeverityError,
 					Message: fmt.Sprintf(`provider "sandbox" sets %s: Kloud configures the sandbox provider for the stack's credential itself`, name)})
 			}
 		}

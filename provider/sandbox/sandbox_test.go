@@ -19,6 +19,7 @@ import (
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -180,11 +181,11 @@ func TestBootstrapTemplates(t *testing.T) {
 	if tpl.Content != string(content) || tpl.FileName() != "main.tf.json" || tpl.Provider != Name {
 		t.Errorf("template = %+v", tpl)
 	}
-	if _, ok := tpl.Generated[stack.FileProviders]; ok {
+	if _, ok := tpl.Generated[terraform.FileProviders]; ok {
 		t.Error("the bootstrap requires the sandbox plugin")
 	}
 	var vars map[string]string
-	if err := json.Unmarshal(tpl.Generated[stack.FileVarValues], &vars); err != nil {
+	if err := json.Unmarshal(tpl.Generated[terraform.FileVarValues], &vars); err != nil {
 		t.Fatal(err)
 	}
 	if vars["kloud_credential_id"] != "cr-1" || vars["kloud_data_dir"] != dir {
@@ -356,8 +357,8 @@ func TestApplyTemplateErrors(t *testing.T) {
 		boot    *Bootstrap
 		want    error
 	}{
-		{"policy", "resource \"sandbox_machine\" \"a\" {\n  user_data = file(\"/etc/passwd\")\n}\n", nil, nil, stack.ErrInvalidTemplate},
-		{"undeclared variable", "resource \"sandbox_machine\" \"a\" {}\n", map[string]string{"x": "1"}, nil, stack.ErrUndeclaredVariable},
+		{"policy", "resource \"sandbox_machine\" \"a\" {\n  user_data = file(\"/etc/passwd\")\n}\n", nil, nil, terraform.ErrInvalidTemplate},
+		{"undeclared variable", "resource \"sandbox_machine\" \"a\" {}\n", map[string]string{"x": "1"}, nil, terraform.ErrUndeclaredVariable},
 		{"bad network", "resource \"sandbox_machine\" \"a\" {}\n", nil, &Bootstrap{Network: "../x", KeyID: "k"}, provider.ErrInvalidField},
 	}
 	for _, tt := range tests {
@@ -398,7 +399,7 @@ func TestCheckTemplate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := stack.ParseTemplate("main.tf", []byte(tt.content), stack.FormatHCL)
+			p, err := terraform.ParseTemplate("main.tf", []byte(tt.content), stack.FormatHCL)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/templates"
 )
 
@@ -130,7 +131,7 @@ func (s *Stack) BootstrapTemplates(ctx context.Context, c *stack.Credential) ([]
 	bs := *s.BaseStack
 	bs.Credential = c
 	tpl, err := bs.ComposeBootstrap("sandbox bootstrap", content, format, provider.ComposeOptions{
-		Variables: []stack.Variable{
+		Variables: []terraform.Variable{
 			{Name: "kloud_credential_id", Value: c.ID},
 			{Name: "kloud_data_dir", Value: dir},
 		},
@@ -168,9 +169,9 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
 	if s.Template != nil {
-		parsed, _ := stack.ParseTemplate(s.Template.FileName(), []byte(s.Template.Content), s.Template.Format)
+		parsed, _ := terraform.ParseTemplate(s.Template.FileName(), []byte(s.Template.Content), s.Template.Format)
 		if diags := CheckTemplate(parsed); diags.HasErrors() {
-			return nil, fmt.Errorf("apply sandbox template: %w", &stack.TemplateError{Diagnostics: diags})
+			return nil, fmt.Errorf("apply sandbox template: %w", &terraform.TemplateError{Diagnostics: diags})
 		}
 	}
 	h, err := hostOf(s.Service)
@@ -199,10 +200,10 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 	}
 	token, release := h.Grant(ctx, credID, dir)
 	vars = append(vars,
-		stack.Variable{Name: EndpointVar, Description: "the sandbox control API", Value: h.Endpoint()},
-		stack.Variable{Name: TokenVar, Description: "this run's sandbox token", Value: stack.Secret(token)})
+		terraform.Variable{Name: EndpointVar, Description: "the sandbox control API", Value: h.Endpoint()},
+		terraform.Variable{Name: TokenVar, Description: "this run's sandbox token", Value: stack.Secret(token)})
 	tpl, err := s.Compose(provider.ComposeOptions{
-		ProviderConfig:      map[string]stack.Value{"endpoint": stack.Var(EndpointVar), "token": stack.Var(TokenVar)},
+		ProviderConfig:      map[string]terraform.Value{"endpoint": terraform.Var(EndpointVar), "token": terraform.Var(TokenVar)},
 		Variables:           vars,
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
