@@ -1,0 +1,474 @@
+package store
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+)
+
+// The input checks of every store method, kept here once so the backends
+// refuse the same inputs with the same ErrInvalid messages; a backend
+// calls the check first and only stores what passed. Each message names
+// the operation and the field. Checks that need no more than "op: empty
+// what" use CheckKey.
+
+// CheckKey refuses an empty key: "op: empty what" (ErrInvalid).
+func CheckKey(op, what, v string) error {
+	if v == "" {
+		return Invalidf("%s: empty %s", op, what)
+	}
+	return nil
+}
+
+// ---- credentials, templates, stacks -----------------------------------------
+
+// CheckCredentialUpdate is what every backend requires of an updated
+// credential; it returns the new UpdatedAt, now, also in Unix nanoseconds.
+func CheckCredentialUpdate(c *stack.Credential, now time.Time) (time.Time, int64, error) {
+	if c == nil {
+		return time.Time{}, 0, Invalidf("update credential: nil credential")
+	}
+	if err := CheckKey("update credential", "id", c.ID); err != nil {
+		return time.Time{}, 0, err
+	}
+	now = now.UTC()
+	un, err := UnixNanos("updated_at", now)
+	return now, un, wrapf(err, "update credential %s", c.ID)
+}
+
+// CheckNewTemplate is what every backend requires of a new template; now
+// is the store clock's time.
+func CheckNewTemplate(t *stack.Template, now time.Time) (NewRecord, error) {
+	if t == nil {
+		return NewRecord{}, Invalidf("create template: nil template")
+	}
+	if t.OwnerID == "" {
+		return NewRecord{}, Invalidf("create template: empty owner_id")
+	}
+	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
+		return NewRecord{}, Invalidf("create template: format %q is not hcl or json", t.Format)
+	}
+	return newRecord("create template", t.ID, "tpl-", now, t.CreatedAt)
+}
+
+// CheckStackStatus is what every backend requires of a stack status change.
+func CheckStackStatus(id string, status machinestate.StackState) error {
+	if err := CheckKey("set stack status", "id", id); err != nil {
+		return err
+	}
+	if !status.Valid() {
+		return Invalidf("set stack %s status: unknown status %q", id, status)
+	}
+	return nil
+}
+
+// ---- machines -----------------------------------------------------------------
+
+// MachineWrite is a checked PutMachine: the id to store under (a new one
+// when the machine has none) and its times in Unix nanoseconds.
+type MachineWrite struct {
+	ID      string
+	Created int64 // CreatedAt, now when zero
+	Updated int64 // now
+}
+
+// CheckPutMachine is what every backend requires of a machine to put; now
+// is the store clock's time.
+func CheckPutMachine(m *stack.Machine, now time.Time) (MachineWrite, error) {
+	switch {
+	case m == nil:
+		return MachineWrite{}, Invalidf("put machine: nil machine")
+	case m.StackID == "":
+		return MachineWrite{}, Invalidf("put machine: empty stack_id")
+	case m.OwnerID == "":
+		return MachineWrite{}, Invalidf("put machine: empty owner_id")
+	case !m.State.Valid():
+		return MachineWrite{}, Invalidf("put machine: unknown state %d", int(m.State))
+	case len(m.Metadata) > 0 && !json.Valid(m.Metadata):
+		return MachineWrite{}, Invalidf("put machine %s: metadata is not valid JSON", m.ID)
+	}
+	w := MachineWrite{ID: m.ID}
+	if w.ID == "" {
+		w.ID = NewID("m-")
+	}
+	var err error
+	if w.Created, w.Updated, err = Stamps(now, m.CreatedAt, now); err != nil {
+		return MachineWrite{}, wrapf(err, "put machine %s", w.ID)
+	}
+	if _, err := OptUnixNanos("last_seen", m.LastSeen); err != nil {
+		return MachineWrite{}, wrapf(err, "put machine %s", w.ID)
+	}
+	return w, nil
+}
+
+// CheckMachineState is what every backend requires of a machine state
+// change.
+func CheckMachineState(id string, state machinestate.State) error {
+	if err := CheckKey("set machine state", "id", id); err != nil {
+		return err
+	}
+	if !state.Valid() {
+		return Invalidf("set machine %s state: unknown state %d", id, int(state))
+	}
+	return nil
+}
+
+// ---- jobs and leases ------------------------------------------------------------
+
+// ValidJobStatus reports whether st is one of the job statuses.
+func ValidJobStatus(st JobStatus) bool {
+	switch st {
+	case JobQueued, JobRunning, JobSucceeded, JobFailed:
+		return true
+	}
+	return false
+}
+
+// CheckJobStatuses refuses a job status filter naming an unknown status.
+func CheckJobStatuses(statuses []JobStatus) error {
+	for _, st := range statuses {
+		if !ValidJobStatus(st) {
+			return Invalidf("list jobs: unknown status %q", st)
+		}
+	}
+	return nil
+}
+
+// NewRecord is a checked new record: the id to store it under (a new one
+// when the caller gave none) and its creation time, defaulted to now, in
+// UTC and in Unix nanoseconds.
+type NewRecord struct {
+	ID        string
+	CreatedAt time.Time
+	Created   int64
+	Updated   int64 // for records with an updated_at: CreatedAt unless given
+}
+
+// newRecord checks a new record's creation time (now when zero); a record
+// kept under an id of its own kind gets one with prefix when id is empty.
+func newRecord(op, id, prefix string, now, created time.Time) (NewRecord, error) {
+	if created.IsZero() {
+		created = now
+	}
+	r := NewRecord{CreatedAt: created.UTC()}
+	if prefix != "" {
+		r.ID = idOr(id, prefix)
+	}
+	var err error
+	if r.Created, err = UnixNanos("created_at", r.CreatedAt); err != nil {
+		return NewRecord{}, wrapf(err, "%s", op)
+	}
+	return r, nil
+}
+
+// CheckNewJob is what every backend requires of a new job; now is the
+// store clock's time.
+func CheckNewJob(j *Job, now time.Time) (NewRecord, error) {
+	switch {
+	case j == nil:
+		return NewRecord{}, Invalidf("create job: nil job")
+	case j.Kind == "":
+		return NewRecord{}, Invalidf("create job: empty kind")
+	case j.Target == "":
+		return NewRecord{}, Invalidf("create job: empty target")
+	case j.Status != "" && j.Status != JobQueued:
+		return NewRecord{}, Invalidf("create job: status %q (a new job is queued)", j.Status)
+	}
+	return newRecord("create job", j.ID, "job-", now, j.CreatedAt)
+}
+
+// Queued sets what CreateJob stored on a new job: its id, status queued,
+// its creation time, and nothing of a run.
+func (j *Job) Queued(id string, created time.Time) {
+	j.ID, j.Status, j.CreatedAt = id, JobQueued, created
+	j.Percentage, j.Error, j.Worker = 0, "", ""
+	j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+}
+
+// LeaseTimes is a checked lease request: now and now+lease in Unix
+// nanoseconds.
+type LeaseTimes struct {
+	Now, Expires int64
+}
+
+// leaseTimes converts now (already defaulted) and now+d.
+func leaseTimes(now time.Time, d time.Duration, expiry string) (LeaseTimes, error) {
+	var lt LeaseTimes
+	var err error
+	if lt.Now, err = UnixNanos("now", now); err != nil {
+		return LeaseTimes{}, err
+	}
+	if lt.Expires, err = UnixNanos(expiry, now.Add(d)); err != nil {
+		return LeaseTimes{}, err
+	}
+	return lt, nil
+}
+
+// CheckClaim is what every backend requires of a ClaimJob at now (already
+// defaulted to the store clock).
+func CheckClaim(worker string, now time.Time, lease time.Duration, maxPerOwner int) (LeaseTimes, error) {
+	switch {
+	case worker == "":
+		return LeaseTimes{}, Invalidf("claim job: empty worker")
+	case lease <= 0:
+		return LeaseTimes{}, Invalidf("claim job: lease %v must be positive", lease)
+	case maxPerOwner < 0:
+		return LeaseTimes{}, Invalidf("claim job: max per owner %d is negative", maxPerOwner)
+	}
+	lt, err := leaseTimes(now, lease, "lease expiry")
+	return lt, wrapf(err, "claim job")
+}
+
+// checkHeld refuses a call on a held job without the job or the worker.
+func checkHeld(op, id, worker string) error {
+	if id == "" || worker == "" {
+		return Invalidf("%s: empty job id or worker", op)
+	}
+	return nil
+}
+
+// CheckRenew is what every backend requires of a RenewJobLease at now
+// (already defaulted); it returns the new expiry in Unix nanoseconds.
+func CheckRenew(id, worker string, now time.Time, lease time.Duration) (int64, error) {
+	if err := checkHeld("renew job lease", id, worker); err != nil {
+		return 0, err
+	}
+	if lease <= 0 {
+		return 0, Invalidf("renew job %s lease: lease %v must be positive", id, lease)
+	}
+	ln, err := UnixNanos("lease expiry", now.Add(lease))
+	return ln, wrapf(err, "renew job %s lease", id)
+}
+
+// CheckCancel is what every backend requires of a CancelJob at at (already
+// defaulted); it returns at in Unix nanoseconds.
+func CheckCancel(id, reason string, at time.Time) (int64, error) {
+	if err := CheckKey("cancel job", "id", id); err != nil {
+		return 0, err
+	}
+	if reason == "" {
+		return 0, Invalidf("cancel job %s: empty reason", id)
+	}
+	an, err := UnixNanos("at", at)
+	return an, wrapf(err, "cancel job %s", id)
+}
+
+// CheckProgress is what every backend requires of a SetJobProgress.
+func CheckProgress(id, worker string, percentage int) error {
+	if err := checkHeld("set job progress", id, worker); err != nil {
+		return err
+	}
+	if percentage < 0 || percentage > 100 {
+		return Invalidf("set job %s progress: percentage %d is outside 0-100", id, percentage)
+	}
+	return nil
+}
+
+// CheckFinish is what every backend requires of a FinishJob at at (already
+// defaulted); it returns at in Unix nanoseconds.
+func CheckFinish(id, worker string, status JobStatus, at time.Time) (int64, error) {
+	if err := checkHeld("finish job", id, worker); err != nil {
+		return 0, err
+	}
+	if status != JobSucceeded && status != JobFailed {
+		return 0, Invalidf("finish job %s: status %q is not succeeded or failed", id, status)
+	}
+	an, err := UnixNanos("at", at)
+	return an, wrapf(err, "finish job %s", id)
+}
+
+// CheckLeaseHolder refuses a lease call without a name or a holder.
+func CheckLeaseHolder(op, name, holder string) error {
+	if name == "" || holder == "" {
+		return Invalidf("%s: empty name or holder", op)
+	}
+	return nil
+}
+
+// CheckAcquire is what every backend requires of an AcquireLease at now
+// (already defaulted).
+func CheckAcquire(name, holder string, now time.Time, ttl time.Duration) (LeaseTimes, error) {
+	if err := CheckLeaseHolder("acquire lease", name, holder); err != nil {
+		return LeaseTimes{}, err
+	}
+	if ttl <= 0 {
+		return LeaseTimes{}, Invalidf("acquire lease %s: ttl %v must be positive", name, ttl)
+	}
+	lt, err := leaseTimes(now, ttl, "expiry")
+	return lt, wrapf(err, "acquire lease %s", name)
+}
+
+// ---- rating modules and writer states ---------------------------------------------
+
+// CheckRatingModule is what every backend requires of a module setting.
+func CheckRatingModule(m *RatingModule) error {
+	if m == nil {
+		return Invalidf("put rating module: nil module")
+	}
+	return CheckKey("put rating module", "name", m.Name)
+}
+
+// CheckWriterKey refuses a writer state key without a scope or a writer.
+func CheckWriterKey(op, scope, writer string) error {
+	if scope == "" || writer == "" {
+		return Invalidf("%s: empty scope or writer", op)
+	}
+	return nil
+}
+
+// CheckWriterState is what every backend requires of a writer state; it
+// returns LastWritten in Unix nanoseconds (0 when zero).
+func CheckWriterState(w *WriterState) (int64, error) {
+	if w == nil {
+		return 0, Invalidf("put writer state: nil state")
+	}
+	if err := CheckWriterKey("put writer state", w.Scope, w.Writer); err != nil {
+		return 0, err
+	}
+	last, err := OptUnixNanos("last_written", w.LastWritten)
+	return last, wrapf(err, "put writer %s state of %s", w.Writer, w.Scope)
+}
+
+// ---- hashmap rules ----------------------------------------------------------------
+
+// CheckNewService is what every backend requires of a new hashmap service;
+// it returns the id to store it under.
+func CheckNewService(s *HashmapService) (string, error) {
+	if s == nil {
+		return "", Invalidf("create hashmap service: nil service")
+	}
+	if err := CheckKey("create hashmap service", "name", s.Name); err != nil {
+		return "", err
+	}
+	return idOr(s.ID, "svc-"), nil
+}
+
+// CheckNewField is what every backend requires of a new hashmap field; it
+// returns the id to store it under.
+func CheckNewField(f *HashmapField) (string, error) {
+	if f == nil {
+		return "", Invalidf("create hashmap field: nil field")
+	}
+	if err := CheckKey("create hashmap field", "service_id", f.ServiceID); err != nil {
+		return "", err
+	}
+	if err := CheckKey("create hashmap field", "name", f.Name); err != nil {
+		return "", err
+	}
+	return idOr(f.ID, "fld-"), nil
+}
+
+// CheckNewGroup is what every backend requires of a new hashmap group; it
+// returns the id to store it under.
+func CheckNewGroup(g *HashmapGroup) (string, error) {
+	if g == nil {
+		return "", Invalidf("create hashmap group: nil group")
+	}
+	if err := CheckKey("create hashmap group", "name", g.Name); err != nil {
+		return "", err
+	}
+	return idOr(g.ID, "grp-"), nil
+}
+
+// CheckNewMapping is CheckMapping for a new mapping; it returns the id to
+// store it under.
+func CheckNewMapping(m *HashmapMapping) (string, error) {
+	if err := CheckMapping(m); err != nil {
+		return "", wrapf(err, "create hashmap mapping")
+	}
+	return idOr(m.ID, "map-"), nil
+}
+
+// CheckMappingUpdate is CheckMapping for a mapping that exists: it needs
+// its id.
+func CheckMappingUpdate(m *HashmapMapping) error {
+	if m != nil && m.ID == "" {
+		return Invalidf("update hashmap mapping: empty id")
+	}
+	return wrapf(CheckMapping(m), "update hashmap mapping")
+}
+
+// CheckNewThreshold is CheckThreshold for a new threshold; it returns the
+// id to store it under.
+func CheckNewThreshold(t *HashmapThreshold) (string, error) {
+	if err := CheckThreshold(t); err != nil {
+		return "", wrapf(err, "create hashmap threshold")
+	}
+	return idOr(t.ID, "thr-"), nil
+}
+
+// CheckThresholdUpdate is CheckThreshold for a threshold that exists: it
+// needs its id.
+func CheckThresholdUpdate(t *HashmapThreshold) error {
+	if t != nil && t.ID == "" {
+		return Invalidf("update hashmap threshold: empty id")
+	}
+	return wrapf(CheckThreshold(t), "update hashmap threshold")
+}
+
+// ---- rated periods and queries ----------------------------------------------------
+
+// PeriodWrite is a checked rated period: its window in Unix nanoseconds.
+type PeriodWrite struct {
+	Begin, End int64
+}
+
+// CheckRatedPeriod is what every backend requires of a period to commit
+// (each point is checked by RatedPointRecord).
+func CheckRatedPeriod(p *RatedPeriod) (PeriodWrite, error) {
+	if p == nil {
+		return PeriodWrite{}, Invalidf("commit rated period: nil period")
+	}
+	if err := CheckKey("commit rated period", "scope", p.Scope); err != nil {
+		return PeriodWrite{}, err
+	}
+	if !p.End.After(p.Begin) {
+		return PeriodWrite{}, Invalidf("commit rated period of %s: end %s is not after begin %s", p.Scope,
+			p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
+	}
+	var w PeriodWrite
+	var err error
+	if w.Begin, err = UnixNanos("begin", p.Begin); err != nil {
+		return PeriodWrite{}, wrapf(err, "commit rated period of %s", p.Scope)
+	}
+	if w.End, err = UnixNanos("end", p.End); err != nil {
+		return PeriodWrite{}, wrapf(err, "commit rated period of %s", p.Scope)
+	}
+	return w, nil
+}
+
+// CheckPage refuses a negative offset.
+func CheckPage(op string, offset int) error {
+	if offset < 0 {
+		return Invalidf("%s: negative offset %d", op, offset)
+	}
+	return nil
+}
+
+// CheckSummaryQuery is what every backend requires of a summary query
+// before it reads the filters: an offset and group keys, each once.
+func CheckSummaryQuery(q SummaryQuery) error {
+	if err := CheckPage("summarize", q.Offset); err != nil {
+		return err
+	}
+	for i, k := range q.GroupBy {
+		if slices.Contains(q.GroupBy[:i], k) {
+			return Invalidf("summarize: group key %q given twice", k)
+		}
+	}
+	return nil
+}
+
+// ParseTimeValue reads the value of a time filter key: an RFC 3339 time
+// or a date (ErrInvalid otherwise).
+func ParseTimeValue(key, v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
+}
