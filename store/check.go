@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"time"
 
@@ -54,15 +55,17 @@ func CheckNewTemplate(t *stack.Template, now time.Time) (NewRecord, error) {
 	return newRecord("create template", t.ID, "tpl-", now, t.CreatedAt)
 }
 
-// CheckStackStatus is what every backend requires of a stack status change.
-func CheckStackStatus(id string, status machinestate.StackState) error {
+// CheckStackStatus is what every backend requires of a stack status
+// change at at (already defaulted); it returns at in Unix nanoseconds.
+func CheckStackStatus(id string, status machinestate.StackState, at time.Time) (int64, error) {
 	if err := CheckKey("set stack status", "id", id); err != nil {
-		return err
+		return 0, err
 	}
 	if !status.Valid() {
-		return Invalidf("set stack %s status: unknown status %q", id, status)
+		return 0, Invalidf("set stack %s status: unknown status %q", id, status)
 	}
-	return nil
+	an, err := UnixNanos("at", at)
+	return an, wrapf(err, "set stack %s status", id)
 }
 
 // ---- machines -----------------------------------------------------------------
@@ -105,15 +108,26 @@ func CheckPutMachine(m *stack.Machine, now time.Time) (MachineWrite, error) {
 }
 
 // CheckMachineState is what every backend requires of a machine state
-// change.
-func CheckMachineState(id string, state machinestate.State) error {
+// change at at (already defaulted); it returns at in Unix nanoseconds.
+func CheckMachineState(id string, state machinestate.State, at time.Time) (int64, error) {
 	if err := CheckKey("set machine state", "id", id); err != nil {
-		return err
+		return 0, err
 	}
 	if !state.Valid() {
-		return Invalidf("set machine %s state: unknown state %d", id, int(state))
+		return 0, Invalidf("set machine %s state: unknown state %d", id, int(state))
 	}
-	return nil
+	an, err := UnixNanos("at", at)
+	return an, wrapf(err, "set machine %s state", id)
+}
+
+// CheckTouch is what every backend requires of a TouchMachine at at
+// (already defaulted); it returns at in Unix nanoseconds.
+func CheckTouch(id string, at time.Time) (int64, error) {
+	if err := CheckKey("touch machine", "id", id); err != nil {
+		return 0, err
+	}
+	an, err := UnixNanos("at", at)
+	return an, wrapf(err, "touch machine %s", id)
 }
 
 // ---- jobs and leases ------------------------------------------------------------
@@ -471,4 +485,60 @@ func ParseTimeValue(key, v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
+}
+
+// PointFilter is one checked filter of a points query.
+type PointFilter struct {
+	Key   string // KeyType, KeyTime, a bucket key, or a groupby/metadata key
+	Value string // what the service or the groupby/metadata value must be
+	Nanos int64  // KeyTime: the period's begin; a bucket key: the bucket's start
+}
+
+// PointsQuery is a checked points query: its window in Unix nanoseconds
+// (an open side is not Set) and its filters, ordered by key.
+type PointsQuery struct {
+	Begin, End       int64
+	BeginSet, EndSet bool
+	Filters          []PointFilter
+}
+
+// CheckPointsQuery checks and converts the scope-independent part of a
+// points query (window and filters) that RatedPoints and Summarize share.
+func CheckPointsQuery(q SummaryQuery) (PointsQuery, error) {
+	var pq PointsQuery
+	var err error
+	if pq.BeginSet = !q.Begin.IsZero(); pq.BeginSet {
+		if pq.Begin, err = UnixNanos("begin", q.Begin); err != nil {
+			return PointsQuery{}, err
+		}
+	}
+	if pq.EndSet = !q.End.IsZero(); pq.EndSet {
+		if pq.End, err = UnixNanos("end", q.End); err != nil {
+			return PointsQuery{}, err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(q.Filters)) {
+		f := PointFilter{Key: k, Value: q.Filters[k]}
+		switch k {
+		case KeyType:
+		case KeyTime, KeyDay, KeyWeek, KeyMonth, KeyYear:
+			t, err := ParseTimeValue(k, f.Value)
+			if err != nil {
+				return PointsQuery{}, err
+			}
+			field := "filter time"
+			if k != KeyTime {
+				t, field = BucketStart(k, t), "filter "+k
+			}
+			if f.Nanos, err = UnixNanos(field, t); err != nil {
+				return PointsQuery{}, err
+			}
+		default:
+			if err := CheckAttrKey(k); err != nil {
+				return PointsQuery{}, wrapf(err, "filter")
+			}
+		}
+		pq.Filters = append(pq.Filters, f)
+	}
+	return pq, nil
 }

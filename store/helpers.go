@@ -217,20 +217,27 @@ func HistoryWindow(q HistoryQuery) (from, to int64, err error) {
 	return from, to, nil
 }
 
-// CheckEvents is what every backend requires of events to append.
-func CheckEvents(jobID string, events []*Event) error {
+// CheckEvents is what every backend requires of events to append; it
+// returns each event's At (now() when zero) in Unix nanoseconds.
+func CheckEvents(jobID string, events []*Event, now func() time.Time) ([]int64, error) {
 	if jobID == "" {
-		return Invalidf("append events: empty job id")
+		return nil, Invalidf("append events: empty job id")
 	}
+	ats := make([]int64, len(events))
 	for i, e := range events {
 		if e == nil {
-			return Invalidf("append events to job %s: event %d is nil", jobID, i)
+			return nil, Invalidf("append events to job %s: event %d is nil", jobID, i)
 		}
 		if e.Kind == "" {
-			return Invalidf("append events to job %s: event %d has no kind", jobID, i)
+			return nil, Invalidf("append events to job %s: event %d has no kind", jobID, i)
 		}
+		an, err := UnixNanos("at", NowOr(now, e.At))
+		if err != nil {
+			return nil, wrapf(err, "append events to job %s: event %d", jobID, i)
+		}
+		ats[i] = an
 	}
-	return nil
+	return ats, nil
 }
 
 // CheckNewCredential is what every backend requires of a new credential;

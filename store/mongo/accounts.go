@@ -421,12 +421,9 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 // its one document (the job holding the stack's target is their only
 // writer).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
-	if err := store.CheckStackStatus(id, status); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckStackStatus(id, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set stack %s status: %w", id, err)
+		return err
 	}
 	res, err := s.stacks.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "status", Value: string(status)}, {Key: "reason", Value: reason}, {Key: "updated_at", Value: an},

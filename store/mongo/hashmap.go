@@ -108,8 +108,8 @@ func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapServic
 
 // deleteOne deletes the document with id; none is ErrNotFound.
 func deleteOne(ctx context.Context, c *mgo.Collection, what, id string) error {
-	if id == "" {
-		return store.Invalidf("delete %s: empty id", what)
+	if err := store.CheckKey("delete "+what, "id", id); err != nil {
+		return err
 	}
 	res, err := c.DeleteOne(ctx, byID(id))
 	if err != nil {

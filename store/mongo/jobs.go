@@ -341,24 +341,11 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // may briefly run up to maxPerOwner + replicas - 1 jobs; it never grows
 // past that, and the next claims see the true count.
 func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
-	if err := store.CheckKey("claim job", "worker", worker); err != nil {
+	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
+	if err != nil {
 		return nil, err
 	}
-	if lease <= 0 {
-		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
-	}
-	if maxPerOwner < 0 {
-		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
-	ln, err := store.UnixNanos("lease expiry", now.Add(lease))
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
+	nn, ln := lt.Now, lt.Expires
 	for range maxRetries {
 		filter := bson.D{{Key: "st", Value: string(store.JobQueued)}}
 		if maxPerOwner > 0 {
@@ -688,19 +675,13 @@ func (s *Store) batchAt(ctx context.Context, jobID string, seq int64) (*eventDoc
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
-	if err := store.CheckEvents(jobID, events); err != nil {
+	ats, err := store.CheckEvents(jobID, events, s.now)
+	if err != nil || len(events) == 0 {
 		return err
-	}
-	if len(events) == 0 {
-		return nil
 	}
 	items := make([]eventItemDoc, len(events))
 	for i, e := range events {
-		an, err := store.UnixNanos("at", s.nowOr(e.At))
-		if err != nil {
-			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
-		}
-		items[i] = eventItemDoc{At: an, Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
+		items[i] = eventItemDoc{At: ats[i], Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
 	}
 	next := int64(1)
 	var head eventHeadDoc

@@ -314,12 +314,9 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // machine's history, in one insert; the same state and reason again is a
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
-	if err := store.CheckMachineState(id, state); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckMachineState(id, state, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set machine %s state: %w", id, err)
+		return err
 	}
 	if err := s.setState(ctx, id, state, reason, an, false); err != nil {
 		return fmt.Errorf("set machine %s state: %w", id, err)
@@ -382,12 +379,9 @@ func (s *Store) setState(ctx context.Context, id string, state machinestate.Stat
 // moves back: the update matches only a document no newer than at, and an
 // older touch changes nothing.
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
-	if err := store.CheckKey("touch machine", "id", id); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckTouch(id, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("touch machine %s: %w", id, err)
+		return err
 	}
 	var d machineDoc
 	if err := s.live(ctx, id, &d, options.FindOne().SetProjection(bson.D{

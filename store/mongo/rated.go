@@ -334,59 +334,38 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 // hold a matching point, unwound to one document per point ("pts"), and
 // the points matching the scope, window and filters.
 func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
+	pq, err := store.CheckPointsQuery(q)
+	if err != nil {
+		return nil, err
+	}
 	top := bson.D{}
 	if q.Scope != "" {
 		top = append(top, bson.E{Key: "scope", Value: q.Scope})
 	}
 	m := bson.D{}
 	var b, e bson.D
-	if !q.Begin.IsZero() {
-		n, err := store.UnixNanos("begin", q.Begin)
-		if err != nil {
-			return nil, err
-		}
-		b = bson.D{{Key: "$gte", Value: n}}
-		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: n}}})
+	if pq.BeginSet {
+		b = bson.D{{Key: "$gte", Value: pq.Begin}}
+		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: pq.Begin}}})
 	}
-	if !q.End.IsZero() {
-		n, err := store.UnixNanos("end", q.End)
-		if err != nil {
-			return nil, err
-		}
-		e = bson.D{{Key: "$lte", Value: n}}
-		top = append(top, bson.E{Key: "min_e", Value: bson.D{{Key: "$lte", Value: n}}})
+	if pq.EndSet {
+		e = bson.D{{Key: "$lte", Value: pq.End}}
+		top = append(top, bson.E{Key: "min_e", Value: bson.D{{Key: "$lte", Value: pq.End}}})
 	}
-	for _, k := range slices.Sorted(maps.Keys(q.Filters)) {
-		v := q.Filters[k]
-		switch k {
+	for _, f := range pq.Filters {
+		switch f.Key {
 		case store.KeyType:
-			m = append(m, bson.E{Key: "pts.svc", Value: v})
+			m = append(m, bson.E{Key: "pts.svc", Value: f.Value})
 		case store.KeyTime:
-			t, err := store.ParseTimeValue(k, v)
-			if err != nil {
-				return nil, err
-			}
-			n, err := store.UnixNanos("filter time", t)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, bson.E{Key: "$eq", Value: n})
+			b = append(b, bson.E{Key: "$eq", Value: f.Nanos})
 		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
-			t, err := store.ParseTimeValue(k, v)
-			if err != nil {
-				return nil, err
-			}
-			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
-			if err != nil {
-				return nil, err
-			}
-			m = append(m, bson.E{Key: "pts." + bucketField(k), Value: n})
+			m = append(m, bson.E{Key: "pts." + bucketField(f.Key), Value: f.Nanos})
 		default:
-			f, err := attrField(k)
+			a, err := attrField(f.Key)
 			if err != nil {
 				return nil, fmt.Errorf("filter: %w", err)
 			}
-			m = append(m, bson.E{Key: "pts." + f, Value: v})
+			m = append(m, bson.E{Key: "pts." + a, Value: f.Value})
 		}
 	}
 	if len(b) > 0 {

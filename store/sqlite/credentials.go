@@ -303,12 +303,9 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 
 // SetStackStatus sets a stack's status and reason at at (now when zero).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
-	if err := store.CheckStackStatus(id, status); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckStackStatus(id, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set stack %s status: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE stacks SET status = ?, reason = ?, updated_at = ? WHERE id = ?`, string(status), reason, an, id)

@@ -67,8 +67,8 @@ func (s *Store) DeleteHashmapService(ctx context.Context, id string) error {
 }
 
 func (s *Store) deleteByID(ctx context.Context, table, what, id string) error {
-	if id == "" {
-		return store.Invalidf("delete %s: empty id", what)
+	if err := store.CheckKey("delete "+what, "id", id); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)

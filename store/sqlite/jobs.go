@@ -97,24 +97,11 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // run maxPerOwner jobs are skipped: the count and the claim are one
 // statement in the write transaction, so the cap is exact.
 func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
-	if err := store.CheckKey("claim job", "worker", worker); err != nil {
+	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
+	if err != nil {
 		return nil, err
 	}
-	if lease <= 0 {
-		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
-	}
-	if maxPerOwner < 0 {
-		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
-	ln, err := store.UnixNanos("lease expiry", now.Add(lease))
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
+	nn, ln := lt.Now, lt.Expires
 	var j *store.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?1, lease_expires = ?2, started_at = ?3
@@ -296,22 +283,12 @@ func scanEvent(sc scanner) (*store.Event, error) {
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
-	if err := store.CheckEvents(jobID, events); err != nil {
+	ats, err := store.CheckEvents(jobID, events, s.now)
+	if err != nil || len(events) == 0 {
 		return err
 	}
-	if len(events) == 0 {
-		return nil
-	}
-	ats := make([]int64, len(events))
-	for i, e := range events {
-		an, err := store.UnixNanos("at", s.nowOr(e.At))
-		if err != nil {
-			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
-		}
-		ats[i] = an
-	}
 	var first int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		var exists int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&exists); err != nil {
 			return noRows(err, "job "+jobID)

@@ -139,12 +139,9 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // machine's history in one transaction; the same state and reason again is a
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
-	if err := store.CheckMachineState(id, state); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckMachineState(id, state, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set machine %s state: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var cur int
@@ -178,12 +175,9 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 // from at at (now when zero), in the machine's narrow machine_agents row.
 // LastSeen never moves back: an older touch changes nothing.
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
-	if err := store.CheckKey("touch machine", "id", id); err != nil {
-		return err
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckTouch(id, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("touch machine %s: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO machine_agents (machine_id, last_seen, version)

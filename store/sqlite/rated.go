@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -137,61 +136,36 @@ func attrExpr(key string) (string, error) {
 // whereClause builds the WHERE of a points query from the scope, window and
 // filters.
 func whereClause(q store.SummaryQuery) (string, []any, error) {
+	pq, err := store.CheckPointsQuery(q)
+	if err != nil {
+		return "", nil, err
+	}
 	var conds []string
 	var args []any
+	add := func(cond string, arg any) { conds, args = append(conds, cond), append(args, arg) }
 	if q.Scope != "" {
-		conds, args = append(conds, "scope = ?"), append(args, q.Scope)
+		add("scope = ?", q.Scope)
 	}
-	if !q.Begin.IsZero() {
-		n, err := store.UnixNanos("begin", q.Begin)
-		if err != nil {
-			return "", nil, err
-		}
-		conds, args = append(conds, "begin_at >= ?"), append(args, n)
+	if pq.BeginSet {
+		add("begin_at >= ?", pq.Begin)
 	}
-	if !q.End.IsZero() {
-		n, err := store.UnixNanos("end", q.End)
-		if err != nil {
-			return "", nil, err
-		}
-		conds, args = append(conds, "end_at <= ?"), append(args, n)
+	if pq.EndSet {
+		add("end_at <= ?", pq.End)
 	}
-	keys := make([]string, 0, len(q.Filters))
-	for k := range q.Filters {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := q.Filters[k]
-		switch k {
+	for _, f := range pq.Filters {
+		switch f.Key {
 		case store.KeyType:
-			conds, args = append(conds, "service = ?"), append(args, v)
+			add("service = ?", f.Value)
 		case store.KeyTime:
-			t, err := store.ParseTimeValue(k, v)
-			if err != nil {
-				return "", nil, err
-			}
-			n, err := store.UnixNanos("filter time", t)
-			if err != nil {
-				return "", nil, err
-			}
-			conds, args = append(conds, "begin_at = ?"), append(args, n)
+			add("begin_at = ?", f.Nanos)
 		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
-			t, err := store.ParseTimeValue(k, v)
-			if err != nil {
-				return "", nil, err
-			}
-			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
-			if err != nil {
-				return "", nil, err
-			}
-			conds, args = append(conds, bucketColumn(k)+" = ?"), append(args, n)
+			add(bucketColumn(f.Key)+" = ?", f.Nanos)
 		default:
-			e, err := attrExpr(k)
+			e, err := attrExpr(f.Key)
 			if err != nil {
 				return "", nil, fmt.Errorf("filter: %w", err)
 			}
-			conds, args = append(conds, e+" = ?"), append(args, v)
+			add(e+" = ?", f.Value)
 		}
 	}
 	if len(conds) == 0 {
