@@ -70,39 +70,31 @@ func CheckStackStatus(id string, status machinestate.StackState, at time.Time) (
 
 // ---- machines -----------------------------------------------------------------
 
-// MachineWrite is a checked PutMachine: the id to store under (a new one
-// when the machine has none) and its times in Unix nanoseconds.
-type MachineWrite struct {
-	ID      string
-	Created int64 // CreatedAt, now when zero
-	Updated int64 // now
-}
-
 // CheckPutMachine is what every backend requires of a machine to put; now
-// is the store clock's time.
-func CheckPutMachine(m *stack.Machine, now time.Time) (MachineWrite, error) {
-	switch {
-	case m == nil:
-		return MachineWrite{}, Invalidf("put machine: nil machine")
-	case m.StackID == "":
-		return MachineWrite{}, Invalidf("put machine: empty stack_id")
-	case m.OwnerID == "":
-		return MachineWrite{}, Invalidf("put machine: empty owner_id")
-	case !m.State.Valid():
-		return MachineWrite{}, Invalidf("put machine: unknown state %d", int(m.State))
-	case len(m.Metadata) > 0 && !json.Valid(m.Metadata):
-		return MachineWrite{}, Invalidf("put machine %s: metadata is not valid JSON", m.ID)
+// is the store clock's time. The record's Created is CreatedAt (now when
+// zero) and its Updated now.
+func CheckPutMachine(m *stack.Machine, now time.Time) (NewRecord, error) {
+	if m == nil {
+		return NewRecord{}, Invalidf("put machine: nil machine")
 	}
-	w := MachineWrite{ID: m.ID}
-	if w.ID == "" {
-		w.ID = NewID("m-")
+	if err := CheckKey("put machine", "stack_id", m.StackID); err != nil {
+		return NewRecord{}, err
 	}
-	var err error
-	if w.Created, w.Updated, err = Stamps(now, m.CreatedAt, now); err != nil {
-		return MachineWrite{}, wrapf(err, "put machine %s", w.ID)
+	if err := CheckKey("put machine", "owner_id", m.OwnerID); err != nil {
+		return NewRecord{}, err
+	}
+	if !m.State.Valid() {
+		return NewRecord{}, Invalidf("put machine: unknown state %d", int(m.State))
+	}
+	if len(m.Metadata) > 0 && !json.Valid(m.Metadata) {
+		return NewRecord{}, Invalidf("put machine %s: metadata is not valid JSON", m.ID)
+	}
+	w, err := stamped("put machine", m.ID, "m-", now, m.CreatedAt, now)
+	if err != nil {
+		return NewRecord{}, err
 	}
 	if _, err := OptUnixNanos("last_seen", m.LastSeen); err != nil {
-		return MachineWrite{}, wrapf(err, "put machine %s", w.ID)
+		return NewRecord{}, wrapf(err, "put machine %s", w.ID)
 	}
 	return w, nil
 }
@@ -237,9 +229,12 @@ func CheckClaim(worker string, now time.Time, lease time.Duration, maxPerOwner i
 }
 
 // checkHeld refuses a call on a held job without the job or the worker.
-func checkHeld(op, id, worker string) error {
-	if id == "" || worker == "" {
-		return Invalidf("%s: empty job id or worker", op)
+func checkHeld(op, id, worker string) error { return checkBoth(op, "job id or worker", id, worker) }
+
+// checkBoth refuses a pair of keys when either is empty: "op: empty what".
+func checkBoth(op, what, a, b string) error {
+	if a == "" || b == "" {
+		return Invalidf("%s: empty %s", op, what)
 	}
 	return nil
 }
@@ -296,10 +291,7 @@ func CheckFinish(id, worker string, status JobStatus, at time.Time) (int64, erro
 
 // CheckLeaseHolder refuses a lease call without a name or a holder.
 func CheckLeaseHolder(op, name, holder string) error {
-	if name == "" || holder == "" {
-		return Invalidf("%s: empty name or holder", op)
-	}
-	return nil
+	return checkBoth(op, "name or holder", name, holder)
 }
 
 // CheckAcquire is what every backend requires of an AcquireLease at now
@@ -327,10 +319,7 @@ func CheckRatingModule(m *RatingModule) error {
 
 // CheckWriterKey refuses a writer state key without a scope or a writer.
 func CheckWriterKey(op, scope, writer string) error {
-	if scope == "" || writer == "" {
-		return Invalidf("%s: empty scope or writer", op)
-	}
-	return nil
+	return checkBoth(op, "scope or writer", scope, writer)
 }
 
 // CheckWriterState is what every backend requires of a writer state; it
@@ -354,10 +343,7 @@ func CheckNewService(s *HashmapService) (string, error) {
 	if s == nil {
 		return "", Invalidf("create hashmap service: nil service")
 	}
-	if err := CheckKey("create hashmap service", "name", s.Name); err != nil {
-		return "", err
-	}
-	return idOr(s.ID, "svc-"), nil
+	return newNamed("service", "svc-", s.ID, s.Name)
 }
 
 // CheckNewField is what every backend requires of a new hashmap field; it
@@ -369,10 +355,7 @@ func CheckNewField(f *HashmapField) (string, error) {
 	if err := CheckKey("create hashmap field", "service_id", f.ServiceID); err != nil {
 		return "", err
 	}
-	if err := CheckKey("create hashmap field", "name", f.Name); err != nil {
-		return "", err
-	}
-	return idOr(f.ID, "fld-"), nil
+	return newNamed("field", "fld-", f.ID, f.Name)
 }
 
 // CheckNewGroup is what every backend requires of a new hashmap group; it
@@ -381,46 +364,58 @@ func CheckNewGroup(g *HashmapGroup) (string, error) {
 	if g == nil {
 		return "", Invalidf("create hashmap group: nil group")
 	}
-	if err := CheckKey("create hashmap group", "name", g.Name); err != nil {
+	return newNamed("group", "grp-", g.ID, g.Name)
+}
+
+// newNamed checks the name of a new hashmap rule of kind and returns the
+// id to store it under.
+func newNamed(kind, prefix, id, name string) (string, error) {
+	if err := CheckKey("create hashmap "+kind, "name", name); err != nil {
 		return "", err
 	}
-	return idOr(g.ID, "grp-"), nil
+	return idOr(id, prefix), nil
 }
 
 // CheckNewMapping is CheckMapping for a new mapping; it returns the id to
 // store it under.
 func CheckNewMapping(m *HashmapMapping) (string, error) {
-	if err := CheckMapping(m); err != nil {
-		return "", wrapf(err, "create hashmap mapping")
-	}
-	return idOr(m.ID, "map-"), nil
+	return newRule("mapping", "map-", CheckMapping(m), func() string { return m.ID })
 }
 
 // CheckMappingUpdate is CheckMapping for a mapping that exists: it needs
 // its id.
 func CheckMappingUpdate(m *HashmapMapping) error {
-	if m != nil && m.ID == "" {
-		return Invalidf("update hashmap mapping: empty id")
-	}
-	return wrapf(CheckMapping(m), "update hashmap mapping")
+	return updatedRule("mapping", m != nil && m.ID == "", CheckMapping(m))
 }
 
 // CheckNewThreshold is CheckThreshold for a new threshold; it returns the
 // id to store it under.
 func CheckNewThreshold(t *HashmapThreshold) (string, error) {
-	if err := CheckThreshold(t); err != nil {
-		return "", wrapf(err, "create hashmap threshold")
-	}
-	return idOr(t.ID, "thr-"), nil
+	return newRule("threshold", "thr-", CheckThreshold(t), func() string { return t.ID })
 }
 
 // CheckThresholdUpdate is CheckThreshold for a threshold that exists: it
 // needs its id.
 func CheckThresholdUpdate(t *HashmapThreshold) error {
-	if t != nil && t.ID == "" {
-		return Invalidf("update hashmap threshold: empty id")
+	return updatedRule("threshold", t != nil && t.ID == "", CheckThreshold(t))
+}
+
+// newRule wraps the check of a new rule of kind, or returns the id (id()
+// of the checked rule, or a new one with prefix) to store it under.
+func newRule(kind, prefix string, err error, id func() string) (string, error) {
+	if err != nil {
+		return "", wrapf(err, "create hashmap %s", kind)
 	}
-	return wrapf(CheckThreshold(t), "update hashmap threshold")
+	return idOr(id(), prefix), nil
+}
+
+// updatedRule wraps the check of an updated rule of kind, which needs an
+// id first.
+func updatedRule(kind string, noID bool, err error) error {
+	if noID {
+		return Invalidf("update hashmap %s: empty id", kind)
+	}
+	return wrapf(err, "update hashmap %s", kind)
 }
 
 // ---- rated periods and queries ----------------------------------------------------
