@@ -128,18 +128,26 @@ func perOp(b *testing.B, unit string) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), unit)
 }
 
-func benchClaimJob(b *testing.B, be BenchBackend) {
-	s := be.Open(b)
-	be.QueueJobs(b, s, b.N)
-	ctx := context.Background()
+// timeOps times b.N calls of op (from here: setup before is not counted)
+// and reports the wall time per op in µs under unit.
+func timeOps(b *testing.B, unit string, op func(i int) error) {
 	b.ResetTimer()
 	defer cpuMeter(b)()
-	for range b.N {
-		if _, err := s.ClaimJob(ctx, "w1", BenchT0, time.Minute, 0); err != nil {
+	for i := range b.N {
+		if err := op(i); err != nil {
 			b.Fatal(err)
 		}
 	}
-	perOp(b, "µs/claim")
+	perOp(b, unit)
+}
+
+func benchClaimJob(b *testing.B, be BenchBackend) {
+	s := be.Open(b)
+	be.QueueJobs(b, s, b.N)
+	timeOps(b, "µs/claim", func(int) error {
+		_, err := s.ClaimJob(context.Background(), "w1", BenchT0, time.Minute, 0)
+		return err
+	})
 }
 
 // runningJob creates and claims one job for worker w1.
@@ -158,30 +166,19 @@ func runningJob(b testing.TB, s store.Store) *store.Job {
 func benchAppendEvent(b *testing.B, be BenchBackend) {
 	s := be.Open(b)
 	j := runningJob(b, s)
-	ctx := context.Background()
-	b.ResetTimer()
-	defer cpuMeter(b)()
-	for i := range b.N {
-		if err := s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventOutput, Message: "aws_instance.web: Still creating... [10s elapsed]", Percentage: i % 100}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	perOp(b, "µs/append")
+	timeOps(b, "µs/append", func(i int) error {
+		return s.AppendEvents(context.Background(), j.ID,
+			&store.Event{Kind: store.EventOutput, Message: "aws_instance.web: Still creating... [10s elapsed]", Percentage: i % 100})
+	})
 }
 
 // benchRenewJobLease is the call a running job makes every lease/3.
 func benchRenewJobLease(b *testing.B, be BenchBackend) {
 	s := be.Open(b)
 	j := runningJob(b, s)
-	ctx := context.Background()
-	b.ResetTimer()
-	defer cpuMeter(b)()
-	for i := range b.N {
-		if err := s.RenewJobLease(ctx, j.ID, "w1", BenchT0.Add(time.Duration(i)*time.Second), time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
-	perOp(b, "µs/renew")
+	timeOps(b, "µs/renew", func(i int) error {
+		return s.RenewJobLease(context.Background(), j.ID, "w1", BenchT0.Add(time.Duration(i)*time.Second), time.Minute)
+	})
 }
 
 func benchListMachines10k(b *testing.B, be BenchBackend) {
@@ -331,20 +328,14 @@ func benchSummarizeMonthHourly(b *testing.B, be BenchBackend) {
 
 func benchCommitRatedPeriod(b *testing.B, be BenchBackend) {
 	s := be.Open(b)
-	ctx := context.Background()
 	pts := make([]store.RatedPoint, 100)
 	for m := range pts {
 		pts[m] = ratedPoint(m, "1", "0.01", map[string]string{}, map[string]string{"size": "small"})
 	}
-	b.ResetTimer()
-	defer cpuMeter(b)()
-	for i := range b.N {
+	timeOps(b, "µs/period-of-100", func(i int) error {
 		begin := BenchT0.Add(time.Duration(i) * time.Hour)
-		if err := s.CommitRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-1", Begin: begin, End: begin.Add(time.Hour), Points: pts}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	perOp(b, "µs/period-of-100")
+		return s.CommitRatedPeriod(context.Background(), &store.RatedPeriod{Scope: "usr-1", Begin: begin, End: begin.Add(time.Hour), Points: pts})
+	})
 }
 
 // RunBenchFixtures checks that the backend's fixture loaders store what
