@@ -166,6 +166,17 @@ const (
 // BucketKeys are the time bucket keys, in the order backends keep them.
 var BucketKeys = [4]string{KeyDay, KeyWeek, KeyMonth, KeyYear}
 
+// BucketIndex is key's index in BucketKeys, -1 for a key that is not a
+// time bucket key.
+func BucketIndex(key string) int {
+	for i, k := range BucketKeys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
 // BucketStart returns the start of the time bucket key (day, ISO week from
 // Monday, month or year, UTC) that t falls in.
 func BucketStart(key string, t time.Time) time.Time {

@@ -123,18 +123,14 @@ func limbName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, 
 // Unix nanoseconds of the start of the UTC day, ISO week, month or year
 // Begin falls in); "" for other keys.
 func bucketField(key string) string {
-	switch key {
-	case store.KeyDay:
-		return "d"
-	case store.KeyWeek:
-		return "w"
-	case store.KeyMonth:
-		return "mo"
-	case store.KeyYear:
-		return "y"
+	if i := store.BucketIndex(key); i >= 0 {
+		return bucketFields[i]
 	}
 	return ""
 }
+
+// bucketFields hold the values of store.BucketKeys, in their order.
+var bucketFields = [len(store.BucketKeys)]string{"d", "w", "mo", "y"}
 
 // attrField is the field path of a groupby or metadata key: "a." and the
 // key with '%', '.', '$' and NUL percent-encoded (field names may not hold

@@ -110,18 +110,14 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 // value: the Unix nanoseconds of the start of the UTC day, ISO week
 // (Monday), month or year the point's Begin falls in; "" for other keys.
 func bucketColumn(key string) string {
-	switch key {
-	case store.KeyDay:
-		return "day_at"
-	case store.KeyWeek:
-		return "week_at"
-	case store.KeyMonth:
-		return "month_at"
-	case store.KeyYear:
-		return "year_at"
+	if i := store.BucketIndex(key); i >= 0 {
+		return bucketColumns[i]
 	}
 	return ""
 }
+
+// bucketColumns hold the values of store.BucketKeys, in their order.
+var bucketColumns = [len(store.BucketKeys)]string{"day_at", "week_at", "month_at", "year_at"}
 
 // attrExpr is the SQL reading key from a point's groupby, else its metadata
 // (attrs holds both, groupby winning).
