@@ -186,9 +186,10 @@ func CheckNewJob(j *Job, now time.Time) (NewRecord, error) {
 	return newRecord("create job", j.ID, "job-", now, j.CreatedAt)
 }
 
-// Queued sets what CreateJob stored on a new job: its id, status queued,
-// its creation time, and nothing of a run.
-func (j *Job) Queued(id string, created time.Time) {
+// SetQueued sets on j what CreateJob stored: its id, status queued, its
+// creation time, and nothing of a run. (A function, not a method: the job
+// types may move to the package that runs jobs.)
+func SetQueued(j *Job, id string, created time.Time) {
 	j.ID, j.Status, j.CreatedAt = id, JobQueued, created
 	j.Percentage, j.Error, j.Worker = 0, "", ""
 	j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}

@@ -246,7 +246,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		}
 		_, err = s.jobs.InsertOne(ctx, d)
 		if err == nil {
-			j.Queued(id, created)
+			store.SetQueued(j, id, created)
 			return nil
 		}
 		if !mgo.IsDuplicateKeyError(err) {

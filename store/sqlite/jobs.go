@@ -54,7 +54,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", id, err)
 	}
-	j.Queued(id, created)
+	store.SetQueued(j, id, created)
 	return nil
 }
 
