@@ -60,7 +60,8 @@ func (l *Loop) log() *slog.Logger {
 }
 
 // Run calls pass at every tick while this replica holds the lease, until
-// ctx ends; then it gives the lease up. A pass's error is logged.
+// ctx ends or the ticks do; then it gives the lease up. A pass's error is
+// logged.
 func (l *Loop) Run(ctx context.Context, pass func(context.Context) error) {
 	tick := l.Tick
 	if tick == nil {
@@ -68,12 +69,15 @@ func (l *Loop) Run(ctx context.Context, pass func(context.Context) error) {
 	}
 	ticks, stop := tick(l.Interval)
 	defer stop()
+	defer func() { _ = l.Leases.ReleaseLease(context.WithoutCancel(ctx), l.Name, l.Holder) }()
 	for {
 		select {
 		case <-ctx.Done():
-			_ = l.Leases.ReleaseLease(context.WithoutCancel(ctx), l.Name, l.Holder)
 			return
-		case <-ticks:
+		case _, ok := <-ticks:
+			if !ok {
+				return
+			}
 			if !l.hold(ctx) {
 				continue
 			}
