@@ -100,8 +100,8 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 }
 
 // Providers lists the providers with their credential descriptions.
-func (c *Client) Providers(ctx context.Context) ([]json.RawMessage, error) {
-	var out []json.RawMessage
+func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
+	var out []Provider
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/providers", nil, &out)
 }
 
@@ -109,6 +109,12 @@ func (c *Client) Providers(ctx context.Context) ([]json.RawMessage, error) {
 func (c *Client) CreateUser(ctx context.Context, r CreateUserRequest) (*User, error) {
 	var u User
 	return &u, c.Do(ctx, http.MethodPost, "/api/v1/users", r, &u)
+}
+
+// Users lists the users (admin); tokens are never shown again.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	var out []User
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/users", nil, &out)
 }
 
 // CreateCredential adds a credential.
@@ -295,4 +301,31 @@ func (c *Client) StartMachine(ctx context.Context, id string) (*JobRef, error) {
 func (c *Client) StopMachine(ctx context.Context, id string) (*JobRef, error) {
 	var out JobRef
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/stop", nil, &out)
+}
+
+// AgentRegister is a machine's agent announcing itself; c carries the
+// machine's own token.
+func (c *Client) AgentRegister(ctx context.Context, r AgentReport) (*AgentAck, error) {
+	var out AgentAck
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/register", r, &out)
+}
+
+// AgentHeartbeat is a machine's agent reporting it is alive; c carries the
+// machine's own token.
+func (c *Client) AgentHeartbeat(ctx context.Context, r AgentReport) (*AgentAck, error) {
+	var out AgentAck
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/heartbeat", r, &out)
+}
+
+// KlientBinary copies the server's agent binary for goos/arch ("" for the
+// server's defaults) to w.
+func (c *Client) KlientBinary(ctx context.Context, goos, arch string, w io.Writer) error {
+	q := url.Values{}
+	if goos != "" {
+		q.Set("os", goos)
+	}
+	if arch != "" {
+		q.Set("arch", arch)
+	}
+	return c.Do(ctx, http.MethodGet, withQuery("/api/v1/agent/klient", q), nil, w)
 }
