@@ -114,12 +114,13 @@ command that prints takes -o table (the default) or -o json.`,
   kloud credential add sandbox --title local
   kloud stack apply STACK_ID --follow
   kloud rating summary --groupby machine_id -o json`,
-		Version:           version.Version,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		Args:              cobra.ArbitraryArgs,
-		RunE:              groupRun,
-		PersistentPreRunE: a.setup,
+		Version:                    version.Version,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		Args:                       cobra.ArbitraryArgs,
+		RunE:                       groupRun,
+		SuggestionsMinimumDistance: 2,
+		PersistentPreRunE:          a.setup,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -172,7 +173,7 @@ func envOr(name, def string) string {
 
 // group makes a noun: a command whose verbs are its subcommands.
 func group(use, short, long, example string, verbs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: cobra.ArbitraryArgs, RunE: groupRun}
+	c := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: cobra.ArbitraryArgs, RunE: groupRun, SuggestionsMinimumDistance: 2}
 	c.AddCommand(verbs...)
 	return c
 }
