@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,18 +100,95 @@ func serverRoutes(t *testing.T) []string {
 	return routes
 }
 
-// recorder remembers every request a client sends.
+// recorder remembers every request a client sends, and the JSON bodies
+// of the successful answers.
 type recorder struct {
-	mu   sync.Mutex
-	reqs []*http.Request
+	mu      sync.Mutex
+	reqs    []*http.Request
+	answers []answer
+}
+
+type answer struct {
+	req  *http.Request
+	body []byte
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	clone := req.Clone(context.Background())
 	r.mu.Lock()
-	r.reqs = append(r.reqs, req.Clone(context.Background()))
+	r.reqs = append(r.reqs, clone)
 	r.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(req)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode >= 300 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.answers = append(r.answers, answer{clone, body})
+	r.mu.Unlock()
+	return resp, nil
 }
+
+// answerTypes is the SDK type of each route's JSON answer.
+var answerTypes = map[string]any{
+	"GET /healthz":                              client.Health{},
+	"GET /api/v1/providers":                     []client.Provider{},
+	"POST /api/v1/users":                        client.User{},
+	"GET /api/v1/users":                         []client.User{},
+	"POST /api/v1/credentials":                  client.Credential{},
+	"GET /api/v1/credentials":                   []client.Credential{},
+	"GET /api/v1/credentials/{id}":              client.Credential{},
+	"POST /api/v1/credentials/{id}/verify":      client.VerifyResult{},
+	"POST /api/v1/credentials/{id}/bootstrap":   client.JobRef{},
+	"DELETE /api/v1/credentials/{id}/bootstrap": client.JobRef{},
+	"POST /api/v1/templates":                    client.Template{},
+	"GET /api/v1/templates":                     []client.Template{},
+	"GET /api/v1/templates/{id}":                client.Template{},
+	"POST /api/v1/templates/{id}/plan":          client.PlanResult{},
+	"POST /api/v1/stacks":                       client.Stack{},
+	"GET /api/v1/stacks":                        []client.Stack{},
+	"GET /api/v1/stacks/{id}":                   client.Stack{},
+	"POST /api/v1/stacks/{id}/apply":            client.JobRef{},
+	"POST /api/v1/stacks/{id}/destroy":          client.JobRef{},
+	"GET /api/v1/jobs/{id}":                     client.Job{},
+	"GET /api/v1/jobs/{id}/events":              []client.Event{},
+	"GET /api/v1/machines":                      []client.Machine{},
+	"GET /api/v1/machines/{id}":                 client.Machine{},
+	"POST /api/v1/machines/{id}/start":          client.JobRef{},
+	"POST /api/v1/machines/{id}/stop":           client.JobRef{},
+	"GET /api/v1/rating/modules":                []client.RatingModule{},
+	"GET /api/v1/rating/modules/{name}":         client.RatingModule{},
+	"PUT /api/v1/rating/modules/{name}":         client.RatingModule{},
+	"POST /api/v1/rating/quote":                 client.Quote{},
+	"POST /api/v1/rating/process":               client.RatingPass{},
+	"GET /api/v1/rating/summary":                client.Summary{},
+	"GET /api/v1/rating/dataframes":             []client.DataFrame{},
+	"GET /api/v1/reports":                       []client.Report{},
+	"GET " + hashmap + "services":               []client.HashmapService{},
+	"POST " + hashmap + "services":              client.HashmapService{},
+	"GET " + hashmap + "services/{id}":          client.HashmapService{},
+	"GET " + hashmap + "fields":                 []client.HashmapField{},
+	"POST " + hashmap + "fields":                client.HashmapField{},
+	"GET " + hashmap + "fields/{id}":            client.HashmapField{},
+	"GET " + hashmap + "groups":                 []client.HashmapGroup{},
+	"POST " + hashmap + "groups":                client.HashmapGroup{},
+	"GET " + hashmap + "groups/{id}":            client.HashmapGroup{},
+	"GET " + hashmap + "mappings":               []client.HashmapMapping{},
+	"POST " + hashmap + "mappings":              client.HashmapMapping{},
+	"GET " + hashmap + "mappings/{id}":          client.HashmapMapping{},
+	"PUT " + hashmap + "mappings/{id}":          client.HashmapMapping{},
+	"GET " + hashmap + "thresholds":             []client.HashmapThreshold{},
+	"POST " + hashmap + "thresholds":            client.HashmapThreshold{},
+	"GET " + hashmap + "thresholds/{id}":        client.HashmapThreshold{},
+	"PUT " + hashmap + "thresholds/{id}":        client.HashmapThreshold{},
+}
+
+const hashmap = "/api/v1/rating/modules/hashmap/"
 
 const oneMachine = `
 resource "sandbox_machine" "web" {
@@ -330,6 +409,30 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	for _, r := range routes {
 		if !reached[r] {
 			t.Errorf("no SDK call reached %s", r)
+		}
+	}
+
+	// Every JSON answer decodes strictly into its SDK type: a field the
+	// server sends and the SDK lacks fails here.
+	checked := map[string]bool{}
+	for _, a := range rec.answers {
+		_, pattern := mux.Handler(a.req)
+		typ, ok := answerTypes[pattern]
+		if !ok {
+			t.Errorf("%s answers JSON, but this test knows no SDK type for it", pattern)
+			continue
+		}
+		v := reflect.New(reflect.TypeOf(typ)).Interface()
+		dec := json.NewDecoder(bytes.NewReader(a.body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			t.Errorf("%s answer does not decode into %T: %v\n%.500s", pattern, typ, err, a.body)
+		}
+		checked[pattern] = true
+	}
+	for pattern := range answerTypes {
+		if !checked[pattern] {
+			t.Errorf("no JSON answer of %s was checked", pattern)
 		}
 	}
 }
