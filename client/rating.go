@@ -265,8 +265,7 @@ const hashmapPath = "/api/v1/rating/modules/hashmap/"
 
 // RatingModules lists the rating modules.
 func (c *Client) RatingModules(ctx context.Context) ([]RatingModule, error) {
-	var out []RatingModule
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/rating/modules", nil, &out)
+	return list[RatingModule](ctx, c, "/api/v1/rating/modules")
 }
 
 // RatingModule shows one rating module.
@@ -284,8 +283,7 @@ func (c *Client) UpdateRatingModule(ctx context.Context, name string, u ModuleUp
 
 // HashmapServices lists the hashmap services.
 func (c *Client) HashmapServices(ctx context.Context) ([]HashmapService, error) {
-	var out []HashmapService
-	return out, c.Do(ctx, http.MethodGet, hashmapPath+"services", nil, &out)
+	return list[HashmapService](ctx, c, hashmapPath+"services")
 }
 
 // HashmapService shows one hashmap service.
@@ -308,8 +306,7 @@ func (c *Client) DeleteHashmapService(ctx context.Context, id string) error {
 
 // HashmapFields lists the fields of a service (all with serviceID "").
 func (c *Client) HashmapFields(ctx context.Context, serviceID string) ([]HashmapField, error) {
-	var out []HashmapField
-	return out, c.Do(ctx, http.MethodGet, hashmapPath+"fields"+RuleFilter{ServiceID: serviceID}.query(), nil, &out)
+	return list[HashmapField](ctx, c, hashmapPath+"fields"+RuleFilter{ServiceID: serviceID}.query())
 }
 
 // HashmapField shows one hashmap field.
@@ -331,8 +328,7 @@ func (c *Client) DeleteHashmapField(ctx context.Context, id string) error {
 
 // HashmapGroups lists the hashmap groups.
 func (c *Client) HashmapGroups(ctx context.Context) ([]HashmapGroup, error) {
-	var out []HashmapGroup
-	return out, c.Do(ctx, http.MethodGet, hashmapPath+"groups", nil, &out)
+	return list[HashmapGroup](ctx, c, hashmapPath+"groups")
 }
 
 // HashmapGroup shows one hashmap group.
@@ -354,8 +350,7 @@ func (c *Client) DeleteHashmapGroup(ctx context.Context, id string) error {
 
 // HashmapMappings lists the mappings f selects.
 func (c *Client) HashmapMappings(ctx context.Context, f RuleFilter) ([]HashmapMapping, error) {
-	var out []HashmapMapping
-	return out, c.Do(ctx, http.MethodGet, hashmapPath+"mappings"+f.query(), nil, &out)
+	return list[HashmapMapping](ctx, c, hashmapPath+"mappings"+f.query())
 }
 
 // HashmapMapping shows one mapping.
@@ -383,8 +378,7 @@ func (c *Client) DeleteHashmapMapping(ctx context.Context, id string) error {
 
 // HashmapThresholds lists the thresholds f selects.
 func (c *Client) HashmapThresholds(ctx context.Context, f RuleFilter) ([]HashmapThreshold, error) {
-	var out []HashmapThreshold
-	return out, c.Do(ctx, http.MethodGet, hashmapPath+"thresholds"+f.query(), nil, &out)
+	return list[HashmapThreshold](ctx, c, hashmapPath+"thresholds"+f.query())
 }
 
 // HashmapThreshold shows one threshold.
@@ -433,14 +427,12 @@ func (c *Client) Summary(ctx context.Context, q SummaryQuery) (*Summary, error) 
 // scope; groupby and paging do not apply).
 func (c *Client) DataFrames(ctx context.Context, q SummaryQuery) ([]DataFrame, error) {
 	q.GroupBy, q.Offset, q.Limit = nil, 0, 0
-	var out []DataFrame
-	return out, c.Do(ctx, http.MethodGet, withQuery("/api/v1/rating/dataframes", q.values()), nil, &out)
+	return list[DataFrame](ctx, c, withQuery("/api/v1/rating/dataframes", q.values()))
 }
 
 // Reports lists the report files the caller may see.
 func (c *Client) Reports(ctx context.Context) ([]Report, error) {
-	var out []Report
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/reports", nil, &out)
+	return list[Report](ctx, c, "/api/v1/reports")
 }
 
 // Report copies one report file to w.
