@@ -114,10 +114,16 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"rating", "hashmap", "services", "--delete"}, "--delete needs the ID"},
 		{[]string{"rating", "hashmap", "services", "s-1", "--data", "{}"}, "services cannot be replaced"},
 		{[]string{"credential", "add", "sandbox", "--data", "{"}, "--data is not valid JSON"},
+		{[]string{"serve", "--workers", "0"}, "0 is less than 1"},
+		{[]string{"serve", "--no-such-flag"}, "no-such-flag"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			out, errOut, code := kloudCmd(t, append(c.args, nowhere...)...)
+			args := c.args
+			if args[0] != "serve" {
+				args = append(args, nowhere...)
+			}
+			out, errOut, code := kloudCmd(t, args...)
 			if code != exitUsage {
 				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, exitUsage, out, errOut)
 			}

@@ -1,6 +1,13 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
 
 // serveCommand hands its arguments, unparsed, to parseServeFlags: serve's
 // flags and their KLOUD_* variables are described there (kloud serve -h).
@@ -20,7 +27,12 @@ lists them.`,
   KLOUD_ADMIN_TOKEN=secret kloud serve --store mongodb://db:27017/kloud`,
 		GroupID:            "server",
 		DisableFlagParsing: true,
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Flags or KLOUD_* values that do not parse are usage errors
+			// (exit 2); serve parses them again and prints -h's usage.
+			if _, err := parseServeFlags(args, os.LookupEnv, io.Discard); err != nil && !errors.Is(err, flag.ErrHelp) {
+				return &usageError{err: err, command: cmd.CommandPath()}
+			}
 			return serve(args)
 		},
 	}
