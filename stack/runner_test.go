@@ -722,7 +722,7 @@ func TestRunnerCheckRun(t *testing.T) {
 }
 
 func TestRunnerSecretMasker(t *testing.T) {
-	m := newSecretMasker(map[string]Secret{
+	m := envMasker(map[string]Secret{
 		"short": "abc",
 		"long":  "hunter22",
 		"outer": "xhunter22x",
@@ -740,18 +740,18 @@ func TestRunnerSecretMasker(t *testing.T) {
 		{"nothing here", "nothing here"},
 	}
 	for _, tt := range tests {
-		if got := m.mask(tt.in); got != tt.want {
+		if got := m.Mask(tt.in); got != tt.want {
 			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := newSecretMasker(nil).mask("as is"); got != "as is" {
+	if got := envMasker(nil).Mask("as is"); got != "as is" {
 		t.Errorf("no secrets: %q", got)
 	}
 }
 
 func TestRunnerLineWriter(t *testing.T) {
 	var got []string
-	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: newSecretMasker(map[string]Secret{"s": "topsecret"}).mask}
+	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: envMasker(map[string]Secret{"s": "topsecret"}).Mask}
 	w := &lineWriter{sink: sink}
 	for _, chunk := range []string{"one\ntw", "o\r\nthree top", "sec", "ret\n", "\n", "tail"} {
 		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {

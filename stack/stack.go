@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/machinestate"
 )
 
@@ -16,7 +17,7 @@ import (
 // JSON yields a mask. Decoding JSON into a Secret keeps the value.
 type Secret string
 
-const secretMask = "********"
+const secretMask = secretmask.Mask
 
 // String masks the secret.
 func (s Secret) String() string {
