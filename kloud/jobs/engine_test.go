@@ -131,6 +131,14 @@ func messages(events []*store.Event) string {
 	return b.String()
 }
 
+// blockUntilStopped is a job's work that says it started and runs until
+// its context ends.
+func blockUntilStopped(ctx context.Context, _ *Run, started chan<- struct{}) error {
+	close(started)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // TestEngineOutcomes runs one job to each of its ends: what the job's
 // status, error and events say, with its secrets masked.
 func TestEngineOutcomes(t *testing.T) {
@@ -178,11 +186,7 @@ func TestEngineOutcomes(t *testing.T) {
 		},
 		{
 			name: "cancelled here",
-			exec: func(ctx context.Context, run *Run, started chan<- struct{}) error {
-				close(started)
-				<-ctx.Done()
-				return ctx.Err()
-			},
+			exec: blockUntilStopped,
 			act: func(t *testing.T, h *harness, j *store.Job) {
 				if _, err := h.e.Cancel(context.Background(), j.ID, "alice"); err != nil {
 					t.Fatal(err)
@@ -193,11 +197,7 @@ func TestEngineOutcomes(t *testing.T) {
 		},
 		{
 			name: "cancelled through the store, seen at the lease renewal",
-			exec: func(ctx context.Context, run *Run, started chan<- struct{}) error {
-				close(started)
-				<-ctx.Done()
-				return ctx.Err()
-			},
+			exec: blockUntilStopped,
 			act: func(t *testing.T, h *harness, j *store.Job) {
 				if _, err := h.st.CancelJob(context.Background(), j.ID, "cancelled by bob", h.now); err != nil {
 					t.Fatal(err)
@@ -209,11 +209,7 @@ func TestEngineOutcomes(t *testing.T) {
 		},
 		{
 			name: "interrupted at shutdown",
-			exec: func(ctx context.Context, run *Run, started chan<- struct{}) error {
-				close(started)
-				<-ctx.Done()
-				return ctx.Err()
-			},
+			exec: blockUntilStopped,
 			act: func(t *testing.T, h *harness, j *store.Job) {
 				go h.e.Close(0)
 			},
