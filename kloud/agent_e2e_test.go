@@ -275,7 +275,7 @@ func TestSilentAgentStoppedByChecker(t *testing.T) {
 		t.Fatalf("db's live agent is %s", a.Status)
 	}
 
-	if err := h.Server.CheckMachines(ctx); err != nil {
+	if err := h.Server.Checker().CheckMachines(ctx); err != nil {
 		t.Fatal(err)
 	}
 	m, err := h.Admin.Machine(ctx, web.ID)
@@ -308,7 +308,7 @@ func TestIdleMachineStoppedByChecker(t *testing.T) {
 		return ms[web.ID].Agent.Status == client.AgentConnected && ms[db.ID].Agent.Status == client.AgentConnected
 	})
 	// Within the limit nothing happens.
-	if err := h.Server.CheckMachines(ctx); err != nil {
+	if err := h.Server.Checker().CheckMachines(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := h.Admin.Machine(ctx, web.ID); m.State != machinestate.Running {
@@ -316,7 +316,7 @@ func TestIdleMachineStoppedByChecker(t *testing.T) {
 	}
 
 	clock.Advance(2 * time.Minute)
-	if err := h.Server.CheckMachines(ctx); err != nil {
+	if err := h.Server.Checker().CheckMachines(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ms := pollMachines(t, h.Admin, "web stopped for idleness", func(ms map[string]client.Machine) bool {

@@ -55,14 +55,14 @@ func TestCheckerStopsSilentMachine(t *testing.T) {
 	}
 
 	// Before the timeout nothing changes.
-	if err := h.Server.CheckMachines(ctx); err != nil {
+	if err := h.Server.Checker().CheckMachines(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := h.Admin.Machine(ctx, web.ID); m.State.String() != "Running" {
 		t.Fatalf("before the timeout: %s", m.State)
 	}
 	clock.Advance(2 * time.Minute)
-	if err := h.Server.CheckMachines(ctx); err != nil {
+	if err := h.Server.Checker().CheckMachines(ctx); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := h.Admin.Machine(ctx, web.ID)

@@ -16,12 +16,6 @@ func TestConfigExplicitZeroSurvives(t *testing.T) {
 	if *zero.RatingWaitPeriods != 0 || *zero.ShutdownGrace != 0 {
 		t.Fatalf("explicit zeros became %d, %v", *zero.RatingWaitPeriods, *zero.ShutdownGrace)
 	}
-	// The rating processor reads 0 as its default: no wait is negative there.
-	for in, want := range map[int]int{0: -1, 1: 1, 3: 3} {
-		if got := processorWait(in); got != want {
-			t.Errorf("processorWait(%d) = %d, want %d", in, got, want)
-		}
-	}
 	for name, c := range map[string]Config{
 		"negative wait":    {RatingWaitPeriods: new(-1)},
 		"negative grace":   {ShutdownGrace: new(-time.Second)},

@@ -75,7 +75,7 @@ func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (
 func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
-	body, err := s.listMachinesJSON(ctx, f)
+	body, err := s.lists.Get(ctx, f, s.viewTime())
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,87 +13,8 @@ import (
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/ratingbridge"
-	"github.com/kloud/kloud/ratingbridge/writer"
 	"github.com/kloud/kloud/store"
 )
-
-// rating is the server's rating bridge: the pipeline that prices, the
-// processor that rates closed periods, the writers that make reports.
-type rating struct {
-	pipeline  *ratingbridge.Pipeline
-	processor *ratingbridge.Processor
-	writers   *writer.Orchestrator
-	reports   string
-}
-
-func (s *Server) newRating() error {
-	pipe, err := ratingbridge.NewPipeline(s.st, ratingbridge.DefaultModules(s.st)...)
-	if err != nil {
-		return fmt.Errorf("rating pipeline: %w", err)
-	}
-	reports := s.reportsDir()
-	w := writer.New(s.st, s.st, reports)
-	s.rating = &rating{
-		pipeline: pipe,
-		writers:  w,
-		reports:  reports,
-		processor: &ratingbridge.Processor{
-			Collector:   &ratingbridge.Collector{Machines: s.st},
-			Pipeline:    pipe,
-			Store:       s.st,
-			Scopes:      ratingbridge.OwnerScopes(s.st, s.st),
-			Period:      s.cfg.RatingPeriod,
-			WaitPeriods: processorWait(*s.cfg.RatingWaitPeriods),
-			Clock:       s.cfg.Now,
-			Logger:      s.log.With("component", "rating"),
-		},
-	}
-	return nil
-}
-
-// processorWait turns the configured wait (0: none) into the processor's
-// WaitPeriods, where 0 means its default and a negative value no wait.
-func processorWait(periods int) int {
-	if periods == 0 {
-		return -1
-	}
-	return periods
-}
-
-func (s *Server) reportsDir() string { return filepath.Join(s.cfg.DataDir, "reports") }
-
-// ratingLoop rates closed periods and writes reports on one replica at a
-// time.
-func (s *Server) ratingLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.RatingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			_ = s.st.ReleaseLease(context.WithoutCancel(ctx), leaseRating, s.cfg.WorkerID)
-			return
-		case <-t.C:
-			if !s.holdSingleton(ctx, leaseRating, 3*s.cfg.RatingInterval) {
-				continue
-			}
-			if _, err := s.ProcessRating(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("rating pass", slog.String("error", err.Error()))
-			}
-		}
-	}
-}
-
-// ProcessRating rates every closed period now and writes the reports.
-func (s *Server) ProcessRating(ctx context.Context) (ratingbridge.Pass, error) {
-	pass, err := s.rating.processor.Process(ctx)
-	if err != nil {
-		return pass, fmt.Errorf("rate periods: %w", err)
-	}
-	if err := s.rating.writers.WriteAll(ctx); err != nil {
-		return pass, fmt.Errorf("write reports: %w", err)
-	}
-	return pass, nil
-}
 
 // estimate prices one hour of every planned machine.
 func (s *Server) estimate(ctx context.Context, providerName string, ms []client.PlannedMachine) (client.CostEstimate, error) {
@@ -103,7 +22,7 @@ func (s *Server) estimate(ctx context.Context, providerName string, ms []client.
 	for i, m := range ms {
 		machines[i] = ratingbridge.EstimateMachine{Provider: providerName, Size: m.Size, Region: m.Region, Image: m.Image, Label: m.Label}
 	}
-	hourly, err := s.rating.pipeline.EstimateHourly(ctx, machines)
+	hourly, err := s.rating.Pipeline().EstimateHourly(ctx, machines)
 	if err != nil {
 		return client.CostEstimate{}, err
 	}
@@ -125,7 +44,7 @@ func (s *Server) ratingRoutes(m *http.ServeMux) {
 }
 
 func (s *Server) handleListModules(w http.ResponseWriter, r *http.Request) {
-	mods, err := s.rating.pipeline.ListModules(r.Context())
+	mods, err := s.rating.Pipeline().ListModules(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,7 +53,7 @@ func (s *Server) handleListModules(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetModule(w http.ResponseWriter, r *http.Request) {
-	mod, err := s.rating.pipeline.GetModule(r.Context(), r.PathValue("name"))
+	mod, err := s.rating.Pipeline().GetModule(r.Context(), r.PathValue("name"))
 	if errorsIsNotFound(err) {
 		err = notFound("rating module", r.PathValue("name"))
 	}
@@ -151,7 +70,7 @@ func (s *Server) handleUpdateModule(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	mod, err := s.rating.pipeline.UpdateModule(r.Context(), r.PathValue("name"), req)
+	mod, err := s.rating.Pipeline().UpdateModule(r.Context(), r.PathValue("name"), req)
 	if errorsIsNotFound(err) {
 		err = notFound("rating module", r.PathValue("name"))
 	}
@@ -204,7 +123,7 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		}
 		points[i] = ratingbridge.QuotePoint{Service: p.Service, Qty: qty, Unit: p.Unit, Desc: p.Desc}
 	}
-	priced, total, err := s.rating.pipeline.Quote(r.Context(), points)
+	priced, total, err := s.rating.Pipeline().Quote(r.Context(), points)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -239,7 +158,7 @@ func decimalField(field string, v any, required bool) (decimal.Decimal, error) {
 }
 
 func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
-	pass, err := s.ProcessRating(r.Context())
+	pass, err := s.rating.Process(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return

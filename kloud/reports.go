@@ -12,7 +12,7 @@ import (
 // member sees only their own scope's.
 func (s *Server) handleListReports(w http.ResponseWriter, r *http.Request) {
 	actor := actorFrom(r.Context())
-	all, err := writer.ListReports(s.rating.reports)
+	all, err := writer.ListReports(s.rating.ReportsDir())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -29,7 +29,7 @@ func (s *Server) handleListReports(w http.ResponseWriter, r *http.Request) {
 // handleGetReport downloads one report file.
 func (s *Server) handleGetReport(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	f, rep, err := writer.OpenReport(s.rating.reports, name)
+	f, rep, err := writer.OpenReport(s.rating.ReportsDir(), name)
 	if err != nil {
 		if errorsIsNotFound(err) {
 			err = notFound("report", name)

@@ -235,7 +235,7 @@ func TestReconcileSandbox(t *testing.T) {
 	if err := orphan.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Server.ReconcileSandbox(ctx); err != nil {
+	if err := h.Server.Checker().ReconcileSandbox(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sandboxvm.Load(dir, orphan.ID()); !errors.Is(err, sandboxvm.ErrNotFound) {

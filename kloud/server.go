@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kloud/kloud/kloud/checker"
 	"github.com/kloud/kloud/kloud/jobs"
+	"github.com/kloud/kloud/kloud/listcache"
+	"github.com/kloud/kloud/kloud/rater"
 	"github.com/kloud/kloud/provider/sandbox"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -27,7 +31,12 @@ type Server struct {
 	st     store.Store
 	log    *slog.Logger
 	runner *stack.Runner
-	rating *rating
+	// rating prices, rates closed periods and writes reports; checker
+	// watches machines' agents and idleness; lists caches encoded machine
+	// lists.
+	rating  *rater.Rater
+	checker *checker.Checker
+	lists   *listcache.Machines
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
@@ -36,7 +45,6 @@ type Server struct {
 	// the admin already existed or the token was configured).
 	AdminToken string
 
-	lists  *listCache   // encoded machine lists
 	engine *jobs.Engine // queues, runs and follows jobs
 	plans  *ownerLimit  // template plans running per owner
 
@@ -89,15 +97,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
-	lists := newListCache()
 	s := &Server{
 		cfg:     cfg,
-		st:      watchedStore{Store: cfg.Store, lists: lists},
-		lists:   lists,
 		log:     cfg.Log,
 		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 		dirLock: lock,
 	}
+	s.lists = listcache.New(cfg.Store, func(ms []*stack.Machine, at time.Time) ([]byte, error) {
+		return json.Marshal(s.machineViews(ms, at))
+	})
+	// Every machine change this server makes shows in its lists at once.
+	s.st = listcache.Watch(cfg.Store, s.lists)
 	runner, err := stack.NewRunner(stack.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
 		PluginDir:     cfg.PluginDir,
@@ -127,14 +137,25 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return fail(err)
 	}
 	s.AdminToken = token
-	if err := s.newRating(); err != nil {
+	if s.rating, err = rater.New(rater.Config{
+		Store:       s.st,
+		ReportsDir:  filepath.Join(cfg.DataDir, "reports"),
+		Period:      cfg.RatingPeriod,
+		WaitPeriods: *cfg.RatingWaitPeriods,
+		Leases:      s.st,
+		Holder:      cfg.WorkerID,
+		Interval:    cfg.RatingInterval,
+		Now:         cfg.Now,
+		Log:         cfg.Log,
+	}); err != nil {
 		return fail(err)
 	}
+	s.checker = newChecker(s)
 	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
 	// Before any worker runs: machines no record or state knows go.
-	if err := s.ReconcileSandbox(ctx); err != nil {
+	if err := s.checker.ReconcileSandbox(ctx); err != nil {
 		s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 	}
 	s.routes()
@@ -155,8 +176,8 @@ func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.engine.Start()
-	s.goBackground(func() { s.checkLoop(ctx) })
-	s.goBackground(func() { s.ratingLoop(ctx) })
+	s.goBackground(func() { s.checker.Run(ctx) })
+	s.goBackground(func() { s.rating.Run(ctx) })
 }
 
 func (s *Server) goBackground(f func()) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
 )
 
@@ -24,12 +25,15 @@ import (
 func BenchmarkRunnerApply(b *testing.B) {
 	for _, n := range []int{1, 50} {
 		b.Run(fmt.Sprintf("machines=%d", n), func(b *testing.B) { benchmarkApply(b, n) })
+		// As kloud serve runs it: Terraform and the machines confined. The
+		// raw run it is compared with is not.
+		b.Run(fmt.Sprintf("machines=%d/confined", n), func(b *testing.B) { benchmarkApply(b, n, testenv.Confiner(b)) })
 	}
 }
 
-func benchmarkApply(b *testing.B, n int) {
+func benchmarkApply(b *testing.B, n int, confiner ...*confine.Confiner) {
 	backend := newMemBackend()
-	r, data := newSandboxRunner(b, backend)
+	r, data := newSandboxRunner(b, backend, confiner...)
 	b.Cleanup(func() { testenv.NoProcesses(b, data) })
 	ctx := context.Background()
 	tmpl := sandboxMachines(n)

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 )
@@ -1022,10 +1023,14 @@ variable "agent_token" {
 // newSandboxRunner is a runner with the sandbox plugin mirror; machines live
 // under the returned data dir, served by a sandbox host the plugin reaches
 // through its environment fallbacks.
-func newSandboxRunner(t testing.TB, backend StateBackend) (*Runner, string) {
+func newSandboxRunner(t testing.TB, backend StateBackend, confiner ...*confine.Confiner) (*Runner, string) {
 	t.Helper()
 	data := t.TempDir()
-	host, err := sandboxhost.New(sandboxhost.Config{Root: data, Agent: []string{testenv.Klient(t)}, Log: quietLog()})
+	var c *confine.Confiner
+	if len(confiner) > 0 {
+		c = confiner[0]
+	}
+	host, err := sandboxhost.New(sandboxhost.Config{Root: data, Agent: []string{testenv.Klient(t)}, Log: quietLog(), Confiner: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1042,6 +1047,7 @@ func newSandboxRunner(t testing.TB, backend StateBackend) (*Runner, string) {
 		Backend:       backend,
 		Log:           quietLog(),
 		ExtraEnv:      map[string]string{"KLOUD_SANDBOX_ENDPOINT": host.Endpoint(), "KLOUD_SANDBOX_TOKEN": token},
+		Confiner:      c,
 	})
 	if err != nil {
 		t.Fatal(err)

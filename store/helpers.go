@@ -3,7 +3,9 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"time"
@@ -85,57 +87,70 @@ func checkRuleTarget(kind, serviceID, fieldID, costType string) error {
 	return nil
 }
 
-// CheckUser is what every backend requires of a new user.
-func CheckUser(u *User) error {
+// CheckUser is what every backend requires of a new user; now is the
+// store clock's time.
+func CheckUser(u *User, now time.Time) (NewRecord, error) {
 	if u == nil {
-		return Invalidf("create user: nil user")
+		return NewRecord{}, Invalidf("create user: nil user")
 	}
 	if u.Name == "" {
-		return Invalidf("create user: empty name")
+		return NewRecord{}, Invalidf("create user: empty name")
 	}
 	if u.Role != RoleAdmin && u.Role != RoleMember {
-		return Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
+		return NewRecord{}, Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
 	}
-	return nil
+	return newRecord("create user "+u.Name, u.ID, "usr-", now, u.CreatedAt)
 }
 
-// CheckStateVersion is what every backend requires of a state version.
-func CheckStateVersion(v *StateVersion) error {
+// CheckStateVersion is what every backend requires of a state version;
+// now is the store clock's time. The record has no id.
+func CheckStateVersion(v *StateVersion, now time.Time) (NewRecord, error) {
 	if v == nil {
-		return Invalidf("put state version: nil version")
+		return NewRecord{}, Invalidf("put state version: nil version")
 	}
 	if v.StackID == "" {
-		return Invalidf("put state version: empty stack_id")
+		return NewRecord{}, Invalidf("put state version: empty stack_id")
 	}
 	if v.Serial < 0 {
-		return Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
+		return NewRecord{}, Invalidf("put state version of %s: negative serial %d", v.StackID, v.Serial)
 	}
-	return nil
+	return newRecord("put state version of "+v.StackID, "", "", now, v.CreatedAt)
 }
 
-// CheckNewStack is what every backend requires of a new stack; it returns
-// the status to store (not_initialized when empty).
-func CheckNewStack(r *StackRecord) (machinestate.StackState, error) {
+// CheckNewStack is what every backend requires of a new stack; now is the
+// store clock's time. It returns the status to store (not_initialized
+// when empty).
+func CheckNewStack(r *StackRecord, now time.Time) (NewRecord, machinestate.StackState, error) {
 	if r == nil {
-		return "", Invalidf("create stack: nil stack")
+		return NewRecord{}, "", Invalidf("create stack: nil stack")
 	}
 	if r.OwnerID == "" {
-		return "", Invalidf("create stack: empty owner_id")
+		return NewRecord{}, "", Invalidf("create stack: empty owner_id")
 	}
 	if r.TemplateID == "" {
-		return "", Invalidf("create stack: empty template_id")
+		return NewRecord{}, "", Invalidf("create stack: empty template_id")
 	}
 	if r.CredentialID == "" {
-		return "", Invalidf("create stack: empty credential_id")
+		return NewRecord{}, "", Invalidf("create stack: empty credential_id")
 	}
 	status := r.Status
 	if status == "" {
 		status = machinestate.StackNotInitialized
 	}
 	if !status.Valid() {
-		return "", Invalidf("create stack: unknown status %q", status)
+		return NewRecord{}, "", Invalidf("create stack: unknown status %q", status)
 	}
-	return status, nil
+	w, err := stamped("create stack", r.ID, "stk-", now, r.CreatedAt, r.UpdatedAt)
+	return w, status, err
+}
+
+// stamped is newRecord for a record with an updated_at as well.
+func stamped(op, id, prefix string, now, created, updated time.Time) (NewRecord, error) {
+	cn, un, err := Stamps(now, created, updated)
+	if err != nil {
+		return NewRecord{}, wrapf(err, "%s", op)
+	}
+	return NewRecord{ID: idOr(id, prefix), CreatedAt: FromNanos(cn), Created: cn, Updated: un}, nil
 }
 
 // The summary keys that are not groupby or metadata keys (SummaryQuery).
@@ -150,6 +165,17 @@ const (
 
 // BucketKeys are the time bucket keys, in the order backends keep them.
 var BucketKeys = [4]string{KeyDay, KeyWeek, KeyMonth, KeyYear}
+
+// BucketIndex is key's index in BucketKeys, -1 for a key that is not a
+// time bucket key.
+func BucketIndex(key string) int {
+	for i, k := range BucketKeys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
 
 // BucketStart returns the start of the time bucket key (day, ISO week from
 // Monday, month or year, UTC) that t falls in.
@@ -202,34 +228,42 @@ func HistoryWindow(q HistoryQuery) (from, to int64, err error) {
 	return from, to, nil
 }
 
-// CheckEvents is what every backend requires of events to append.
-func CheckEvents(jobID string, events []*Event) error {
+// CheckEvents is what every backend requires of events to append; it
+// returns each event's At (now() when zero) in Unix nanoseconds.
+func CheckEvents(jobID string, events []*Event, now func() time.Time) ([]int64, error) {
 	if jobID == "" {
-		return Invalidf("append events: empty job id")
+		return nil, Invalidf("append events: empty job id")
 	}
+	ats := make([]int64, len(events))
 	for i, e := range events {
 		if e == nil {
-			return Invalidf("append events to job %s: event %d is nil", jobID, i)
+			return nil, Invalidf("append events to job %s: event %d is nil", jobID, i)
 		}
 		if e.Kind == "" {
-			return Invalidf("append events to job %s: event %d has no kind", jobID, i)
+			return nil, Invalidf("append events to job %s: event %d has no kind", jobID, i)
 		}
+		an, err := UnixNanos("at", NowOr(now, e.At))
+		if err != nil {
+			return nil, wrapf(err, "append events to job %s: event %d", jobID, i)
+		}
+		ats[i] = an
 	}
-	return nil
+	return ats, nil
 }
 
-// CheckNewCredential is what every backend requires of a new credential.
-func CheckNewCredential(c *stack.Credential) error {
+// CheckNewCredential is what every backend requires of a new credential;
+// now is the store clock's time.
+func CheckNewCredential(c *stack.Credential, now time.Time) (NewRecord, error) {
 	if c == nil {
-		return Invalidf("create credential: nil credential")
+		return NewRecord{}, Invalidf("create credential: nil credential")
 	}
 	if c.OwnerID == "" {
-		return Invalidf("create credential: empty owner_id")
+		return NewRecord{}, Invalidf("create credential: empty owner_id")
 	}
 	if c.Provider == "" {
-		return Invalidf("create credential: empty provider")
+		return NewRecord{}, Invalidf("create credential: empty provider")
 	}
-	return nil
+	return stamped("create credential", c.ID, "cred-", now, c.CreatedAt, c.UpdatedAt)
 }
 
 // Stamps returns a new record's created and updated times in Unix
@@ -248,4 +282,99 @@ func Stamps(now, created, updated time.Time) (cn, un int64, err error) {
 		return 0, 0, err
 	}
 	return cn, un, nil
+}
+
+// wrapf is fmt.Errorf(format+": %w", args..., err), and nil for a nil err.
+func wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// idOr returns id, or a new id with prefix when id is empty.
+func idOr(id, prefix string) string {
+	if id == "" {
+		return NewID(prefix)
+	}
+	return id
+}
+
+// OptUnixNanos is UnixNanos for an optional time: the zero time is 0.
+func OptUnixNanos(field string, t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	return UnixNanos(field, t)
+}
+
+// FromNanos is the UTC time of Unix nanoseconds, the inverse of UnixNanos.
+func FromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// NowOr returns t in UTC, or now() in UTC when t is zero: the time a
+// backend stores for a time its caller left zero.
+func NowOr(now func() time.Time, t time.Time) time.Time {
+	if t.IsZero() {
+		return now().UTC()
+	}
+	return t.UTC()
+}
+
+// JSONObject encodes a string map as a JSON object; nil or empty is "{}".
+func JSONObject(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// PointRecord is a checked rated point in the form backends store it.
+type PointRecord struct {
+	Begin, End        int64             // the point's, else the period's
+	Groupby, Metadata string            // JSON objects
+	Attrs             map[string]string // metadata overlaid by groupby: what a key reads
+	Buckets           [len(BucketKeys)]int64
+}
+
+// RatedPointRecord checks point i of p, whose window w is, and returns it
+// in the form backends store.
+func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error) {
+	pt := &p.Points[i]
+	if pt.Scope != "" && pt.Scope != p.Scope {
+		return PointRecord{}, Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+	}
+	if pt.Service == "" {
+		return PointRecord{}, Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
+	}
+	r := PointRecord{Begin: w.Begin, End: w.End}
+	var err error
+	if !pt.Begin.IsZero() {
+		if r.Begin, err = UnixNanos("point begin", pt.Begin); err != nil {
+			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if !pt.End.IsZero() {
+		if r.End, err = UnixNanos("point end", pt.End); err != nil {
+			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if r.Groupby, err = JSONObject(pt.Groupby); err != nil {
+		return PointRecord{}, wrapf(err, "commit rated period of %s: point %d groupby", p.Scope, i)
+	}
+	if r.Metadata, err = JSONObject(pt.Metadata); err != nil {
+		return PointRecord{}, wrapf(err, "commit rated period of %s: point %d metadata", p.Scope, i)
+	}
+	r.Attrs = make(map[string]string, len(pt.Groupby)+len(pt.Metadata))
+	maps.Copy(r.Attrs, pt.Metadata)
+	maps.Copy(r.Attrs, pt.Groupby)
+	for k, key := range BucketKeys {
+		if r.Buckets[k], err = UnixNanos("bucket", BucketStart(key, FromNanos(r.Begin))); err != nil {
+			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	return r, nil
 }

@@ -27,24 +27,17 @@ type userDoc struct {
 }
 
 func (d *userDoc) user() *store.User {
-	return &store.User{ID: d.ID, Name: d.Name, Role: store.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: fromNanos(d.CreatedAt)}
+	return &store.User{ID: d.ID, Name: d.Name, Role: store.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: store.FromNanos(d.CreatedAt)}
 }
 
 // CreateUser stores a new user; the unique indexes on name and token hash
 // refuse duplicates (ErrConflict).
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	if err := store.CheckUser(u); err != nil {
+	w, err := store.CheckUser(u, s.now())
+	if err != nil {
 		return err
 	}
-	id := u.ID
-	if id == "" {
-		id = store.NewID("usr-")
-	}
-	created := s.nowOr(u.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("create user %s: %w", u.Name, err)
-	}
+	id, created, cn := w.ID, w.CreatedAt, w.Created
 	hash := u.TokenHash
 	if hash == "" {
 		hash = emptyKey(id)
@@ -58,8 +51,8 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
-	if id == "" {
-		return nil, store.Invalidf("get user: empty id")
+	if err := store.CheckKey("get user", "id", id); err != nil {
+		return nil, err
 	}
 	var d userDoc
 	if err := one(ctx, s.users, byID(id), &d, "user "+id); err != nil {
@@ -70,8 +63,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 
 // GetUserByTokenHash returns the user whose token hashes to hash.
 func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
-	if hash == "" {
-		return nil, store.Invalidf("get user by token: empty hash")
+	if err := store.CheckKey("get user by token", "hash", hash); err != nil {
+		return nil, err
 	}
 	if fromKey(hash) == "" {
 		return nil, fmt.Errorf("get user by token: %w", store.NotFoundf("user with that token"))
@@ -123,22 +116,16 @@ func (s *Store) credential(d *credentialDoc) (*stack.Credential, error) {
 	}
 	return &stack.Credential{ID: d.ID, OwnerID: d.OwnerID, Provider: d.Provider, Title: d.Title, Data: data, Bootstrap: boot,
 		Verified: d.Verified, VerifyMsg: d.VerifyMsg, Bootstrapped: d.Bootstrapped,
-		CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt)}, nil
+		CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt)}, nil
 }
 
 // CreateCredential stores a new credential, its Data and Bootstrap sealed.
 func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
-	if err := store.CheckNewCredential(c); err != nil {
+	w, err := store.CheckNewCredential(c, s.now())
+	if err != nil {
 		return err
 	}
-	id := c.ID
-	if id == "" {
-		id = store.NewID("cred-")
-	}
-	cn, un, err := store.Stamps(s.now(), c.CreatedAt, c.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("create credential: %w", err)
-	}
+	id, cn, un := w.ID, w.Created, w.Updated
 	data, err := s.seal("credential data", c.Data)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
@@ -152,14 +139,14 @@ func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error
 	if _, err := s.credentials.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create credential %s: %w", id, mapErr(err))
 	}
-	c.ID, c.CreatedAt, c.UpdatedAt = id, fromNanos(cn), fromNanos(un)
+	c.ID, c.CreatedAt, c.UpdatedAt = id, store.FromNanos(cn), store.FromNanos(un)
 	return nil
 }
 
 // GetCredential returns the credential with id, secrets opened.
 func (s *Store) GetCredential(ctx context.Context, id string) (*stack.Credential, error) {
-	if id == "" {
-		return nil, store.Invalidf("get credential: empty id")
+	if err := store.CheckKey("get credential", "id", id); err != nil {
+		return nil, err
 	}
 	var d credentialDoc
 	if err := one(ctx, s.credentials, byID(id), &d, "credential "+id); err != nil {
@@ -199,16 +186,9 @@ func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.C
 // bootstrapped, and sets UpdatedAt. The fields are replaced together in one
 // document, so concurrent updates leave one caller's values, as in SQLite.
 func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error {
-	if c == nil {
-		return store.Invalidf("update credential: nil credential")
-	}
-	if c.ID == "" {
-		return store.Invalidf("update credential: empty id")
-	}
-	updated := s.now().UTC()
-	un, err := store.UnixNanos("updated_at", updated)
+	updated, un, err := store.CheckCredentialUpdate(c, s.now())
 	if err != nil {
-		return fmt.Errorf("update credential %s: %w", c.ID, err)
+		return err
 	}
 	boot, err := s.seal("credential bootstrap", c.Bootstrap)
 	if err != nil {
@@ -237,8 +217,8 @@ func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error
 // with this credential between the two steps orders after the delete, the
 // same outcome SQLite gives when the stack write commits second.
 func (s *Store) DeleteCredential(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete credential: empty id")
+	if err := store.CheckKey("delete credential", "id", id); err != nil {
+		return err
 	}
 	var user struct {
 		ID string `bson:"_id"`
@@ -275,29 +255,16 @@ type templateDoc struct {
 
 func (d *templateDoc) template() *stack.Template {
 	return &stack.Template{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, Provider: d.Provider, Format: stack.Format(d.Format),
-		Content: d.Content, CreatedAt: fromNanos(d.CreatedAt)}
+		Content: d.Content, CreatedAt: store.FromNanos(d.CreatedAt)}
 }
 
 // CreateTemplate stores a user's template.
 func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
-	if t == nil {
-		return store.Invalidf("create template: nil template")
-	}
-	if t.OwnerID == "" {
-		return store.Invalidf("create template: empty owner_id")
-	}
-	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
-		return store.Invalidf("create template: format %q is not hcl or json", t.Format)
-	}
-	id := t.ID
-	if id == "" {
-		id = store.NewID("tpl-")
-	}
-	created := s.nowOr(t.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
+	w, err := store.CheckNewTemplate(t, s.now())
 	if err != nil {
-		return fmt.Errorf("create template: %w", err)
+		return err
 	}
+	id, created, cn := w.ID, w.CreatedAt, w.Created
 	d := templateDoc{ID: id, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: cn}
 	if _, err := s.templates.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create template %s: %w", id, mapErr(err))
@@ -308,8 +275,8 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 
 // GetTemplate returns the template with id.
 func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, error) {
-	if id == "" {
-		return nil, store.Invalidf("get template: empty id")
+	if err := store.CheckKey("get template", "id", id); err != nil {
+		return nil, err
 	}
 	var d templateDoc
 	if err := one(ctx, s.templates, byID(id), &d, "template "+id); err != nil {
@@ -336,8 +303,8 @@ func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Tem
 // check precedes the atomic delete by _id; CreateStack does not read
 // templates, so a stack created in between orders after the delete.
 func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete template: empty id")
+	if err := store.CheckKey("delete template", "id", id); err != nil {
+		return err
 	}
 	var user struct {
 		ID string `bson:"_id"`
@@ -380,7 +347,7 @@ type stackDoc struct {
 func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
 	r := &store.StackRecord{Stack: stack.Stack{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, TemplateID: d.TemplateID,
 		CredentialID: d.CredentialID, Provider: d.Provider, Status: machinestate.StackState(d.Status), Reason: d.Reason,
-		CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt)}}
+		CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt)}}
 	if err := json.Unmarshal([]byte(d.Variables), &r.Variables); err != nil {
 		return nil, fmt.Errorf("decode stack %s variables: %w", d.ID, err)
 	}
@@ -395,23 +362,12 @@ func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
 // CreateStack stores a new stack (status not_initialized when empty), its
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
-	status, err := store.CheckNewStack(r)
+	w, status, err := store.CheckNewStack(r, s.now())
 	if err != nil {
 		return err
 	}
-	id := r.ID
-	if id == "" {
-		id = store.NewID("stk-")
-	}
-	cn, un, err := store.Stamps(s.now(), r.CreatedAt, r.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("create stack: %w", err)
-	}
-	vars := r.Variables
-	if vars == nil {
-		vars = map[string]string{}
-	}
-	vj, err := json.Marshal(vars)
+	id, cn, un := w.ID, w.Created, w.Updated
+	vj, err := store.JSONObject(r.Variables)
 	if err != nil {
 		return fmt.Errorf("create stack: encode variables: %w", err)
 	}
@@ -425,14 +381,14 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if _, err := s.stacks.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create stack %s: %w", id, mapErr(err))
 	}
-	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, fromNanos(cn), fromNanos(un)
+	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, store.FromNanos(cn), store.FromNanos(un)
 	return nil
 }
 
 // GetStack returns the stack with id.
 func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, error) {
-	if id == "" {
-		return nil, store.Invalidf("get stack: empty id")
+	if err := store.CheckKey("get stack", "id", id); err != nil {
+		return nil, err
 	}
 	var d stackDoc
 	if err := one(ctx, s.stacks, byID(id), &d, "stack "+id); err != nil {
@@ -465,15 +421,9 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 // its one document (the job holding the stack's target is their only
 // writer).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
-	if id == "" {
-		return store.Invalidf("set stack status: empty id")
-	}
-	if !status.Valid() {
-		return store.Invalidf("set stack %s status: unknown status %q", id, status)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckStackStatus(id, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set stack %s status: %w", id, err)
+		return err
 	}
 	res, err := s.stacks.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "status", Value: string(status)}, {Key: "reason", Value: reason}, {Key: "updated_at", Value: an},

@@ -70,15 +70,9 @@ func byOrd() *options.FindOptions { return options.Find().SetSort(sortBy("ord"))
 
 // CreateHashmapService stores a service; names are unique.
 func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
-	if svc == nil {
-		return store.Invalidf("create hashmap service: nil service")
-	}
-	if svc.Name == "" {
-		return store.Invalidf("create hashmap service: empty name")
-	}
-	id := svc.ID
-	if id == "" {
-		id = store.NewID("svc-")
+	id, err := store.CheckNewService(svc)
+	if err != nil {
+		return err
 	}
 	if _, err := s.hmServices.InsertOne(ctx, hmServiceDoc{ID: id, Name: svc.Name, Ord: ord()}); err != nil {
 		return fmt.Errorf("create hashmap service %s: %w", svc.Name, mapErr(err))
@@ -89,8 +83,8 @@ func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapServ
 
 // GetHashmapService returns a service.
 func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap service: empty id")
+	if err := store.CheckKey("get hashmap service", "id", id); err != nil {
+		return nil, err
 	}
 	var d hmServiceDoc
 	if err := one(ctx, s.hmServices, byID(id), &d, "hashmap service "+id); err != nil {
@@ -114,8 +108,8 @@ func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapServic
 
 // deleteOne deletes the document with id; none is ErrNotFound.
 func deleteOne(ctx context.Context, c *mgo.Collection, what, id string) error {
-	if id == "" {
-		return store.Invalidf("delete %s: empty id", what)
+	if err := store.CheckKey("delete "+what, "id", id); err != nil {
+		return err
 	}
 	res, err := c.DeleteOne(ctx, byID(id))
 	if err != nil {
@@ -169,18 +163,9 @@ func (s *Store) exists(ctx context.Context, c *mgo.Collection, what, id string) 
 // CreateHashmapField stores a field of an existing service; names are
 // unique within the service.
 func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
-	if f == nil {
-		return store.Invalidf("create hashmap field: nil field")
-	}
-	if f.ServiceID == "" {
-		return store.Invalidf("create hashmap field: empty service_id")
-	}
-	if f.Name == "" {
-		return store.Invalidf("create hashmap field: empty name")
-	}
-	id := f.ID
-	if id == "" {
-		id = store.NewID("fld-")
+	id, err := store.CheckNewField(f)
+	if err != nil {
+		return err
 	}
 	if err := s.exists(ctx, s.hmServices, "service", f.ServiceID); err != nil {
 		return fmt.Errorf("create hashmap field %s: %w", f.Name, err)
@@ -194,8 +179,8 @@ func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) e
 
 // GetHashmapField returns a field.
 func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap field: empty id")
+	if err := store.CheckKey("get hashmap field", "id", id); err != nil {
+		return nil, err
 	}
 	var d hmFieldDoc
 	if err := one(ctx, s.hmFields, byID(id), &d, "hashmap field "+id); err != nil {
@@ -240,15 +225,9 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 
 // CreateHashmapGroup stores a group; names are unique.
 func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
-	if g == nil {
-		return store.Invalidf("create hashmap group: nil group")
-	}
-	if g.Name == "" {
-		return store.Invalidf("create hashmap group: empty name")
-	}
-	id := g.ID
-	if id == "" {
-		id = store.NewID("grp-")
+	id, err := store.CheckNewGroup(g)
+	if err != nil {
+		return err
 	}
 	if _, err := s.hmGroups.InsertOne(ctx, hmGroupDoc{ID: id, Name: g.Name, Ord: ord()}); err != nil {
 		return fmt.Errorf("create hashmap group %s: %w", g.Name, mapErr(err))
@@ -259,8 +238,8 @@ func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) e
 
 // GetHashmapGroup returns a group.
 func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap group: empty id")
+	if err := store.CheckKey("get hashmap group", "id", id); err != nil {
+		return nil, err
 	}
 	var d hmGroupDoc
 	if err := one(ctx, s.hmGroups, byID(id), &d, "hashmap group "+id); err != nil {
@@ -286,8 +265,8 @@ func (s *Store) ListHashmapGroups(ctx context.Context) ([]*store.HashmapGroup, e
 // ungrouped. When ungrouping would make two rules of the default group
 // collide, nothing is deleted and the error is ErrConflict.
 func (s *Store) DeleteHashmapGroup(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete hashmap group: empty id")
+	if err := store.CheckKey("delete hashmap group", "id", id); err != nil {
+		return err
 	}
 	if err := s.exists(ctx, s.hmGroups, "hashmap group", id); err != nil {
 		return fmt.Errorf("delete hashmap group %s: %w", id, err)
@@ -365,12 +344,9 @@ func (d *hmMappingDoc) mapping() (*store.HashmapMapping, error) {
 
 // CreateHashmapMapping stores a service or field mapping.
 func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if err := store.CheckMapping(m); err != nil {
-		return fmt.Errorf("create hashmap mapping: %w", err)
-	}
-	id := m.ID
-	if id == "" {
-		id = store.NewID("map-")
+	id, err := store.CheckNewMapping(m)
+	if err != nil {
+		return err
 	}
 	if err := s.checkRefs(ctx, m.ServiceID, m.FieldID, m.GroupID); err != nil {
 		return fmt.Errorf("create hashmap mapping: %w", err)
@@ -385,8 +361,8 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 
 // GetHashmapMapping returns a mapping.
 func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap mapping: empty id")
+	if err := store.CheckKey("get hashmap mapping", "id", id); err != nil {
+		return nil, err
 	}
 	var d hmMappingDoc
 	if err := one(ctx, s.hmMappings, byID(id), &d, "hashmap mapping "+id); err != nil {
@@ -413,11 +389,8 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 // UpdateHashmapMapping replaces a mapping's service or field, group, value,
 // type and cost; the unique index refuses a duplicate (ErrConflict).
 func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if m != nil && m.ID == "" {
-		return store.Invalidf("update hashmap mapping: empty id")
-	}
-	if err := store.CheckMapping(m); err != nil {
-		return fmt.Errorf("update hashmap mapping: %w", err)
+	if err := store.CheckMappingUpdate(m); err != nil {
+		return err
 	}
 	if err := s.exists(ctx, s.hmMappings, "hashmap mapping", m.ID); err != nil {
 		return fmt.Errorf("update hashmap mapping %s: %w", m.ID, err)
@@ -465,12 +438,9 @@ func levelKey(d decimal.Decimal) string {
 
 // CreateHashmapThreshold stores a service or field threshold.
 func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if err := store.CheckThreshold(t); err != nil {
-		return fmt.Errorf("create hashmap threshold: %w", err)
-	}
-	id := t.ID
-	if id == "" {
-		id = store.NewID("thr-")
+	id, err := store.CheckNewThreshold(t)
+	if err != nil {
+		return err
 	}
 	if err := s.checkRefs(ctx, t.ServiceID, t.FieldID, t.GroupID); err != nil {
 		return fmt.Errorf("create hashmap threshold: %w", err)
@@ -486,8 +456,8 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 
 // GetHashmapThreshold returns a threshold.
 func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap threshold: empty id")
+	if err := store.CheckKey("get hashmap threshold", "id", id); err != nil {
+		return nil, err
 	}
 	var d hmThresholdDoc
 	if err := one(ctx, s.hmThresholds, byID(id), &d, "hashmap threshold "+id); err != nil {
@@ -514,11 +484,8 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 // UpdateHashmapThreshold replaces a threshold's service or field, group,
 // level, type and cost.
 func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if t != nil && t.ID == "" {
-		return store.Invalidf("update hashmap threshold: empty id")
-	}
-	if err := store.CheckThreshold(t); err != nil {
-		return fmt.Errorf("update hashmap threshold: %w", err)
+	if err := store.CheckThresholdUpdate(t); err != nil {
+		return err
 	}
 	if err := s.exists(ctx, s.hmThresholds, "hashmap threshold", t.ID); err != nil {
 		return fmt.Errorf("update hashmap threshold %s: %w", t.ID, err)

@@ -138,7 +138,7 @@ func (p *parts) leaseExpires() int64 {
 
 func assemble(d *jobDoc, p *parts) *store.Job {
 	j := &store.Job{ID: d.ID, Kind: store.JobKind(d.Kind), OwnerID: d.OwnerID, Target: d.Target, StackID: d.StackID,
-		MachineID: d.MachineID, CredentialID: d.CredentialID, Status: p.status(), CreatedAt: fromNanos(d.CreatedAt)}
+		MachineID: d.MachineID, CredentialID: d.CredentialID, Status: p.status(), CreatedAt: store.FromNanos(d.CreatedAt)}
 	if p == nil {
 		return j
 	}
@@ -211,14 +211,6 @@ func (s *Store) hint(ctx context.Context, id string, st store.JobStatus) {
 	}
 }
 
-func validStatus(st store.JobStatus) bool {
-	switch st {
-	case store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed:
-		return true
-	}
-	return false
-}
-
 // maxRetries bounds the re-read-and-retry loops of the unique-insert
 // protocols; each lost round means another writer made progress.
 const maxRetries = 64
@@ -226,27 +218,11 @@ const maxRetries = 64
 // CreateJob queues a job; an active job on the same Target is an
 // *store.ActiveJobError.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
-	if j == nil {
-		return store.Invalidf("create job: nil job")
-	}
-	if j.Kind == "" {
-		return store.Invalidf("create job: empty kind")
-	}
-	if j.Target == "" {
-		return store.Invalidf("create job: empty target")
-	}
-	if j.Status != "" && j.Status != store.JobQueued {
-		return store.Invalidf("create job: status %q (a new job is queued)", j.Status)
-	}
-	id := j.ID
-	if id == "" {
-		id = store.NewID("job-")
-	}
-	created := s.nowOr(j.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
+	w, err := store.CheckNewJob(j, s.now())
 	if err != nil {
-		return fmt.Errorf("create job: %w", err)
+		return err
 	}
+	id, created, cn := w.ID, w.CreatedAt, w.Created
 	d := jobDoc{ID: id, Kind: string(j.Kind), OwnerID: j.OwnerID, Target: j.Target, StackID: j.StackID, MachineID: j.MachineID,
 		CredentialID: j.CredentialID, CreatedAt: cn, Ord: ord(), St: string(store.JobQueued)}
 	for range maxRetries {
@@ -270,9 +246,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		}
 		_, err = s.jobs.InsertOne(ctx, d)
 		if err == nil {
-			j.ID, j.Status, j.CreatedAt = id, store.JobQueued, created
-			j.Percentage, j.Error, j.Worker = 0, "", ""
-			j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+			store.SetQueued(j, id, created)
 			return nil
 		}
 		if !mgo.IsDuplicateKeyError(err) {
@@ -289,8 +263,8 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 
 // GetJob returns the job with id.
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
-	if id == "" {
-		return nil, store.Invalidf("get job: empty id")
+	if err := store.CheckKey("get job", "id", id); err != nil {
+		return nil, err
 	}
 	var d jobDoc
 	if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
@@ -307,14 +281,14 @@ func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 // first. The status hints select candidates (a job's hint is its true
 // status or an earlier one), and the parts decide.
 func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+	if err := store.CheckJobStatuses(statuses); err != nil {
+		return nil, err
+	}
 	want := map[store.JobStatus]bool{}
 	filter := bson.D{}
 	if len(statuses) > 0 {
 		hints := []string{string(store.JobQueued), string(store.JobRunning)}
 		for _, st := range statuses {
-			if !validStatus(st) {
-				return nil, store.Invalidf("list jobs: unknown status %q", st)
-			}
 			want[st] = true
 			if !st.Active() {
 				hints = append(hints, string(st))
@@ -367,24 +341,11 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // may briefly run up to maxPerOwner + replicas - 1 jobs; it never grows
 // past that, and the next claims see the true count.
 func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
-	if worker == "" {
-		return nil, store.Invalidf("claim job: empty worker")
-	}
-	if lease <= 0 {
-		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
-	}
-	if maxPerOwner < 0 {
-		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
+	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
 	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
+		return nil, err
 	}
-	ln, err := store.UnixNanos("lease expiry", now.Add(lease))
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
+	nn, ln := lt.Now, lt.Expires
 	for range maxRetries {
 		filter := bson.D{{Key: "st", Value: string(store.JobQueued)}}
 		if maxPerOwner > 0 {
@@ -485,15 +446,9 @@ func (s *Store) heldParts(ctx context.Context, id, worker string) (*parts, error
 // now+lease. Only the holder writes the lease part; a FailExpiredJobs that
 // ended the job meanwhile is seen by the check after the write.
 func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("renew job lease: empty job id or worker")
-	}
-	if lease <= 0 {
-		return store.Invalidf("renew job %s lease: lease %v must be positive", id, lease)
-	}
-	ln, err := store.UnixNanos("lease expiry", s.nowOr(now).Add(lease))
+	ln, err := store.CheckRenew(id, worker, s.nowOr(now), lease)
 	if err != nil {
-		return fmt.Errorf("renew job %s lease: %w", id, err)
+		return err
 	}
 	p, err := s.heldParts(ctx, id, worker)
 	if err != nil {
@@ -521,15 +476,9 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 // end (the claim's unique _id keeps any worker from claiming it after), or
 // marks a running job with a cancel part its worker's next renewal sees.
 func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
-	if id == "" {
-		return nil, store.Invalidf("cancel job: empty id")
-	}
-	if reason == "" {
-		return nil, store.Invalidf("cancel job %s: empty reason", id)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckCancel(id, reason, s.nowOr(at))
 	if err != nil {
-		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+		return nil, err
 	}
 	var d jobDoc
 	if err := one(ctx, s.jobs, byID(id), &d, "job "+id); err != nil {
@@ -576,11 +525,8 @@ func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) 
 // SetJobProgress records the percentage (0–100) of a running job worker
 // holds; only the holder writes the progress part.
 func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentage int) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("set job progress: empty job id or worker")
-	}
-	if percentage < 0 || percentage > 100 {
-		return store.Invalidf("set job %s progress: percentage %d is outside 0-100", id, percentage)
+	if err := store.CheckProgress(id, worker, percentage); err != nil {
+		return err
 	}
 	if _, err := s.heldParts(ctx, id, worker); err != nil {
 		return fmt.Errorf("set job %s progress: %w", id, err)
@@ -596,15 +542,9 @@ func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentag
 // (now when zero): its end part's unique _id decides against a concurrent
 // FailExpiredJobs.
 func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("finish job: empty job id or worker")
-	}
-	if status != store.JobSucceeded && status != store.JobFailed {
-		return store.Invalidf("finish job %s: status %q is not succeeded or failed", id, status)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckFinish(id, worker, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("finish job %s: %w", id, err)
+		return err
 	}
 	if _, err := s.heldParts(ctx, id, worker); err != nil {
 		return fmt.Errorf("finish job %s: %w", id, err)
@@ -735,19 +675,13 @@ func (s *Store) batchAt(ctx context.Context, jobID string, seq int64) (*eventDoc
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
-	if err := store.CheckEvents(jobID, events); err != nil {
+	ats, err := store.CheckEvents(jobID, events, s.now)
+	if err != nil || len(events) == 0 {
 		return err
-	}
-	if len(events) == 0 {
-		return nil
 	}
 	items := make([]eventItemDoc, len(events))
 	for i, e := range events {
-		an, err := store.UnixNanos("at", s.nowOr(e.At))
-		if err != nil {
-			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
-		}
-		items[i] = eventItemDoc{At: an, Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
+		items[i] = eventItemDoc{At: ats[i], Kind: string(e.Kind), Msg: e.Message, Pct: e.Percentage}
 	}
 	next := int64(1)
 	var head eventHeadDoc
@@ -769,7 +703,7 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 		_, err := s.events.InsertOne(ctx, doc)
 		if err == nil {
 			for i, e := range events {
-				e.JobID, e.Seq, e.At = jobID, next+int64(i), fromNanos(items[i].At)
+				e.JobID, e.Seq, e.At = jobID, next+int64(i), store.FromNanos(items[i].At)
 			}
 			// Only a hint: a stale one costs the next appender a lookup.
 			if _, err := s.eventHeads.ReplaceOne(ctx, byID(jobID), eventHeadDoc{ID: jobID, Next: doc.Last + 1}, options.Replace().SetUpsert(true)); err != nil && !mgo.IsDuplicateKeyError(err) {
@@ -797,8 +731,8 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 // from there it follows the batch chain by _id (a few new batches); a
 // whole list, or a position inside a batch, queries the job's batches.
 func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
-	if jobID == "" {
-		return nil, store.Invalidf("list events: empty job id")
+	if err := store.CheckKey("list events", "job id", jobID); err != nil {
+		return nil, err
 	}
 	out := []*store.Event{}
 	emit := func(d *eventDoc) bool {
@@ -810,7 +744,7 @@ func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, li
 			if limit > 0 && len(out) == limit {
 				return false
 			}
-			out = append(out, &store.Event{JobID: jobID, Seq: seq, At: fromNanos(it.At), Kind: store.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
+			out = append(out, &store.Event{JobID: jobID, Seq: seq, At: store.FromNanos(it.At), Kind: store.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
 		}
 		return limit <= 0 || len(out) < limit
 	}
@@ -903,35 +837,25 @@ func (s *Store) nextEpoch(ctx context.Context, cur *leaseDoc, d leaseDoc) (bool,
 // AcquireLease takes or renews name for holder until now+ttl; another
 // holder's unexpired lease is ErrLeaseHeld, an expired one is taken over.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*store.Lease, error) {
-	if name == "" || holder == "" {
-		return nil, store.Invalidf("acquire lease: empty name or holder")
-	}
-	if ttl <= 0 {
-		return nil, store.Invalidf("acquire lease %s: ttl %v must be positive", name, ttl)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
+	lt, err := store.CheckAcquire(name, holder, s.nowOr(now), ttl)
 	if err != nil {
-		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+		return nil, err
 	}
-	en, err := store.UnixNanos("expiry", now.Add(ttl))
-	if err != nil {
-		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
-	}
+	nn, en := lt.Now, lt.Expires
 	for range maxRetries {
 		cur, err := s.currentLease(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("acquire lease %s: %w", name, err)
 		}
 		if cur != nil && !cur.Released && cur.Holder != holder && cur.Expires > nn {
-			return nil, fmt.Errorf("acquire lease %s: held by %s until %s: %w", name, cur.Holder, fromNanos(cur.Expires).Format(time.RFC3339Nano), store.ErrLeaseHeld)
+			return nil, fmt.Errorf("acquire lease %s: held by %s until %s: %w", name, cur.Holder, store.FromNanos(cur.Expires).Format(time.RFC3339Nano), store.ErrLeaseHeld)
 		}
 		won, err := s.nextEpoch(ctx, cur, leaseDoc{Name: name, Holder: holder, Expires: en})
 		if err != nil {
 			return nil, fmt.Errorf("acquire lease %s: %w", name, err)
 		}
 		if won {
-			return &store.Lease{Name: name, Holder: holder, Expires: fromNanos(en)}, nil
+			return &store.Lease{Name: name, Holder: holder, Expires: store.FromNanos(en)}, nil
 		}
 	}
 	return nil, fmt.Errorf("acquire lease %s: too contended: %w", name, store.ErrLeaseHeld)
@@ -939,8 +863,8 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 
 // ReleaseLease gives up holder's lease; releasing one not held is a no-op.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
-	if name == "" || holder == "" {
-		return store.Invalidf("release lease: empty name or holder")
+	if err := store.CheckLeaseHolder("release lease", name, holder); err != nil {
+		return err
 	}
 	for range maxRetries {
 		cur, err := s.currentLease(ctx, name)
@@ -963,8 +887,8 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // GetLease returns the lease record for name, expired or not.
 func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
-	if name == "" {
-		return nil, store.Invalidf("get lease: empty name")
+	if err := store.CheckKey("get lease", "name", name); err != nil {
+		return nil, err
 	}
 	cur, err := s.currentLease(ctx, name)
 	if err != nil {
@@ -973,5 +897,5 @@ func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error)
 	if cur == nil || cur.Released {
 		return nil, fmt.Errorf("get lease: %w", store.NotFoundf("lease %s", name))
 	}
-	return &store.Lease{Name: name, Holder: cur.Holder, Expires: fromNanos(cur.Expires)}, nil
+	return &store.Lease{Name: name, Holder: cur.Holder, Expires: store.FromNanos(cur.Expires)}, nil
 }

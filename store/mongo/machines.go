@@ -114,8 +114,8 @@ func (d *machineDoc) machine(h head, seen seenDoc) *stack.Machine {
 	lastSeen := seen.At
 	m := &stack.Machine{ID: d.ID, StackID: d.StackID, OwnerID: d.OwnerID, Provider: d.Provider, Label: d.Label,
 		State: h.state, Reason: h.reason, AlwaysOn: d.AlwaysOn, AgentTokenHash: fromKey(d.AgentTokenHash),
-		LastSeen: fromOpt(lastSeen), AgentVersion: seen.V, CreatedAt: fromNanos(d.CreatedAt), UpdatedAt: fromNanos(d.UpdatedAt),
-		StateSince: fromNanos(h.since), UptimeBase: time.Duration(h.base)}
+		LastSeen: fromOpt(lastSeen), AgentVersion: seen.V, CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt),
+		StateSince: store.FromNanos(h.since), UptimeBase: time.Duration(h.base)}
 	if d.Metadata != "" {
 		m.Metadata = json.RawMessage(d.Metadata)
 	}
@@ -161,41 +161,11 @@ func (s *Store) live(ctx context.Context, id string, d *machineDoc, opts ...*opt
 // and agent token hash of an existing one (its state is left alone). On
 // return m holds the stored state, reason, times and last-seen.
 func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
-	if m == nil {
-		return store.Invalidf("put machine: nil machine")
-	}
-	if m.StackID == "" {
-		return store.Invalidf("put machine: empty stack_id")
-	}
-	if m.OwnerID == "" {
-		return store.Invalidf("put machine: empty owner_id")
-	}
-	if !m.State.Valid() {
-		return store.Invalidf("put machine: unknown state %d", int(m.State))
-	}
-	if len(m.Metadata) > 0 && !json.Valid(m.Metadata) {
-		return store.Invalidf("put machine %s: metadata is not valid JSON", m.ID)
-	}
-	id := m.ID
-	if id == "" {
-		id = store.NewID("m-")
-	}
-	now := s.now().UTC()
-	nn, err := store.UnixNanos("updated_at", now)
+	w, err := store.CheckPutMachine(m, s.now())
 	if err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
+		return err
 	}
-	created := m.CreatedAt.UTC()
-	if m.CreatedAt.IsZero() {
-		created = now
-	}
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
-	}
-	if _, err := optNanos("last_seen", m.LastSeen); err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
-	}
+	id, cn, nn := w.ID, w.Created, w.Updated
 	hash := m.AgentTokenHash
 	if hash == "" {
 		hash = emptyKey(id)
@@ -259,8 +229,8 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 
 // GetMachine returns the machine with id.
 func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, error) {
-	if id == "" {
-		return nil, store.Invalidf("get machine: empty id")
+	if err := store.CheckKey("get machine", "id", id); err != nil {
+		return nil, err
 	}
 	var d machineDoc
 	if err := s.live(ctx, id, &d); err != nil {
@@ -276,8 +246,8 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 // GetMachineByAgentTokenHash returns the machine whose agent token hashes to
 // hash.
 func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error) {
-	if hash == "" {
-		return nil, store.Invalidf("get machine by agent token: empty hash")
+	if err := store.CheckKey("get machine by agent token", "hash", hash); err != nil {
+		return nil, err
 	}
 	if fromKey(hash) == "" {
 		return nil, fmt.Errorf("get machine by agent token: %w", store.NotFoundf("machine with that agent token"))
@@ -344,15 +314,9 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // machine's history, in one insert; the same state and reason again is a
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
-	if id == "" {
-		return store.Invalidf("set machine state: empty id")
-	}
-	if !state.Valid() {
-		return store.Invalidf("set machine %s state: unknown state %d", id, int(state))
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckMachineState(id, state, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set machine %s state: %w", id, err)
+		return err
 	}
 	if err := s.setState(ctx, id, state, reason, an, false); err != nil {
 		return fmt.Errorf("set machine %s state: %w", id, err)
@@ -415,12 +379,9 @@ func (s *Store) setState(ctx context.Context, id string, state machinestate.Stat
 // moves back: the update matches only a document no newer than at, and an
 // older touch changes nothing.
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
-	if id == "" {
-		return store.Invalidf("touch machine: empty id")
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckTouch(id, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("touch machine %s: %w", id, err)
+		return err
 	}
 	var d machineDoc
 	if err := s.live(ctx, id, &d, options.FindOne().SetProjection(bson.D{
@@ -444,7 +405,7 @@ func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, versi
 }
 
 func (r *historyDoc) record() stack.StateRecord {
-	return stack.StateRecord{MachineID: r.M, State: machinestate.State(r.State), Reason: r.Reason, At: fromNanos(r.At)}
+	return stack.StateRecord{MachineID: r.M, State: machinestate.State(r.State), Reason: r.Reason, At: store.FromNanos(r.At)}
 }
 
 func initRecord(d *machineDoc) historyDoc {
@@ -461,8 +422,8 @@ func byTime(a, b historyDoc) int {
 // MachineHistory returns one machine's records in time order (in the order
 // they were recorded for equal times); empty when it has none.
 func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error) {
-	if id == "" {
-		return nil, store.Invalidf("machine history: empty id")
+	if err := store.CheckKey("machine history", "id", id); err != nil {
+		return nil, err
 	}
 	var d machineDoc
 	switch err := one(ctx, s.machines, byID(id), &d, "machine "+id); {
@@ -562,8 +523,8 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 // DeleteMachine turns a machine into a tombstone: it is gone from every
 // read but its history stays.
 func (s *Store) DeleteMachine(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete machine: empty id")
+	if err := store.CheckKey("delete machine", "id", id); err != nil {
+		return err
 	}
 	res, err := s.machines.UpdateOne(ctx, liveByID(id), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "deleted", Value: true}, {Key: "agent_token_hash", Value: emptyKey(id)},

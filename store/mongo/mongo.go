@@ -403,31 +403,16 @@ func sortBy(keys ...string) bson.D {
 // second across processes (SQLite lists in rowid order).
 func ord() primitive.ObjectID { return primitive.NewObjectID() }
 
-// optNanos is store.UnixNanos for an optional time: zero is 0.
-func optNanos(field string, t time.Time) (int64, error) {
-	if t.IsZero() {
-		return 0, nil
-	}
-	return store.UnixNanos(field, t)
-}
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
-
 // fromOpt is fromNanos for an optional time: 0 is the zero time.
 func fromOpt(n int64) time.Time {
 	if n == 0 {
 		return time.Time{}
 	}
-	return fromNanos(n)
+	return store.FromNanos(n)
 }
 
 // nowOr returns t in UTC, or the store clock's now when t is zero.
-func (s *Store) nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now().UTC()
-	}
-	return t.UTC()
-}
+func (s *Store) nowOr(t time.Time) time.Time { return store.NowOr(s.now, t) }
 
 // ---- secrets ------------------------------------------------------------------
 

@@ -123,18 +123,14 @@ func limbName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, 
 // Unix nanoseconds of the start of the UTC day, ISO week, month or year
 // Begin falls in); "" for other keys.
 func bucketField(key string) string {
-	switch key {
-	case store.KeyDay:
-		return "d"
-	case store.KeyWeek:
-		return "w"
-	case store.KeyMonth:
-		return "mo"
-	case store.KeyYear:
-		return "y"
+	if i := store.BucketIndex(key); i >= 0 {
+		return bucketFields[i]
 	}
 	return ""
 }
+
+// bucketFields hold the values of store.BucketKeys, in their order.
+var bucketFields = [len(store.BucketKeys)]string{"d", "w", "mo", "y"}
 
 // attrField is the field path of a groupby or metadata key: "a." and the
 // key with '%', '.', '$' and NUL percent-encoded (field names may not hold
@@ -149,17 +145,6 @@ func attrField(key string) (string, error) {
 
 func attrName(key string) string {
 	return strings.NewReplacer("%", "%25", ".", "%2E", "$", "%24").Replace(key)
-}
-
-func jsonMap(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
 }
 
 type scopeHeadDoc struct {
@@ -207,33 +192,23 @@ func (s *Store) headPeriod(ctx context.Context, scope string) (*periodDoc, error
 // scope's LastProcessed is ErrConflict. Points with an empty scope, begin
 // or end take the period's.
 func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
-	if p == nil {
-		return store.Invalidf("commit rated period: nil period")
-	}
-	if p.Scope == "" {
-		return store.Invalidf("commit rated period: empty scope")
-	}
-	if !p.End.After(p.Begin) {
-		return store.Invalidf("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
-	}
-	bn, err := store.UnixNanos("begin", p.Begin)
+	w, err := store.CheckRatedPeriod(p)
 	if err != nil {
-		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+		return err
 	}
-	en, err := store.UnixNanos("end", p.End)
-	if err != nil {
-		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
-	}
+	bn, en := w.Begin, w.End
 	commitOrd := ord()
 	pts := make(bson.A, len(p.Points))
 	maxB, minE := bn, en
 	for i := range p.Points {
-		d, b, e, err := s.pointDoc(p, i, bn, en, commitOrd)
+		r, err := store.RatedPointRecord(p, w, i)
 		if err != nil {
+			return err
+		}
+		if pts[i], err = encodePoint(p, i, r, commitOrd); err != nil {
 			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 		}
-		pts[i] = d
-		maxB, minE = max(maxB, b), min(minE, e)
+		maxB, minE = max(maxB, r.Begin), min(minE, r.End)
 	}
 	switch head, err := s.headPeriod(ctx, p.Scope); {
 	case errors.Is(err, store.ErrNotFound):
@@ -241,7 +216,7 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
 	case head.End != bn:
 		return fmt.Errorf("commit rated period of %s: period begins %s but the scope was rated up to %s: %w", p.Scope,
-			p.Begin.UTC().Format(time.RFC3339Nano), fromNanos(head.End).Format(time.RFC3339Nano), store.ErrConflict)
+			p.Begin.UTC().Format(time.RFC3339Nano), store.FromNanos(head.End).Format(time.RFC3339Nano), store.ErrConflict)
 	}
 	// The scope is listed (ListScopeStates) before its first period can
 	// exist; a head hint naming a period that was never stored is
@@ -265,65 +240,33 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	return nil
 }
 
-// pointDoc encodes point i of p as an element of its period's pts.
-func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd primitive.ObjectID) (bson.D, int64, int64, error) {
+// encodePoint encodes point i of p, checked as r, as an element of its
+// period's pts.
+func encodePoint(p *store.RatedPeriod, i int, r store.PointRecord, commitOrd primitive.ObjectID) (bson.D, error) {
 	pt := &p.Points[i]
-	if pt.Scope != "" && pt.Scope != p.Scope {
-		return nil, 0, 0, store.Invalidf("point has scope %q", pt.Scope)
-	}
-	if pt.Service == "" {
-		return nil, 0, 0, store.Invalidf("point has no service")
-	}
-	b, e := bn, en
-	var err error
-	if !pt.Begin.IsZero() {
-		if b, err = store.UnixNanos("point begin", pt.Begin); err != nil {
-			return nil, 0, 0, err
-		}
-	}
-	if !pt.End.IsZero() {
-		if e, err = store.UnixNanos("point end", pt.End); err != nil {
-			return nil, 0, 0, err
-		}
-	}
-	gb, err := jsonMap(pt.Groupby)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("groupby: %w", err)
-	}
-	md, err := jsonMap(pt.Metadata)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("metadata: %w", err)
-	}
-	attrs := make(map[string]string, len(pt.Groupby)+len(pt.Metadata))
-	maps.Copy(attrs, pt.Metadata)
-	maps.Copy(attrs, pt.Groupby)
-	a := make(bson.D, 0, len(attrs))
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+	a := make(bson.D, 0, len(r.Attrs))
+	for _, k := range slices.Sorted(maps.Keys(r.Attrs)) {
 		if k == "" {
 			continue // no query can name it
 		}
-		a = append(a, bson.E{Key: attrName(k), Value: attrs[k]})
+		a = append(a, bson.E{Key: attrName(k), Value: r.Attrs[k]})
 	}
 	ql, err := toLimbs("qty", pt.Qty)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
 	pl, err := toLimbs("price", pt.Price)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
 	d := bson.D{
 		{Key: "o", Value: commitOrd}, {Key: "i", Value: int64(i)}, {Key: "s", Value: p.Scope},
-		{Key: "b", Value: b}, {Key: "e", Value: e}, {Key: "svc", Value: pt.Service}, {Key: "unit", Value: pt.Unit},
-		{Key: "qty", Value: pt.Qty.String()}, {Key: "price", Value: pt.Price.String()}, {Key: "gb", Value: gb}, {Key: "md", Value: md},
+		{Key: "b", Value: r.Begin}, {Key: "e", Value: r.End}, {Key: "svc", Value: pt.Service}, {Key: "unit", Value: pt.Unit},
+		{Key: "qty", Value: pt.Qty.String()}, {Key: "price", Value: pt.Price.String()}, {Key: "gb", Value: r.Groupby}, {Key: "md", Value: r.Metadata},
 		{Key: "a", Value: a},
 	}
-	for _, k := range store.BucketKeys {
-		bt, err := store.UnixNanos("bucket", store.BucketStart(k, fromNanos(b)))
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		d = append(d, bson.E{Key: bucketField(k), Value: bt})
+	for k, key := range store.BucketKeys {
+		d = append(d, bson.E{Key: bucketField(key), Value: r.Buckets[k]})
 	}
 	// Only nonzero limbs are stored; lk says which (bit j: qj, bit 8+j:
 	// pj), so a summary sums only the limbs its points have.
@@ -339,20 +282,20 @@ func (s *Store) pointDoc(p *store.RatedPeriod, i int, bn, en int64, commitOrd pr
 		}
 	}
 	d = append(d, bson.E{Key: "lk", Value: mask}, bson.E{Key: "one", Value: int64(1)})
-	return d, b, e, nil
+	return d, nil
 }
 
 // GetScopeState returns how far a scope has been rated: the end of its
 // newest period record.
 func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error) {
-	if scope == "" {
-		return nil, store.Invalidf("get scope state: empty scope")
+	if err := store.CheckKey("get scope state", "scope", scope); err != nil {
+		return nil, err
 	}
 	head, err := s.headPeriod(ctx, scope)
 	if err != nil {
 		return nil, fmt.Errorf("get scope state: %w", err)
 	}
-	return &store.ScopeState{Scope: scope, LastProcessed: fromNanos(head.End)}, nil
+	return &store.ScopeState{Scope: scope, LastProcessed: store.FromNanos(head.End)}, nil
 }
 
 // ListScopeStates returns every scope's state, ordered by scope: the
@@ -383,72 +326,42 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 
 // ---- queries ------------------------------------------------------------------
 
-func parseTimeValue(key, v string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, store.Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
-}
-
 // pointsPipeline is the start of every points query: the periods that can
 // hold a matching point, unwound to one document per point ("pts"), and
 // the points matching the scope, window and filters.
 func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
+	pq, err := store.CheckPointsQuery(q)
+	if err != nil {
+		return nil, err
+	}
 	top := bson.D{}
 	if q.Scope != "" {
 		top = append(top, bson.E{Key: "scope", Value: q.Scope})
 	}
 	m := bson.D{}
 	var b, e bson.D
-	if !q.Begin.IsZero() {
-		n, err := store.UnixNanos("begin", q.Begin)
-		if err != nil {
-			return nil, err
-		}
-		b = bson.D{{Key: "$gte", Value: n}}
-		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: n}}})
+	if pq.BeginSet {
+		b = bson.D{{Key: "$gte", Value: pq.Begin}}
+		top = append(top, bson.E{Key: "max_b", Value: bson.D{{Key: "$gte", Value: pq.Begin}}})
 	}
-	if !q.End.IsZero() {
-		n, err := store.UnixNanos("end", q.End)
-		if err != nil {
-			return nil, err
-		}
-		e = bson.D{{Key: "$lte", Value: n}}
-		top = append(top, bson.E{Key: "min_e", Value: bson.D{{Key: "$lte", Value: n}}})
+	if pq.EndSet {
+		e = bson.D{{Key: "$lte", Value: pq.End}}
+		top = append(top, bson.E{Key: "min_e", Value: bson.D{{Key: "$lte", Value: pq.End}}})
 	}
-	for _, k := range slices.Sorted(maps.Keys(q.Filters)) {
-		v := q.Filters[k]
-		switch k {
+	for _, f := range pq.Filters {
+		switch f.Key {
 		case store.KeyType:
-			m = append(m, bson.E{Key: "pts.svc", Value: v})
+			m = append(m, bson.E{Key: "pts.svc", Value: f.Value})
 		case store.KeyTime:
-			t, err := parseTimeValue(k, v)
-			if err != nil {
-				return nil, err
-			}
-			n, err := store.UnixNanos("filter time", t)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, bson.E{Key: "$eq", Value: n})
+			b = append(b, bson.E{Key: "$eq", Value: f.Nanos})
 		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
-			t, err := parseTimeValue(k, v)
-			if err != nil {
-				return nil, err
-			}
-			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
-			if err != nil {
-				return nil, err
-			}
-			m = append(m, bson.E{Key: "pts." + bucketField(k), Value: n})
+			m = append(m, bson.E{Key: "pts." + bucketField(f.Key), Value: f.Nanos})
 		default:
-			f, err := attrField(k)
+			a, err := attrField(f.Key)
 			if err != nil {
 				return nil, fmt.Errorf("filter: %w", err)
 			}
-			m = append(m, bson.E{Key: "pts." + f, Value: v})
+			m = append(m, bson.E{Key: "pts." + a, Value: f.Value})
 		}
 	}
 	if len(b) > 0 {
@@ -469,8 +382,8 @@ func pointsPipeline(q store.SummaryQuery) (mgo.Pipeline, error) {
 // committed in), from Offset, at most Limit (all when Limit <= 0). GroupBy
 // is ignored.
 func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
-	if q.Offset < 0 {
-		return nil, store.Invalidf("rated points: negative offset %d", q.Offset)
+	if err := store.CheckPage("rated points", q.Offset); err != nil {
+		return nil, err
 	}
 	pipe, err := pointsPipeline(q)
 	if err != nil {
@@ -501,7 +414,7 @@ func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.
 	}
 	out := make([]store.RatedPoint, len(docs))
 	for i, d := range docs {
-		p := store.RatedPoint{Scope: scopes[i], Begin: fromNanos(d.B), End: fromNanos(d.E), Service: d.Svc, Unit: d.Unit}
+		p := store.RatedPoint{Scope: scopes[i], Begin: store.FromNanos(d.B), End: store.FromNanos(d.E), Service: d.Svc, Unit: d.Unit}
 		if p.Qty, err = decimal.NewFromString(d.Qty); err != nil {
 			return nil, fmt.Errorf("rated points: decode qty %q: %w", d.Qty, err)
 		}
@@ -545,8 +458,8 @@ type summaryRow struct {
 // server. The server returns exact sums per group and period; the backend
 // adds a group's periods, orders the groups and pages them.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
-	if q.Offset < 0 {
-		return nil, store.Invalidf("summarize: negative offset %d", q.Offset)
+	if err := store.CheckSummaryQuery(q); err != nil {
+		return nil, err
 	}
 	pipe, err := pointsPipeline(q)
 	if err != nil {
@@ -555,9 +468,6 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	id := bson.D{}
 	isTime := make([]bool, len(q.GroupBy))
 	for i, k := range q.GroupBy {
-		if slices.Contains(q.GroupBy[:i], k) {
-			return nil, store.Invalidf("summarize: group key %q given twice", k)
-		}
 		var expr string
 		switch k {
 		case store.KeyType:
@@ -678,7 +588,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	return sum, nil
 }
 
-func formatTime(n int64) string { return fromNanos(n).Format(time.RFC3339Nano) }
+func formatTime(n int64) string { return store.FromNanos(n).Format(time.RFC3339Nano) }
 
 // compareKey orders group key values: null first, then numbers, then
 // strings (bytewise), as MongoDB and SQLite sort them.

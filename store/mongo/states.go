@@ -35,14 +35,11 @@ type stateVersionDoc struct {
 // PutStateVersion stores a state version, State sealed; a serial not
 // greater than the stack's latest is ErrStaleSerial.
 func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) error {
-	if err := store.CheckStateVersion(v); err != nil {
+	w, err := store.CheckStateVersion(v, s.now())
+	if err != nil {
 		return err
 	}
-	created := s.nowOr(v.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
-	}
+	created, cn := w.CreatedAt, w.Created
 	state, err := s.seal("terraform state", v.State)
 	if err != nil {
 		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
@@ -78,8 +75,8 @@ func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) erro
 // LatestStateVersion returns the stack's version with the highest serial,
 // State opened.
 func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.StateVersion, error) {
-	if stackID == "" {
-		return nil, store.Invalidf("latest state version: empty stack id")
+	if err := store.CheckKey("latest state version", "stack id", stackID); err != nil {
+		return nil, err
 	}
 	var d stateVersionDoc
 	if err := one(ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}}, &d, "state of "+stackID,
@@ -90,13 +87,13 @@ func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.
 	if err != nil {
 		return nil, fmt.Errorf("latest state version: %w", err)
 	}
-	return &store.StateVersion{StackID: d.StackID, Serial: d.Serial, Lineage: d.Lineage, JobID: d.JobID, State: state, CreatedAt: fromNanos(d.CreatedAt)}, nil
+	return &store.StateVersion{StackID: d.StackID, Serial: d.Serial, Lineage: d.Lineage, JobID: d.JobID, State: state, CreatedAt: store.FromNanos(d.CreatedAt)}, nil
 }
 
 // ListStateVersions returns a stack's versions oldest first, without State.
 func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store.StateVersion, error) {
-	if stackID == "" {
-		return nil, store.Invalidf("list state versions: empty stack id")
+	if err := store.CheckKey("list state versions", "stack id", stackID); err != nil {
+		return nil, err
 	}
 	docs, err := allOf[stateVersionDoc](ctx, s.stateVersions, bson.D{{Key: "stack_id", Value: stackID}},
 		options.Find().SetSort(sortBy("serial")).SetProjection(bson.D{{Key: "state", Value: 0}}))
@@ -105,7 +102,7 @@ func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store
 	}
 	out := make([]*store.StateVersion, len(docs))
 	for i, d := range docs {
-		out[i] = &store.StateVersion{StackID: d.StackID, Serial: d.Serial, Lineage: d.Lineage, JobID: d.JobID, CreatedAt: fromNanos(d.CreatedAt)}
+		out[i] = &store.StateVersion{StackID: d.StackID, Serial: d.Serial, Lineage: d.Lineage, JobID: d.JobID, CreatedAt: store.FromNanos(d.CreatedAt)}
 	}
 	return out, nil
 }
@@ -134,8 +131,8 @@ func (s *Store) ListRatingModules(ctx context.Context) ([]*store.RatingModule, e
 
 // GetRatingModule returns one module's setting.
 func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.RatingModule, error) {
-	if name == "" {
-		return nil, store.Invalidf("get rating module: empty name")
+	if err := store.CheckKey("get rating module", "name", name); err != nil {
+		return nil, err
 	}
 	var d moduleDoc
 	if err := one(ctx, s.modules, byID(name), &d, "rating module "+name); err != nil {
@@ -157,11 +154,8 @@ func upsert(ctx context.Context, c *mgo.Collection, id string, doc any) error {
 
 // PutRatingModule creates or replaces a module's setting.
 func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) error {
-	if m == nil {
-		return store.Invalidf("put rating module: nil module")
-	}
-	if m.Name == "" {
-		return store.Invalidf("put rating module: empty name")
+	if err := store.CheckRatingModule(m); err != nil {
+		return err
 	}
 	if err := upsert(ctx, s.modules, m.Name, moduleDoc{Name: m.Name, Enabled: m.Enabled, Priority: m.Priority}); err != nil {
 		return fmt.Errorf("put rating module %s: %w", m.Name, err)
@@ -183,8 +177,8 @@ func writerID(scope, writer string) string { return fmt.Sprintf("%d:%s/%s", len(
 
 // GetWriterState returns a writer's progress for a scope.
 func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*store.WriterState, error) {
-	if scope == "" || writer == "" {
-		return nil, store.Invalidf("get writer state: empty scope or writer")
+	if err := store.CheckWriterKey("get writer state", scope, writer); err != nil {
+		return nil, err
 	}
 	var d writerDoc
 	if err := one(ctx, s.writers, byID(writerID(scope, writer)), &d, "writer "+writer+" state of scope "+scope); err != nil {
@@ -200,15 +194,9 @@ func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*stor
 // PutWriterState creates or replaces a writer's progress for a scope (its
 // one writer is the write orchestrator of that scope).
 func (s *Store) PutWriterState(ctx context.Context, w *store.WriterState) error {
-	if w == nil {
-		return store.Invalidf("put writer state: nil state")
-	}
-	if w.Scope == "" || w.Writer == "" {
-		return store.Invalidf("put writer state: empty scope or writer")
-	}
-	last, err := optNanos("last_written", w.LastWritten)
+	last, err := store.CheckWriterState(w)
 	if err != nil {
-		return fmt.Errorf("put writer %s state of %s: %w", w.Writer, w.Scope, err)
+		return err
 	}
 	id := writerID(w.Scope, w.Writer)
 	if err := upsert(ctx, s.writers, id, writerDoc{ID: id, Scope: w.Scope, Writer: w.Writer, LastWritten: last, Total: w.Total.String()}); err != nil {

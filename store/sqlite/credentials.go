@@ -33,23 +33,17 @@ func (s *Store) scanCredential(sc scanner) (*stack.Credential, error) {
 		return nil, err
 	}
 	c.Data, c.Bootstrap = d, b
-	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	c.CreatedAt, c.UpdatedAt = store.FromNanos(created), store.FromNanos(updated)
 	return &c, nil
 }
 
 // CreateCredential stores a new credential, its Data and Bootstrap sealed.
 func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error {
-	if err := store.CheckNewCredential(c); err != nil {
+	w, err := store.CheckNewCredential(c, s.now())
+	if err != nil {
 		return err
 	}
-	id := c.ID
-	if id == "" {
-		id = store.NewID("cred-")
-	}
-	cn, un, err := store.Stamps(s.now(), c.CreatedAt, c.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("create credential: %w", err)
-	}
+	id, cn, un := w.ID, w.Created, w.Updated
 	data, err := s.seal("credential data", c.Data)
 	if err != nil {
 		return fmt.Errorf("create credential: %w", err)
@@ -66,14 +60,14 @@ func (s *Store) CreateCredential(ctx context.Context, c *stack.Credential) error
 	if err != nil {
 		return fmt.Errorf("create credential %s: %w", id, err)
 	}
-	c.ID, c.CreatedAt, c.UpdatedAt = id, fromNanos(cn), fromNanos(un)
+	c.ID, c.CreatedAt, c.UpdatedAt = id, store.FromNanos(cn), store.FromNanos(un)
 	return nil
 }
 
 // GetCredential returns the credential with id, secrets opened.
 func (s *Store) GetCredential(ctx context.Context, id string) (*stack.Credential, error) {
-	if id == "" {
-		return nil, store.Invalidf("get credential: empty id")
+	if err := store.CheckKey("get credential", "id", id); err != nil {
+		return nil, err
 	}
 	c, err := s.scanCredential(s.r.QueryRowContext(ctx, `SELECT `+credentialCols+` FROM credentials WHERE id = ?`, id))
 	if err != nil {
@@ -96,16 +90,9 @@ func (s *Store) ListCredentials(ctx context.Context, ownerID string) ([]*stack.C
 // UpdateCredential replaces title, verified, verify message, bootstrap and
 // bootstrapped, and sets UpdatedAt.
 func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error {
-	if c == nil {
-		return store.Invalidf("update credential: nil credential")
-	}
-	if c.ID == "" {
-		return store.Invalidf("update credential: empty id")
-	}
-	updated := s.now().UTC()
-	un, err := store.UnixNanos("updated_at", updated)
+	updated, un, err := store.CheckCredentialUpdate(c, s.now())
 	if err != nil {
-		return fmt.Errorf("update credential %s: %w", c.ID, err)
+		return err
 	}
 	boot, err := s.seal("credential bootstrap", c.Bootstrap)
 	if err != nil {
@@ -128,8 +115,8 @@ func (s *Store) UpdateCredential(ctx context.Context, c *stack.Credential) error
 
 // DeleteCredential deletes a credential no live (not destroyed) stack uses.
 func (s *Store) DeleteCredential(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete credential: empty id")
+	if err := store.CheckKey("delete credential", "id", id); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stackID string
@@ -165,31 +152,18 @@ func scanTemplate(sc scanner) (*stack.Template, error) {
 		return nil, err
 	}
 	t.Format = stack.Format(format)
-	t.CreatedAt = fromNanos(created)
+	t.CreatedAt = store.FromNanos(created)
 	return &t, nil
 }
 
 // CreateTemplate stores a user's template (its Content; Generated and Env
 // belong to composed templates and are not stored).
 func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
-	if t == nil {
-		return store.Invalidf("create template: nil template")
-	}
-	if t.OwnerID == "" {
-		return store.Invalidf("create template: empty owner_id")
-	}
-	if t.Format != stack.FormatHCL && t.Format != stack.FormatJSON {
-		return store.Invalidf("create template: format %q is not hcl or json", t.Format)
-	}
-	id := t.ID
-	if id == "" {
-		id = store.NewID("tpl-")
-	}
-	created := s.nowOr(t.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
+	w, err := store.CheckNewTemplate(t, s.now())
 	if err != nil {
-		return fmt.Errorf("create template: %w", err)
+		return err
 	}
+	id, created, cn := w.ID, w.CreatedAt, w.Created
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO templates (`+templateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			id, t.OwnerID, t.Title, t.Provider, string(t.Format), t.Content, cn)
@@ -204,8 +178,8 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 
 // GetTemplate returns the template with id.
 func (s *Store) GetTemplate(ctx context.Context, id string) (*stack.Template, error) {
-	if id == "" {
-		return nil, store.Invalidf("get template: empty id")
+	if err := store.CheckKey("get template", "id", id); err != nil {
+		return nil, err
 	}
 	t, err := scanTemplate(s.r.QueryRowContext(ctx, `SELECT `+templateCols+` FROM templates WHERE id = ?`, id))
 	if err != nil {
@@ -227,8 +201,8 @@ func (s *Store) ListTemplates(ctx context.Context, ownerID string) ([]*stack.Tem
 
 // DeleteTemplate deletes a template no stack uses.
 func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete template: empty id")
+	if err := store.CheckKey("delete template", "id", id); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stackID string
@@ -272,30 +246,19 @@ func (s *Store) scanStack(sc scanner) (*store.StackRecord, error) {
 	}
 	r.AgentSecret = stack.Secret(plain)
 	r.Status = machinestate.StackState(status)
-	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	r.CreatedAt, r.UpdatedAt = store.FromNanos(created), store.FromNanos(updated)
 	return &r, nil
 }
 
 // CreateStack stores a new stack (status not_initialized when empty), its
 // agent secret sealed.
 func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
-	status, err := store.CheckNewStack(r)
+	w, status, err := store.CheckNewStack(r, s.now())
 	if err != nil {
 		return err
 	}
-	id := r.ID
-	if id == "" {
-		id = store.NewID("stk-")
-	}
-	cn, un, err := store.Stamps(s.now(), r.CreatedAt, r.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("create stack: %w", err)
-	}
-	vars := r.Variables
-	if vars == nil {
-		vars = map[string]string{}
-	}
-	vj, err := json.Marshal(vars)
+	id, cn, un := w.ID, w.Created, w.Updated
+	vj, err := store.JSONObject(r.Variables)
 	if err != nil {
 		return fmt.Errorf("create stack: encode variables: %w", err)
 	}
@@ -311,14 +274,14 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if err != nil {
 		return fmt.Errorf("create stack %s: %w", id, err)
 	}
-	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, fromNanos(cn), fromNanos(un)
+	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, store.FromNanos(cn), store.FromNanos(un)
 	return nil
 }
 
 // GetStack returns the stack with id.
 func (s *Store) GetStack(ctx context.Context, id string) (*store.StackRecord, error) {
-	if id == "" {
-		return nil, store.Invalidf("get stack: empty id")
+	if err := store.CheckKey("get stack", "id", id); err != nil {
+		return nil, err
 	}
 	r, err := s.scanStack(s.r.QueryRowContext(ctx, `SELECT `+stackCols+` FROM stacks WHERE id = ?`, id))
 	if err != nil {
@@ -340,15 +303,9 @@ func (s *Store) ListStacks(ctx context.Context, ownerID string) ([]*store.StackR
 
 // SetStackStatus sets a stack's status and reason at at (now when zero).
 func (s *Store) SetStackStatus(ctx context.Context, id string, status machinestate.StackState, reason string, at time.Time) error {
-	if id == "" {
-		return store.Invalidf("set stack status: empty id")
-	}
-	if !status.Valid() {
-		return store.Invalidf("set stack %s status: unknown status %q", id, status)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckStackStatus(id, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set stack %s status: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE stacks SET status = ?, reason = ?, updated_at = ? WHERE id = ?`, string(status), reason, an, id)

@@ -14,17 +14,11 @@ import (
 
 // CreateHashmapService stores a service; names are unique.
 func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
-	if svc == nil {
-		return store.Invalidf("create hashmap service: nil service")
+	id, err := store.CheckNewService(svc)
+	if err != nil {
+		return err
 	}
-	if svc.Name == "" {
-		return store.Invalidf("create hashmap service: empty name")
-	}
-	id := svc.ID
-	if id == "" {
-		id = store.NewID("svc-")
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hashmap_services (id, name) VALUES (?, ?)`, id, svc.Name)
 		return mapErr(err)
 	})
@@ -45,8 +39,8 @@ func scanService(sc scanner) (*store.HashmapService, error) {
 
 // GetHashmapService returns a service.
 func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap service: empty id")
+	if err := store.CheckKey("get hashmap service", "id", id); err != nil {
+		return nil, err
 	}
 	v, err := scanService(s.r.QueryRowContext(ctx, `SELECT id, name FROM hashmap_services WHERE id = ?`, id))
 	if err != nil {
@@ -73,8 +67,8 @@ func (s *Store) DeleteHashmapService(ctx context.Context, id string) error {
 }
 
 func (s *Store) deleteByID(ctx context.Context, table, what, id string) error {
-	if id == "" {
-		return store.Invalidf("delete %s: empty id", what)
+	if err := store.CheckKey("delete "+what, "id", id); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)
@@ -99,20 +93,11 @@ func exists(ctx context.Context, tx *sql.Tx, table, what, id string) error {
 // CreateHashmapField stores a field of an existing service; names are
 // unique within the service.
 func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
-	if f == nil {
-		return store.Invalidf("create hashmap field: nil field")
+	id, err := store.CheckNewField(f)
+	if err != nil {
+		return err
 	}
-	if f.ServiceID == "" {
-		return store.Invalidf("create hashmap field: empty service_id")
-	}
-	if f.Name == "" {
-		return store.Invalidf("create hashmap field: empty name")
-	}
-	id := f.ID
-	if id == "" {
-		id = store.NewID("fld-")
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, "hashmap_services", "service", f.ServiceID); err != nil {
 			return err
 		}
@@ -136,8 +121,8 @@ func scanField(sc scanner) (*store.HashmapField, error) {
 
 // GetHashmapField returns a field.
 func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap field: empty id")
+	if err := store.CheckKey("get hashmap field", "id", id); err != nil {
+		return nil, err
 	}
 	v, err := scanField(s.r.QueryRowContext(ctx, `SELECT id, service_id, name FROM hashmap_fields WHERE id = ?`, id))
 	if err != nil {
@@ -175,17 +160,11 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 
 // CreateHashmapGroup stores a group; names are unique.
 func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
-	if g == nil {
-		return store.Invalidf("create hashmap group: nil group")
+	id, err := store.CheckNewGroup(g)
+	if err != nil {
+		return err
 	}
-	if g.Name == "" {
-		return store.Invalidf("create hashmap group: empty name")
-	}
-	id := g.ID
-	if id == "" {
-		id = store.NewID("grp-")
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hashmap_groups (id, name) VALUES (?, ?)`, id, g.Name)
 		return mapErr(err)
 	})
@@ -206,8 +185,8 @@ func scanGroup(sc scanner) (*store.HashmapGroup, error) {
 
 // GetHashmapGroup returns a group.
 func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap group: empty id")
+	if err := store.CheckKey("get hashmap group", "id", id); err != nil {
+		return nil, err
 	}
 	v, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT id, name FROM hashmap_groups WHERE id = ?`, id))
 	if err != nil {
@@ -273,14 +252,11 @@ func scanMapping(sc scanner) (*store.HashmapMapping, error) {
 
 // CreateHashmapMapping stores a service or field mapping.
 func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if err := store.CheckMapping(m); err != nil {
-		return fmt.Errorf("create hashmap mapping: %w", err)
+	id, err := store.CheckNewMapping(m)
+	if err != nil {
+		return err
 	}
-	id := m.ID
-	if id == "" {
-		id = store.NewID("map-")
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := checkRefs(ctx, tx, m.ServiceID, m.FieldID, m.GroupID); err != nil {
 			return err
 		}
@@ -297,8 +273,8 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 
 // GetHashmapMapping returns a mapping.
 func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap mapping: empty id")
+	if err := store.CheckKey("get hashmap mapping", "id", id); err != nil {
+		return nil, err
 	}
 	m, err := scanMapping(s.r.QueryRowContext(ctx, `SELECT `+mappingCols+` FROM hashmap_mappings WHERE id = ?`, id))
 	if err != nil {
@@ -321,11 +297,8 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 // UpdateHashmapMapping replaces a mapping's service or field, group, value,
 // type and cost.
 func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
-	if m != nil && m.ID == "" {
-		return store.Invalidf("update hashmap mapping: empty id")
-	}
-	if err := store.CheckMapping(m); err != nil {
-		return fmt.Errorf("update hashmap mapping: %w", err)
+	if err := store.CheckMappingUpdate(m); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, "hashmap_mappings", "hashmap mapping", m.ID); err != nil {
@@ -369,14 +342,11 @@ func scanThreshold(sc scanner) (*store.HashmapThreshold, error) {
 
 // CreateHashmapThreshold stores a service or field threshold.
 func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if err := store.CheckThreshold(t); err != nil {
-		return fmt.Errorf("create hashmap threshold: %w", err)
+	id, err := store.CheckNewThreshold(t)
+	if err != nil {
+		return err
 	}
-	id := t.ID
-	if id == "" {
-		id = store.NewID("thr-")
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := checkRefs(ctx, tx, t.ServiceID, t.FieldID, t.GroupID); err != nil {
 			return err
 		}
@@ -393,8 +363,8 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 
 // GetHashmapThreshold returns a threshold.
 func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
-	if id == "" {
-		return nil, store.Invalidf("get hashmap threshold: empty id")
+	if err := store.CheckKey("get hashmap threshold", "id", id); err != nil {
+		return nil, err
 	}
 	t, err := scanThreshold(s.r.QueryRowContext(ctx, `SELECT `+thresholdCols+` FROM hashmap_thresholds WHERE id = ?`, id))
 	if err != nil {
@@ -417,11 +387,8 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 // UpdateHashmapThreshold replaces a threshold's service or field, group,
 // level, type and cost.
 func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
-	if t != nil && t.ID == "" {
-		return store.Invalidf("update hashmap threshold: empty id")
-	}
-	if err := store.CheckThreshold(t); err != nil {
-		return fmt.Errorf("update hashmap threshold: %w", err)
+	if err := store.CheckThresholdUpdate(t); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := exists(ctx, tx, "hashmap_thresholds", "hashmap threshold", t.ID); err != nil {

@@ -25,42 +25,18 @@ func scanJob(sc scanner) (*store.Job, error) {
 	}
 	j.Kind, j.Status = store.JobKind(kind), store.JobStatus(status)
 	j.LeaseExpires, j.StartedAt, j.FinishedAt = fromNull(lease), fromNull(started), fromNull(finished)
-	j.CreatedAt = fromNanos(created)
+	j.CreatedAt = store.FromNanos(created)
 	return &j, nil
-}
-
-func validStatus(st store.JobStatus) bool {
-	switch st {
-	case store.JobQueued, store.JobRunning, store.JobSucceeded, store.JobFailed:
-		return true
-	}
-	return false
 }
 
 // CreateJob queues a job; an active job on the same Target is an
 // *store.ActiveJobError.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
-	if j == nil {
-		return store.Invalidf("create job: nil job")
-	}
-	if j.Kind == "" {
-		return store.Invalidf("create job: empty kind")
-	}
-	if j.Target == "" {
-		return store.Invalidf("create job: empty target")
-	}
-	if j.Status != "" && j.Status != store.JobQueued {
-		return store.Invalidf("create job: status %q (a new job is queued)", j.Status)
-	}
-	id := j.ID
-	if id == "" {
-		id = store.NewID("job-")
-	}
-	created := s.nowOr(j.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
+	w, err := store.CheckNewJob(j, s.now())
 	if err != nil {
-		return fmt.Errorf("create job: %w", err)
+		return err
 	}
+	id, created, cn := w.ID, w.CreatedAt, w.Created
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var active string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE target = ? AND status IN ('queued', 'running')`, j.Target).Scan(&active)
@@ -78,16 +54,14 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", id, err)
 	}
-	j.ID, j.Status, j.CreatedAt = id, store.JobQueued, created
-	j.Percentage, j.Error, j.Worker = 0, "", ""
-	j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+	store.SetQueued(j, id, created)
 	return nil
 }
 
 // GetJob returns the job with id.
 func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
-	if id == "" {
-		return nil, store.Invalidf("get job: empty id")
+	if err := store.CheckKey("get job", "id", id); err != nil {
+		return nil, err
 	}
 	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
 	if err != nil {
@@ -98,14 +72,14 @@ func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 
 // ListJobs returns jobs of the given statuses (all when none), oldest first.
 func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+	if err := store.CheckJobStatuses(statuses); err != nil {
+		return nil, err
+	}
 	q := `SELECT ` + jobCols + ` FROM jobs`
 	var args []any
 	if len(statuses) > 0 {
 		marks := make([]string, len(statuses))
 		for i, st := range statuses {
-			if !validStatus(st) {
-				return nil, store.Invalidf("list jobs: unknown status %q", st)
-			}
 			marks[i] = "?"
 			args = append(args, string(st))
 		}
@@ -123,24 +97,11 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // run maxPerOwner jobs are skipped: the count and the claim are one
 // statement in the write transaction, so the cap is exact.
 func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
-	if worker == "" {
-		return nil, store.Invalidf("claim job: empty worker")
-	}
-	if lease <= 0 {
-		return nil, store.Invalidf("claim job: lease %v must be positive", lease)
-	}
-	if maxPerOwner < 0 {
-		return nil, store.Invalidf("claim job: max per owner %d is negative", maxPerOwner)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
+	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
 	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
+		return nil, err
 	}
-	ln, err := store.UnixNanos("lease expiry", now.Add(lease))
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
+	nn, ln := lt.Now, lt.Expires
 	var j *store.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?1, lease_expires = ?2, started_at = ?3
@@ -183,15 +144,9 @@ func heldJob(ctx context.Context, tx *sql.Tx, id, worker, set string, args ...an
 
 // RenewJobLease extends the lease of a running job worker holds to now+lease.
 func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("renew job lease: empty job id or worker")
-	}
-	if lease <= 0 {
-		return store.Invalidf("renew job %s lease: lease %v must be positive", id, lease)
-	}
-	ln, err := store.UnixNanos("lease expiry", s.nowOr(now).Add(lease))
+	ln, err := store.CheckRenew(id, worker, s.nowOr(now), lease)
 	if err != nil {
-		return fmt.Errorf("renew job %s lease: %w", id, err)
+		return err
 	}
 	var reason string
 	err = s.write(ctx, func(tx *sql.Tx) error {
@@ -214,15 +169,9 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 // with it for its worker; both in one write transaction, so no worker can
 // claim a queued job after it was cancelled.
 func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
-	if id == "" {
-		return nil, store.Invalidf("cancel job: empty id")
-	}
-	if reason == "" {
-		return nil, store.Invalidf("cancel job %s: empty reason", id)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckCancel(id, reason, s.nowOr(at))
 	if err != nil {
-		return nil, fmt.Errorf("cancel job %s: %w", id, err)
+		return nil, err
 	}
 	var j *store.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
@@ -251,11 +200,8 @@ func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) 
 // SetJobProgress records the percentage (0–100) of a running job worker
 // holds.
 func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentage int) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("set job progress: empty job id or worker")
-	}
-	if percentage < 0 || percentage > 100 {
-		return store.Invalidf("set job %s progress: percentage %d is outside 0-100", id, percentage)
+	if err := store.CheckProgress(id, worker, percentage); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		return heldJob(ctx, tx, id, worker, `percentage = ?`, percentage)
@@ -269,15 +215,9 @@ func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentag
 // FinishJob ends a running job worker holds as succeeded or failed at at
 // (now when zero).
 func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
-	if id == "" || worker == "" {
-		return store.Invalidf("finish job: empty job id or worker")
-	}
-	if status != store.JobSucceeded && status != store.JobFailed {
-		return store.Invalidf("finish job %s: status %q is not succeeded or failed", id, status)
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckFinish(id, worker, status, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("finish job %s: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		return heldJob(ctx, tx, id, worker, `status = ?, error = ?, finished_at = ?`, string(status), errMsg, an)
@@ -336,29 +276,19 @@ func scanEvent(sc scanner) (*store.Event, error) {
 		return nil, err
 	}
 	e.Kind = store.EventKind(kind)
-	e.At = fromNanos(at)
+	e.At = store.FromNanos(at)
 	return &e, nil
 }
 
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
 func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
-	if err := store.CheckEvents(jobID, events); err != nil {
+	ats, err := store.CheckEvents(jobID, events, s.now)
+	if err != nil || len(events) == 0 {
 		return err
 	}
-	if len(events) == 0 {
-		return nil
-	}
-	ats := make([]int64, len(events))
-	for i, e := range events {
-		an, err := store.UnixNanos("at", s.nowOr(e.At))
-		if err != nil {
-			return fmt.Errorf("append events to job %s: event %d: %w", jobID, i, err)
-		}
-		ats[i] = an
-	}
 	var first int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		var exists int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&exists); err != nil {
 			return noRows(err, "job "+jobID)
@@ -382,7 +312,7 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 		return fmt.Errorf("append events to job %s: %w", jobID, err)
 	}
 	for i, e := range events {
-		e.JobID, e.Seq, e.At = jobID, first+int64(i), fromNanos(ats[i])
+		e.JobID, e.Seq, e.At = jobID, first+int64(i), store.FromNanos(ats[i])
 	}
 	return nil
 }
@@ -390,8 +320,8 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 // ListEvents returns a job's events with Seq > afterSeq in order, at most
 // limit (all when limit <= 0).
 func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
-	if jobID == "" {
-		return nil, store.Invalidf("list events: empty job id")
+	if err := store.CheckKey("list events", "job id", jobID); err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = -1
@@ -410,22 +340,11 @@ func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, li
 // AcquireLease takes or renews name for holder until now+ttl; another
 // holder's unexpired lease is ErrLeaseHeld, an expired one is taken over.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (*store.Lease, error) {
-	if name == "" || holder == "" {
-		return nil, store.Invalidf("acquire lease: empty name or holder")
-	}
-	if ttl <= 0 {
-		return nil, store.Invalidf("acquire lease %s: ttl %v must be positive", name, ttl)
-	}
-	now = s.nowOr(now)
-	nn, err := store.UnixNanos("now", now)
+	lt, err := store.CheckAcquire(name, holder, s.nowOr(now), ttl)
 	if err != nil {
-		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
+		return nil, err
 	}
-	expires := now.Add(ttl)
-	en, err := store.UnixNanos("expiry", expires)
-	if err != nil {
-		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
-	}
+	nn, en := lt.Now, lt.Expires
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var cur string
 		var curExp int64
@@ -435,7 +354,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 		case err != nil:
 			return err
 		case cur != holder && curExp > nn:
-			return fmt.Errorf("held by %s until %s: %w", cur, fromNanos(curExp).Format(time.RFC3339Nano), store.ErrLeaseHeld)
+			return fmt.Errorf("held by %s until %s: %w", cur, store.FromNanos(curExp).Format(time.RFC3339Nano), store.ErrLeaseHeld)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO leases (name, holder, expires) VALUES (?1, ?2, ?3)
 			ON CONFLICT (name) DO UPDATE SET holder = ?2, expires = ?3`, name, holder, en)
@@ -444,13 +363,13 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
-	return &store.Lease{Name: name, Holder: holder, Expires: fromNanos(en)}, nil
+	return &store.Lease{Name: name, Holder: holder, Expires: store.FromNanos(en)}, nil
 }
 
 // ReleaseLease gives up holder's lease; releasing one not held is a no-op.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
-	if name == "" || holder == "" {
-		return store.Invalidf("release lease: empty name or holder")
+	if err := store.CheckLeaseHolder("release lease", name, holder); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
@@ -464,8 +383,8 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // GetLease returns the lease record for name, expired or not.
 func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
-	if name == "" {
-		return nil, store.Invalidf("get lease: empty name")
+	if err := store.CheckKey("get lease", "name", name); err != nil {
+		return nil, err
 	}
 	var l store.Lease
 	var exp int64
@@ -473,6 +392,6 @@ func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error)
 	if err != nil {
 		return nil, fmt.Errorf("get lease: %w", noRows(err, "lease "+name))
 	}
-	l.Expires = fromNanos(exp)
+	l.Expires = store.FromNanos(exp)
 	return &l, nil
 }

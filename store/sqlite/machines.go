@@ -31,24 +31,14 @@ func scanMachine(sc scanner) (*stack.Machine, error) {
 	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &m.AgentVersion, &created, &updated, &since, &base); err != nil {
 		return nil, err
 	}
-	m.StateSince, m.UptimeBase = fromNanos(since), time.Duration(base)
+	m.StateSince, m.UptimeBase = store.FromNanos(since), time.Duration(base)
 	m.State = machinestate.State(state)
 	if len(meta) > 0 {
 		m.Metadata = json.RawMessage(meta)
 	}
 	m.LastSeen = fromNull(lastSeen)
-	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
+	m.CreatedAt, m.UpdatedAt = store.FromNanos(created), store.FromNanos(updated)
 	return &m, nil
-}
-
-func metadataText(meta json.RawMessage) (any, error) {
-	if len(meta) == 0 {
-		return nil, nil
-	}
-	if !json.Valid(meta) {
-		return nil, store.Invalidf("metadata is not valid JSON")
-	}
-	return string(meta), nil
 }
 
 // PutMachine creates the machine, recording its State in its history at
@@ -56,41 +46,14 @@ func metadataText(meta json.RawMessage) (any, error) {
 // token hash of an existing one (its state is left alone). On return m holds
 // the stored state, reason, times and last-seen.
 func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
-	if m == nil {
-		return store.Invalidf("put machine: nil machine")
-	}
-	if m.StackID == "" {
-		return store.Invalidf("put machine: empty stack_id")
-	}
-	if m.OwnerID == "" {
-		return store.Invalidf("put machine: empty owner_id")
-	}
-	if !m.State.Valid() {
-		return store.Invalidf("put machine: unknown state %d", int(m.State))
-	}
-	meta, err := metadataText(m.Metadata)
+	w, err := store.CheckPutMachine(m, s.now())
 	if err != nil {
-		return fmt.Errorf("put machine %s: %w", m.ID, err)
+		return err
 	}
-	id := m.ID
-	if id == "" {
-		id = store.NewID("m-")
-	}
-	now := s.now().UTC()
-	nn, err := store.UnixNanos("updated_at", now)
-	if err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
-	}
-	created := m.CreatedAt.UTC()
-	if m.CreatedAt.IsZero() {
-		created = now
-	}
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
-	}
-	if _, err := optNanos("last_seen", m.LastSeen); err != nil {
-		return fmt.Errorf("put machine %s: %w", id, err)
+	id, cn, nn := w.ID, w.Created, w.Updated
+	var meta any // NULL when empty
+	if len(m.Metadata) > 0 {
+		meta = string(m.Metadata)
 	}
 	var stored *stack.Machine
 	err = s.write(ctx, func(tx *sql.Tx) error {
@@ -128,8 +91,8 @@ func (s *Store) PutMachine(ctx context.Context, m *stack.Machine) error {
 
 // GetMachine returns the machine with id.
 func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, error) {
-	if id == "" {
-		return nil, store.Invalidf("get machine: empty id")
+	if err := store.CheckKey("get machine", "id", id); err != nil {
+		return nil, err
 	}
 	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE machines.id = ?`, id))
 	if err != nil {
@@ -141,8 +104,8 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 // GetMachineByAgentTokenHash returns the machine whose agent token hashes to
 // hash.
 func (s *Store) GetMachineByAgentTokenHash(ctx context.Context, hash string) (*stack.Machine, error) {
-	if hash == "" {
-		return nil, store.Invalidf("get machine by agent token: empty hash")
+	if err := store.CheckKey("get machine by agent token", "hash", hash); err != nil {
+		return nil, err
 	}
 	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE agent_token_hash = ?`, hash))
 	if err != nil {
@@ -176,15 +139,9 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 // machine's history in one transaction; the same state and reason again is a
 // no-op.
 func (s *Store) SetMachineState(ctx context.Context, id string, state machinestate.State, reason string, at time.Time) error {
-	if id == "" {
-		return store.Invalidf("set machine state: empty id")
-	}
-	if !state.Valid() {
-		return store.Invalidf("set machine %s state: unknown state %d", id, int(state))
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckMachineState(id, state, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("set machine %s state: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var cur int
@@ -218,12 +175,9 @@ func (s *Store) SetMachineState(ctx context.Context, id string, state machinesta
 // from at at (now when zero), in the machine's narrow machine_agents row.
 // LastSeen never moves back: an older touch changes nothing.
 func (s *Store) TouchMachine(ctx context.Context, id string, at time.Time, version string) error {
-	if id == "" {
-		return store.Invalidf("touch machine: empty id")
-	}
-	an, err := store.UnixNanos("at", s.nowOr(at))
+	an, err := store.CheckTouch(id, s.nowOr(at))
 	if err != nil {
-		return fmt.Errorf("touch machine %s: %w", id, err)
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO machine_agents (machine_id, last_seen, version)
@@ -254,15 +208,15 @@ func scanRecord(sc scanner) (stack.StateRecord, error) {
 		return r, err
 	}
 	r.State = machinestate.State(state)
-	r.At = fromNanos(at)
+	r.At = store.FromNanos(at)
 	return r, nil
 }
 
 // MachineHistory returns one machine's records in time order (in the order
 // they were recorded for equal times); empty when it has none.
 func (s *Store) MachineHistory(ctx context.Context, id string) ([]stack.StateRecord, error) {
-	if id == "" {
-		return nil, store.Invalidf("machine history: empty id")
+	if err := store.CheckKey("machine history", "id", id); err != nil {
+		return nil, err
 	}
 	out, err := list(ctx, s.r, scanRecord,
 		`SELECT machine_id, state, reason, at FROM machine_history WHERE machine_id = ? ORDER BY at, id`, id)
@@ -329,7 +283,7 @@ func (s *Store) StateHistory(ctx context.Context, q store.HistoryQuery) ([]stack
 				blocks = append(blocks, block)
 				block = make([]stack.StateRecord, 0, min(2*cap(block), 1<<16))
 			}
-			block = append(block, stack.StateRecord{MachineID: id, State: r.state, Reason: r.reason, At: fromNanos(r.at)})
+			block = append(block, stack.StateRecord{MachineID: id, State: r.state, Reason: r.reason, At: store.FromNanos(r.at)})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -429,8 +383,8 @@ func nextInt(b []byte) (int64, []byte, error) {
 
 // DeleteMachine removes a machine; its history stays.
 func (s *Store) DeleteMachine(ctx context.Context, id string) error {
-	if id == "" {
-		return store.Invalidf("delete machine: empty id")
+	if err := store.CheckKey("delete machine", "id", id); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)

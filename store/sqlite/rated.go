@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -22,66 +20,20 @@ import (
 // LastProcessed is ErrConflict. Points with an empty scope, begin or end
 // take the period's.
 func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
-	if p == nil {
-		return store.Invalidf("commit rated period: nil period")
-	}
-	if p.Scope == "" {
-		return store.Invalidf("commit rated period: empty scope")
-	}
-	if !p.End.After(p.Begin) {
-		return store.Invalidf("commit rated period of %s: end %s is not after begin %s", p.Scope, p.End.Format(time.RFC3339Nano), p.Begin.Format(time.RFC3339Nano))
-	}
-	bn, err := store.UnixNanos("begin", p.Begin)
+	w, err := store.CheckRatedPeriod(p)
 	if err != nil {
-		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+		return err
 	}
-	en, err := store.UnixNanos("end", p.End)
-	if err != nil {
-		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
-	}
-	type row struct {
-		begin, end                       int64
-		qty, price, groupby, meta, attrs string
-		buckets                          [4]int64
-	}
-	rows := make([]row, len(p.Points))
+	bn, en := w.Begin, w.End
+	rows := make([]store.PointRecord, len(p.Points))
+	attrs := make([]string, len(p.Points))
 	for i := range p.Points {
-		pt := &p.Points[i]
-		if pt.Scope != "" && pt.Scope != p.Scope {
-			return store.Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+		if rows[i], err = store.RatedPointRecord(p, w, i); err != nil {
+			return err
 		}
-		if pt.Service == "" {
-			return store.Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
-		}
-		r := row{begin: bn, end: en, qty: pt.Qty.String(), price: pt.Price.String()}
-		if !pt.Begin.IsZero() {
-			if r.begin, err = store.UnixNanos("point begin", pt.Begin); err != nil {
-				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
-			}
-		}
-		if !pt.End.IsZero() {
-			if r.end, err = store.UnixNanos("point end", pt.End); err != nil {
-				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
-			}
-		}
-		if r.groupby, err = jsonMap(pt.Groupby); err != nil {
-			return fmt.Errorf("commit rated period of %s: point %d groupby: %w", p.Scope, i, err)
-		}
-		if r.meta, err = jsonMap(pt.Metadata); err != nil {
-			return fmt.Errorf("commit rated period of %s: point %d metadata: %w", p.Scope, i, err)
-		}
-		attrs := make(map[string]string, len(pt.Groupby)+len(pt.Metadata))
-		maps.Copy(attrs, pt.Metadata)
-		maps.Copy(attrs, pt.Groupby)
-		if r.attrs, err = jsonMap(attrs); err != nil {
+		if attrs[i], err = store.JSONObject(rows[i].Attrs); err != nil {
 			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
 		}
-		for k, key := range store.BucketKeys {
-			if r.buckets[k], err = store.UnixNanos("bucket", store.BucketStart(key, fromNanos(r.begin))); err != nil {
-				return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
-			}
-		}
-		rows[i] = r
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var last int64
@@ -92,7 +44,7 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 			return err
 		case last != bn:
 			return fmt.Errorf("period begins %s but the scope was rated up to %s: %w",
-				p.Begin.UTC().Format(time.RFC3339Nano), fromNanos(last).Format(time.RFC3339Nano), store.ErrConflict)
+				p.Begin.UTC().Format(time.RFC3339Nano), store.FromNanos(last).Format(time.RFC3339Nano), store.ErrConflict)
 		}
 		if len(rows) > 0 {
 			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points
@@ -104,8 +56,8 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 			defer stmt.Close()
 			for i, r := range rows {
 				pt := &p.Points[i]
-				if _, err := stmt.ExecContext(ctx, p.Scope, r.begin, r.end, pt.Service, pt.Unit, r.qty, r.price, r.groupby, r.meta,
-					r.attrs, r.buckets[0], r.buckets[1], r.buckets[2], r.buckets[3]); err != nil {
+				if _, err := stmt.ExecContext(ctx, p.Scope, r.Begin, r.End, pt.Service, pt.Unit, pt.Qty.String(), pt.Price.String(), r.Groupby, r.Metadata,
+					attrs[i], r.Buckets[0], r.Buckets[1], r.Buckets[2], r.Buckets[3]); err != nil {
 					return mapErr(err)
 				}
 			}
@@ -120,21 +72,10 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	return nil
 }
 
-func jsonMap(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
 // GetScopeState returns how far a scope has been rated.
 func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeState, error) {
-	if scope == "" {
-		return nil, store.Invalidf("get scope state: empty scope")
+	if err := store.CheckKey("get scope state", "scope", scope); err != nil {
+		return nil, err
 	}
 	var st store.ScopeState
 	var last int64
@@ -142,7 +83,7 @@ func (s *Store) GetScopeState(ctx context.Context, scope string) (*store.ScopeSt
 	if err != nil {
 		return nil, fmt.Errorf("get scope state: %w", noRows(err, "state of scope "+scope))
 	}
-	st.LastProcessed = fromNanos(last)
+	st.LastProcessed = store.FromNanos(last)
 	return &st, nil
 }
 
@@ -154,7 +95,7 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 		if err := sc.Scan(&st.Scope, &last); err != nil {
 			return nil, err
 		}
-		st.LastProcessed = fromNanos(last)
+		st.LastProcessed = store.FromNanos(last)
 		return &st, nil
 	}, `SELECT scope, last_processed FROM scope_states ORDER BY scope`)
 	if err != nil {
@@ -169,18 +110,14 @@ func (s *Store) ListScopeStates(ctx context.Context) ([]*store.ScopeState, error
 // value: the Unix nanoseconds of the start of the UTC day, ISO week
 // (Monday), month or year the point's Begin falls in; "" for other keys.
 func bucketColumn(key string) string {
-	switch key {
-	case store.KeyDay:
-		return "day_at"
-	case store.KeyWeek:
-		return "week_at"
-	case store.KeyMonth:
-		return "month_at"
-	case store.KeyYear:
-		return "year_at"
+	if i := store.BucketIndex(key); i >= 0 {
+		return bucketColumns[i]
 	}
 	return ""
 }
+
+// bucketColumns hold the values of store.BucketKeys, in their order.
+var bucketColumns = [len(store.BucketKeys)]string{"day_at", "week_at", "month_at", "year_at"}
 
 // attrExpr is the SQL reading key from a point's groupby, else its metadata
 // (attrs holds both, groupby winning).
@@ -192,73 +129,39 @@ func attrExpr(key string) (string, error) {
 	return `json_extract(attrs, ` + path + `)`, nil
 }
 
-func parseTimeValue(key, v string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, store.Invalidf("filter %s: %q is not an RFC 3339 time or a date", key, v)
-}
-
 // whereClause builds the WHERE of a points query from the scope, window and
 // filters.
 func whereClause(q store.SummaryQuery) (string, []any, error) {
+	pq, err := store.CheckPointsQuery(q)
+	if err != nil {
+		return "", nil, err
+	}
 	var conds []string
 	var args []any
+	add := func(cond string, arg any) { conds, args = append(conds, cond), append(args, arg) }
 	if q.Scope != "" {
-		conds, args = append(conds, "scope = ?"), append(args, q.Scope)
+		add("scope = ?", q.Scope)
 	}
-	if !q.Begin.IsZero() {
-		n, err := store.UnixNanos("begin", q.Begin)
-		if err != nil {
-			return "", nil, err
-		}
-		conds, args = append(conds, "begin_at >= ?"), append(args, n)
+	if pq.BeginSet {
+		add("begin_at >= ?", pq.Begin)
 	}
-	if !q.End.IsZero() {
-		n, err := store.UnixNanos("end", q.End)
-		if err != nil {
-			return "", nil, err
-		}
-		conds, args = append(conds, "end_at <= ?"), append(args, n)
+	if pq.EndSet {
+		add("end_at <= ?", pq.End)
 	}
-	keys := make([]string, 0, len(q.Filters))
-	for k := range q.Filters {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := q.Filters[k]
-		switch k {
+	for _, f := range pq.Filters {
+		switch f.Key {
 		case store.KeyType:
-			conds, args = append(conds, "service = ?"), append(args, v)
+			add("service = ?", f.Value)
 		case store.KeyTime:
-			t, err := parseTimeValue(k, v)
-			if err != nil {
-				return "", nil, err
-			}
-			n, err := store.UnixNanos("filter time", t)
-			if err != nil {
-				return "", nil, err
-			}
-			conds, args = append(conds, "begin_at = ?"), append(args, n)
+			add("begin_at = ?", f.Nanos)
 		case store.KeyDay, store.KeyWeek, store.KeyMonth, store.KeyYear:
-			t, err := parseTimeValue(k, v)
-			if err != nil {
-				return "", nil, err
-			}
-			n, err := store.UnixNanos("filter "+k, store.BucketStart(k, t))
-			if err != nil {
-				return "", nil, err
-			}
-			conds, args = append(conds, bucketColumn(k)+" = ?"), append(args, n)
+			add(bucketColumn(f.Key)+" = ?", f.Nanos)
 		default:
-			e, err := attrExpr(k)
+			e, err := attrExpr(f.Key)
 			if err != nil {
 				return "", nil, fmt.Errorf("filter: %w", err)
 			}
-			conds, args = append(conds, e+" = ?"), append(args, v)
+			add(e+" = ?", f.Value)
 		}
 	}
 	if len(conds) == 0 {
@@ -267,14 +170,14 @@ func whereClause(q store.SummaryQuery) (string, []any, error) {
 	return " WHERE " + strings.Join(conds, " AND "), args, nil
 }
 
-func formatTime(n int64) string { return fromNanos(n).Format(time.RFC3339Nano) }
+func formatTime(n int64) string { return store.FromNanos(n).Format(time.RFC3339Nano) }
 
 // RatedPoints returns the points of the query's scope and window matching
 // its filters, ordered by begin then service, from Offset, at most Limit
 // (all when Limit <= 0). GroupBy is ignored.
 func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
-	if q.Offset < 0 {
-		return nil, store.Invalidf("rated points: negative offset %d", q.Offset)
+	if err := store.CheckPage("rated points", q.Offset); err != nil {
+		return nil, err
 	}
 	where, args, err := whereClause(q)
 	if err != nil {
@@ -300,7 +203,7 @@ func scanPoint(sc scanner) (store.RatedPoint, error) {
 	if err := sc.Scan(&p.Scope, &begin, &end, &p.Service, &p.Unit, &qty, &price, &groupby, &meta); err != nil {
 		return p, err
 	}
-	p.Begin, p.End = fromNanos(begin), fromNanos(end)
+	p.Begin, p.End = store.FromNanos(begin), store.FromNanos(end)
 	var err error
 	if p.Qty, err = decimal.NewFromString(qty); err != nil {
 		return p, fmt.Errorf("decode qty %q: %w", qty, err)
@@ -325,8 +228,8 @@ func scanPoint(sc scanner) (store.RatedPoint, error) {
 // groupby value, else its metadata value (null when it has neither). Rows are
 // ordered by begin, then the key values.
 func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Summary, error) {
-	if q.Offset < 0 {
-		return nil, store.Invalidf("summarize: negative offset %d", q.Offset)
+	if err := store.CheckSummaryQuery(q); err != nil {
+		return nil, err
 	}
 	where, args, err := whereClause(q)
 	if err != nil {
@@ -340,9 +243,6 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		isTime  = make([]bool, len(q.GroupBy))
 	)
 	for i, k := range q.GroupBy {
-		if slices.Contains(q.GroupBy[:i], k) {
-			return nil, store.Invalidf("summarize: group key %q given twice", k)
-		}
 		alias := fmt.Sprintf("k%d", i)
 		var expr string
 		switch k {

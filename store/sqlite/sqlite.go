@@ -401,30 +401,15 @@ func mustAffect(res sql.Result, what string) error {
 
 // ---- ids and times ----------------------------------------------------------
 
-// optNanos is store.UnixNanos for an optional column: the zero time is NULL.
-func optNanos(field string, t time.Time) (any, error) {
-	if t.IsZero() {
-		return nil, nil
-	}
-	return store.UnixNanos(field, t)
-}
-
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
-
 func fromNull(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}
 	}
-	return fromNanos(n.Int64)
+	return store.FromNanos(n.Int64)
 }
 
 // nowOr returns t in UTC, or the store clock's now when t is zero.
-func (s *Store) nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now().UTC()
-	}
-	return t.UTC()
-}
+func (s *Store) nowOr(t time.Time) time.Time { return store.NowOr(s.now, t) }
 
 func boolInt(b bool) int {
 	if b {

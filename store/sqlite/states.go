@@ -15,14 +15,11 @@ import (
 // PutStateVersion stores a state version, State sealed; a serial not greater
 // than the stack's latest is ErrStaleSerial.
 func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) error {
-	if err := store.CheckStateVersion(v); err != nil {
+	w, err := store.CheckStateVersion(v, s.now())
+	if err != nil {
 		return err
 	}
-	created := s.nowOr(v.CreatedAt)
-	cn, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
-	}
+	created, cn := w.CreatedAt, w.Created
 	state, err := s.seal("terraform state", v.State)
 	if err != nil {
 		return fmt.Errorf("put state version of %s: %w", v.StackID, err)
@@ -49,8 +46,8 @@ func (s *Store) PutStateVersion(ctx context.Context, v *store.StateVersion) erro
 // LatestStateVersion returns the stack's version with the highest serial,
 // State opened.
 func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.StateVersion, error) {
-	if stackID == "" {
-		return nil, store.Invalidf("latest state version: empty stack id")
+	if err := store.CheckKey("latest state version", "stack id", stackID); err != nil {
+		return nil, err
 	}
 	var v store.StateVersion
 	var state []byte
@@ -63,14 +60,14 @@ func (s *Store) LatestStateVersion(ctx context.Context, stackID string) (*store.
 	if v.State, err = s.open("terraform state of "+stackID, state); err != nil {
 		return nil, fmt.Errorf("latest state version: %w", err)
 	}
-	v.CreatedAt = fromNanos(created)
+	v.CreatedAt = store.FromNanos(created)
 	return &v, nil
 }
 
 // ListStateVersions returns a stack's versions oldest first, without State.
 func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store.StateVersion, error) {
-	if stackID == "" {
-		return nil, store.Invalidf("list state versions: empty stack id")
+	if err := store.CheckKey("list state versions", "stack id", stackID); err != nil {
+		return nil, err
 	}
 	out, err := list(ctx, s.r, func(sc scanner) (*store.StateVersion, error) {
 		var v store.StateVersion
@@ -78,7 +75,7 @@ func (s *Store) ListStateVersions(ctx context.Context, stackID string) ([]*store
 		if err := sc.Scan(&v.StackID, &v.Serial, &v.Lineage, &v.JobID, &created); err != nil {
 			return nil, err
 		}
-		v.CreatedAt = fromNanos(created)
+		v.CreatedAt = store.FromNanos(created)
 		return &v, nil
 	}, `SELECT stack_id, serial, lineage, job_id, created_at FROM state_versions WHERE stack_id = ? ORDER BY serial`, stackID)
 	if err != nil {
@@ -109,8 +106,8 @@ func (s *Store) ListRatingModules(ctx context.Context) ([]*store.RatingModule, e
 
 // GetRatingModule returns one module's setting.
 func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.RatingModule, error) {
-	if name == "" {
-		return nil, store.Invalidf("get rating module: empty name")
+	if err := store.CheckKey("get rating module", "name", name); err != nil {
+		return nil, err
 	}
 	m, err := scanModule(s.r.QueryRowContext(ctx, `SELECT name, enabled, priority FROM rating_modules WHERE name = ?`, name))
 	if err != nil {
@@ -121,11 +118,8 @@ func (s *Store) GetRatingModule(ctx context.Context, name string) (*store.Rating
 
 // PutRatingModule creates or replaces a module's setting.
 func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) error {
-	if m == nil {
-		return store.Invalidf("put rating module: nil module")
-	}
-	if m.Name == "" {
-		return store.Invalidf("put rating module: empty name")
+	if err := store.CheckRatingModule(m); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rating_modules (name, enabled, priority) VALUES (?1, ?2, ?3)
@@ -142,8 +136,8 @@ func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) erro
 
 // GetWriterState returns a writer's progress for a scope.
 func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*store.WriterState, error) {
-	if scope == "" || writer == "" {
-		return nil, store.Invalidf("get writer state: empty scope or writer")
+	if err := store.CheckWriterKey("get writer state", scope, writer); err != nil {
+		return nil, err
 	}
 	var w store.WriterState
 	var last sql.NullInt64
@@ -162,15 +156,13 @@ func (s *Store) GetWriterState(ctx context.Context, scope, writer string) (*stor
 
 // PutWriterState creates or replaces a writer's progress for a scope.
 func (s *Store) PutWriterState(ctx context.Context, w *store.WriterState) error {
-	if w == nil {
-		return store.Invalidf("put writer state: nil state")
-	}
-	if w.Scope == "" || w.Writer == "" {
-		return store.Invalidf("put writer state: empty scope or writer")
-	}
-	last, err := optNanos("last_written", w.LastWritten)
+	ln, err := store.CheckWriterState(w)
 	if err != nil {
-		return fmt.Errorf("put writer %s state of %s: %w", w.Writer, w.Scope, err)
+		return err
+	}
+	var last any // NULL until a period is written
+	if !w.LastWritten.IsZero() {
+		last = ln
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO writer_states (scope, writer, last_written, total) VALUES (?1, ?2, ?3, ?4)

@@ -18,24 +18,17 @@ func scanUser(sc scanner) (*store.User, error) {
 		return nil, err
 	}
 	u.Role = store.Role(role)
-	u.CreatedAt = fromNanos(created)
+	u.CreatedAt = store.FromNanos(created)
 	return &u, nil
 }
 
 // CreateUser stores a new user; names and token hashes are unique.
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	if err := store.CheckUser(u); err != nil {
+	w, err := store.CheckUser(u, s.now())
+	if err != nil {
 		return err
 	}
-	id := u.ID
-	if id == "" {
-		id = store.NewID("usr-")
-	}
-	created := s.nowOr(u.CreatedAt)
-	c, err := store.UnixNanos("created_at", created)
-	if err != nil {
-		return fmt.Errorf("create user %s: %w", u.Name, err)
-	}
+	id, created, c := w.ID, w.CreatedAt, w.Created
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 			id, u.Name, string(u.Role), nullStr(u.TokenHash), c)
@@ -50,8 +43,8 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 
 // GetUser returns the user with id.
 func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
-	if id == "" {
-		return nil, store.Invalidf("get user: empty id")
+	if err := store.CheckKey("get user", "id", id); err != nil {
+		return nil, err
 	}
 	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
@@ -62,8 +55,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 
 // GetUserByTokenHash returns the user whose token hashes to hash.
 func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
-	if hash == "" {
-		return nil, store.Invalidf("get user by token: empty hash")
+	if err := store.CheckKey("get user by token", "hash", hash); err != nil {
+		return nil, err
 	}
 	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = ?`, hash))
 	if err != nil {

@@ -1,0 +1,128 @@
+package listcache_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kloud/kloud/kloud/listcache"
+	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/sqlite"
+)
+
+// countingLister counts the store reads the cache makes.
+type countingLister struct {
+	listcache.Lister
+	reads atomic.Int64
+}
+
+func (c *countingLister) ListMachines(ctx context.Context, f store.MachineFilter) ([]*stack.Machine, error) {
+	c.reads.Add(1)
+	return c.Lister.ListMachines(ctx, f)
+}
+
+type view struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	At    int64  `json:"at"`
+}
+
+func encode(ms []*stack.Machine, at time.Time) ([]byte, error) {
+	out := make([]view, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, view{ID: m.ID, State: m.State.String(), At: at.Unix()})
+	}
+	return json.Marshal(out)
+}
+
+// TestMachineLists walks the cache through a sequence on a real SQLite
+// store, counting reads: one read a second per filter, a new one after
+// every machine change made through the watched store, none for a
+// heartbeat.
+func TestMachineLists(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	raw, err := sqlite.Open(ctx, t.TempDir(), sqlite.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	lister := &countingLister{Lister: raw}
+	lists := listcache.New(lister, encode)
+	st := listcache.Watch(raw, lists)
+	put := func(id, owner string) *stack.Machine {
+		m := &stack.Machine{ID: id, StackID: "stk-1", OwnerID: owner, Provider: "sandbox", Label: "sandbox_machine." + id,
+			State: machinestate.Running, CreatedAt: t0}
+		if err := raw.PutMachine(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m1 := put("m-1", "usr-1")
+	put("m-2", "usr-2")
+	all, mine := store.MachineFilter{}, store.MachineFilter{OwnerID: "usr-1"}
+
+	steps := []struct {
+		name   string
+		change func() error
+		filter store.MachineFilter
+		at     time.Duration
+		reads  int64  // store reads so far
+		want   string // the machines listed, with states
+	}{
+		{name: "first list reads", filter: all, reads: 1, want: "m-1 Running, m-2 Running"},
+		{name: "same second is cached", filter: all, reads: 1, want: "m-1 Running, m-2 Running"},
+		{name: "another filter reads", filter: mine, reads: 2, want: "m-1 Running"},
+		{name: "the next second reads", filter: all, at: time.Second, reads: 3, want: "m-1 Running, m-2 Running"},
+		{name: "an earlier second reads again", filter: all, reads: 4, want: "m-1 Running, m-2 Running"},
+		{name: "the later second is still cached", filter: all, at: time.Second, reads: 4, want: "m-1 Running, m-2 Running"},
+		{name: "a heartbeat changes nothing", change: func() error { return st.TouchMachine(ctx, "m-1", t0.Add(time.Second), "0.1.0") },
+			filter: all, at: time.Second, reads: 4, want: "m-1 Running, m-2 Running"},
+		{name: "a state change shows at once", change: func() error {
+			return st.SetMachineState(ctx, "m-1", machinestate.Stopped, "", t0.Add(time.Second))
+		}, filter: all, at: time.Second, reads: 5, want: "m-1 Stopped, m-2 Running"},
+		{name: "in every filter", filter: mine, at: time.Second, reads: 6, want: "m-1 Stopped"},
+		{name: "a put shows at once", change: func() error { m1.Label = "renamed"; return st.PutMachine(ctx, m1) },
+			filter: mine, at: time.Second, reads: 7, want: "m-1 Stopped"},
+		{name: "a delete shows at once", change: func() error { return st.DeleteMachine(ctx, "m-2") },
+			filter: all, at: time.Second, reads: 8, want: "m-1 Stopped"},
+	}
+	for _, s := range steps {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		at := t0.Add(s.at)
+		body, err := lists.Get(ctx, s.filter, at)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		var vs []view
+		if err := json.Unmarshal(body, &vs); err != nil {
+			t.Fatalf("%s: %s: %v", s.name, body, err)
+		}
+		got := ""
+		for i, v := range vs {
+			if i > 0 {
+				got += ", "
+			}
+			got += v.ID + " " + v.State
+			if v.At != at.Unix() {
+				t.Errorf("%s: %s viewed at %d, want %d", s.name, v.ID, v.At, at.Unix())
+			}
+		}
+		if got != s.want {
+			t.Errorf("%s: listed %q, want %q", s.name, got, s.want)
+		}
+		if n := lister.reads.Load(); n != s.reads {
+			t.Errorf("%s: %d store reads, want %d", s.name, n, s.reads)
+		}
+	}
+}
