@@ -73,14 +73,29 @@ ensure_bwrap() {
 	fi
 }
 
+# kloud_version is Kloud's one version (kloud version, /healthz, the agent's
+# reported version): KLOUD_VERSION, else git describe, else 0.1.0-dev.
+kloud_version() {
+	if [ -n "${KLOUD_VERSION:-}" ]; then
+		echo "$KLOUD_VERSION"
+		return
+	fi
+	git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev
+}
+
 build() {
 	ensure_bwrap
 	ensure_terraform
-	log "building kloud, klient and terraform-provider-sandbox"
+	local version
+	version=$(kloud_version)
+	log "building kloud, klient and terraform-provider-sandbox ($version)"
 	mkdir -p "$PLUGIN_DIR"
-	go build -o "$BIN/kloud" ./cmd/kloud
-	go build -o "$BIN/klient" ./cmd/klient
-	go build -ldflags "-X main.version=$SANDBOX_PLUGIN_VERSION" \
+	local x="-X github.com/kloud/kloud/internal/version.Version=$version"
+	go build -ldflags "$x" -o "$BIN/kloud" ./cmd/kloud
+	go build -ldflags "$x" -o "$BIN/klient" ./cmd/klient
+	# main.version is the plugin's Terraform provider version (its mirror
+	# path), not Kloud's; the agent it can run reports Kloud's.
+	go build -ldflags "$x -X main.version=$SANDBOX_PLUGIN_VERSION" \
 		-o "$PLUGIN_DIR/terraform-provider-sandbox_v$SANDBOX_PLUGIN_VERSION" ./cmd/terraform-provider-sandbox
 }
 

@@ -93,6 +93,54 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 	return resp, nil
 }
 
+// list GETs a list endpoint and every next page the server links to
+// (Link: <…>; rel="next"), and returns the items of all pages in order.
+// Pagination lives here once: the list methods all use it.
+func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	var out []T
+	for seen := map[string]bool{}; path != "" && !seen[path]; {
+		seen[path] = true
+		resp, err := c.send(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		var page []T
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("decode GET %s answer: %w", path, err)
+		}
+		if out == nil {
+			out = page
+		} else {
+			out = append(out, page...)
+		}
+		path = nextPage(c.URL, resp.Header.Get("Link"))
+	}
+	return out, nil
+}
+
+// nextPage returns the path (below base) of a Link header's rel="next"
+// target, or "" when there is none.
+func nextPage(base, link string) string {
+	for _, part := range strings.Split(link, ",") {
+		target, params, ok := strings.Cut(part, ";")
+		if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+			continue
+		}
+		target = strings.Trim(strings.TrimSpace(target), "<>")
+		if rest, ok := strings.CutPrefix(target, base); ok && strings.HasPrefix(rest, "/") {
+			return rest
+		}
+		u, err := url.Parse(target)
+		if err != nil || target == "" {
+			return ""
+		}
+		return u.RequestURI()
+	}
+	return ""
+}
+
 // Health calls GET /healthz.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var h Health
@@ -100,15 +148,19 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 }
 
 // Providers lists the providers with their credential descriptions.
-func (c *Client) Providers(ctx context.Context) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/providers", nil, &out)
+func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
+	return list[Provider](ctx, c, "/api/v1/providers")
 }
 
 // CreateUser makes a user and returns it with its token.
 func (c *Client) CreateUser(ctx context.Context, r CreateUserRequest) (*User, error) {
 	var u User
 	return &u, c.Do(ctx, http.MethodPost, "/api/v1/users", r, &u)
+}
+
+// Users lists the users (admin); tokens are never shown again.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	return list[User](ctx, c, "/api/v1/users")
 }
 
 // CreateCredential adds a credential.
@@ -119,8 +171,7 @@ func (c *Client) CreateCredential(ctx context.Context, r CreateCredentialRequest
 
 // Credentials lists credentials.
 func (c *Client) Credentials(ctx context.Context) ([]Credential, error) {
-	var out []Credential
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/credentials", nil, &out)
+	return list[Credential](ctx, c, "/api/v1/credentials")
 }
 
 // Credential shows one credential.
@@ -159,8 +210,7 @@ func (c *Client) CreateTemplate(ctx context.Context, r CreateTemplateRequest) (*
 
 // Templates lists templates.
 func (c *Client) Templates(ctx context.Context) ([]Template, error) {
-	var out []Template
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/templates", nil, &out)
+	return list[Template](ctx, c, "/api/v1/templates")
 }
 
 // Template shows one template.
@@ -183,8 +233,7 @@ func (c *Client) CreateStack(ctx context.Context, r CreateStackRequest) (*Stack,
 
 // Stacks lists stacks.
 func (c *Client) Stacks(ctx context.Context) ([]Stack, error) {
-	var out []Stack
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/stacks", nil, &out)
+	return list[Stack](ctx, c, "/api/v1/stacks")
 }
 
 // Stack shows one stack with its machines.
@@ -221,8 +270,7 @@ func (c *Client) Cancel(ctx context.Context, jobID string) (*Job, error) {
 
 // JobEvents lists a job's events so far.
 func (c *Client) JobEvents(ctx context.Context, id string) ([]Event, error) {
-	var out []Event
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/events", nil, &out)
+	return list[Event](ctx, c, "/api/v1/jobs/"+url.PathEscape(id)+"/events")
 }
 
 // FollowJob streams a job's events (text/event-stream) to fn until the job
@@ -275,8 +323,7 @@ func (c *Client) WaitJob(ctx context.Context, id string) (*Job, error) {
 
 // Machines lists machines.
 func (c *Client) Machines(ctx context.Context) ([]Machine, error) {
-	var out []Machine
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/machines", nil, &out)
+	return list[Machine](ctx, c, "/api/v1/machines")
 }
 
 // Machine shows one machine.
@@ -295,4 +342,31 @@ func (c *Client) StartMachine(ctx context.Context, id string) (*JobRef, error) {
 func (c *Client) StopMachine(ctx context.Context, id string) (*JobRef, error) {
 	var out JobRef
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/stop", nil, &out)
+}
+
+// AgentRegister is a machine's agent announcing itself; c carries the
+// machine's own token.
+func (c *Client) AgentRegister(ctx context.Context, r AgentReport) (*AgentAck, error) {
+	var out AgentAck
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/register", r, &out)
+}
+
+// AgentHeartbeat is a machine's agent reporting it is alive; c carries the
+// machine's own token.
+func (c *Client) AgentHeartbeat(ctx context.Context, r AgentReport) (*AgentAck, error) {
+	var out AgentAck
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/heartbeat", r, &out)
+}
+
+// KlientBinary copies the server's agent binary for goos/arch ("" for the
+// server's defaults) to w.
+func (c *Client) KlientBinary(ctx context.Context, goos, arch string, w io.Writer) error {
+	q := url.Values{}
+	if goos != "" {
+		q.Set("os", goos)
+	}
+	if arch != "" {
+		q.Set("arch", arch)
+	}
+	return c.Do(ctx, http.MethodGet, withQuery("/api/v1/agent/klient", q), nil, w)
 }

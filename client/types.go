@@ -52,6 +52,25 @@ type Health struct {
 	Confined bool `json:"confined"`
 }
 
+// Provider is one provider as GET /api/v1/providers describes it.
+type Provider struct {
+	Name         string          `json:"name"`
+	ResourceType string          `json:"resource_type"`
+	Credential   []ProviderField `json:"credential"`
+	Bootstrap    []ProviderField `json:"bootstrap,omitempty"`
+}
+
+// ProviderField describes one field of a provider's credential or
+// bootstrap data.
+type ProviderField struct {
+	Name     string   `json:"name"`
+	Label    string   `json:"label"`
+	Type     string   `json:"type"` // string, integer, number, boolean, enum, list, object
+	Secret   bool     `json:"secret"`
+	Required bool     `json:"required"`
+	Enum     []string `json:"enum,omitempty"`
+}
+
 // CreateUserRequest is POST /api/v1/users.
 type CreateUserRequest struct {
 	Name string `json:"name"`

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kloud/kloud/klient/agentapi"
+
+	"github.com/kloud/kloud/internal/version"
 )
 
 // Agent is one machine's agent. Create it with New, then call Run (or
@@ -64,11 +66,6 @@ const (
 	RegisterPath  = agentapi.RegisterPath
 	HeartbeatPath = agentapi.HeartbeatPath
 )
-
-// Version is the agent's version, reported to Kloud with every beat and
-// shown as the machine's agent version. Builds may set it with
-// -ldflags "-X github.com/kloud/kloud/klient.Version=...".
-var Version = "0.1.0"
 
 // New checks cfg and returns an agent that has not started yet.
 func New(cfg Config) (*Agent, error) {
@@ -220,7 +217,7 @@ func (a *Agent) Info() Info {
 		UserDataStatus:   a.userData,
 		KloudURL:         a.cfg.KloudURL,
 		Registered:       a.registered,
-		Version:          Version,
+		Version:          version.Version,
 		HeartbeatSeconds: a.heartbeatLocked().Seconds(),
 	}
 	if a.exitCode != nil {

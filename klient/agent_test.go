@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/klient/agentapi"
+
+	"github.com/kloud/kloud/internal/version"
 )
 
 // TestMain lets the test binary act as the klient program, so the signal
@@ -368,7 +370,7 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 				if stub.auth[i] != "Bearer tok-123" {
 					t.Fatalf("call %d Authorization = %q", i, stub.auth[i])
 				}
-				if b.MachineID != "sbx-hb" || b.Size != "small" || b.Address != a.Addr() || b.UptimeSeconds < 0 || b.Version != Version {
+				if b.MachineID != "sbx-hb" || b.Size != "small" || b.Address != a.Addr() || b.UptimeSeconds < 0 || b.Version != version.Version {
 					t.Fatalf("call %d body = %+v", i, b)
 				}
 			}

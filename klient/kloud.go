@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/klient/agentapi"
+
+	"github.com/kloud/kloud/internal/version"
 )
 
 // ErrKloudStatus is wrapped when Kloud answers a call with a non-2xx status.
@@ -148,6 +150,6 @@ func (a *Agent) beat() Beat {
 		Address:       a.addr,
 		Size:          a.cfg.Size,
 		UptimeSeconds: a.uptime().Seconds(),
-		Version:       Version,
+		Version:       version.Version,
 	}
 }

@@ -9,14 +9,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kloud/kloud/internal/version"
 )
 
 // Main runs the agent as a program: configuration from args (without the
 // program name) and the environment, log to stderr, stop on SIGTERM or
 // SIGINT. It returns the process exit code: 0 after a clean stop, 2 for bad
-// configuration, 1 for any other failure. cmd/klient and the sandbox
+// configuration, 1 for any other failure. "-version" prints the version
+// the agent reports. cmd/klient and the sandbox
 // provider plugin's "agent" subcommand both call it.
 func Main(args []string) int {
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		fmt.Println(version.Version)
+		return 0
+	}
 	cfg, err := ParseConfig(args, os.Getenv, os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

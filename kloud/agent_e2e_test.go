@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/klient"
 	"github.com/kloud/kloud/kloud"
 	"github.com/kloud/kloud/kloud/kloudtest"
@@ -158,8 +159,8 @@ func TestAgentsConnectedOverTime(t *testing.T) {
 		if m.State != machinestate.Running {
 			t.Errorf("machine %s is %s (%q), want Running", m.Label, m.State, m.Reason)
 		}
-		if m.Agent.Version != klient.Version {
-			t.Errorf("machine %s agent version %q, want %q", m.Label, m.Agent.Version, klient.Version)
+		if m.Agent.Version != agentVersion(t) {
+			t.Errorf("machine %s agent version %q, want %q", m.Label, m.Agent.Version, agentVersion(t))
 		}
 		if age := time.Since(*m.Agent.LastSeenAt); age > 5*time.Second {
 			t.Errorf("machine %s last seen %s ago", m.Label, age)
@@ -169,7 +170,7 @@ func TestAgentsConnectedOverTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if one.Agent.Status != client.AgentConnected || one.Agent.Version != klient.Version {
+		if one.Agent.Status != client.AgentConnected || one.Agent.Version != agentVersion(t) {
 			t.Errorf("machine %s read alone: agent %+v", m.Label, one.Agent)
 		}
 		// The agent's side: registered, beating at the pace the server set.
@@ -240,7 +241,7 @@ func TestListAndInfoAgree(t *testing.T) {
 		t.Errorf("machine list shows no agent column:\n%s", list)
 	}
 	info := kloudCLI("machine", "info", web.ID)
-	for _, want := range []string{"agent:", "status:       connected", "version:      " + klient.Version, "last seen at: 20"} {
+	for _, want := range []string{"agent:", "status:       connected", "version:      " + agentVersion(t), "last seen at: 20"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("machine info lacks %q:\n%s", want, info)
 		}
@@ -333,4 +334,15 @@ func TestIdleMachineStoppedByChecker(t *testing.T) {
 	if m := ms[db.ID]; m.State != machinestate.Running || m.Agent.Status != client.AgentConnected {
 		t.Errorf("always_on db: %s (%q), agent %s", m.State, m.Reason, m.Agent.Status)
 	}
+}
+
+// agentVersion is the version the built agent reports: the one version
+// build.sh sets (klient -version prints it).
+func agentVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(testenv.Klient(t), "-version").Output()
+	if err != nil {
+		t.Fatalf("klient -version: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/version"
 	"github.com/kloud/kloud/kloud/checker"
 	"github.com/kloud/kloud/kloud/rater"
 )
@@ -12,7 +13,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, client.Health{
 		Status:  "ok",
 		Store:   s.cfg.StoreName,
-		Version: Version,
+		Version: version.Version,
 		Singletons: map[string]bool{
 			checker.LeaseName: s.checker.Held(r.Context()),
 			rater.LeaseName:   s.rating.Held(r.Context()),

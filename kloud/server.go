@@ -21,9 +21,6 @@ import (
 	"github.com/kloud/kloud/store"
 )
 
-// Version is the server's version, shown by /healthz.
-const Version = "0.1.0"
-
 // Server is one Kloud replica: the HTTP API over the store, the job workers,
 // the machine checker and the rating processor.
 type Server struct {

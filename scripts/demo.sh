@@ -64,8 +64,8 @@ wait_agents() {
 id_of() { sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n1; }
 
 step "pricing: 0.05 an hour for a small machine, 0.10 for a medium one (CloudKitty's hashmap)"
-SVC=$(k rating hashmap services --data '{"name":"instance"}' | sed -n 's/.*"service_id": *"\([^"]*\)".*/\1/p')
-FIELD=$(k rating hashmap fields --data "{\"service_id\":\"$SVC\",\"name\":\"size\"}" | sed -n 's/.*"field_id": *"\([^"]*\)".*/\1/p')
+SVC=$(k rating hashmap services --data '{"name":"instance"}' -o json | sed -n 's/.*"service_id": *"\([^"]*\)".*/\1/p')
+FIELD=$(k rating hashmap fields --data "{\"service_id\":\"$SVC\",\"name\":\"size\"}" -o json | sed -n 's/.*"field_id": *"\([^"]*\)".*/\1/p')
 k rating hashmap mappings --data "{\"field_id\":\"$FIELD\",\"value\":\"small\",\"type\":\"flat\",\"cost\":\"0.05\"}" >/dev/null
 k rating hashmap mappings --data "{\"field_id\":\"$FIELD\",\"value\":\"medium\",\"type\":\"flat\",\"cost\":\"0.10\"}" >/dev/null
 k rating modules

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kloud/kloud/client"
+)
+
+func stackCommand(a *app) *cobra.Command {
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a stack from a template and a credential",
+		Long: `Create a stack: a template, the credential that builds it and its variables.
+Nothing is built until kloud stack apply.`,
+		Example: `  kloud stack create --title demo --template t-1 --credential c-1
+  kloud stack create --title big --template t-1 --credential c-1 --var size=medium`,
+		Args: need(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			list, _ := cmd.Flags().GetStringArray("var")
+			vs, err := vars(list)
+			if err != nil {
+				return err
+			}
+			s, err := a.c.CreateStack(cmd.Context(), client.CreateStackRequest{Title: str(cmd, "title"), TemplateID: str(cmd, "template"), CredentialID: str(cmd, "credential"), Variables: vs})
+			if err != nil {
+				return err
+			}
+			return a.printStacks([]client.Stack{*s})
+		},
+	}
+	create.Flags().String("title", "", "title")
+	create.Flags().String("template", "", "template id")
+	create.Flags().String("credential", "", "credential id")
+	varFlag(create)
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List stacks",
+		Long:    `List the stacks you may see (admins: all) with their status.`,
+		Example: `  kloud stack list -o json`,
+		Args:    need(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := a.c.Stacks(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.printStacks(ss)
+		},
+	}
+	show := &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show a stack and its machines",
+		Long:    `Show one stack: its status (and the reason of a failure), then its machines.`,
+		Example: `  kloud stack show s-1`,
+		Args:    need("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.c.Stack(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.print(s, nil, nil)
+			}
+			if err := a.printStacks([]client.Stack{*s}); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.out)
+			return a.printMachines(s.Machines)
+		},
+	}
+	apply := followFlag(&cobra.Command{
+		Use:   "apply ID",
+		Short: "Build or update a stack's machines (terraform apply)",
+		Long: `Start the job that runs terraform init and apply for the stack, and print its
+id; with --follow, stream its progress and Terraform's output until it ends.
+A stack whose state allows no apply is refused (409) with the state and what
+it allows. The exit status is 1 when the followed job fails.`,
+		Example: `  kloud stack apply s-1 --follow
+  kloud stack apply s-1 -o json`,
+		Args: need("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := a.c.ApplyStack(cmd.Context(), args[0])
+			return a.startedJob(cmd, ref, err)
+		},
+	})
+	destroy := followFlag(&cobra.Command{
+		Use:   "destroy ID",
+		Short: "Destroy a stack's machines (terraform destroy)",
+		Long: `Start the job that runs terraform destroy for the stack; with --follow, stream
+its progress until it ends.`,
+		Example: `  kloud stack destroy s-1 --follow`,
+		Args:    need("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := a.c.DestroyStack(cmd.Context(), args[0])
+			return a.startedJob(cmd, ref, err)
+		},
+	})
+	return group("stack", "Create, apply and destroy stacks",
+		`A stack is a template applied with a credential: a group of machines that
+Terraform builds, updates and destroys as jobs.`,
+		`  kloud stack create --title demo --template t-1 --credential c-1
+  kloud stack apply s-1 --follow
+  kloud stack destroy s-1 --follow`, create, list, show, apply, destroy)
+}
+
+func (a *app) printStacks(ss []client.Stack) error {
+	return a.print(ss, []string{"ID", "TITLE", "STATUS", "MACHINES", "REASON"}, func() [][]string {
+		var rows [][]string
+		for _, s := range ss {
+			rows = append(rows, []string{s.ID, s.Title, string(s.Status), strconv.Itoa(len(s.Machines)), s.Reason})
+		}
+		return rows
+	})
+}
