@@ -178,6 +178,7 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 	if err != nil {
 		return err
 	}
+	run.Secrets.Add(w.base.Secrets()...)
 	fail := func(err error) error {
 		reason := run.Mask(err.Error())
 		if stopped, ok := jobs.StopReason(ctx); ok {
@@ -380,6 +381,7 @@ func (s *Server) bootstrap(ctx context.Context, run *jobs.Run, destroy bool) err
 	if err != nil {
 		return fmt.Errorf("provider %s stack: %w", p.Name, err)
 	}
+	run.Secrets.Add(bs.Secrets()...)
 	run.Progress(ctx, 5, "composing bootstrap templates")
 	templates, err := impl.BootstrapTemplates(ctx, c)
 	if err != nil {
