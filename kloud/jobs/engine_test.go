@@ -405,3 +405,41 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineLeaseLost: when the store says another worker took the job (its
+// lease expired meanwhile), the work is stopped and this worker records
+// nothing more of the job.
+func TestEngineLeaseLost(t *testing.T) {
+	started := make(chan struct{})
+	stopped := make(chan string, 1)
+	h := newHarness(t, func(ctx context.Context, run *Run) error {
+		close(started)
+		<-ctx.Done()
+		reason, _ := StopReason(ctx)
+		stopped <- reason
+		return ctx.Err()
+	}, nil)
+	h.e.Start()
+	j := h.enqueue(t, "u1", "stack/s1")
+	<-started
+	// The expiry pass of another replica, far in the future, fails the job.
+	if _, err := h.st.FailExpiredJobs(context.Background(), h.now.Add(24*time.Hour), "expired elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks.fire(t, renewEvery)
+	select {
+	case reason := <-stopped:
+		if reason != errLeaseLost.reason {
+			t.Errorf("stopped because %q, want the lost lease", reason)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the work was not stopped")
+	}
+	got, events := h.follow(t, j.ID)
+	if got.Status != store.JobFailed || got.Error != "expired elsewhere" {
+		t.Errorf("job = %s %q, want the expiry's end kept", got.Status, got.Error)
+	}
+	if msgs := messages(events); strings.Contains(msgs, "done ") {
+		t.Errorf("the worker that lost the lease recorded an end:\n%s", msgs)
+	}
+}
