@@ -70,7 +70,10 @@ func startReplica(t *testing.T, name, storeURI, publicURL, token, secret, sandbo
 	r.cmd = exec.Command(kloudBinary(t), "serve", "--store", storeURI, "--data-dir", dataDir,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--url", publicURL,
 		"--job-lease", "2s", "--shutdown-grace", "5s", "--workers", "4",
-		"--check-interval", "1s", "--rating-interval", "1s")
+		"--check-interval", "1s", "--rating-interval", "1s",
+		// One owner's stacks on every replica at once, as before fair
+		// share: this test is about replicas, not about owners.
+		"--max-jobs-per-owner", "12")
 	r.cmd.Env = append(os.Environ(),
 		"KLOUD_ADMIN_TOKEN="+token,
 		secretbox.EnvKey+"="+secret, // every replica of one database shares the key
