@@ -181,9 +181,9 @@ func errorBody(err error) (int, *client.Error) {
 // caller never sees.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
-	body.Message = clipLongWords(s.mask(body.Message))
+	body.Message = clipLongWords(body.Message)
 	if status >= 500 {
-		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", s.mask(err.Error())))
+		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	writeJSON(w, status, body)
 }

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/kloud/kloud/internal/secretmask"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
@@ -18,21 +19,22 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// execute runs a claimed job's work.
-func (s *Server) execute(ctx context.Context, job *store.Job) error {
+// execute runs a claimed job's work: the job engine's executor.
+func (s *Server) execute(ctx context.Context, run *jobs.Run) error {
+	job := run.Job
 	switch job.Kind {
 	case store.JobApply:
-		return s.applyStack(ctx, job)
+		return s.applyStack(ctx, run)
 	case store.JobDestroy:
-		return s.destroyStack(ctx, job)
+		return s.destroyStack(ctx, run)
 	case store.JobBootstrap:
-		return s.bootstrap(ctx, job, false)
+		return s.bootstrap(ctx, run, false)
 	case store.JobUnbootstrap:
-		return s.bootstrap(ctx, job, true)
+		return s.bootstrap(ctx, run, true)
 	case store.JobStart:
-		return s.machineMethod(ctx, job, machinestate.Start)
+		return s.machineMethod(ctx, run, machinestate.Start)
 	case store.JobStop:
-		return s.machineMethod(ctx, job, machinestate.Stop)
+		return s.machineMethod(ctx, run, machinestate.Stop)
 	}
 	return fmt.Errorf("job %s: unknown kind %q", job.ID, job.Kind)
 }
@@ -93,14 +95,12 @@ func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork,
 	return &stackWork{stack: st, template: t, cred: c, base: bs, provider: p, impl: impl}, nil
 }
 
-// compose asks the provider for the runnable template and remembers its
-// secrets so no log line or event shows them.
+// compose asks the provider for the runnable template.
 func (s *Server) compose(ctx context.Context, w *stackWork) (*stack.Template, error) {
 	composed, err := w.impl.ApplyTemplate(ctx, w.cred)
 	if err != nil {
 		return nil, fmt.Errorf("compose template: %w", w.base.MaskError(err))
 	}
-	s.addSecrets(composed.Env)
 	return composed, nil
 }
 
@@ -109,7 +109,7 @@ func (s *Server) compose(ctx context.Context, w *stackWork) (*stack.Template, er
 // progress event that moves the percentage from lo towards hi (never both,
 // so a follower reads each line once). Plan lines of Kloud's own
 // attributes (t.KloudAttributes) are dropped: the user did not write them.
-func (s *Server) outputProgress(ctx context.Context, job *store.Job, t *stack.Template, lo, hi, expected int) func(string) {
+func (s *Server) outputProgress(ctx context.Context, run *jobs.Run, t *stack.Template, lo, hi, expected int) func(string) {
 	done := 0
 	return func(line string) {
 		if kloudAttributeLine(line, t.KloudAttributes) {
@@ -118,10 +118,10 @@ func (s *Server) outputProgress(ctx context.Context, job *store.Job, t *stack.Te
 		if strings.Contains(line, "complete after") || strings.Contains(line, "Creation complete") || strings.Contains(line, "Destruction complete") {
 			done++
 			total := max(expected, done+1)
-			s.progress(ctx, job, lo+(hi-lo)*done/total, line)
+			run.Progress(ctx, lo+(hi-lo)*done/total, line)
 			return
 		}
-		s.event(ctx, job.ID, store.EventOutput, job.Percentage, line)
+		run.Event(ctx, store.EventOutput, run.Job.Percentage, line)
 	}
 }
 
@@ -159,13 +159,13 @@ type stackOp struct {
 	run           func(context.Context, terraform.Run) (*terraform.ApplyResult, error)
 }
 
-func (s *Server) applyStack(ctx context.Context, job *store.Job) error {
-	return s.runStack(ctx, job, stackOp{verb: "apply", during: machinestate.StackBuilding, final: machinestate.StackInitialized,
+func (s *Server) applyStack(ctx context.Context, run *jobs.Run) error {
+	return s.runStack(ctx, run, stackOp{verb: "apply", during: machinestate.StackBuilding, final: machinestate.StackInitialized,
 		goneReason: "no longer in the stack's Terraform state", run: s.runner.Apply})
 }
 
-func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
-	return s.runStack(ctx, job, stackOp{verb: "destroy", during: machinestate.StackDestroying, final: machinestate.StackDestroyed,
+func (s *Server) destroyStack(ctx context.Context, run *jobs.Run) error {
+	return s.runStack(ctx, run, stackOp{verb: "destroy", during: machinestate.StackDestroying, final: machinestate.StackDestroyed,
 		goneReason: "destroyed with the stack", run: s.runner.Destroy})
 }
 
@@ -173,14 +173,16 @@ func (s *Server) destroyStack(ctx context.Context, job *store.Job) error {
 // provider's composition, the run with its output as events and progress,
 // then the machines recorded from whatever state the run saved, failed or
 // not. A failure leaves the stack not_initialized with the reason.
-func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error {
+func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error {
+	job := run.Job
 	w, err := s.loadStackWork(ctx, job.StackID)
 	if err != nil {
 		return err
 	}
+	run.Secrets.Add(w.base.Secrets()...)
 	fail := func(err error) error {
-		reason := s.mask(err.Error())
-		if stopped, ok := stopReason(ctx); ok {
+		reason := run.Mask(err.Error())
+		if stopped, ok := jobs.StopReason(ctx); ok {
 			reason = stopped
 		}
 		_ = s.st.SetStackStatus(context.WithoutCancel(ctx), w.stack.ID, machinestate.StackNotInitialized, reason, s.now())
@@ -189,11 +191,12 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.during, "", s.now()); err != nil {
 		return err
 	}
-	s.progress(ctx, job, 5, "composing template")
+	run.Progress(ctx, 5, "composing template")
 	composed, err := s.compose(ctx, w)
 	if err != nil {
 		return fail(err)
 	}
+	addEnvSecrets(run.Secrets, composed.Env)
 	expected := resourceCount(composed)
 	if op.final == machinestate.StackDestroyed {
 		machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
@@ -209,9 +212,9 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 		}
 		expected = len(machines)
 	}
-	s.progress(ctx, job, 10, "running terraform "+op.verb)
-	tokens := s.agentTokenMasker(w)
-	progress := s.outputProgress(ctx, job, composed, 10, 90, expected)
+	run.Progress(ctx, 10, "running terraform "+op.verb)
+	tokens := agentTokenMasker(w, run.Secrets)
+	progress := s.outputProgress(ctx, run, composed, 10, 90, expected)
 	res, runErr := op.run(ctx, terraform.Run{
 		Key:      w.stack.ID,
 		Template: composed,
@@ -219,7 +222,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 		Output:   func(line string) { tokens(line); progress(line) },
 	})
 	if res != nil {
-		s.progress(ctx, job, 90, "recording machines")
+		run.Progress(ctx, 90, "recording machines")
 		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, op.goneReason); err != nil {
 			return fail(errors.Join(runErr, err))
 		}
@@ -230,7 +233,7 @@ func (s *Server) runStack(ctx context.Context, job *store.Job, op stackOp) error
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.final, "", s.now()); err != nil {
 		return err
 	}
-	s.progress(ctx, job, 100, "stack "+string(op.final))
+	run.Progress(ctx, 100, "stack "+string(op.final))
 	return nil
 }
 
@@ -365,7 +368,8 @@ func (s *Server) recordMachine(ctx context.Context, ms machineSync) error {
 
 // bootstrap applies (or destroys) a credential's bootstrap templates and
 // stores their outputs with the credential.
-func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) error {
+func (s *Server) bootstrap(ctx context.Context, run *jobs.Run, destroy bool) error {
+	job := run.Job
 	c, err := s.st.GetCredential(ctx, job.CredentialID)
 	if err != nil {
 		return fmt.Errorf("load credential %s: %w", job.CredentialID, err)
@@ -378,19 +382,20 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 	if err != nil {
 		return fmt.Errorf("provider %s stack: %w", p.Name, err)
 	}
-	s.progress(ctx, job, 5, "composing bootstrap templates")
+	run.Secrets.Add(bs.Secrets()...)
+	run.Progress(ctx, 5, "composing bootstrap templates")
 	templates, err := impl.BootstrapTemplates(ctx, c)
 	if err != nil {
 		return fmt.Errorf("bootstrap templates: %w", bs.MaskError(err))
 	}
 	outputs := make(map[string]json.RawMessage)
 	for i, t := range templates {
-		s.addSecrets(t.Env)
+		addEnvSecrets(run.Secrets, t.Env)
 		run := terraform.Run{
 			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
 			Template: t,
 			Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-			Output:   s.outputProgress(ctx, job, t, 10+80*i/len(templates), 10+80*(i+1)/len(templates), 1),
+			Output:   s.outputProgress(ctx, run, t, 10+80*i/len(templates), 10+80*(i+1)/len(templates), 1),
 		}
 		if destroy {
 			if _, err := s.runner.Destroy(ctx, run); err != nil {
@@ -423,13 +428,14 @@ func (s *Server) bootstrap(ctx context.Context, job *store.Job, destroy bool) er
 	if err := s.st.UpdateCredential(ctx, c); err != nil {
 		return fmt.Errorf("save bootstrap of credential %s: %w", c.ID, err)
 	}
-	s.progress(ctx, job, 100, "bootstrap done")
+	run.Progress(ctx, 100, "bootstrap done")
 	return nil
 }
 
 // machineMethod starts or stops one machine through its provider, moving
 // its state through the method's transition.
-func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machinestate.Method) error {
+func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machinestate.Method) error {
+	job := run.Job
 	m, err := s.st.GetMachine(ctx, job.MachineID)
 	if err != nil {
 		return fmt.Errorf("load machine %s: %w", job.MachineID, err)
@@ -450,7 +456,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 	if err := s.st.SetMachineState(ctx, m.ID, tr.Start, string(method)+" requested", s.now()); err != nil {
 		return err
 	}
-	s.progress(ctx, job, 10, fmt.Sprintf("machine %s is %s", m.Label, tr.Start))
+	run.Progress(ctx, 10, fmt.Sprintf("machine %s is %s", m.Label, tr.Start))
 	var meta any
 	switch method {
 	case machinestate.Start:
@@ -461,7 +467,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 		err = fmt.Errorf("method %s is not run as a job", method)
 	}
 	if err != nil {
-		msg := s.mask(err.Error())
+		msg := run.Mask(err.Error())
 		_ = s.st.SetMachineState(context.WithoutCancel(ctx), m.ID, tr.Failure, string(method)+" failed: "+msg, s.now())
 		return fmt.Errorf("%s machine %s: %s", method, m.ID, msg)
 	}
@@ -471,7 +477,7 @@ func (s *Server) machineMethod(ctx context.Context, job *store.Job, method machi
 	if err := s.st.SetMachineState(ctx, m.ID, tr.Final, final, s.now()); err != nil {
 		return err
 	}
-	s.progress(ctx, job, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
+	run.Progress(ctx, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
 	return nil
 }
 
@@ -505,34 +511,21 @@ func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string)
 	}
 }
 
-// addSecrets remembers secret values, and their JSON- and URL-escaped
-// forms, to mask in logs and events.
-func (s *Server) addSecrets(env map[string]stack.Secret) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// addEnvSecrets adds the values of a template's secret variables to a
+// job's secrets.
+func addEnvSecrets(m *secretmask.Masker, env map[string]stack.Secret) {
 	for _, v := range env {
-		s.addSecretLocked(v.Reveal())
+		m.Add(v.Reveal())
 	}
-}
-
-func (s *Server) addSecretLocked(v string) {
-	if len(v) < 4 {
-		return
-	}
-	s.secrets[v] = struct{}{}
-	if b, err := json.Marshal(v); err == nil {
-		s.secrets[string(b[1:len(b)-1])] = struct{}{}
-	}
-	s.secrets[url.QueryEscape(v)] = struct{}{}
 }
 
 // agentTokenMasker returns a function that, given a line of Terraform's
-// output, remembers the agent token of every machine of the stack the line
-// names, before the line is recorded. A template may print a machine's
+// output, adds to secrets the agent token of every machine of the stack the
+// line names, before the line is recorded. A template may print a machine's
 // token through nonsensitive(); Terraform names each machine ("# <address>
 // will be created", "<address>: Creating...") before it prints the
 // outputs, so the token is masked by then.
-func (s *Server) agentTokenMasker(w *stackWork) func(line string) {
+func agentTokenMasker(w *stackWork, secrets *secretmask.Masker) func(line string) {
 	addrPattern := regexp.MustCompile(regexp.QuoteMeta(w.provider.TerraformType()) + `\.[A-Za-z_][A-Za-z0-9_-]*(\[[^\]]{0,256}\])?`)
 	seen := make(map[string]bool)
 	return func(line string) {
@@ -541,20 +534,7 @@ func (s *Server) agentTokenMasker(w *stackWork) func(line string) {
 				continue
 			}
 			seen[addr] = true
-			tok := terraform.AgentToken(w.stack.AgentSecret, addr)
-			s.mu.Lock()
-			s.addSecretLocked(tok.Reveal())
-			s.mu.Unlock()
+			secrets.Add(terraform.AgentToken(w.stack.AgentSecret, addr).Reveal())
 		}
 	}
-}
-
-// mask hides every remembered secret in msg.
-func (s *Server) mask(msg string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for v := range s.secrets {
-		msg = strings.ReplaceAll(msg, v, "********")
-	}
-	return msg
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/store"
@@ -94,46 +93,20 @@ func (s *Server) handleJobEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, jobID string) {
-	ctx := r.Context()
 	flusher, _ := w.(http.Flusher)
-	notify, unsubscribe := s.events.subscribe(jobID)
-	defer unsubscribe()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	// Events of jobs on other replicas arrive through the store only.
-	poll := time.NewTicker(500 * time.Millisecond)
-	defer poll.Stop()
-	var last int64
-	for {
-		// Read the job before the events: once it has ended, the events
-		// read after hold everything it wrote.
-		j, err := s.st.GetJob(ctx, jobID)
-		if err != nil {
-			return
-		}
-		events, err := s.st.ListEvents(ctx, jobID, last, 0)
-		if err != nil {
-			return
-		}
+	_ = s.engine.Follow(r.Context(), jobID, 0, func(events []*store.Event) error {
 		for _, e := range events {
 			b, _ := json.Marshal(eventView(e))
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, b); err != nil {
-				return
+				return err
 			}
-			last = e.Seq
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
-		if !j.Status.Active() {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-notify:
-		case <-poll.C:
-		}
-	}
+		return nil
+	})
 }

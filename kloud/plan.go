@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
@@ -64,10 +65,10 @@ func (s *Server) planTemplate(ctx context.Context, t *stack.Template, c *stack.C
 	}
 	defer release()
 	timeout := s.cfg.JobTimeout.For("plan")
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, timedOut(timeout, "plan"))
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, jobs.TimedOut(timeout, "plan"))
 	defer cancel()
 	res, err := s.runPlan(ctx, t, c, vars)
-	if stopped, ok := stopReason(ctx); ok && err != nil {
+	if stopped, ok := jobs.StopReason(ctx); ok && err != nil {
 		return nil, unprocessable("", "template plan %s", stopped)
 	}
 	return res, err

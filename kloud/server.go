@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/kloud/checker"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/kloud/listcache"
 	"github.com/kloud/kloud/kloud/rater"
 	"github.com/kloud/kloud/provider/sandbox"
@@ -42,18 +43,14 @@ type Server struct {
 	// the admin already existed or the token was configured).
 	AdminToken string
 
-	wake   chan struct{} // a job was queued: a worker should claim
-	events *hub          // job events appended: followers should read
-	plans  *ownerLimit   // template plans running per owner
+	engine *jobs.Engine // queues, runs and follows jobs
+	plans  *ownerLimit  // template plans running per owner
 
 	mu       sync.Mutex
-	secrets  map[string]struct{} // values masked in every log line
-	running  map[string]context.CancelCauseFunc
 	started  bool
 	closing  bool
 	bgCancel context.CancelFunc
 	bgDone   sync.WaitGroup // background loops
-	jobsDone sync.WaitGroup // running jobs
 
 	dirLock *dataDirLock // held from New to Close
 }
@@ -101,10 +98,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Log,
-		wake:    make(chan struct{}, 1),
-		events:  newHub(),
-		secrets: make(map[string]struct{}),
-		running: make(map[string]context.CancelCauseFunc),
 		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 		dirLock: lock,
 	}
@@ -126,6 +119,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s.runner = runner
+	if s.engine, err = s.newEngine(); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	reapOrphans(filepath.Join(cfg.DataDir, "work"), cfg.Log)
 	if s.sandbox, err = s.newSandboxHost(); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -153,7 +149,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return fail(err)
 	}
 	s.checker = newChecker(s)
-	if err := s.failDeadJobsAtStart(ctx); err != nil {
+	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
 	// Before any worker runs: machines no record or state knows go.
@@ -177,8 +173,7 @@ func (s *Server) Start() {
 	s.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-	s.goBackground(func() { s.workLoop(ctx) })
-	s.goBackground(func() { s.expiryLoop(ctx) })
+	s.engine.Start()
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
 }
@@ -206,20 +201,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.bgDone.Wait()
-
-	done := make(chan struct{})
-	go func() { s.jobsDone.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(*s.cfg.ShutdownGrace):
-		s.mu.Lock()
-		for id, cancel := range s.running {
-			s.log.Warn("interrupting job at shutdown", slog.String("job", id))
-			cancel(errShutdown)
-		}
-		s.mu.Unlock()
-		<-done
-	}
+	s.engine.Close(*s.cfg.ShutdownGrace)
 	s.sandbox.Close()
 	err := s.st.Close()
 	if lerr := s.dirLock.release(); lerr != nil && err == nil {

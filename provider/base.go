@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
 )
@@ -331,72 +332,17 @@ func SecretValues(v any) []string {
 	return out
 }
 
-// Masker replaces secret values in text with a mask.
-type Masker struct {
-	r *strings.Replacer
-}
+// Masker replaces secret values in text with a mask: the one masker of
+// Kloud (internal/secretmask), here for providers.
+type Masker = secretmask.Masker
 
 // Mask is what a masked secret reads as.
-const Mask = "********"
+const Mask = secretmask.Mask
 
-// NewMasker masks every given non-empty secret, in its raw form and as it
-// appears inside a JSON string.
-func NewMasker(secrets ...string) *Masker {
-	seen := map[string]bool{}
-	var olds []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			olds = append(olds, s)
-		}
-	}
-	for _, s := range secrets {
-		add(s)
-		b, _ := json.Marshal(s)
-		add(string(b[1 : len(b)-1]))
-	}
-	// Longest first: strings.Replacer prefers earlier arguments, so a
-	// secret containing another is masked whole.
-	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
-	if len(olds) == 0 {
-		return &Masker{}
-	}
-	pairs := make([]string, 0, 2*len(olds))
-	for _, s := range olds {
-		pairs = append(pairs, s, Mask)
-	}
-	return &Masker{r: strings.NewReplacer(pairs...)}
-}
-
-// Mask returns s with every secret replaced by the mask.
-func (m *Masker) Mask(s string) string {
-	if m == nil || m.r == nil {
-		return s
-	}
-	return m.r.Replace(s)
-}
-
-// MaskError returns err with its message masked; errors.Is and errors.As
-// still see the original chain.
-func (m *Masker) MaskError(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	masked := m.Mask(msg)
-	if masked == msg {
-		return err
-	}
-	return &maskedError{msg: masked, err: err}
-}
-
-type maskedError struct {
-	msg string
-	err error
-}
-
-func (e *maskedError) Error() string { return e.msg }
-func (e *maskedError) Unwrap() error { return e.err }
+// NewMasker masks every given non-empty secret (credential fields are
+// secrets whatever their length) in its raw, JSON-escaped and URL-escaped
+// forms.
+func NewMasker(secrets ...string) *Masker { return secretmask.NewMin(1, secrets...) }
 
 // Secrets returns every secret the stack knows: its agent secret and the
 // secret fields of its credential and bootstrap values.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/machinestate"
 )
 
@@ -16,15 +17,14 @@ import (
 // JSON yields a mask. Decoding JSON into a Secret keeps the value.
 type Secret string
 
-// SecretMask is what a secret shows instead of its value.
-const SecretMask = "********"
+const secretMask = secretmask.Mask
 
 // String masks the secret.
 func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
-	return SecretMask
+	return secretMask
 }
 
 // GoString masks the secret for %#v.

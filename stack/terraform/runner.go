@@ -21,6 +21,7 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/stack"
 )
 
@@ -609,7 +610,7 @@ type session struct {
 	tf      *tfexec.Terraform
 	slot    *slot
 	backend StateBackend
-	masker  *secretMasker
+	masker  *secretmask.Masker
 	sink    *lineSink
 	stdout  *lineWriter
 	stderr  *lineWriter
@@ -693,8 +694,8 @@ func (r *Runner) do(ctx context.Context, run Run, op string, body func(context.C
 	defer r.release(run.Key)
 
 	start := time.Now()
-	masker := newSecretMasker(run.Template.Env)
-	sink := &lineSink{emit: run.Output, mask: masker.mask}
+	masker := envMasker(run.Template.Env)
+	sink := &lineSink{emit: run.Output, mask: masker.Mask}
 	s := &session{
 		r: r, run: run, dir: r.WorkDir(run.Key), backend: backend,
 		masker: masker, sink: sink,
@@ -930,7 +931,7 @@ func (s *session) commandError(ctx context.Context, cmd string, err error) error
 		e.msg = "cancelled: " + ctxErr.Error()
 		return e
 	}
-	msg := s.masker.mask(strings.TrimSpace(err.Error()))
+	msg := s.masker.Mask(strings.TrimSpace(err.Error()))
 	if len(msg) > maxErrorText {
 		msg = msg[:maxErrorText] + "…"
 	}

@@ -25,6 +25,7 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/provider/sandbox/sandboxhost"
 	"github.com/kloud/kloud/stack"
@@ -390,7 +391,7 @@ check "shown" {
 	if _, err := r.Plan(ctx, Run{Key: key, Template: hclTemplate(shows, env), Output: out.output}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.text(), "token is "+stack.SecretMask) {
+	if !strings.Contains(out.text(), "token is "+secretmask.Mask) {
 		t.Errorf("the check message should be in the output, masked:\n%s", out.text())
 	}
 	assertNoSecret(t, r.WorkDir(key), out.text(), secret)
@@ -418,7 +419,7 @@ resource "terraform_data" "h" {
 		t.Errorf("triggers_replace = %v: the secret did not reach Terraform through TF_VAR_token", got)
 	}
 	text := out.text()
-	for _, want := range []string{"TF_VAR_token=" + stack.SecretMask, "KLOUD_EXTRA=extra-value", "HOME=" + r.WorkDir(key), "TF_IN_AUTOMATION=1"} {
+	for _, want := range []string{"TF_VAR_token=" + secretmask.Mask, "KLOUD_EXTRA=extra-value", "HOME=" + r.WorkDir(key), "TF_IN_AUTOMATION=1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("terraform's environment lacks %q", want)
 		}
@@ -724,7 +725,7 @@ func TestRunnerCheckRun(t *testing.T) {
 }
 
 func TestRunnerSecretMasker(t *testing.T) {
-	m := newSecretMasker(map[string]stack.Secret{
+	m := envMasker(map[string]stack.Secret{
 		"short": "abc",
 		"long":  "hunter22",
 		"outer": "xhunter22x",
@@ -742,18 +743,18 @@ func TestRunnerSecretMasker(t *testing.T) {
 		{"nothing here", "nothing here"},
 	}
 	for _, tt := range tests {
-		if got := m.mask(tt.in); got != tt.want {
+		if got := m.Mask(tt.in); got != tt.want {
 			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if got := newSecretMasker(nil).mask("as is"); got != "as is" {
+	if got := envMasker(nil).Mask("as is"); got != "as is" {
 		t.Errorf("no secrets: %q", got)
 	}
 }
 
 func TestRunnerLineWriter(t *testing.T) {
 	var got []string
-	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: newSecretMasker(map[string]stack.Secret{"s": "topsecret"}).mask}
+	sink := &lineSink{emit: func(l string) { got = append(got, l) }, mask: envMasker(map[string]stack.Secret{"s": "topsecret"}).Mask}
 	w := &lineWriter{sink: sink}
 	for _, chunk := range []string{"one\ntw", "o\r\nthree top", "sec", "ret\n", "\n", "tail"} {
 		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {
