@@ -117,7 +117,18 @@ func TestKillMidApplyAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	content := "resource \"sandbox_machine\" \"m\" {\n  count = 6\n  name  = \"m-${count.index}\"\n}\n"
+	// Six machines, then a few seconds of Terraform's own work that can
+	// start only once the first machine exists: the apply is still
+	// running when the test kills the server, however fast the machines
+	// come up.
+	content := `resource "sandbox_machine" "m" {
+  count = 6
+  name  = "m-${count.index}"
+}
+resource "terraform_data" "tail" {
+  input = length(flatten([for i in range(length(sandbox_machine.m[0].id) * 25) : [for j in range(1000) : j]]))
+}
+`
 	tpl, err := c.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "six", Provider: "sandbox", Content: content})
 	if err != nil {
 		t.Fatal(err)
