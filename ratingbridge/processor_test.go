@@ -11,33 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newProcessor(t *testing.T, s *fake.Store, now string) (*Processor, *clock) {
+func newProcessor(t *testing.T, s *fake.Store, now string) (*Processor, *testenv.FakeClock) {
 	t.Helper()
-	c := &clock{now: at(now)}
+	c := testenv.NewFakeClock(at(now))
 	return &Processor{
 		Collector: &Collector{Machines: s},
 		Pipeline:  newPipeline(t, s),

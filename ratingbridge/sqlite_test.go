@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/ratingbridge/writer"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -53,7 +54,7 @@ func TestProcessorOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: at("5h")}
+	clk := testenv.NewFakeClock(at("5h"))
 	newProc := func() *Processor {
 		return &Processor{Collector: &Collector{Machines: s}, Pipeline: pipe, Store: s, Scopes: OwnerScopes(s, s), Clock: clk.Now, Logger: quiet}
 	}

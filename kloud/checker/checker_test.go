@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud/checker"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
@@ -21,25 +21,7 @@ import (
 
 var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
-// clock is a fake clock tests set by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func openStore(t *testing.T, clk *clock) *sqlite.Store {
+func openStore(t *testing.T, clk *testenv.FakeClock) *sqlite.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), sqlite.WithClock(clk.Now))
 	if err != nil {
@@ -164,7 +146,7 @@ func TestCheckMachines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			clk := &clock{now: t0.Add(-tt.created)}
+			clk := testenv.NewFakeClock(t0.Add(-tt.created))
 			st := openStore(t, clk)
 			m := &stack.Machine{ID: "m-1", StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox", Label: "sandbox_machine.web",
 				State: tt.state, AlwaysOn: tt.alwaysOn, CreatedAt: clk.Now()}
@@ -226,7 +208,7 @@ func TestCheckMachines(t *testing.T) {
 // the machines; when its ticks end it gives the lease up.
 func TestCheckerRun(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{now: t0.Add(-time.Hour)}
+	clk := testenv.NewFakeClock(t0.Add(-time.Hour))
 	st := openStore(t, clk)
 	m := &stack.Machine{ID: "m-1", StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox", Label: "sandbox_machine.web",
 		State: machinestate.Running, AlwaysOn: true, CreatedAt: clk.Now()}

@@ -5,34 +5,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud/singleton"
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/sqlite"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// clock is a fake clock tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // reportingLeases tells the test the answer of every AcquireLease, so it
 // knows a tick was handled without waiting on time.
@@ -58,7 +40,7 @@ type replica struct {
 	done     chan struct{}
 }
 
-func startReplica(t *testing.T, st singleton.Leases, clk *clock, holder string) *replica {
+func startReplica(t *testing.T, st singleton.Leases, clk *testenv.FakeClock, holder string) *replica {
 	t.Helper()
 	r := &replica{ticks: make(chan time.Time), acquired: make(chan error), ran: make(chan struct{}), done: make(chan struct{})}
 	r.loop = &singleton.Loop{
@@ -86,7 +68,7 @@ func startReplica(t *testing.T, st singleton.Leases, clk *clock, holder string) 
 
 // tick sends one tick and waits until the replica handled it; it reports
 // whether the replica held the lease and ran its pass.
-func (r *replica) tick(clk *clock) bool {
+func (r *replica) tick(clk *testenv.FakeClock) bool {
 	r.ticks <- clk.Now()
 	if err := <-r.acquired; err != nil {
 		return false
@@ -105,7 +87,7 @@ func TestOneReplicaAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewFakeClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 	reps := map[string]*replica{"a": startReplica(t, st, clk, "a"), "b": startReplica(t, st, clk, "b")}
 
