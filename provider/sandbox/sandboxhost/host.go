@@ -305,8 +305,13 @@ func (h *Host) authorize(w http.ResponseWriter, r *http.Request) (string, bool) 
 	return "", false
 }
 
-// machine resolves the path's id inside dir only.
-func (h *Host) machine(w http.ResponseWriter, r *http.Request, dir string) (*sandboxvm.VM, bool) {
+// machine authorizes the request and resolves the path's id inside the
+// granted directory only.
+func (h *Host) machine(w http.ResponseWriter, r *http.Request) (*sandboxvm.VM, bool) {
+	dir, ok := h.authorize(w, r)
+	if !ok {
+		return nil, false
+	}
 	id := r.PathValue("id")
 	if err := sandboxapi.ValidID(id); err != nil {
 		writeErr(w, err)
@@ -342,21 +347,13 @@ func (h *Host) handleCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Host) handleGet(w http.ResponseWriter, r *http.Request) {
-	dir, ok := h.authorize(w, r)
-	if !ok {
-		return
-	}
-	if vm, ok := h.machine(w, r, dir); ok {
+	if vm, ok := h.machine(w, r); ok {
 		h.writeMachine(w, r, vm, http.StatusOK)
 	}
 }
 
 func (h *Host) handleUpdate(w http.ResponseWriter, r *http.Request) {
-	dir, ok := h.authorize(w, r)
-	if !ok {
-		return
-	}
-	vm, ok := h.machine(w, r, dir)
+	vm, ok := h.machine(w, r)
 	if !ok {
 		return
 	}
@@ -379,11 +376,7 @@ func (h *Host) handleUpdate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Host) handleDelete(w http.ResponseWriter, r *http.Request) {
-	dir, ok := h.authorize(w, r)
-	if !ok {
-		return
-	}
-	vm, ok := h.machine(w, r, dir)
+	vm, ok := h.machine(w, r)
 	if !ok {
 		return
 	}
@@ -391,7 +384,7 @@ func (h *Host) handleDelete(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	h.cfg.Log.Info("sandbox machine destroyed", slog.String("machine", vm.ID()), slog.String("dir", dir))
+	h.cfg.Log.Info("sandbox machine destroyed", slog.String("machine", vm.ID()), slog.String("dir", vm.Dir()))
 	w.WriteHeader(http.StatusNoContent)
 }
 
