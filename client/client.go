@@ -96,6 +96,16 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 // list GETs a list endpoint and every next page the server links to
 // (Link: <…>; rel="next"), and returns the items of all pages in order.
 // Pagination lives here once: the list methods all use it.
+// call sends one request (in is the JSON body, nil for none) and decodes
+// the answer into a new T.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (*T, error) {
+	var out T
+	if err := c.Do(ctx, method, path, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 	var out []T
 	for seen := map[string]bool{}; path != "" && !seen[path]; {
@@ -165,8 +175,7 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 
 // CreateCredential adds a credential.
 func (c *Client) CreateCredential(ctx context.Context, r CreateCredentialRequest) (*Credential, error) {
-	var out Credential
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/credentials", r, &out)
+	return call[Credential](ctx, c, http.MethodPost, "/api/v1/credentials", r)
 }
 
 // Credentials lists credentials.
@@ -176,8 +185,7 @@ func (c *Client) Credentials(ctx context.Context) ([]Credential, error) {
 
 // Credential shows one credential.
 func (c *Client) Credential(ctx context.Context, id string) (*Credential, error) {
-	var out Credential
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/credentials/"+url.PathEscape(id), nil, &out)
+	return call[Credential](ctx, c, http.MethodGet, "/api/v1/credentials/"+url.PathEscape(id), nil)
 }
 
 // DeleteCredential deletes a credential.
@@ -187,8 +195,7 @@ func (c *Client) DeleteCredential(ctx context.Context, id string) error {
 
 // VerifyCredential checks a credential with its provider.
 func (c *Client) VerifyCredential(ctx context.Context, id string) (*VerifyResult, error) {
-	var out VerifyResult
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/credentials/"+url.PathEscape(id)+"/verify", nil, &out)
+	return call[VerifyResult](ctx, c, http.MethodPost, "/api/v1/credentials/"+url.PathEscape(id)+"/verify", nil)
 }
 
 // BootstrapCredential starts the bootstrap job of a credential; destroy
@@ -198,14 +205,12 @@ func (c *Client) BootstrapCredential(ctx context.Context, id string, destroy boo
 	if destroy {
 		method = http.MethodDelete
 	}
-	var out JobRef
-	return &out, c.Do(ctx, method, "/api/v1/credentials/"+url.PathEscape(id)+"/bootstrap", nil, &out)
+	return call[JobRef](ctx, c, method, "/api/v1/credentials/"+url.PathEscape(id)+"/bootstrap", nil)
 }
 
 // CreateTemplate stores a template after its parse and policy check.
 func (c *Client) CreateTemplate(ctx context.Context, r CreateTemplateRequest) (*Template, error) {
-	var out Template
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/templates", r, &out)
+	return call[Template](ctx, c, http.MethodPost, "/api/v1/templates", r)
 }
 
 // Templates lists templates.
@@ -215,20 +220,17 @@ func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 
 // Template shows one template.
 func (c *Client) Template(ctx context.Context, id string) (*Template, error) {
-	var out Template
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/templates/"+url.PathEscape(id), nil, &out)
+	return call[Template](ctx, c, http.MethodGet, "/api/v1/templates/"+url.PathEscape(id), nil)
 }
 
 // PlanTemplate runs terraform plan of a template with a credential.
 func (c *Client) PlanTemplate(ctx context.Context, id string, r PlanRequest) (*PlanResult, error) {
-	var out PlanResult
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/templates/"+url.PathEscape(id)+"/plan", r, &out)
+	return call[PlanResult](ctx, c, http.MethodPost, "/api/v1/templates/"+url.PathEscape(id)+"/plan", r)
 }
 
 // CreateStack creates a stack.
 func (c *Client) CreateStack(ctx context.Context, r CreateStackRequest) (*Stack, error) {
-	var out Stack
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks", r, &out)
+	return call[Stack](ctx, c, http.MethodPost, "/api/v1/stacks", r)
 }
 
 // Stacks lists stacks.
@@ -238,34 +240,29 @@ func (c *Client) Stacks(ctx context.Context) ([]Stack, error) {
 
 // Stack shows one stack with its machines.
 func (c *Client) Stack(ctx context.Context, id string) (*Stack, error) {
-	var out Stack
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/stacks/"+url.PathEscape(id), nil, &out)
+	return call[Stack](ctx, c, http.MethodGet, "/api/v1/stacks/"+url.PathEscape(id), nil)
 }
 
 // ApplyStack starts an apply job.
 func (c *Client) ApplyStack(ctx context.Context, id string) (*JobRef, error) {
-	var out JobRef
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/apply", nil, &out)
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/apply", nil)
 }
 
 // DestroyStack starts a destroy job.
 func (c *Client) DestroyStack(ctx context.Context, id string) (*JobRef, error) {
-	var out JobRef
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/destroy", nil, &out)
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/destroy", nil)
 }
 
 // Job shows a job.
 func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
-	var out Job
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &out)
+	return call[Job](ctx, c, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil)
 }
 
 // Cancel cancels a queued job (it fails at once) or a running one (it is
 // stopped, then fails with the reason), and returns the job as it is now.
 // An ended job is a 409 naming its status.
 func (c *Client) Cancel(ctx context.Context, jobID string) (*Job, error) {
-	var out Job
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(jobID)+"/cancel", nil, &out)
+	return call[Job](ctx, c, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(jobID)+"/cancel", nil)
 }
 
 // JobEvents lists a job's events so far.
@@ -328,34 +325,29 @@ func (c *Client) Machines(ctx context.Context) ([]Machine, error) {
 
 // Machine shows one machine.
 func (c *Client) Machine(ctx context.Context, id string) (*Machine, error) {
-	var out Machine
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/machines/"+url.PathEscape(id), nil, &out)
+	return call[Machine](ctx, c, http.MethodGet, "/api/v1/machines/"+url.PathEscape(id), nil)
 }
 
 // StartMachine starts a start job.
 func (c *Client) StartMachine(ctx context.Context, id string) (*JobRef, error) {
-	var out JobRef
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/start", nil, &out)
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/start", nil)
 }
 
 // StopMachine starts a stop job.
 func (c *Client) StopMachine(ctx context.Context, id string) (*JobRef, error) {
-	var out JobRef
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/stop", nil, &out)
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/stop", nil)
 }
 
 // AgentRegister is a machine's agent announcing itself; c carries the
 // machine's own token.
 func (c *Client) AgentRegister(ctx context.Context, r AgentReport) (*AgentAck, error) {
-	var out AgentAck
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/register", r, &out)
+	return call[AgentAck](ctx, c, http.MethodPost, "/api/v1/agent/register", r)
 }
 
 // AgentHeartbeat is a machine's agent reporting it is alive; c carries the
 // machine's own token.
 func (c *Client) AgentHeartbeat(ctx context.Context, r AgentReport) (*AgentAck, error) {
-	var out AgentAck
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/agent/heartbeat", r, &out)
+	return call[AgentAck](ctx, c, http.MethodPost, "/api/v1/agent/heartbeat", r)
 }
 
 // KlientBinary copies the server's agent binary for goos/arch ("" for the

@@ -270,15 +270,13 @@ func (c *Client) RatingModules(ctx context.Context) ([]RatingModule, error) {
 
 // RatingModule shows one rating module.
 func (c *Client) RatingModule(ctx context.Context, name string) (*RatingModule, error) {
-	var out RatingModule
-	return &out, c.Do(ctx, http.MethodGet, "/api/v1/rating/modules/"+url.PathEscape(name), nil, &out)
+	return call[RatingModule](ctx, c, http.MethodGet, "/api/v1/rating/modules/"+url.PathEscape(name), nil)
 }
 
 // UpdateRatingModule changes a module's enabled flag or priority (admin);
 // what u leaves nil stays as it is.
 func (c *Client) UpdateRatingModule(ctx context.Context, name string, u ModuleUpdate) (*RatingModule, error) {
-	var out RatingModule
-	return &out, c.Do(ctx, http.MethodPut, "/api/v1/rating/modules/"+url.PathEscape(name), u, &out)
+	return call[RatingModule](ctx, c, http.MethodPut, "/api/v1/rating/modules/"+url.PathEscape(name), u)
 }
 
 // HashmapServices lists the hashmap services.
@@ -288,14 +286,12 @@ func (c *Client) HashmapServices(ctx context.Context) ([]HashmapService, error) 
 
 // HashmapService shows one hashmap service.
 func (c *Client) HashmapService(ctx context.Context, id string) (*HashmapService, error) {
-	var out HashmapService
-	return &out, c.Do(ctx, http.MethodGet, hashmapPath+"services/"+url.PathEscape(id), nil, &out)
+	return call[HashmapService](ctx, c, http.MethodGet, hashmapPath+"services/"+url.PathEscape(id), nil)
 }
 
 // CreateHashmapService creates a hashmap service (admin).
 func (c *Client) CreateHashmapService(ctx context.Context, r NameRequest) (*HashmapService, error) {
-	var out HashmapService
-	return &out, c.Do(ctx, http.MethodPost, hashmapPath+"services", r, &out)
+	return call[HashmapService](ctx, c, http.MethodPost, hashmapPath+"services", r)
 }
 
 // DeleteHashmapService deletes a service with its fields, mappings and
@@ -311,14 +307,12 @@ func (c *Client) HashmapFields(ctx context.Context, serviceID string) ([]Hashmap
 
 // HashmapField shows one hashmap field.
 func (c *Client) HashmapField(ctx context.Context, id string) (*HashmapField, error) {
-	var out HashmapField
-	return &out, c.Do(ctx, http.MethodGet, hashmapPath+"fields/"+url.PathEscape(id), nil, &out)
+	return call[HashmapField](ctx, c, http.MethodGet, hashmapPath+"fields/"+url.PathEscape(id), nil)
 }
 
 // CreateHashmapField creates a field of a service (admin).
 func (c *Client) CreateHashmapField(ctx context.Context, r FieldRequest) (*HashmapField, error) {
-	var out HashmapField
-	return &out, c.Do(ctx, http.MethodPost, hashmapPath+"fields", r, &out)
+	return call[HashmapField](ctx, c, http.MethodPost, hashmapPath+"fields", r)
 }
 
 // DeleteHashmapField deletes a field with its rules (admin).
@@ -333,14 +327,12 @@ func (c *Client) HashmapGroups(ctx context.Context) ([]HashmapGroup, error) {
 
 // HashmapGroup shows one hashmap group.
 func (c *Client) HashmapGroup(ctx context.Context, id string) (*HashmapGroup, error) {
-	var out HashmapGroup
-	return &out, c.Do(ctx, http.MethodGet, hashmapPath+"groups/"+url.PathEscape(id), nil, &out)
+	return call[HashmapGroup](ctx, c, http.MethodGet, hashmapPath+"groups/"+url.PathEscape(id), nil)
 }
 
 // CreateHashmapGroup creates a hashmap group (admin).
 func (c *Client) CreateHashmapGroup(ctx context.Context, r NameRequest) (*HashmapGroup, error) {
-	var out HashmapGroup
-	return &out, c.Do(ctx, http.MethodPost, hashmapPath+"groups", r, &out)
+	return call[HashmapGroup](ctx, c, http.MethodPost, hashmapPath+"groups", r)
 }
 
 // DeleteHashmapGroup deletes a group; its rules become ungrouped (admin).
@@ -355,20 +347,17 @@ func (c *Client) HashmapMappings(ctx context.Context, f RuleFilter) ([]HashmapMa
 
 // HashmapMapping shows one mapping.
 func (c *Client) HashmapMapping(ctx context.Context, id string) (*HashmapMapping, error) {
-	var out HashmapMapping
-	return &out, c.Do(ctx, http.MethodGet, hashmapPath+"mappings/"+url.PathEscape(id), nil, &out)
+	return call[HashmapMapping](ctx, c, http.MethodGet, hashmapPath+"mappings/"+url.PathEscape(id), nil)
 }
 
 // CreateHashmapMapping creates a mapping (admin).
 func (c *Client) CreateHashmapMapping(ctx context.Context, r MappingRequest) (*HashmapMapping, error) {
-	var out HashmapMapping
-	return &out, c.Do(ctx, http.MethodPost, hashmapPath+"mappings", r, &out)
+	return call[HashmapMapping](ctx, c, http.MethodPost, hashmapPath+"mappings", r)
 }
 
 // UpdateHashmapMapping replaces a mapping (admin).
 func (c *Client) UpdateHashmapMapping(ctx context.Context, id string, r MappingRequest) (*HashmapMapping, error) {
-	var out HashmapMapping
-	return &out, c.Do(ctx, http.MethodPut, hashmapPath+"mappings/"+url.PathEscape(id), r, &out)
+	return call[HashmapMapping](ctx, c, http.MethodPut, hashmapPath+"mappings/"+url.PathEscape(id), r)
 }
 
 // DeleteHashmapMapping deletes a mapping (admin).
@@ -383,20 +372,17 @@ func (c *Client) HashmapThresholds(ctx context.Context, f RuleFilter) ([]Hashmap
 
 // HashmapThreshold shows one threshold.
 func (c *Client) HashmapThreshold(ctx context.Context, id string) (*HashmapThreshold, error) {
-	var out HashmapThreshold
-	return &out, c.Do(ctx, http.MethodGet, hashmapPath+"thresholds/"+url.PathEscape(id), nil, &out)
+	return call[HashmapThreshold](ctx, c, http.MethodGet, hashmapPath+"thresholds/"+url.PathEscape(id), nil)
 }
 
 // CreateHashmapThreshold creates a threshold (admin).
 func (c *Client) CreateHashmapThreshold(ctx context.Context, r ThresholdRequest) (*HashmapThreshold, error) {
-	var out HashmapThreshold
-	return &out, c.Do(ctx, http.MethodPost, hashmapPath+"thresholds", r, &out)
+	return call[HashmapThreshold](ctx, c, http.MethodPost, hashmapPath+"thresholds", r)
 }
 
 // UpdateHashmapThreshold replaces a threshold (admin).
 func (c *Client) UpdateHashmapThreshold(ctx context.Context, id string, r ThresholdRequest) (*HashmapThreshold, error) {
-	var out HashmapThreshold
-	return &out, c.Do(ctx, http.MethodPut, hashmapPath+"thresholds/"+url.PathEscape(id), r, &out)
+	return call[HashmapThreshold](ctx, c, http.MethodPut, hashmapPath+"thresholds/"+url.PathEscape(id), r)
 }
 
 // DeleteHashmapThreshold deletes a threshold (admin).
@@ -406,21 +392,18 @@ func (c *Client) DeleteHashmapThreshold(ctx context.Context, id string) error {
 
 // Quote prices points with the rating pipeline as it is configured now.
 func (c *Client) Quote(ctx context.Context, r QuoteRequest) (*Quote, error) {
-	var out Quote
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/rating/quote", r, &out)
+	return call[Quote](ctx, c, http.MethodPost, "/api/v1/rating/quote", r)
 }
 
 // ProcessRating rates every closed period now and writes the reports
 // (admin).
 func (c *Client) ProcessRating(ctx context.Context) (*RatingPass, error) {
-	var out RatingPass
-	return &out, c.Do(ctx, http.MethodPost, "/api/v1/rating/process", nil, &out)
+	return call[RatingPass](ctx, c, http.MethodPost, "/api/v1/rating/process", nil)
 }
 
 // Summary sums rated points, grouped and paged as q says.
 func (c *Client) Summary(ctx context.Context, q SummaryQuery) (*Summary, error) {
-	var out Summary
-	return &out, c.Do(ctx, http.MethodGet, withQuery("/api/v1/rating/summary", q.values()), nil, &out)
+	return call[Summary](ctx, c, http.MethodGet, withQuery("/api/v1/rating/summary", q.values()), nil)
 }
 
 // DataFrames lists the rated frames q selects (its time range, filters and
