@@ -2,13 +2,11 @@ package kloud_test
 
 import (
 	"context"
-	"encoding/json"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/kloud/kloudtest"
 )
 
@@ -26,26 +24,11 @@ output "token" {
   value = nonsensitive(sandbox_machine.leaky.agent_token)
 }
 `
-	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "leaky", Provider: "sandbox", Content: tpl, Format: "hcl"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "leaky", TemplateID: tp.ID, CredentialID: cred.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := h.Admin.ApplyStack(ctx, st.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if job := kloudtest.WaitJob(t, h.Admin, ref.JobID); job.Status != "succeeded" {
+	_, _, job := applyOne(t, h.Admin, tpl)
+	if job.Status != "succeeded" {
 		t.Fatalf("apply: %s %s", job.Status, job.Error)
 	}
-	events, err := h.Admin.JobEvents(ctx, ref.JobID)
+	events, err := h.Admin.JobEvents(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,16 +56,8 @@ output "token" {
 func TestDataDirPrivate(t *testing.T) {
 	h := kloudtest.New(t, kloudtest.Confined(t))
 	ctx := context.Background()
-	credID, tplID := setup(t, h.Admin)
-	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "private", TemplateID: tplID, CredentialID: credID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := h.Admin.ApplyStack(ctx, st.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if job := kloudtest.WaitJob(t, h.Admin, ref.JobID); job.Status != "succeeded" {
+	_, st, job := applyOne(t, h.Admin, twoMachines)
+	if job.Status != "succeeded" {
 		t.Fatalf("apply: %s %s", job.Status, job.Error)
 	}
 	check := func(when string) {
@@ -111,7 +86,7 @@ func TestDataDirPrivate(t *testing.T) {
 		}
 	}
 	check("after apply")
-	ref, err = h.Admin.DestroyStack(ctx, st.ID)
+	ref, err := h.Admin.DestroyStack(ctx, st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

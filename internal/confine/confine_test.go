@@ -46,12 +46,7 @@ func TestConfinedProcessSeesOnlyItsOwnDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A process outside, whose environment must stay unreadable.
-	outside := exec.Command("sleep", "30")
-	outside.Env = []string{"KLOUD_SECRET=hunter2"}
-	if err := outside.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { outside.Process.Kill(); outside.Wait() }()
+	outside := testenv.OutsideProcess(t, "KLOUD_SECRET=hunter2")
 
 	tests := []struct {
 		name, script string
@@ -64,7 +59,7 @@ func TestConfinedProcessSeesOnlyItsOwnDirectory(t *testing.T) {
 		{"secret key invisible", "cat " + secret, func(_ string, err error) bool { return err != nil }},
 		{"data dir invisible", "ls " + secretDir + "/secret.key", func(_ string, err error) bool { return err != nil }},
 		{"other machine invisible", "cat " + other + "/token", func(_ string, err error) bool { return err != nil }},
-		{"other process invisible", "cat /proc/" + strconv.Itoa(outside.Process.Pid) + "/environ", func(out string, err error) bool {
+		{"other process invisible", "cat /proc/" + strconv.Itoa(outside) + "/environ", func(out string, err error) bool {
 			return err != nil && !strings.Contains(out, "hunter2")
 		}},
 		{"no shadow", "cat /etc/shadow", func(_ string, err error) bool { return err != nil }},

@@ -407,3 +407,17 @@ func (c *FakeClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// OutsideProcess starts a process outside any confinement with env as its
+// whole environment, for tests that check a confined one cannot read it;
+// it is killed when the test ends. It returns the process's pid.
+func OutsideProcess(t testing.TB, env ...string) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start an outside process: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}

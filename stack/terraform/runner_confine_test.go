@@ -3,7 +3,6 @@ package terraform
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,18 +39,13 @@ func TestRunnerConfined(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.WorkDir("victim"), "notes.txt"), []byte("victim-notes-93b"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	outside := exec.Command("sleep", "60")
-	outside.Env = []string{"OUTSIDE_SECRET=outside-env-41c"}
-	if err := outside.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { outside.Process.Kill(); outside.Wait() }()
+	outside := testenv.OutsideProcess(t, "OUTSIDE_SECRET=outside-env-41c")
 
 	probes := map[string]string{
 		"uid":     "id -u",
 		"secret":  "cat " + secret,
 		"victim":  "cat " + filepath.Join(r.WorkDir("victim"), "notes.txt"),
-		"environ": "cat /proc/" + strconv.Itoa(outside.Process.Pid) + "/environ",
+		"environ": "cat /proc/" + strconv.Itoa(outside) + "/environ",
 		"shadow":  "cat /etc/shadow",
 	}
 	var tpl strings.Builder
