@@ -169,6 +169,8 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error()}
 	case errors.Is(err, provider.ErrUnknownProvider):
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error(), Field: "provider"}
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, &client.Error{Message: "the store cannot be reached; try again later"}
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, &client.Error{Message: err.Error()}
 	case errors.Is(err, context.Canceled):
@@ -184,6 +186,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body.Message = clipLongWords(body.Message)
 	if status >= 500 {
 		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	writeJSON(w, status, body)
 }

@@ -10,6 +10,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	a := s.authenticate
 	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /readyz", s.handleReady)
 	m.HandleFunc("GET /api/v1/providers", a(s.handleProviders))
 
 	m.HandleFunc("POST /api/v1/users", s.adminOnly(s.handleCreateUser))

@@ -44,6 +44,7 @@ type Server struct {
 	AdminToken string
 
 	engine *jobs.Engine // queues, runs and follows jobs
+	loops  loopSet      // the singleton loops running now (readiness)
 	plans  *ownerLimit  // template plans running per owner
 
 	mu       sync.Mutex
@@ -149,6 +150,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return fail(err)
 	}
 	s.checker = newChecker(s)
+	s.loops.expect(checker.LeaseName, rater.LeaseName)
 	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
@@ -174,8 +176,8 @@ func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.engine.Start()
-	s.goBackground(func() { s.checker.Run(ctx) })
-	s.goBackground(func() { s.rating.Run(ctx) })
+	s.goBackground(func() { s.loops.run(checker.LeaseName, func() { s.checker.Run(ctx) }) })
+	s.goBackground(func() { s.loops.run(rater.LeaseName, func() { s.rating.Run(ctx) }) })
 }
 
 func (s *Server) goBackground(f func()) {

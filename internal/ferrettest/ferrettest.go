@@ -25,6 +25,7 @@ const EnvLog = "KLOUD_FERRETDB_LOG"
 // Server is a running embedded FerretDB.
 type Server struct {
 	uri    string
+	dir    string
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -35,7 +36,7 @@ type Server struct {
 // temporary directory, and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := start(t.TempDir())
+	s, err := start(t.TempDir(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("ferrettest: %v", err)
 	}
@@ -43,7 +44,7 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-func start(dir string) (*Server, error) {
+func start(dir, addr string) (*Server, error) {
 	log := slog.New(slog.DiscardHandler)
 	if lv := os.Getenv(EnvLog); lv != "" {
 		var level slog.Level
@@ -56,7 +57,7 @@ func start(dir string) (*Server, error) {
 	// test server need not fsync every commit (FerretDB updates a
 	// document per transaction).
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/?_txlock=immediate&_pragma=synchronous(NORMAL)",
 		Logger:    log,
@@ -65,7 +66,7 @@ func start(dir string) (*Server, error) {
 		return nil, fmt.Errorf("start ferretdb: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cancel: cancel, done: make(chan struct{})}
+	s := &Server{dir: dir, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		_ = f.Run(ctx)
@@ -104,4 +105,18 @@ func (s *Server) Stop() {
 		s.cancel()
 		<-s.done
 	})
+}
+
+// Restart starts a stopped server again on the same address with the same
+// files, as a database that was down comes back: clients that kept their
+// URI reconnect to it. The test's cleanup stops the new one.
+func (s *Server) Restart(t testing.TB) *Server {
+	t.Helper()
+	s.Stop()
+	n, err := start(s.dir, s.Addr())
+	if err != nil {
+		t.Fatalf("ferrettest: restart: %v", err)
+	}
+	t.Cleanup(n.Stop)
+	return n
 }

@@ -169,6 +169,13 @@ func (e *Engine) Start() {
 	go func() { defer e.loops.Done(); e.expiryLoop(ctx) }()
 }
 
+// Running reports whether the workers run: started and not closing.
+func (e *Engine) Running() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.started && !e.closing
+}
+
 // Close stops claiming jobs, lets running jobs finish for grace, then
 // interrupts those still running and waits for them to record their end.
 func (e *Engine) Close(grace time.Duration) {

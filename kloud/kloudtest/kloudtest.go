@@ -44,6 +44,13 @@ type Harness struct {
 // the end of the test.
 func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 	t.Helper()
+	return NewOn(t, nil, options...)
+}
+
+// NewOn is New on the store open returns for the server's data dir (the
+// SQLite store when open is nil); the server closes it.
+func NewOn(t testing.TB, open func(dataDir string) (store.Store, error), options ...func(*kloud.Config)) *Harness {
+	t.Helper()
 	dataDir := t.TempDir()
 	tf := testenv.Terraform(t)
 	plugins := testenv.PluginDir(t)
@@ -54,7 +61,10 @@ func New(t testing.TB, options ...func(*kloud.Config)) *Harness {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := sqlite.Open(ctx, dataDir, sqlite.WithLogger(log))
+	if open == nil {
+		open = func(dataDir string) (store.Store, error) { return sqlite.Open(ctx, dataDir, sqlite.WithLogger(log)) }
+	}
+	st, err := open(dataDir)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -52,8 +52,15 @@ const DefaultTimeout = 15 * time.Second
 
 // ErrUnavailable wraps every error that comes from not reaching the server
 // (network loss, timeouts, no server selectable), so callers can tell an
-// outage from a refused write.
-var ErrUnavailable = errors.New("mongodb unavailable")
+// outage from a refused write. It is a store.ErrUnavailable.
+var ErrUnavailable error = unavailable{}
+
+type unavailable struct{}
+
+func (unavailable) Error() string { return "mongodb unavailable" }
+
+// Is makes errors.Is(err, store.ErrUnavailable) hold for every outage.
+func (unavailable) Is(target error) bool { return target == store.ErrUnavailable }
 
 // Store is the MongoDB backend of store.Store. It is safe for concurrent use
 // by any number of goroutines and processes.

@@ -368,13 +368,23 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // ---- errors -------------------------------------------------------------------
 
-const sqliteConstraint = 19 // SQLITE_CONSTRAINT, the primary result code
+// SQLite's primary result codes mapErr maps.
+const (
+	sqliteConstraint = 19 // SQLITE_CONSTRAINT
+	sqliteCantOpen   = 14 // SQLITE_CANTOPEN: the file went away or is unreadable
+)
 
-// mapErr turns SQLite constraint violations into store.ErrConflict.
+// mapErr turns SQLite constraint violations into store.ErrConflict, and a
+// database file that cannot be opened into store.ErrUnavailable.
 func mapErr(err error) error {
 	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqliteConstraint {
-		return fmt.Errorf("%s: %w", se.Error(), store.ErrConflict)
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqliteConstraint:
+			return fmt.Errorf("%s: %w", se.Error(), store.ErrConflict)
+		case sqliteCantOpen:
+			return fmt.Errorf("%s: %w", se.Error(), store.ErrUnavailable)
+		}
 	}
 	return err
 }
