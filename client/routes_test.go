@@ -137,6 +137,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // answerTypes is the SDK type of each route's JSON answer.
 var answerTypes = map[string]any{
 	"GET /healthz":                              client.Health{},
+	"GET /readyz":                               client.Readiness{},
 	"GET /api/v1/providers":                     []client.Provider{},
 	"POST /api/v1/users":                        client.User{},
 	"GET /api/v1/users":                         []client.User{},
@@ -237,6 +238,11 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	must("health", err)
 	if hl.Version == "" || hl.Status != "ok" {
 		t.Errorf("health = %+v", hl)
+	}
+	rd, err := c.Ready(ctx)
+	must("ready", err)
+	if !rd.Ready {
+		t.Errorf("readyz = %+v", rd)
 	}
 	ps, err := c.Providers(ctx)
 	must("providers", err)

@@ -157,16 +157,3 @@ func owned[T any](ctx context.Context, actor *store.User, kind, id string, get f
 	}
 	return v, nil
 }
-
-// writeList answers items in their API form, or err.
-func writeList[T, V any](s *Server, w http.ResponseWriter, r *http.Request, items []T, err error, view func(T) V) {
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]V, 0, len(items))
-	for _, it := range items {
-		out = append(out, view(it))
-	}
-	writeJSON(w, http.StatusOK, out)
-}

@@ -73,8 +73,13 @@ func (s *Server) credentialFor(ctx context.Context, actor *store.User, id string
 }
 
 func (s *Server) handleListCredentials(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	creds, err := s.st.ListCredentials(r.Context(), ownerFilter(actorFrom(r.Context())))
-	writeList(s, w, r, creds, err, credentialView)
+	listPage(s, w, r, l, creds, err, func(_ int, c *stack.Credential) string { return createdKey(c.CreatedAt, c.ID) }, credentialView)
 }
 
 func (s *Server) handleGetCredential(w http.ResponseWriter, r *http.Request) {

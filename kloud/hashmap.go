@@ -73,30 +73,34 @@ func deleteHandler(s *Server, kind string, del func(context.Context, string) err
 	}
 }
 
-func listAnswer[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, err error) {
+func (s *Server) handleListServices(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if items == nil {
-		items = []T{}
-	}
-	writeJSON(w, http.StatusOK, items)
-}
-
-func (s *Server) handleListServices(w http.ResponseWriter, r *http.Request) {
 	items, err := s.st.ListHashmapServices(r.Context())
-	listAnswer(s, w, r, items, err)
+	listPage(s, w, r, l, items, err, positionKey, asIs)
 }
 
 func (s *Server) handleListGroups(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	items, err := s.st.ListHashmapGroups(r.Context())
-	listAnswer(s, w, r, items, err)
+	listPage(s, w, r, l, items, err, positionKey, asIs)
 }
 
 func (s *Server) handleListFields(w http.ResponseWriter, r *http.Request) {
-	items, err := s.st.ListHashmapFields(r.Context(), r.URL.Query().Get("service_id"))
-	listAnswer(s, w, r, items, err)
+	l, err := parseList(r, "service_id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items, err := s.st.ListHashmapFields(r.Context(), l.Get("service_id"))
+	listPage(s, w, r, l, items, err, positionKey, asIs)
 }
 
 // matchesQuery keeps a rule when every id filter given in the query string
@@ -111,7 +115,15 @@ func matchesQuery(r *http.Request, ids map[string]string) bool {
 	return true
 }
 
+// ruleFilters are the filters of the mapping and threshold lists.
+var ruleFilters = []string{"service_id", "field_id", "group_id"}
+
 func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r, ruleFilters...)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	all, err := s.st.ListHashmapMappings(r.Context())
 	var items []*store.HashmapMapping
 	for _, m := range all {
@@ -119,10 +131,15 @@ func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
 			items = append(items, m)
 		}
 	}
-	listAnswer(s, w, r, items, err)
+	listPage(s, w, r, l, items, err, positionKey, asIs)
 }
 
 func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r, ruleFilters...)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	all, err := s.st.ListHashmapThresholds(r.Context())
 	var items []*store.HashmapThreshold
 	for _, t := range all {
@@ -130,7 +147,7 @@ func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
 			items = append(items, t)
 		}
 	}
-	listAnswer(s, w, r, items, err)
+	listPage(s, w, r, l, items, err, positionKey, asIs)
 }
 
 type nameRequest struct {

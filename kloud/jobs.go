@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/store"
@@ -77,10 +78,28 @@ func (s *Server) handleJobEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f := r.URL.Query().Get("follow"); f == "" || f == "0" || f == "false" {
-		events, err := s.st.ListEvents(ctx, j.ID, 0, 0)
+		l, err := parseList(r, "follow")
 		if err != nil {
 			s.writeError(w, r, err)
 			return
+		}
+		var after int64
+		if l.After != "" {
+			if after, err = strconv.ParseInt(l.After, 10, 64); err != nil {
+				s.writeError(w, r, badRequest("after", "after is not a cursor of this list"))
+				return
+			}
+		}
+		// The store pages events by seq: one more than the page says
+		// whether another follows.
+		events, err := s.st.ListEvents(ctx, j.ID, after, l.Limit+1)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(events) > l.Limit {
+			events = events[:l.Limit]
+			setNextLink(w, r, strconv.FormatInt(events[len(events)-1].Seq, 10))
 		}
 		out := make([]client.Event, 0, len(events))
 		for _, e := range events {

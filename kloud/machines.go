@@ -74,11 +74,20 @@ func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (
 
 func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
-	body, err := s.lists.Get(ctx, f, s.viewTime())
+	l, err := parseList(r, "stack_id")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: l.Get("stack_id"),
+		Page: store.Page{After: l.After, Limit: l.Limit}}
+	body, last, err := s.lists.Get(ctx, f, s.viewTime())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if last != "" {
+		setNextLink(w, r, last)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)

@@ -7,7 +7,12 @@ import (
 )
 
 func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
-	all := provider.All()
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	all, last := pageOf(provider.All(), l, positionKey)
 	out := make([]*provider.Description, 0, len(all))
 	for _, p := range all {
 		d, err := p.Describe()
@@ -16,6 +21,9 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out = append(out, d)
+	}
+	if last != "" {
+		setNextLink(w, r, last)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kloud/kloud/ratingbridge/dataframe"
+
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/client"
@@ -44,12 +46,13 @@ func (s *Server) ratingRoutes(m *http.ServeMux) {
 }
 
 func (s *Server) handleListModules(w http.ResponseWriter, r *http.Request) {
-	mods, err := s.rating.Pipeline().ListModules(r.Context())
+	l, err := parseList(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, mods)
+	mods, err := s.rating.Pipeline().ListModules(r.Context())
+	listPage(s, w, r, l, mods, err, positionKey, asIs)
 }
 
 func (s *Server) handleGetModule(w http.ResponseWriter, r *http.Request) {
@@ -252,5 +255,9 @@ func (s *Server) handleDataFrames(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	listAnswer(s, w, r, ratingbridge.FramesOf(points), nil)
+	frames := ratingbridge.FramesOf(points)
+	if frames == nil {
+		frames = []*dataframe.DataFrame{}
+	}
+	writeJSON(w, http.StatusOK, frames)
 }

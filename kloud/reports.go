@@ -12,18 +12,20 @@ import (
 // member sees only their own scope's.
 func (s *Server) handleListReports(w http.ResponseWriter, r *http.Request) {
 	actor := actorFrom(r.Context())
-	all, err := writer.ListReports(s.rating.ReportsDir())
+	l, err := parseList(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]writer.Report, 0, len(all))
+	all, err := writer.ListReports(s.rating.ReportsDir())
+	var out []writer.Report
 	for _, rep := range all {
 		if canSee(actor, rep.Scope) {
 			out = append(out, rep)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	// Reports are listed by name.
+	listPage(s, w, r, l, out, err, func(_ int, rep writer.Report) string { return rep.Name }, asIs)
 }
 
 // handleGetReport downloads one report file.

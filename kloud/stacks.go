@@ -134,10 +134,19 @@ func (s *Server) stackFor(ctx context.Context, actor *store.User, id string) (*s
 
 func (s *Server) handleListStacks(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	sts, err := s.st.ListStacks(ctx, ownerFilter(actorFrom(ctx)))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	sts, last := pageOf(sts, l, func(_ int, st *store.StackRecord) string { return createdKey(st.CreatedAt, st.ID) })
+	if last != "" {
+		setNextLink(w, r, last)
 	}
 	out := make([]client.Stack, 0, len(sts))
 	for _, st := range sts {

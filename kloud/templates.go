@@ -81,8 +81,13 @@ func (s *Server) templateFor(ctx context.Context, actor *store.User, id string) 
 }
 
 func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	ts, err := s.st.ListTemplates(r.Context(), ownerFilter(actorFrom(r.Context())))
-	writeList(s, w, r, ts, err, templateView)
+	listPage(s, w, r, l, ts, err, func(_ int, t *stack.Template) string { return createdKey(t.CreatedAt, t.ID) }, templateView)
 }
 
 func (s *Server) handleGetTemplate(w http.ResponseWriter, r *http.Request) {

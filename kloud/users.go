@@ -48,8 +48,13 @@ func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*sto
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
+	l, err := parseList(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	users, err := s.st.ListUsers(r.Context())
-	writeList(s, w, r, users, err, func(u *store.User) client.User {
+	listPage(s, w, r, l, users, err, func(_ int, u *store.User) string { return createdKey(u.CreatedAt, u.ID) }, func(u *store.User) client.User {
 		return client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}
 	})
 }

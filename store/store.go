@@ -138,10 +138,12 @@ type Stacks interface {
 
 // ---- machines and their state history ---------------------------------------
 
-// MachineFilter selects machines; empty fields match everything.
+// MachineFilter selects machines; empty fields match everything. Page
+// cuts the answer to one page of the id order.
 type MachineFilter struct {
 	OwnerID string
 	StackID string
+	Page
 }
 
 // HistoryQuery selects state records of the machines of one owner (all owners

@@ -41,9 +41,16 @@ type Machines struct {
 }
 
 type entry struct {
-	body    []byte
+	answer
 	at      time.Time // the view time the answer was computed at
 	version uint64
+}
+
+// answer is one page: its encoded body and, when more machines follow,
+// the id of its last machine.
+type answer struct {
+	body []byte
+	last string
 }
 
 // New returns a cache of the machines list reads, rendered by encode.
@@ -55,27 +62,40 @@ func New(list Lister, encode Encode) *Machines {
 func (c *Machines) Invalidate() { c.version.Add(1) }
 
 // Get answers the list of machines f selects at view time at (a whole
-// second), from the cache when fresh.
-func (c *Machines) Get(ctx context.Context, f store.MachineFilter, at time.Time) ([]byte, error) {
-	return c.get(f.OwnerID+"\x00"+f.StackID, at, func(at time.Time) ([]byte, error) {
-		ms, err := c.list.ListMachines(context.WithoutCancel(ctx), f)
-		if err != nil {
-			return nil, err
+// second), from the cache when fresh. With a page limit, last is the id of
+// the page's last machine when more follow ("" otherwise).
+func (c *Machines) Get(ctx context.Context, f store.MachineFilter, at time.Time) (body []byte, last string, err error) {
+	key := f.OwnerID + "\x00" + f.StackID + "\x00" + f.After + "\x00" + strconv.Itoa(f.Limit)
+	a, err := c.get(key, at, func(at time.Time) (answer, error) {
+		q := f
+		if f.Limit > 0 {
+			q.Limit = f.Limit + 1 // one more says whether another page follows
 		}
-		return c.encode(ms, at)
+		ms, err := c.list.ListMachines(context.WithoutCancel(ctx), q)
+		if err != nil {
+			return answer{}, err
+		}
+		var last string
+		if f.Limit > 0 && len(ms) > f.Limit {
+			ms = ms[:f.Limit]
+			last = ms[len(ms)-1].ID
+		}
+		b, err := c.encode(ms, at)
+		return answer{body: b, last: last}, err
 	})
+	return a.body, a.last, err
 }
 
 // get returns the answer for key at view time at, building it once however
 // many callers ask at the same time. A cached answer is served only for
 // the same view time and when no change was made here since it was built.
-func (c *Machines) get(key string, at time.Time, build func(at time.Time) ([]byte, error)) ([]byte, error) {
+func (c *Machines) get(key string, at time.Time, build func(at time.Time) (answer, error)) (answer, error) {
 	v := c.version.Load()
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && e.version == v && e.at.Equal(at) {
-		return e.body, nil
+		return e.answer, nil
 	}
 	// The version and the view time are part of the flight's key: a caller
 	// that must see a change never joins a build that started before it,
@@ -84,17 +104,42 @@ func (c *Machines) get(key string, at time.Time, build func(at time.Time) ([]byt
 	body, err, _ := c.flight.Do(flight, func() (any, error) {
 		b, err := build(at)
 		if err != nil {
-			return nil, err
+			return answer{}, err
 		}
 		c.mu.Lock()
 		if cur, ok := c.entries[key]; !ok || cur.version < v || cur.version == v && !cur.at.After(at) {
-			c.entries[key] = entry{body: b, at: at, version: v}
+			c.entries[key] = entry{answer: b, at: at, version: v}
+			c.evict(at)
 		}
 		c.mu.Unlock()
 		return b, nil
 	})
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
-	return body.([]byte), nil
+	return body.(answer), nil
+}
+
+// maxEntries bounds the cache: pages are keyed by their cursor, and
+// callers choose cursors.
+const maxEntries = 4096
+
+// evict forgets, once the cache is full, every answer older than the view
+// time at (they are served to no one any more); c.mu is held.
+func (c *Machines) evict(at time.Time) {
+	if len(c.entries) <= maxEntries {
+		return
+	}
+	for k, e := range c.entries {
+		if e.at.Before(at) {
+			delete(c.entries, k)
+		}
+	}
+	// Still full within one second: forget all but this answer's kind.
+	for k := range c.entries {
+		if len(c.entries) <= maxEntries {
+			break
+		}
+		delete(c.entries, k)
+	}
 }

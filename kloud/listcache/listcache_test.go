@@ -100,7 +100,7 @@ func TestMachineLists(t *testing.T) {
 			}
 		}
 		at := t0.Add(s.at)
-		body, err := lists.Get(ctx, s.filter, at)
+		body, _, err := lists.Get(ctx, s.filter, at)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}

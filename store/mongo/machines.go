@@ -279,13 +279,29 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 		hf = append(hf, bson.E{Key: "s", Value: f.StackID})
 		sf = append(sf, bson.E{Key: "s", Value: f.StackID})
 	}
-	docs, err := allOf[machineDoc](ctx, s.machines, mf, options.Find().SetSort(sortBy("_id")))
+	if f.After != "" {
+		mf = append(mf, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: f.After}}})
+	}
+	find := options.Find().SetSort(sortBy("_id"))
+	if f.Limit > 0 {
+		find.SetLimit(int64(f.Limit))
+	}
+	docs, err := allOf[machineDoc](ctx, s.machines, mf, find)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
 	out := make([]*stack.Machine, 0, len(docs))
 	if len(docs) == 0 {
 		return out, nil
+	}
+	if f.Page != (store.Page{}) {
+		// One page: read the heads and last-seen records of its machines only.
+		ids := make(bson.A, len(docs))
+		for i := range docs {
+			ids[i] = docs[i].ID
+		}
+		hf = append(hf, bson.E{Key: "m", Value: bson.D{{Key: "$in", Value: ids}}})
+		sf = append(sf, bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}})
 	}
 	heads, err := allOf[historyDoc](ctx, s.history, hf, options.Find().SetProjection(bson.D{{Key: "m", Value: 1}, {Key: "v", Value: 1},
 		{Key: "state", Value: 1}, {Key: "reason", Value: 1}, {Key: "at", Value: 1}, {Key: "since", Value: 1}, {Key: "base", Value: 1}}))

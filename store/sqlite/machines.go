@@ -124,11 +124,18 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	if f.StackID != "" {
 		where, args = append(where, "stack_id = ?"), append(args, f.StackID)
 	}
+	if f.After != "" {
+		where, args = append(where, "machines.id > ?"), append(args, f.After)
+	}
 	q := `SELECT ` + machineCols + machineFrom
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	out, err := list(ctx, s.r, scanMachine, q+` ORDER BY machines.id`, args...)
+	q += ` ORDER BY machines.id`
+	if f.Limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, f.Limit)
+	}
+	out, err := list(ctx, s.r, scanMachine, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
