@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -45,4 +46,10 @@ func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
 		return nil, fmt.Errorf("decode GET /readyz answer: %w", err)
 	}
 	return &r, nil
+}
+
+// Metrics copies the server's Prometheus metrics (text format) to w; on
+// the API they are for admins.
+func (c *Client) Metrics(ctx context.Context, w io.Writer) error {
+	return c.Do(ctx, http.MethodGet, "/metrics", nil, w)
 }

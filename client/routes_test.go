@@ -239,6 +239,7 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	if hl.Version == "" || hl.Status != "ok" {
 		t.Errorf("health = %+v", hl)
 	}
+	must("metrics", c.Metrics(ctx, io.Discard))
 	rd, err := c.Ready(ctx)
 	must("ready", err)
 	if !rd.Ready {

@@ -22,6 +22,10 @@ type Config struct {
 	Store store.Store
 	// StoreName is shown by /healthz ("sqlite", "mongodb").
 	StoreName string
+	// MetricsListen, when set, is the address `kloud serve` serves
+	// GET /metrics on (MetricsHandler), unauthenticated; the API then does
+	// not. Unset, admins read GET /metrics on the API.
+	MetricsListen string
 	// URL is where machine agents reach this server (http://127.0.0.1:8080).
 	URL string
 	// AdminToken, when set, is the admin's token; otherwise one is generated

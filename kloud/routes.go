@@ -11,6 +11,7 @@ func (s *Server) routes() {
 	a := s.authenticate
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /readyz", s.handleReady)
+	m.HandleFunc("GET /metrics", s.adminOnly(s.handleMetrics))
 	m.HandleFunc("GET /api/v1/providers", a(s.handleProviders))
 
 	m.HandleFunc("POST /api/v1/users", s.adminOnly(s.handleCreateUser))
@@ -56,7 +57,7 @@ func (s *Server) routes() {
 // Handler is the HTTP API. Requests no route takes get a JSON 404, or a 405
 // naming the methods the path allows.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.metrics.instrument(s.mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := s.mux.Handler(r); pattern != "" {
 			s.mux.ServeHTTP(w, r)
 			return
@@ -75,5 +76,5 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + clipInput(r.Method) + " " + clipInput(r.URL.Path)})
-	})
+	}))
 }

@@ -43,9 +43,10 @@ type Server struct {
 	// the admin already existed or the token was configured).
 	AdminToken string
 
-	engine *jobs.Engine // queues, runs and follows jobs
-	loops  loopSet      // the singleton loops running now (readiness)
-	plans  *ownerLimit  // template plans running per owner
+	engine  *jobs.Engine // queues, runs and follows jobs
+	loops   loopSet      // the singleton loops running now (readiness)
+	metrics *metrics     // Prometheus metrics of this replica
+	plans   *ownerLimit  // template plans running per owner
 
 	mu       sync.Mutex
 	started  bool
@@ -105,8 +106,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.lists = listcache.New(cfg.Store, func(ms []*stack.Machine, at time.Time) ([]byte, error) {
 		return json.Marshal(s.machineViews(ms, at))
 	})
-	// Every machine change this server makes shows in its lists at once.
-	s.st = listcache.Watch(cfg.Store, s.lists)
+	s.metrics = newMetrics(s)
+	// Every machine change this server makes shows in its lists at once;
+	// store calls are timed.
+	s.st = s.metrics.timeStore(listcache.Watch(cfg.Store, s.lists))
 	runner, err := terraform.NewRunner(terraform.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
 		PluginDir:     cfg.PluginDir,
@@ -146,6 +149,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Interval:    cfg.RatingInterval,
 		Now:         cfg.Now,
 		Log:         cfg.Log,
+		Observe:     s.metrics.RatingPass,
 	}); err != nil {
 		return fail(err)
 	}

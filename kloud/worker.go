@@ -24,6 +24,7 @@ func (s *Server) newEngine() (*jobs.Engine, error) {
 		Timeout:     cfg.JobTimeout.For,
 		SoleServer:  cfg.SoleServer,
 		Now:         cfg.Now,
+		Observer:    s.metrics,
 	})
 }
 

@@ -125,8 +125,19 @@ func serve(args []string) error {
 	hs := kloud.NewHTTPServer(srv.Handler(), kloud.HTTPOptions{})
 	srv.Start()
 	log.Info("kloud serving", slog.String("url", url), slog.String("store", storeName), slog.String("data_dir", f.DataDir), slog.String("confinement", confiner.String()))
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			errc <- fmt.Errorf("listen for metrics: %w", err)
+		} else {
+			ms := kloud.NewHTTPServer(srv.MetricsHandler(), kloud.HTTPOptions{})
+			go func() { errc <- ms.Serve(mln) }()
+			defer ms.Close()
+			log.Info("metrics served", slog.String("addr", mln.Addr().String()))
+		}
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

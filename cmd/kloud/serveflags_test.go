@@ -41,6 +41,7 @@ var serveFlagCases = []struct {
 	{flag: "sandbox-root", bad: "relative/dir"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},
+	{flag: "metrics-listen", bad: "no-port"},
 }
 
 func noEnv(string) (string, bool) { return "", false }

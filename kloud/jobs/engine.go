@@ -59,6 +59,9 @@ type Config struct {
 	// SoleServer says no other server uses the store: at start, every job
 	// still running was this server's previous run's.
 	SoleServer bool
+	// Observer hears of jobs queued, started and finished here (metrics);
+	// nil hears nothing.
+	Observer Observer
 
 	// Now is the clock (default time.Now); NewTicker makes the tickers of
 	// the loops (default time.NewTicker), so tests drive them by channel.
@@ -79,6 +82,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 	if c.Reason == nil {
 		c.Reason = func(_ error, msg string) string { return msg }
@@ -114,6 +120,24 @@ func (c *Config) setDefaults() {
 		c.ExpireEvery = c.Lease / 2
 	}
 }
+
+// Observer hears what happens to jobs on this replica.
+type Observer interface {
+	// JobQueued: a job of kind was queued here.
+	JobQueued(kind store.JobKind)
+	// JobStarted: a worker here claimed a job of kind, pickup after it
+	// was queued.
+	JobStarted(kind store.JobKind, pickup time.Duration)
+	// JobFinished: a job of kind that ran here ended with status after
+	// running for d.
+	JobFinished(kind store.JobKind, status store.JobStatus, d time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) JobQueued(store.JobKind)                                   {}
+func (noObserver) JobStarted(store.JobKind, time.Duration)                   {}
+func (noObserver) JobFinished(store.JobKind, store.JobStatus, time.Duration) {}
 
 // Engine queues, claims, runs and follows jobs. Start runs its workers;
 // Close stops them.
@@ -217,6 +241,7 @@ func (e *Engine) Enqueue(ctx context.Context, j *store.Job) (*store.Job, error) 
 		return nil, fmt.Errorf("queue %s job: %w", j.Kind, err)
 	}
 	e.Event(ctx, j.ID, store.EventPhase, 0, "queued "+string(j.Kind))
+	e.cfg.Observer.JobQueued(j.Kind)
 	e.wakeWorker()
 	return j, nil
 }
@@ -347,6 +372,8 @@ func (e *Engine) runJob(job *store.Job) {
 
 	log := e.log.With(slog.String("job", job.ID), slog.String("kind", string(job.Kind)))
 	log.Info("job started")
+	began := time.Now()
+	e.cfg.Observer.JobStarted(job.Kind, max(0, e.now().Sub(job.CreatedAt)))
 	run.Event(ctx, store.EventPhase, 0, "running "+string(job.Kind)+" on "+e.cfg.WorkerID)
 	err := e.cfg.Exec(ctx, run)
 	stopped, isStopped := StopReason(ctx)
@@ -374,6 +401,7 @@ func (e *Engine) runJob(job *store.Job) {
 	}
 	run.Event(context.Background(), store.EventDone, 100, string(status))
 	e.finishJob(log, job, status, msg)
+	e.cfg.Observer.JobFinished(job.Kind, status, time.Since(began))
 	// Followers waiting for the end hear of it now, not at their next poll.
 	e.events.notify(job.ID)
 }

@@ -51,6 +51,8 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// Observe, when set, hears what each pass rated (metrics).
+	Observe func(ratingbridge.Pass)
 }
 
 // Rater prices, rates closed periods and writes reports.
@@ -60,6 +62,7 @@ type Rater struct {
 	writers   *writer.Orchestrator
 	reports   string
 	loop      *singleton.Loop
+	observe   func(ratingbridge.Pass)
 }
 
 // New builds the rating pipeline from the store's module settings and
@@ -90,6 +93,7 @@ func New(cfg Config) (*Rater, error) {
 			Clock:       cfg.Now,
 			Logger:      log,
 		},
+		observe: cfg.Observe,
 		loop: &singleton.Loop{
 			Name: LeaseName, Holder: cfg.Holder, Interval: cfg.Interval,
 			Leases: cfg.Leases, Now: cfg.Now, Tick: cfg.Tick, Log: log,
@@ -115,6 +119,9 @@ func (r *Rater) ReportsDir() string { return r.reports }
 // Process rates every closed period now and writes the reports.
 func (r *Rater) Process(ctx context.Context) (ratingbridge.Pass, error) {
 	pass, err := r.processor.Process(ctx)
+	if r.observe != nil {
+		r.observe(pass)
+	}
 	if err != nil {
 		return pass, fmt.Errorf("rate periods: %w", err)
 	}
