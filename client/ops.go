@@ -53,3 +53,8 @@ func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
 func (c *Client) Metrics(ctx context.Context, w io.Writer) error {
 	return c.Do(ctx, http.MethodGet, "/metrics", nil, w)
 }
+
+// OpenAPI copies the API's OpenAPI 3.1 description (JSON) to w.
+func (c *Client) OpenAPI(ctx context.Context, w io.Writer) error {
+	return c.Do(ctx, http.MethodGet, "/api/v1/openapi.json", nil, w)
+}

@@ -109,12 +109,22 @@ type recorder struct {
 }
 
 type answer struct {
-	req  *http.Request
-	body []byte
+	req     *http.Request
+	reqBody []byte
+	status  int
+	header  http.Header
+	body    []byte
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	clone := req.Clone(context.Background())
+	var reqBody []byte
+	if req.GetBody != nil {
+		if b, err := req.GetBody(); err == nil {
+			reqBody, _ = io.ReadAll(b)
+			b.Close()
+		}
+	}
 	r.mu.Lock()
 	r.reqs = append(r.reqs, clone)
 	r.mu.Unlock()
@@ -129,7 +139,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	r.mu.Lock()
-	r.answers = append(r.answers, answer{clone, body})
+	r.answers = append(r.answers, answer{req: clone, reqBody: reqBody, status: resp.StatusCode, header: resp.Header, body: body})
 	r.mu.Unlock()
 	return resp, nil
 }
@@ -138,6 +148,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 var answerTypes = map[string]any{
 	"GET /healthz":                              client.Health{},
 	"GET /readyz":                               client.Readiness{},
+	"GET /api/v1/openapi.json":                  map[string]any{},
 	"GET /api/v1/providers":                     []client.Provider{},
 	"POST /api/v1/users":                        client.User{},
 	"GET /api/v1/users":                         []client.User{},
@@ -240,6 +251,7 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 		t.Errorf("health = %+v", hl)
 	}
 	must("metrics", c.Metrics(ctx, io.Discard))
+	must("openapi", c.OpenAPI(ctx, io.Discard))
 	rd, err := c.Ready(ctx)
 	must("ready", err)
 	if !rd.Ready {
@@ -442,4 +454,8 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 			t.Errorf("no JSON answer of %s was checked", pattern)
 		}
 	}
+
+	// Every recorded request and answer is an example the OpenAPI
+	// description must accept.
+	validateExamples(t, rec.answers)
 }

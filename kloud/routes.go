@@ -12,6 +12,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /readyz", s.handleReady)
 	m.HandleFunc("GET /metrics", s.adminOnly(s.handleMetrics))
+	m.HandleFunc("GET /api/v1/openapi.json", s.handleOpenAPI)
 	m.HandleFunc("GET /api/v1/providers", a(s.handleProviders))
 
 	m.HandleFunc("POST /api/v1/users", s.adminOnly(s.handleCreateUser))
