@@ -1,10 +1,12 @@
 package writer
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -35,41 +37,91 @@ type CSV struct{}
 // Name is "csv".
 func (CSV) Name() string { return "csv" }
 
-// Write renders the month.
-func (CSV) Write(w io.Writer, m *Month) error {
+// Header writes the column names.
+func (CSV) Header(w io.Writer, _ *Month) error {
+	return writeCSV(w, CSVColumns())
+}
+
+// Period appends a row per point.
+func (CSV) Period(w io.Writer, per *Period, _ bool) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVColumns()); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	qty, unit, oneUnit := decimal.Zero, "", true
-	for _, per := range m.Periods {
-		for _, p := range per.Points {
-			rate := ""
-			if !p.Qty.IsZero() {
-				rate = p.Price.DivRound(p.Qty, RatePlaces).String()
-			}
-			row := []string{
-				p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339),
-				field(p, "machine_id"), field(p, "stack_id"), field(p, "provider"),
-				field(p, "size"), field(p, "region"),
-				p.Qty.String(), p.Unit, rate, p.Price.String(),
-			}
-			if err := cw.Write(row); err != nil {
-				return fmt.Errorf("write csv: %w", err)
-			}
-			qty = qty.Add(p.Qty)
-			if unit == "" {
-				unit = p.Unit
-			} else if unit != p.Unit {
-				oneUnit = false
-			}
+	for i := range per.Points {
+		p := &per.Points[i]
+		rate := ""
+		if !p.Qty.IsZero() {
+			rate = p.Price.DivRound(p.Qty, RatePlaces).String()
+		}
+		row := []string{
+			p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339),
+			field(p, "machine_id"), field(p, "stack_id"), field(p, "provider"),
+			field(p, "size"), field(p, "region"),
+			p.Qty.String(), p.Unit, rate, p.Price.String(),
+		}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("write csv: %w", err)
 		}
 	}
-	total := []string{"total", "", "", "", "", "", "", "", "", "", m.Total.String()}
-	if oneUnit {
-		total[7], total[8] = qty.String(), unit
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write csv: %w", err)
 	}
-	if err := cw.Write(total); err != nil {
+	return nil
+}
+
+// Trailer writes the totals row.
+func (CSV) Trailer(w io.Writer, m *Month) error {
+	total := []string{"total", "", "", "", "", "", "", "", "", "", m.Total.String()}
+	if !m.MixedUnits {
+		total[7], total[8] = m.Qty.String(), m.Unit
+	}
+	return writeCSV(w, total)
+}
+
+// ReadTrailer finds the totals row at the end of tail. The month's last
+// period written is the last row's; an empty month has none.
+func (CSV) ReadTrailer(tail []byte, m *Month) (int, bool) {
+	body := bytes.TrimSuffix(tail, []byte("\n"))
+	if len(body) == len(tail) {
+		return 0, false // a file cut short
+	}
+	at := bytes.LastIndexByte(body, '\n') + 1
+	if at == 0 {
+		return 0, false
+	}
+	row, err := csv.NewReader(bytes.NewReader(tail[at:])).Read()
+	if err != nil || len(row) != len(CSVColumns()) || row[0] != "total" {
+		return 0, false
+	}
+	var ok bool
+	if m.Total, ok = parseDecimal(row[10]); !ok {
+		return 0, false
+	}
+	m.MixedUnits = row[7] == ""
+	if !m.MixedUnits {
+		if m.Qty, ok = parseDecimal(row[7]); !ok {
+			return 0, false
+		}
+		m.Unit = row[8]
+	}
+	// The row before: the last point's, or the header of an empty month.
+	prev := bytes.LastIndexByte(body[:at-1], '\n') + 1
+	last, err := csv.NewReader(bytes.NewReader(tail[prev:at])).Read()
+	if err != nil || len(last) != len(CSVColumns()) {
+		return 0, false
+	}
+	if last[0] != CSVColumns()[0] {
+		end, err := time.Parse(time.RFC3339, last[1])
+		if err != nil {
+			return 0, false
+		}
+		m.Written, m.Periods = end, 1
+	}
+	return at, true
+}
+
+func writeCSV(w io.Writer, row []string) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(row); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	cw.Flush()
@@ -79,8 +131,13 @@ func (CSV) Write(w io.Writer, m *Month) error {
 	return nil
 }
 
+func parseDecimal(s string) (decimal.Decimal, bool) {
+	d, err := decimal.NewFromString(s)
+	return d, err == nil
+}
+
 // field is a point's desc value: groupby first, then metadata.
-func field(p store.RatedPoint, k string) string {
+func field(p *store.RatedPoint, k string) string {
 	if v, ok := p.Groupby[k]; ok {
 		return v
 	}
@@ -88,7 +145,7 @@ func field(p store.RatedPoint, k string) string {
 }
 
 // JSON writes the month's periods in CloudKitty's v2 frame form, each with
-// its total, and the month's total.
+// its total, then through and the month's total.
 type JSON struct{}
 
 // Name is "json".
@@ -100,8 +157,8 @@ type JSONReport struct {
 	Month   string          `json:"month"`
 	Begin   time.Time       `json:"begin"`
 	End     time.Time       `json:"end"`
-	Through time.Time       `json:"through"`
 	Periods []JSONPeriod    `json:"periods"`
+	Through time.Time       `json:"through"`
 	Total   decimal.Decimal `json:"total"`
 }
 
@@ -113,22 +170,73 @@ type JSONPeriod struct {
 	Total decimal.Decimal                  `json:"total"`
 }
 
-// Write renders the month.
-func (JSON) Write(w io.Writer, m *Month) error {
-	r := JSONReport{Scope: m.Scope, Month: m.Name, Begin: m.Begin.UTC(), End: m.End.UTC(), Through: m.Through.UTC(),
-		Periods: make([]JSONPeriod, 0, len(m.Periods)), Total: m.Total}
-	for _, per := range m.Periods {
-		jp := JSONPeriod{Begin: per.Begin, End: per.End, Usage: map[string][]dataframe.DataPoint{}, Total: per.Total}
-		for _, p := range per.Points {
-			jp.Usage[p.Service] = append(jp.Usage[p.Service], dataframe.DataPoint{
-				Unit: p.Unit, Qty: p.Qty, Price: p.Price, Groupby: p.Groupby, Metadata: p.Metadata})
-		}
-		r.Periods = append(r.Periods, jp)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+// jsonTrailer starts the part of a JSON report that each append rewrites:
+// the end of the periods array, then through and the total.
+const jsonTrailer = "\n  ],\n  \"through\": "
+
+// Header opens the report object and its periods array.
+func (JSON) Header(w io.Writer, m *Month) error {
+	head := struct {
+		Scope string    `json:"scope"`
+		Month string    `json:"month"`
+		Begin time.Time `json:"begin"`
+		End   time.Time `json:"end"`
+	}{m.Scope, m.Name, m.Begin.UTC(), m.End.UTC()}
+	b, err := json.MarshalIndent(head, "", "  ")
+	if err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
-	return nil
+	b = append(bytes.TrimSuffix(b, []byte("\n}")), ",\n  \"periods\": ["...)
+	_, err = w.Write(b)
+	return err
+}
+
+// Period appends one period to the array.
+func (JSON) Period(w io.Writer, per *Period, first bool) error {
+	jp := JSONPeriod{Begin: per.Begin, End: per.End, Usage: map[string][]dataframe.DataPoint{}, Total: per.Total}
+	for _, p := range per.Points {
+		jp.Usage[p.Service] = append(jp.Usage[p.Service], dataframe.DataPoint{
+			Unit: p.Unit, Qty: p.Qty, Price: p.Price, Groupby: p.Groupby, Metadata: p.Metadata})
+	}
+	b, err := json.MarshalIndent(jp, "    ", "  ")
+	if err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	sep := ",\n    "
+	if first {
+		sep = "\n    "
+	}
+	if _, err := io.WriteString(w, sep); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// Trailer closes the array and states through and the total.
+func (JSON) Trailer(w io.Writer, m *Month) error {
+	through, _ := json.Marshal(m.Through.UTC())
+	total, _ := json.Marshal(m.Total)
+	_, err := fmt.Fprintf(w, "%s%s,\n  \"total\": %s\n}\n", jsonTrailer, through, total)
+	return err
+}
+
+// ReadTrailer finds the trailer at the end of tail.
+func (JSON) ReadTrailer(tail []byte, m *Month) (int, bool) {
+	at := bytes.LastIndex(tail, []byte(jsonTrailer))
+	if at < 0 {
+		return 0, false
+	}
+	var t struct {
+		Through time.Time       `json:"through"`
+		Total   decimal.Decimal `json:"total"`
+	}
+	if err := json.Unmarshal(append([]byte("{"), tail[at+len("\n  ],"):]...), &t); err != nil {
+		return 0, false
+	}
+	m.Total, m.Written = t.Total, t.Through
+	if !strings.HasSuffix(string(tail[:at]), "[") {
+		m.Periods = 1
+	}
+	return at, true
 }

@@ -5,10 +5,13 @@
 // to list and serve the monthly report files.
 //
 // Reports live at <dir>/<scope>/<YYYY-MM>.<csv|json> and are named
-// "<scope>-<YYYY-MM>.<csv|json>". A month's file is always rewritten whole
-// from the stored rated points, in a fixed order, and replaced atomically,
-// so rewriting a month from the same data gives the same bytes and a crash
-// leaves either the old file or the new one.
+// "<scope>-<YYYY-MM>.<csv|json>". A pass appends to a month's file the
+// periods rated since the last one, read from the store a period at a
+// time, and rewrites only the file's trailer (the totals): its work is
+// proportional to the new points, and a month is never held in memory.
+// The bytes are the same whether a month is written in one pass or a
+// period at a time. A pass that crashes while appending leaves a file
+// without its trailer, which the next pass writes again from the store.
 package writer
 
 import (
@@ -44,23 +47,59 @@ type StateStore interface {
 	PutWriterState(ctx context.Context, s *store.WriterState) error
 }
 
-// Writer renders one month of a scope's rated usage.
+// Writer renders a month's file in pieces, so that a new period is
+// appended to it, never the whole month rendered again: the header, each
+// period's points, and a trailer of totals that every append rewrites.
 type Writer interface {
 	// Name keys the writer's state and is its files' extension.
 	Name() string
-	Write(w io.Writer, m *Month) error
+	// Header starts the month's file.
+	Header(w io.Writer, m *Month) error
+	// Period appends one period's points, in report order; first says no
+	// period precedes it in the file.
+	Period(w io.Writer, per *Period, first bool) error
+	// Trailer ends the file with the month's totals and through.
+	Trailer(w io.Writer, m *Month) error
+	// ReadTrailer finds the trailer in the last bytes of a file: where it
+	// begins in tail, and, into m, the totals it states and how far the
+	// file goes (Written, Periods). false: no trailer (a file cut short).
+	ReadTrailer(tail []byte, m *Month) (at int, ok bool)
 }
 
-// Month is a scope's rated usage in one calendar month (UTC) up to Through,
-// the end of the last rated period it holds.
+// Month is the state of a scope's report of one calendar month (UTC), as
+// its trailer states it.
 type Month struct {
-	Scope   string
-	Name    string // "2025-01"
-	Begin   time.Time
-	End     time.Time
+	Scope string
+	Name  string // "2025-01"
+	Begin time.Time
+	End   time.Time
+	// Through is the end of the last rated period the report covers.
 	Through time.Time
-	Periods []Period
-	Total   decimal.Decimal
+	// Total is the sum of the prices; Qty of the quantities, of Unit when
+	// every point has the same (MixedUnits otherwise).
+	Total      decimal.Decimal
+	Qty        decimal.Decimal
+	Unit       string
+	MixedUnits bool
+	// Periods counts the periods with points in the file; Written is how
+	// far the file already goes (read from its trailer).
+	Periods int
+	Written time.Time
+}
+
+// add counts a period's points into the month's totals.
+func (m *Month) add(per *Period) {
+	m.Total = m.Total.Add(per.Total)
+	for i := range per.Points {
+		p := &per.Points[i]
+		m.Qty = m.Qty.Add(p.Qty)
+		if m.Unit == "" {
+			m.Unit = p.Unit
+		} else if m.Unit != p.Unit {
+			m.MixedUnits = true
+		}
+	}
+	m.Periods++
 }
 
 // Period is one rated period's points, in a fixed order, and their total.
@@ -117,9 +156,11 @@ func (o *Orchestrator) WriteAll(ctx context.Context) error {
 }
 
 // WriteScope brings one scope's reports up to its last rated period:
-// each writer whose state is behind gets every month from the one holding
-// its last written period, and its state moves to the last rated period
-// with the running total of what it wrote.
+// each writer whose state is behind gets the periods rated since, appended
+// to their months' files, and its state moves to the last rated period
+// with the running total of what it wrote. The periods are read from the
+// store one at a time: a month is never held in memory, and a pass costs
+// what it appends, not the month.
 func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -135,14 +176,7 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 	}
 	through := st.LastProcessed.UTC()
 
-	type pending struct {
-		w     Writer
-		state store.WriterState
-		from  time.Time // first month to write
-		delta decimal.Decimal
-	}
-	var todo []*pending
-	var firstPoint *time.Time
+	var todo []*feed
 	for _, w := range o.writers() {
 		ws, err := o.States.GetWriterState(ctx, scope, w.Name())
 		switch {
@@ -154,54 +188,41 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 		if !ws.LastWritten.Before(through) {
 			continue
 		}
-		p := &pending{w: w, state: *ws}
-		if ws.LastWritten.IsZero() {
-			if firstPoint == nil {
-				pts, err := o.Rated.RatedPoints(ctx, store.SummaryQuery{Scope: scope, Limit: 1})
-				if err != nil {
-					return fmt.Errorf("write reports of %s: %w", scope, err)
-				}
-				t := through
-				if len(pts) > 0 {
-					t = pts[0].Begin
-				}
-				firstPoint = &t
-			}
-			p.from = monthStart(*firstPoint)
-		} else {
-			p.from = monthStart(ws.LastWritten)
-		}
-		todo = append(todo, p)
+		todo = append(todo, &feed{o: o, w: w, scope: scope, through: through, state: *ws, from: ws.LastWritten.UTC()})
 	}
 	if len(todo) == 0 {
 		return nil
 	}
-	start := slices.MinFunc(todo, func(a, b *pending) int { return a.from.Compare(b.from) }).from
-	for m := start; m.Before(through); m = m.AddDate(0, 1, 0) {
-		month, err := o.load(ctx, scope, m, through)
-		if err != nil {
-			return err
+	defer func() {
+		for _, f := range todo {
+			f.abandon()
 		}
-		for _, p := range todo {
-			if m.Before(p.from) {
+	}()
+	start := slices.MinFunc(todo, func(a, b *feed) int { return a.from.Compare(b.from) }).from
+	err = o.periods(ctx, scope, start, through, func(per *Period) error {
+		for _, f := range todo {
+			if per.Begin.Before(f.from) {
 				continue
 			}
-			if len(month.Periods) > 0 {
-				if err := o.writeFile(scope, month, p.w); err != nil {
-					return err
-				}
-			}
-			for _, per := range month.Periods {
-				if !per.Begin.Before(p.state.LastWritten) {
-					p.delta = p.delta.Add(per.Total)
-				}
+			f.delta = f.delta.Add(per.Total)
+			if err := f.append(ctx, per); err != nil {
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, p := range todo {
-		ws := store.WriterState{Scope: scope, Writer: p.w.Name(), LastWritten: through, Total: p.state.Total.Add(p.delta)}
+	for _, f := range todo {
+		if err := f.finish(ctx); err != nil {
+			return err
+		}
+	}
+	for _, f := range todo {
+		ws := store.WriterState{Scope: scope, Writer: f.w.Name(), LastWritten: through, Total: f.state.Total.Add(f.delta)}
 		if err := o.States.PutWriterState(ctx, &ws); err != nil {
-			return fmt.Errorf("write %s reports of %s: save state: %w", p.w.Name(), scope, err)
+			return fmt.Errorf("write %s reports of %s: save state: %w", f.w.Name(), scope, err)
 		}
 	}
 	o.log().Debug("reports written", "scope", scope, "through", through)
@@ -220,49 +241,51 @@ func monthStart(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// load reads the month starting at m: the points of periods that begin in
-// it and end by through.
-func (o *Orchestrator) load(ctx context.Context, scope string, m, through time.Time) (*Month, error) {
-	end := m.AddDate(0, 1, 0)
-	month := &Month{Scope: scope, Name: m.Format("2006-01"), Begin: m, End: end, Through: end, Total: decimal.Zero}
-	if through.Before(end) {
-		month.Through = through
-	}
+// periods reads the scope's rated points of [from, to) from the store, a
+// page at a time, and calls fn with each period's points in report order.
+// It holds one period and one page at most.
+func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.Time, fn func(*Period) error) error {
 	page := o.PageSize
 	if page <= 0 {
 		page = DefaultPageSize
 	}
-	var pts []store.RatedPoint
-	for offset := 0; ; offset += page {
-		got, err := o.Rated.RatedPoints(ctx, store.SummaryQuery{Scope: scope, Begin: m, End: through, Offset: offset, Limit: page})
-		if err != nil {
-			return nil, fmt.Errorf("write reports of %s: read %s: %w", scope, month.Name, err)
+	var buf []store.RatedPoint
+	more := true
+	for {
+		// The first period in buf is complete once a point of a later
+		// period follows it, or the store has no more points.
+		n := 0
+		for n < len(buf) && buf[n].Begin.Equal(buf[0].Begin) && buf[n].End.Equal(buf[0].End) {
+			n++
 		}
-		done := len(got) < page
-		for _, p := range got {
-			if !p.Begin.Before(end) {
-				done = true
-				break
+		if len(buf) > 0 && (n < len(buf) || !more) {
+			per := &Period{Begin: buf[0].Begin.UTC(), End: buf[0].End.UTC(), Points: buf[:n:n], Total: decimal.Zero}
+			slices.SortStableFunc(per.Points, comparePoints)
+			for i := range per.Points {
+				per.Total = per.Total.Add(per.Points[i].Price)
 			}
-			pts = append(pts, p)
+			if err := fn(per); err != nil {
+				return err
+			}
+			buf = buf[n:]
+			continue
 		}
-		if done {
-			break
+		if !more {
+			return nil
 		}
+		// Read on from the period buf holds (from the start when it is
+		// empty), past what buf already has of it.
+		q := store.SummaryQuery{Scope: scope, Begin: from, End: to, Offset: len(buf), Limit: page}
+		if len(buf) > 0 {
+			q.Begin = buf[0].Begin
+		}
+		got, err := o.Rated.RatedPoints(ctx, q)
+		if err != nil {
+			return fmt.Errorf("write reports of %s: read rated points from %s: %w", scope, q.Begin.Format(time.RFC3339), err)
+		}
+		more = len(got) == page
+		buf = append(slices.Clip(buf), got...)
 	}
-	slices.SortStableFunc(pts, comparePoints)
-	for i := 0; i < len(pts); {
-		j := i
-		per := Period{Begin: pts[i].Begin.UTC(), End: pts[i].End.UTC(), Total: decimal.Zero}
-		for ; j < len(pts) && pts[j].Begin.Equal(pts[i].Begin) && pts[j].End.Equal(pts[i].End); j++ {
-			per.Total = per.Total.Add(pts[j].Price)
-		}
-		per.Points = pts[i:j]
-		month.Total = month.Total.Add(per.Total)
-		month.Periods = append(month.Periods, per)
-		i = j
-	}
-	return month, nil
 }
 
 // comparePoints is the fixed order of a report: period, service, machine,
@@ -292,32 +315,197 @@ func canonical(m map[string]string) string {
 	return b.String()
 }
 
-// writeFile writes the month through w to its file, atomically.
-func (o *Orchestrator) writeFile(scope string, m *Month, w Writer) error {
-	dir := filepath.Join(o.Dir, scope)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s report %s of %s: %w", w.Name(), m.Name, scope, err)
+// feed is one writer's share of a pass: its state before, what it adds,
+// and the month file it is appending to.
+type feed struct {
+	o       *Orchestrator
+	w       Writer
+	scope   string
+	through time.Time
+	state   store.WriterState
+	from    time.Time // periods before it were written by an earlier pass
+	delta   decimal.Decimal
+	cur     *monthFile
+}
+
+// monthFile is a month's report open for appending: its body written up
+// to off, its trailer to be written when it is closed.
+type monthFile struct {
+	f     *os.File
+	month Month
+}
+
+func (fd *feed) path(m time.Time) string {
+	return filepath.Join(fd.o.Dir, fd.scope, m.Format("2006-01")+"."+fd.w.Name())
+}
+
+// append adds a period to the file of its month, opening that month (and
+// closing the previous one) when it changes. A period the file already
+// holds (written before a crash that lost the state) is not added again.
+func (fd *feed) append(ctx context.Context, per *Period) error {
+	m := monthStart(per.Begin)
+	if fd.cur == nil || !fd.cur.month.Begin.Equal(m) {
+		if err := fd.closeMonth(); err != nil {
+			return err
+		}
+		mf, err := fd.openMonth(ctx, m, true)
+		if err != nil {
+			return err
+		}
+		fd.cur = mf
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+m.Name+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s report %s of %s: %w", w.Name(), m.Name, scope, err)
+	if per.Begin.Before(fd.cur.month.Written) {
+		return nil
 	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	err = w.Write(tmp, m)
-	if err == nil {
-		err = tmp.Sync()
+	if err := fd.w.Period(fd.cur.f, per, fd.cur.month.Periods == 0); err != nil {
+		return fd.fail(m, err)
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	fd.cur.month.add(per)
+	return nil
+}
+
+// finish closes the month being appended to and moves the trailer of
+// every other month file the pass covers to the new through (periods
+// without points were rated there).
+func (fd *feed) finish(ctx context.Context) error {
+	if err := fd.closeMonth(); err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, m.Name+"."+w.Name()))
-	}
-	if err != nil {
-		return fmt.Errorf("write %s report %s of %s: %w", w.Name(), m.Name, scope, err)
+	for m := monthStart(fd.from); m.Before(fd.through); m = m.AddDate(0, 1, 0) {
+		if fd.from.IsZero() {
+			break // a first pass writes only the months that have points
+		}
+		if _, err := os.Stat(fd.path(m)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		mf, err := fd.openMonth(ctx, m, false)
+		if err != nil {
+			return err
+		}
+		fd.cur = mf
+		if err := fd.closeMonth(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// openMonth opens month m's file for appending after its last period. A
+// missing file starts with the header; a file without its trailer (a
+// pass that crashed while writing) and a missing file of a month an
+// earlier pass wrote part of are written again from the store up to
+// where this pass begins. create false opens only an existing file.
+func (fd *feed) openMonth(ctx context.Context, m time.Time, create bool) (*monthFile, error) {
+	dir := filepath.Join(fd.o.Dir, fd.scope)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fd.fail(m, err)
+	}
+	end := m.AddDate(0, 1, 0)
+	mf := &monthFile{month: Month{Scope: fd.scope, Name: m.Format("2006-01"), Begin: m, End: end, Total: decimal.Zero, Qty: decimal.Zero}}
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(fd.path(m), flags, 0o600)
+	if err != nil {
+		return nil, fd.fail(m, err)
+	}
+	mf.f = f
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fd.fail(m, err)
+	}
+	if size := info.Size(); size > 0 {
+		tail := make([]byte, min(size, tailSize))
+		if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
+			f.Close()
+			return nil, fd.fail(m, err)
+		}
+		if at, ok := fd.w.ReadTrailer(tail, &mf.month); ok {
+			off := size - int64(len(tail)) + int64(at)
+			if err := f.Truncate(off); err == nil {
+				_, err = f.Seek(off, io.SeekStart)
+			}
+			if err != nil {
+				f.Close()
+				return nil, fd.fail(m, err)
+			}
+			return mf, nil
+		}
+		fd.o.log().Warn("report without its trailer: writing it again", "scope", fd.scope, "month", mf.month.Name, "writer", fd.w.Name())
+		mf.month = Month{Scope: fd.scope, Name: mf.month.Name, Begin: m, End: end, Total: decimal.Zero, Qty: decimal.Zero}
+		if err := f.Truncate(0); err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fd.fail(m, err)
+		}
+	}
+	if err := fd.w.Header(f, &mf.month); err != nil {
+		f.Close()
+		return nil, fd.fail(m, err)
+	}
+	// What earlier passes wrote of this month, from the store.
+	if upTo := minTime(fd.from, end); upTo.After(m) {
+		err := fd.o.periods(ctx, fd.scope, m, upTo, func(per *Period) error {
+			if err := fd.w.Period(f, per, mf.month.Periods == 0); err != nil {
+				return fd.fail(m, err)
+			}
+			mf.month.add(per)
+			return nil
+		})
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return mf, nil
+}
+
+// tailSize is how much of a file's end is read to find its trailer: more
+// than a trailer and a CSV row.
+const tailSize = 64 << 10
+
+// closeMonth writes the open month's trailer, through this pass, and
+// syncs and closes its file.
+func (fd *feed) closeMonth() error {
+	mf := fd.cur
+	if mf == nil {
+		return nil
+	}
+	fd.cur = nil
+	mf.month.Through = minTime(fd.through, mf.month.End)
+	err := fd.w.Trailer(mf.f, &mf.month)
+	if err == nil {
+		err = mf.f.Sync()
+	}
+	if cerr := mf.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fd.fail(mf.month.Begin, err)
+	}
+	return nil
+}
+
+// abandon closes a month file a failed pass left open, without its
+// trailer: the next pass writes that month again.
+func (fd *feed) abandon() {
+	if fd.cur != nil {
+		fd.cur.f.Close()
+		fd.cur = nil
+	}
+}
+
+func (fd *feed) fail(m time.Time, err error) error {
+	return fmt.Errorf("write %s report %s of %s: %w", fd.w.Name(), m.Format("2006-01"), fd.scope, err)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

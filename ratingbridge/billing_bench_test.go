@@ -1,0 +1,98 @@
+package ratingbridge
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kloud/kloud/ratingbridge/writer"
+	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/sqlite"
+)
+
+// BenchmarkBilling bills 10,000 machines end to end on SQLite, as
+// POST /api/v1/rating/process does: collect each hourly period from the
+// machines' history, rate it with the hashmap module, commit it, and write
+// the CSV and JSON reports. It prints points/s (target ≥ 200,000 for the
+// month) and the process's peak resident memory while billing (target
+// < 150 MiB).
+func BenchmarkBilling(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		hours int
+	}{{"day", 24}, {"month", benchHours}} {
+		b.Run(c.name, func(b *testing.B) {
+			if c.hours > 24 && testing.Short() {
+				b.Skip("the month in -short mode")
+			}
+			benchBilling(b, c.hours)
+		})
+	}
+}
+
+func benchBilling(b *testing.B, hours int) {
+	ctx := context.Background()
+	start := time.Now()
+	hist := sqliteFleet(b, b)
+	s := hist.(*sqlite.Store)
+	b.Logf("loaded 10,000 machines and a month of history into SQLite in %s", time.Since(start).Round(time.Millisecond))
+	svc := &store.HashmapService{Name: ServiceInstance}
+	must(b, s.CreateHashmapService(ctx, svc))
+	size := &store.HashmapField{ServiceID: svc.ID, Name: KeySize}
+	must(b, s.CreateHashmapField(ctx, size))
+	for i, sz := range []string{"t3.micro", "t3.small", "t3.large", "m5.xlarge"} {
+		must(b, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: size.ID, Value: sz, Type: store.CostFlat, Cost: d(fmt.Sprintf("0.0%d04", i+1))}))
+	}
+	must(b, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: d("1"), Type: store.CostRate, Cost: d("0.95")}))
+	pipe, err := NewPipeline(s, DefaultModules(s)...)
+	must(b, err)
+	proc := &Processor{Collector: &Collector{Machines: s}, Pipeline: pipe, Store: s, Scopes: OwnerScopes(s, s),
+		WaitPeriods: -1, Clock: func() time.Time { return t0.Add(time.Duration(hours) * time.Hour) }, Logger: quiet}
+	reports := b.TempDir()
+	writers := writer.New(s, s, reports)
+
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	rss0 := procStatus("VmRSS")
+	b.ResetTimer()
+	began := time.Now()
+	pass, err := proc.Process(ctx)
+	must(b, err)
+	rated := time.Since(began)
+	must(b, writers.WriteAll(ctx))
+	total := time.Since(began)
+	b.StopTimer()
+	peak := procStatus("VmHWM")
+	pps := float64(pass.Points) / total.Seconds()
+	b.ReportMetric(pps, "points/s")
+	b.ReportMetric(peak, "peak-rss-MiB")
+	b.ReportMetric(total.Seconds(), "s")
+	b.Logf("billing %d h of 10,000 machines on SQLite: %d points in %s (collect+rate+commit %s, write %s): %.0f points/s (target ≥ 200,000); resident %.0f MiB before, peak %.0f MiB (target < 150 MiB)",
+		hours, pass.Points, total.Round(time.Millisecond), rated.Round(time.Millisecond), (total - rated).Round(time.Millisecond), pps, rss0, peak)
+}
+
+// resetPeakRSS restarts the kernel's count of this process's peak
+// resident memory (VmHWM), so it covers what comes next only.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// procStatus reads a memory figure of this process (VmRSS, VmHWM), in MiB.
+func procStatus(field string) float64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,118 @@
+package writer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kloud/kloud/ratingbridge/internal/fake"
+	"github.com/kloud/kloud/store"
+)
+
+// countingSource counts the rated points the writers read.
+type countingSource struct {
+	RatedSource
+	points  atomic.Int64
+	maxRead atomic.Int64
+}
+
+func (c *countingSource) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
+	pts, err := c.RatedSource.RatedPoints(ctx, q)
+	c.points.Add(int64(len(pts)))
+	if n := int64(len(pts)); n > c.maxRead.Load() {
+		c.maxRead.Store(n)
+	}
+	return pts, err
+}
+
+// hourOf commits hour h of scope u1 with n machines.
+func hourOf(t *testing.T, s *fake.Store, h, n int) {
+	t.Helper()
+	var pts []pt
+	for i := range n {
+		pts = append(pts, pt{fmt.Sprintf("m%03d", (i*7)%n), []string{"small", "large"}[i%2], "1", "0.0" + fmt.Sprint(1+i%9)})
+	}
+	commit(t, s, "u1", h, pts...)
+}
+
+// TestAppendsEqualRewrite: reports written a period at a time, across a
+// month boundary, are byte for byte the reports written in one pass, and
+// each pass reads only the points it appends (a page at a time).
+func TestAppendsEqualRewrite(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	src := &countingSource{RatedSource: s}
+	dir := t.TempDir()
+	o := New(src, s, dir)
+	o.PageSize = 7
+	const machines = 12
+	for h := range 6 {
+		if h == 3 {
+			commit(t, s, "u1", h) // an hour without usage
+		} else {
+			hourOf(t, s, h, machines)
+		}
+		before := src.points.Load()
+		if err := o.WriteScope(ctx, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		// The new hour's points, and the rest of a page at most.
+		if read := src.points.Load() - before; read > machines+int64(o.PageSize) {
+			t.Errorf("pass %d read %d points for %d new ones", h, read, machines)
+		}
+	}
+	if src.maxRead.Load() > int64(o.PageSize) {
+		t.Errorf("a read returned %d points, more than a page", src.maxRead.Load())
+	}
+	whole := t.TempDir()
+	if err := New(s, fake.New(), whole).WriteScope(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"2025-01.csv", "2025-01.json", "2025-02.csv", "2025-02.json"} {
+		if got, want := read(t, filepath.Join(dir, "u1", f)), read(t, filepath.Join(whole, "u1", f)); got != want {
+			t.Errorf("%s written a period at a time differs from one pass:\n%s\nwant\n%s", f, got, want)
+		}
+	}
+	ws, _ := s.GetWriterState(ctx, "u1", "csv")
+	if !ws.LastWritten.Equal(jan31.Add(6 * time.Hour)) {
+		t.Errorf("state %+v", ws)
+	}
+}
+
+// TestBrokenReportIsWrittenAgain: a report cut short (a pass that crashed
+// while appending) or deleted is written again whole by the next pass.
+func TestBrokenReportIsWrittenAgain(t *testing.T) {
+	ctx := context.Background()
+	s, o, dir := setup(t)
+	if err := o.WriteScope(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	feb := filepath.Join(dir, "u1", "2025-02.csv")
+	febJSON := filepath.Join(dir, "u1", "2025-02.json")
+	full := read(t, feb)
+	fullJSON := read(t, febJSON)
+	// Cut the CSV inside its last row, delete the JSON; rate a new hour.
+	if err := os.WriteFile(feb, []byte(full[:len(full)-20]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(febJSON); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, "u1", 4, pt{"m1", "small", "1", "0.01"})
+	if err := o.WriteScope(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, feb)
+	if !strings.HasPrefix(got, strings.TrimSuffix(full, "total,,,,,,,0.5,hour,,0.255\n")) || !strings.HasSuffix(got, "total,,,,,,,1.5,hour,,0.265\n") {
+		t.Errorf("February CSV after a cut and a new hour:\n%s", got)
+	}
+	gotJSON := read(t, febJSON)
+	if !strings.HasPrefix(gotJSON, fullJSON[:strings.Index(fullJSON, jsonTrailer)]) || !strings.Contains(gotJSON, `"total": "0.265"`) {
+		t.Errorf("February JSON after a delete and a new hour:\n%s", gotJSON)
+	}
+}
