@@ -1,6 +1,7 @@
 package kloud_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/sqlite"
+	"github.com/shopspring/decimal"
 )
 
 func machinesTemplate(n int) string {
@@ -327,4 +329,59 @@ func seedMachines(b *testing.B, st store.Machines, owner string, n, changes int)
 			}
 		}
 	}
+}
+
+// BenchmarkQuote100k: POST /api/v1/rating/quote with 20 requests of 5,000
+// points, priced by the hashmap module, one after another; prints the time
+// for the 100,000 points (target ≤ 0.2 s).
+func BenchmarkQuote100k(b *testing.B) {
+	h := kloudtest.New(b)
+	ctx := context.Background()
+	c := h.Admin
+	svc, err := c.CreateHashmapService(ctx, client.NameRequest{Name: "instance"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fld, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "size"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sizes := []string{"small", "medium", "large", "xlarge"}
+	for i, sz := range sizes {
+		if _, err := c.CreateHashmapMapping(ctx, client.MappingRequest{FieldID: fld.ID, Value: sz, Type: "flat", Cost: decimal.New(int64(i+1), -2)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := client.QuoteRequest{Points: make([]client.QuotePoint, 5000)}
+	for i := range req.Points {
+		req.Points[i] = client.QuotePoint{Service: "instance", Qty: decimal.New(int64(1+i%7), -1), Unit: "hour",
+			Desc: map[string]string{"size": sizes[i%len(sizes)], "region": "us-east-1", "provider": "aws", "machine_id": fmt.Sprintf("m-%05d", i)}}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var elapsed time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		for range 20 {
+			hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/api/v1/rating/quote", bytes.NewReader(body))
+			hreq.Header.Set("Authorization", "Bearer "+h.AdminToken)
+			hreq.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(hreq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("quote: status %d", resp.StatusCode)
+			}
+		}
+		elapsed += time.Since(start)
+	}
+	sec := elapsed.Seconds() / float64(b.N)
+	b.ReportMetric(sec, "s/100k-points")
+	b.Logf("POST /api/v1/rating/quote, 20 requests of 5,000 points: %.3f s for the 100,000 (target ≤ 0.2 s)", sec)
 }
