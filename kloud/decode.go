@@ -16,15 +16,24 @@ const maxBody = 1 << 20
 // decode reads r's JSON body into v strictly: unknown fields, wrong types,
 // trailing data and oversized bodies are errors naming what was wrong.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(body, v)
+}
+
+// readBody reads r's body, at most maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &RequestError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
-		return badRequest("", "read body: %v", err)
+		return nil, badRequest("", "read body: %v", err)
 	}
-	return decodeBytes(body, v)
+	return body, nil
 }
 
 // decodeBytes is decode's JSON part, fuzzed on its own.

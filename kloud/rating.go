@@ -103,8 +103,24 @@ type quoteResponse struct {
 }
 
 func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if points, ok := decodeQuoteFast(body); ok {
+		priced, total, err := s.rating.Pipeline().Quote(r.Context(), points)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(appendQuoteAnswer(make([]byte, 0, 160*len(priced)), priced, total))
+		return
+	}
 	var req quoteRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := decodeBytes(body, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

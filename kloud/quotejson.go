@@ -1,0 +1,273 @@
+package kloud
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/kloud/kloud/ratingbridge"
+)
+
+// The quote endpoint's JSON: a quote of 5,000 points is a body of about a
+// megabyte, and decoding it with encoding/json (reflection, a map per
+// point, an interface per qty) cost more than pricing it. decodeQuoteFast
+// reads the plain shape of a quote in one pass; anything else (escapes,
+// non-ASCII text, null, an unknown field, bad syntax) makes it give up,
+// and the request goes through decode, which words the error.
+// appendQuoteAnswer writes the answer as writeJSON would, byte for byte.
+// TestQuoteFastPathMatchesPlainPath compares both with the plain path;
+// BenchmarkQuote100k is the figure they serve.
+
+type quoteScanner struct {
+	b []byte
+	i int
+	// strs holds one copy of each string read: a quote's services, units
+	// and desc keys and values repeat from point to point.
+	strs map[string]string
+}
+
+func (s *quoteScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and consumes c.
+func (s *quoteScanner) next(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// peek skips white space and reports whether c comes next.
+func (s *quoteScanner) peek(c byte) bool {
+	s.ws()
+	return s.i < len(s.b) && s.b[s.i] == c
+}
+
+// str reads a string of printable ASCII without escapes.
+func (s *quoteScanner) str() (string, bool) {
+	if !s.next('"') {
+		return "", false
+	}
+	start := s.i
+	for ; s.i < len(s.b); s.i++ {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			raw := s.b[start:s.i]
+			s.i++
+			if v, ok := s.strs[string(raw)]; ok {
+				return v, true
+			}
+			v := string(raw)
+			s.strs[v] = v
+			return v, true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// number reads a JSON number's text.
+func (s *quoteScanner) number() (string, bool) {
+	s.ws()
+	start := s.i
+	for ; s.i < len(s.b); s.i++ {
+		c := s.b[s.i]
+		if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+			break
+		}
+	}
+	return string(s.b[start:s.i]), s.i > start
+}
+
+// decodeQuoteFast reads a quote body of the plain shape; ok false means
+// "let the plain path decode it". Values are checked as handleQuote
+// checks them: a point with a problem gives up too.
+func decodeQuoteFast(body []byte) (points []ratingbridge.QuotePoint, ok bool) {
+	s := &quoteScanner{b: body, strs: make(map[string]string, 64)}
+	if !s.next('{') {
+		return nil, false
+	}
+	if key, ok := s.str(); !ok || key != "points" || !s.next(':') || !s.next('[') {
+		return nil, false
+	}
+	points = make([]ratingbridge.QuotePoint, 0, len(body)/100)
+	for first := true; !s.next(']'); first = false {
+		if !first && !s.next(',') {
+			return nil, false
+		}
+		p, ok := s.point()
+		if !ok || len(points) == ratingbridge.MaxQuotePoints {
+			return nil, false
+		}
+		points = append(points, p)
+	}
+	if !s.next('}') {
+		return nil, false
+	}
+	s.ws()
+	return points, s.i == len(s.b) && len(points) > 0
+}
+
+func (s *quoteScanner) point() (ratingbridge.QuotePoint, bool) {
+	var p ratingbridge.QuotePoint
+	var seen [4]bool
+	if !s.next('{') {
+		return p, false
+	}
+	for first := true; !s.next('}'); first = false {
+		if !first && !s.next(',') {
+			return p, false
+		}
+		key, ok := s.str()
+		if !ok || !s.next(':') {
+			return p, false
+		}
+		var field int
+		switch key {
+		case "service":
+			field = 0
+			p.Service, ok = s.str()
+		case "qty":
+			field = 1
+			p.Qty, ok = s.qty()
+		case "unit":
+			field = 2
+			p.Unit, ok = s.str()
+		case "desc":
+			field = 3
+			p.Desc, ok = s.desc()
+		default:
+			return p, false
+		}
+		if !ok || seen[field] {
+			return p, false
+		}
+		seen[field] = true
+	}
+	// Without a qty the plain path says it is required.
+	return p, seen[1]
+}
+
+// qty reads a non-negative decimal given as a number (as decode reads a
+// number: a float64) or a string.
+func (s *quoteScanner) qty() (decimal.Decimal, bool) {
+	var d decimal.Decimal
+	if s.peek('"') {
+		v, ok := s.str()
+		if !ok {
+			return d, false
+		}
+		var err error
+		if d, err = decimal.NewFromString(v); err != nil {
+			return d, false
+		}
+	} else {
+		v, ok := s.number()
+		if !ok {
+			return d, false
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !json.Valid([]byte(v)) {
+			return d, false
+		}
+		d = decimal.NewFromFloat(f)
+	}
+	return d, !d.IsNegative()
+}
+
+func (s *quoteScanner) desc() (map[string]string, bool) {
+	if !s.next('{') {
+		return nil, false
+	}
+	m := make(map[string]string, 4)
+	for first := true; !s.next('}'); first = false {
+		if !first && !s.next(',') {
+			return nil, false
+		}
+		k, ok := s.str()
+		if !ok || !s.next(':') {
+			return nil, false
+		}
+		v, ok := s.str()
+		if !ok {
+			return nil, false
+		}
+		m[k] = v // the last of duplicate keys wins, as in encoding/json
+	}
+	return m, true
+}
+
+// appendQuoteAnswer appends the answer writeJSON(w, 200, quoteResponse{…})
+// writes, byte for byte.
+func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decimal.Decimal) []byte {
+	b = append(b, `{"points":[`...)
+	var keys []string
+	for i := range points {
+		p := &points[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"service":`...)
+		b = appendJSONString(b, p.Service)
+		b = append(b, `,"qty":"`...)
+		b = append(b, p.Qty.String()...)
+		b = append(b, `","unit":`...)
+		b = appendJSONString(b, p.Unit)
+		b = append(b, `,"desc":`...)
+		if p.Desc == nil {
+			b = append(b, "null"...)
+		} else {
+			keys = keys[:0]
+			for k := range p.Desc {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			b = append(b, '{')
+			for j, k := range keys {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, k)
+				b = append(b, ':')
+				b = appendJSONString(b, p.Desc[k])
+			}
+			b = append(b, '}')
+		}
+		b = append(b, `,"price":"`...)
+		b = append(b, p.Price.String()...)
+		b = append(b, `"}`...)
+	}
+	b = append(b, `],"total":"`...)
+	b = append(b, total.String()...)
+	return append(b, "\"}\n"...)
+}
+
+// appendJSONString appends s as encoding/json quotes it (HTML-escaped):
+// plain ASCII directly, anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

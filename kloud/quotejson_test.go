@@ -1,0 +1,132 @@
+package kloud
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/kloud/kloud/ratingbridge"
+)
+
+// plainQuote decodes a quote body the plain way, as handleQuote did before
+// the fast path: nil when it refuses it.
+func plainQuote(body []byte) []ratingbridge.QuotePoint {
+	var req quoteRequest
+	if decodeBytes(body, &req) != nil || len(req.Points) == 0 || len(req.Points) > ratingbridge.MaxQuotePoints {
+		return nil
+	}
+	out := make([]ratingbridge.QuotePoint, len(req.Points))
+	for i, p := range req.Points {
+		qty, err := decimalField("qty", p.Qty, true)
+		if err != nil || qty.IsNegative() {
+			return nil
+		}
+		out[i] = ratingbridge.QuotePoint{Service: p.Service, Qty: qty, Unit: p.Unit, Desc: p.Desc}
+	}
+	return out
+}
+
+var quoteBodies = []string{
+	`{"points":[{"service":"instance","qty":2,"unit":"hour","desc":{"size":"large","region":"r"}}]}`,
+	` { "points" : [ {"qty":"0.5","service":"instance"} , {"service":"volume","qty":1e2,"desc":{}} ] } `,
+	`{"points":[{"service":"instance","qty":0.1,"desc":{"a":"1","a":"2"}}]}`,
+	`{"points":[{"service":"instance","qty":" 1 "}]}`,
+	`{"points":[{"service":"instance","qty":-1}]}`,
+	`{"points":[{"service":"instance"}]}`,
+	`{"points":[]}`,
+	`{"points":[{"service":"instance","qty":1,"bogus":1}]}`,
+	`{"points":[{"service":"inst\u0061nce","qty":1}]}`,
+	`{"points":[{"service":"instance","qty":1,"desc":{"size":"smäll"}}]}`,
+	`{"points":[{"service":"instance","qty":01}]}`,
+	`{"points":[{"service":"instance","qty":1e400}]}`,
+	`{"points":[{"service":"instance","qty":1}]} x`,
+	`{"points":[{"service":"instance","qty":1},]}`,
+	`{"points":[{"service":"instance","qty":1,"qty":2}]}`,
+	`{"points":[{"service":null,"qty":1}]}`,
+	`{"points":[{"service":"a","qty":"1.000000000000000000001"}]}`,
+	`{"points":[{"service":"a","qty":0.30000000000000004}]}`,
+	`{"points":[{"service":"a","qty":1}],"points":[]}`,
+	`{"points":[{"service":"a","qty":1`,
+	``,
+}
+
+// TestQuoteFastPathMatchesPlainPath: whatever the fast path decodes, it
+// decodes as the plain path does; what it gives up, the plain path words.
+func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
+	for _, body := range quoteBodies {
+		fast, ok := decodeQuoteFast([]byte(body))
+		plain := plainQuote([]byte(body))
+		if !ok {
+			continue
+		}
+		if plain == nil {
+			t.Errorf("%s: the fast path takes a body the plain path refuses", body)
+			continue
+		}
+		if len(fast) != len(plain) {
+			t.Fatalf("%s: %d points, plain %d", body, len(fast), len(plain))
+		}
+		for i := range fast {
+			if fast[i].Service != plain[i].Service || fast[i].Unit != plain[i].Unit || !fast[i].Qty.Equal(plain[i].Qty) ||
+				fast[i].Qty.String() != plain[i].Qty.String() || !reflect.DeepEqual(fast[i].Desc, plain[i].Desc) {
+				t.Errorf("%s: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
+			}
+		}
+	}
+	// The common shape takes the fast path.
+	if _, ok := decodeQuoteFast([]byte(quoteBodies[0])); !ok {
+		t.Error("the fast path gives up a plain quote")
+	}
+}
+
+func FuzzQuoteFastPath(f *testing.F) {
+	for _, b := range quoteBodies {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeQuoteFast(body)
+		if !ok {
+			return
+		}
+		plain := plainQuote(body)
+		if plain == nil || len(plain) != len(fast) {
+			t.Fatalf("fast path takes %q, plain path gives %v", body, plain)
+		}
+		for i := range fast {
+			if fast[i].Qty.String() != plain[i].Qty.String() || fast[i].Service != plain[i].Service || !reflect.DeepEqual(fast[i].Desc, plain[i].Desc) {
+				t.Fatalf("%q: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
+			}
+		}
+	})
+}
+
+// TestQuoteAnswerMatchesWriteJSON: the fast answer is writeJSON's bytes.
+func TestQuoteAnswerMatchesWriteJSON(t *testing.T) {
+	points := []ratingbridge.QuotedPoint{
+		{QuotePoint: ratingbridge.QuotePoint{Service: "instance", Qty: decimal.RequireFromString("0.5"), Unit: "hour",
+			Desc: map[string]string{"size": "large", "b": "<&>", "a": "é\"\\\n"}}, Price: decimal.RequireFromString("0.04")},
+		{QuotePoint: ratingbridge.QuotePoint{Service: "volume", Qty: decimal.NewFromInt(3), Unit: "GiB"}, Price: decimal.Zero},
+		{QuotePoint: ratingbridge.QuotePoint{Service: "x", Qty: decimal.New(1, -30), Unit: "", Desc: map[string]string{}}, Price: decimal.New(5, 3)},
+	}
+	for n := range len(points) + 1 {
+		total := decimal.RequireFromString(fmt.Sprint(n))
+		rec := httptest.NewRecorder()
+		writeJSON(rec, 200, quoteResponse{Points: points[:n], Total: total})
+		want := rec.Body.Bytes()
+		if n == 0 {
+			want = bytes.Replace(want, []byte(`"points":null`), []byte(`"points":[]`), 1)
+		}
+		if got := appendQuoteAnswer(nil, points[:n], total); !bytes.Equal(got, want) {
+			t.Errorf("answer of %d points:\n%s\nwant\n%s", n, got, want)
+		}
+	}
+	var back quoteResponse
+	if err := json.Unmarshal(appendQuoteAnswer(nil, points, decimal.Zero), &back); err != nil {
+		t.Fatal(err)
+	}
+}
