@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
@@ -186,8 +187,8 @@ const DefaultJobTimeout = 30 * time.Minute
 // jobTimeoutKinds are the kinds a timeout may name: the job kinds and
 // "plan" (a template plan).
 var jobTimeoutKinds = []string{
-	string(store.JobApply), string(store.JobDestroy), string(store.JobBootstrap), string(store.JobUnbootstrap),
-	string(store.JobStart), string(store.JobStop), "plan",
+	string(jobs.KindApply), string(jobs.KindDestroy), string(jobs.KindBootstrap), string(jobs.KindUnbootstrap),
+	string(jobs.KindStart), string(jobs.KindStop), "plan",
 }
 
 // JobTimeouts is a default job timeout and overrides per kind, written

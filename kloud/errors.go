@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/ratingbridge"
@@ -122,7 +123,7 @@ func errorBody(err error) (int, *client.Error) {
 		rfe *ratingbridge.FieldError
 		me  *machinestate.MethodError
 		sme *machinestate.StackMethodError
-		aje *store.ActiveJobError
+		aje *jobs.ActiveJobError
 		mbe *http.MaxBytesError
 	)
 	switch {
