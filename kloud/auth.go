@@ -60,7 +60,7 @@ func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, u)))
+		s.audited(h)(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, u)))
 	}
 }
 
@@ -156,6 +156,7 @@ func owned[T any](ctx context.Context, actor *user.User, kind, id string, get fu
 	case !canSee(actor, owner(v)):
 		return zero, notFound(kind, id)
 	}
+	noteAuditOwner(ctx, owner(v))
 	return v, nil
 }
 

@@ -23,6 +23,7 @@ func newChecker(s *Server) *checker.Checker {
 		Machines:     s.st,
 		Providers:    machineProviders{s},
 		Jobs:         machineJobs{s},
+		Audit:        s,
 		Sandbox:      &checker.SandboxReconciler{Host: s.sandbox, Store: s.st, Log: s.log},
 		AgentTimeout: s.cfg.AgentTimeout,
 		IdleLimit:    s.cfg.IdleLimit,

@@ -92,6 +92,9 @@ type Config struct {
 	// every replica (default half the workers, at least 1); it also bounds
 	// one owner's concurrent template plans on each replica.
 	MaxJobsPerOwner int
+	// AuditRetention is how long audit entries are kept (0: forever; kloud
+	// serve defaults to 90 days); one replica prunes older ones hourly.
+	AuditRetention time.Duration
 	// SoleServer says no other server uses the store (SQLite, whose data
 	// dir is locked): at start every running job belongs to a dead worker
 	// and is failed at once instead of when its lease expires.
@@ -111,7 +114,7 @@ func (c *Config) check() error {
 		v    time.Duration
 	}{
 		{"job lease", c.JobLease}, {"check interval", c.CheckInterval}, {"agent timeout", c.AgentTimeout},
-		{"idle limit", c.IdleLimit}, {"rating period", c.RatingPeriod}, {"rating interval", c.RatingInterval},
+		{"idle limit", c.IdleLimit}, {"audit retention", c.AuditRetention}, {"rating period", c.RatingPeriod}, {"rating interval", c.RatingInterval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v is negative", d.name, d.v)

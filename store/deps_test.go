@@ -46,6 +46,7 @@ func TestDomainTypesLinkNoStore(t *testing.T) {
 		"github.com/kloud/kloud/user",
 		"github.com/kloud/kloud/ratingbridge/hashmap",
 		"github.com/kloud/kloud/errdefs",
+		"github.com/kloud/kloud/kloud/audit",
 	}
 	for _, p := range owners {
 		t.Run(p, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/ratingbridge/hashmap"
@@ -380,4 +381,27 @@ func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error)
 		}
 	}
 	return r, nil
+}
+
+// CheckAuditEntry is what every backend requires of an audit entry: an
+// actor and an action; the ID and time are filled in when empty.
+func CheckAuditEntry(e *audit.Entry, now time.Time) (NewRecord, error) {
+	if e == nil {
+		return NewRecord{}, Invalidf("append audit entry: nil entry")
+	}
+	if e.Actor == "" || e.Action == "" {
+		return NewRecord{}, Invalidf("append audit entry: empty actor or action")
+	}
+	if e.Outcome == "" {
+		e.Outcome = audit.OutcomeOK
+	}
+	return newRecord("append audit entry", e.ID, "aud-", now, e.At)
+}
+
+// AuditLimit is the page size a backend uses for q.
+func AuditLimit(q audit.Query) int {
+	if q.Limit <= 0 {
+		return audit.DefaultLimit
+	}
+	return min(q.Limit, audit.MaxLimit)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/errdefs"
+	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/ratingbridge/hashmap"
@@ -46,6 +47,7 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Audit
 	Close() error
 }
 
@@ -376,4 +378,17 @@ type WriterState struct {
 type WriterStates interface {
 	GetWriterState(ctx context.Context, scope, writer string) (*WriterState, error)
 	PutWriterState(ctx context.Context, s *WriterState) error
+}
+
+// ---- audit ----------------------------------------------------------------------
+
+// Audit stores the audit log.
+type Audit interface {
+	// AppendAudit records e; an empty ID or zero At is filled in.
+	AppendAudit(ctx context.Context, e *audit.Entry) error
+	// ListAudit returns the entries q selects, newest first, at most
+	// q.Limit (audit.DefaultLimit when 0, never more than audit.MaxLimit).
+	ListAudit(ctx context.Context, q audit.Query) ([]*audit.Entry, error)
+	// PruneAudit deletes the entries older than before and says how many.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
