@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/errdefs"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/ratingbridge"
@@ -122,7 +124,7 @@ func errorBody(err error) (int, *client.Error) {
 		rfe *ratingbridge.FieldError
 		me  *machinestate.MethodError
 		sme *machinestate.StackMethodError
-		aje *store.ActiveJobError
+		aje *jobs.ActiveJobError
 		mbe *http.MaxBytesError
 	)
 	switch {
@@ -169,7 +171,7 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error()}
 	case errors.Is(err, provider.ErrUnknownProvider):
 		return http.StatusUnprocessableEntity, &client.Error{Message: err.Error(), Field: "provider"}
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable, &client.Error{Message: "the store cannot be reached; try again later"}
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, &client.Error{Message: err.Error()}
@@ -185,7 +187,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
 	body.Message = clipLongWords(body.Message)
 	if status >= 500 {
-		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		s.log.Error("request failed", slog.String("request_id", requestIDFrom(r.Context())), slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/ratingbridge"
 	"github.com/kloud/kloud/store"
 )
@@ -91,20 +92,20 @@ func newMetrics(s *Server) *metrics {
 
 // JobQueued, JobStarted and JobFinished make metrics the job engine's
 // jobs.Observer.
-func (m *metrics) JobQueued(kind store.JobKind) { m.jobsQueued.WithLabelValues(string(kind)).Inc() }
+func (m *metrics) JobQueued(kind jobs.Kind) { m.jobsQueued.WithLabelValues(string(kind)).Inc() }
 
-func (m *metrics) JobStarted(kind store.JobKind, pickup time.Duration) {
+func (m *metrics) JobStarted(kind jobs.Kind, pickup time.Duration) {
 	m.jobsStarted.WithLabelValues(string(kind)).Inc()
 	m.jobPickup.WithLabelValues(string(kind)).Observe(pickup.Seconds())
 }
 
-func (m *metrics) JobFinished(kind store.JobKind, status store.JobStatus, d time.Duration) {
+func (m *metrics) JobFinished(kind jobs.Kind, status jobs.Status, d time.Duration) {
 	m.jobsFinished.WithLabelValues(string(kind), string(status)).Inc()
 	m.jobDuration.WithLabelValues(string(kind), "total").Observe(d.Seconds())
 }
 
 // JobPhase records how long one phase of a job of kind took.
-func (m *metrics) JobPhase(kind store.JobKind, phase string, d time.Duration) {
+func (m *metrics) JobPhase(kind jobs.Kind, phase string, d time.Duration) {
 	m.jobDuration.WithLabelValues(string(kind), phase).Observe(d.Seconds())
 }
 
@@ -235,7 +236,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(agentsDesc, prometheus.GaugeValue, float64(n), st)
 		}
 	}
-	if queued, err := s.st.ListJobs(ctx, store.JobQueued); err != nil {
+	if queued, err := s.st.ListJobs(ctx, jobs.StatusQueued); err != nil {
 		fail("job queue", err)
 	} else {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(len(queued)))

@@ -4,9 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // timedStore times the store calls that carry the API and the job
@@ -20,7 +22,7 @@ type timedStore struct {
 // timeStore returns st with its hot calls timed.
 func (m *metrics) timeStore(st store.Store) store.Store { return &timedStore{Store: st, m: m} }
 
-func (t *timedStore) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
+func (t *timedStore) GetUserByTokenHash(ctx context.Context, hash string) (*user.User, error) {
 	defer t.m.storeCall("GetUserByTokenHash", time.Now())
 	return t.Store.GetUserByTokenHash(ctx, hash)
 }
@@ -60,17 +62,17 @@ func (t *timedStore) GetStack(ctx context.Context, id string) (*store.StackRecor
 	return t.Store.GetStack(ctx, id)
 }
 
-func (t *timedStore) CreateJob(ctx context.Context, j *store.Job) error {
+func (t *timedStore) CreateJob(ctx context.Context, j *jobs.Job) error {
 	defer t.m.storeCall("CreateJob", time.Now())
 	return t.Store.CreateJob(ctx, j)
 }
 
-func (t *timedStore) GetJob(ctx context.Context, id string) (*store.Job, error) {
+func (t *timedStore) GetJob(ctx context.Context, id string) (*jobs.Job, error) {
 	defer t.m.storeCall("GetJob", time.Now())
 	return t.Store.GetJob(ctx, id)
 }
 
-func (t *timedStore) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
+func (t *timedStore) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*jobs.Job, error) {
 	defer t.m.storeCall("ClaimJob", time.Now())
 	return t.Store.ClaimJob(ctx, worker, now, lease, maxPerOwner)
 }
@@ -80,17 +82,17 @@ func (t *timedStore) RenewJobLease(ctx context.Context, id, worker string, now t
 	return t.Store.RenewJobLease(ctx, id, worker, now, lease)
 }
 
-func (t *timedStore) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+func (t *timedStore) FinishJob(ctx context.Context, id, worker string, status jobs.Status, errMsg string, at time.Time) error {
 	defer t.m.storeCall("FinishJob", time.Now())
 	return t.Store.FinishJob(ctx, id, worker, status, errMsg, at)
 }
 
-func (t *timedStore) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
+func (t *timedStore) AppendEvents(ctx context.Context, jobID string, events ...*jobs.Event) error {
 	defer t.m.storeCall("AppendEvents", time.Now())
 	return t.Store.AppendEvents(ctx, jobID, events...)
 }
 
-func (t *timedStore) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
+func (t *timedStore) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error) {
 	defer t.m.storeCall("ListEvents", time.Now())
 	return t.Store.ListEvents(ctx, jobID, afterSeq, limit)
 }

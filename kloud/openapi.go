@@ -96,6 +96,8 @@ var apiOps = []apiOp{
 	{Method: "POST", Path: "/api/v1/agent/heartbeat", Summary: "An agent's heartbeat", Auth: authAgent, Request: client.AgentReport{}, Response: client.AgentAck{}},
 	{Method: "GET", Path: "/api/v1/agent/klient", Summary: "The agent binary for ?os and ?arch", Auth: authPublic, Query: []string{"os", "arch"}, Content: "application/octet-stream"},
 
+	{Method: "GET", Path: "/api/v1/audit", Summary: "The audit log, newest first (admins: every entry; members: their actions and those on what they own)", Auth: authUser, List: true, Query: []string{"actor", "target", "since", "before"}, Response: []client.AuditEntry{}},
+
 	{Method: "GET", Path: "/api/v1/rating/modules", Summary: "Rating modules, highest priority first", Auth: authUser, List: true, Response: []client.RatingModule{}},
 	{Method: "GET", Path: "/api/v1/rating/modules/{name}", Summary: "Show a rating module", Auth: authUser, Response: client.RatingModule{}},
 	{Method: "PUT", Path: "/api/v1/rating/modules/{name}", Summary: "Enable, disable or reorder a module", Auth: authAdmin, Request: client.ModuleUpdate{}, Response: client.RatingModule{}},

@@ -164,4 +164,28 @@ func TestListsPaginate(t *testing.T) {
 	if err != nil || len(users) != 6 {
 		t.Errorf("client users = %d, %v", len(users), err)
 	}
+
+	// The audit log pages the same way: the 5 user creations, 2 a page.
+	seen = map[string]bool{}
+	for path := "/api/v1/audit?limit=2&target="; path != ""; {
+		var ids []string
+		var status int
+		var body string
+		ids, path, status, body = getPage(t, h, path)
+		if status != http.StatusOK {
+			t.Fatalf("audit page = %d %s", status, body)
+		}
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("audit entry %s on two pages", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("audit pages visited %d entries, want the 5 user creations", len(seen))
+	}
+	if _, _, status, _ := getPage(t, h, "/api/v1/audit?bogus=1"); status != http.StatusBadRequest {
+		t.Errorf("audit ?bogus=1 = %d, want 400", status)
+	}
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/ratingbridge/writer"
-	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/sqlite"
 )
 
@@ -41,14 +41,14 @@ func benchBilling(b *testing.B, hours int) {
 	hist := sqliteFleet(b, b)
 	s := hist.(*sqlite.Store)
 	b.Logf("loaded 10,000 machines and a month of history into SQLite in %s", time.Since(start).Round(time.Millisecond))
-	svc := &store.HashmapService{Name: ServiceInstance}
+	svc := &hashmap.Service{Name: ServiceInstance}
 	must(b, s.CreateHashmapService(ctx, svc))
-	size := &store.HashmapField{ServiceID: svc.ID, Name: KeySize}
+	size := &hashmap.Field{ServiceID: svc.ID, Name: KeySize}
 	must(b, s.CreateHashmapField(ctx, size))
 	for i, sz := range []string{"t3.micro", "t3.small", "t3.large", "m5.xlarge"} {
-		must(b, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: size.ID, Value: sz, Type: store.CostFlat, Cost: d(fmt.Sprintf("0.0%d04", i+1))}))
+		must(b, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: size.ID, Value: sz, Type: hashmap.CostFlat, Cost: d(fmt.Sprintf("0.0%d04", i+1))}))
 	}
-	must(b, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: d("1"), Type: store.CostRate, Cost: d("0.95")}))
+	must(b, s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: svc.ID, Level: d("1"), Type: hashmap.CostRate, Cost: d("0.95")}))
 	pipe, err := NewPipeline(s, DefaultModules(s)...)
 	must(b, err)
 	proc := &Processor{Collector: &Collector{Machines: s}, Pipeline: pipe, Store: s, Scopes: OwnerScopes(s, s),

@@ -2,13 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
+
+	"github.com/kloud/kloud/errdefs"
 )
 
-// ErrUnavailable: the backend cannot be reached now (connection lost,
-// server down, timeout); the same call may succeed later. The API answers
-// it with 503 and Retry-After.
-var ErrUnavailable = errors.New("store unavailable")
+// ErrUnavailable: the backend cannot be reached now (errdefs.ErrUnavailable).
+var ErrUnavailable = errdefs.ErrUnavailable
 
 // Readiness is what a backend tells a readiness probe.
 type Readiness interface {
