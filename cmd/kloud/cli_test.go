@@ -211,6 +211,16 @@ func TestCLISession(t *testing.T) {
 	var ps []client.Provider
 	s.both(&ps, []string{"provider", "list"}, "RESOURCE", "sandbox", "sandbox_machine")
 
+	// the server itself
+	var rd client.Readiness
+	s.both(&rd, []string{"server", "ready"}, "CHECK", "store", "true")
+	if out := s.run("server", "metrics"); !strings.Contains(out, "kloud_http_requests_total") {
+		t.Errorf("server metrics printed no kloud_http_requests_total:\n%.300s", out)
+	}
+	if out := s.run("server", "openapi"); !strings.Contains(out, `"openapi": "3.1.0"`) {
+		t.Errorf("server openapi printed:\n%.300s", out)
+	}
+
 	// credentials
 	var creds []client.Credential
 	s.json(&creds, "credential", "add", "sandbox", "--title", "local")
