@@ -327,7 +327,7 @@ func BenchmarkServeRSS10k(b *testing.B) {
 			b.Fatal("kloud serve did not answer within a minute")
 		}
 	}
-	rssBefore := procRSS(b, cmd.Process.Pid, "VmRSS")
+	rssBefore := testenv.MemoryMiB(cmd.Process.Pid, "VmRSS")
 	b.ResetTimer()
 	for range b.N {
 		var wg sync.WaitGroup
@@ -342,27 +342,10 @@ func BenchmarkServeRSS10k(b *testing.B) {
 		wg.Wait()
 	}
 	b.StopTimer()
-	rss, peak := procRSS(b, cmd.Process.Pid, "VmRSS"), procRSS(b, cmd.Process.Pid, "VmHWM")
+	rss, peak := testenv.MemoryMiB(cmd.Process.Pid, "VmRSS"), testenv.MemoryMiB(cmd.Process.Pid, "VmHWM")
 	b.ReportMetric(rss, "rss-MiB")
 	b.ReportMetric(peak, "peak-rss-MiB")
 	b.Logf("kloud serve with 10,000 machines: %.0f MiB resident at start, %.0f MiB after 50 clients listed them all (peak %.0f MiB; target < 150 MiB)", rssBefore, rss, peak)
-}
-
-// procRSS reads a memory figure (VmRSS, VmHWM) of process pid, in MiB.
-func procRSS(b *testing.B, pid int, field string) float64 {
-	b.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // adminID is the id of the harness's admin, the owner of seeded machines.

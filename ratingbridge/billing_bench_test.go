@@ -3,13 +3,12 @@ package ratingbridge
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/ratingbridge/writer"
 	"github.com/kloud/kloud/store/sqlite"
@@ -58,8 +57,8 @@ func benchBilling(b *testing.B, hours int) {
 
 	runtime.GC()
 	debug.FreeOSMemory()
-	resetPeakRSS()
-	rss0 := procStatus("VmRSS")
+	testenv.ResetPeakMemory()
+	rss0 := testenv.MemoryMiB(0, "VmRSS")
 	b.ResetTimer()
 	began := time.Now()
 	pass, err := proc.Process(ctx)
@@ -68,31 +67,11 @@ func benchBilling(b *testing.B, hours int) {
 	must(b, writers.WriteAll(ctx))
 	total := time.Since(began)
 	b.StopTimer()
-	peak := procStatus("VmHWM")
+	peak := testenv.MemoryMiB(0, "VmHWM")
 	pps := float64(pass.Points) / total.Seconds()
 	b.ReportMetric(pps, "points/s")
 	b.ReportMetric(peak, "peak-rss-MiB")
 	b.ReportMetric(total.Seconds(), "s")
 	b.Logf("billing %d h of 10,000 machines on SQLite: %d points in %s (collect+rate+commit %s, write %s): %.0f points/s (target ≥ 200,000); resident %.0f MiB before, peak %.0f MiB (target < 150 MiB)",
 		hours, pass.Points, total.Round(time.Millisecond), rated.Round(time.Millisecond), (total - rated).Round(time.Millisecond), pps, rss0, peak)
-}
-
-// resetPeakRSS restarts the kernel's count of this process's peak
-// resident memory (VmHWM), so it covers what comes next only.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// procStatus reads a memory figure of this process (VmRSS, VmHWM), in MiB.
-func procStatus(field string) float64 {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }
