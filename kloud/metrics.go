@@ -39,6 +39,11 @@ type metrics struct {
 	ratingPoints  prometheus.Counter
 
 	storeCalls *prometheus.HistogramVec
+
+	// events is where a finished job's phases are read from.
+	events interface {
+		ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error)
+	}
 }
 
 // Buckets: HTTP answers and store calls are milliseconds; jobs run for
@@ -99,14 +104,69 @@ func (m *metrics) JobStarted(kind jobs.Kind, pickup time.Duration) {
 	m.jobPickup.WithLabelValues(string(kind)).Observe(pickup.Seconds())
 }
 
-func (m *metrics) JobFinished(kind jobs.Kind, status jobs.Status, d time.Duration) {
-	m.jobsFinished.WithLabelValues(string(kind), string(status)).Inc()
-	m.jobDuration.WithLabelValues(string(kind), "total").Observe(d.Seconds())
+// JobFinished counts the job and observes its duration, in total and by
+// phase (read from its events).
+func (m *metrics) JobFinished(j *jobs.Job, status jobs.Status, d time.Duration) {
+	kind := string(j.Kind)
+	m.jobsFinished.WithLabelValues(kind, string(status)).Inc()
+	m.jobDuration.WithLabelValues(kind, "total").Observe(d.Seconds())
+	if m.events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	evs, err := m.events.ListEvents(ctx, j.ID, 0, maxPhaseEvents)
+	if err != nil {
+		return
+	}
+	for phase, d := range jobPhases(evs) {
+		m.jobDuration.WithLabelValues(kind, phase).Observe(d.Seconds())
+	}
 }
 
-// JobPhase records how long one phase of a job of kind took.
-func (m *metrics) JobPhase(kind jobs.Kind, phase string, d time.Duration) {
-	m.jobDuration.WithLabelValues(string(kind), phase).Observe(d.Seconds())
+// maxPhaseEvents bounds the events read to time a job's phases: a long
+// Terraform output ends the timing early rather than reading it all.
+const maxPhaseEvents = 5000
+
+// phaseOf names the phase a job event starts (job phases as exec.go
+// reports them), "" for any other event. The names are a fixed set: they
+// are metric labels.
+func phaseOf(e *jobs.Event) string {
+	switch {
+	case e.Kind == jobs.EventDone, e.Kind == jobs.EventError:
+		return "end"
+	case e.Kind == jobs.EventPhase && strings.HasPrefix(e.Message, "queued "):
+		return "queue"
+	case e.Kind == jobs.EventPhase && strings.HasPrefix(e.Message, "running "):
+		return "start"
+	case e.Kind != jobs.EventProgress:
+		return ""
+	case strings.HasPrefix(e.Message, "composing "):
+		return "compose"
+	case strings.HasPrefix(e.Message, "running terraform "):
+		return "terraform"
+	case e.Message == "recording machines":
+		return "record"
+	}
+	return ""
+}
+
+// jobPhases is the time from each phase's first event to the next
+// phase's, over a job's events.
+func jobPhases(evs []*jobs.Event) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	cur, since := "", time.Time{}
+	for _, e := range evs {
+		p := phaseOf(e)
+		if p == "" || p == cur {
+			continue
+		}
+		if cur != "" && cur != "end" {
+			out[cur] += e.At.Sub(since)
+		}
+		cur, since = p, e.At
+	}
+	return out
 }
 
 // RatingPass counts what a rating pass rated.

@@ -128,16 +128,16 @@ type Observer interface {
 	// JobStarted: a worker here claimed a job of kind, pickup after it
 	// was queued.
 	JobStarted(kind Kind, pickup time.Duration)
-	// JobFinished: a job of kind that ran here ended with status after
-	// running for d.
-	JobFinished(kind Kind, status Status, d time.Duration)
+	// JobFinished: job, which ran here, ended with status after running
+	// for d.
+	JobFinished(job *Job, status Status, d time.Duration)
 }
 
 type noObserver struct{}
 
 func (noObserver) JobQueued(Kind)                          {}
 func (noObserver) JobStarted(Kind, time.Duration)          {}
-func (noObserver) JobFinished(Kind, Status, time.Duration) {}
+func (noObserver) JobFinished(*Job, Status, time.Duration) {}
 
 // Engine queues, claims, runs and follows jobs. Start runs its workers;
 // Close stops them.
@@ -401,7 +401,7 @@ func (e *Engine) runJob(job *Job) {
 	}
 	run.Event(context.Background(), EventDone, 100, string(status))
 	e.finishJob(log, job, status, msg)
-	e.cfg.Observer.JobFinished(job.Kind, status, time.Since(began))
+	e.cfg.Observer.JobFinished(job, status, time.Since(began))
 	// Followers waiting for the end hear of it now, not at their next poll.
 	e.events.notify(job.ID)
 }
