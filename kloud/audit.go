@@ -1,10 +1,13 @@
 package kloud
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -85,6 +88,19 @@ func (r *statusRecorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the writer beneath.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack passes on to the writer beneath (WebSockets); the status is then
+// 101.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("hijack: the response writer cannot")
+	}
+	if r.status == 0 {
+		r.status = http.StatusSwitchingProtocols
+	}
+	return h.Hijack()
+}
 
 // notAudited are the calls that change nothing although they are not GETs.
 var notAudited = map[string]bool{

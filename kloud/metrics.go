@@ -1,11 +1,8 @@
 package kloud
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -206,49 +203,16 @@ func (m *metrics) instrument(mux *http.ServeMux, next http.Handler) http.Handler
 		if _, pattern := mux.Handler(r); pattern != "" {
 			_, route, _ = strings.Cut(pattern, " ")
 		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 	})
 }
-
-// statusWriter remembers the status a handler answered. It flushes and
-// hijacks as the writer it wraps does (event streams, WebSockets).
-type statusWriter struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.status, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
-		w.status, w.wroteHeader = http.StatusSwitchingProtocols, true
-		return h.Hijack()
-	}
-	return nil, nil, errors.New("hijack: the response writer cannot")
-}
-
-// Unwrap lets http.ResponseController reach the writer underneath.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // stateCollector reads, at each scrape, what the store knows now: machines
 // by provider and state, agents by status, the job queue's depth and the
