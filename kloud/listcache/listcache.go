@@ -135,7 +135,8 @@ func (c *Machines) evict(at time.Time) {
 			delete(c.entries, k)
 		}
 	}
-	// Still full within one second: forget all but this answer's kind.
+	// Still full (that many pages asked for in one second): forget
+	// answers, any, until it is not.
 	for k := range c.entries {
 		if len(c.entries) <= maxEntries {
 			break
