@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,6 +94,20 @@ func TestMachineLists(t *testing.T) {
 		{name: "a delete shows at once", change: func() error { return st.DeleteMachine(ctx, "m-2") },
 			filter: all, at: time.Second, reads: 8, want: "m-1 Stopped"},
 	}
+	// Pages are cached apart, and say whether another follows.
+	page := store.MachineFilter{Page: store.Page{Limit: 1}}
+	if _, last, err := lists.Get(ctx, page, t0); err != nil || last != "m-1" {
+		t.Errorf("first page of 1: last %q, %v; want m-1", last, err)
+	}
+	page.After = "m-1"
+	if body, last, err := lists.Get(ctx, page, t0); err != nil || last != "" || !strings.Contains(string(body), "m-2") {
+		t.Errorf("page after m-1: %s, last %q, %v; want m-2 and no more", body, last, err)
+	}
+	if n := lister.reads.Load(); n != 2 {
+		t.Errorf("two pages: %d store reads, want 2", n)
+	}
+	lister.reads.Store(0)
+
 	for _, s := range steps {
 		if s.change != nil {
 			if err := s.change(); err != nil {
