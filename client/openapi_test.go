@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -69,30 +70,66 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 func validateExamples(t *testing.T, answers []answer) {
 	t.Helper()
 	_, router := loadOpenAPI(t)
-	ctx := context.Background()
-	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}
 	validated := map[string]bool{}
 	for _, a := range answers {
-		req := a.req.Clone(ctx)
-		req.Body = io.NopCloser(bytes.NewReader(a.reqBody))
-		route, params, err := router.FindRoute(req)
+		op, err := validateExample(router, a)
 		if err != nil {
-			t.Errorf("%s %s: no operation of the description: %v", req.Method, req.URL.Path, err)
-			continue
+			t.Error(err)
 		}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
-		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
-			t.Errorf("request %s %s does not match the description: %v\n%.300s", req.Method, req.URL.Path, err, a.reqBody)
-		}
-		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: a.status, Header: a.header,
-			Body: io.NopCloser(bytes.NewReader(a.body)), Options: opts}
-		if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-			t.Errorf("answer of %s %s (%d) does not match the description: %v\n%.300s", req.Method, req.URL.Path, a.status, err, a.body)
-		}
-		validated[req.Method+" "+route.Path] = true
+		validated[op] = true
 	}
 	if len(validated) < 30 {
 		t.Errorf("only %d operations were validated by example", len(validated))
 	}
-	_ = http.MethodGet
+}
+
+// validateExample checks one recorded request and its answer against the
+// description, and names the operation.
+func validateExample(router routers.Router, a answer) (string, error) {
+	ctx := context.Background()
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}
+	req := a.req.Clone(ctx)
+	req.Body = io.NopCloser(bytes.NewReader(a.reqBody))
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: no operation of the description: %w", req.Method, req.URL.Path, err)
+	}
+	op := req.Method + " " + route.Path
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+		return op, fmt.Errorf("request %s does not match the description: %w\n%.300s", op, err, a.reqBody)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: a.status, Header: a.header,
+		Body: io.NopCloser(bytes.NewReader(a.body)), Options: opts}
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		return op, fmt.Errorf("answer of %s (%d) does not match the description: %w\n%.300s", op, a.status, err, a.body)
+	}
+	return op, nil
+}
+
+// TestOpenAPIValidationRefusesWrongExamples: the validation the route test
+// runs does refuse a request or an answer that is not as described.
+func TestOpenAPIValidationRefusesWrongExamples(t *testing.T) {
+	_, router := loadOpenAPI(t)
+	get := func(method, path, body string) *http.Request {
+		r, _ := http.NewRequest(method, "http://kloud"+path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	for _, c := range []struct {
+		name string
+		a    answer
+	}{
+		{"a machine whose uptime is a string", answer{req: get("GET", "/api/v1/machines/m-1", ""), status: 200, header: jsonHeader,
+			body: []byte(`{"id":"m-1","stack_id":"s","owner_id":"u","label":"l","provider":"p","state":"Running","reason":"","always_on":false,"metadata":{},"uptime_seconds":"long","agent":{"status":"never"}}`)}},
+		{"a job ref without its job_id", answer{req: get("POST", "/api/v1/stacks/s-1/apply", ""), status: 202, header: jsonHeader, body: []byte(`{}`)}},
+		{"a stack request whose title is a number", answer{req: get("POST", "/api/v1/stacks", `{"title":1,"template_id":"t","credential_id":"c"}`),
+			reqBody: []byte(`{"title":1,"template_id":"t","credential_id":"c"}`), status: 201, header: jsonHeader, body: []byte(`{}`)}},
+		{"a status the operation does not answer", answer{req: get("GET", "/healthz", ""), status: 201, header: jsonHeader, body: []byte(`{}`)}},
+	} {
+		if _, err := validateExample(router, c.a); err == nil {
+			t.Errorf("%s: the validation accepts it", c.name)
+		}
+	}
 }
