@@ -2,12 +2,12 @@ package kloud
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/internal/jsonenc"
 	"github.com/kloud/kloud/ratingbridge"
 )
 
@@ -216,38 +216,19 @@ func (s *quoteScanner) desc() (map[string]string, bool) {
 // writes, byte for byte.
 func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decimal.Decimal) []byte {
 	b = append(b, `{"points":[`...)
-	var keys []string
 	for i := range points {
 		p := &points[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"service":`...)
-		b = appendJSONString(b, p.Service)
+		b = jsonenc.String(b, p.Service)
 		b = append(b, `,"qty":"`...)
 		b = append(b, p.Qty.String()...)
 		b = append(b, `","unit":`...)
-		b = appendJSONString(b, p.Unit)
+		b = jsonenc.String(b, p.Unit)
 		b = append(b, `,"desc":`...)
-		if p.Desc == nil {
-			b = append(b, "null"...)
-		} else {
-			keys = keys[:0]
-			for k := range p.Desc {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			b = append(b, '{')
-			for j, k := range keys {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, k)
-				b = append(b, ':')
-				b = appendJSONString(b, p.Desc[k])
-			}
-			b = append(b, '}')
-		}
+		b = jsonenc.StringMap(b, p.Desc)
 		b = append(b, `,"price":"`...)
 		b = append(b, p.Price.String()...)
 		b = append(b, `"}`...)
@@ -255,19 +236,4 @@ func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decima
 	b = append(b, `],"total":"`...)
 	b = append(b, total.String()...)
 	return append(b, "\"}\n"...)
-}
-
-// appendJSONString appends s as encoding/json quotes it (HTML-escaped):
-// plain ASCII directly, anything else through encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/internal/jsonenc"
 	"github.com/kloud/kloud/ratingbridge/dataframe"
 	"github.com/kloud/kloud/store"
 )
@@ -191,26 +193,78 @@ func (JSON) Header(w io.Writer, m *Month) error {
 	return err
 }
 
-// Period appends one period to the array.
+// Period appends one period to the array, as
+// json.MarshalIndent(JSONPeriod{…}, "    ", "  ") writes it.
 func (JSON) Period(w io.Writer, per *Period, first bool) error {
-	jp := JSONPeriod{Begin: per.Begin, End: per.End, Usage: map[string][]dataframe.DataPoint{}, Total: per.Total}
-	for _, p := range per.Points {
-		jp.Usage[p.Service] = append(jp.Usage[p.Service], dataframe.DataPoint{
-			Unit: p.Unit, Qty: p.Qty, Price: p.Price, Groupby: p.Groupby, Metadata: p.Metadata})
+	var out bytes.Buffer
+	if first {
+		out.WriteString("\n    ")
+	} else {
+		out.WriteString(",\n    ")
 	}
-	b, err := json.MarshalIndent(jp, "    ", "  ")
-	if err != nil {
+	if err := json.Indent(&out, appendPeriod(nil, per), "    ", "  "); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
-	sep := ",\n    "
-	if first {
-		sep = "\n    "
-	}
-	if _, err := io.WriteString(w, sep); err != nil {
-		return err
-	}
-	_, err = w.Write(b)
+	_, err := w.Write(out.Bytes())
 	return err
+}
+
+// appendPeriod appends the compact JSON of per as a JSONPeriod, as
+// json.Marshal writes it (a point as dataframe.DataPoint's v2 form), without
+// reflection: a report holds every point of a month.
+func appendPeriod(b []byte, per *Period) []byte {
+	b = append(b, `{"begin":"`...)
+	b = per.Begin.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","end":"`...)
+	b = per.End.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","usage":{`...)
+	services := make([]string, 0, 1)
+	for i := range per.Points {
+		if s := per.Points[i].Service; !slices.Contains(services, s) {
+			services = append(services, s)
+		}
+	}
+	slices.Sort(services)
+	for i, s := range services {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonenc.String(b, s)
+		b = append(b, ":["...)
+		n := 0
+		for j := range per.Points {
+			p := &per.Points[j]
+			if p.Service != s {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = append(b, `{"vol":{"unit":`...)
+			b = jsonenc.String(b, p.Unit)
+			b = append(b, `,"qty":"`...)
+			b = append(b, p.Qty.String()...)
+			b = append(b, `"},"rating":{"price":"`...)
+			b = append(b, p.Price.String()...)
+			b = append(b, `"},"groupby":`...)
+			b = jsonenc.StringMap(b, nonNil(p.Groupby))
+			b = append(b, `,"metadata":`...)
+			b = jsonenc.StringMap(b, nonNil(p.Metadata))
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `},"total":"`...)
+	b = append(b, per.Total.String()...)
+	return append(b, `"}`...)
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // Trailer closes the array and states through and the total.

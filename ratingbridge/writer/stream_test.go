@@ -1,7 +1,9 @@
 package writer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/ratingbridge/dataframe"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/store"
 )
@@ -114,5 +117,40 @@ func TestBrokenReportIsWrittenAgain(t *testing.T) {
 	gotJSON := read(t, febJSON)
 	if !strings.HasPrefix(gotJSON, fullJSON[:strings.Index(fullJSON, jsonTrailer)]) || !strings.Contains(gotJSON, `"total": "0.265"`) {
 		t.Errorf("February JSON after a delete and a new hour:\n%s", gotJSON)
+	}
+}
+
+// TestJSONPeriodMatchesMarshalIndent: a JSON report's period is what
+// json.MarshalIndent makes of its JSONPeriod (the plain path).
+func TestJSONPeriodMatchesMarshalIndent(t *testing.T) {
+	begin := jan31
+	per := &Period{Begin: begin, End: begin.Add(time.Hour), Total: d("1.5")}
+	for i, svc := range []string{"volume", "instance", "instance", "ip<&>"} {
+		per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: svc, Unit: []string{"hour", "GiB", "é", ""}[i],
+			Qty: d(fmt.Sprint(i) + ".25"), Price: d("0.1"),
+			Groupby:  map[string]string{"machine_id": fmt.Sprint("m", i), "b\"q": "x\\y"},
+			Metadata: map[string]string{"size": "<large>", "z": "\n"}})
+	}
+	per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: "instance", Unit: "hour", Qty: d("0"), Price: d("0")})
+	for _, first := range []bool{true, false} {
+		var got bytes.Buffer
+		if err := (JSON{}).Period(&got, per, first); err != nil {
+			t.Fatal(err)
+		}
+		jp := JSONPeriod{Begin: per.Begin, End: per.End, Usage: map[string][]dataframe.DataPoint{}, Total: per.Total}
+		for _, p := range per.Points {
+			jp.Usage[p.Service] = append(jp.Usage[p.Service], dataframe.DataPoint{Unit: p.Unit, Qty: p.Qty, Price: p.Price, Groupby: p.Groupby, Metadata: p.Metadata})
+		}
+		b, err := json.MarshalIndent(jp, "    ", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ",\n    " + string(b)
+		if first {
+			want = "\n    " + string(b)
+		}
+		if got.String() != want {
+			t.Errorf("first %v:\n%s\nwant\n%s", first, got.String(), want)
+		}
 	}
 }
