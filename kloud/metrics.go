@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,10 +38,8 @@ type metrics struct {
 
 	storeCalls *prometheus.HistogramVec
 
-	// events is where a finished job's phases are read from.
-	events interface {
-		ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error)
-	}
+	phaseMu sync.Mutex
+	phases  map[string]phaseMark // by job id, while the job runs here
 }
 
 // Buckets: HTTP answers and store calls are milliseconds; jobs run for
@@ -52,7 +51,8 @@ var (
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:    prometheus.NewRegistry(),
+		phases: map[string]phaseMark{},
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kloud_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -101,69 +101,59 @@ func (m *metrics) JobStarted(kind jobs.Kind, pickup time.Duration) {
 	m.jobPickup.WithLabelValues(string(kind)).Observe(pickup.Seconds())
 }
 
-// JobFinished counts the job and observes its duration, in total and by
-// phase (read from its events).
-func (m *metrics) JobFinished(j *jobs.Job, status jobs.Status, d time.Duration) {
-	kind := string(j.Kind)
-	m.jobsFinished.WithLabelValues(kind, string(status)).Inc()
-	m.jobDuration.WithLabelValues(kind, "total").Observe(d.Seconds())
-	if m.events == nil {
+// JobEvent times the phases of a job running here: a phase lasts from
+// its first event to the next phase's.
+func (m *metrics) JobEvent(j *jobs.Job, kind jobs.EventKind, msg string, at time.Time) {
+	p := phaseOf(kind, msg)
+	if p == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-	defer cancel()
-	evs, err := m.events.ListEvents(ctx, j.ID, 0, maxPhaseEvents)
-	if err != nil {
+	m.phaseMu.Lock()
+	defer m.phaseMu.Unlock()
+	cur, ok := m.phases[j.ID]
+	if ok && cur.name == p {
 		return
 	}
-	for phase, d := range jobPhases(evs) {
-		m.jobDuration.WithLabelValues(kind, phase).Observe(d.Seconds())
+	if ok && cur.name != "end" {
+		m.jobDuration.WithLabelValues(string(j.Kind), cur.name).Observe(at.Sub(cur.since).Seconds())
 	}
+	m.phases[j.ID] = phaseMark{p, at}
 }
 
-// maxPhaseEvents bounds the events read to time a job's phases: a long
-// Terraform output ends the timing early rather than reading it all.
-const maxPhaseEvents = 5000
+// JobFinished counts the job and observes its duration.
+func (m *metrics) JobFinished(j *jobs.Job, status jobs.Status, d time.Duration) {
+	m.jobsFinished.WithLabelValues(string(j.Kind), string(status)).Inc()
+	m.jobDuration.WithLabelValues(string(j.Kind), "total").Observe(d.Seconds())
+	m.phaseMu.Lock()
+	delete(m.phases, j.ID)
+	m.phaseMu.Unlock()
+}
+
+// phaseMark is the phase a running job is in, since when.
+type phaseMark struct {
+	name  string
+	since time.Time
+}
 
 // phaseOf names the phase a job event starts (job phases as exec.go
 // reports them), "" for any other event. The names are a fixed set: they
 // are metric labels.
-func phaseOf(e *jobs.Event) string {
+func phaseOf(kind jobs.EventKind, msg string) string {
 	switch {
-	case e.Kind == jobs.EventDone, e.Kind == jobs.EventError:
+	case kind == jobs.EventDone, kind == jobs.EventError:
 		return "end"
-	case e.Kind == jobs.EventPhase && strings.HasPrefix(e.Message, "queued "):
-		return "queue"
-	case e.Kind == jobs.EventPhase && strings.HasPrefix(e.Message, "running "):
+	case kind == jobs.EventPhase && strings.HasPrefix(msg, "running "):
 		return "start"
-	case e.Kind != jobs.EventProgress:
+	case kind != jobs.EventProgress:
 		return ""
-	case strings.HasPrefix(e.Message, "composing "):
+	case strings.HasPrefix(msg, "composing "):
 		return "compose"
-	case strings.HasPrefix(e.Message, "running terraform "):
+	case strings.HasPrefix(msg, "running terraform "):
 		return "terraform"
-	case e.Message == "recording machines":
+	case msg == "recording machines":
 		return "record"
 	}
 	return ""
-}
-
-// jobPhases is the time from each phase's first event to the next
-// phase's, over a job's events.
-func jobPhases(evs []*jobs.Event) map[string]time.Duration {
-	out := map[string]time.Duration{}
-	cur, since := "", time.Time{}
-	for _, e := range evs {
-		p := phaseOf(e)
-		if p == "" || p == cur {
-			continue
-		}
-		if cur != "" && cur != "end" {
-			out[cur] += e.At.Sub(since)
-		}
-		cur, since = p, e.At
-	}
-	return out
 }
 
 // RatingPass counts what a rating pass rated.

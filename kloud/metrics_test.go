@@ -69,7 +69,7 @@ func TestMetricsAfterApply(t *testing.T) {
 	if m := sample(fams, "kloud_job_duration_seconds", map[string]string{"kind": "apply", "phase": "total"}); m.GetHistogram().GetSampleCount() != 1 || m.GetHistogram().GetSampleSum() <= 0 {
 		t.Errorf("kloud_job_duration_seconds{kind=apply} = %v, want one observation", m)
 	}
-	for _, phase := range []string{"queue", "compose", "terraform", "record"} {
+	for _, phase := range []string{"start", "compose", "terraform", "record"} {
 		if m := sample(fams, "kloud_job_duration_seconds", map[string]string{"kind": "apply", "phase": phase}); m.GetHistogram().GetSampleCount() != 1 {
 			t.Errorf("kloud_job_duration_seconds{kind=apply,phase=%s} = %v, want one observation", phase, m)
 		}

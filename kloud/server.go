@@ -111,7 +111,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Every machine change this server makes shows in its lists at once;
 	// store calls are timed.
 	s.st = s.metrics.timeStore(listcache.Watch(cfg.Store, s.lists))
-	s.metrics.events = s.st
 	runner, err := terraform.NewRunner(terraform.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
 		PluginDir:     cfg.PluginDir,

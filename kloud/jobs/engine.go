@@ -128,6 +128,8 @@ type Observer interface {
 	// JobStarted: a worker here claimed a job of kind, pickup after it
 	// was queued.
 	JobStarted(kind Kind, pickup time.Duration)
+	// JobEvent: job, running here, told of its progress at at.
+	JobEvent(job *Job, kind EventKind, msg string, at time.Time)
 	// JobFinished: job, which ran here, ended with status after running
 	// for d.
 	JobFinished(job *Job, status Status, d time.Duration)
@@ -135,9 +137,10 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) JobQueued(Kind)                          {}
-func (noObserver) JobStarted(Kind, time.Duration)          {}
-func (noObserver) JobFinished(*Job, Status, time.Duration) {}
+func (noObserver) JobQueued(Kind)                              {}
+func (noObserver) JobStarted(Kind, time.Duration)              {}
+func (noObserver) JobEvent(*Job, EventKind, string, time.Time) {}
+func (noObserver) JobFinished(*Job, Status, time.Duration)     {}
 
 // Engine queues, claims, runs and follows jobs. Start runs its workers;
 // Close stops them.

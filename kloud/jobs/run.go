@@ -24,7 +24,9 @@ func (r *Run) Mask(s string) string { return r.Secrets.Mask(s) }
 
 // Event appends one event to the job, its secrets masked.
 func (r *Run) Event(ctx context.Context, kind EventKind, pct int, msg string) {
-	r.engine.appendEvent(ctx, r.Job.ID, kind, pct, r.Secrets.Mask(msg))
+	msg = r.Secrets.Mask(msg)
+	r.engine.appendEvent(ctx, r.Job.ID, kind, pct, msg)
+	r.engine.cfg.Observer.JobEvent(r.Job, kind, msg, r.engine.now())
 }
 
 // Progress records the job's percentage (never lower than it was) and
