@@ -58,18 +58,32 @@ func (s *Stack) SandboxDir(c *stack.Credential) (string, error) {
 	return CredentialDir(h, id, cred)
 }
 
-// VerifyCredential checks that the data dir exists (creating it if
-// needed), is a directory and is writable, by creating and removing a
-// probe file. The error names the path and the reason.
+// VerifyCredential checks that the sandbox host answers (its control
+// API, which the plugin reaches) and that the data dir exists (creating it
+// if needed), is a directory and is writable, by creating and removing a
+// probe file. The error names the path and the reason, and matches
+// provider.ErrUnreachable (no host, or one that does not answer) or
+// provider.ErrCredentialRefused (a data dir the host refuses or cannot
+// use).
 func (s *Stack) VerifyCredential(ctx context.Context, c *stack.Credential) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("verify sandbox credential: %w", err)
 	}
-	dir, err := s.SandboxDir(c)
+	h, err := hostOf(s.Service)
 	if err != nil {
-		return err
+		return fmt.Errorf("verify sandbox credential: %w", err)
 	}
-	return checkWritable(dir)
+	if err := h.Reachable(ctx); err != nil {
+		return fmt.Errorf("verify sandbox credential: %w: %w", provider.ErrUnreachable, err)
+	}
+	dir, err := s.SandboxDir(c)
+	if err == nil {
+		err = checkWritable(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("verify sandbox credential: %w: %w", provider.ErrCredentialRefused, err)
+	}
+	return nil
 }
 
 func checkWritable(dir string) error {

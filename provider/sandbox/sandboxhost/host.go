@@ -156,6 +156,24 @@ func (h *Host) Endpoint() string {
 	return "http://" + h.ln.Addr().String()
 }
 
+// Reachable reports whether the control API answers on its endpoint:
+// nil, or why a plugin could not reach it (not listening, closed).
+func (h *Host) Reachable(ctx context.Context) error {
+	h.mu.Lock()
+	ln, srv := h.ln, h.srv
+	h.mu.Unlock()
+	if ln == nil || srv == nil {
+		return errors.New("sandbox host: the control API is not listening")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("sandbox host: reach the control API: %w", err)
+	}
+	conn.Close()
+	return nil
+}
+
 // Close stops the API; machines keep running (they outlive Kloud).
 func (h *Host) Close() error {
 	h.mu.Lock()
