@@ -408,6 +408,15 @@ func ruleApplyRefusesCredentials(c *check) {
 	if tpl != nil {
 		c.failf("ApplyTemplate refused the template but returned a composition too")
 	}
+	if c.p.CheckTemplate != nil {
+		parsed, diags := terraform.ParseTemplate("main.tf", []byte(c.env.CarriesCredentials), stack.FormatHCL)
+		if diags.HasErrors() {
+			c.stop("Env.CarriesCredentials does not parse: %v", diags)
+		}
+		if !c.p.CheckTemplate(parsed).HasErrors() {
+			c.failf("Provider.CheckTemplate finds nothing in a template that carries its own credentials; Kloud calls it when the template is created, so the refusal comes before any apply")
+		}
+	}
 }
 
 // policyViolation is a resource the template policy refuses.
