@@ -2,7 +2,6 @@ package aws
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -14,9 +13,7 @@ import (
 // TestConformance runs Kloud's provider conformance suite against awssim.
 func TestConformance(t *testing.T) {
 	e := newEnv(t, awssim.Options{})
-	dead := httptest.NewServer(nil)
-	deadURL := dead.URL
-	dead.Close() // nothing listens there now
+	deadURL := providertest.ClosedURL(t)
 	credential := func(access, secret, region, endpoint string) string {
 		b, _ := json.Marshal(map[string]string{"access_key": access, "secret_key": secret, "region": region, "endpoint": endpoint})
 		return string(b)

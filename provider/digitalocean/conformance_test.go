@@ -3,7 +3,6 @@ package digitalocean
 import (
 	"crypto/ed25519"
 	"encoding/json"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 // TestConformance runs Kloud's provider conformance suite against dosim.
 func TestConformance(t *testing.T) {
 	e := newEnv(t, dosim.Options{})
-	dead := httptest.NewServer(nil)
-	deadURL := dead.URL
-	dead.Close() // nothing listens there now
+	deadURL := providertest.ClosedURL(t)
 	credential := func(token, region, endpoint string) string {
 		b, _ := json.Marshal(map[string]string{"token": token, "region": region, "endpoint": endpoint})
 		return string(b)

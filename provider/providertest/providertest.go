@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -223,4 +224,14 @@ func callErr(method string, err error) string {
 		return fmt.Sprintf("%s is not implemented (%v)", method, err)
 	}
 	return fmt.Sprintf("%s: %v", method, err)
+}
+
+// ClosedURL is the URL of a loopback HTTP server that was started and
+// closed: nothing answers there, for Env.Unreachable's endpoint.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(nil)
+	url := srv.URL
+	srv.Close()
+	return url
 }

@@ -120,7 +120,7 @@ func ruleVerifyRefused(c *check) {
 }
 
 func ruleVerifyUnreachable(c *check) {
-	c.need(c.env.Unreachable != "", "Unreachable", "well-formed credential data whose endpoint does not answer (a closed simulator's URL)")
+	c.need(c.env.Unreachable != "", "Unreachable", "well-formed credential data whose endpoint does not answer (at providertest.ClosedURL)")
 	service := c.env.Service
 	if c.env.UnreachableService != nil {
 		service = c.env.UnreachableService
