@@ -69,9 +69,8 @@ resource "sandbox_machine" "m" {
   name = "m"
 }
 `,
-		Untagged: "sandbox_machine has no tags attribute: a sandbox machine is known by its directory under its credential's",
-		Service:  h,
-		DataDir:  filepath.Dir(root),
+		Service: h,
+		DataDir: filepath.Dir(root),
 		NewMachine: func(t testing.TB) json.RawMessage {
 			vm, err := h.Create(context.Background(), dir, sandboxapi.CreateRequest{Name: "conformance", Size: "small"})
 			if err != nil {

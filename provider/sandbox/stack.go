@@ -173,11 +173,13 @@ type NetworkRecord struct {
 // provider block pointing at the sandbox host's control API with a token
 // granted to this credential's machines until ctx ends (the job's, or the
 // plan request's), and on every sandbox_machine the agent's kloud_url and
-// agent_token (derived from the stack's agent secret) and a name where the
-// user gave none. The user's user_data is left as it is: a sandbox
-// machine's agent is its own process, there is no cloud-init. A
-// bootstrapped credential's record is written under its directory, and its
-// outputs are offered as var.kloud_network and var.kloud_key_id.
+// agent_token (derived from the stack's agent secret), a name where the
+// user gave none, and Kloud's tags (kloud_stack_id, kloud_owner,
+// kloud_template_id) merged with the user's. The user's user_data is left
+// as it is: a sandbox machine's agent is its own process, there is no
+// cloud-init. A bootstrapped credential's record is written under its
+// directory, and its outputs are offered as var.kloud_network and
+// var.kloud_key_id.
 func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.Template, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
@@ -222,6 +224,8 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
 		NameAttribute:       "name",
+		TagsAttribute:       "tags",
+		TagsStyle:           terraform.TagsMap,
 	})
 	if err != nil {
 		release()
