@@ -19,25 +19,10 @@ import (
 // sandbox's "simulator" is the real thing.
 func TestConformance(t *testing.T) {
 	root := filepath.Join(t.TempDir(), SubDir)
-	h, err := NewHost(HostConfig{Root: root, Confiner: testenv.Confiner(t), Agent: []string{testenv.Klient(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		testenv.NoProcesses(t, root)
-	})
+	h := startHost(t, HostConfig{Root: root, Confiner: testenv.Confiner(t), Agent: []string{testenv.Klient(t)}})
+	t.Cleanup(func() { testenv.NoProcesses(t, root) })
 	// A host that no longer answers: the unreachable endpoint.
-	closed, err := NewHost(HostConfig{Root: filepath.Join(t.TempDir(), SubDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := closed.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
+	closed := startHost(t, HostConfig{Root: filepath.Join(t.TempDir(), SubDir)})
 	closed.Close()
 
 	dir, err := CredentialDir(h, providertest.CredentialID, nil)

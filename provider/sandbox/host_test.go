@@ -17,17 +17,8 @@ import (
 // its credential's machines, every field is checked, bodies are bounded,
 // and a released grant reaches nothing.
 func TestHostAPI(t *testing.T) {
-	h, err := NewHost(HostConfig{Root: t.TempDir(), Agent: []string{testenv.Klient(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		testenv.NoProcesses(t, h.Root())
-	})
+	h := startHost(t, HostConfig{Root: t.TempDir(), Agent: []string{testenv.Klient(t)}})
+	t.Cleanup(func() { testenv.NoProcesses(t, h.Root()) })
 	ctx := context.Background()
 	mineDir, _ := CredentialDir(h, "cr-mine", nil)
 	theirDir, _ := CredentialDir(h, "cr-theirs", nil)
