@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,17 @@ func TestProviderScaffoldWrites(t *testing.T) {
 	b, _ := os.ReadFile(reg)
 	if !strings.Contains(string(b), `_ "example.com/k/provider/acme"`) || !strings.Contains(stdout, "providers.go") {
 		t.Errorf("providers.go:\n%s\noutput:\n%s", b, stdout)
+	}
+	// -o json answers what was written.
+	stdout, stderr, code = kloudCmd(t, "provider", "scaffold", "beta", "--dir", root, "-o", "json")
+	var res struct {
+		Dir        string   `json:"dir"`
+		Files      []string `json:"files"`
+		Registered string   `json:"registered"`
+		Line       string   `json:"line"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); code != exitOK || err != nil || len(res.Files) != 6 || res.Registered != reg || !strings.Contains(res.Line, "provider/beta") {
+		t.Errorf("scaffold -o json: exit %d, %q, %v: %+v", code, stderr, err, res)
 	}
 	src, _ := os.ReadFile(filepath.Join(root, "provider", "acme", "acme.go"))
 	if !strings.Contains(string(src), `ResourceName = "server"`) {
