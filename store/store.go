@@ -63,6 +63,7 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Cost
 	Close() error
 }
 
