@@ -166,6 +166,7 @@ var answerTypes = map[string]any{
 	"PUT /api/v1/rating/modules/{name}":         client.RatingModule{},
 	"POST /api/v1/rating/quote":                 client.Quote{},
 	"POST /api/v1/rating/process":               client.RatingPass{},
+	"POST /api/v1/rating/reprocess":             client.Reprocessed{},
 	"GET /api/v1/rating/summary":                client.Summary{},
 	"GET /api/v1/rating/dataframes":             []client.DataFrame{},
 	"GET /api/v1/reports":                       []client.Report{},
@@ -378,6 +379,8 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	}
 	_, err = c.ProcessRating(ctx)
 	must("process", err)
+	_, err = c.Reprocess(ctx, client.ReprocessRequest{Begin: time.Now().Add(-time.Hour), End: time.Now(), DryRun: true})
+	must("reprocess", err)
 	sum, err := c.Summary(ctx, client.SummaryQuery{GroupBy: []string{"machine_id"}, Limit: 10, Filters: map[string]string{"provider": "sandbox"}})
 	must("summary", err)
 	if len(sum.Columns) != 5 || sum.Columns[4] != "machine_id" {
