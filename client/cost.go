@@ -253,3 +253,15 @@ type Reprocessed struct {
 func (c *Client) Reprocess(ctx context.Context, r ReprocessRequest) (*Reprocessed, error) {
 	return call[Reprocessed](ctx, c, http.MethodPost, "/api/v1/rating/reprocess", r)
 }
+
+// StartMachineAnyway starts a machine whose budget is exhausted (admin:
+// ?override=1, recorded).
+func (c *Client) StartMachineAnyway(ctx context.Context, id string) (*JobRef, error) {
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/machines/"+url.PathEscape(id)+"/start?override=1", nil)
+}
+
+// ApplyStackAnyway applies a stack whose budget is exhausted (admin:
+// ?override=1, recorded).
+func (c *Client) ApplyStackAnyway(ctx context.Context, id string) (*JobRef, error) {
+	return call[JobRef](ctx, c, http.MethodPost, "/api/v1/stacks/"+url.PathEscape(id)+"/apply?override=1", nil)
+}

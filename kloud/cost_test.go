@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -96,13 +95,6 @@ func csvTotal(t *testing.T, c *client.Client) decimal.Decimal {
 	return total
 }
 
-func statusOf(err error) int {
-	var e *client.Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return 0
-}
 
 // TestRuleValidityAndReprocess: a mapping whose start is in the future
 // prices nothing today, in quotes and rated periods alike; a started rule
@@ -175,12 +167,12 @@ func TestRuleValidityAndReprocess(t *testing.T) {
 	}
 	// Started: changing its cost is refused, changing its end is not.
 	_, err = admin.UpdateHashmapMapping(ctx, past.ID, client.MappingRequest{ServiceID: svc, GroupID: g3.ID, Type: client.CostFlat, Cost: dec("0.7"), Start: &start, End: &end})
-	if statusOf(err) != http.StatusConflict {
+	if apiStatus(err) != http.StatusConflict {
 		t.Errorf("change the cost of a started rule: %v, want 409", err)
 	}
 	later := start.Add(time.Minute)
 	_, err = admin.UpdateHashmapMapping(ctx, past.ID, client.MappingRequest{ServiceID: svc, GroupID: g3.ID, Type: client.CostFlat, Cost: dec("0.5"), Start: &later, End: &end})
-	if statusOf(err) != http.StatusConflict {
+	if apiStatus(err) != http.StatusConflict {
 		t.Errorf("move the start of a started rule: %v, want 409", err)
 	}
 	newEnd := end.Add(time.Hour)
@@ -227,8 +219,99 @@ func TestRuleValidityAndReprocess(t *testing.T) {
 		t.Errorf("a second re-rating = %+v, %v; want nothing to move", again, err)
 	}
 	for _, bad := range []client.ReprocessRequest{{Begin: now, End: now.Add(-time.Hour)}, {Scope: "usr-nobody", Begin: now.Add(-time.Hour), End: now}} {
-		if _, err := admin.Reprocess(ctx, bad); statusOf(err) < 400 || statusOf(err) >= 500 {
+		if _, err := admin.Reprocess(ctx, bad); apiStatus(err) < 400 || apiStatus(err) >= 500 {
 			t.Errorf("reprocess %+v: %v, want a 4xx", bad, err)
 		}
+	}
+}
+
+// TestBudgetSpentIsSummaryPlusLive: at every moment sampled, a budget's
+// spent is the rating summary's total of its period through rated_through
+// plus the live part, to the cent (exactly, in fact), whether rating is
+// behind or has just run; and it is what the machines' running time costs.
+func TestBudgetSpentIsSummaryPlusLive(t *testing.T) {
+	clock := &kloudtest.Clock{}
+	h := costHarness(t, clock)
+	ctx := context.Background()
+	admin := h.Admin
+	ann, err := admin.CreateUser(ctx, client.CreateUserRequest{Name: "ann", Role: "member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := admin.WithToken(ann.Token)
+	now := clock.Now().UTC()
+	// Both machines started at least two hours ago, inside this month.
+	since := now.Add(-2 * time.Hour)
+	if ms := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC); since.Before(ms) {
+		since = ms
+	}
+	seedRunning(t, h, "m-1", ann.ID, "stk-1", false, since)
+	seedRunning(t, h, "m-2", ann.ID, "stk-2", true, since)
+	svc := instanceService(t, admin)
+	if _, err := admin.CreateHashmapMapping(ctx, client.MappingRequest{ServiceID: svc, Type: client.CostFlat, Cost: dec("0.6")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := member.PutBudget(ctx, "user:"+ann.ID, client.BudgetRequest{Amount: dec("100")}); apiStatus(err) != http.StatusForbidden {
+		t.Errorf("a member sets a budget: %v, want 403", err)
+	}
+	set, err := admin.PutBudget(ctx, "user:"+ann.ID, client.BudgetRequest{Amount: dec("100"), WarnAt: []decimal.Decimal{dec("0.8")}, Action: "stop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Period != "month" || set.State != client.BudgetOK || !set.Amount.Equal(dec("100")) {
+		t.Errorf("budget = %+v", set)
+	}
+	if _, err := admin.PutBudget(ctx, "stack:stk-1", client.BudgetRequest{Amount: dec("50")}); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("budget of a stack that does not exist: %v, want 404", err)
+	}
+	for _, bad := range []client.BudgetRequest{{Amount: dec("-1")}, {Amount: dec("1"), Period: "year"}, {Amount: dec("1"), Action: "explode"}, {Amount: dec("1"), WarnAt: []decimal.Decimal{dec("2")}}} {
+		if _, err := admin.PutBudget(ctx, "user:"+ann.ID, bad); apiStatus(err) != http.StatusUnprocessableEntity {
+			t.Errorf("budget %+v: %v, want 422", bad, err)
+		}
+	}
+
+	for i, step := range []struct {
+		advance time.Duration
+		process bool
+	}{{0, false}, {0, true}, {17 * time.Minute, false}, {40 * time.Minute, true}, {3 * time.Minute, false}} {
+		clock.Advance(step.advance)
+		if step.process {
+			if _, err := admin.ProcessRating(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := member.Budget(ctx, "user:"+ann.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rated := summaryTotal(t, admin, client.SummaryQuery{Scope: ann.ID, Begin: b.PeriodStart, End: b.RatedThrough})
+		if !b.Spent.Equal(rated.Add(b.Live)) || !b.Rated.Equal(rated) {
+			t.Errorf("sample %d: spent %s, want summary %s + live %s", i, b.Spent, rated, b.Live)
+		}
+		if b.Spent.Round(2).String() != rated.Add(b.Live).Round(2).String() {
+			t.Errorf("sample %d: spent %s is not summary + live to the cent", i, b.Spent)
+		}
+		// 0.6 an hour for each of the two machines since they started.
+		ran := decimal.NewFromInt(int64(clock.Now().Sub(since))).Div(decimal.NewFromInt(int64(time.Hour)))
+		if want := ran.Mul(dec("1.2")); b.Spent.Sub(want).Abs().GreaterThan(dec("0.01")) {
+			t.Errorf("sample %d: spent %s, want about %s (%s hours of two machines at 0.6)", i, b.Spent, want, ran)
+		}
+		if !b.Hourly.Equal(dec("1.2")) {
+			t.Errorf("sample %d: hourly %s, want 1.2", i, b.Hourly)
+		}
+		if b.Forecast.LessThan(b.Spent) {
+			t.Errorf("sample %d: forecast %s below spent %s", i, b.Forecast, b.Spent)
+		}
+	}
+	list, err := member.Budgets(ctx)
+	if err != nil || len(list) != 1 {
+		t.Errorf("member's budgets = %+v, %v; want theirs", list, err)
+	}
+	bob := h.Member(t, "bob")
+	if _, err := bob.Budget(ctx, "user:"+ann.ID); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("another member reads ann's budget: %v, want 404", err)
+	}
+	if list, err := bob.Budgets(ctx); err != nil || len(list) != 0 {
+		t.Errorf("bob's budgets = %+v, %v; want none", list, err)
 	}
 }

@@ -38,6 +38,8 @@ type Server struct {
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
+	// cost is cost control: budgets, schedules, webhooks.
+	cost *costControl
 
 	// AdminToken is the admin token generated at this first start ("" when
 	// the admin already existed or the token was configured).
@@ -149,6 +151,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return fail(err)
 	}
 	s.checker = newChecker(s)
+	s.cost = newCostControl(s)
 	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
@@ -176,6 +179,7 @@ func (s *Server) Start() {
 	s.engine.Start()
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
+	s.runCost(ctx)
 }
 
 func (s *Server) goBackground(f func()) {

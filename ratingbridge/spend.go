@@ -2,7 +2,6 @@ package ratingbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -82,13 +81,17 @@ func (p *Processor) Spend(ctx context.Context, sum Summarizer, q SpendQuery) (Sp
 	period := p.period()
 	now := q.Now.UTC()
 	from := q.Begin.UTC()
-	st, err := p.Store.GetScopeState(ctx, q.Owner)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	// Rating resumes where the scope's state is, or for a scope never
+	// rated at the period of its first state record.
+	resume, ok, err := p.start(ctx, p.Collector.scope(q.Owner), now)
+	if err != nil {
 		return Spend{}, fmt.Errorf("spend of %s: %w", q.Owner, err)
-	case st.LastProcessed.After(from):
-		from = st.LastProcessed.UTC()
+	}
+	if !ok {
+		resume = now // no history: nothing ran
+	}
+	if resume.After(from) {
+		from = resume
 	}
 	if from.After(now) {
 		from = now
