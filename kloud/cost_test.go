@@ -95,7 +95,6 @@ func csvTotal(t *testing.T, c *client.Client) decimal.Decimal {
 	return total
 }
 
-
 // TestRuleValidityAndReprocess: a mapping whose start is in the future
 // prices nothing today, in quotes and rated periods alike; a started rule
 // can only have its end changed; a dated rule added afterwards changes
