@@ -12,12 +12,15 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/kloud/budget"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/kloud/notify"
 	"github.com/kloud/kloud/kloud/singleton"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // CostConfig sets the cost control loops: the budget checker, the
@@ -76,7 +79,7 @@ func newCostControl(s *Server) *costControl {
 		Store: s.st,
 		AllScopes: func(ctx context.Context, ownerID string) bool {
 			u, err := s.st.GetUser(ctx, ownerID)
-			return err == nil && u.Role == store.RoleAdmin
+			return err == nil && u.Role == user.RoleAdmin
 		},
 		Backoff: cfg.WebhookBackoff,
 		Now:     s.cfg.Now,
@@ -159,15 +162,20 @@ func (s *Server) queueWithReason(ctx context.Context, m *stack.Machine, method m
 	if err := s.st.SetMachineState(ctx, m.ID, m.State, reason, s.now()); err != nil {
 		return err
 	}
-	kind := store.JobStop
+	kind := jobs.KindStop
 	if method == machinestate.Start {
-		kind = store.JobStart
+		kind = jobs.KindStart
 	}
 	job, err := s.queueMachineJob(ctx, m, method, kind)
 	if err != nil {
 		return err
 	}
-	s.event(ctx, job.ID, store.EventPhase, 0, reason)
+	s.event(ctx, job.ID, jobs.EventPhase, 0, reason)
+	cause := reasonSchedule
+	if strings.HasPrefix(reason, budget.ReasonExhausted) {
+		cause = "budget"
+	}
+	s.RecordMachine(ctx, m, "machine."+string(method)+"."+cause, reason)
 	return nil
 }
 
@@ -197,18 +205,21 @@ func (s *Server) budgetGate(r *http.Request, ownerID, stackID, target string) er
 		return err
 	}
 	actor := actorFrom(ctx)
-	if o := r.URL.Query().Get("override"); actor.Role == store.RoleAdmin && (o == "1" || o == "true") {
-		s.recordOverride(ctx, actor, ee, target)
+	if o := r.URL.Query().Get("override"); actor.Role == user.RoleAdmin && (o == "1" || o == "true") {
+		s.recordOverride(ctx, ee, ownerID, target)
 		return nil
 	}
 	return err
 }
 
-// recordOverride records that an admin started or applied despite an
-// exhausted budget.
-func (s *Server) recordOverride(ctx context.Context, actor *store.User, ee *budget.ExhaustedError, target string) {
-	s.log.Warn("budget override", slog.String("actor", actor.ID), slog.String("target", target),
-		slog.String("budget", ee.Budget.Scope), slog.String("spent", ee.Budget.Spent.String()), slog.String("amount", ee.Budget.Amount.String()))
+// recordOverride records in the audit log that an admin started or
+// applied despite an exhausted budget.
+func (s *Server) recordOverride(ctx context.Context, ee *budget.ExhaustedError, ownerID, target string) {
+	action := "machine.start.override"
+	if strings.HasPrefix(target, "stack/") {
+		action = "stack.apply.override"
+	}
+	s.recordAudit(ctx, audit.Entry{Action: action, Target: target, OwnerID: ownerID, Outcome: audit.OutcomeOK, Detail: ee.Error()})
 }
 
 // ---- plans ---------------------------------------------------------------------------
@@ -350,7 +361,7 @@ func budgetOf(req budgetRequest) (*store.Budget, error) {
 	return b, nil
 }
 
-func (s *Server) budgetFor(ctx context.Context, actor *store.User, scope string) (*store.Budget, error) {
+func (s *Server) budgetFor(ctx context.Context, actor *user.User, scope string) (*store.Budget, error) {
 	return owned(ctx, actor, "budget", scope, s.st.GetBudget, func(b *store.Budget) string { return b.OwnerID })
 }
 

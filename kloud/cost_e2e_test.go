@@ -242,6 +242,20 @@ func TestCostControlEndToEnd(t *testing.T) {
 	if m, _ := member.Machine(ctx, web.ID); m.State.String() != "Running" {
 		t.Errorf("web after the override is %s, want Running", m.State)
 	}
+	// The override and the budget's stop are in the audit log, which the
+	// member sees too.
+	entries, err := member.Audit(ctx, client.AuditQuery{Target: "machine/" + web.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overridden, stoppedByBudget bool
+	for _, e := range entries {
+		overridden = overridden || (e.Action == "machine.start.override" && strings.Contains(e.Detail, scope))
+		stoppedByBudget = stoppedByBudget || (e.Action == "machine.stop.budget" && e.Actor == "system")
+	}
+	if !overridden || !stoppedByBudget {
+		t.Errorf("audit of %s = %+v, want the budget's stop and the admin's override", web.ID, entries)
+	}
 
 	// The receiver failed its first two requests: the first delivery got
 	// through on the third try, and the log shows all three.

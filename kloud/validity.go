@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/ratingbridge"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/store"
 )
 
@@ -20,14 +21,14 @@ import (
 
 // mappingView is a mapping with its validity.
 type mappingView struct {
-	*store.HashmapMapping
+	*hashmap.Mapping
 	Start *time.Time `json:"start,omitempty"`
 	End   *time.Time `json:"end,omitempty"`
 }
 
 // thresholdView is a threshold with its validity.
 type thresholdView struct {
-	*store.HashmapThreshold
+	*hashmap.Threshold
 	Start *time.Time `json:"start,omitempty"`
 	End   *time.Time `json:"end,omitempty"`
 }
@@ -53,7 +54,7 @@ func (s *Server) validities(ctx context.Context) (map[string]store.RuleValidity,
 	return out, nil
 }
 
-func (s *Server) mappingViews(ctx context.Context, ms []*store.HashmapMapping) ([]mappingView, error) {
+func (s *Server) mappingViews(ctx context.Context, ms []*hashmap.Mapping) ([]mappingView, error) {
 	vs, err := s.validities(ctx)
 	if err != nil {
 		return nil, err
@@ -61,12 +62,12 @@ func (s *Server) mappingViews(ctx context.Context, ms []*store.HashmapMapping) (
 	out := make([]mappingView, len(ms))
 	for i, m := range ms {
 		v := vs[m.ID]
-		out[i] = mappingView{HashmapMapping: m, Start: optTime(v.Start), End: optTime(v.End)}
+		out[i] = mappingView{Mapping: m, Start: optTime(v.Start), End: optTime(v.End)}
 	}
 	return out, nil
 }
 
-func (s *Server) thresholdViews(ctx context.Context, ts []*store.HashmapThreshold) ([]thresholdView, error) {
+func (s *Server) thresholdViews(ctx context.Context, ts []*hashmap.Threshold) ([]thresholdView, error) {
 	vs, err := s.validities(ctx)
 	if err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func (s *Server) thresholdViews(ctx context.Context, ts []*store.HashmapThreshol
 	out := make([]thresholdView, len(ts))
 	for i, t := range ts {
 		v := vs[t.ID]
-		out[i] = thresholdView{HashmapThreshold: t, Start: optTime(v.Start), End: optTime(v.End)}
+		out[i] = thresholdView{Threshold: t, Start: optTime(v.Start), End: optTime(v.End)}
 	}
 	return out, nil
 }
@@ -86,7 +87,7 @@ func (s *Server) handleGetMapping(w http.ResponseWriter, r *http.Request) {
 	}
 	var views []mappingView
 	if err == nil {
-		views, err = s.mappingViews(r.Context(), []*store.HashmapMapping{m})
+		views, err = s.mappingViews(r.Context(), []*hashmap.Mapping{m})
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -102,7 +103,7 @@ func (s *Server) handleGetThreshold(w http.ResponseWriter, r *http.Request) {
 	}
 	var views []thresholdView
 	if err == nil {
-		views, err = s.thresholdViews(r.Context(), []*store.HashmapThreshold{t})
+		views, err = s.thresholdViews(r.Context(), []*hashmap.Threshold{t})
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -200,10 +201,10 @@ func (sr savedRule) save(ctx context.Context) (int, any, error) {
 
 func (sr savedRule) withValidity(answer any) any {
 	switch v := answer.(type) {
-	case *store.HashmapMapping:
-		return mappingView{HashmapMapping: v, Start: optTime(sr.validity.Start), End: optTime(sr.validity.End)}
-	case *store.HashmapThreshold:
-		return thresholdView{HashmapThreshold: v, Start: optTime(sr.validity.Start), End: optTime(sr.validity.End)}
+	case *hashmap.Mapping:
+		return mappingView{Mapping: v, Start: optTime(sr.validity.Start), End: optTime(sr.validity.End)}
+	case *hashmap.Threshold:
+		return thresholdView{Threshold: v, Start: optTime(sr.validity.Start), End: optTime(sr.validity.End)}
 	}
 	return answer
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // Webhooks: POST /api/v1/webhooks {url, events, secret} for an admin
@@ -104,7 +105,7 @@ func (s *Server) handleCreateWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, webhookView(hook))
 }
 
-func (s *Server) webhookFor(ctx context.Context, actor *store.User, id string) (*store.Webhook, error) {
+func (s *Server) webhookFor(ctx context.Context, actor *user.User, id string) (*store.Webhook, error) {
 	return owned(ctx, actor, "webhook", id, s.st.GetWebhook, func(w *store.Webhook) string { return w.OwnerID })
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/store"
 )
 
@@ -17,7 +18,7 @@ type ValiditySource interface {
 // validRules keeps the mappings and thresholds of raw whose validity
 // covers [begin, end), when src also tells validities; a rule without one
 // is valid always.
-func validRules(ctx context.Context, src HashmapRuleSource, raw *store.HashmapRules, begin, end time.Time) (*store.HashmapRules, error) {
+func validRules(ctx context.Context, src HashmapRuleSource, raw *hashmap.RuleSet, begin, end time.Time) (*hashmap.RuleSet, error) {
 	vs, ok := src.(ValiditySource)
 	if !ok {
 		return raw, nil

@@ -45,6 +45,7 @@ var serveFlagCases = []struct {
 	{flag: "schedule-interval", bad: "-1s"},
 	{flag: "webhook-interval", bad: "2"},
 	{flag: "webhook-backoff", bad: "soon"},
+	{flag: "audit-retention", bad: "90d", zero: func(f *serveFlags) bool { return f.Config.AuditRetention == 0 }},
 }
 
 func noEnv(string) (string, bool) { return "", false }
