@@ -116,15 +116,8 @@ func TestCostControlEndToEnd(t *testing.T) {
 	}
 
 	// 72 an hour a machine: 0.02 a second each.
-	svc := instanceService(t, admin)
-	if _, err := admin.CreateHashmapMapping(ctx, client.MappingRequest{ServiceID: svc, Type: client.CostFlat, Cost: dec("72")}); err != nil {
-		t.Fatal(err)
-	}
-	ann, err := admin.CreateUser(ctx, client.CreateUserRequest{Name: "ann", Role: "member"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	member := admin.WithToken(ann.Token)
+	flatPrice(t, admin, "72")
+	ann, member := newMember(t, admin, "ann")
 	credID, tplID := setup(t, member)
 	st, err := member.CreateStack(ctx, client.CreateStackRequest{Title: "web+db", TemplateID: tplID, CredentialID: credID})
 	if err != nil {

@@ -41,7 +41,25 @@ func seedRunning(t *testing.T, h *kloudtest.Harness, id, owner, stackID string, 
 	}
 }
 
-// instancePrice creates the service "instance" and returns its id.
+// flatPrice prices every running hour of an instance at cost.
+func flatPrice(t *testing.T, admin *client.Client, cost string) {
+	t.Helper()
+	if _, err := admin.CreateHashmapMapping(context.Background(), client.MappingRequest{ServiceID: instanceService(t, admin), Type: client.CostFlat, Cost: dec(cost)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newMember creates a member and returns them with a client acting as them.
+func newMember(t *testing.T, admin *client.Client, name string) (*client.User, *client.Client) {
+	t.Helper()
+	u, err := admin.CreateUser(context.Background(), client.CreateUserRequest{Name: name, Role: "member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, admin.WithToken(u.Token)
+}
+
+// instanceService creates the service "instance" and returns its id.
 func instanceService(t *testing.T, admin *client.Client) string {
 	t.Helper()
 	svc, err := admin.CreateHashmapService(context.Background(), client.NameRequest{Name: "instance"})
@@ -233,11 +251,7 @@ func TestBudgetSpentIsSummaryPlusLive(t *testing.T) {
 	h := costHarness(t, clock)
 	ctx := context.Background()
 	admin := h.Admin
-	ann, err := admin.CreateUser(ctx, client.CreateUserRequest{Name: "ann", Role: "member"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	member := admin.WithToken(ann.Token)
+	ann, member := newMember(t, admin, "ann")
 	now := clock.Now().UTC()
 	// Both machines started at least two hours ago, inside this month.
 	since := now.Add(-2 * time.Hour)
@@ -246,10 +260,7 @@ func TestBudgetSpentIsSummaryPlusLive(t *testing.T) {
 	}
 	seedRunning(t, h, "m-1", ann.ID, "stk-1", false, since)
 	seedRunning(t, h, "m-2", ann.ID, "stk-2", true, since)
-	svc := instanceService(t, admin)
-	if _, err := admin.CreateHashmapMapping(ctx, client.MappingRequest{ServiceID: svc, Type: client.CostFlat, Cost: dec("0.6")}); err != nil {
-		t.Fatal(err)
-	}
+	flatPrice(t, admin, "0.6")
 	if _, err := member.PutBudget(ctx, "user:"+ann.ID, client.BudgetRequest{Amount: dec("100")}); apiStatus(err) != http.StatusForbidden {
 		t.Errorf("a member sets a budget: %v, want 403", err)
 	}
@@ -312,5 +323,39 @@ func TestBudgetSpentIsSummaryPlusLive(t *testing.T) {
 	}
 	if list, err := bob.Budgets(ctx); err != nil || len(list) != 0 {
 		t.Errorf("bob's budgets = %+v, %v; want none", list, err)
+	}
+}
+
+// TestPlanShowsBudgetFit: a plan says whether its estimate, run from now
+// to the end of the owner's budget period, fits what is left of it.
+func TestPlanShowsBudgetFit(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	admin := h.Admin
+	flatPrice(t, admin, "0.1")
+	ann, member := newMember(t, admin, "ann")
+	credID, tplID := setup(t, member)
+	plan, err := member.PlanTemplate(ctx, tplID, client.PlanRequest{CredentialID: credID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Budget != nil {
+		t.Errorf("plan without a budget = %+v, want no budget", plan.Budget)
+	}
+	for _, tt := range []struct {
+		amount string
+		fits   bool
+	}{{"100000", true}, {"0.01", false}} {
+		if _, err := admin.PutBudget(ctx, "user:"+ann.ID, client.BudgetRequest{Amount: dec(tt.amount), Period: "month"}); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := member.PlanTemplate(ctx, tplID, client.PlanRequest{CredentialID: credID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := plan.Budget
+		if b == nil || b.Fits != tt.fits || b.Scope != "user:"+ann.ID || !b.Remaining.Equal(dec(tt.amount)) || !b.Estimate.IsPositive() {
+			t.Errorf("budget %s: plan budget = %+v, want fits=%v with all of it remaining", tt.amount, b, tt.fits)
+		}
 	}
 }

@@ -277,16 +277,21 @@ type RuleValidities interface {
 	DeleteRuleValidity(ctx context.Context, ruleID string) error
 }
 
-// CheckRuleValidity is what every backend requires of a validity.
-func CheckRuleValidity(v *RuleValidity) error {
+// CheckRuleValidity is what every backend requires of a validity; it
+// returns its sides in Unix nanoseconds, 0 for an open side (both 0: the
+// rule is valid always, and its validity is deleted).
+func CheckRuleValidity(v *RuleValidity) (start, end int64, err error) {
 	if v == nil || v.RuleID == "" {
-		return Invalidf("put rule validity: empty rule_id")
+		return 0, 0, Invalidf("put rule validity: empty rule_id")
 	}
 	if !v.Start.IsZero() && !v.End.IsZero() && !v.End.After(v.Start) {
-		return Invalidf("put rule validity of %s: end %s is not after start %s", v.RuleID,
+		return 0, 0, Invalidf("put rule validity of %s: end %s is not after start %s", v.RuleID,
 			v.End.UTC().Format(time.RFC3339), v.Start.UTC().Format(time.RFC3339))
 	}
-	return nil
+	if start, err = OptUnixNanos("start", v.Start); err == nil {
+		end, err = OptUnixNanos("end", v.End)
+	}
+	return start, end, wrapf(err, "put rule validity of %s", v.RuleID)
 }
 
 // ---- re-rating ----------------------------------------------------------------------

@@ -465,19 +465,12 @@ type validityDoc struct {
 
 // PutRuleValidity sets a rule's validity; both sides open deletes it.
 func (s *Store) PutRuleValidity(ctx context.Context, v *store.RuleValidity) error {
-	if err := store.CheckRuleValidity(v); err != nil {
+	start, end, err := store.CheckRuleValidity(v)
+	if err != nil {
 		return err
 	}
-	if v.Start.IsZero() && v.End.IsZero() {
+	if start == 0 && end == 0 {
 		return s.DeleteRuleValidity(ctx, v.RuleID)
-	}
-	start, err := store.OptUnixNanos("start", v.Start)
-	if err != nil {
-		return fmt.Errorf("put rule validity of %s: %w", v.RuleID, err)
-	}
-	end, err := store.OptUnixNanos("end", v.End)
-	if err != nil {
-		return fmt.Errorf("put rule validity of %s: %w", v.RuleID, err)
 	}
 	if _, err := s.validity().ReplaceOne(ctx, byID(v.RuleID), validityDoc{RuleID: v.RuleID, Start: start, End: end}, options.Replace().SetUpsert(true)); err != nil {
 		return fmt.Errorf("put rule validity of %s: %w", v.RuleID, mapErr(err))
@@ -519,18 +512,9 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 		return err
 	}
 	bn, en := w.Begin, w.End
-	commitOrd := ord()
-	pts := make(bson.A, len(p.Points))
-	maxB, minE := bn, en
-	for i := range p.Points {
-		r, err := store.RatedPointRecord(p, w, i)
-		if err != nil {
-			return err
-		}
-		if pts[i], err = encodePoint(p, i, r, commitOrd); err != nil {
-			return fmt.Errorf("replace rated period of %s: point %d: %w", p.Scope, i, err)
-		}
-		maxB, minE = max(maxB, r.Begin), min(minE, r.End)
+	pts, maxB, minE, err := encodePoints(p, w)
+	if err != nil {
+		return err
 	}
 	doc := bson.D{{Key: "_id", Value: periodID(p.Scope, bn)}, {Key: "scope", Value: p.Scope}, {Key: "begin", Value: bn}, {Key: "end", Value: en},
 		{Key: "max_b", Value: maxB}, {Key: "min_e", Value: minE}, {Key: "pts", Value: pts}}

@@ -430,19 +430,12 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 
 // PutRuleValidity sets a rule's validity; both sides open deletes it.
 func (s *Store) PutRuleValidity(ctx context.Context, v *store.RuleValidity) error {
-	if err := store.CheckRuleValidity(v); err != nil {
+	start, end, err := store.CheckRuleValidity(v)
+	if err != nil {
 		return err
 	}
-	if v.Start.IsZero() && v.End.IsZero() {
+	if start == 0 && end == 0 {
 		return s.DeleteRuleValidity(ctx, v.RuleID)
-	}
-	start, err := store.OptUnixNanos("start", v.Start)
-	if err != nil {
-		return fmt.Errorf("put rule validity of %s: %w", v.RuleID, err)
-	}
-	end, err := store.OptUnixNanos("end", v.End)
-	if err != nil {
-		return fmt.Errorf("put rule validity of %s: %w", v.RuleID, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hashmap_validity (rule_id, start_at, end_at) VALUES (?1, ?2, ?3)
@@ -496,15 +489,9 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 	if err != nil {
 		return err
 	}
-	rows := make([]store.PointRecord, len(p.Points))
-	attrs := make([]string, len(p.Points))
-	for i := range p.Points {
-		if rows[i], err = store.RatedPointRecord(p, w, i); err != nil {
-			return err
-		}
-		if attrs[i], err = store.JSONObject(rows[i].Attrs); err != nil {
-			return fmt.Errorf("replace rated period of %s: point %d: %w", p.Scope, i, err)
-		}
+	rows, attrs, err := pointRows(p, w)
+	if err != nil {
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var last int64
@@ -518,24 +505,7 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rated_points WHERE scope = ? AND begin_at >= ? AND begin_at < ?`, p.Scope, w.Begin, w.End); err != nil {
 			return mapErr(err)
 		}
-		if len(rows) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points
-			(scope, begin_at, end_at, service, unit, qty, price, groupby, metadata, attrs, day_at, week_at, month_at, year_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i, r := range rows {
-			pt := &p.Points[i]
-			if _, err := stmt.ExecContext(ctx, p.Scope, r.Begin, r.End, pt.Service, pt.Unit, pt.Qty.String(), pt.Price.String(), r.Groupby, r.Metadata,
-				attrs[i], r.Buckets[0], r.Buckets[1], r.Buckets[2], r.Buckets[3]); err != nil {
-				return mapErr(err)
-			}
-		}
-		return nil
+		return insertPoints(ctx, tx, p, rows, attrs)
 	})
 	if err != nil {
 		return fmt.Errorf("replace rated period of %s: %w", p.Scope, err)
