@@ -302,6 +302,7 @@ func (s *Server) handlePutBudget(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		b.Scope = scope
 		b.OwnerID, err = s.budgetOwner(ctx, scope)
+		noteAuditOwner(ctx, b.OwnerID)
 	}
 	if err == nil {
 		err = s.st.PutBudget(ctx, b)
@@ -397,6 +398,9 @@ func (s *Server) handleListBudgets(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeleteBudget(w http.ResponseWriter, r *http.Request) {
 	scope := r.PathValue("scope")
+	if b, err := s.st.GetBudget(r.Context(), scope); err == nil {
+		noteAuditOwner(r.Context(), b.OwnerID)
+	}
 	err := s.st.DeleteBudget(r.Context(), scope)
 	if errorsIsNotFound(err) {
 		err = notFound("budget", scope)
