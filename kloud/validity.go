@@ -178,6 +178,9 @@ func (sr savedRule) save(ctx context.Context) (int, any, error) {
 	}
 	old, had := vs[*sr.id]
 	if had && !old.Start.IsZero() && !old.Start.After(s.now()) {
+		if sr.validity.Start.IsZero() {
+			sr.validity.Start = old.Start // a started rule keeps its start
+		}
 		if !sr.validity.Start.Equal(old.Start) {
 			return 0, nil, conflict("start", "rule %s started at %s: only its end may change", *sr.id, old.Start.Format(time.RFC3339))
 		}
