@@ -118,6 +118,13 @@ func TestCostControlEndToEnd(t *testing.T) {
 	// 72 an hour a machine: 0.02 a second each.
 	flatPrice(t, admin, "72")
 	ann, member := newMember(t, admin, "ann")
+	// The member's own webhook hears of their jobs.
+	jobsRcv := &hookReceiver{secret: "member-secret"}
+	jobsSrv := httptest.NewServer(jobsRcv)
+	defer jobsSrv.Close()
+	if _, err := member.CreateWebhook(ctx, client.WebhookRequest{URL: jobsSrv.URL, Events: []string{client.EventJobSucceeded, client.EventJobFailed}, Secret: jobsRcv.secret}); err != nil {
+		t.Fatal(err)
+	}
 	credID, tplID := setup(t, member)
 	st, err := member.CreateStack(ctx, client.CreateStackRequest{Title: "web+db", TemplateID: tplID, CredentialID: credID})
 	if err != nil {
@@ -131,6 +138,10 @@ func TestCostControlEndToEnd(t *testing.T) {
 	if st, err = member.Stack(ctx, st.ID); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "job.succeeded of the apply", time.Minute, func() bool {
+		ev, ok := jobsRcv.event(client.EventJobSucceeded)
+		return ok && ev.Data["job_id"] == ref.JobID && ev.Data["kind"] == "apply" && ev.OwnerID == ann.ID
+	})
 	var web, db client.Machine
 	for _, m := range st.Machines {
 		if m.AlwaysOn {

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,5 +363,76 @@ func TestPlanShowsBudgetFit(t *testing.T) {
 		if b == nil || b.Fits != tt.fits || b.Scope != "user:"+ann.ID || !b.Remaining.Equal(dec(tt.amount)) || !b.Estimate.IsPositive() {
 			t.Errorf("budget %s: plan budget = %+v, want fits=%v with all of it remaining", tt.amount, b, tt.fits)
 		}
+	}
+}
+
+// TestWebhookAPI: a member's webhook is theirs (others get 404), bad
+// input names its field, and the secret is never answered nor stored in
+// clear anywhere under the data dir.
+func TestWebhookAPI(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	admin := h.Admin
+	_, ann := newMember(t, admin, "ann")
+	_, bob := newMember(t, admin, "bob")
+	const secret = "do-not-leak-this-webhook-secret"
+	hook, err := ann.CreateWebhook(ctx, client.WebhookRequest{URL: "https://hooks.example.com/kloud", Events: []string{client.EventMachineStopped, client.EventJobFailed}, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	if err := ann.Do(ctx, http.MethodGet, "/api/v1/webhooks/"+hook.ID, nil, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secret)) || bytes.Contains(raw, []byte(`"secret"`)) {
+		t.Errorf("GET webhook answers its secret: %s", raw)
+	}
+	if _, err := bob.Webhook(ctx, hook.ID); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("another member reads the webhook: %v, want 404", err)
+	}
+	if _, err := bob.Deliveries(ctx, hook.ID); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("another member reads its deliveries: %v, want 404", err)
+	}
+	if err := bob.DeleteWebhook(ctx, hook.ID); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("another member deletes it: %v, want 404", err)
+	}
+	if hs, err := admin.Webhooks(ctx); err != nil || len(hs) != 1 {
+		t.Errorf("admin's list = %+v, %v; want ann's webhook", hs, err)
+	}
+	if hs, err := bob.Webhooks(ctx); err != nil || len(hs) != 0 {
+		t.Errorf("bob's list = %+v, %v; want none", hs, err)
+	}
+	for _, tt := range []struct {
+		req   client.WebhookRequest
+		field string
+	}{
+		{client.WebhookRequest{URL: "ftp://example.com/x", Events: []string{client.EventJobFailed}, Secret: "s"}, "url"},
+		{client.WebhookRequest{URL: "http://user:pw@example.com/x", Events: []string{client.EventJobFailed}, Secret: "s"}, "url"},
+		{client.WebhookRequest{URL: "http://example.com/" + strings.Repeat("x", 3000), Events: []string{client.EventJobFailed}, Secret: "s"}, "url"},
+		{client.WebhookRequest{URL: "http://example.com/x", Secret: "s"}, "events"},
+		{client.WebhookRequest{URL: "http://example.com/x", Events: []string{"job.exploded"}, Secret: "s"}, "events[0]"},
+		{client.WebhookRequest{URL: "http://example.com/x", Events: []string{client.EventJobFailed}}, "secret"},
+	} {
+		_, err := ann.CreateWebhook(ctx, tt.req)
+		var ce *client.Error
+		if !asClientError(err, &ce) || ce.Status != http.StatusUnprocessableEntity || ce.Field != tt.field || len(ce.Message) > 200 {
+			t.Errorf("webhook %+v: %v, want 422 naming %s", tt.req.Events, err, tt.field)
+		}
+	}
+	err = filepath.WalkDir(h.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the webhook secret in clear", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.DeleteWebhook(ctx, hook.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -419,7 +419,7 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 	if limit <= 0 {
 		limit = -1
 	}
-	out, err := list(ctx, s.r, scanDelivery, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created_at LIMIT ?`, n, limit)
+	out, err := list(ctx, s.r, scanDelivery, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created_at, rowid LIMIT ?`, n, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due deliveries: %w", err)
 	}
