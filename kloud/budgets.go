@@ -180,16 +180,23 @@ func (s *Server) queueWithReason(ctx context.Context, m *stack.Machine, method m
 }
 
 // keptReason is the reason a machine keeps after a start or stop job: the
-// reason automation gave it before queueing the job (idle, budget,
-// schedule), else none.
+// reason automation gave it before queueing the job (idle, budget, a
+// schedule's request of this method), else none.
 func keptReason(method machinestate.Method, reason string) string {
 	switch {
 	case method == machinestate.Stop && (strings.HasPrefix(reason, reasonIdle) || strings.HasPrefix(reason, budget.ReasonExhausted)):
 		return reason
-	case reason == reasonSchedule:
-		return reason
+	case reason == scheduleRequest(method):
+		return reasonSchedule
 	}
 	return ""
+}
+
+// scheduleRequest is the reason a machine holds while the job a schedule
+// queued runs: only that job, not a later one of a user, leaves it the
+// reason "schedule".
+func scheduleRequest(method machinestate.Method) string {
+	return reasonSchedule + ": " + string(method) + " requested"
 }
 
 // ---- the budget gate ----------------------------------------------------------------

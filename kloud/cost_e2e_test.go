@@ -370,6 +370,17 @@ func TestScheduleStopStartByClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState("Running", "schedule")
+
+	// A user's stop afterwards is the user's: the machine does not keep
+	// the schedule's reason.
+	ref, err := admin.StopMachine(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kloudtest.WaitJob(t, admin, ref.JobID)
+	if m, _ := admin.Machine(ctx, id); m.State.String() != "Stopped" || m.Reason == "schedule" {
+		t.Errorf("after a user's stop: %s with reason %q, want Stopped without the schedule's reason", m.State, m.Reason)
+	}
 }
 
 const oneSmall = `

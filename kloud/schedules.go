@@ -178,7 +178,7 @@ func (sc *scheduler) fire(ctx context.Context, v *store.Schedule, own map[string
 				continue
 			}
 		}
-		if err := s.queueWithReason(ctx, m, method, reasonSchedule); err != nil {
+		if err := s.queueWithReason(ctx, m, method, scheduleRequest(method)); err != nil {
 			errs = append(errs, fmt.Errorf("scheduled %s of machine %s: %w", method, m.ID, err))
 			continue
 		}
