@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/kloud/kloud/store"
@@ -82,8 +83,10 @@ const (
 	MaxResponse = 64 << 10
 	// maxError is how much of an attempt's error is kept.
 	maxError = 300
-	// dueBatch is how many deliveries one pass tries at most.
-	dueBatch = 100
+	// dueBatch is how many deliveries one pass tries at most, parallel
+	// how many at once.
+	dueBatch = 50
+	parallel = 10
 )
 
 // Config is what a Notifier needs; zero values take the defaults.
@@ -181,22 +184,36 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
-// DeliverDue tries every delivery due now, once each, and returns how many
-// it tried.
+// DeliverDue tries the deliveries due now (at most dueBatch, parallel
+// at most parallel at once), once each, and returns how many it tried.
+// Delivery is at least once: a receiver dedupes by X-Kloud-Delivery.
 func (n *Notifier) DeliverDue(ctx context.Context) (int, error) {
 	due, err := n.cfg.Store.DueDeliveries(ctx, n.now(), dueBatch)
 	if err != nil {
 		return 0, fmt.Errorf("deliver webhooks: %w", err)
 	}
-	var errs []error
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, parallel)
+	)
 	for _, d := range due {
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		if ctx.Err() != nil {
+			break
 		}
-		if err := n.attempt(ctx, d); err != nil {
-			errs = append(errs, err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := n.attempt(ctx, d); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return len(due), errors.Join(errs...)
 }
 
