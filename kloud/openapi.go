@@ -98,6 +98,23 @@ var apiOps = []apiOp{
 
 	{Method: "GET", Path: "/api/v1/audit", Summary: "The audit log, newest first (admins: every entry; members: their actions and those on what they own)", Auth: authUser, List: true, Query: []string{"actor", "target", "since", "before"}, Response: []client.AuditEntry{}},
 
+	{Method: "GET", Path: "/api/v1/budgets", Summary: "Budgets with their spend, forecast and state", Auth: authUser, List: true, Response: []client.Budget{}},
+	{Method: "GET", Path: "/api/v1/budgets/{scope}", Summary: "A budget (user:ID or stack:ID) with its spend, forecast and state", Auth: authUser, Response: client.Budget{}},
+	{Method: "PUT", Path: "/api/v1/budgets/{scope}", Summary: "Set a budget: amount, period, warn_at, action stop or notify", Auth: authAdmin, Request: client.BudgetRequest{}, Response: client.Budget{}},
+	{Method: "DELETE", Path: "/api/v1/budgets/{scope}", Summary: "Remove a budget", Auth: authAdmin, OK: 204},
+	{Method: "GET", Path: "/api/v1/machines/{id}/schedule", Summary: "A machine's autostart and autostop schedule", Auth: authUser, Response: client.Schedule{}},
+	{Method: "PUT", Path: "/api/v1/machines/{id}/schedule", Summary: "Set a machine's schedule", Auth: authUser, Request: client.ScheduleRequest{}, Response: client.Schedule{}},
+	{Method: "DELETE", Path: "/api/v1/machines/{id}/schedule", Summary: "Remove a machine's schedule", Auth: authUser, OK: 204},
+	{Method: "GET", Path: "/api/v1/stacks/{id}/schedule", Summary: "A stack's schedule, for its machines", Auth: authUser, Response: client.Schedule{}},
+	{Method: "PUT", Path: "/api/v1/stacks/{id}/schedule", Summary: "Set a stack's schedule", Auth: authUser, Request: client.ScheduleRequest{}, Response: client.Schedule{}},
+	{Method: "DELETE", Path: "/api/v1/stacks/{id}/schedule", Summary: "Remove a stack's schedule", Auth: authUser, OK: 204},
+	{Method: "POST", Path: "/api/v1/webhooks", Summary: "Add a webhook: url, events, secret (never answered)", Auth: authUser, Request: client.WebhookRequest{}, OK: 201, Response: client.Webhook{}},
+	{Method: "GET", Path: "/api/v1/webhooks", Summary: "List webhooks", Auth: authUser, List: true, Response: []client.Webhook{}},
+	{Method: "GET", Path: "/api/v1/webhooks/{id}", Summary: "Show a webhook", Auth: authUser, Response: client.Webhook{}},
+	{Method: "DELETE", Path: "/api/v1/webhooks/{id}", Summary: "Delete a webhook", Auth: authUser, OK: 204},
+	{Method: "GET", Path: "/api/v1/webhooks/{id}/deliveries", Summary: "A webhook's latest deliveries and their attempts", Auth: authUser, List: true, Response: []client.Delivery{}},
+	{Method: "POST", Path: "/api/v1/rating/reprocess", Summary: "Re-rate closed periods of a scope and window (dry_run: only the delta)", Auth: authAdmin, Request: client.ReprocessRequest{}, Response: client.Reprocessed{}},
+
 	{Method: "GET", Path: "/api/v1/rating/modules", Summary: "Rating modules, highest priority first", Auth: authUser, List: true, Response: []client.RatingModule{}},
 	{Method: "GET", Path: "/api/v1/rating/modules/{name}", Summary: "Show a rating module", Auth: authUser, Response: client.RatingModule{}},
 	{Method: "PUT", Path: "/api/v1/rating/modules/{name}", Summary: "Enable, disable or reorder a module", Auth: authAdmin, Request: client.ModuleUpdate{}, Response: client.RatingModule{}},

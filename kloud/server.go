@@ -39,6 +39,8 @@ type Server struct {
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
+	// cost is cost control: budgets, schedules, webhooks.
+	cost *costControl
 
 	// AdminToken is the admin token generated at this first start ("" when
 	// the admin already existed or the token was configured).
@@ -156,6 +158,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.checker = newChecker(s)
 	s.loops.expect(checker.LeaseName, rater.LeaseName)
+	s.cost = newCostControl(s)
 	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
@@ -183,6 +186,7 @@ func (s *Server) Start() {
 	s.engine.Start()
 	s.goBackground(func() { s.loops.run(checker.LeaseName, func() { s.checker.Run(ctx) }) })
 	s.goBackground(func() { s.loops.run(rater.LeaseName, func() { s.rating.Run(ctx) }) })
+	s.runCost(ctx)
 	prune := &singleton.Loop{Name: "audit-retention", Holder: s.cfg.WorkerID, Interval: time.Hour, Leases: s.st, Now: s.cfg.Now, Log: s.log}
 	s.goBackground(func() {
 		prune.Run(ctx, func(ctx context.Context) error { s.pruneAudit(ctx); return nil })

@@ -466,6 +466,50 @@ func (fd *feed) openMonth(ctx context.Context, m time.Time, create bool) (*month
 	return mf, nil
 }
 
+// rewrite writes month m's file again, whole, from the store (periods
+// before the feed's through), into a temporary file that then replaces it:
+// a crash leaves the old file or the new one.
+func (fd *feed) rewrite(ctx context.Context, m time.Time) error {
+	dir := filepath.Join(fd.o.Dir, fd.scope)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fd.fail(m, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+m.Format("2006-01")+"-*")
+	if err != nil {
+		return fd.fail(m, err)
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	end := m.AddDate(0, 1, 0)
+	month := Month{Scope: fd.scope, Name: m.Format("2006-01"), Begin: m, End: end, Total: decimal.Zero, Qty: decimal.Zero}
+	err = fd.w.Header(tmp, &month)
+	if err == nil {
+		err = fd.o.periods(ctx, fd.scope, m, minTime(fd.through, end), func(per *Period) error {
+			if err := fd.w.Period(tmp, per, month.Periods == 0); err != nil {
+				return err
+			}
+			month.add(per)
+			return nil
+		})
+	}
+	if err == nil {
+		month.Through = minTime(fd.through, end)
+		err = fd.w.Trailer(tmp, &month)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), fd.path(m))
+	}
+	if err != nil {
+		return fd.fail(m, err)
+	}
+	return nil
+}
+
 // tailSize is how much of a file's end is read to find its trailer: more
 // than a trailer and a CSV row.
 const tailSize = 64 << 10
