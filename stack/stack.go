@@ -77,6 +77,9 @@ type Template struct {
 	Format    Format    `json:"format"`
 	Content   string    `json:"content"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActiveVersion is the version new stacks use; Format and Content are
+	// that version's (0 reads as 1, the version a template starts with).
+	ActiveVersion int `json:"active_version,omitempty"`
 
 	// Generated maps a file name to the content Kloud writes beside the
 	// user's file (provider block, variables, *_override.tf.json).
@@ -99,17 +102,20 @@ func (t *Template) FileName() string {
 
 // Stack is a set of machines built from one template with one credential.
 type Stack struct {
-	ID           string                  `json:"id"`
-	OwnerID      string                  `json:"owner_id"`
-	Title        string                  `json:"title"`
-	TemplateID   string                  `json:"template_id"`
-	CredentialID string                  `json:"credential_id"`
-	Provider     string                  `json:"provider"`
-	Variables    map[string]string       `json:"variables"`
-	Status       machinestate.StackState `json:"status"`
-	Reason       string                  `json:"reason,omitempty"`
-	CreatedAt    time.Time               `json:"created_at"`
-	UpdatedAt    time.Time               `json:"updated_at"`
+	ID         string `json:"id"`
+	OwnerID    string `json:"owner_id"`
+	Title      string `json:"title"`
+	TemplateID string `json:"template_id"`
+	// TemplateVersion is the version of the template the stack's next
+	// plan or apply uses (0 reads as 1).
+	TemplateVersion int                     `json:"template_version,omitempty"`
+	CredentialID    string                  `json:"credential_id"`
+	Provider        string                  `json:"provider"`
+	Variables       map[string]string       `json:"variables"`
+	Status          machinestate.StackState `json:"status"`
+	Reason          string                  `json:"reason,omitempty"`
+	CreatedAt       time.Time               `json:"created_at"`
+	UpdatedAt       time.Time               `json:"updated_at"`
 }
 
 // Machine is one machine of a stack, as Terraform built it.

@@ -63,6 +63,11 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	TemplateVersions
+	StackUpdates
+	Plans
+	Drifts
+	JobTimings
 	Close() error
 }
 
@@ -125,6 +130,10 @@ type Templates interface {
 type StackRecord struct {
 	stack.Stack
 	AgentSecret stack.Secret `json:"-"`
+	// SecretVariables are the values of the variables the template
+	// declares sensitive; they are sealed at rest and reach Terraform
+	// only as TF_VAR_ environment variables.
+	SecretVariables map[string]stack.Secret `json:"-"`
 }
 
 // Stacks stores stacks.

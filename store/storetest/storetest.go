@@ -39,6 +39,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rated", ratedCases},
 		{"Summarize", summarizeCases},
 		{"WriterStates", writerStateCases},
+		{"TemplateVersions", templateVersionCases},
+		{"StackUpdates", stackUpdateCases},
+		{"Plans", planCases},
+		{"Drift", driftCases},
+		{"JobTimings", jobTimingCases},
 		{"Invalid", invalidCases},
 	}
 	for _, g := range groups {
