@@ -176,6 +176,9 @@ func (s *Server) Start() {
 	s.engine.Start()
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
+	if s.cfg.DriftInterval > 0 {
+		s.goBackground(func() { s.runDriftChecks(ctx, s.cfg.DriftInterval) })
+	}
 }
 
 func (s *Server) goBackground(f func()) {

@@ -212,3 +212,9 @@ func SecretVariablesFrom(b []byte) (map[string]stack.Secret, error) {
 	}
 	return out, nil
 }
+
+// The job kinds of stack plans and drift checks.
+const (
+	JobPlan  JobKind = "plan"
+	JobDrift JobKind = "drift"
+)

@@ -43,9 +43,12 @@ func Provider() *provider.Provider {
 		Userdata:      "user_data",
 		NoCloudInit:   true,
 		CheckTemplate: CheckTemplate,
-		Machine:       func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
-		Stack:         func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
-		Schema:        Schema,
+		// The agent's process id, address and running state follow
+		// Kloud's own start and stop.
+		ObservedAttributes: []string{"pid", "address", "state"},
+		Machine:            func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
+		Stack:              func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
+		Schema:             Schema,
 	}
 }
 

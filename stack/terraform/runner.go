@@ -140,6 +140,9 @@ type Run struct {
 	// Backend overrides RunnerConfig.Backend for this run (for instance to
 	// record which job saved each state version).
 	Backend StateBackend
+	// Phase, when set, is told how long each Terraform command of the run
+	// took (init, plan, show, apply, destroy), once per command.
+	Phase func(cmd string, d time.Duration)
 }
 
 // PlannedResource is one managed resource of a plan.
@@ -909,6 +912,9 @@ func (s *session) exec(ctx context.Context, cmd string, fn func(context.Context)
 	start := time.Now()
 	err := fn(runCtx)
 	s.r.log.Debug("terraform command done", "key", s.run.Key, "cmd", cmd, "duration", time.Since(start), "ok", err == nil)
+	if s.run.Phase != nil {
+		s.run.Phase(cmd, time.Since(start))
+	}
 	close(done)
 	wg.Wait()
 	// groups is set only when ctx ended while the command ran: reap what
