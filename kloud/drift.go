@@ -89,7 +89,7 @@ func (s *Server) checkDrift(ctx context.Context, run *jobs.Run) error {
 	if err != nil {
 		return err
 	}
-	addEnvSecrets(run.Secrets, composed.Env)
+	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
 	run.Progress(ctx, 10, "refreshing the stack's resources")
 	tokens := agentTokenMasker(w, run.Secrets)
 	progress := s.outputProgress(ctx, run, composed, 10, 90, 1)

@@ -230,7 +230,7 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 	if err != nil {
 		return fail(err)
 	}
-	addEnvSecrets(run.Secrets, composed.Env)
+	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
 	if op.plan != nil {
 		if err := s.checkPlanFresh(ctx, op.plan); err != nil {
 			return fail(err)
@@ -479,7 +479,7 @@ func (s *Server) bootstrap(ctx context.Context, run *jobs.Run, destroy bool) err
 	}
 	outputs := make(map[string]json.RawMessage)
 	for i, t := range templates {
-		addEnvSecrets(run.Secrets, t.Env)
+		addEnvSecrets(run.Secrets, t.Env, t.ProviderEnv)
 		run := terraform.Run{
 			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
 			Template: t,
@@ -602,9 +602,11 @@ func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string)
 
 // addEnvSecrets adds the values of a template's secret variables to a
 // job's secrets.
-func addEnvSecrets(m *secretmask.Masker, env map[string]stack.Secret) {
-	for _, v := range env {
-		m.Add(v.Reveal())
+func addEnvSecrets(m *secretmask.Masker, envs ...map[string]stack.Secret) {
+	for _, env := range envs {
+		for _, v := range env {
+			m.Add(v.Reveal())
+		}
 	}
 }
 

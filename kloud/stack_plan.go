@@ -203,7 +203,7 @@ func (s *Server) planStack(ctx context.Context, run *jobs.Run) error {
 	if err != nil {
 		return err
 	}
-	addEnvSecrets(run.Secrets, composed.Env)
+	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
 	run.Progress(ctx, 10, "running terraform plan")
 	tokens := agentTokenMasker(w, run.Secrets)
 	progress := s.outputProgress(ctx, run, composed, 10, 90, 1)

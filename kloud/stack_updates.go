@@ -11,7 +11,6 @@ import (
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/machinestate"
-	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
 
@@ -243,4 +242,3 @@ func stackSecrets(st *store.StackRecord) []string {
 	return out
 }
 
-var _ = stack.Secret("")

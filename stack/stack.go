@@ -86,6 +86,11 @@ type Template struct {
 	Generated map[string][]byte `json:"-"`
 	// Env holds variables passed as TF_VAR_<name>; values are secrets.
 	Env map[string]Secret `json:"-"`
+	// ProviderEnv holds environment variables for Terraform and its
+	// provider plugins, for provider settings that must not be recorded in
+	// a saved plan file (a per-run token): a variable's value is, an
+	// environment variable the plugin reads is not.
+	ProviderEnv map[string]Secret `json:"-"`
 	// KloudAttributes names the attributes Kloud injects into every
 	// machine for itself (its URL, the agent's token): their lines are
 	// kept out of the plan output the user reads.

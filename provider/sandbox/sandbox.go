@@ -126,6 +126,10 @@ func hostOf(svc any) (*Host, error) {
 const (
 	EndpointVar = "kloud_sandbox_endpoint"
 	TokenVar    = "kloud_sandbox_token"
+	// TokenEnv is the environment variable the plugin reads the run's
+	// token from: it is not a Terraform variable, so a saved plan does not
+	// record a token that is revoked once the plan's run ends.
+	TokenEnv = "KLOUD_SANDBOX_TOKEN"
 )
 
 // providerAttrs are the provider "sandbox" arguments Kloud sets; a

@@ -77,6 +77,9 @@ var (
 	keyPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	fileNamePat    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	varNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	// providerEnvPattern: a provider setting's variable, never PATH-like
+	// process settings (those need no secret and the runner sets them).
+	providerEnvPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]*_[A-Z0-9_]+$`)
 )
 
 // StateBackend keeps the Terraform state of each key (stack) between runs.
@@ -505,6 +508,11 @@ func checkRun(run Run) error {
 			return fmt.Errorf("template.Env: %q is not a valid Terraform variable name", name)
 		}
 	}
+	for name := range t.ProviderEnv {
+		if !providerEnvPattern.MatchString(name) || reservedEnv(name) || len(tfexec.ProhibitedEnv(map[string]string{name: ""})) > 0 {
+			return fmt.Errorf("template.ProviderEnv: %q is not a name a provider setting may have (upper-case letters, digits, '_'; not one Terraform or the runner sets)", name)
+		}
+	}
 	return nil
 }
 
@@ -697,7 +705,7 @@ func (r *Runner) do(ctx context.Context, run Run, op string, body func(context.C
 	defer r.release(run.Key)
 
 	start := time.Now()
-	masker := envMasker(run.Template.Env)
+	masker := envMasker(run.Template.Env, run.Template.ProviderEnv)
 	sink := &lineSink{emit: run.Output, mask: masker.Mask}
 	s := &session{
 		r: r, run: run, dir: r.WorkDir(run.Key), backend: backend,
@@ -802,6 +810,9 @@ func (s *session) prepare(ctx context.Context) error {
 	// checks they do.
 	for name, v := range t.Env {
 		env["TF_VAR_"+name] = v.Reveal()
+	}
+	for name, v := range t.ProviderEnv {
+		env[name] = v.Reveal()
 	}
 	tf.SetStdout(s.stdout)
 	tf.SetStderr(s.stderr)
