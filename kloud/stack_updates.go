@@ -241,4 +241,3 @@ func stackSecrets(st *store.StackRecord) []string {
 	}
 	return out
 }
-
