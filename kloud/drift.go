@@ -74,36 +74,13 @@ func (s *Server) QueueDriftChecks(ctx context.Context) (int, error) {
 // state is not changed.
 func (s *Server) checkDrift(ctx context.Context, run *jobs.Run) error {
 	job := run.Job
-	w, err := s.loadStackWork(ctx, job.StackID)
-	if err != nil {
-		return err
-	}
-	run.Secrets.Add(w.base.Secrets()...)
-	run.Secrets.Add(stackSecrets(w.stack)...)
 	timings := newPhaseTimings()
 	defer s.saveTimings(ctx, job.ID, timings)
-	run.Progress(ctx, 5, "composing template")
+	w, composed, sp, err := s.planFile(ctx, run, timings, terraform.PlanOptions{RefreshOnly: true}, "refreshing the stack's resources")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	composed, err := s.compose(ctx, w)
-	timings.add("compose", time.Since(start))
-	if err != nil {
-		return err
-	}
-	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
-	run.Progress(ctx, 10, "refreshing the stack's resources")
-	tokens := agentTokenMasker(w, run.Secrets)
-	progress := s.outputProgress(ctx, run, composed, 10, 90, 1)
-	sp, err := s.runner.PlanToFile(ctx, terraform.Run{
-		Key:      w.stack.ID,
-		Template: composed,
-		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-		Output:   func(line string) { tokens(line); progress(line) },
-		Phase:    timings.terraformPhase,
-	}, terraform.PlanOptions{RefreshOnly: true})
-	if err != nil {
-		return err
-	}
-	start = time.Now()
 	ignore := slices.Concat(composed.KloudAttributes, w.provider.ObservedAttributes)
 	d := &store.Drift{StackID: w.stack.ID, CheckedAt: s.now(), Resources: []store.DriftedResource{}}
 	for _, c := range terraform.PlanDrift(sp.Plan, ignore) {

@@ -224,9 +224,7 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 		return err
 	}
 	run.Progress(ctx, 5, "composing template")
-	composeStart := time.Now()
-	composed, err := s.compose(ctx, w)
-	timings.add("compose", time.Since(composeStart))
+	composed, err := s.composeTimed(ctx, w, timings)
 	if err != nil {
 		return fail(err)
 	}

@@ -188,37 +188,14 @@ func (s *Server) queueStackCheck(ctx context.Context, st *store.StackRecord, kin
 // changes and what the stack costs per hour before and after.
 func (s *Server) planStack(ctx context.Context, run *jobs.Run) error {
 	job := run.Job
-	w, err := s.loadStackWork(ctx, job.StackID)
-	if err != nil {
-		return err
-	}
-	run.Secrets.Add(w.base.Secrets()...)
-	run.Secrets.Add(stackSecrets(w.stack)...)
 	timings := newPhaseTimings()
 	defer s.saveTimings(ctx, job.ID, timings)
-	run.Progress(ctx, 5, "composing template")
-	start := time.Now()
-	composed, err := s.compose(ctx, w)
-	timings.add("compose", time.Since(start))
-	if err != nil {
-		return err
-	}
-	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
-	run.Progress(ctx, 10, "running terraform plan")
-	tokens := agentTokenMasker(w, run.Secrets)
-	progress := s.outputProgress(ctx, run, composed, 10, 90, 1)
-	sp, err := s.runner.PlanToFile(ctx, terraform.Run{
-		Key:      w.stack.ID,
-		Template: composed,
-		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
-		Output:   func(line string) { tokens(line); progress(line) },
-		Phase:    timings.terraformPhase,
-	}, terraform.PlanOptions{})
+	w, composed, sp, err := s.planFile(ctx, run, timings, terraform.PlanOptions{}, "running terraform plan")
 	if err != nil {
 		return err // the runner says "plan stack X: terraform plan: …", a failed validation included
 	}
 	run.Progress(ctx, 90, "pricing the plan")
-	start = time.Now()
+	start := time.Now()
 	plan, err := s.describePlan(ctx, w, composed, sp)
 	if err != nil {
 		return err
@@ -242,6 +219,45 @@ func (s *Server) planStack(ctx context.Context, run *jobs.Run) error {
 	run.Progress(ctx, 100, fmt.Sprintf("plan: %d to create, %d to update, %d to replace, %d to destroy",
 		plan.Summary.Create, plan.Summary.Update, plan.Summary.Replace, plan.Summary.Destroy))
 	return nil
+}
+
+// planFile is the Terraform part of a plan or drift job: the stack's work
+// loaded, its template composed, and a plan saved to a file, every secret
+// on the way masked in the job's events.
+func (s *Server) planFile(ctx context.Context, run *jobs.Run, timings *phaseTimings, opts terraform.PlanOptions, what string) (*stackWork, *stack.Template, *terraform.SavedPlan, error) {
+	w, err := s.loadStackWork(ctx, run.Job.StackID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	run.Secrets.Add(w.base.Secrets()...)
+	run.Secrets.Add(stackSecrets(w.stack)...)
+	run.Progress(ctx, 5, "composing template")
+	composed, err := s.composeTimed(ctx, w, timings)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
+	run.Progress(ctx, 10, what)
+	tokens := agentTokenMasker(w, run.Secrets)
+	progress := s.outputProgress(ctx, run, composed, 10, 90, 1)
+	sp, err := s.runner.PlanToFile(ctx, terraform.Run{
+		Key:      w.stack.ID,
+		Template: composed,
+		Backend:  stateBackend{st: s.st, jobID: run.Job.ID, now: s.now},
+		Output:   func(line string) { tokens(line); progress(line) },
+		Phase:    timings.terraformPhase,
+	}, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return w, composed, sp, nil
+}
+
+// composeTimed composes a stack's template, counted as the compose phase.
+func (s *Server) composeTimed(ctx context.Context, w *stackWork, timings *phaseTimings) (*stack.Template, error) {
+	start := time.Now()
+	defer func() { timings.add("compose", time.Since(start)) }()
+	return s.compose(ctx, w)
 }
 
 // describePlan turns a saved plan into what the API shows: the changes,

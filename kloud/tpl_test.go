@@ -40,8 +40,10 @@ resource "sandbox_machine" "web" {
 
 func itoa(n int) string { return decimal.NewFromInt(int64(n)).String() }
 
-// priceSizes prices small machines at 0.12 an hour and medium ones at 0.30.
-func priceSizes(t *testing.T, admin *client.Client) {
+// priceSizes prices small machines at 0.12 an hour and medium ones at 0.30
+// (hashmap field mappings of service instance), and returns the service's
+// id.
+func priceSizes(t *testing.T, admin *client.Client) string {
 	t.Helper()
 	ctx := context.Background()
 	var svc struct {
@@ -61,6 +63,7 @@ func priceSizes(t *testing.T, admin *client.Client) {
 			t.Fatal(err)
 		}
 	}
+	return svc.ID
 }
 
 // planOf runs a stack's plan job and returns its plan.
@@ -249,7 +252,7 @@ func TestStackUpdateEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs) != 4 || jobs[0].ID != applied.ID {
+	if len(jobs) != 4 || jobs[0].ID != applied.ID || jobs[1].Kind != "plan" {
 		t.Fatalf("stack jobs = %d, newest %s; want 4, the plan's apply first", len(jobs), jobs[0].ID)
 	}
 	for _, phase := range []string{"compose", "init", "apply", "record"} {
@@ -309,6 +312,16 @@ func TestStackUpdateEndToEnd(t *testing.T) {
 	list, _ := admin.Stacks(ctx)
 	if len(list) != 1 || !list[0].Drifted {
 		t.Errorf("stack list does not say the stack drifted: %+v", list)
+	}
+	// The periodic check (--drift-interval) queues the same job for every
+	// initialized stack without one.
+	if n, err := h.Server.QueueDriftChecks(ctx); err != nil || n != 1 {
+		t.Fatalf("QueueDriftChecks = %d, %v; want 1 stack", n, err)
+	}
+	if js, _ := admin.StackJobs(ctx, st.ID); len(js) == 0 || js[0].Kind != "drift" {
+		t.Fatalf("newest job after QueueDriftChecks: %+v", js)
+	} else {
+		kloudtest.WaitJob(t, admin, js[0].ID)
 	}
 
 	// Delete: refused while applied, then gone once destroyed.
@@ -568,5 +581,73 @@ func TestTemplateVersionsAPI(t *testing.T) {
 	member := h.Member(t, "mia")
 	if _, err := member.TemplateVersions(ctx, tpl.ID); apiStatus(err) != http.StatusNotFound {
 		t.Errorf("member lists another's versions: %v, want 404", err)
+	}
+}
+
+// TestReplacedMachineIsNew changes what replaces a sandbox machine (its
+// user data): the plan says replace, and after the apply the stack's
+// machine at that label is a new Kloud machine, its predecessor Terminated
+// at the replacement with its history kept.
+func TestReplacedMachineIsNew(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	admin := h.Admin
+	content := func(script string) string {
+		return "resource \"sandbox_machine\" \"m\" {\n  name      = \"m\"\n  user_data = \"" + script + "\"\n}\n"
+	}
+	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "m", Provider: "sandbox", Content: content("echo one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := admin.CreateStack(ctx, client.CreateStackRequest{Title: "m", TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := admin.ApplyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kloudtest.WaitJob(t, admin, ref.JobID)
+	st, _ = admin.Stack(ctx, st.ID)
+	old := st.Machines[0]
+	if _, err := admin.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: content("echo two")}); err != nil {
+		t.Fatal(err)
+	}
+	two := 2
+	if _, err := admin.UpdateStack(ctx, st.ID, client.UpdateStackRequest{TemplateVersion: &two}); err != nil {
+		t.Fatal(err)
+	}
+	plan := planOf(t, admin, st.ID)
+	if plan.Summary.Replace != 1 || len(plan.Machines) != 1 || plan.Machines[0].MachineID != old.ID || plan.Machines[0].Action != "replace" {
+		t.Fatalf("plan = %+v, machines %+v; want %s replaced", plan.Summary, plan.Machines, old.ID)
+	}
+	ref, err = admin.ApplyPlan(ctx, st.ID, plan.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kloudtest.WaitJob(t, admin, ref.JobID)
+	st, _ = admin.Stack(ctx, st.ID)
+	live := machinesByLabel(st)
+	successor, ok := live["sandbox_machine.m"]
+	if !ok || successor.ID == old.ID || successor.State != machinestate.Running {
+		t.Fatalf("after the replace: %+v; want a new running machine, not %s", live, old.ID)
+	}
+	prev, err := admin.Machine(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev.State != machinestate.Terminated || !strings.HasPrefix(prev.Reason, "replaced by ") {
+		t.Errorf("predecessor %s: %s %q, want Terminated, replaced by …", old.ID, prev.State, prev.Reason)
+	}
+	hs, err := h.Store.MachineHistory(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) < 2 || hs[0].State != machinestate.Running || hs[len(hs)-1].State != machinestate.Terminated {
+		t.Errorf("predecessor history = %+v, want Running … Terminated", hs)
 	}
 }

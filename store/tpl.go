@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/kloud/kloud/stack"
@@ -218,3 +219,58 @@ const (
 	JobPlan  JobKind = "plan"
 	JobDrift JobKind = "drift"
 )
+
+// StackUpdate is a checked UpdateStack: the time in Unix nanoseconds, the
+// variables' JSON and the secret variables' JSON to seal (nil for none).
+type StackUpdate struct {
+	Updated   int64
+	Variables string
+	Secret    []byte
+}
+
+// CheckStackUpdate is what every backend requires of a stack update; now
+// is the store clock's time, used when r.UpdatedAt is zero.
+func CheckStackUpdate(r *StackRecord, now time.Time) (StackUpdate, error) {
+	if r == nil {
+		return StackUpdate{}, Invalidf("update stack: nil stack")
+	}
+	at := r.UpdatedAt
+	if at.IsZero() {
+		at = now
+	}
+	if err := CheckKey("update stack", "id", r.ID); err != nil {
+		return StackUpdate{}, err
+	}
+	if r.TemplateVersion < 1 {
+		return StackUpdate{}, Invalidf("update stack %s: template version %d is not >= 1", r.ID, r.TemplateVersion)
+	}
+	un, err := UnixNanos("updated_at", at)
+	if err != nil {
+		return StackUpdate{}, wrapf(err, "update stack %s", r.ID)
+	}
+	vj, err := JSONObject(r.Variables)
+	if err != nil {
+		return StackUpdate{}, wrapf(err, "update stack %s: encode variables", r.ID)
+	}
+	secret, err := SecretVariablesJSON(r.SecretVariables)
+	if err != nil {
+		return StackUpdate{}, wrapf(err, "update stack %s: encode secret variables", r.ID)
+	}
+	return StackUpdate{Updated: un, Variables: vj, Secret: secret}, nil
+}
+
+// OpenSecretVariables sets r.SecretVariables from their sealed JSON, opened
+// with the backend's open (nothing when sealed is empty).
+func OpenSecretVariables(r *StackRecord, sealed []byte, open func(what string, sealed []byte) ([]byte, error)) error {
+	if len(sealed) == 0 {
+		return nil
+	}
+	plain, err := open("stack "+r.ID+" secret variables", sealed)
+	if err != nil {
+		return err
+	}
+	if r.SecretVariables, err = SecretVariablesFrom(plain); err != nil {
+		return fmt.Errorf("decode stack %s secret variables: %w", r.ID, err)
+	}
+	return nil
+}

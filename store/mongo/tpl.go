@@ -102,47 +102,33 @@ func (s *Store) UpdateTemplate(ctx context.Context, t *stack.Template) error {
 
 func (s *Store) sealSecretVariables(m map[string]stack.Secret) ([]byte, error) {
 	b, err := store.SecretVariablesJSON(m)
-	if err != nil || b == nil {
+	if err != nil {
 		return nil, err
+	}
+	return s.sealSecretJSON(b)
+}
+
+// sealSecretJSON seals a stack's secret variables' JSON (nil for none).
+func (s *Store) sealSecretJSON(b []byte) ([]byte, error) {
+	if b == nil {
+		return nil, nil
 	}
 	return s.seal("stack secret variables", b)
 }
 
 func (s *Store) openSecretVariables(r *store.StackRecord, sealed []byte) error {
-	if len(sealed) == 0 {
-		return nil
-	}
-	plain, err := s.open("stack "+r.ID+" secret variables", sealed)
-	if err != nil {
-		return err
-	}
-	if r.SecretVariables, err = store.SecretVariablesFrom(plain); err != nil {
-		return fmt.Errorf("decode stack %s secret variables: %w", r.ID, err)
-	}
-	return nil
+	return store.OpenSecretVariables(r, sealed, s.open)
 }
 
 // UpdateStack replaces a stack's title, template version and variables in
 // its one document.
 func (s *Store) UpdateStack(ctx context.Context, r *store.StackRecord) error {
-	if r == nil {
-		return store.Invalidf("update stack: nil stack")
-	}
-	if err := store.CheckKey("update stack", "id", r.ID); err != nil {
+	u, err := store.CheckStackUpdate(r, s.now())
+	if err != nil {
 		return err
 	}
-	if r.TemplateVersion < 1 {
-		return store.Invalidf("update stack %s: template version %d is not >= 1", r.ID, r.TemplateVersion)
-	}
-	un, err := store.UnixNanos("updated_at", s.nowOr(r.UpdatedAt))
-	if err != nil {
-		return fmt.Errorf("update stack %s: %w", r.ID, err)
-	}
-	vj, err := store.JSONObject(r.Variables)
-	if err != nil {
-		return fmt.Errorf("update stack %s: encode variables: %w", r.ID, err)
-	}
-	secretVars, err := s.sealSecretVariables(r.SecretVariables)
+	un, vj := u.Updated, u.Variables
+	secretVars, err := s.sealSecretJSON(u.Secret)
 	if err != nil {
 		return fmt.Errorf("update stack %s: %w", r.ID, err)
 	}
