@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) handleDriftStack(w http.ResponseWriter, r *http.Request) {
-	s.stackCheckJob(w, r, store.JobDrift)
+	s.stackCheckJob(w, r, jobs.KindDrift)
 }
 
 // runDriftChecks queues a drift check of every initialized stack without
@@ -43,7 +43,7 @@ func (s *Server) QueueDriftChecks(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list stacks: %w", err)
 	}
-	active, err := s.st.ListJobs(ctx, store.JobQueued, store.JobRunning)
+	active, err := s.st.ListJobs(ctx, jobs.StatusQueued, jobs.StatusRunning)
 	if err != nil {
 		return 0, fmt.Errorf("list active jobs: %w", err)
 	}
@@ -56,8 +56,8 @@ func (s *Server) QueueDriftChecks(ctx context.Context) (int, error) {
 		if st.Status != machinestate.StackInitialized || busy["stack/"+st.ID] {
 			continue
 		}
-		_, err := s.enqueue(ctx, &store.Job{Kind: store.JobDrift, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
-		var aje *store.ActiveJobError
+		_, err := s.enqueue(ctx, &jobs.Job{Kind: jobs.KindDrift, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
+		var aje *jobs.ActiveJobError
 		switch {
 		case errors.As(err, &aje):
 			continue

@@ -90,7 +90,7 @@ func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.PlanID == "" {
-		s.stackJob(w, r, machinestate.StackApply, store.JobApply)
+		s.stackJob(w, r, machinestate.StackApply, jobs.KindApply)
 		return
 	}
 	ctx := r.Context()
@@ -109,7 +109,7 @@ func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
 
 // queueSavedPlan queues the apply of a saved plan of st: 422 when the plan
 // is not st's, 409 when the stack's state changed since it was made.
-func (s *Server) queueSavedPlan(ctx context.Context, st *store.StackRecord, planID string) (*store.Job, error) {
+func (s *Server) queueSavedPlan(ctx context.Context, st *store.StackRecord, planID string) (*jobs.Job, error) {
 	p, err := s.st.GetPlan(ctx, planID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && p.StackID != st.ID) {
 		return nil, unprocessable("plan_id", "stack %s has no saved plan %s (a plan is the id of a succeeded plan job of the stack)", st.ID, quote(planID))
@@ -126,8 +126,8 @@ func (s *Server) queueSavedPlan(ctx context.Context, st *store.StackRecord, plan
 	if err := s.credentialExists(ctx, st); err != nil {
 		return nil, err
 	}
-	job, err := s.enqueue(ctx, &store.Job{ID: applyJobID(p.ID), Kind: store.JobApply, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
-	var aje *store.ActiveJobError
+	job, err := s.enqueue(ctx, &jobs.Job{ID: applyJobID(p.ID), Kind: jobs.KindApply, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
+	var aje *jobs.ActiveJobError
 	if errors.Is(err, store.ErrConflict) && !errors.As(err, &aje) {
 		return nil, conflict("plan_id", "plan %s was already applied (job %s); plan again", p.ID, applyJobID(p.ID))
 	}
@@ -153,12 +153,12 @@ func (s *Server) checkPlanFresh(ctx context.Context, p *store.SavedPlan) error {
 }
 
 func (s *Server) handlePlanStack(w http.ResponseWriter, r *http.Request) {
-	s.stackCheckJob(w, r, store.JobPlan)
+	s.stackCheckJob(w, r, jobs.KindPlan)
 }
 
 // stackCheckJob queues a job that reads a stack without changing it (a plan,
 // a drift check): any stack not being built or destroyed.
-func (s *Server) stackCheckJob(w http.ResponseWriter, r *http.Request, kind store.JobKind) {
+func (s *Server) stackCheckJob(w http.ResponseWriter, r *http.Request, kind jobs.Kind) {
 	ctx := r.Context()
 	st, err := s.stackFor(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
@@ -173,14 +173,14 @@ func (s *Server) stackCheckJob(w http.ResponseWriter, r *http.Request, kind stor
 	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
 }
 
-func (s *Server) queueStackCheck(ctx context.Context, st *store.StackRecord, kind store.JobKind) (*store.Job, error) {
+func (s *Server) queueStackCheck(ctx context.Context, st *store.StackRecord, kind jobs.Kind) (*jobs.Job, error) {
 	if st.Status.InProgress() {
 		return nil, conflict("status", "stack %s is %s; %s it once its job has ended", st.ID, st.Status, kind)
 	}
 	if err := s.credentialExists(ctx, st); err != nil {
 		return nil, err
 	}
-	return s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
+	return s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
 }
 
 // planStack is a plan job: terraform plan of the stack's pinned version and

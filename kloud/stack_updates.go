@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/store"
 )
@@ -203,7 +204,7 @@ func (s *Server) handleStackJobs(w http.ResponseWriter, r *http.Request) {
 
 // jobDetail is a job's view with its timings and, with withPlan, the plan
 // a plan job made.
-func (s *Server) jobDetail(ctx context.Context, j *store.Job, withPlan bool) (client.Job, error) {
+func (s *Server) jobDetail(ctx context.Context, j *jobs.Job, withPlan bool) (client.Job, error) {
 	v := jobView(j)
 	if j.StackID == "" {
 		return v, nil
@@ -215,7 +216,7 @@ func (s *Server) jobDetail(ctx context.Context, j *store.Job, withPlan bool) (cl
 	if len(t) > 0 {
 		v.Timings = t
 	}
-	if withPlan && j.Kind == store.JobPlan && j.Status == store.JobSucceeded {
+	if withPlan && j.Kind == jobs.KindPlan && j.Status == jobs.StatusSucceeded {
 		p, err := s.st.GetPlan(ctx, j.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return v, nil

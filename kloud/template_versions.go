@@ -13,6 +13,7 @@ import (
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // versionView shows a version with the variables its content declares.
@@ -111,7 +112,7 @@ const maxMessage = 1024
 // createTemplateVersion checks the content as at creation and stores it as
 // the template's next version. Two pushes at once may pick the same number:
 // the second is a 409 and may be retried.
-func (s *Server) createTemplateVersion(ctx context.Context, actor *store.User, t *stack.Template, req client.CreateTemplateVersionRequest) (*stack.TemplateVersion, error) {
+func (s *Server) createTemplateVersion(ctx context.Context, actor *user.User, t *stack.Template, req client.CreateTemplateVersionRequest) (*stack.TemplateVersion, error) {
 	p, err := requestProvider(t.Provider)
 	if err != nil {
 		return nil, err

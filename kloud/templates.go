@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
-	"github.com/kloud/kloud/store"
 )
 
 // maxTemplate bounds a template's content.
@@ -37,7 +38,7 @@ func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
 
 // createTemplate parses the template and checks its policy before storing
 // it as version 1.
-func (s *Server) createTemplate(ctx context.Context, actor *store.User, req client.CreateTemplateRequest) (*stack.Template, error) {
+func (s *Server) createTemplate(ctx context.Context, actor *user.User, req client.CreateTemplateRequest) (*stack.Template, error) {
 	p, err := requestProvider(req.Provider)
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func checkTemplateContent(p *provider.Provider, rawFormat, content string) (stac
 	return format, nil
 }
 
-func (s *Server) templateFor(ctx context.Context, actor *store.User, id string) (*stack.Template, error) {
+func (s *Server) templateFor(ctx context.Context, actor *user.User, id string) (*stack.Template, error) {
 	return owned(ctx, actor, "template", id, s.st.GetTemplate, func(t *stack.Template) string { return t.OwnerID })
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 )
 
@@ -93,7 +94,7 @@ type JobTimings interface {
 	GetJobTimings(ctx context.Context, jobID string) (map[string]int64, error)
 	// ListStackJobs returns the jobs of a stack, newest first, at most
 	// limit (every one when limit <= 0).
-	ListStackJobs(ctx context.Context, stackID string, limit int) ([]*Job, error)
+	ListStackJobs(ctx context.Context, stackID string, limit int) ([]*jobs.Job, error)
 }
 
 // CheckTemplateVersion is what every backend requires of a new version.
@@ -213,12 +214,6 @@ func SecretVariablesFrom(b []byte) (map[string]stack.Secret, error) {
 	}
 	return out, nil
 }
-
-// The job kinds of stack plans and drift checks.
-const (
-	JobPlan  JobKind = "plan"
-	JobDrift JobKind = "drift"
-)
 
 // StackUpdate is a checked UpdateStack: the time in Unix nanoseconds, the
 // variables' JSON and the secret variables' JSON to seal (nil for none).

@@ -74,6 +74,7 @@ type Store struct {
 	periods, scopeHeads                        *mgo.Collection
 	schema                                     *mgo.Collection
 	tplVersions, plans, drifts, timings        *mgo.Collection
+	audit                                      *mgo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
@@ -184,6 +185,7 @@ func newStore(client *mgo.Client, dbName string, o settings) *Store {
 	s.periods, s.scopeHeads = c("rated_periods"), c("scope_heads")
 	s.schema = c("kloud_schema")
 	s.tplVersions, s.plans, s.drifts, s.timings = c("template_versions"), c("stack_plans"), c("stack_drift"), c("job_timings")
+	s.audit = c("audit")
 	return s
 }
 
@@ -254,6 +256,10 @@ func (s *Store) indexes() []index {
 		{s.tplVersions, "template_version_unique", bson.D{{Key: "template_id", Value: 1}, {Key: "version", Value: 1}}, true},
 		{s.plans, "stack", bson.D{{Key: "stack_id", Value: 1}}, false},
 		{s.jobs, "stack_created", bson.D{{Key: "stack_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+		{s.audit, "at", bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}, false},
+		{s.audit, "actor", bson.D{{Key: "actor", Value: 1}, {Key: "at", Value: -1}}, false},
+		{s.audit, "owner", bson.D{{Key: "owner_id", Value: 1}, {Key: "at", Value: -1}}, false},
+		{s.audit, "target", bson.D{{Key: "target", Value: 1}, {Key: "at", Value: -1}}, false},
 	}
 }
 

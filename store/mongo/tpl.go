@@ -10,6 +10,7 @@ import (
 	mgo "go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -304,7 +305,7 @@ func (s *Store) GetJobTimings(ctx context.Context, jobID string) (map[string]int
 }
 
 // ListStackJobs returns a stack's jobs, newest first.
-func (s *Store) ListStackJobs(ctx context.Context, stackID string, limit int) ([]*store.Job, error) {
+func (s *Store) ListStackJobs(ctx context.Context, stackID string, limit int) ([]*jobs.Job, error) {
 	if err := store.CheckKey("list stack jobs", "stack_id", stackID); err != nil {
 		return nil, err
 	}
@@ -320,7 +321,7 @@ func (s *Store) ListStackJobs(ctx context.Context, stackID string, limit int) ([
 	for i := range docs {
 		ids[i] = docs[i].ID
 	}
-	out := make([]*store.Job, 0, len(docs))
+	out := make([]*jobs.Job, 0, len(docs))
 	if len(docs) == 0 {
 		return out, nil
 	}

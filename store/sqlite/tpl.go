@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -293,7 +294,7 @@ func (s *Store) GetJobTimings(ctx context.Context, jobID string) (map[string]int
 }
 
 // ListStackJobs returns a stack's jobs, newest first.
-func (s *Store) ListStackJobs(ctx context.Context, stackID string, limit int) ([]*store.Job, error) {
+func (s *Store) ListStackJobs(ctx context.Context, stackID string, limit int) ([]*jobs.Job, error) {
 	if err := store.CheckKey("list stack jobs", "stack_id", stackID); err != nil {
 		return nil, err
 	}

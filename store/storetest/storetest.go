@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Plans", planCases},
 		{"Drift", driftCases},
 		{"JobTimings", jobTimingCases},
+		{"Audit", auditCases},
 		{"Invalid", invalidCases},
 	}
 	for _, g := range groups {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -212,7 +213,7 @@ var jobTimingCases = []testCase{
 			ids = append(ids, j.ID)
 			_, err := s.ClaimJob(ctx, "w1", t0.Add(time.Duration(i)*time.Minute), time.Minute, 0)
 			ok(t, err)
-			ok(t, s.FinishJob(ctx, j.ID, "w1", store.JobSucceeded, "", t0.Add(time.Duration(i)*time.Minute+time.Second)))
+			ok(t, s.FinishJob(ctx, j.ID, "w1", jobs.StatusSucceeded, "", t0.Add(time.Duration(i)*time.Minute+time.Second)))
 		}
 		other := newJob("stack/stk-2", t0)
 		other.StackID = "stk-2"
@@ -222,7 +223,7 @@ var jobTimingCases = []testCase{
 		if len(got) != 3 || got[0].ID != ids[2] || got[2].ID != ids[0] {
 			t.Fatalf("ListStackJobs = %d jobs, want the 3 of stk-1 newest first", len(got))
 		}
-		eq(t, "status", got[0].Status, store.JobSucceeded)
+		eq(t, "status", got[0].Status, jobs.StatusSucceeded)
 		got, err = s.ListStackJobs(ctx, "stk-1", 2)
 		ok(t, err)
 		eq(t, "limited", len(got), 2)
