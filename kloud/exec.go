@@ -230,11 +230,6 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 		return fail(err)
 	}
 	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
-	if op.plan != nil {
-		if err := s.checkPlanFresh(ctx, op.plan); err != nil {
-			return fail(err)
-		}
-	}
 	expected := resourceCount(composed)
 	if op.final == machinestate.StackDestroyed {
 		machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})

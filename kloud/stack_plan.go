@@ -376,6 +376,11 @@ func (s *Server) applySavedPlan(ctx context.Context, run *jobs.Run, planID strin
 	if p.StackID != run.Job.StackID {
 		return fmt.Errorf("plan %s is not of stack %s", planID, run.Job.StackID)
 	}
+	// The job holds the stack: no other job changes its state from here
+	// on. A plan gone stale since it was queued leaves the stack as it is.
+	if err := s.checkPlanFresh(ctx, p); err != nil {
+		return err
+	}
 	return s.runStack(ctx, run, stackOp{verb: "apply", during: machinestate.StackBuilding, final: machinestate.StackInitialized,
 		goneReason: "no longer in the stack's Terraform state", plan: p})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/store"
@@ -88,11 +89,14 @@ func (s *Server) updateStack(ctx context.Context, st *store.StackRecord, req cli
 	}
 	vars := allVariables(st)
 	for name, val := range req.Variables {
-		if val == nil {
+		switch _, secret := st.SecretVariables[name]; {
+		case val == nil:
 			delete(vars, name)
-			continue
+		case secret && *val == secretmask.Mask:
+			// The mask a GET showed, sent back: the value stays.
+		default:
+			vars[name] = *val
 		}
-		vars[name] = *val
 	}
 	plain, secret, err := checkVariables(versionTemplate(t, v), vars)
 	if err != nil {

@@ -260,9 +260,11 @@ func TestStackUpdateEndToEnd(t *testing.T) {
 			t.Errorf("apply job timings %v lack %s", jobs[0].Timings, phase)
 		}
 	}
-	if pj, _ := admin.Job(ctx, plan.ID); pj.Timings["plan"] <= 0 {
+	pj, _ := admin.Job(ctx, plan.ID)
+	if pj.Timings["plan"] <= 0 {
 		t.Errorf("plan job timings = %v, want a plan phase", pj.Timings)
 	}
+	t.Logf("plan job timings (ms): %v; apply of the plan: %v", pj.Timings, jobs[0].Timings)
 
 	// The bill of the periods spanning the change counts each machine once.
 	clock.Advance(3 * time.Hour)
@@ -448,9 +450,13 @@ func TestStackVariables(t *testing.T) {
 		t.Fatalf("plan with web_count 5: %s %q, want failed with the variable's message", j.Status, j.Error)
 	}
 
-	two := "2"
-	if st, err = admin.UpdateStack(ctx, st.ID, client.UpdateStackRequest{Variables: map[string]*string{"web_count": &two}}); err != nil {
+	// The mask a GET showed, sent back, keeps the value.
+	two, mask := "2", secretmask.Mask
+	if st, err = admin.UpdateStack(ctx, st.ID, client.UpdateStackRequest{Variables: map[string]*string{"web_count": &two, "db_password": &mask}}); err != nil {
 		t.Fatal(err)
+	}
+	if rec, err := h.Store.GetStack(ctx, st.ID); err != nil || rec.SecretVariables["db_password"].Reveal() != secret || rec.Variables["db_password"] != "" {
+		t.Fatalf("stored db_password after PATCH with the mask: %v", err)
 	}
 	plan := planOf(t, admin, st.ID) // db_password reached Terraform: its validation passed
 	if plan.Summary.Create != 2 {
