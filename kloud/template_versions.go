@@ -106,8 +106,12 @@ func (s *Server) handleCreateTemplateVersion(w http.ResponseWriter, r *http.Requ
 	writeJSON(w, http.StatusCreated, versionView(v, t.ActiveVersion))
 }
 
-// maxMessage bounds a version's message.
-const maxMessage = 1024
+// maxMessage bounds a version's message, maxTemplateVersions how many
+// versions a template keeps (each up to maxTemplate bytes).
+const (
+	maxMessage          = 1024
+	maxTemplateVersions = 200
+)
 
 // createTemplateVersion checks the content as at creation and stores it as
 // the template's next version. Two pushes at once may pick the same number:
@@ -131,6 +135,9 @@ func (s *Server) createTemplateVersion(ctx context.Context, actor *user.User, t 
 	vs, err := s.templateVersions(ctx, t)
 	if err != nil {
 		return nil, err
+	}
+	if len(vs) >= maxTemplateVersions {
+		return nil, conflict("version", "template %s has %d versions, the most a template keeps; create a new template", t.ID, len(vs))
 	}
 	if len(vs) == 1 {
 		// A template stored before versions: keep its version 1 first.
