@@ -657,3 +657,36 @@ func TestReplacedMachineIsNew(t *testing.T) {
 		t.Errorf("predecessor history = %+v, want Running … Terminated", hs)
 	}
 }
+
+// TestSavedPlanConfined plans and applies a saved plan with Terraform and
+// the sandbox confined: the plan file Terraform wrote is read back, and
+// handed to the confined apply.
+func TestSavedPlanConfined(t *testing.T) {
+	h := kloudtest.New(t, kloudtest.Confined(t))
+	ctx := context.Background()
+	admin := h.Admin
+	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "web", Provider: "sandbox", Content: webTemplate(1, "small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := admin.CreateStack(ctx, client.CreateStackRequest{Title: "web", TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := planOf(t, admin, st.ID)
+	if plan.Summary.Create != 1 {
+		t.Fatalf("plan = %+v, want 1 to create", plan.Summary)
+	}
+	ref, err := admin.ApplyPlan(ctx, st.ID, plan.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kloudtest.WaitJob(t, admin, ref.JobID)
+	if st, _ = admin.Stack(ctx, st.ID); len(machinesByLabel(st)) != 1 || st.Status != machinestate.StackInitialized {
+		t.Fatalf("after the confined apply: %s, %d machines", st.Status, len(st.Machines))
+	}
+}
