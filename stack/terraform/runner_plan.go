@@ -200,14 +200,16 @@ func changesOf(rcs []*tfjson.ResourceChange, hide []string, drift bool) []Resour
 			continue
 		}
 		c := ResourceChange{Address: rc.Address, Type: rc.Type, Action: action}
+		rawBefore, _ := rc.Change.Before.(map[string]any)
+		rawAfter, _ := rc.Change.After.(map[string]any)
 		before, _ := redactSensitive(rc.Change.Before, rc.Change.BeforeSensitive).(map[string]any)
 		after, _ := redactSensitive(rc.Change.After, rc.Change.AfterSensitive).(map[string]any)
 		unknown, _ := rc.Change.AfterUnknown.(map[string]any)
-		if id, ok := before["id"].(string); ok {
+		if id, ok := rawBefore["id"].(string); ok {
 			c.ID = id
 		}
 		if action != ActionDestroy {
-			c.Changes = attributeChanges(before, after, unknown, hide)
+			c.Changes = attributeChanges(rawBefore, rawAfter, before, after, unknown, hide)
 			if drift && action == ActionUpdate && len(c.Changes) == 0 {
 				continue // only ignored attributes changed
 			}
@@ -218,13 +220,15 @@ func changesOf(rcs []*tfjson.ResourceChange, hide []string, drift bool) []Resour
 	return out
 }
 
-// attributeChanges compares the top-level attributes of before and after.
-func attributeChanges(before, after, unknown map[string]any, hide []string) []AttributeChange {
+// attributeChanges compares the top-level attributes of rawBefore and
+// rawAfter, and shows those that differ with their values in before and
+// after (sensitive ones masked).
+func attributeChanges(rawBefore, rawAfter, before, after, unknown map[string]any, hide []string) []AttributeChange {
 	names := map[string]bool{}
-	for k := range before {
+	for k := range rawBefore {
 		names[k] = true
 	}
-	for k := range after {
+	for k := range rawAfter {
 		names[k] = true
 	}
 	for k, v := range unknown {
@@ -240,10 +244,7 @@ func attributeChanges(before, after, unknown map[string]any, hide []string) []At
 		b, a := before[name], after[name]
 		if unknown[name] == true {
 			a = unknownMark
-		} else if reflect.DeepEqual(b, a) {
-			continue
-		}
-		if b == nil && a == nil {
+		} else if reflect.DeepEqual(rawBefore[name], rawAfter[name]) {
 			continue
 		}
 		if len(out) == maxChangedAttributes {
