@@ -102,3 +102,16 @@ func (s *Server) checkDrift(ctx context.Context, run *jobs.Run) error {
 	run.Progress(ctx, 100, msg)
 	return nil
 }
+
+// clearDrift forgets the drift a check found once an apply or destroy has
+// run: Terraform refreshed every resource and made them match. A stack
+// never checked stays so.
+func (s *Server) clearDrift(ctx context.Context, stackID string) {
+	d, err := s.st.GetDrift(ctx, stackID)
+	if err != nil || len(d.Resources) == 0 {
+		return
+	}
+	if err := s.st.PutDrift(ctx, &store.Drift{StackID: stackID, CheckedAt: s.now(), Resources: []store.DriftedResource{}}); err != nil {
+		s.log.Warn("clear drift", "stack", stackID, "error", err)
+	}
+}

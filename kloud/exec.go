@@ -279,6 +279,7 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.final, "", s.now()); err != nil {
 		return err
 	}
+	s.clearDrift(ctx, w.stack.ID)
 	run.Progress(ctx, 100, "stack "+string(op.final))
 	return nil
 }

@@ -334,6 +334,16 @@ func TestStackUpdateEndToEnd(t *testing.T) {
 	if err := admin.DeleteTemplate(ctx, tpl.ID); apiStatus(err) != http.StatusConflict {
 		t.Errorf("delete of a template in use: %v, want 409", err)
 	}
+	// An apply makes the stack match again: web[1] is built anew.
+	ref, err = admin.ApplyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kloudtest.WaitJob(t, admin, ref.JobID)
+	st, _ = admin.Stack(ctx, st.ID)
+	if st.Drifted || len(machinesByLabel(st)) != 5 {
+		t.Errorf("after the apply: drifted %v, %d machines; want no drift, 5 machines", st.Drifted, len(machinesByLabel(st)))
+	}
 	ref, err = admin.DestroyStack(ctx, st.ID)
 	if err != nil {
 		t.Fatal(err)
