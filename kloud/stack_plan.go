@@ -316,10 +316,7 @@ func (s *Server) describePlan(ctx context.Context, w *stackWork, composed *stack
 		}
 		out.Machines = append(out.Machines, am)
 	}
-	var after []client.PlannedMachine
-	for _, r := range plannedAfter(sp, typ) {
-		after = append(after, r)
-	}
+	after := plannedAfter(sp, typ)
 	if out.CostBefore, err = s.estimate(ctx, w.provider.Name, before); err != nil {
 		return nil, fmt.Errorf("estimate cost before: %w", err)
 	}
