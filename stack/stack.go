@@ -107,20 +107,21 @@ func (t *Template) FileName() string {
 
 // Stack is a set of machines built from one template with one credential.
 type Stack struct {
-	ID         string `json:"id"`
-	OwnerID    string `json:"owner_id"`
-	Title      string `json:"title"`
-	TemplateID string `json:"template_id"`
+	ID           string                  `json:"id"`
+	OwnerID      string                  `json:"owner_id"`
+	Title        string                  `json:"title"`
+	TemplateID   string                  `json:"template_id"`
+	CredentialID string                  `json:"credential_id"`
+	Provider     string                  `json:"provider"`
+	Variables    map[string]string       `json:"variables"`
+	Status       machinestate.StackState `json:"status"`
+	Reason       string                  `json:"reason,omitempty"`
+	CreatedAt    time.Time               `json:"created_at"`
+	UpdatedAt    time.Time               `json:"updated_at"`
+
 	// TemplateVersion is the version of the template the stack's next
 	// plan or apply uses (0 reads as 1).
-	TemplateVersion int                     `json:"template_version,omitempty"`
-	CredentialID    string                  `json:"credential_id"`
-	Provider        string                  `json:"provider"`
-	Variables       map[string]string       `json:"variables"`
-	Status          machinestate.StackState `json:"status"`
-	Reason          string                  `json:"reason,omitempty"`
-	CreatedAt       time.Time               `json:"created_at"`
-	UpdatedAt       time.Time               `json:"updated_at"`
+	TemplateVersion int `json:"template_version,omitempty"`
 }
 
 // Machine is one machine of a stack, as Terraform built it.

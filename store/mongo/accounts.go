@@ -104,10 +104,6 @@ type credentialDoc struct {
 	Bootstrapped bool   `bson:"bootstrapped"`
 	CreatedAt    int64  `bson:"created_at"`
 	UpdatedAt    int64  `bson:"updated_at"`
-	// Version is the pinned template version (0, before versions, reads
-	// as 1); SecretVars the sealed sensitive variables.
-	Version    int    `bson:"template_version"`
-	SecretVars []byte `bson:"secret_variables,omitempty"`
 }
 
 func (s *Store) credential(d *credentialDoc) (*stack.Credential, error) {
