@@ -187,15 +187,16 @@ type Stack struct {
 	Status       machinestate.StackState `json:"status"`
 	Reason       string                  `json:"reason,omitempty"`
 	Machines     []Machine               `json:"machines"`
+	CreatedAt    time.Time               `json:"created_at"`
+	UpdatedAt    time.Time               `json:"updated_at"`
+
 	// TemplateVersion is the template version the next plan or apply
 	// uses; sensitive Variables read as a mask.
 	TemplateVersion int `json:"template_version"`
 	// Drifted is true when the last drift check found resources changed
 	// outside Kloud; Drift is that check (absent when never checked).
-	Drifted   bool        `json:"drifted"`
-	Drift     *StackDrift `json:"drift,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	Drifted bool        `json:"drifted"`
+	Drift   *StackDrift `json:"drift,omitempty"`
 }
 
 // Machine is a machine as the API shows it.
