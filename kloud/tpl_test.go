@@ -66,6 +66,33 @@ func priceSizes(t *testing.T, admin *client.Client) string {
 	return svc.ID
 }
 
+// sandboxTemplate adds a sandbox credential and a template of content.
+func sandboxTemplate(t *testing.T, c *client.Client, title, content string) (*client.Credential, *client.Template) {
+	t.Helper()
+	ctx := context.Background()
+	cred, err := c.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := c.CreateTemplate(ctx, client.CreateTemplateRequest{Title: title, Provider: "sandbox", Content: content})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred, tpl
+}
+
+// newSandboxStack adds a sandbox credential, a template of content and a
+// stack of it, not applied.
+func newSandboxStack(t *testing.T, c *client.Client, title, content string) (*client.Credential, *client.Template, *client.Stack) {
+	t.Helper()
+	cred, tpl := sandboxTemplate(t, c, title, content)
+	st, err := c.CreateStack(context.Background(), client.CreateStackRequest{Title: title, TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred, tpl, st
+}
+
 // planOf runs a stack's plan job and returns its plan.
 func planOf(t *testing.T, c *client.Client, stackID string) *client.StackPlan {
 	t.Helper()
@@ -124,18 +151,7 @@ func TestStackUpdateEndToEnd(t *testing.T) {
 	admin := h.Admin
 	priceSizes(t, admin)
 
-	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "web", Provider: "sandbox", Content: webTemplate(3, "small")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := admin.CreateStack(ctx, client.CreateStackRequest{Title: "web", TemplateID: tpl.ID, CredentialID: cred.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred, tpl, st := newSandboxStack(t, admin, "web", webTemplate(3, "small"))
 	if st.TemplateVersion != 1 {
 		t.Fatalf("new stack pins version %d, want 1", st.TemplateVersion)
 	}
@@ -398,14 +414,7 @@ func TestStackVariables(t *testing.T) {
 	h := kloudtest.New(t)
 	ctx := context.Background()
 	admin := h.Admin
-	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "validated", Provider: "sandbox", Content: validatedTemplate})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred, tpl := sandboxTemplate(t, admin, "validated", validatedTemplate)
 	vs, err := admin.TemplateVersions(ctx, tpl.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -509,18 +518,11 @@ func TestTemplateVersionsAPI(t *testing.T) {
 	h := kloudtest.New(t)
 	ctx := context.Background()
 	admin := h.Admin
-	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "web", Provider: "sandbox", Content: webTemplate(1, "small")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cred, tpl := sandboxTemplate(t, admin, "web", webTemplate(1, "small"))
 	if tpl.ActiveVersion != 1 {
 		t.Fatalf("new template's active version = %d", tpl.ActiveVersion)
 	}
-	_, err = admin.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: "resource \"sandbox_machine\" \"x\" {\n  name = \n}\n"})
+	_, err := admin.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: "resource \"sandbox_machine\" \"x\" {\n  name = \n}\n"})
 	var e *client.Error
 	if !errors.As(err, &e) || e.Status != http.StatusUnprocessableEntity || len(e.Diagnostics) == 0 || e.Diagnostics[0].Line == 0 {
 		t.Fatalf("push of a broken template: %v, want 422 with diagnostics", err)
@@ -611,18 +613,7 @@ func TestReplacedMachineIsNew(t *testing.T) {
 	content := func(script string) string {
 		return "resource \"sandbox_machine\" \"m\" {\n  name      = \"m\"\n  user_data = \"" + script + "\"\n}\n"
 	}
-	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "m", Provider: "sandbox", Content: content("echo one")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := admin.CreateStack(ctx, client.CreateStackRequest{Title: "m", TemplateID: tpl.ID, CredentialID: cred.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tpl, st := newSandboxStack(t, admin, "m", content("echo one"))
 	ref, err := admin.ApplyStack(ctx, st.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -675,18 +666,7 @@ func TestSavedPlanConfined(t *testing.T) {
 	h := kloudtest.New(t, kloudtest.Confined(t))
 	ctx := context.Background()
 	admin := h.Admin
-	cred, err := admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Title: "local", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "web", Provider: "sandbox", Content: webTemplate(1, "small")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := admin.CreateStack(ctx, client.CreateStackRequest{Title: "web", TemplateID: tpl.ID, CredentialID: cred.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, st := newSandboxStack(t, admin, "web", webTemplate(1, "small"))
 	plan := planOf(t, admin, st.ID)
 	if plan.Summary.Create != 1 {
 		t.Fatalf("plan = %+v, want 1 to create", plan.Summary)
