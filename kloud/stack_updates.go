@@ -210,8 +210,8 @@ func (s *Server) handleStackJobs(w http.ResponseWriter, r *http.Request) {
 // a plan job made.
 func (s *Server) jobDetail(ctx context.Context, j *jobs.Job, withPlan bool) (client.Job, error) {
 	v := jobView(j)
-	if j.StackID == "" {
-		return v, nil
+	if j.StackID == "" || j.Status.Active() {
+		return v, nil // timings are kept when a stack job ends
 	}
 	t, err := s.st.GetJobTimings(ctx, j.ID)
 	if err != nil {
