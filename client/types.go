@@ -203,6 +203,29 @@ type Machine struct {
 	UptimeSeconds int64              `json:"uptime_seconds"`
 	LastSeen      *time.Time         `json:"last_seen,omitempty"`
 	Agent         AgentStatus        `json:"agent"`
+	// LastActivityAt is when the machine was last in use (terminal input,
+	// an attached terminal, the agent's sign of work).
+	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
+	// Shared is true in the list of a user the machine is shared with;
+	// Permission is then what the share grants (use or control).
+	Shared     bool   `json:"shared,omitempty"`
+	Permission string `json:"permission,omitempty"`
+}
+
+// ShareRequest shares a machine: POST /api/v1/machines/{id}/shares.
+type ShareRequest struct {
+	UserID     string `json:"user_id"`
+	Permission string `json:"permission"` // use or control
+}
+
+// Share is a machine shared with a user.
+type Share struct {
+	MachineID  string    `json:"machine_id"`
+	UserID     string    `json:"user_id"`
+	OwnerID    string    `json:"owner_id"`
+	Permission string    `json:"permission"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // The agent statuses of a machine.

@@ -46,6 +46,10 @@ func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 		t := m.LastSeen.UTC()
 		v.LastSeen = &t
 	}
+	if !m.LastActivity.IsZero() {
+		t := m.LastActivity.UTC()
+		v.LastActivityAt = &t
+	}
 	return v
 }
 
@@ -76,6 +80,9 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
 	body, err := s.lists.Get(ctx, f, s.viewTime())
+	if err == nil {
+		body, err = s.withShared(ctx, actorFrom(ctx), f.StackID, body)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -86,12 +93,12 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, sh, err := s.machineAccess(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.machineView(m, s.viewTime()))
+	writeJSON(w, http.StatusOK, s.sharedView(m, sh, s.viewTime()))
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +112,7 @@ func (s *Server) handleStopMachine(w http.ResponseWriter, r *http.Request) {
 // machineJob queues a start or stop after the state table allows it.
 func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind store.JobKind) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, err := s.machineControl(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -63,6 +63,9 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Tunnels
+	Shares
+	Activity
 	Close() error
 }
 

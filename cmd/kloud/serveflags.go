@@ -78,6 +78,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("terraform-grace", duration(&c.TerraformGrace, false), "how long an interrupted Terraform may take to stop before it is killed")
 	add("sandbox-root", text(&c.SandboxRoot, absPath), "sandbox machines of every credential, <root>/<credential id> (default <data-dir>/sandbox)")
 	add("unconfined", boolean(&f.Unconfined), "run members' Terraform and sandbox machines WITHOUT confinement: they can then run code as Kloud's user and read its data dir")
+	add("advertise-url", text(&c.AdvertiseURL, httpURL), "URL other replicas reach this one at, to relay a terminal to the replica holding the machine's tunnel (default http://<listen address>)")
 	add("network-mirror", text(&c.NetworkMirror, httpURL), "Terraform provider network mirror URL for cloud providers (default: none, only the plugin mirror)")
 	return fs, f, envErrs
 }

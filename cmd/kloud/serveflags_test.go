@@ -41,6 +41,7 @@ var serveFlagCases = []struct {
 	{flag: "sandbox-root", bad: "relative/dir"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},
+	{flag: "advertise-url", bad: "ftp://x"},
 }
 
 func noEnv(string) (string, bool) { return "", false }
@@ -97,7 +98,7 @@ func TestServeFlagsRefuseWhatDoesNotParse(t *testing.T) {
 
 func TestServeFlagsZero(t *testing.T) {
 	for _, c := range serveFlagCases {
-		if c.bad == "" || c.flag == "log-level" || c.flag == "listen" || c.flag == "store" || c.flag == "url" || c.flag == "data-dir" || c.flag == "network-mirror" || c.flag == "sandbox-root" {
+		if c.bad == "" || c.flag == "log-level" || c.flag == "listen" || c.flag == "store" || c.flag == "url" || c.flag == "data-dir" || c.flag == "network-mirror" || c.flag == "advertise-url" || c.flag == "sandbox-root" {
 			continue // not a number: 0 is just a bad value, covered above
 		}
 		t.Run(c.flag, func(t *testing.T) {

@@ -249,6 +249,8 @@ func (s *Store) indexes() []index {
 		{s.periods, "scope_begin_unique", bson.D{{Key: "scope", Value: 1}, {Key: "begin", Value: 1}}, true},
 		{s.periods, "scope_window", bson.D{{Key: "scope", Value: 1}, {Key: "max_b", Value: 1}}, false},
 		{s.periods, "window", bson.D{{Key: "max_b", Value: 1}}, false},
+		{s.db.Collection(sharesColl), "user", bson.D{{Key: "user_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+		{s.db.Collection(sharesColl), "machine", bson.D{{Key: "machine_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 	}
 }
 

@@ -40,6 +40,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Summarize", summarizeCases},
 		{"WriterStates", writerStateCases},
 		{"Invalid", invalidCases},
+		{"Tunnels", tunnelCases},
+		{"Shares", shareCases},
+		{"Activity", activityCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
