@@ -175,5 +175,3 @@ func (a *app) ssh(ctx context.Context, id string, command []string, session stri
 	}
 	return nil
 }
-
-
