@@ -68,6 +68,21 @@ func shareView(sh *store.Share) client.Share {
 		CreatedBy: sh.CreatedBy, CreatedAt: sh.CreatedAt}
 }
 
+// sharedJob returns job id when it works on a machine shared with actor
+// for control (they may start and stop it, so they follow those jobs),
+// nil otherwise.
+func (s *Server) sharedJob(ctx context.Context, actor *store.User, id string) *store.Job {
+	j, err := s.st.GetJob(ctx, id)
+	if err != nil || j.MachineID == "" {
+		return nil
+	}
+	sh, err := s.st.GetShare(ctx, j.MachineID, actor.ID)
+	if err != nil || sh.Permission != store.PermControl {
+		return nil
+	}
+	return j
+}
+
 // handleCreateShare shares a machine with a user: POST
 // /api/v1/machines/{id}/shares {user_id, permission}. Sharing again
 // changes the permission.

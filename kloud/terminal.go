@@ -155,7 +155,7 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	ts := &termConn{
 		id: newToken("term-")[:21], machine: m, userID: actor.ID, name: open.Session, viaShare: share != nil,
-		ws: c, stream: stream, closed: make(chan struct{}),
+		ws: c, stream: stream, closed: make(chan struct{}), wsClosed: make(chan struct{}),
 	}
 	s.serveTerminal(ts, reply.Attached)
 }
@@ -195,8 +195,9 @@ type termConn struct {
 	ws       *websocket.Conn
 	stream   net.Conn
 
-	once   sync.Once
-	closed chan struct{}
+	once     sync.Once
+	closed   chan struct{} // closed when the session starts closing
+	wsClosed chan struct{} // closed once the close handshake is over
 }
 
 // close ends the session with a close code and reason for the client.
@@ -204,7 +205,10 @@ func (tc *termConn) close(code websocket.StatusCode, reason string) {
 	tc.once.Do(func() {
 		close(tc.closed)
 		tc.stream.Close()
-		go tc.ws.Close(code, reason)
+		go func() {
+			defer close(tc.wsClosed)
+			_ = tc.ws.Close(code, reason)
+		}()
 	})
 }
 
@@ -340,6 +344,7 @@ func (s *Server) serveTerminal(tc *termConn, attached bool) {
 	stopOnClose := context.AfterFunc(s.bgContext(), func() { tc.close(websocket.StatusGoingAway, "the server is stopping") })
 	defer stopOnClose()
 	<-tc.closed
+	<-tc.wsClosed // the client reads the close reason before the connection goes
 	cancel()
 	wg.Wait()
 	s.terminalClosed(tc, exitCode)
