@@ -414,3 +414,32 @@ func (s *Server) terminalClosed(tc *termConn, exitCode *int) {
 	}
 	s.log.Info("terminal closed", attrs...)
 }
+
+// recordActivity stores the activity an agent's report carries: the
+// machine is in use now while a terminal is attached or the agent's sign
+// of work holds, else it was last in use at ActiveAt. A time ahead of this
+// server's clock counts as now; an activity no newer than the stored one
+// by a second writes nothing.
+func (s *Server) recordActivity(ctx context.Context, m *stack.Machine, rep agentapi.Report, now time.Time) error {
+	var at time.Time
+	switch {
+	case rep.Sessions > 0 || rep.Busy:
+		at = now
+	case rep.ActiveAt != nil:
+		at = *rep.ActiveAt
+	case rep.InputAt != nil:
+		at = *rep.InputAt
+	default:
+		return nil
+	}
+	if at.After(now) {
+		at = now
+	}
+	if at.Sub(m.LastActivity) < time.Second {
+		return nil
+	}
+	if err := s.st.TouchMachineActivity(ctx, m.ID, at); err != nil {
+		return fmt.Errorf("record activity of machine %s: %w", m.ID, err)
+	}
+	return nil
+}
