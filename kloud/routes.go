@@ -54,13 +54,15 @@ func (s *Server) routes() {
 
 	s.ratingRoutes(m)
 
+	m.HandleFunc("GET /api/v1/audit", a(s.handleListAudit))
+
 	s.mux = m
 }
 
 // Handler is the HTTP API. Requests no route takes get a JSON 404, or a 405
 // naming the methods the path allows.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := s.mux.Handler(r); pattern != "" {
 			s.mux.ServeHTTP(w, r)
 			return
@@ -79,5 +81,5 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + clipInput(r.Method) + " " + clipInput(r.URL.Path)})
-	})
+	}))
 }

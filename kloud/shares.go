@@ -9,21 +9,25 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // machineAccess returns the machine when actor may use it: its owner and
 // admins always, another user through a share (returned too). Anyone else
 // gets the same 404 as for a machine that does not exist.
-func (s *Server) machineAccess(ctx context.Context, actor *store.User, id string) (*stack.Machine, *store.Share, error) {
+func (s *Server) machineAccess(ctx context.Context, actor *user.User, id string) (*stack.Machine, *store.Share, error) {
 	m, err := s.st.GetMachine(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil, notFound("machine", id)
 	case err != nil:
 		return nil, nil, fmt.Errorf("get machine %s: %w", ident(id), err)
-	case canSee(actor, m.OwnerID):
+	}
+	noteAuditOwner(ctx, m.OwnerID)
+	if canSee(actor, m.OwnerID) {
 		return m, nil, nil
 	}
 	sh, err := s.st.GetShare(ctx, m.ID, actor.ID)
@@ -39,7 +43,7 @@ func (s *Server) machineAccess(ctx context.Context, actor *store.User, id string
 // machineControl returns the machine when actor may start and stop it:
 // its owner, admins, and users it is shared with for control. A user with
 // a "use" share gets 403: they know the machine, but may not control it.
-func (s *Server) machineControl(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
+func (s *Server) machineControl(ctx context.Context, actor *user.User, id string) (*stack.Machine, error) {
 	m, sh, err := s.machineAccess(ctx, actor, id)
 	if err != nil {
 		return nil, err
@@ -52,7 +56,7 @@ func (s *Server) machineControl(ctx context.Context, actor *store.User, id strin
 
 // machineOwned returns the machine when actor owns it or is an admin: only
 // they share it.
-func (s *Server) machineOwned(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
+func (s *Server) machineOwned(ctx context.Context, actor *user.User, id string) (*stack.Machine, error) {
 	m, sh, err := s.machineAccess(ctx, actor, id)
 	if err != nil {
 		return nil, err
@@ -71,7 +75,7 @@ func shareView(sh *store.Share) client.Share {
 // sharedJob returns job id when it works on a machine shared with actor
 // for control (they may start and stop it, so they follow those jobs),
 // nil otherwise.
-func (s *Server) sharedJob(ctx context.Context, actor *store.User, id string) *store.Job {
+func (s *Server) sharedJob(ctx context.Context, actor *user.User, id string) *jobs.Job {
 	j, err := s.st.GetJob(ctx, id)
 	if err != nil || j.MachineID == "" {
 		return nil
@@ -99,6 +103,7 @@ func (s *Server) handleCreateShare(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	noteAuditDetail(ctx, "user "+clipInput(req.UserID)+", permission "+clipInput(req.Permission))
 	sh, err := s.share(ctx, actor, m, req)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -108,7 +113,7 @@ func (s *Server) handleCreateShare(w http.ResponseWriter, r *http.Request) {
 }
 
 // share checks a share request and stores it.
-func (s *Server) share(ctx context.Context, actor *store.User, m *stack.Machine, req client.ShareRequest) (*store.Share, error) {
+func (s *Server) share(ctx context.Context, actor *user.User, m *stack.Machine, req client.ShareRequest) (*store.Share, error) {
 	if req.UserID == "" {
 		return nil, unprocessable("user_id", "user_id is required")
 	}
@@ -157,6 +162,7 @@ func (s *Server) handleDeleteShare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := r.PathValue("user_id")
+	noteAuditDetail(ctx, "user "+clipInput(userID)+"; their open terminal sessions on the machine closed")
 	if err := s.st.DeleteShare(ctx, m.ID, userID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("machine %s is not shared with user %s: %w", m.ID, ident(userID), store.ErrNotFound)
@@ -172,8 +178,8 @@ func (s *Server) handleDeleteShare(w http.ResponseWriter, r *http.Request) {
 // machines shared with them, marked shared with their owner and the
 // permission. Admins see every machine already; a member without shares
 // gets body unchanged.
-func (s *Server) withShared(ctx context.Context, actor *store.User, stackID string, body []byte) ([]byte, error) {
-	if actor.Role == store.RoleAdmin {
+func (s *Server) withShared(ctx context.Context, actor *user.User, stackID string, body []byte) ([]byte, error) {
+	if actor.Role == user.RoleAdmin {
 		return body, nil
 	}
 	shares, err := s.st.ListUserShares(ctx, actor.ID)

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/kloud/kloud/klient/agentapi"
+	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -155,6 +156,7 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	ts := &termConn{
 		id: newToken("term-")[:21], machine: m, userID: actor.ID, name: open.Session, viaShare: share != nil,
+		requestID: requestIDFrom(ctx), command: len(open.Command) > 0, opened: s.now(),
 		ws: c, stream: stream, closed: make(chan struct{}), wsClosed: make(chan struct{}),
 	}
 	s.serveTerminal(ts, reply.Attached)
@@ -192,10 +194,15 @@ type termConn struct {
 	userID   string
 	name     string
 	viaShare bool
-	ws       *websocket.Conn
-	stream   net.Conn
+	// requestID, command and opened are for the audit entries.
+	requestID string
+	command   bool
+	opened    time.Time
+	ws        *websocket.Conn
+	stream    net.Conn
 
 	once     sync.Once
+	reason   string        // why it closed, set once
 	closed   chan struct{} // closed when the session starts closing
 	wsClosed chan struct{} // closed once the close handshake is over
 }
@@ -203,6 +210,7 @@ type termConn struct {
 // close ends the session with a close code and reason for the client.
 func (tc *termConn) close(code websocket.StatusCode, reason string) {
 	tc.once.Do(func() {
+		tc.reason = reason
 		close(tc.closed)
 		tc.stream.Close()
 		go func() {
@@ -347,7 +355,7 @@ func (s *Server) serveTerminal(tc *termConn, attached bool) {
 	<-tc.wsClosed // the client reads the close reason before the connection goes
 	cancel()
 	wg.Wait()
-	s.terminalClosed(tc, exitCode)
+	s.terminalClosed(tc, exitCode, tc.reason)
 }
 
 // watchShare closes a session opened through a share once the share is
@@ -401,20 +409,38 @@ func clipReason(s string) string {
 	return s[:117] + "..."
 }
 
-// terminalOpened and terminalClosed log a session's start and end.
+// terminalOpened and terminalClosed record a session's start and end in
+// the audit log (terminal.open, terminal.close): who, on which machine,
+// which session, and how it ended.
 func (s *Server) terminalOpened(tc *termConn, attached bool) {
-	s.log.Info("terminal opened", slog.String("session", tc.id), slog.String("machine", tc.machine.ID),
-		slog.String("user", tc.userID), slog.String("name", tc.name), slog.Bool("attached", attached))
-}
-
-func (s *Server) terminalClosed(tc *termConn, exitCode *int) {
-	attrs := []any{slog.String("session", tc.id), slog.String("machine", tc.machine.ID), slog.String("user", tc.userID)}
-	if exitCode != nil {
-		attrs = append(attrs, slog.Int("exit_code", *exitCode))
+	detail := "session " + tc.id
+	if tc.name != "" {
+		detail += " named " + tc.name
+		if attached {
+			detail += " (re-attached)"
+		}
 	}
-	s.log.Info("terminal closed", attrs...)
+	if tc.command {
+		detail += ", running a command"
+	}
+	if tc.viaShare {
+		detail += ", through a share"
+	}
+	s.recordAudit(context.Background(), audit.Entry{Actor: tc.userID, Action: "terminal.open", Target: "machine/" + tc.machine.ID,
+		OwnerID: tc.machine.OwnerID, Outcome: audit.OutcomeOK, RequestID: tc.requestID, Detail: detail})
 }
 
+func (s *Server) terminalClosed(tc *termConn, exitCode *int, reason string) {
+	detail := "session " + tc.id + " after " + s.now().Sub(tc.opened).Round(time.Second).String()
+	if exitCode != nil {
+		detail += ", exit " + strconv.Itoa(*exitCode)
+	}
+	if reason != "" {
+		detail += ": " + reason
+	}
+	s.recordAudit(context.Background(), audit.Entry{Actor: tc.userID, Action: "terminal.close", Target: "machine/" + tc.machine.ID,
+		OwnerID: tc.machine.OwnerID, Outcome: audit.OutcomeOK, RequestID: tc.requestID, Detail: detail})
+}
 // recordActivity stores the activity an agent's report carries: the
 // machine is in use now while a terminal is attached or the agent's sign
 // of work holds, else it was last in use at ActiveAt. A time ahead of this
