@@ -441,6 +441,7 @@ func (s *Server) terminalClosed(tc *termConn, exitCode *int, reason string) {
 	s.recordAudit(context.Background(), audit.Entry{Actor: tc.userID, Action: "terminal.close", Target: "machine/" + tc.machine.ID,
 		OwnerID: tc.machine.OwnerID, Outcome: audit.OutcomeOK, RequestID: tc.requestID, Detail: detail})
 }
+
 // recordActivity stores the activity an agent's report carries: the
 // machine is in use now while a terminal is attached or the agent's sign
 // of work holds, else it was last in use at ActiveAt. A time ahead of this
