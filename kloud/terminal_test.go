@@ -24,7 +24,7 @@ const termTemplate = "resource \"sandbox_machine\" \"m\" {\n  name = \"term\"\n}
 // termOutput reads a terminal's output in the background, so a test can
 // wait for text to appear without blocking on Read.
 type termOutput struct {
-	t    *testing.T
+	t    testing.TB
 	term *client.Terminal
 	mu   sync.Mutex
 	buf  bytes.Buffer
@@ -32,7 +32,7 @@ type termOutput struct {
 	err  error
 }
 
-func readTerminal(t *testing.T, term *client.Terminal) *termOutput {
+func readTerminal(t testing.TB, term *client.Terminal) *termOutput {
 	o := &termOutput{t: t, term: term, done: make(chan struct{})}
 	go func() {
 		defer close(o.done)
@@ -95,7 +95,7 @@ func (o *termOutput) ended(within time.Duration) bool {
 
 // openTerminal opens a terminal on machine id, waiting (a new machine's
 // agent takes a moment to open its tunnel) while the server answers 503.
-func openTerminal(t *testing.T, c *client.Client, id string, opts client.TerminalOptions) *client.Terminal {
+func openTerminal(t testing.TB, c *client.Client, id string, opts client.TerminalOptions) *client.Terminal {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
