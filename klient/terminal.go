@@ -315,24 +315,48 @@ func (s *termSession) hangup() {
 // ring) until the process ends, then reports its exit status.
 func (s *termSession) pump() {
 	defer s.t.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := s.pty.Read(buf)
-		if n > 0 {
-			s.mu.Lock()
-			if s.key != "" {
-				s.ring.write(buf[:n])
+	// A PTY read returns at most a few KiB; a reader hands chunks over and
+	// the writer sends what has piled up as one frame, so bulk output
+	// (cat of a large file) travels in large frames.
+	chunks := make(chan []byte, 16)
+	go func() {
+		defer close(chunks)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := s.pty.Read(buf)
+			if n > 0 {
+				chunks <- buf[:n]
 			}
-			if s.out != nil {
-				if agentapi.WriteFrame(s.out, agentapi.FrameData, buf[:n]) != nil {
-					s.out = nil
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var frame []byte
+	for chunk := range chunks {
+		frame = append(frame[:0], chunk...)
+	more:
+		for len(frame) < 256<<10 {
+			select {
+			case c, ok := <-chunks:
+				if !ok {
+					break more
 				}
+				frame = append(frame, c...)
+			default:
+				break more
 			}
-			s.mu.Unlock()
 		}
-		if err != nil {
-			break
+		s.mu.Lock()
+		if s.key != "" {
+			s.ring.write(frame)
 		}
+		if s.out != nil {
+			if agentapi.WriteFrame(s.out, agentapi.FrameData, frame) != nil {
+				s.out = nil
+			}
+		}
+		s.mu.Unlock()
 	}
 	code := 0
 	if err := s.cmd.Wait(); err != nil {

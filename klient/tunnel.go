@@ -86,7 +86,7 @@ func (a *Agent) tunnelOnce(ctx context.Context) error {
 	}
 	c.SetReadLimit(2 * agentapi.MaxFrame)
 	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
-	sess, err := yamux.Server(nc, agentapi.YamuxConfig())
+	sess, err := yamux.Server(agentapi.TunnelConn(nc), agentapi.YamuxConfig())
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("open tunnel session: %w", err)

@@ -152,7 +152,7 @@ func (s *Server) handleAgentConnect(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
-	sess, err := yamux.Client(nc, agentapi.YamuxConfig())
+	sess, err := yamux.Client(agentapi.TunnelConn(nc), agentapi.YamuxConfig())
 	if err != nil {
 		nc.Close()
 		return

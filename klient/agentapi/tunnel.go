@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -186,15 +187,57 @@ const MaxSessionName = 64
 
 // YamuxConfig is the multiplexer's configuration on both ends of the
 // tunnel: keepalives find a dead peer within seconds, and a stream's
-// window is large enough for a terminal's bulk output.
+// window (4 MiB, what one stream may have in flight and buffered) is large
+// enough that bulk output is not held back by window updates on a slow
+// round trip: 1 MiB gave a third of the throughput of cat in the
+// benchmark.
 func YamuxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.AcceptBacklog = 256
 	c.EnableKeepAlive = true
 	c.KeepAliveInterval = 5 * time.Second
 	c.ConnectionWriteTimeout = 10 * time.Second
-	c.MaxStreamWindowSize = 1 << 20
+	c.MaxStreamWindowSize = 4 << 20
 	c.StreamOpenTimeout = 10 * time.Second
 	c.LogOutput = io.Discard
 	return c
+}
+
+// TunnelConn wraps the WebSocket connection under the multiplexer, on both
+// ends: yamux writes a data frame's 12-byte header and its body in two
+// writes, and each write of a WebSocket net.Conn is a message of its own;
+// this joins the two into one message, halving the messages (and their
+// system calls) of bulk terminal output. Only yamux's send loop writes.
+func TunnelConn(c net.Conn) net.Conn { return &tunnelConn{Conn: c} }
+
+type tunnelConn struct {
+	net.Conn
+	held []byte // a data frame's header waiting for its body
+	buf  []byte
+}
+
+// yamuxHeader is the size of a yamux frame header; byte 1 is its type
+// (0 is data) and bytes 8..12 a data frame's body length.
+const yamuxHeader = 12
+
+func (c *tunnelConn) Write(p []byte) (int, error) {
+	if c.held == nil && len(p) == yamuxHeader && p[1] == 0 && binary.BigEndian.Uint32(p[8:]) > 0 {
+		c.held = append(c.buf[:0], p...)
+		return len(p), nil
+	}
+	if c.held == nil {
+		return c.Conn.Write(p)
+	}
+	msg := append(c.held, p...)
+	c.held = nil
+	_, err := c.Conn.Write(msg)
+	if cap(msg) <= 64<<10 {
+		c.buf = msg[:0]
+	} else {
+		c.buf = nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
