@@ -59,6 +59,11 @@ type termSession struct {
 	cmd  *exec.Cmd
 	pty  *os.File
 	done chan struct{} // closed once the process is reaped
+	// ready is closed when the first stream attaches (or the session is
+	// hung up first): the PTY is not read before, so nothing the process
+	// prints first is lost.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	mu       sync.Mutex
 	out      io.Writer // the attached stream, nil while detached
@@ -97,7 +102,11 @@ func (t *terminals) serve(stream io.ReadWriteCloser, open agentapi.Open) {
 		return
 	}
 	if err := agentapi.WriteJSON(stream, agentapi.FrameReply, agentapi.Reply{Attached: attached}); err != nil {
-		s.detach(stream)
+		if !attached {
+			s.mu.Lock()
+			s.hangup() // nobody will ever attach to it
+			s.mu.Unlock()
+		}
 		return
 	}
 	detached := s.attach(stream)
@@ -200,7 +209,7 @@ func (t *terminals) start(open agentapi.Open) (*termSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start terminal: %w", err)
 	}
-	s := &termSession{t: t, cmd: cmd, pty: f, done: make(chan struct{}), detached: make(chan struct{})}
+	s := &termSession{t: t, cmd: cmd, pty: f, done: make(chan struct{}), detached: make(chan struct{}), ready: make(chan struct{})}
 	t.wg.Add(1)
 	go s.pump()
 	return s, nil
@@ -261,6 +270,7 @@ func (s *termSession) attach(stream io.Writer) <-chan struct{} {
 	}
 	s.replay(stream)
 	s.out = stream
+	s.readyOnce.Do(func() { close(s.ready) })
 	return s.detached
 }
 
@@ -306,6 +316,7 @@ func (s *termSession) detach(stream io.Writer) {
 // hangup sends SIGHUP to the session's process group, as a terminal that
 // closes does. s.mu is held.
 func (s *termSession) hangup() {
+	s.readyOnce.Do(func() { close(s.ready) })
 	if p := s.cmd.Process; p != nil {
 		_ = syscall.Kill(-p.Pid, syscall.SIGHUP)
 	}
@@ -321,6 +332,7 @@ func (s *termSession) pump() {
 	chunks := make(chan []byte, 16)
 	go func() {
 		defer close(chunks)
+		<-s.ready
 		for {
 			buf := make([]byte, 32<<10)
 			n, err := s.pty.Read(buf)

@@ -23,6 +23,7 @@ func TestIdleCheckerSparesMachinesInUse(t *testing.T) {
 		cfg.HeartbeatInterval = 300 * time.Millisecond
 	})
 	ctx := context.Background()
+	plainShell(t)
 	_, st, job := applyOne(t, h.Admin, "resource \"sandbox_machine\" \"m\" {\n  count = 2\n  name  = \"idle-${count.index}\"\n}\n")
 	if job.Status != "succeeded" || len(st.Machines) != 2 {
 		t.Fatalf("apply = %s (%s) with %d machines", job.Status, job.Error, len(st.Machines))

@@ -20,6 +20,7 @@ import (
 // benchMachine starts a server with one running sandbox machine.
 func benchMachine(b *testing.B) (*kloudtest.Harness, client.Machine) {
 	b.Helper()
+	plainShell(b)
 	h := kloudtest.New(b)
 	ctx := context.Background()
 	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})

@@ -112,9 +112,15 @@ func openTerminal(t testing.TB, c *client.Client, id string, opts client.Termina
 	}
 }
 
+// plainShell makes the login shell of the machines started from now on
+// /bin/sh: an unconfined sandbox machine shares the host's HOME, and a
+// host's bash profile (pyenv, conda…) is no part of these tests.
+func plainShell(t testing.TB) { t.Setenv("SHELL", "/bin/sh") }
+
 // machineOf applies a one-machine stack for c and returns the machine.
 func machineOf(t *testing.T, c *client.Client) client.Machine {
 	t.Helper()
+	plainShell(t)
 	_, st, job := applyOne(t, c, termTemplate)
 	if job.Status != "succeeded" || len(st.Machines) != 1 {
 		t.Fatalf("apply = %s (%s), machines %d", job.Status, job.Error, len(st.Machines))

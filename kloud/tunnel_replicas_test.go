@@ -101,6 +101,7 @@ func TestTerminalAcrossReplicas(t *testing.T) {
 	const secret = "tunnel-replicas-shared-secret"
 	testenv.Terraform(t)
 	kloudBinary(t)
+	plainShell(t)
 	fdb := ferrettest.Start(t)
 	storeURI := fdb.DatabaseURI("tunnels")
 	lb := newTCPBalancer(t)
