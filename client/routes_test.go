@@ -138,6 +138,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 var answerTypes = map[string]any{
 	"POST /api/v1/machines/{id}/shares":         client.Share{},
 	"GET /api/v1/machines/{id}/shares":          []client.Share{},
+	"GET /api/v1/machines/{id}/sessions":        []client.TerminalSession{},
 	"GET /healthz":                              client.Health{},
 	"GET /api/v1/providers":                     []client.Provider{},
 	"POST /api/v1/users":                        client.User{},
@@ -321,6 +322,11 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 		_, _ = io.Copy(io.Discard, term)
 		term.Close()
 		break
+	}
+	sessions, err := c.MachineSessions(ctx, m.ID, false)
+	must("machine sessions", err)
+	if len(sessions) == 0 || sessions[0].ExitCode == nil {
+		t.Errorf("sessions = %+v, want the ended one with its exit code", sessions)
 	}
 	friend, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "friend", Role: "member"})
 	must("create friend", err)

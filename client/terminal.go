@@ -35,6 +35,16 @@ func (c *Client) UnshareMachine(ctx context.Context, id, userID string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/v1/machines/"+url.PathEscape(id)+"/shares/"+url.PathEscape(userID), nil, nil)
 }
 
+// MachineSessions lists a machine's terminal sessions (only the open ones
+// with openOnly); a user the machine is shared with sees their own.
+func (c *Client) MachineSessions(ctx context.Context, id string, openOnly bool) ([]TerminalSession, error) {
+	p := "/api/v1/machines/" + url.PathEscape(id) + "/sessions"
+	if openOnly {
+		p += "?open=1"
+	}
+	return list[TerminalSession](ctx, c, p)
+}
+
 // TerminalOptions are what a terminal asks for.
 type TerminalOptions struct {
 	// Session names a session that survives a dropped connection for

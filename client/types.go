@@ -212,6 +212,19 @@ type Machine struct {
 	Permission string `json:"permission,omitempty"`
 }
 
+// TerminalSession is a terminal session opened on a machine.
+type TerminalSession struct {
+	ID        string     `json:"id"`
+	MachineID string     `json:"machine_id"`
+	UserID    string     `json:"user_id"`
+	OwnerID   string     `json:"owner_id"`
+	Name      string     `json:"name,omitempty"`
+	Replica   string     `json:"replica,omitempty"`
+	OpenedAt  time.Time  `json:"opened_at"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	ExitCode  *int       `json:"exit_code,omitempty"`
+}
+
 // ShareRequest shares a machine: POST /api/v1/machines/{id}/shares.
 type ShareRequest struct {
 	UserID     string `json:"user_id"`

@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/machines/{id}/start", a(s.handleStartMachine))
 	m.HandleFunc("POST /api/v1/machines/{id}/stop", a(s.handleStopMachine))
 	m.HandleFunc("GET /api/v1/machines/{id}/terminal", a(s.handleTerminal))
+	m.HandleFunc("GET /api/v1/machines/{id}/sessions", a(s.handleListSessions))
 	m.HandleFunc("POST /api/v1/machines/{id}/shares", a(s.handleCreateShare))
 	m.HandleFunc("GET /api/v1/machines/{id}/shares", a(s.handleListShares))
 	m.HandleFunc("DELETE /api/v1/machines/{id}/shares/{user_id}", a(s.handleDeleteShare))

@@ -79,6 +79,9 @@ func TestMachineSharing(t *testing.T) {
 	out := readTerminal(t, term)
 	io.WriteString(term, "echo FRIEND-$((1+1))\n")
 	out.wait("FRIEND-2")
+	if mine, err := friend.MachineSessions(ctx, m.ID, true); err != nil || len(mine) != 1 || mine[0].UserID != friendUser {
+		t.Errorf("friend's open sessions = %+v, %v; want their one", mine, err)
+	}
 	if _, err := friend.StopMachine(ctx, m.ID); status(err) != 403 && status(err) != 404 {
 		t.Errorf("stop with use = %v, want 403 or 404", err)
 	}
@@ -139,6 +142,25 @@ func TestMachineSharing(t *testing.T) {
 	}
 	if _, err := friend.Machine(ctx, m.ID); status(err) != 404 {
 		t.Errorf("friend's machine after revocation = %v, want 404", err)
+	}
+	// The owner sees the friend's sessions, every one closed now.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		open, err := owner.MachineSessions(ctx, m.ID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions still open after the revocation: %+v", open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	all, err := owner.MachineSessions(ctx, m.ID, false)
+	if err != nil || len(all) < 2 || all[0].UserID != friendUser || all[0].ClosedAt == nil {
+		t.Errorf("owner's view of the sessions = %+v, %v", all, err)
 	}
 	if err := owner.UnshareMachine(ctx, m.ID, friendUser); status(err) != 404 {
 		t.Errorf("revoking again = %v, want 404", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/klient/agentapi"
 	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/machinestate"
@@ -426,6 +427,11 @@ func (s *Server) terminalOpened(tc *termConn, attached bool) {
 	if tc.viaShare {
 		detail += ", through a share"
 	}
+	rec := &store.TerminalSession{ID: tc.id, MachineID: tc.machine.ID, UserID: tc.userID, OwnerID: tc.machine.OwnerID,
+		Name: tc.name, Replica: s.cfg.AdvertiseURL, OpenedAt: tc.opened}
+	if err := s.st.PutTerminalSession(context.Background(), rec); err != nil {
+		s.log.Error("record terminal session", slog.String("session", tc.id), slog.String("error", err.Error()))
+	}
 	s.recordAudit(context.Background(), audit.Entry{Actor: tc.userID, Action: "terminal.open", Target: "machine/" + tc.machine.ID,
 		OwnerID: tc.machine.OwnerID, Outcome: audit.OutcomeOK, RequestID: tc.requestID, Detail: detail})
 }
@@ -437,6 +443,9 @@ func (s *Server) terminalClosed(tc *termConn, exitCode *int, reason string) {
 	}
 	if reason != "" {
 		detail += ": " + reason
+	}
+	if err := s.st.CloseTerminalSession(context.Background(), tc.id, s.now(), exitCode); err != nil {
+		s.log.Error("record the end of a terminal session", slog.String("session", tc.id), slog.String("error", err.Error()))
 	}
 	s.recordAudit(context.Background(), audit.Entry{Actor: tc.userID, Action: "terminal.close", Target: "machine/" + tc.machine.ID,
 		OwnerID: tc.machine.OwnerID, Outcome: audit.OutcomeOK, RequestID: tc.requestID, Detail: detail})
@@ -469,4 +478,49 @@ func (s *Server) recordActivity(ctx context.Context, m *stack.Machine, rep agent
 		return fmt.Errorf("record activity of machine %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// handleListSessions lists a machine's terminal sessions: GET
+// /api/v1/machines/{id}/sessions[?open=1]. The owner and admins see every
+// session; a user the machine is shared with sees their own.
+func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	actor := actorFrom(ctx)
+	m, share, err := s.machineAccess(ctx, actor, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	open := false
+	switch v := r.URL.Query().Get("open"); v {
+	case "", "0", "false":
+	case "1", "true":
+		open = true
+	default:
+		s.writeError(w, r, badRequest("open", "open %s: want 1 or 0", quote(v)))
+		return
+	}
+	all, err := s.st.ListTerminalSessions(ctx, m.ID, open)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	mine := all[:0]
+	for _, ts := range all {
+		if share == nil || ts.UserID == actor.ID {
+			mine = append(mine, ts)
+		}
+	}
+	writeList(s, w, r, mine, nil, func(ts *store.TerminalSession) client.TerminalSession {
+		return client.TerminalSession{ID: ts.ID, MachineID: ts.MachineID, UserID: ts.UserID, OwnerID: ts.OwnerID, Name: ts.Name,
+			Replica: ts.Replica, OpenedAt: ts.OpenedAt, ClosedAt: optTime(ts.ClosedAt), ExitCode: ts.ExitCode}
+	})
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

@@ -103,3 +103,53 @@ func CheckTunnel(t *Tunnel) error {
 	}
 	return CheckKey("put tunnel", "connection id", t.ConnID)
 }
+
+// TerminalSession is one terminal session on a machine: who opened it,
+// through which replica, when, and how it ended.
+type TerminalSession struct {
+	ID        string    `json:"id"`
+	MachineID string    `json:"machine_id"`
+	UserID    string    `json:"user_id"`
+	OwnerID   string    `json:"owner_id"`
+	Name      string    `json:"name,omitempty"`
+	Replica   string    `json:"replica,omitempty"`
+	OpenedAt  time.Time `json:"opened_at"`
+	// ClosedAt is zero while the session is open; ExitCode is the
+	// command's status when it ended with one.
+	ClosedAt time.Time `json:"closed_at,omitzero"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+}
+
+// TerminalSessions stores terminal sessions.
+type TerminalSessions interface {
+	// PutTerminalSession records a session opened; ErrConflict when its
+	// id is taken.
+	PutTerminalSession(ctx context.Context, s *TerminalSession) error
+	// CloseTerminalSession records that a session ended at at, with the
+	// command's exit code when there is one; ErrNotFound when there is no
+	// such session. Closing it again changes nothing.
+	CloseTerminalSession(ctx context.Context, id string, at time.Time, exitCode *int) error
+	// ListTerminalSessions returns a machine's sessions, oldest first;
+	// with openOnly, only those not closed.
+	ListTerminalSessions(ctx context.Context, machineID string, openOnly bool) ([]*TerminalSession, error)
+}
+
+// CheckTerminalSession checks a session before a backend stores it.
+func CheckTerminalSession(s *TerminalSession) error {
+	if s == nil {
+		return Invalidf("put terminal session: nil")
+	}
+	for _, f := range []struct{ what, v string }{{"id", s.ID}, {"machine id", s.MachineID}, {"user id", s.UserID}, {"opened at", zeroIf(s.OpenedAt)}} {
+		if err := CheckKey("put terminal session", f.what, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func zeroIf(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return "set"
+}

@@ -50,6 +50,7 @@ type Store interface {
 	Tunnels
 	Shares
 	Activity
+	TerminalSessions
 	Audit
 	Close() error
 }

@@ -105,7 +105,39 @@ sessions on the machine are closed within a second.`,
 		},
 	}
 	unshare.Flags().String("user", "", "id of the user whose share to revoke")
-	return []*cobra.Command{ssh, share, shares, unshare}
+	sessions := &cobra.Command{
+		Use:   "sessions ID",
+		Short: "List a machine's terminal sessions",
+		Long: `List the terminal sessions opened on a machine: who opened each, through which
+replica, when, and how it ended. The owner and admins see every session; a
+user the machine is shared with sees their own. --open lists only the open
+ones.`,
+		Example: `  kloud machine sessions m-1 --open`,
+		Args:    need("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			open, _ := cmd.Flags().GetBool("open")
+			ss, err := a.c.MachineSessions(cmd.Context(), args[0], open)
+			if err != nil {
+				return err
+			}
+			return a.print(ss, []string{"ID", "USER", "NAME", "OPENED", "CLOSED", "EXIT"}, func() [][]string {
+				var rows [][]string
+				for _, s := range ss {
+					closed, exit := "open", "-"
+					if s.ClosedAt != nil {
+						closed = ago(*s.ClosedAt)
+					}
+					if s.ExitCode != nil {
+						exit = strconv.Itoa(*s.ExitCode)
+					}
+					rows = append(rows, []string{s.ID, s.UserID, orDash(s.Name), ago(s.OpenedAt), closed, exit})
+				}
+				return rows
+			})
+		},
+	}
+	sessions.Flags().Bool("open", false, "only the open sessions")
+	return []*cobra.Command{ssh, share, shares, unshare, sessions}
 }
 
 func (a *app) printShares(ss []client.Share) error {

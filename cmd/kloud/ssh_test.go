@@ -59,6 +59,14 @@ func TestMachineSSHAndShares(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ssh true = exit %d, %q %q", code, out, errOut)
 	}
+	var sessions []client.TerminalSession
+	out, _, code = kloudCmd(t, append(as, "machine", "sessions", m, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), &sessions); err != nil || code != 0 || len(sessions) < 2 {
+		t.Errorf("sessions = %d %q (%v), want the ssh sessions", code, out, err)
+	}
+	if out, _, code = kloudCmd(t, append(as, "machine", "sessions", m)...); code != 0 || !strings.Contains(out, "EXIT") || !strings.Contains(out, "3") {
+		t.Errorf("sessions table = %d %q", code, out)
+	}
 	if _, errOut, code = kloudCmd(t, append(as, "machine", "ssh")...); code != exitUsage || !strings.Contains(errOut, "missing argument ID") {
 		t.Errorf("ssh without an id = %d %q", code, errOut)
 	}

@@ -253,6 +253,7 @@ func (s *Store) indexes() []index {
 		{s.periods, "window", bson.D{{Key: "max_b", Value: 1}}, false},
 		{s.db.Collection(sharesColl), "user", bson.D{{Key: "user_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 		{s.db.Collection(sharesColl), "machine", bson.D{{Key: "machine_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
+		{s.db.Collection(sessionsColl), "machine", bson.D{{Key: "machine_id", Value: 1}, {Key: "opened_at", Value: 1}}, false},
 		{s.audit, "at", bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}, false},
 		{s.audit, "actor", bson.D{{Key: "actor", Value: 1}, {Key: "at", Value: -1}}, false},
 		{s.audit, "owner", bson.D{{Key: "owner_id", Value: 1}, {Key: "at", Value: -1}}, false},

@@ -202,3 +202,73 @@ func (s *Store) TouchMachineActivity(ctx context.Context, id string, at time.Tim
 	}
 	return nil
 }
+
+const sessionsColl = "terminal_sessions"
+
+type sessionDoc struct {
+	ID        string `bson:"_id"`
+	MachineID string `bson:"machine_id"`
+	UserID    string `bson:"user_id"`
+	OwnerID   string `bson:"owner_id"`
+	Name      string `bson:"name"`
+	Replica   string `bson:"replica"`
+	OpenedAt  int64  `bson:"opened_at"`
+	ClosedAt  int64  `bson:"closed_at"` // 0 while open
+	ExitCode  *int   `bson:"exit_code"`
+}
+
+// PutTerminalSession records a session opened.
+func (s *Store) PutTerminalSession(ctx context.Context, ts *store.TerminalSession) error {
+	if err := store.CheckTerminalSession(ts); err != nil {
+		return err
+	}
+	_, err := s.db.Collection(sessionsColl).InsertOne(ctx, sessionDoc{ID: ts.ID, MachineID: ts.MachineID, UserID: ts.UserID, OwnerID: ts.OwnerID,
+		Name: ts.Name, Replica: ts.Replica, OpenedAt: ts.OpenedAt.UnixNano()})
+	if err != nil {
+		return fmt.Errorf("put terminal session %s: %w", ts.ID, mapErr(err))
+	}
+	ts.OpenedAt = ts.OpenedAt.UTC()
+	return nil
+}
+
+// CloseTerminalSession records the end of a session, once: the update
+// matches only a session not closed yet.
+func (s *Store) CloseTerminalSession(ctx context.Context, id string, at time.Time, exitCode *int) error {
+	if err := store.CheckKey("close terminal session", "id", id); err != nil {
+		return err
+	}
+	c := s.db.Collection(sessionsColl)
+	res, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "closed_at", Value: int64(0)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "closed_at", Value: store.NowOr(s.now, at).UnixNano()}, {Key: "exit_code", Value: exitCode}}}})
+	if err != nil {
+		return fmt.Errorf("close terminal session: %w", mapErr(err))
+	}
+	if res.MatchedCount == 0 {
+		var d sessionDoc
+		if err := one(ctx, c, byID(id), &d, "terminal session "+id); err != nil {
+			return fmt.Errorf("close terminal session: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListTerminalSessions returns a machine's sessions, oldest first.
+func (s *Store) ListTerminalSessions(ctx context.Context, machineID string, openOnly bool) ([]*store.TerminalSession, error) {
+	if err := store.CheckKey("list terminal sessions", "machine id", machineID); err != nil {
+		return nil, err
+	}
+	f := bson.D{{Key: "machine_id", Value: machineID}}
+	if openOnly {
+		f = append(f, bson.E{Key: "closed_at", Value: int64(0)})
+	}
+	docs, err := allOf[sessionDoc](ctx, s.db.Collection(sessionsColl), f, options.Find().SetSort(sortBy("opened_at", "_id")))
+	if err != nil {
+		return nil, fmt.Errorf("list terminal sessions: %w", err)
+	}
+	out := make([]*store.TerminalSession, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, &store.TerminalSession{ID: d.ID, MachineID: d.MachineID, UserID: d.UserID, OwnerID: d.OwnerID, Name: d.Name,
+			Replica: d.Replica, OpenedAt: store.FromNanos(d.OpenedAt), ClosedAt: fromOpt(d.ClosedAt), ExitCode: d.ExitCode})
+	}
+	return out, nil
+}

@@ -168,3 +168,77 @@ func (s *Store) TouchMachineActivity(ctx context.Context, id string, at time.Tim
 	}
 	return nil
 }
+
+const sessionCols = `id, machine_id, user_id, owner_id, name, replica, opened_at, closed_at, exit_code`
+
+func scanSession(sc scanner) (*store.TerminalSession, error) {
+	var ts store.TerminalSession
+	var opened int64
+	var closed, code sql.NullInt64
+	if err := sc.Scan(&ts.ID, &ts.MachineID, &ts.UserID, &ts.OwnerID, &ts.Name, &ts.Replica, &opened, &closed, &code); err != nil {
+		return nil, err
+	}
+	ts.OpenedAt, ts.ClosedAt = store.FromNanos(opened), fromNull(closed)
+	if code.Valid {
+		c := int(code.Int64)
+		ts.ExitCode = &c
+	}
+	return &ts, nil
+}
+
+// PutTerminalSession records a session opened.
+func (s *Store) PutTerminalSession(ctx context.Context, ts *store.TerminalSession) error {
+	if err := store.CheckTerminalSession(ts); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO terminal_sessions (id, machine_id, user_id, owner_id, name, replica, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			ts.ID, ts.MachineID, ts.UserID, ts.OwnerID, ts.Name, ts.Replica, ts.OpenedAt.UnixNano())
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("put terminal session %s: %w", ts.ID, err)
+	}
+	ts.OpenedAt = ts.OpenedAt.UTC()
+	return nil
+}
+
+// CloseTerminalSession records the end of a session, once.
+func (s *Store) CloseTerminalSession(ctx context.Context, id string, at time.Time, exitCode *int) error {
+	if err := store.CheckKey("close terminal session", "id", id); err != nil {
+		return err
+	}
+	an := store.NowOr(s.now, at).UnixNano()
+	var code sql.NullInt64
+	if exitCode != nil {
+		code = sql.NullInt64{Int64: int64(*exitCode), Valid: true}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM terminal_sessions WHERE id = ?`, id).Scan(&one); err != nil {
+			return noRows(err, "terminal session "+id)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE terminal_sessions SET closed_at = ?, exit_code = ? WHERE id = ? AND closed_at IS NULL`, an, code, id)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("close terminal session: %w", err)
+	}
+	return nil
+}
+
+// ListTerminalSessions returns a machine's sessions, oldest first.
+func (s *Store) ListTerminalSessions(ctx context.Context, machineID string, openOnly bool) ([]*store.TerminalSession, error) {
+	if err := store.CheckKey("list terminal sessions", "machine id", machineID); err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + sessionCols + ` FROM terminal_sessions WHERE machine_id = ?`
+	if openOnly {
+		q += ` AND closed_at IS NULL`
+	}
+	out, err := list(ctx, s.r, scanSession, q+` ORDER BY opened_at, id`, machineID)
+	if err != nil {
+		return nil, fmt.Errorf("list terminal sessions: %w", err)
+	}
+	return out, nil
+}

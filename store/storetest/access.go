@@ -135,3 +135,58 @@ var activityCases = []testCase{
 		is(t, s.TouchMachineActivity(ctx, "", t0), store.ErrInvalid, "activity of an empty id")
 	}},
 }
+
+var sessionCases = []testCase{
+	{"OpenCloseList", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		a := &store.TerminalSession{ID: "term-a", MachineID: "m-1", UserID: "usr-2", OwnerID: "usr-1", Name: "work", Replica: "http://r1", OpenedAt: t0}
+		ok(t, s.PutTerminalSession(ctx, a))
+		is(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "term-a", MachineID: "m-1", UserID: "usr-2", OpenedAt: t0}), store.ErrConflict, "a taken session id")
+		ok(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "term-b", MachineID: "m-1", UserID: "usr-1", OwnerID: "usr-1", OpenedAt: t0.Add(time.Second)}))
+		ok(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "term-c", MachineID: "m-2", UserID: "usr-1", OwnerID: "usr-1", OpenedAt: t0}))
+
+		open, err := s.ListTerminalSessions(ctx, "m-1", true)
+		ok(t, err)
+		if len(open) != 2 || open[0].ID != "term-a" || open[1].ID != "term-b" {
+			t.Fatalf("open sessions of m-1 = %+v", open)
+		}
+		eq(t, "name", open[0].Name, "work")
+		eq(t, "replica", open[0].Replica, "http://r1")
+		eq(t, "owner", open[0].OwnerID, "usr-1")
+		sameTime(t, "opened at", open[0].OpenedAt, t0)
+		if !open[0].ClosedAt.IsZero() || open[0].ExitCode != nil {
+			t.Errorf("an open session = %+v, want no close time or exit code", open[0])
+		}
+
+		three := 3
+		ok(t, s.CloseTerminalSession(ctx, "term-a", t0.Add(time.Minute), &three))
+		ok(t, s.CloseTerminalSession(ctx, "term-a", t0.Add(time.Hour), nil)) // again: no change
+		ok(t, s.CloseTerminalSession(ctx, "term-b", t0.Add(2*time.Minute), nil))
+		is(t, s.CloseTerminalSession(ctx, "term-nope", t0, nil), store.ErrNotFound, "closing a missing session")
+
+		open, err = s.ListTerminalSessions(ctx, "m-1", true)
+		ok(t, err)
+		eq(t, "open sessions after closing", len(open), 0)
+		all, err := s.ListTerminalSessions(ctx, "m-1", false)
+		ok(t, err)
+		if len(all) != 2 {
+			t.Fatalf("sessions of m-1 = %+v", all)
+		}
+		sameTime(t, "closed at", all[0].ClosedAt, t0.Add(time.Minute))
+		if all[0].ExitCode == nil || *all[0].ExitCode != 3 {
+			t.Errorf("exit code = %v, want 3", all[0].ExitCode)
+		}
+		if all[1].ExitCode != nil {
+			t.Errorf("exit code of a session without one = %v", *all[1].ExitCode)
+		}
+	}},
+	{"Invalid", func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		is(t, s.PutTerminalSession(ctx, nil), store.ErrInvalid, "nil session")
+		is(t, s.PutTerminalSession(ctx, &store.TerminalSession{MachineID: "m", UserID: "u", OpenedAt: t0}), store.ErrInvalid, "session without id")
+		is(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "x", MachineID: "m", UserID: "u"}), store.ErrInvalid, "session without a time")
+		is(t, s.CloseTerminalSession(ctx, "", t0, nil), store.ErrInvalid, "closing an empty id")
+		_, err := s.ListTerminalSessions(ctx, "", false)
+		is(t, err, store.ErrInvalid, "listing an empty machine")
+	}},
+}

@@ -24,3 +24,19 @@ CREATE TABLE machine_activity (
 	machine_id TEXT PRIMARY KEY,
 	at         INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Terminal sessions: who opened which on which machine through which
+-- replica, when, and how each ended (closed_at and exit_code NULL while
+-- open).
+CREATE TABLE terminal_sessions (
+	id         TEXT PRIMARY KEY,
+	machine_id TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	owner_id   TEXT NOT NULL,
+	name       TEXT NOT NULL DEFAULT '',
+	replica    TEXT NOT NULL DEFAULT '',
+	opened_at  INTEGER NOT NULL,
+	closed_at  INTEGER,
+	exit_code  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX terminal_sessions_machine ON terminal_sessions (machine_id, opened_at);
