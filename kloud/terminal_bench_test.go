@@ -1,7 +1,6 @@
 package kloud_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,27 +21,9 @@ func benchMachine(b *testing.B) (*kloudtest.Harness, client.Machine) {
 	b.Helper()
 	plainShell(b)
 	h := kloudtest.New(b)
-	ctx := context.Background()
-	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tpl, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "bench", Provider: "sandbox", Content: machinesTemplate(1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "term", TemplateID: tpl.ID, CredentialID: cred.ID})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ref, err := h.Admin.ApplyStack(ctx, st.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	kloudtest.WaitJob(b, h.Admin, ref.JobID)
-	ms, err := h.Admin.Machines(ctx)
-	if err != nil || len(ms) != 1 {
-		b.Fatalf("machines = %v, %v", ms, err)
+	ms := kloudtest.ApplySandbox(b, h.Admin, machinesTemplate(1))
+	if len(ms) != 1 {
+		b.Fatalf("machines = %v", ms)
 	}
 	return h, ms[0]
 }

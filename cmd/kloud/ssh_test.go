@@ -17,26 +17,9 @@ import (
 func TestMachineSSHAndShares(t *testing.T) {
 	h := kloudtest.New(t)
 	ctx := context.Background()
-	cred, err := h.Admin.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := h.Admin.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "t", Provider: "sandbox", Content: "resource \"sandbox_machine\" \"m\" {\n  name = \"ssh\"\n}\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Admin.CreateStack(ctx, client.CreateStackRequest{Title: "s", TemplateID: tpl.ID, CredentialID: cred.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := h.Admin.ApplyStack(ctx, st.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kloudtest.WaitJob(t, h.Admin, ref.JobID)
-	ms, err := h.Admin.Machines(ctx)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("machines = %v, %v", ms, err)
+	ms := kloudtest.ApplySandbox(t, h.Admin, "resource \"sandbox_machine\" \"m\" {\n  name = \"ssh\"\n}\n")
+	if len(ms) != 1 {
+		t.Fatalf("machines = %v", ms)
 	}
 	m := ms[0].ID
 	as := []string{"--server", h.URL, "--token", h.AdminToken}
