@@ -18,6 +18,10 @@ import (
 	"github.com/kloud/kloud/klient/agentapi"
 )
 
+// maxSessions bounds the terminal sessions of one machine, attached or
+// lingering: each is a process and a PTY.
+const maxSessions = 256
+
 // replaySize is how much of a session's recent output is kept to replay
 // when a named session is re-attached.
 const replaySize = 64 << 10
@@ -176,6 +180,9 @@ func (t *terminals) session(open agentapi.Open) (*termSession, bool, error) {
 			_ = pty.Setsize(s.pty, &pty.Winsize{Cols: uint16(open.Cols), Rows: uint16(open.Rows)})
 		}
 		return s, true, nil
+	}
+	if len(t.all) >= maxSessions {
+		return nil, false, fmt.Errorf("the machine has %d terminal sessions, the most it keeps; close one first", len(t.all))
 	}
 	s, err := t.start(open)
 	if err != nil {
