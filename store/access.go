@@ -132,6 +132,10 @@ type TerminalSessions interface {
 	// ListTerminalSessions returns a machine's sessions, oldest first;
 	// with openOnly, only those not closed.
 	ListTerminalSessions(ctx context.Context, machineID string, openOnly bool) ([]*TerminalSession, error)
+	// CloseReplicaSessions closes, at at, every session still open that
+	// replica served (a replica starting again at the same address: its
+	// sessions died with the process before) and returns how many.
+	CloseReplicaSessions(ctx context.Context, replica string, at time.Time) (int64, error)
 }
 
 // CheckTerminalSession checks a session before a backend stores it.

@@ -272,3 +272,16 @@ func (s *Store) ListTerminalSessions(ctx context.Context, machineID string, open
 	}
 	return out, nil
 }
+
+// CloseReplicaSessions closes the sessions replica left open.
+func (s *Store) CloseReplicaSessions(ctx context.Context, replica string, at time.Time) (int64, error) {
+	if err := store.CheckKey("close replica sessions", "replica", replica); err != nil {
+		return 0, err
+	}
+	res, err := s.db.Collection(sessionsColl).UpdateMany(ctx, bson.D{{Key: "replica", Value: replica}, {Key: "closed_at", Value: int64(0)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "closed_at", Value: store.NowOr(s.now, at).UnixNano()}}}})
+	if err != nil {
+		return 0, fmt.Errorf("close sessions of replica %s: %w", replica, mapErr(err))
+	}
+	return res.ModifiedCount, nil
+}

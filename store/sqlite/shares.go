@@ -242,3 +242,23 @@ func (s *Store) ListTerminalSessions(ctx context.Context, machineID string, open
 	}
 	return out, nil
 }
+
+// CloseReplicaSessions closes the sessions replica left open.
+func (s *Store) CloseReplicaSessions(ctx context.Context, replica string, at time.Time) (int64, error) {
+	if err := store.CheckKey("close replica sessions", "replica", replica); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE terminal_sessions SET closed_at = ? WHERE replica = ? AND closed_at IS NULL`, store.NowOr(s.now, at).UnixNano(), replica)
+		if err != nil {
+			return mapErr(err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("close sessions of replica %s: %w", replica, err)
+	}
+	return n, nil
+}

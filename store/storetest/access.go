@@ -179,6 +179,20 @@ var sessionCases = []testCase{
 		if all[1].ExitCode != nil {
 			t.Errorf("exit code of a session without one = %v", *all[1].ExitCode)
 		}
+
+		// A replica starting again closes what its previous life left open.
+		ok(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "term-d", MachineID: "m-2", UserID: "usr-1", Replica: "http://r1", OpenedAt: t0}))
+		ok(t, s.PutTerminalSession(ctx, &store.TerminalSession{ID: "term-e", MachineID: "m-2", UserID: "usr-1", Replica: "http://r2", OpenedAt: t0}))
+		n, err := s.CloseReplicaSessions(ctx, "http://r1", t0.Add(time.Hour))
+		ok(t, err)
+		eq(t, "sessions closed for r1", n, int64(1))
+		open, err = s.ListTerminalSessions(ctx, "m-2", true)
+		ok(t, err)
+		if len(open) != 2 || open[0].ID != "term-c" || open[1].ID != "term-e" {
+			t.Fatalf("open sessions of m-2 = %+v, want term-c and term-e", open)
+		}
+		_, err = s.CloseReplicaSessions(ctx, "", t0)
+		is(t, err, store.ErrInvalid, "closing the sessions of an empty replica")
 	}},
 	{"Invalid", func(t *testing.T, s store.Store) {
 		ctx := context.Background()
