@@ -168,13 +168,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.checker.ReconcileSandbox(ctx); err != nil {
 		s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 	}
-	if cfg.AdvertiseURL == "" {
-		// No address: no session was recorded as this replica's.
-	} else if n, err := s.st.CloseReplicaSessions(ctx, cfg.AdvertiseURL, s.now()); err != nil {
-		s.log.Error("close the terminal sessions of this replica's previous run", slog.String("error", err.Error()))
-	} else if n > 0 {
-		s.log.Info("closed terminal sessions left open by this replica's previous run", slog.Int64("sessions", n))
-	}
+	s.closeStaleSessions(ctx)
 	s.routes()
 	return s, nil
 }

@@ -524,3 +524,18 @@ func optTime(t time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// closeStaleSessions closes the terminal sessions this replica's previous
+// run (at the same advertised address) left open: they died with it.
+func (s *Server) closeStaleSessions(ctx context.Context) {
+	if s.cfg.AdvertiseURL == "" {
+		return
+	}
+	n, err := s.st.CloseReplicaSessions(ctx, s.cfg.AdvertiseURL, s.now())
+	switch {
+	case err != nil:
+		s.log.Error("close the terminal sessions of this replica's previous run", slog.String("error", err.Error()))
+	case n > 0:
+		s.log.Info("closed terminal sessions left open by this replica's previous run", slog.Int64("sessions", n))
+	}
+}
