@@ -16,11 +16,14 @@ import (
 )
 
 // The tunnel's reconnect delays: the first retry comes after about
-// tunnelMinBackoff, each further one doubles, up to tunnelMaxBackoff, each
-// with ±50% jitter so a fleet of agents does not reconnect in step.
+// tunnelMinBackoff (an agent whose replica died is back within a second),
+// each further one doubles, up to tunnelMaxBackoff (a tunnel that keeps
+// failing, say behind a proxy that drops upgrades, costs Kloud a connect
+// every half minute, not several a second), each with ±50% jitter so a
+// fleet of agents does not reconnect in step.
 const (
 	tunnelMinBackoff = 100 * time.Millisecond
-	tunnelMaxBackoff = 5 * time.Second
+	tunnelMaxBackoff = 30 * time.Second
 	// tunnelStable is how long a tunnel must have stayed up for the next
 	// failure to start again from the shortest delay.
 	tunnelStable = 10 * time.Second
