@@ -52,6 +52,7 @@ type Store interface {
 	Plans
 	Drifts
 	JobTimings
+	Cost
 	Audit
 	Close() error
 }

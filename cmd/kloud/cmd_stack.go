@@ -82,14 +82,23 @@ it allows. The exit status is 1 when the followed job fails.`,
   kloud stack apply s-1 -o json`,
 		Args: need("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			override, _ := cmd.Flags().GetBool("override")
 			if planID := str(cmd, "plan"); planID != "" {
+				if override {
+					return usagef("--override applies the stack's template as it is; a saved plan (--plan) is applied only within the budget")
+				}
 				ref, err := a.c.ApplyPlan(cmd.Context(), args[0], planID)
 				return a.startedJob(cmd, ref, err)
 			}
-			ref, err := a.c.ApplyStack(cmd.Context(), args[0])
+			apply := a.c.ApplyStack
+			if override {
+				apply = a.c.ApplyStackAnyway
+			}
+			ref, err := apply(cmd.Context(), args[0])
 			return a.startedJob(cmd, ref, err)
 		},
 	})
+	apply.Flags().Bool("override", false, "apply even though the budget is exhausted (admins; recorded in the audit log)")
 	apply.Flags().String("plan", "", "apply exactly this saved plan (a plan job's id, from kloud stack plan); refused (409) when the stack changed since")
 	destroy := followFlag(&cobra.Command{
 		Use:   "destroy ID",

@@ -44,6 +44,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Plans", planCases},
 		{"Drift", driftCases},
 		{"JobTimings", jobTimingCases},
+		{"Budgets", budgetCases},
+		{"Schedules", scheduleCases},
+		{"Webhooks", webhookCases},
+		{"RuleValidities", ruleValidityCases},
+		{"RatedRewrite", rewriteCases},
 		{"Audit", auditCases},
 		{"Invalid", invalidCases},
 	}
