@@ -98,6 +98,11 @@ func (s *Server) checkDrift(ctx context.Context, run *jobs.Run) error {
 	msg := "no drift"
 	if len(d.Resources) > 0 {
 		msg = fmt.Sprintf("drifted: %d resources changed outside Kloud", len(d.Resources))
+		addrs := make([]string, 0, len(d.Resources))
+		for _, r := range d.Resources {
+			addrs = append(addrs, r.Address)
+		}
+		s.StackDrifted(ctx, w.stack, addrs)
 	}
 	run.Progress(ctx, 100, msg)
 	return nil

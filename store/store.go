@@ -47,12 +47,12 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Cost
 	TemplateVersions
 	StackUpdates
 	Plans
 	Drifts
 	JobTimings
-	Cost
 	Audit
 	Close() error
 }

@@ -85,7 +85,7 @@ it allows. The exit status is 1 when the followed job fails.`,
 			override, _ := cmd.Flags().GetBool("override")
 			if planID := str(cmd, "plan"); planID != "" {
 				if override {
-					return usagef("--override applies the stack's template as it is; a saved plan (--plan) is applied only within the budget")
+					return usagef("--plan and --override do not go together: apply the plan, or override the budget with a fresh apply")
 				}
 				ref, err := a.c.ApplyPlan(cmd.Context(), args[0], planID)
 				return a.startedJob(cmd, ref, err)
@@ -98,8 +98,8 @@ it allows. The exit status is 1 when the followed job fails.`,
 			return a.startedJob(cmd, ref, err)
 		},
 	})
-	apply.Flags().Bool("override", false, "apply even though the budget is exhausted (admins; recorded in the audit log)")
 	apply.Flags().String("plan", "", "apply exactly this saved plan (a plan job's id, from kloud stack plan); refused (409) when the stack changed since")
+	apply.Flags().Bool("override", false, "apply even though the budget is exhausted (admins; recorded in the audit log)")
 	destroy := followFlag(&cobra.Command{
 		Use:   "destroy ID",
 		Short: "Destroy a stack's machines (terraform destroy)",

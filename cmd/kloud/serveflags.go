@@ -45,7 +45,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
 	c.TerraformGrace, c.HeartbeatInterval = 30*time.Second, 10*time.Second
-	c.Cost.BudgetInterval, c.Cost.ScheduleInterval, c.Cost.WebhookInterval, c.Cost.WebhookBackoff = 30*time.Second, 15*time.Second, 2*time.Second, 5*time.Second
+	c.Cost.BudgetInterval, c.Cost.ScheduleInterval, c.Cost.WebhookInterval, c.Cost.WebhookBackoff = 30*time.Second, 15*time.Second, 5*time.Second, 5*time.Second
 	c.AuditRetention = 90 * 24 * time.Hour
 
 	add := func(name string, v flag.Value, usage string) {
