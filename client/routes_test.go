@@ -146,6 +146,9 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // answerTypes is the SDK type of each route's JSON answer.
 var answerTypes = map[string]any{
+	"POST /api/v1/machines/{id}/shares":         client.Share{},
+	"GET /api/v1/machines/{id}/shares":          []client.Share{},
+	"GET /api/v1/machines/{id}/sessions":        []client.TerminalSession{},
 	"GET /healthz":                              client.Health{},
 	"GET /readyz":                               client.Readiness{},
 	"GET /api/v1/openapi.json":                  map[string]any{},
@@ -167,6 +170,14 @@ var answerTypes = map[string]any{
 	"GET /api/v1/stacks/{id}":                   client.Stack{},
 	"POST /api/v1/stacks/{id}/apply":            client.JobRef{},
 	"POST /api/v1/stacks/{id}/destroy":          client.JobRef{},
+	"PATCH /api/v1/stacks/{id}":                 client.Stack{},
+	"POST /api/v1/stacks/{id}/plan":             client.JobRef{},
+	"POST /api/v1/stacks/{id}/drift":            client.JobRef{},
+	"GET /api/v1/stacks/{id}/jobs":              []client.Job{},
+	"PATCH /api/v1/templates/{id}":              client.Template{},
+	"POST /api/v1/templates/{id}/versions":      client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions":       []client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions/{n}":   client.TemplateVersion{},
 	"GET /api/v1/jobs/{id}":                     client.Job{},
 	"GET /api/v1/jobs/{id}/events":              []client.Event{},
 	"GET /api/v1/machines":                      []client.Machine{},
@@ -340,12 +351,61 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	wait(c.StopMachine(ctx, m.ID))
 	wait(c.StartMachine(ctx, m.ID))
 	costRoutes(t, c, u.ID, st.ID, m.ID)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		term, err := c.Terminal(ctx, m.ID, client.TerminalOptions{Command: []string{"true"}})
+		var ae *client.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		must("terminal", err)
+		_, _ = io.Copy(io.Discard, term)
+		term.Close()
+		break
+	}
+	sessions, err := c.MachineSessions(ctx, m.ID, false)
+	must("machine sessions", err)
+	if len(sessions) == 0 || sessions[0].ExitCode == nil {
+		t.Errorf("sessions = %+v, want the ended one with its exit code", sessions)
+	}
+	friend, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "friend", Role: "member"})
+	must("create friend", err)
+	_, err = c.ShareMachine(ctx, m.ID, client.ShareRequest{UserID: friend.ID, Permission: "use"})
+	must("share machine", err)
+	_, err = c.MachineShares(ctx, m.ID)
+	must("machine shares", err)
+	must("unshare machine", c.UnshareMachine(ctx, m.ID, friend.ID))
+	_, err = c.AgentConnect(ctx)
+	refused("a tunnel with the admin's token", err, http.StatusUnauthorized)
 	_, err = c.AgentRegister(ctx, client.AgentReport{MachineID: m.ID})
 	refused("register with the admin's token", err, http.StatusUnauthorized)
 	_, err = c.AgentHeartbeat(ctx, client.AgentReport{MachineID: m.ID})
 	refused("heartbeat with the admin's token", err, http.StatusUnauthorized)
 	must("klient binary", c.KlientBinary(ctx, "", "", io.Discard))
+	planRef, err := c.PlanStack(ctx, st.ID)
+	wait(planRef, err)
+	wait(c.ApplyPlan(ctx, st.ID, planRef.JobID))
+	wait(c.CheckDrift(ctx, st.ID))
+	jobs, err := c.StackJobs(ctx, st.ID)
+	must("stack jobs", err)
+	if len(jobs) == 0 || jobs[0].Timings == nil {
+		t.Errorf("stack jobs = %+v, want the drift check first, with timings", jobs)
+	}
+	title := "renamed"
+	_, err = c.UpdateStack(ctx, st.ID, client.UpdateStackRequest{Title: &title})
+	must("update stack", err)
 	wait(c.DestroyStack(ctx, st.ID))
+	must("delete stack", c.DeleteStack(ctx, st.ID))
+	_, err = c.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: oneMachine, Message: "again"})
+	must("create template version", err)
+	_, err = c.TemplateVersions(ctx, tpl.ID)
+	must("template versions", err)
+	_, err = c.TemplateVersion(ctx, tpl.ID, 2)
+	must("template version", err)
+	active := 2
+	_, err = c.UpdateTemplate(ctx, tpl.ID, client.UpdateTemplateRequest{ActiveVersion: &active})
+	must("update template", err)
+	must("delete template", c.DeleteTemplate(ctx, tpl.ID))
 
 	mods, err := c.RatingModules(ctx)
 	must("rating modules", err)

@@ -135,6 +135,8 @@ type Template struct {
 	Format    string    `json:"format"`
 	Content   string    `json:"content"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActiveVersion is the version new stacks use.
+	ActiveVersion int `json:"active_version"`
 }
 
 // PlanRequest is POST /api/v1/templates/{id}/plan.
@@ -192,6 +194,14 @@ type Stack struct {
 	Machines     []Machine               `json:"machines"`
 	CreatedAt    time.Time               `json:"created_at"`
 	UpdatedAt    time.Time               `json:"updated_at"`
+
+	// TemplateVersion is the template version the next plan or apply
+	// uses; sensitive Variables read as a mask.
+	TemplateVersion int `json:"template_version"`
+	// Drifted is true when the last drift check found resources changed
+	// outside Kloud; Drift is that check (absent when never checked).
+	Drifted bool        `json:"drifted"`
+	Drift   *StackDrift `json:"drift,omitempty"`
 }
 
 // Machine is a machine as the API shows it.
@@ -212,6 +222,42 @@ type Machine struct {
 	// start and stop (its own schedule, else its stack's).
 	NextAutostart *time.Time `json:"next_autostart,omitempty"`
 	NextAutostop  *time.Time `json:"next_autostop,omitempty"`
+	// LastActivityAt is when the machine was last in use (terminal input,
+	// an attached terminal, the agent's sign of work).
+	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
+	// Shared is true in the list of a user the machine is shared with;
+	// Permission is then what the share grants (use or control).
+	Shared     bool   `json:"shared,omitempty"`
+	Permission string `json:"permission,omitempty"`
+}
+
+// TerminalSession is a terminal session opened on a machine.
+type TerminalSession struct {
+	ID        string     `json:"id"`
+	MachineID string     `json:"machine_id"`
+	UserID    string     `json:"user_id"`
+	OwnerID   string     `json:"owner_id"`
+	Name      string     `json:"name,omitempty"`
+	Replica   string     `json:"replica,omitempty"`
+	OpenedAt  time.Time  `json:"opened_at"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	ExitCode  *int       `json:"exit_code,omitempty"`
+}
+
+// ShareRequest shares a machine: POST /api/v1/machines/{id}/shares.
+type ShareRequest struct {
+	UserID     string `json:"user_id"`
+	Permission string `json:"permission"` // use or control
+}
+
+// Share is a machine shared with a user.
+type Share struct {
+	MachineID  string    `json:"machine_id"`
+	UserID     string    `json:"user_id"`
+	OwnerID    string    `json:"owner_id"`
+	Permission string    `json:"permission"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // The agent statuses of a machine.
@@ -244,6 +290,11 @@ type Job struct {
 	// CancelReason is set while a cancelled job that was running stops; it
 	// becomes the job's error when it has.
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// Timings are the milliseconds each phase of a stack job took
+	// (compose, init, plan, apply, record).
+	Timings map[string]int64 `json:"timings,omitempty"`
+	// Plan is the result of a plan job once it succeeded.
+	Plan *StackPlan `json:"plan,omitempty"`
 }
 
 // Done reports whether the job has ended.

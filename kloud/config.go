@@ -29,6 +29,10 @@ type Config struct {
 	MetricsListen string
 	// URL is where machine agents reach this server (http://127.0.0.1:8080).
 	URL string
+	// AdvertiseURL is where other replicas reach this one, to relay a
+	// terminal request to the replica holding the machine's tunnel
+	// (default URL).
+	AdvertiseURL string
 	// AdminToken, when set, is the admin's token; otherwise one is generated
 	// at first start and written to <DataDir>/admin.token.
 	AdminToken string
@@ -92,6 +96,9 @@ type Config struct {
 	// TerraformGrace is how long an interrupted Terraform may take to stop
 	// before it is killed (default 30s).
 	TerraformGrace time.Duration
+	// DriftInterval is how often every initialized stack without a job
+	// gets a drift check (a refresh-only plan); 0 (the default) never.
+	DriftInterval time.Duration
 	// MaxJobsPerOwner is how many jobs of one owner may run at once, over
 	// every replica (default half the workers, at least 1); it also bounds
 	// one owner's concurrent template plans on each replica.
@@ -139,6 +146,9 @@ func (c *Config) check() error {
 }
 
 func (c *Config) setDefaults() {
+	if c.AdvertiseURL == "" {
+		c.AdvertiseURL = c.URL
+	}
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}
@@ -197,7 +207,7 @@ const DefaultJobTimeout = 30 * time.Minute
 // "plan" (a template plan).
 var jobTimeoutKinds = []string{
 	string(jobs.KindApply), string(jobs.KindDestroy), string(jobs.KindBootstrap), string(jobs.KindUnbootstrap),
-	string(jobs.KindStart), string(jobs.KindStop), "plan",
+	string(jobs.KindStart), string(jobs.KindStop), "plan", string(jobs.KindDrift),
 }
 
 // JobTimeouts is a default job timeout and overrides per kind, written

@@ -35,7 +35,13 @@ func eventView(e *jobs.Event) client.Event {
 }
 
 func (s *Server) jobFor(ctx context.Context, actor *user.User, id string) (*jobs.Job, error) {
-	return owned(ctx, actor, "job", id, s.st.GetJob, func(j *jobs.Job) string { return j.OwnerID })
+	j, err := owned(ctx, actor, "job", id, s.st.GetJob, func(j *jobs.Job) string { return j.OwnerID })
+	if errorsIsNotFound(err) {
+		if sj := s.sharedJob(ctx, actor, id); sj != nil {
+			return sj, nil
+		}
+	}
+	return j, err
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +50,12 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobView(j))
+	v, err := s.jobDetail(r.Context(), j, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // handleCancelJob cancels a queued or running job (owner or admin): 200

@@ -52,6 +52,10 @@ func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 		t := m.LastSeen.UTC()
 		v.LastSeen = &t
 	}
+	if !m.LastActivity.IsZero() {
+		t := m.LastActivity.UTC()
+		v.LastActivityAt = &t
+	}
 	return v
 }
 
@@ -88,6 +92,11 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: l.Get("stack_id"),
 		Page: store.Page{After: l.After, Limit: l.Limit}}
 	body, last, err := s.lists.Get(ctx, f, s.viewTime())
+	if err == nil && last == "" {
+		// The machines shared with a member follow their own, on the
+		// last page.
+		body, err = s.withShared(ctx, actorFrom(ctx), f.StackID, body)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -101,12 +110,12 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, sh, err := s.machineAccess(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.machineView(m, s.viewTime()))
+	writeJSON(w, http.StatusOK, s.sharedView(m, sh, s.viewTime()))
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +129,7 @@ func (s *Server) handleStopMachine(w http.ResponseWriter, r *http.Request) {
 // machineJob queues a start or stop after the state table allows it.
 func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind jobs.Kind) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, err := s.machineControl(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

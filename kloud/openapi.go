@@ -39,8 +39,10 @@ type apiOp struct {
 	// Query names the operation's query parameters (filters) besides a
 	// list's limit and after.
 	Query []string
-	// Request is the JSON body's type (nil: no body).
-	Request any
+	// Request is the JSON body's type (nil: no body); OptionalBody says
+	// the body may be left out.
+	Request      any
+	OptionalBody bool
 	// OK is the success status (200 when 0); Also are other success
 	// statuses (202 of a job still running).
 	OK   int
@@ -75,12 +77,22 @@ var apiOps = []apiOp{
 	{Method: "POST", Path: "/api/v1/templates", Summary: "Add a template (422 with diagnostics when refused)", Auth: authUser, Request: client.CreateTemplateRequest{}, OK: 201, Response: client.Template{}},
 	{Method: "GET", Path: "/api/v1/templates", Summary: "List templates", Auth: authUser, List: true, Response: []client.Template{}},
 	{Method: "GET", Path: "/api/v1/templates/{id}", Summary: "Show a template", Auth: authUser, Response: client.Template{}},
+	{Method: "PATCH", Path: "/api/v1/templates/{id}", Summary: "Change a template's title or active version", Auth: authUser, Request: client.UpdateTemplateRequest{}, Response: client.Template{}},
+	{Method: "DELETE", Path: "/api/v1/templates/{id}", Summary: "Delete a template (409 while a stack uses it)", Auth: authUser, OK: 204},
+	{Method: "POST", Path: "/api/v1/templates/{id}/versions", Summary: "Add a version of a template", Auth: authUser, Request: client.CreateTemplateVersionRequest{}, OK: 201, Response: client.TemplateVersion{}},
+	{Method: "GET", Path: "/api/v1/templates/{id}/versions", Summary: "A template's versions with their variables", Auth: authUser, List: true, Response: []client.TemplateVersion{}},
+	{Method: "GET", Path: "/api/v1/templates/{id}/versions/{n}", Summary: "One version of a template", Auth: authUser, Response: client.TemplateVersion{}},
 	{Method: "POST", Path: "/api/v1/templates/{id}/plan", Summary: "Plan a template with a credential: machines and cost", Auth: authUser, Request: client.PlanRequest{}, Response: client.PlanResult{}},
 
 	{Method: "POST", Path: "/api/v1/stacks", Summary: "Create a stack", Auth: authUser, Request: client.CreateStackRequest{}, OK: 201, Response: client.Stack{}},
 	{Method: "GET", Path: "/api/v1/stacks", Summary: "List stacks with their machines", Auth: authUser, List: true, Response: []client.Stack{}},
 	{Method: "GET", Path: "/api/v1/stacks/{id}", Summary: "Show a stack", Auth: authUser, Response: client.Stack{}},
-	{Method: "POST", Path: "/api/v1/stacks/{id}/apply", Summary: "Start an apply job (409 when one is active)", Auth: authUser, OK: 202, Response: client.JobRef{}},
+	{Method: "POST", Path: "/api/v1/stacks/{id}/apply", Summary: "Start an apply job (409 when one is active); with plan_id, apply exactly that saved plan (409 when stale)", Auth: authUser, Request: client.ApplyStackRequest{}, OptionalBody: true, OK: 202, Response: client.JobRef{}},
+	{Method: "PATCH", Path: "/api/v1/stacks/{id}", Summary: "Change a stack's title, template version or variables", Auth: authUser, Request: client.UpdateStackRequest{}, Response: client.Stack{}},
+	{Method: "DELETE", Path: "/api/v1/stacks/{id}", Summary: "Delete a destroyed stack", Auth: authUser, OK: 204},
+	{Method: "GET", Path: "/api/v1/stacks/{id}/jobs", Summary: "A stack's jobs, newest first, with their phase timings", Auth: authUser, List: true, Response: []client.Job{}},
+	{Method: "POST", Path: "/api/v1/stacks/{id}/plan", Summary: "Start a plan job; the job answers the saved plan", Auth: authUser, OK: 202, Response: client.JobRef{}},
+	{Method: "POST", Path: "/api/v1/stacks/{id}/drift", Summary: "Start a drift check job", Auth: authUser, OK: 202, Response: client.JobRef{}},
 	{Method: "POST", Path: "/api/v1/stacks/{id}/destroy", Summary: "Start a destroy job", Auth: authUser, OK: 202, Response: client.JobRef{}},
 
 	{Method: "GET", Path: "/api/v1/jobs/{id}", Summary: "Show a job", Auth: authUser, Response: client.Job{}},
@@ -91,9 +103,15 @@ var apiOps = []apiOp{
 	{Method: "GET", Path: "/api/v1/machines/{id}", Summary: "Show a machine", Auth: authUser, Response: client.Machine{}},
 	{Method: "POST", Path: "/api/v1/machines/{id}/start", Summary: "Start a machine (409 naming the allowed methods)", Auth: authUser, OK: 202, Response: client.JobRef{}},
 	{Method: "POST", Path: "/api/v1/machines/{id}/stop", Summary: "Stop a machine", Auth: authUser, OK: 202, Response: client.JobRef{}},
+	{Method: "GET", Path: "/api/v1/machines/{id}/terminal", Summary: "WebSocket terminal: binary messages are terminal bytes; text {\"type\":\"resize\",\"cols\",\"rows\"}", Auth: authUser, OK: 101},
+	{Method: "GET", Path: "/api/v1/machines/{id}/sessions", Summary: "A machine's terminal sessions (?open=1: the open ones)", Auth: authUser, List: true, Query: []string{"open"}, Response: []client.TerminalSession{}},
+	{Method: "POST", Path: "/api/v1/machines/{id}/shares", Summary: "Share a machine with a user: permission use or control", Auth: authUser, Request: client.ShareRequest{}, OK: 201, Response: client.Share{}},
+	{Method: "GET", Path: "/api/v1/machines/{id}/shares", Summary: "A machine's shares", Auth: authUser, List: true, Response: []client.Share{}},
+	{Method: "DELETE", Path: "/api/v1/machines/{id}/shares/{user_id}", Summary: "Stop sharing a machine with a user", Auth: authUser, OK: 204},
 
 	{Method: "POST", Path: "/api/v1/agent/register", Summary: "An agent registers its machine", Auth: authAgent, Request: client.AgentReport{}, Response: client.AgentAck{}},
 	{Method: "POST", Path: "/api/v1/agent/heartbeat", Summary: "An agent's heartbeat", Auth: authAgent, Request: client.AgentReport{}, Response: client.AgentAck{}},
+	{Method: "GET", Path: "/api/v1/agent/connect", Summary: "WebSocket tunnel from a machine's agent", Auth: authAgent, OK: 101},
 	{Method: "GET", Path: "/api/v1/agent/klient", Summary: "The agent binary for ?os and ?arch", Auth: authPublic, Query: []string{"os", "arch"}, Content: "application/octet-stream"},
 
 	{Method: "GET", Path: "/api/v1/audit", Summary: "The audit log, newest first (admins: every entry; members: their actions and those on what they own)", Auth: authUser, List: true, Query: []string{"actor", "target", "since", "before"}, Response: []client.AuditEntry{}},
@@ -220,7 +238,7 @@ func buildOpenAPI(ops []apiOp) map[string]any {
 			o["parameters"] = params
 		}
 		if op.Request != nil {
-			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			o["requestBody"] = map[string]any{"required": !op.OptionalBody, "content": map[string]any{
 				"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(op.Request))}}}
 		}
 		responses := map[string]any{
