@@ -344,10 +344,18 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 		term.Close()
 		break
 	}
-	sessions, err := c.MachineSessions(ctx, m.ID, false)
-	must("machine sessions", err)
-	if len(sessions) == 0 || sessions[0].ExitCode == nil {
-		t.Errorf("sessions = %+v, want the ended one with its exit code", sessions)
+	// The session's end is recorded once the agent reports the exit: poll.
+	var sessions []client.TerminalSession
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		sessions, err = c.MachineSessions(ctx, m.ID, false)
+		must("machine sessions", err)
+		if len(sessions) > 0 && sessions[0].ExitCode != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions = %+v, want the ended one with its exit code", sessions)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	friend, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "friend", Role: "member"})
 	must("create friend", err)
