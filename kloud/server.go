@@ -38,6 +38,10 @@ type Server struct {
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
+	// sessions seals the web dashboard's session cookies; web serves the
+	// dashboard itself.
+	sessions *sessionKeeper
+	web      http.Handler
 
 	// AdminToken is the admin token generated at this first start ("" when
 	// the admin already existed or the token was configured).

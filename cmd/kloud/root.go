@@ -138,6 +138,7 @@ command that prints takes -o table (the default) or -o json.`,
 	for _, c := range []*cobra.Command{
 		userCommand(a), providerCommand(a), credentialCommand(a), templateCommand(a), stackCommand(a),
 		jobCommand(a), machineCommand(a), ratingCommand(a), reportCommand(a),
+		sessionCommand(a),
 	} {
 		c.GroupID = "api"
 		root.AddCommand(c)
