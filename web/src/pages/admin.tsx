@@ -296,7 +296,7 @@ function Hashmap() {
           >
             <div class="field">
               <label for="hm-field-svc">Service</label>
-              <select id="hm-field-svc" value={fieldSvc} onChange={(e) => setFieldSvc((e.target as HTMLSelectElement).value)}>
+              <select id="hm-field-svc" value={fieldSvc || services.data?.[0]?.service_id || ''} onChange={(e) => setFieldSvc((e.target as HTMLSelectElement).value)}>
                 {(services.data ?? []).map((s) => (
                   <option key={s.service_id} value={s.service_id}>
                     {s.name}
@@ -369,7 +369,7 @@ function Hashmap() {
               void act.run(() => post(`${hm}/mappings`, body));
             }}
           >
-            <RuleTarget id="hm-map-target" targets={targets} value={m.target} onChange={(v) => setM({ ...m, target: v })} />
+            <RuleTarget id="hm-map-target" targets={targets} value={m.target || targets[0]?.v || ''} onChange={(v) => setM({ ...m, target: v })} />
             <div class="row">
               <div class="field">
                 <label for="hm-map-value">Field value</label>
@@ -403,7 +403,7 @@ function Hashmap() {
               void act.run(() => post(`${hm}/thresholds`, body));
             }}
           >
-            <RuleTarget id="hm-th-target" targets={targets} value={th.target} onChange={(v) => setTh({ ...th, target: v })} />
+            <RuleTarget id="hm-th-target" targets={targets} value={th.target || targets[0]?.v || ''} onChange={(v) => setTh({ ...th, target: v })} />
             <div class="row">
               <div class="field">
                 <label for="hm-th-level">Level</label>

@@ -10,7 +10,7 @@ import { CostChart } from '../components/chart';
 
 // ranges: how far back each resolution looks.
 const ranges: Record<Resolution, { seconds: number; groupby: string; label: string }> = {
-  minute: { seconds: 2 * 3600, groupby: 'time', label: 'last 2 hours, by minute' },
+  minute: { seconds: 30 * 60, groupby: 'time', label: 'last 30 minutes, by minute' },
   hour: { seconds: 48 * 3600, groupby: 'time', label: 'last 48 hours, by hour' },
   day: { seconds: 30 * 86400, groupby: 'time-d', label: 'last 30 days, by day' },
 };
