@@ -171,6 +171,7 @@ var answerTypes = map[string]any{
 	"GET /api/v1/rating/summary":                client.Summary{},
 	"GET /api/v1/rating/dataframes":             []client.DataFrame{},
 	"GET /api/v1/reports":                       []client.Report{},
+	"GET /api/v1/audit":                         []client.AuditEntry{},
 	"GET " + hashmap + "services":               []client.HashmapService{},
 	"POST " + hashmap + "services":              client.HashmapService{},
 	"GET " + hashmap + "services/{id}":          client.HashmapService{},
@@ -408,6 +409,14 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	must("delete group", c.DeleteHashmapGroup(ctx, grp.ID))
 	must("delete field", c.DeleteHashmapField(ctx, fld.ID))
 	must("delete service", c.DeleteHashmapService(ctx, svc.ID))
+
+	stops, err := c.Audit(ctx, client.AuditQuery{Target: "machine/" + m.ID, Limit: 10})
+	must("audit", err)
+	if !slices.ContainsFunc(stops, func(e client.AuditEntry) bool {
+		return e.Action == "machine.stop" && e.Outcome == "ok" && e.Actor != "" && e.RequestID != ""
+	}) {
+		t.Errorf("audit of machine %s = %+v, want its stop by the admin with a request id", m.ID, stops)
+	}
 
 	// Every route registered must have been reached by some SDK call.
 	mux := http.NewServeMux()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/klient/agentapi"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -99,7 +100,7 @@ func (s *Server) seenGranularity() time.Duration { return s.cfg.AgentTimeout / 4
 
 // targetBusy reports whether a queued or running job holds target.
 func (s *Server) targetBusy(ctx context.Context, target string) (bool, error) {
-	jobs, err := s.st.ListJobs(ctx, store.JobQueued, store.JobRunning)
+	jobs, err := s.st.ListJobs(ctx, jobs.StatusQueued, jobs.StatusRunning)
 	if err != nil {
 		return false, fmt.Errorf("list active jobs: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -333,6 +334,16 @@ func TestIdleMachineStoppedByChecker(t *testing.T) {
 	// db is always_on: connected, idle as long, still Running.
 	if m := ms[db.ID]; m.State != machinestate.Running || m.Agent.Status != client.AgentConnected {
 		t.Errorf("always_on db: %s (%q), agent %s", m.State, m.Reason, m.Agent.Status)
+	}
+	// The audit log names the checker ("system") as the one who stopped web.
+	es, err := h.Admin.Audit(ctx, client.AuditQuery{Actor: "system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(es, func(e client.AuditEntry) bool {
+		return e.Action == "machine.stop.idle" && e.Target == "machine/"+web.ID && strings.HasPrefix(e.Detail, "idle past the limit")
+	}) {
+		t.Errorf("audit by system = %+v, want web's idle stop", es)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // HashToken is how tokens are stored: the hex SHA-256 of the token.
@@ -31,8 +32,8 @@ func newToken(prefix string) string {
 type actorKey struct{}
 
 // actorFrom returns the authenticated user of a request.
-func actorFrom(ctx context.Context) *store.User {
-	u, _ := ctx.Value(actorKey{}).(*store.User)
+func actorFrom(ctx context.Context) *user.User {
+	u, _ := ctx.Value(actorKey{}).(*user.User)
 	return u
 }
 
@@ -62,14 +63,14 @@ func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		ctx := context.WithValue(r.Context(), actorKey{}, u)
-		h(w, r.WithContext(context.WithValue(ctx, sessionAuthKey{}, how)))
+		s.audited(h)(w, r.WithContext(context.WithValue(ctx, sessionAuthKey{}, how)))
 	}
 }
 
 // adminOnly wraps an authenticated handler for admins.
 func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	return s.authenticate(func(w http.ResponseWriter, r *http.Request) {
-		if actorFrom(r.Context()).Role != store.RoleAdmin {
+		if actorFrom(r.Context()).Role != user.RoleAdmin {
 			s.writeError(w, r, fmt.Errorf("%w: admins only", ErrForbidden))
 			return
 		}
@@ -79,13 +80,13 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 
 // canSee reports whether actor may see a record owned by ownerID. Records
 // of others answer 404, as if they did not exist.
-func canSee(actor *store.User, ownerID string) bool {
-	return actor.Role == store.RoleAdmin || actor.ID == ownerID
+func canSee(actor *user.User, ownerID string) bool {
+	return actor.CanSee(ownerID)
 }
 
 // ownerFilter is the owner a list is restricted to: none for admins.
-func ownerFilter(actor *store.User) string {
-	if actor.Role == store.RoleAdmin {
+func ownerFilter(actor *user.User) string {
+	if actor.Role == user.RoleAdmin {
 		return ""
 	}
 	return actor.ID
@@ -110,7 +111,7 @@ func (s *Server) ensureAdmin(ctx context.Context) (generated string, err error) 
 		return "", fmt.Errorf("list users: %w", err)
 	}
 	for _, u := range users {
-		if u.Role == store.RoleAdmin {
+		if u.Role == user.RoleAdmin {
 			return "", nil
 		}
 	}
@@ -138,7 +139,7 @@ func (s *Server) createAdmin(ctx context.Context, hash string) error {
 	for i := 2; taken[name]; i++ {
 		name = fmt.Sprintf("admin-%d", i)
 	}
-	if err := s.st.CreateUser(ctx, &store.User{Name: name, Role: store.RoleAdmin, TokenHash: hash, CreatedAt: s.now()}); err != nil {
+	if err := s.st.CreateUser(ctx, &user.User{Name: name, Role: user.RoleAdmin, TokenHash: hash, CreatedAt: s.now()}); err != nil {
 		return fmt.Errorf("create admin: %w", err)
 	}
 	return nil
@@ -146,7 +147,7 @@ func (s *Server) createAdmin(ctx context.Context, hash string) error {
 
 // owned returns the record get finds under id when actor may see it. A
 // record of another user answers ErrNotFound, as if it did not exist.
-func owned[T any](ctx context.Context, actor *store.User, kind, id string, get func(context.Context, string) (T, error), owner func(T) string) (T, error) {
+func owned[T any](ctx context.Context, actor *user.User, kind, id string, get func(context.Context, string) (T, error), owner func(T) string) (T, error) {
 	var zero T
 	v, err := get(ctx, id)
 	switch {
@@ -158,6 +159,7 @@ func owned[T any](ctx context.Context, actor *store.User, kind, id string, get f
 	case !canSee(actor, owner(v)):
 		return zero, notFound(kind, id)
 	}
+	noteAuditOwner(ctx, owner(v))
 	return v, nil
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 
 	"github.com/kloud/kloud/kloud/checker"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
-	"github.com/kloud/kloud/store"
 )
 
 // The reasons the checker gives, as the agent handler and the stop job
@@ -23,6 +23,7 @@ func newChecker(s *Server) *checker.Checker {
 		Machines:     s.st,
 		Providers:    machineProviders{s},
 		Jobs:         machineJobs{s},
+		Audit:        s,
 		Sandbox:      &checker.SandboxReconciler{Host: s.sandbox, Store: s.st, Log: s.log},
 		AgentTimeout: s.cfg.AgentTimeout,
 		IdleLimit:    s.cfg.IdleLimit,
@@ -60,10 +61,10 @@ func (j machineJobs) MachineBusy(ctx context.Context, id string) (bool, error) {
 }
 
 func (j machineJobs) QueueStop(ctx context.Context, m *stack.Machine, note string) error {
-	job, err := j.s.queueMachineJob(ctx, m, machinestate.Stop, store.JobStop)
+	job, err := j.s.queueMachineJob(ctx, m, machinestate.Stop, jobs.KindStop)
 	if err != nil {
 		return err
 	}
-	j.s.event(ctx, job.ID, store.EventPhase, 0, note)
+	j.s.event(ctx, job.ID, jobs.EventPhase, 0, note)
 	return nil
 }

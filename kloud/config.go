@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/internal/confine"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
@@ -91,6 +92,9 @@ type Config struct {
 	// every replica (default half the workers, at least 1); it also bounds
 	// one owner's concurrent template plans on each replica.
 	MaxJobsPerOwner int
+	// AuditRetention is how long audit entries are kept (0: forever; kloud
+	// serve defaults to 90 days); one replica prunes older ones hourly.
+	AuditRetention time.Duration
 	// SoleServer says no other server uses the store (SQLite, whose data
 	// dir is locked): at start every running job belongs to a dead worker
 	// and is failed at once instead of when its lease expires.
@@ -110,7 +114,7 @@ func (c *Config) check() error {
 		v    time.Duration
 	}{
 		{"job lease", c.JobLease}, {"check interval", c.CheckInterval}, {"agent timeout", c.AgentTimeout},
-		{"idle limit", c.IdleLimit}, {"rating period", c.RatingPeriod}, {"rating interval", c.RatingInterval},
+		{"idle limit", c.IdleLimit}, {"audit retention", c.AuditRetention}, {"rating period", c.RatingPeriod}, {"rating interval", c.RatingInterval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v is negative", d.name, d.v)
@@ -186,8 +190,8 @@ const DefaultJobTimeout = 30 * time.Minute
 // jobTimeoutKinds are the kinds a timeout may name: the job kinds and
 // "plan" (a template plan).
 var jobTimeoutKinds = []string{
-	string(store.JobApply), string(store.JobDestroy), string(store.JobBootstrap), string(store.JobUnbootstrap),
-	string(store.JobStart), string(store.JobStop), "plan",
+	string(jobs.KindApply), string(jobs.KindDestroy), string(jobs.KindBootstrap), string(jobs.KindUnbootstrap),
+	string(jobs.KindStart), string(jobs.KindStop), "plan",
 }
 
 // JobTimeouts is a default job timeout and overrides per kind, written

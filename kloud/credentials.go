@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -36,7 +39,7 @@ func (s *Server) handleCreateCredential(w http.ResponseWriter, r *http.Request) 
 
 // createCredential checks the data against the provider's credential schema
 // and stores it (encrypted by the store).
-func (s *Server) createCredential(ctx context.Context, actor *store.User, req client.CreateCredentialRequest) (*stack.Credential, error) {
+func (s *Server) createCredential(ctx context.Context, actor *user.User, req client.CreateCredentialRequest) (*stack.Credential, error) {
 	p, err := requestProvider(req.Provider)
 	if err != nil {
 		return nil, err
@@ -68,7 +71,7 @@ func (s *Server) createCredential(ctx context.Context, actor *store.User, req cl
 }
 
 // credentialFor returns the credential id names when actor may see it.
-func (s *Server) credentialFor(ctx context.Context, actor *store.User, id string) (*stack.Credential, error) {
+func (s *Server) credentialFor(ctx context.Context, actor *user.User, id string) (*stack.Credential, error) {
 	return owned(ctx, actor, "credential", id, s.st.GetCredential, func(c *stack.Credential) string { return c.OwnerID })
 }
 
@@ -141,14 +144,14 @@ func (s *Server) verifyCredential(ctx context.Context, c *stack.Credential) (*cl
 }
 
 func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
-	s.credentialJob(w, r, store.JobBootstrap)
+	s.credentialJob(w, r, jobs.KindBootstrap)
 }
 
 func (s *Server) handleUnbootstrap(w http.ResponseWriter, r *http.Request) {
-	s.credentialJob(w, r, store.JobUnbootstrap)
+	s.credentialJob(w, r, jobs.KindUnbootstrap)
 }
 
-func (s *Server) credentialJob(w http.ResponseWriter, r *http.Request, kind store.JobKind) {
+func (s *Server) credentialJob(w http.ResponseWriter, r *http.Request, kind jobs.Kind) {
 	ctx := r.Context()
 	actor := actorFrom(ctx)
 	c, err := s.credentialFor(ctx, actor, r.PathValue("id"))
@@ -156,7 +159,7 @@ func (s *Server) credentialJob(w http.ResponseWriter, r *http.Request, kind stor
 		s.writeError(w, r, err)
 		return
 	}
-	job, err := s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: c.OwnerID, Target: "credential/" + c.ID, CredentialID: c.ID})
+	job, err := s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: c.OwnerID, Target: "credential/" + c.ID, CredentialID: c.ID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/kloud"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/kloud/kloudtest"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
@@ -54,7 +55,7 @@ func (d *fullDisk) SetStackStatus(ctx context.Context, id string, status machine
 	return d.Store.SetStackStatus(ctx, id, status, reason, at)
 }
 
-func (d *fullDisk) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+func (d *fullDisk) FinishJob(ctx context.Context, id, worker string, status jobs.Status, errMsg string, at time.Time) error {
 	d.finishCalls.Add(1)
 	if d.finishes.Add(-1) >= 0 {
 		return fmt.Errorf("finish job %s: %w", id, errSQLiteFull)

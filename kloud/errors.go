@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/ratingbridge"
@@ -122,7 +123,7 @@ func errorBody(err error) (int, *client.Error) {
 		rfe *ratingbridge.FieldError
 		me  *machinestate.MethodError
 		sme *machinestate.StackMethodError
-		aje *store.ActiveJobError
+		aje *jobs.ActiveJobError
 		mbe *http.MaxBytesError
 	)
 	switch {
@@ -183,7 +184,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorBody(err)
 	body.Message = clipLongWords(body.Message)
 	if status >= 500 {
-		s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		s.log.Error("request failed", slog.String("request_id", requestIDFrom(r.Context())), slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	writeJSON(w, status, body)
 }

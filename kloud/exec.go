@@ -23,17 +23,17 @@ import (
 func (s *Server) execute(ctx context.Context, run *jobs.Run) error {
 	job := run.Job
 	switch job.Kind {
-	case store.JobApply:
+	case jobs.KindApply:
 		return s.applyStack(ctx, run)
-	case store.JobDestroy:
+	case jobs.KindDestroy:
 		return s.destroyStack(ctx, run)
-	case store.JobBootstrap:
+	case jobs.KindBootstrap:
 		return s.bootstrap(ctx, run, false)
-	case store.JobUnbootstrap:
+	case jobs.KindUnbootstrap:
 		return s.bootstrap(ctx, run, true)
-	case store.JobStart:
+	case jobs.KindStart:
 		return s.machineMethod(ctx, run, machinestate.Start)
-	case store.JobStop:
+	case jobs.KindStop:
 		return s.machineMethod(ctx, run, machinestate.Stop)
 	}
 	return fmt.Errorf("job %s: unknown kind %q", job.ID, job.Kind)
@@ -121,7 +121,7 @@ func (s *Server) outputProgress(ctx context.Context, run *jobs.Run, t *stack.Tem
 			run.Progress(ctx, lo+(hi-lo)*done/total, line)
 			return
 		}
-		run.Event(ctx, store.EventOutput, run.Job.Percentage, line)
+		run.Event(ctx, jobs.EventOutput, run.Job.Percentage, line)
 	}
 }
 
@@ -483,14 +483,14 @@ func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machin
 
 // recoverTarget puts the stack or machine a dead worker's job held back in a
 // state that allows trying again.
-func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string) {
+func (s *Server) recoverTarget(ctx context.Context, j *jobs.Job, reason string) {
 	// Failing the job freed its target: a newer job may already hold it,
 	// and then the target is that job's to set, not ours.
 	if busy, err := s.targetBusy(ctx, j.Target); err != nil || busy {
 		return
 	}
 	switch j.Kind {
-	case store.JobApply, store.JobDestroy:
+	case jobs.KindApply, jobs.KindDestroy:
 		if err := s.st.SetStackStatus(ctx, j.StackID, machinestate.StackNotInitialized, reason, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("recover stack", "stack", j.StackID, "error", err)
 		}
@@ -503,7 +503,7 @@ func (s *Server) recoverTarget(ctx context.Context, j *store.Job, reason string)
 				_ = s.st.SetMachineState(ctx, m.ID, machinestate.Unknown, reason, s.now())
 			}
 		}
-	case store.JobStart, store.JobStop:
+	case jobs.KindStart, jobs.KindStop:
 		m, err := s.st.GetMachine(ctx, j.MachineID)
 		if err == nil && m.State.InProgress() {
 			_ = s.st.SetMachineState(ctx, m.ID, machinestate.Unknown, reason, s.now())

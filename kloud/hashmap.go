@@ -113,7 +113,7 @@ func matchesQuery(r *http.Request, ids map[string]string) bool {
 
 func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
 	all, err := s.st.ListHashmapMappings(r.Context())
-	var items []*store.HashmapMapping
+	var items []*hashmap.Mapping
 	for _, m := range all {
 		if matchesQuery(r, map[string]string{"service_id": m.ServiceID, "field_id": m.FieldID, "group_id": m.GroupID}) {
 			items = append(items, m)
@@ -124,7 +124,7 @@ func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
 	all, err := s.st.ListHashmapThresholds(r.Context())
-	var items []*store.HashmapThreshold
+	var items []*hashmap.Threshold
 	for _, t := range all {
 		if matchesQuery(r, map[string]string{"service_id": t.ServiceID, "field_id": t.FieldID, "group_id": t.GroupID}) {
 			items = append(items, t)
@@ -138,11 +138,11 @@ type nameRequest struct {
 }
 
 func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
-	createNamed(s, w, r, "service", func(name string) *store.HashmapService { return &store.HashmapService{Name: name} }, s.st.CreateHashmapService)
+	createNamed(s, w, r, "service", func(name string) *hashmap.Service { return &hashmap.Service{Name: name} }, s.st.CreateHashmapService)
 }
 
 func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) {
-	createNamed(s, w, r, "group", func(name string) *store.HashmapGroup { return &store.HashmapGroup{Name: name} }, s.st.CreateHashmapGroup)
+	createNamed(s, w, r, "group", func(name string) *hashmap.Group { return &hashmap.Group{Name: name} }, s.st.CreateHashmapGroup)
 }
 
 // createNamed creates a rule that is only a name (a service, a group).
@@ -200,7 +200,7 @@ func (s *Server) handleCreateField(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	f := &store.HashmapField{ServiceID: req.ServiceID, Name: strings.TrimSpace(req.Name)}
+	f := &hashmap.Field{ServiceID: req.ServiceID, Name: strings.TrimSpace(req.Name)}
 	if err := s.st.CreateHashmapField(r.Context(), f); err != nil {
 		s.writeError(w, r, takenOr(err, "field", f.Name))
 		return
@@ -252,14 +252,14 @@ func (s *Server) handleSaveMapping(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		m := &store.HashmapMapping{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Value: req.Value, Type: req.Type, Cost: cost}
+		m := &hashmap.Mapping{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Value: req.Value, Type: req.Type, Cost: cost}
 		if m.Type == "" {
-			m.Type = store.CostFlat
+			m.Type = hashmap.CostFlat
 		}
 		if err := hashmap.ValidateMapping(m); err != nil {
 			return nil, err
 		}
-		return rule[store.HashmapMapping]{v: m, id: m.ID, create: s.st.CreateHashmapMapping, update: s.st.UpdateHashmapMapping}, nil
+		return rule[hashmap.Mapping]{v: m, id: m.ID, create: s.st.CreateHashmapMapping, update: s.st.UpdateHashmapMapping}, nil
 	})
 }
 
@@ -277,14 +277,14 @@ func (s *Server) handleSaveThreshold(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		t := &store.HashmapThreshold{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Level: level, Type: req.Type, Cost: cost}
+		t := &hashmap.Threshold{ID: r.PathValue("id"), ServiceID: req.ServiceID, FieldID: req.FieldID, GroupID: req.GroupID, Level: level, Type: req.Type, Cost: cost}
 		if t.Type == "" {
-			t.Type = store.CostFlat
+			t.Type = hashmap.CostFlat
 		}
 		if err := hashmap.ValidateThreshold(t); err != nil {
 			return nil, err
 		}
-		return rule[store.HashmapThreshold]{v: t, id: t.ID, create: s.st.CreateHashmapThreshold, update: s.st.UpdateHashmapThreshold}, nil
+		return rule[hashmap.Threshold]{v: t, id: t.ID, create: s.st.CreateHashmapThreshold, update: s.st.UpdateHashmapThreshold}, nil
 	})
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
-	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/kloud/jobs"
 )
 
-func jobView(j *store.Job) client.Job {
+func jobView(j *jobs.Job) client.Job {
 	v := client.Job{
 		ID: j.ID, Kind: string(j.Kind), Status: string(j.Status), Percentage: j.Percentage, Error: j.Error,
 		StackID: j.StackID, MachineID: j.MachineID, CredentialID: j.CredentialID, CreatedAt: j.CreatedAt,
@@ -27,12 +29,12 @@ func jobView(j *store.Job) client.Job {
 	return v
 }
 
-func eventView(e *store.Event) client.Event {
+func eventView(e *jobs.Event) client.Event {
 	return client.Event{Seq: e.Seq, At: e.At, Kind: string(e.Kind), Message: e.Message, Percentage: e.Percentage}
 }
 
-func (s *Server) jobFor(ctx context.Context, actor *store.User, id string) (*store.Job, error) {
-	return owned(ctx, actor, "job", id, s.st.GetJob, func(j *store.Job) string { return j.OwnerID })
+func (s *Server) jobFor(ctx context.Context, actor *user.User, id string) (*jobs.Job, error) {
+	return owned(ctx, actor, "job", id, s.st.GetJob, func(j *jobs.Job) string { return j.OwnerID })
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +99,7 @@ func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, jobID stri
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	_ = s.engine.Follow(r.Context(), jobID, 0, func(events []*store.Event) error {
+	_ = s.engine.Follow(r.Context(), jobID, 0, func(events []*jobs.Event) error {
 		for _, e := range events {
 			b, _ := json.Marshal(eventView(e))
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, b); err != nil {

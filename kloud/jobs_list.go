@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
@@ -22,11 +23,11 @@ const (
 // ?limit= of them.
 func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	statuses := []store.JobStatus{store.JobQueued, store.JobRunning}
+	statuses := []jobs.Status{jobs.StatusQueued, jobs.StatusRunning}
 	if v := q.Get("status"); v != "" {
 		statuses = statuses[:0]
 		for _, st := range strings.Split(v, ",") {
-			st := store.JobStatus(strings.TrimSpace(st))
+			st := jobs.Status(strings.TrimSpace(st))
 			if !store.ValidJobStatus(st) {
 				s.writeError(w, r, badRequest("status", "status %s is not one of queued, running, succeeded, failed", quote(string(st))))
 				return

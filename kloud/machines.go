@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -68,7 +71,7 @@ func agentStatus(m *stack.Machine, at time.Time, timeout time.Duration) client.A
 	return st
 }
 
-func (s *Server) machineFor(ctx context.Context, actor *store.User, id string) (*stack.Machine, error) {
+func (s *Server) machineFor(ctx context.Context, actor *user.User, id string) (*stack.Machine, error) {
 	return owned(ctx, actor, "machine", id, s.st.GetMachine, func(m *stack.Machine) string { return m.OwnerID })
 }
 
@@ -95,15 +98,15 @@ func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {
-	s.machineJob(w, r, machinestate.Start, store.JobStart)
+	s.machineJob(w, r, machinestate.Start, jobs.KindStart)
 }
 
 func (s *Server) handleStopMachine(w http.ResponseWriter, r *http.Request) {
-	s.machineJob(w, r, machinestate.Stop, store.JobStop)
+	s.machineJob(w, r, machinestate.Stop, jobs.KindStop)
 }
 
 // machineJob queues a start or stop after the state table allows it.
-func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind store.JobKind) {
+func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind jobs.Kind) {
 	ctx := r.Context()
 	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
@@ -118,7 +121,7 @@ func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machi
 	writeJSON(w, http.StatusAccepted, client.JobRef{JobID: job.ID})
 }
 
-func (s *Server) queueMachineJob(ctx context.Context, m *stack.Machine, method machinestate.Method, kind store.JobKind) (*store.Job, error) {
+func (s *Server) queueMachineJob(ctx context.Context, m *stack.Machine, method machinestate.Method, kind jobs.Kind) (*jobs.Job, error) {
 	if err := machinestate.Check(m.State, method); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", m.ID, err)
 	}
@@ -129,5 +132,5 @@ func (s *Server) queueMachineJob(ctx context.Context, m *stack.Machine, method m
 	if st.Status.InProgress() {
 		return nil, fmt.Errorf("machine %s: its stack %s is %s; try again when it settles: %w", m.ID, st.ID, st.Status, store.ErrConflict)
 	}
-	return s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: m.OwnerID, Target: "machine/" + m.ID, StackID: m.StackID, MachineID: m.ID, CredentialID: st.CredentialID})
+	return s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: m.OwnerID, Target: "machine/" + m.ID, StackID: m.StackID, MachineID: m.ID, CredentialID: st.CredentialID})
 }

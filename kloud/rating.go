@@ -14,6 +14,7 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/ratingbridge"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // estimate prices one hour of every planned machine.
@@ -168,7 +169,7 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // summaryQuery reads begin, end, groupby, filters, offset, limit and, for
 // admins, scope. A member only ever sees their own scope.
-func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error) {
+func summaryQuery(r *http.Request, actor *user.User) (store.SummaryQuery, error) {
 	q := r.URL.Query()
 	var sq store.SummaryQuery
 	for _, f := range []struct {
@@ -221,7 +222,7 @@ func summaryQuery(r *http.Request, actor *store.User) (store.SummaryQuery, error
 		}
 	}
 	sq.Scope = q.Get("scope")
-	if actor.Role != store.RoleAdmin {
+	if actor.Role != user.RoleAdmin {
 		sq.Scope = actor.ID
 	}
 	return sq, nil

@@ -23,8 +23,8 @@ import (
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/internal/ferrettest"
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/provider/sandbox/sandboxvm"
-	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/mongo"
 	"github.com/kloud/kloud/store/secretbox"
 )
@@ -482,14 +482,14 @@ func checkOneRunnerAtATime(t *testing.T, db *mongo.Store, stackID string, jobIDs
 				t.Errorf("job %s event %d has seq %d: an event was lost", id, i, e.Seq)
 				break
 			}
-			if w, ok := strings.CutPrefix(e.Message, "running "+string(j.Kind)+" on "); ok && e.Kind == store.EventPhase {
+			if w, ok := strings.CutPrefix(e.Message, "running "+string(j.Kind)+" on "); ok && e.Kind == jobs.EventPhase {
 				runners = append(runners, w)
 			}
 		}
 		if len(runners) != 1 || runners[0] != j.Worker {
 			t.Errorf("job %s of stack %s ran on %v, want once on its worker %s", id, stackID, runners, j.Worker)
 		}
-		if len(evs) == 0 || evs[len(evs)-1].Kind != store.EventDone {
+		if len(evs) == 0 || evs[len(evs)-1].Kind != jobs.EventDone {
 			t.Errorf("job %s does not end with a done event", id)
 		}
 		if j.StartedAt.Before(prevEnd) {

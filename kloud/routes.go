@@ -52,6 +52,8 @@ func (s *Server) routes() {
 
 	s.ratingRoutes(m)
 
+	m.HandleFunc("GET /api/v1/audit", a(s.handleListAudit))
+
 	// The web dashboard's sign-in (sessions.go); the app itself is served
 	// by Handler for every other GET outside /api/.
 	s.sessions = newSessionKeeper(s.cfg.DataDir, s.now)
@@ -66,7 +68,7 @@ func (s *Server) routes() {
 // Handler is the HTTP API. Requests no route takes get a JSON 404, or a 405
 // naming the methods the path allows.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := s.mux.Handler(r); pattern != "" {
 			s.mux.ServeHTTP(w, r)
 			return
@@ -89,7 +91,7 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + clipInput(r.Method) + " " + clipInput(r.URL.Path)})
-	})
+	}))
 }
 
 // isAppPath reports whether the web dashboard answers r: a GET or HEAD

@@ -9,7 +9,7 @@ import (
 
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/provider/sandbox"
-	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // newSandboxHost starts the sandbox provider's host: the machines under
@@ -51,11 +51,11 @@ func (s *Server) service(p *provider.Provider) any {
 
 // checkCredential refuses what actor may not put in a credential: a
 // sandbox data_dir is an admin's, and inside the sandbox root.
-func (s *Server) checkCredential(p *provider.Provider, cred any, actor *store.User) error {
+func (s *Server) checkCredential(p *provider.Provider, cred any, actor *user.User) error {
 	if p.Name != sandbox.Name || s.sandbox == nil {
 		return nil
 	}
-	err := sandbox.CheckCredential(s.sandbox, cred, actor.Role == store.RoleAdmin)
+	err := sandbox.CheckCredential(s.sandbox, cred, actor.Role == user.RoleAdmin)
 	if errors.Is(err, sandbox.ErrAdminOnly) {
 		return &RequestError{Status: http.StatusForbidden, Field: "data_dir", Message: err.Error()}
 	}

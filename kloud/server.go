@@ -16,6 +16,7 @@ import (
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/kloud/listcache"
 	"github.com/kloud/kloud/kloud/rater"
+	"github.com/kloud/kloud/kloud/singleton"
 	"github.com/kloud/kloud/provider/sandbox"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
@@ -180,6 +181,10 @@ func (s *Server) Start() {
 	s.engine.Start()
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
+	prune := &singleton.Loop{Name: "audit-retention", Holder: s.cfg.WorkerID, Interval: time.Hour, Leases: s.st, Now: s.cfg.Now, Log: s.log}
+	s.goBackground(func() {
+		prune.Run(ctx, func(ctx context.Context) error { s.pruneAudit(ctx); return nil })
+	})
 }
 
 func (s *Server) goBackground(f func()) {

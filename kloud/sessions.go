@@ -1,6 +1,7 @@
 package kloud
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/audit"
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/secretbox"
 )
@@ -205,9 +207,11 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hash := HashToken(token)
-	if _, err := s.st.GetUserByTokenHash(r.Context(), hash); err != nil {
+	u, err := s.st.GetUserByTokenHash(r.Context(), hash)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = unauthorized("token", "the token is not valid")
+			s.recordAudit(r.Context(), audit.Entry{Action: "session.create", Outcome: audit.Failed("401 the token is not valid")})
 		}
 		s.writeError(w, r, err)
 		return
@@ -217,6 +221,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.recordAudit(context.WithValue(r.Context(), actorKey{}, u), audit.Entry{Action: "session.create", Target: "user/" + u.ID, OwnerID: u.ID, Outcome: audit.OutcomeOK})
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: value, Path: "/", Expires: exp, MaxAge: int(sessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteStrictMode,
@@ -229,6 +234,14 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkOrigin(r, false); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	// Whose session ends goes in the audit log, when the cookie still says.
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		if hash, _, err := s.sessions.open(c.Value); err == nil {
+			if u, err := s.st.GetUserByTokenHash(r.Context(), hash); err == nil {
+				s.recordAudit(context.WithValue(r.Context(), actorKey{}, u), audit.Entry{Action: "session.delete", Target: "user/" + u.ID, OwnerID: u.ID, Outcome: audit.OutcomeOK})
+			}
+		}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,

@@ -117,6 +117,7 @@ func TestSessions(t *testing.T) {
 	// Sign out clears the cookie.
 	req, _ := http.NewRequestWithContext(ctx, "DELETE", h.URL+"/api/v1/sessions", nil)
 	req.Header.Set("Origin", own)
+	req.AddCookie(cookie)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +125,19 @@ func TestSessions(t *testing.T) {
 	resp.Body.Close()
 	if cs := resp.Cookies(); resp.StatusCode != 204 || len(cs) != 1 || cs[0].Name != kloud.SessionCookie || cs[0].MaxAge >= 0 {
 		t.Errorf("sign out = %d %v, want 204 clearing %s", resp.StatusCode, cs, kloud.SessionCookie)
+	}
+
+	// Sign-ins, refused ones too, and sign-outs are in the audit log.
+	entries, err := h.Admin.Audit(ctx, client.AuditQuery{Target: "user/" + s.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action+" "+e.Outcome)
+	}
+	if got := strings.Join(actions, ", "); !strings.Contains(got, "session.create ok") || !strings.Contains(got, "session.delete ok") {
+		t.Errorf("audit of user/%s = %s, want session.create and session.delete", s.User.ID, got)
 	}
 
 	// A session ends after its time.

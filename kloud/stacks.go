@@ -7,7 +7,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
@@ -54,7 +57,7 @@ func (s *Server) handleCreateStack(w http.ResponseWriter, r *http.Request) {
 // createStack checks that the template and credential exist, are the
 // actor's and agree on the provider, and that the variables are the
 // template's.
-func (s *Server) createStack(ctx context.Context, actor *store.User, req client.CreateStackRequest) (*store.StackRecord, error) {
+func (s *Server) createStack(ctx context.Context, actor *user.User, req client.CreateStackRequest) (*store.StackRecord, error) {
 	title := strings.TrimSpace(req.Title)
 	if title == "" {
 		return nil, unprocessable("title", "title is required")
@@ -128,7 +131,7 @@ func checkVariables(t *stack.Template, vars map[string]string) error {
 	return nil
 }
 
-func (s *Server) stackFor(ctx context.Context, actor *store.User, id string) (*store.StackRecord, error) {
+func (s *Server) stackFor(ctx context.Context, actor *user.User, id string) (*store.StackRecord, error) {
 	return owned(ctx, actor, "stack", id, s.st.GetStack, func(st *store.StackRecord) string { return st.OwnerID })
 }
 
@@ -167,16 +170,16 @@ func (s *Server) handleGetStack(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
-	s.stackJob(w, r, machinestate.StackApply, store.JobApply)
+	s.stackJob(w, r, machinestate.StackApply, jobs.KindApply)
 }
 
 func (s *Server) handleDestroyStack(w http.ResponseWriter, r *http.Request) {
-	s.stackJob(w, r, machinestate.StackDestroy, store.JobDestroy)
+	s.stackJob(w, r, machinestate.StackDestroy, jobs.KindDestroy)
 }
 
 // stackJob queues an apply or destroy. While a job runs the stack is
 // in progress and the new job is refused naming the running one.
-func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machinestate.StackMethod, kind store.JobKind) {
+func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machinestate.StackMethod, kind jobs.Kind) {
 	ctx := r.Context()
 	st, err := s.stackFor(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
@@ -193,7 +196,7 @@ func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machine
 		s.writeError(w, r, err)
 		return
 	}
-	job, err := s.enqueue(ctx, &store.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
+	job, err := s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -6,10 +6,11 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
-	"github.com/kloud/kloud/store"
 )
 
 // maxTemplate bounds a template's content.
@@ -34,7 +35,7 @@ func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
 }
 
 // createTemplate parses the template and checks its policy before storing it.
-func (s *Server) createTemplate(ctx context.Context, actor *store.User, req client.CreateTemplateRequest) (*stack.Template, error) {
+func (s *Server) createTemplate(ctx context.Context, actor *user.User, req client.CreateTemplateRequest) (*stack.Template, error) {
 	p, err := requestProvider(req.Provider)
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (s *Server) createTemplate(ctx context.Context, actor *store.User, req clie
 	return t, nil
 }
 
-func (s *Server) templateFor(ctx context.Context, actor *store.User, id string) (*stack.Template, error) {
+func (s *Server) templateFor(ctx context.Context, actor *user.User, id string) (*stack.Template, error) {
 	return owned(ctx, actor, "template", id, s.st.GetTemplate, func(t *stack.Template) string { return t.OwnerID })
 }
 

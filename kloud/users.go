@@ -8,6 +8,7 @@ import (
 
 	"github.com/kloud/kloud/client"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
@@ -24,20 +25,20 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Token: token, CreatedAt: u.CreatedAt})
 }
 
-func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*store.User, string, error) {
+func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*user.User, string, error) {
 	name := strings.TrimSpace(req.Name)
 	if name == "" || len(name) > 64 {
 		return nil, "", unprocessable("name", "name is required (1 to 64 characters)")
 	}
-	role := store.Role(req.Role)
+	role := user.Role(req.Role)
 	if role == "" {
-		role = store.RoleMember
+		role = user.RoleMember
 	}
-	if role != store.RoleAdmin && role != store.RoleMember {
+	if role != user.RoleAdmin && role != user.RoleMember {
 		return nil, "", unprocessable("role", "role %s is not one of admin, member", quote(req.Role))
 	}
 	token := newToken("klu_")
-	u := &store.User{Name: name, Role: role, TokenHash: HashToken(token), CreatedAt: s.now()}
+	u := &user.User{Name: name, Role: role, TokenHash: HashToken(token), CreatedAt: s.now()}
 	if err := s.st.CreateUser(r.Context(), u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, "", conflict("name", "user name %s is taken", quote(name))
@@ -49,7 +50,7 @@ func (s *Server) createUser(r *http.Request, req client.CreateUserRequest) (*sto
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	users, err := s.st.ListUsers(r.Context())
-	writeList(s, w, r, users, err, func(u *store.User) client.User {
+	writeList(s, w, r, users, err, func(u *user.User) client.User {
 		return client.User{ID: u.ID, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt}
 	})
 }

@@ -3,8 +3,9 @@ package kloud
 import (
 	"context"
 
+	"github.com/kloud/kloud/user"
+
 	"github.com/kloud/kloud/kloud/jobs"
-	"github.com/kloud/kloud/store"
 )
 
 // newEngine is the server's job engine: jobs in the server's store, run by
@@ -29,17 +30,17 @@ func (s *Server) newEngine() (*jobs.Engine, error) {
 
 // enqueue persists a job and wakes a worker. An active job on the same
 // target is a 409 naming it.
-func (s *Server) enqueue(ctx context.Context, j *store.Job) (*store.Job, error) {
+func (s *Server) enqueue(ctx context.Context, j *jobs.Job) (*jobs.Job, error) {
 	return s.engine.Enqueue(ctx, j)
 }
 
 // event appends one event to a job and tells its followers.
-func (s *Server) event(ctx context.Context, jobID string, kind store.EventKind, pct int, msg string) {
+func (s *Server) event(ctx context.Context, jobID string, kind jobs.EventKind, pct int, msg string) {
 	s.engine.Event(ctx, jobID, kind, pct, msg)
 }
 
 // cancelJob cancels a job for actor (see jobs.Engine.Cancel).
-func (s *Server) cancelJob(ctx context.Context, actor *store.User, jobID string) (*store.Job, error) {
+func (s *Server) cancelJob(ctx context.Context, actor *user.User, jobID string) (*jobs.Job, error) {
 	who := actor.Name
 	if who == "" {
 		who = actor.ID

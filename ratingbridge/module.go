@@ -69,7 +69,7 @@ func (Noop) Process(ctx context.Context, _ *dataframe.DataFrame) error { return 
 
 // HashmapRuleSource reads the hashmap module's rules (store.Hashmap).
 type HashmapRuleSource interface {
-	HashmapRules(ctx context.Context) (*store.HashmapRules, error)
+	HashmapRules(ctx context.Context) (*hashmap.RuleSet, error)
 }
 
 // Hashmap is CloudKitty's hashmap module over the store's rules.

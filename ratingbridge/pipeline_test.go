@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/ratingbridge/dataframe"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -18,12 +19,12 @@ func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
 // sizeRules prices instances by size: small 0.01/h, large 0.08/h, and a
 // fee of 0.001/h per aws machine in its own group.
-func sizeRules() store.HashmapRules {
-	return store.HashmapRules{
-		Services: []*store.HashmapService{{ID: "s", Name: ServiceInstance}},
-		Fields:   []*store.HashmapField{{ID: "size", ServiceID: "s", Name: "size"}, {ID: "prov", ServiceID: "s", Name: "provider"}},
-		Groups:   []*store.HashmapGroup{{ID: "g", Name: "fees"}},
-		Mappings: []*store.HashmapMapping{
+func sizeRules() hashmap.RuleSet {
+	return hashmap.RuleSet{
+		Services: []*hashmap.Service{{ID: "s", Name: ServiceInstance}},
+		Fields:   []*hashmap.Field{{ID: "size", ServiceID: "s", Name: "size"}, {ID: "prov", ServiceID: "s", Name: "provider"}},
+		Groups:   []*hashmap.Group{{ID: "g", Name: "fees"}},
+		Mappings: []*hashmap.Mapping{
 			{ID: "m1", FieldID: "size", Value: "small", Type: "flat", Cost: d("0.01")},
 			{ID: "m2", FieldID: "size", Value: "large", Type: "flat", Cost: d("0.08")},
 			{ID: "m3", FieldID: "prov", Value: "aws", GroupID: "g", Type: "flat", Cost: d("0.001")},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -210,7 +211,7 @@ func TestProcessRatingErrorStopsTheScopeOnly(t *testing.T) {
 	ctx := context.Background()
 	s := fake.New()
 	rules := sizeRules()
-	rules.Thresholds = []*store.HashmapThreshold{{ID: "t", FieldID: "size", Level: d("1"), Type: "flat", Cost: d("1")}}
+	rules.Thresholds = []*hashmap.Threshold{{ID: "t", FieldID: "size", Level: d("1"), Type: "flat", Cost: d("1")}}
 	s.SetRules(rules)
 	s.AddMachine(&stack.Machine{ID: "bad", OwnerID: "a", Metadata: []byte(`{"size":"large"}`)})
 	s.AddMachine(&stack.Machine{ID: "good", OwnerID: "b"})

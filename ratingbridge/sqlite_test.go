@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kloud/kloud/internal/testenv"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/ratingbridge/writer"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -34,13 +35,13 @@ func TestProcessorOnSQLite(t *testing.T) {
 	ctx := context.Background()
 	s := openSQLite(t)
 
-	svc := &store.HashmapService{Name: ServiceInstance}
+	svc := &hashmap.Service{Name: ServiceInstance}
 	must(t, s.CreateHashmapService(ctx, svc))
-	size := &store.HashmapField{ServiceID: svc.ID, Name: KeySize}
+	size := &hashmap.Field{ServiceID: svc.ID, Name: KeySize}
 	must(t, s.CreateHashmapField(ctx, size))
-	must(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: size.ID, Value: "t3.large", Type: store.CostFlat, Cost: d("0.0832")}))
-	must(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: size.ID, Value: "small", Type: store.CostFlat, Cost: d("0.01")}))
-	must(t, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: d("1"), Type: store.CostRate, Cost: d("0.9")}))
+	must(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: size.ID, Value: "t3.large", Type: hashmap.CostFlat, Cost: d("0.0832")}))
+	must(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: size.ID, Value: "small", Type: hashmap.CostFlat, Cost: d("0.01")}))
+	must(t, s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: svc.ID, Level: d("1"), Type: hashmap.CostRate, Cost: d("0.9")}))
 
 	must(t, s.PutMachine(ctx, &stack.Machine{ID: "m1", StackID: "st1", OwnerID: "u1", Provider: "aws", Label: "aws_instance.web",
 		State: running, CreatedAt: at("10m"), Metadata: []byte(`{"instance_type":"t3.large","region":"us-east-1"}`)}))

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/stack"
 )
 
@@ -125,16 +127,16 @@ func CheckTouch(id string, at time.Time) (int64, error) {
 // ---- jobs and leases ------------------------------------------------------------
 
 // ValidJobStatus reports whether st is one of the job statuses.
-func ValidJobStatus(st JobStatus) bool {
+func ValidJobStatus(st jobs.Status) bool {
 	switch st {
-	case JobQueued, JobRunning, JobSucceeded, JobFailed:
+	case jobs.StatusQueued, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed:
 		return true
 	}
 	return false
 }
 
 // CheckJobStatuses refuses a job status filter naming an unknown status.
-func CheckJobStatuses(statuses []JobStatus) error {
+func CheckJobStatuses(statuses []jobs.Status) error {
 	for _, st := range statuses {
 		if !ValidJobStatus(st) {
 			return Invalidf("list jobs: unknown status %q", st)
@@ -172,7 +174,7 @@ func newRecord(op, id, prefix string, now, created time.Time) (NewRecord, error)
 
 // CheckNewJob is what every backend requires of a new job; now is the
 // store clock's time.
-func CheckNewJob(j *Job, now time.Time) (NewRecord, error) {
+func CheckNewJob(j *jobs.Job, now time.Time) (NewRecord, error) {
 	switch {
 	case j == nil:
 		return NewRecord{}, Invalidf("create job: nil job")
@@ -180,7 +182,7 @@ func CheckNewJob(j *Job, now time.Time) (NewRecord, error) {
 		return NewRecord{}, Invalidf("create job: empty kind")
 	case j.Target == "":
 		return NewRecord{}, Invalidf("create job: empty target")
-	case j.Status != "" && j.Status != JobQueued:
+	case j.Status != "" && j.Status != jobs.StatusQueued:
 		return NewRecord{}, Invalidf("create job: status %q (a new job is queued)", j.Status)
 	}
 	return newRecord("create job", j.ID, "job-", now, j.CreatedAt)
@@ -189,8 +191,8 @@ func CheckNewJob(j *Job, now time.Time) (NewRecord, error) {
 // SetQueued sets on j what CreateJob stored: its id, status queued, its
 // creation time, and nothing of a run. (A function, not a method: the job
 // types may move to the package that runs jobs.)
-func SetQueued(j *Job, id string, created time.Time) {
-	j.ID, j.Status, j.CreatedAt = id, JobQueued, created
+func SetQueued(j *jobs.Job, id string, created time.Time) {
+	j.ID, j.Status, j.CreatedAt = id, jobs.StatusQueued, created
 	j.Percentage, j.Error, j.Worker = 0, "", ""
 	j.LeaseExpires, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}
 }
@@ -279,11 +281,11 @@ func CheckProgress(id, worker string, percentage int) error {
 
 // CheckFinish is what every backend requires of a FinishJob at at (already
 // defaulted); it returns at in Unix nanoseconds.
-func CheckFinish(id, worker string, status JobStatus, at time.Time) (int64, error) {
+func CheckFinish(id, worker string, status jobs.Status, at time.Time) (int64, error) {
 	if err := checkHeld("finish job", id, worker); err != nil {
 		return 0, err
 	}
-	if status != JobSucceeded && status != JobFailed {
+	if status != jobs.StatusSucceeded && status != jobs.StatusFailed {
 		return 0, Invalidf("finish job %s: status %q is not succeeded or failed", id, status)
 	}
 	an, err := UnixNanos("at", at)
@@ -340,7 +342,7 @@ func CheckWriterState(w *WriterState) (int64, error) {
 
 // CheckNewService is what every backend requires of a new hashmap service;
 // it returns the id to store it under.
-func CheckNewService(s *HashmapService) (string, error) {
+func CheckNewService(s *hashmap.Service) (string, error) {
 	if s == nil {
 		return "", Invalidf("create hashmap service: nil service")
 	}
@@ -349,7 +351,7 @@ func CheckNewService(s *HashmapService) (string, error) {
 
 // CheckNewField is what every backend requires of a new hashmap field; it
 // returns the id to store it under.
-func CheckNewField(f *HashmapField) (string, error) {
+func CheckNewField(f *hashmap.Field) (string, error) {
 	if f == nil {
 		return "", Invalidf("create hashmap field: nil field")
 	}
@@ -361,7 +363,7 @@ func CheckNewField(f *HashmapField) (string, error) {
 
 // CheckNewGroup is what every backend requires of a new hashmap group; it
 // returns the id to store it under.
-func CheckNewGroup(g *HashmapGroup) (string, error) {
+func CheckNewGroup(g *hashmap.Group) (string, error) {
 	if g == nil {
 		return "", Invalidf("create hashmap group: nil group")
 	}
@@ -379,25 +381,25 @@ func newNamed(kind, prefix, id, name string) (string, error) {
 
 // CheckNewMapping is CheckMapping for a new mapping; it returns the id to
 // store it under.
-func CheckNewMapping(m *HashmapMapping) (string, error) {
+func CheckNewMapping(m *hashmap.Mapping) (string, error) {
 	return newRule("mapping", "map-", CheckMapping(m), func() string { return m.ID })
 }
 
 // CheckMappingUpdate is CheckMapping for a mapping that exists: it needs
 // its id.
-func CheckMappingUpdate(m *HashmapMapping) error {
+func CheckMappingUpdate(m *hashmap.Mapping) error {
 	return updatedRule("mapping", m != nil && m.ID == "", CheckMapping(m))
 }
 
 // CheckNewThreshold is CheckThreshold for a new threshold; it returns the
 // id to store it under.
-func CheckNewThreshold(t *HashmapThreshold) (string, error) {
+func CheckNewThreshold(t *hashmap.Threshold) (string, error) {
 	return newRule("threshold", "thr-", CheckThreshold(t), func() string { return t.ID })
 }
 
 // CheckThresholdUpdate is CheckThreshold for a threshold that exists: it
 // needs its id.
-func CheckThresholdUpdate(t *HashmapThreshold) error {
+func CheckThresholdUpdate(t *hashmap.Threshold) error {
 	return updatedRule("threshold", t != nil && t.ID == "", CheckThreshold(t))
 }
 

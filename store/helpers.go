@@ -10,8 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kloud/kloud/kloud/audit"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/stack"
+	"github.com/kloud/kloud/user"
 )
 
 // Helpers every backend shares, so their errors, ids and times agree.
@@ -52,7 +56,7 @@ func UnixNanos(field string, t time.Time) (int64, error) {
 // CheckMapping is the rule every backend keeps for a mapping: exactly one
 // of service and field, a flat or rate type, a value for a field mapping
 // and none for a service mapping (ErrInvalid otherwise).
-func CheckMapping(m *HashmapMapping) error {
+func CheckMapping(m *hashmap.Mapping) error {
 	if m == nil {
 		return Invalidf("nil mapping")
 	}
@@ -70,7 +74,7 @@ func CheckMapping(m *HashmapMapping) error {
 
 // CheckThreshold is the rule every backend keeps for a threshold: exactly
 // one of service and field and a flat or rate type.
-func CheckThreshold(t *HashmapThreshold) error {
+func CheckThreshold(t *hashmap.Threshold) error {
 	if t == nil {
 		return Invalidf("nil threshold")
 	}
@@ -81,7 +85,7 @@ func checkRuleTarget(kind, serviceID, fieldID, costType string) error {
 	if (serviceID == "") == (fieldID == "") {
 		return Invalidf("%s needs exactly one of service_id and field_id", kind)
 	}
-	if costType != CostFlat && costType != CostRate {
+	if costType != hashmap.CostFlat && costType != hashmap.CostRate {
 		return Invalidf("%s type %q is not flat or rate", kind, costType)
 	}
 	return nil
@@ -89,14 +93,14 @@ func checkRuleTarget(kind, serviceID, fieldID, costType string) error {
 
 // CheckUser is what every backend requires of a new user; now is the
 // store clock's time.
-func CheckUser(u *User, now time.Time) (NewRecord, error) {
+func CheckUser(u *user.User, now time.Time) (NewRecord, error) {
 	if u == nil {
 		return NewRecord{}, Invalidf("create user: nil user")
 	}
 	if u.Name == "" {
 		return NewRecord{}, Invalidf("create user: empty name")
 	}
-	if u.Role != RoleAdmin && u.Role != RoleMember {
+	if u.Role != user.RoleAdmin && u.Role != user.RoleMember {
 		return NewRecord{}, Invalidf("create user %s: role %q is not admin or member", u.Name, u.Role)
 	}
 	return newRecord("create user "+u.Name, u.ID, "usr-", now, u.CreatedAt)
@@ -230,7 +234,7 @@ func HistoryWindow(q HistoryQuery) (from, to int64, err error) {
 
 // CheckEvents is what every backend requires of events to append; it
 // returns each event's At (now() when zero) in Unix nanoseconds.
-func CheckEvents(jobID string, events []*Event, now func() time.Time) ([]int64, error) {
+func CheckEvents(jobID string, events []*jobs.Event, now func() time.Time) ([]int64, error) {
 	if jobID == "" {
 		return nil, Invalidf("append events: empty job id")
 	}
@@ -377,4 +381,27 @@ func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error)
 		}
 	}
 	return r, nil
+}
+
+// CheckAuditEntry is what every backend requires of an audit entry: an
+// actor and an action; the ID and time are filled in when empty.
+func CheckAuditEntry(e *audit.Entry, now time.Time) (NewRecord, error) {
+	if e == nil {
+		return NewRecord{}, Invalidf("append audit entry: nil entry")
+	}
+	if e.Actor == "" || e.Action == "" {
+		return NewRecord{}, Invalidf("append audit entry: empty actor or action")
+	}
+	if e.Outcome == "" {
+		e.Outcome = audit.OutcomeOK
+	}
+	return newRecord("append audit entry", e.ID, "aud-", now, e.At)
+}
+
+// AuditLimit is the page size a backend uses for q.
+func AuditLimit(q audit.Query) int {
+	if q.Limit <= 0 {
+		return audit.DefaultLimit
+	}
+	return min(q.Limit, audit.MaxLimit)
 }

@@ -7,46 +7,30 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/kloud/kloud/user"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/errdefs"
+	"github.com/kloud/kloud/kloud/audit"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/stack"
 )
 
-// Sentinel errors every backend returns, wrapped with context.
+// Sentinel errors every backend returns, wrapped with context. They are
+// errdefs' errors under the names store callers know.
 var (
-	// ErrNotFound: no record with that key (or not visible to that owner).
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: a uniqueness rule or an invariant refused the write
-	// (duplicate name, an active job on the same target, a credential in use).
-	ErrConflict = errors.New("conflict")
-	// ErrLeaseHeld: another holder owns the lease and it has not expired.
-	ErrLeaseHeld = errors.New("lease held by another holder")
-	// ErrStaleSerial: a Terraform state serial that does not increase.
-	ErrStaleSerial = errors.New("state serial does not increase")
-	// ErrInvalid: a value the store cannot take (empty key, bad enum, nil).
-	ErrInvalid = errors.New("invalid value")
-	// ErrJobCancelled: RenewJobLease renewed the lease, but the job was
-	// asked to stop (CancelJob); its worker ends it with Job.CancelReason.
-	ErrJobCancelled = errors.New("job cancelled")
+	ErrNotFound     = errdefs.ErrNotFound
+	ErrConflict     = errdefs.ErrConflict
+	ErrLeaseHeld    = errdefs.ErrLeaseHeld
+	ErrStaleSerial  = errdefs.ErrStaleSerial
+	ErrInvalid      = errdefs.ErrInvalid
+	ErrJobCancelled = errdefs.ErrJobCancelled
 )
-
-// ActiveJobError is the ErrConflict a CreateJob returns when the target
-// already has a queued or running job; JobID names it.
-type ActiveJobError struct {
-	JobID  string
-	Target string
-}
-
-func (e *ActiveJobError) Error() string {
-	return "job " + e.JobID + " is already active on " + e.Target
-}
-
-// Unwrap lets errors.Is match ErrConflict.
-func (e *ActiveJobError) Unwrap() error { return ErrConflict }
 
 // Store is every aggregate a backend provides.
 type Store interface {
@@ -63,36 +47,18 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Audit
 	Close() error
 }
 
 // ---- users and tokens ------------------------------------------------------
 
-// Role is what a user may do.
-type Role string
-
-// The roles.
-const (
-	RoleAdmin  Role = "admin"
-	RoleMember Role = "member"
-)
-
-// User is a person or program calling the API. TokenHash is the SHA-256 hex
-// of the bearer token; the token itself is never stored.
-type User struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Role      Role      `json:"role"`
-	TokenHash string    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // Users stores users. Names and token hashes are unique (ErrConflict).
 type Users interface {
-	CreateUser(ctx context.Context, u *User) error
-	GetUser(ctx context.Context, id string) (*User, error)
-	GetUserByTokenHash(ctx context.Context, hash string) (*User, error)
-	ListUsers(ctx context.Context) ([]*User, error)
+	CreateUser(ctx context.Context, u *user.User) error
+	GetUser(ctx context.Context, id string) (*user.User, error)
+	GetUserByTokenHash(ctx context.Context, hash string) (*user.User, error)
+	ListUsers(ctx context.Context) ([]*user.User, error)
 }
 
 // ---- credentials, templates, stacks -----------------------------------------
@@ -183,71 +149,20 @@ type Machines interface {
 
 // ---- jobs, events, leases -----------------------------------------------------
 
-// JobKind names what a job does.
-type JobKind string
-
-// The job kinds.
-const (
-	JobApply       JobKind = "apply"
-	JobDestroy     JobKind = "destroy"
-	JobBootstrap   JobKind = "bootstrap"
-	JobUnbootstrap JobKind = "unbootstrap"
-	JobStart       JobKind = "start"
-	JobStop        JobKind = "stop"
-)
-
-// JobStatus is where a job is in its life.
-type JobStatus string
-
-// The job statuses.
-const (
-	JobQueued    JobStatus = "queued"
-	JobRunning   JobStatus = "running"
-	JobSucceeded JobStatus = "succeeded"
-	JobFailed    JobStatus = "failed"
-)
-
-// Active reports whether the job still holds its target.
-func (s JobStatus) Active() bool { return s == JobQueued || s == JobRunning }
-
-// Job is a long operation on a stack, a machine or a credential. Target is
-// the key that admits one active job at a time ("stack/<id>",
-// "machine/<id>", "credential/<id>").
-type Job struct {
-	ID           string    `json:"id"`
-	Kind         JobKind   `json:"kind"`
-	OwnerID      string    `json:"owner_id"`
-	Target       string    `json:"target"`
-	StackID      string    `json:"stack_id,omitempty"`
-	MachineID    string    `json:"machine_id,omitempty"`
-	CredentialID string    `json:"credential_id,omitempty"`
-	Status       JobStatus `json:"status"`
-	Percentage   int       `json:"percentage"`
-	Error        string    `json:"error,omitempty"`
-	Worker       string    `json:"worker,omitempty"`
-	LeaseExpires time.Time `json:"lease_expires,omitzero"`
-	CreatedAt    time.Time `json:"created_at"`
-	StartedAt    time.Time `json:"started_at,omitzero"`
-	FinishedAt   time.Time `json:"finished_at,omitzero"`
-	// CancelReason is set on a running job by CancelJob: its worker stops
-	// it and fails it with this reason.
-	CancelReason string `json:"cancel_reason,omitempty"`
-}
-
 // Jobs stores jobs and hands them to workers under a lease.
 type Jobs interface {
 	// CreateJob queues a job; an active job on the same Target makes it an
 	// *ActiveJobError.
-	CreateJob(ctx context.Context, j *Job) error
-	GetJob(ctx context.Context, id string) (*Job, error)
+	CreateJob(ctx context.Context, j *jobs.Job) error
+	GetJob(ctx context.Context, id string) (*jobs.Job, error)
 	// ListJobs returns jobs of the given statuses (every status when none),
 	// oldest first.
-	ListJobs(ctx context.Context, statuses ...JobStatus) ([]*Job, error)
+	ListJobs(ctx context.Context, statuses ...jobs.Status) ([]*jobs.Job, error)
 	// ClaimJob moves the oldest queued job to running for worker, with a
 	// lease until now+lease; ErrNotFound when none is queued. With
 	// maxPerOwner > 0 it skips the queued jobs of owners that already have
 	// maxPerOwner running jobs (ErrNotFound when only those are queued).
-	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*Job, error)
+	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*jobs.Job, error)
 	// RenewJobLease extends the lease of a running job worker holds;
 	// ErrLeaseHeld when the job is not running under worker any more. When
 	// CancelJob asked the job to stop, it still renews the lease (the worker
@@ -259,50 +174,27 @@ type Jobs interface {
 	// worker's next RenewJobLease answers with ErrJobCancelled. It returns
 	// the job as it is after the call. An ended job is ErrConflict naming
 	// its status; a missing one ErrNotFound.
-	CancelJob(ctx context.Context, id, reason string, at time.Time) (*Job, error)
+	CancelJob(ctx context.Context, id, reason string, at time.Time) (*jobs.Job, error)
 	// SetJobProgress records the percentage of a running job worker holds.
 	SetJobProgress(ctx context.Context, id, worker string, percentage int) error
 	// FinishJob ends a running job worker holds as succeeded or failed.
-	FinishJob(ctx context.Context, id, worker string, status JobStatus, errMsg string, at time.Time) error
+	FinishJob(ctx context.Context, id, worker string, status jobs.Status, errMsg string, at time.Time) error
 	// FailExpiredJobs fails every running job whose lease ended before now
 	// with reason, and returns them.
-	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
+	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error)
 	// FailRunningJobs fails every running job, whatever its lease, with
 	// reason, and returns them. Only a server that is the store's sole user
 	// calls it, at start, when every running job's worker is dead.
-	FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
-}
-
-// EventKind says what an event reports.
-type EventKind string
-
-// The event kinds.
-const (
-	EventPhase    EventKind = "phase"
-	EventOutput   EventKind = "output"
-	EventProgress EventKind = "progress"
-	EventError    EventKind = "error"
-	EventDone     EventKind = "done"
-)
-
-// Event is one line of a job's story. Seq is assigned by the store: 1, 2, …
-// per job, without gaps.
-type Event struct {
-	JobID      string    `json:"job_id"`
-	Seq        int64     `json:"seq"`
-	At         time.Time `json:"at"`
-	Kind       EventKind `json:"kind"`
-	Message    string    `json:"message"`
-	Percentage int       `json:"percentage"`
+	FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error)
 }
 
 // Events stores job events.
 type Events interface {
 	// AppendEvents appends events to one job in order, assigning Seq.
-	AppendEvents(ctx context.Context, jobID string, events ...*Event) error
+	AppendEvents(ctx context.Context, jobID string, events ...*jobs.Event) error
 	// ListEvents returns a job's events with Seq > afterSeq, in order, at
 	// most limit (all when limit <= 0).
-	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*Event, error)
+	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error)
 }
 
 // Lease is a named lock with an expiry, for singletons such as the machine
@@ -363,102 +255,42 @@ type RatingModules interface {
 	PutRatingModule(ctx context.Context, m *RatingModule) error
 }
 
-// The hashmap rule types, in CloudKitty's v1 JSON shapes.
-
-// HashmapService is a service rules apply to ("instance").
-type HashmapService struct {
-	ID   string `json:"service_id"`
-	Name string `json:"name"`
-}
-
-// HashmapField is a field of a service's points ("size").
-type HashmapField struct {
-	ID        string `json:"field_id"`
-	ServiceID string `json:"service_id"`
-	Name      string `json:"name"`
-}
-
-// HashmapGroup groups rules that price together.
-type HashmapGroup struct {
-	ID   string `json:"group_id"`
-	Name string `json:"name"`
-}
-
-// Rule cost types.
-const (
-	CostFlat = "flat"
-	CostRate = "rate"
-)
-
-// HashmapMapping is a service mapping (ServiceID set, no Value) or a field
-// mapping (FieldID and Value set).
-type HashmapMapping struct {
-	ID        string          `json:"mapping_id"`
-	ServiceID string          `json:"service_id,omitempty"`
-	FieldID   string          `json:"field_id,omitempty"`
-	GroupID   string          `json:"group_id,omitempty"`
-	Value     string          `json:"value,omitempty"`
-	Type      string          `json:"type"`
-	Cost      decimal.Decimal `json:"cost"`
-}
-
-// HashmapThreshold is a service threshold (on qty) or a field threshold (on a
-// numeric field's value).
-type HashmapThreshold struct {
-	ID        string          `json:"threshold_id"`
-	ServiceID string          `json:"service_id,omitempty"`
-	FieldID   string          `json:"field_id,omitempty"`
-	GroupID   string          `json:"group_id,omitempty"`
-	Level     decimal.Decimal `json:"level"`
-	Type      string          `json:"type"`
-	Cost      decimal.Decimal `json:"cost"`
-}
-
-// HashmapRules is the whole hashmap configuration at one moment.
-type HashmapRules struct {
-	Services   []*HashmapService
-	Fields     []*HashmapField
-	Groups     []*HashmapGroup
-	Mappings   []*HashmapMapping
-	Thresholds []*HashmapThreshold
-}
-
 // Hashmap stores the hashmap module's rules. Names of services, of fields
 // within a service and of groups are unique; a mapping's (field, value) or
 // (service) within a group is unique, as is a threshold's level for a
 // service or field within a group (ErrConflict). Deleting a service deletes
 // its fields, mappings and thresholds; deleting a group ungroups its rules.
 type Hashmap interface {
-	CreateHashmapService(ctx context.Context, s *HashmapService) error
-	GetHashmapService(ctx context.Context, id string) (*HashmapService, error)
-	ListHashmapServices(ctx context.Context) ([]*HashmapService, error)
+	CreateHashmapService(ctx context.Context, s *hashmap.Service) error
+	GetHashmapService(ctx context.Context, id string) (*hashmap.Service, error)
+	ListHashmapServices(ctx context.Context) ([]*hashmap.Service, error)
 	DeleteHashmapService(ctx context.Context, id string) error
 
-	CreateHashmapField(ctx context.Context, f *HashmapField) error
-	GetHashmapField(ctx context.Context, id string) (*HashmapField, error)
+	CreateHashmapField(ctx context.Context, f *hashmap.Field) error
+	GetHashmapField(ctx context.Context, id string) (*hashmap.Field, error)
 	// ListHashmapFields lists a service's fields (all when serviceID is "").
-	ListHashmapFields(ctx context.Context, serviceID string) ([]*HashmapField, error)
+	ListHashmapFields(ctx context.Context, serviceID string) ([]*hashmap.Field, error)
 	DeleteHashmapField(ctx context.Context, id string) error
 
-	CreateHashmapGroup(ctx context.Context, g *HashmapGroup) error
-	GetHashmapGroup(ctx context.Context, id string) (*HashmapGroup, error)
-	ListHashmapGroups(ctx context.Context) ([]*HashmapGroup, error)
+	CreateHashmapGroup(ctx context.Context, g *hashmap.Group) error
+	GetHashmapGroup(ctx context.Context, id string) (*hashmap.Group, error)
+	ListHashmapGroups(ctx context.Context) ([]*hashmap.Group, error)
 	DeleteHashmapGroup(ctx context.Context, id string) error
 
-	CreateHashmapMapping(ctx context.Context, m *HashmapMapping) error
-	GetHashmapMapping(ctx context.Context, id string) (*HashmapMapping, error)
-	ListHashmapMappings(ctx context.Context) ([]*HashmapMapping, error)
-	UpdateHashmapMapping(ctx context.Context, m *HashmapMapping) error
+	CreateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error
+	GetHashmapMapping(ctx context.Context, id string) (*hashmap.Mapping, error)
+	ListHashmapMappings(ctx context.Context) ([]*hashmap.Mapping, error)
+	UpdateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error
 	DeleteHashmapMapping(ctx context.Context, id string) error
 
-	CreateHashmapThreshold(ctx context.Context, t *HashmapThreshold) error
-	GetHashmapThreshold(ctx context.Context, id string) (*HashmapThreshold, error)
-	ListHashmapThresholds(ctx context.Context) ([]*HashmapThreshold, error)
-	UpdateHashmapThreshold(ctx context.Context, t *HashmapThreshold) error
+	CreateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error
+	GetHashmapThreshold(ctx context.Context, id string) (*hashmap.Threshold, error)
+	ListHashmapThresholds(ctx context.Context) ([]*hashmap.Threshold, error)
+	UpdateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error
 	DeleteHashmapThreshold(ctx context.Context, id string) error
 
 	// HashmapRules reads the whole configuration consistently.
-	HashmapRules(ctx context.Context) (*HashmapRules, error)
+	HashmapRules(ctx context.Context) (*hashmap.RuleSet, error)
 }
 
 // ---- rated frames, summaries, processing and writer state --------------------
@@ -546,4 +378,17 @@ type WriterState struct {
 type WriterStates interface {
 	GetWriterState(ctx context.Context, scope, writer string) (*WriterState, error)
 	PutWriterState(ctx context.Context, s *WriterState) error
+}
+
+// ---- audit ----------------------------------------------------------------------
+
+// Audit stores the audit log.
+type Audit interface {
+	// AppendAudit records e; an empty ID or zero At is filled in.
+	AppendAudit(ctx context.Context, e *audit.Entry) error
+	// ListAudit returns the entries q selects, newest first, at most
+	// q.Limit (audit.DefaultLimit when 0, never more than audit.MaxLimit).
+	ListAudit(ctx context.Context, q audit.Query) ([]*audit.Entry, error)
+	// PruneAudit deletes the entries older than before and says how many.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }

@@ -371,6 +371,13 @@ func TestCLISession(t *testing.T) {
 	if got := s.run("report", "get", "seed-2026-01.csv"); got != "Cost\n0.25\n" {
 		t.Errorf("report get = %q", got)
 	}
+
+	// the audit log: what this session changed
+	var entries []client.AuditEntry
+	s.both(&entries, []string{"audit", "list", "--target", "stack/" + st, "--since", "1h"}, "ACTION", "REQUEST", "stack.apply", "ok")
+	if len(entries) == 0 || entries[0].Target != "stack/"+st {
+		t.Errorf("audit list --target stack/%s = %+v", st, entries)
+	}
 }
 
 // seedRated stores one rated period in the scope "seed".

@@ -45,6 +45,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
 	c.TerraformGrace, c.HeartbeatInterval = 30*time.Second, 10*time.Second
+	c.AuditRetention = 90 * 24 * time.Hour
 
 	add := func(name string, v flag.Value, usage string) {
 		envName := "KLOUD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -78,6 +79,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("terraform-grace", duration(&c.TerraformGrace, false), "how long an interrupted Terraform may take to stop before it is killed")
 	add("sandbox-root", text(&c.SandboxRoot, absPath), "sandbox machines of every credential, <root>/<credential id> (default <data-dir>/sandbox)")
 	add("unconfined", boolean(&f.Unconfined), "run members' Terraform and sandbox machines WITHOUT confinement: they can then run code as Kloud's user and read its data dir")
+	add("audit-retention", duration(&c.AuditRetention, true), "how long audit entries are kept (0: forever)")
 	add("network-mirror", text(&c.NetworkMirror, httpURL), "Terraform provider network mirror URL for cloud providers (default: none, only the plugin mirror)")
 	return fs, f, envErrs
 }

@@ -41,6 +41,7 @@ var serveFlagCases = []struct {
 	{flag: "sandbox-root", bad: "relative/dir"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},
+	{flag: "audit-retention", bad: "90d", zero: func(f *serveFlags) bool { return f.Config.AuditRetention == 0 }},
 }
 
 func noEnv(string) (string, bool) { return "", false }

@@ -54,11 +54,25 @@ type Jobs interface {
 	QueueStop(ctx context.Context, m *stack.Machine, note string) error
 }
 
+// Auditor records the checker's actions in the audit log.
+type Auditor interface {
+	// RecordMachine records action on m by the system, with detail.
+	RecordMachine(ctx context.Context, m *stack.Machine, action, detail string)
+}
+
+// The audit actions of the checker.
+const (
+	ActionAgentSilent = "machine.stop.agent_silent"
+	ActionIdle        = "machine.stop.idle"
+)
+
 // Config is what a Checker needs.
 type Config struct {
 	Machines  Machines
 	Providers Providers
 	Jobs      Jobs
+	// Audit, when set, records what the checker does to machines.
+	Audit Auditor
 	// Sandbox, when set, is reconciled after every check.
 	Sandbox *SandboxReconciler
 	// AgentTimeout is how long an agent may stay silent before its machine
@@ -191,6 +205,7 @@ func (c *Checker) checkSilent(ctx context.Context, m *stack.Machine, lastSeen ti
 	if err := c.cfg.Machines.SetMachineState(ctx, m.ID, state, reason, lastSeen); err != nil {
 		return false, err
 	}
+	c.audit(ctx, m, ActionAgentSilent, reason)
 	return true, nil
 }
 
@@ -208,8 +223,18 @@ func (c *Checker) checkIdle(ctx context.Context, m *stack.Machine, now time.Time
 		return err
 	}
 	note := fmt.Sprintf("machine %s running for %s (idle limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), limit)
-	if err := c.cfg.Jobs.QueueStop(ctx, m, note); err != nil && !errors.Is(err, store.ErrConflict) {
+	if err := c.cfg.Jobs.QueueStop(ctx, m, note); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
 		return err
 	}
+	c.audit(ctx, m, ActionIdle, reason)
 	return nil
+}
+
+func (c *Checker) audit(ctx context.Context, m *stack.Machine, action, detail string) {
+	if c.cfg.Audit != nil {
+		c.cfg.Audit.RecordMachine(ctx, m, action, detail)
+	}
 }

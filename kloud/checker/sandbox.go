@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/provider/sandbox"
@@ -23,7 +24,7 @@ type SandboxStore interface {
 	ListCredentials(ctx context.Context, ownerID string) ([]*stack.Credential, error)
 	ListStacks(ctx context.Context, ownerID string) ([]*store.StackRecord, error)
 	ListMachines(ctx context.Context, f store.MachineFilter) ([]*stack.Machine, error)
-	ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error)
+	ListJobs(ctx context.Context, statuses ...jobs.Status) ([]*jobs.Job, error)
 	LatestStateVersion(ctx context.Context, stackID string) (*store.StateVersion, error)
 }
 
@@ -65,7 +66,7 @@ func (r *SandboxReconciler) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile sandbox: %w", err)
 	}
-	jobs, err := r.Store.ListJobs(ctx, store.JobQueued, store.JobRunning)
+	jobs, err := r.Store.ListJobs(ctx, jobs.StatusQueued, jobs.StatusRunning)
 	if err != nil {
 		return fmt.Errorf("reconcile sandbox: %w", err)
 	}

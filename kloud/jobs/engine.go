@@ -13,23 +13,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kloud/kloud/errdefs"
 	"github.com/kloud/kloud/internal/secretmask"
-	"github.com/kloud/kloud/store"
 )
 
 // Store is what the engine keeps in the store: jobs and their events.
 type Store interface {
-	CreateJob(ctx context.Context, j *store.Job) error
-	GetJob(ctx context.Context, id string) (*store.Job, error)
-	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error)
+	CreateJob(ctx context.Context, j *Job) error
+	GetJob(ctx context.Context, id string) (*Job, error)
+	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*Job, error)
 	RenewJobLease(ctx context.Context, id, worker string, now time.Time, lease time.Duration) error
-	CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error)
+	CancelJob(ctx context.Context, id, reason string, at time.Time) (*Job, error)
 	SetJobProgress(ctx context.Context, id, worker string, percentage int) error
-	FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error
-	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error)
-	FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error)
-	AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error
-	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error)
+	FinishJob(ctx context.Context, id, worker string, status Status, errMsg string, at time.Time) error
+	FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
+	FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*Job, error)
+	AppendEvents(ctx context.Context, jobID string, events ...*Event) error
+	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*Event, error)
 }
 
 // Executor does a claimed job's work. It reports progress and output
@@ -45,7 +45,7 @@ type Config struct {
 	Exec  Executor
 	// Recover puts what a job whose worker died held (its stack or
 	// machine) back in a state that allows trying again.
-	Recover func(ctx context.Context, j *store.Job, reason string)
+	Recover func(ctx context.Context, j *Job, reason string)
 	// Reason is the reason a failed job records, from its error and the
 	// error's masked message (default: the message).
 	Reason func(err error, msg string) string
@@ -84,7 +84,7 @@ func (c *Config) setDefaults() {
 		c.Reason = func(_ error, msg string) string { return msg }
 	}
 	if c.Recover == nil {
-		c.Recover = func(context.Context, *store.Job, string) {}
+		c.Recover = func(context.Context, *Job, string) {}
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
@@ -202,14 +202,14 @@ func (e *Engine) Close(grace time.Duration) {
 }
 
 // Enqueue persists a job and wakes a worker. An active job on the same
-// target is a store.ErrConflict naming it.
-func (e *Engine) Enqueue(ctx context.Context, j *store.Job) (*store.Job, error) {
-	j.Status = store.JobQueued
+// target is a errdefs.ErrConflict naming it.
+func (e *Engine) Enqueue(ctx context.Context, j *Job) (*Job, error) {
+	j.Status = StatusQueued
 	j.CreatedAt = e.now()
 	if err := e.st.CreateJob(ctx, j); err != nil {
 		return nil, fmt.Errorf("queue %s job: %w", j.Kind, err)
 	}
-	e.Event(ctx, j.ID, store.EventPhase, 0, "queued "+string(j.Kind))
+	e.Event(ctx, j.ID, EventPhase, 0, "queued "+string(j.Kind))
 	e.wakeWorker()
 	return j, nil
 }
@@ -224,7 +224,7 @@ func (e *Engine) wakeWorker() {
 // Event appends one event to a job and tells its followers; while the job
 // runs here, its secrets are masked. Failing to record an event is logged,
 // never fatal to the job.
-func (e *Engine) Event(ctx context.Context, jobID string, kind store.EventKind, pct int, msg string) {
+func (e *Engine) Event(ctx context.Context, jobID string, kind EventKind, pct int, msg string) {
 	e.mu.Lock()
 	r := e.running[jobID]
 	e.mu.Unlock()
@@ -234,8 +234,8 @@ func (e *Engine) Event(ctx context.Context, jobID string, kind store.EventKind, 
 	e.appendEvent(ctx, jobID, kind, pct, msg)
 }
 
-func (e *Engine) appendEvent(ctx context.Context, jobID string, kind store.EventKind, pct int, msg string) {
-	ev := &store.Event{JobID: jobID, At: e.now(), Kind: kind, Message: msg, Percentage: pct}
+func (e *Engine) appendEvent(ctx context.Context, jobID string, kind EventKind, pct int, msg string) {
+	ev := &Event{JobID: jobID, At: e.now(), Kind: kind, Message: msg, Percentage: pct}
 	if err := e.st.AppendEvents(context.WithoutCancel(ctx), jobID, ev); err != nil {
 		e.log.Error("append job event", slog.String("job", jobID), slog.String("error", err.Error()))
 		return
@@ -259,7 +259,7 @@ func (e *Engine) workLoop(ctx context.Context) {
 		job, err := e.st.ClaimJob(ctx, e.cfg.WorkerID, e.now(), e.cfg.Lease, e.cfg.MaxPerOwner)
 		if err != nil {
 			<-slots
-			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			if !errors.Is(err, errdefs.ErrNotFound) && ctx.Err() == nil {
 				e.log.Error("claim job", slog.String("error", err.Error()))
 			}
 			select {
@@ -287,7 +287,7 @@ func (e *Engine) workLoop(ctx context.Context) {
 // it is cancelled (here, or on another replica through the store), when
 // Close gives up waiting, or when the lease is lost. The job's secrets are
 // forgotten when it ends.
-func (e *Engine) runJob(job *store.Job) {
+func (e *Engine) runJob(job *Job) {
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	ctx := context.Context(base)
@@ -323,12 +323,12 @@ func (e *Engine) runJob(job *store.Job) {
 				// Renewals go on while a cancelled or timed-out job stops:
 				// the worker keeps the job until it has finished it.
 				if err := e.st.RenewJobLease(context.WithoutCancel(ctx), job.ID, e.cfg.WorkerID, e.now(), e.cfg.Lease); err != nil {
-					if errors.Is(err, store.ErrJobCancelled) {
+					if errors.Is(err, errdefs.ErrJobCancelled) {
 						e.cancelRunning(job.ID, e.cancelReason(job.ID))
 						continue
 					}
 					e.log.Error("renew job lease", slog.String("job", job.ID), slog.String("error", err.Error()))
-					if errors.Is(err, store.ErrLeaseHeld) || errors.Is(err, store.ErrNotFound) {
+					if errors.Is(err, errdefs.ErrLeaseHeld) || errors.Is(err, errdefs.ErrNotFound) {
 						close(leaseLost)
 						cancel(errLeaseLost)
 						return
@@ -340,7 +340,7 @@ func (e *Engine) runJob(job *store.Job) {
 
 	log := e.log.With(slog.String("job", job.ID), slog.String("kind", string(job.Kind)))
 	log.Info("job started")
-	run.Event(ctx, store.EventPhase, 0, "running "+string(job.Kind)+" on "+e.cfg.WorkerID)
+	run.Event(ctx, EventPhase, 0, "running "+string(job.Kind)+" on "+e.cfg.WorkerID)
 	err := e.cfg.Exec(ctx, run)
 	stopped, isStopped := StopReason(ctx)
 	close(workDone)
@@ -351,21 +351,21 @@ func (e *Engine) runJob(job *store.Job) {
 		return
 	default:
 	}
-	status, msg := store.JobSucceeded, ""
+	status, msg := StatusSucceeded, ""
 	if err != nil {
-		status, msg = store.JobFailed, e.cfg.Reason(err, run.Mask(err.Error()))
+		status, msg = StatusFailed, e.cfg.Reason(err, run.Mask(err.Error()))
 		event := msg
 		if isStopped {
 			// The reason is the job's error; the event adds what the work
 			// said on its way out.
 			event, msg = stopped+" ("+msg+")", stopped
 		}
-		run.Event(context.Background(), store.EventError, job.Percentage, event)
+		run.Event(context.Background(), EventError, job.Percentage, event)
 		log.Warn("job failed", slog.String("error", msg))
 	} else {
 		log.Info("job succeeded")
 	}
-	run.Event(context.Background(), store.EventDone, 100, string(status))
+	run.Event(context.Background(), EventDone, 100, string(status))
 	e.finishJob(log, job, status, msg)
 	// Followers waiting for the end hear of it now, not at their next poll.
 	e.events.notify(job.ID)
@@ -376,7 +376,7 @@ func (e *Engine) runJob(job *store.Job) {
 // is ours, renewing it between tries, so the job's true end is what gets
 // recorded, not "its worker stopped renewing its lease". It gives up when
 // another replica or the expiry pass took the job.
-func (e *Engine) finishJob(log *slog.Logger, job *store.Job, status store.JobStatus, msg string) {
+func (e *Engine) finishJob(log *slog.Logger, job *Job, status Status, msg string) {
 	ctx := context.Background()
 	deadline := time.Now().Add(e.cfg.Lease)
 	backoff := 50 * time.Millisecond
@@ -388,7 +388,7 @@ func (e *Engine) finishJob(log *slog.Logger, job *store.Job, status store.JobSta
 			}
 			return
 		}
-		if errors.Is(err, store.ErrLeaseHeld) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) || time.Now().After(deadline) {
+		if errors.Is(err, errdefs.ErrLeaseHeld) || errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalid) || time.Now().After(deadline) {
 			log.Error("finish job", slog.String("error", err.Error()), slog.Int("attempts", attempt))
 			return
 		}
@@ -398,7 +398,7 @@ func (e *Engine) finishJob(log *slog.Logger, job *store.Job, status store.JobSta
 		switch rerr := e.st.RenewJobLease(ctx, job.ID, e.cfg.WorkerID, e.now(), e.cfg.Lease); {
 		case rerr == nil:
 			deadline = time.Now().Add(e.cfg.Lease)
-		case errors.Is(rerr, store.ErrLeaseHeld) || errors.Is(rerr, store.ErrNotFound):
+		case errors.Is(rerr, errdefs.ErrLeaseHeld) || errors.Is(rerr, errdefs.ErrNotFound):
 			log.Error("finish job: the lease is lost", slog.String("error", err.Error()))
 			return
 		}
@@ -421,18 +421,18 @@ func (e *Engine) cancelRunning(jobID, reason string) bool {
 // once; a running one is stopped here when it runs here, and through the
 // store (its worker's next lease renewal) when it runs on another replica.
 // It returns the job as it is now.
-func (e *Engine) Cancel(ctx context.Context, jobID, who string) (*store.Job, error) {
+func (e *Engine) Cancel(ctx context.Context, jobID, who string) (*Job, error) {
 	j, err := e.st.CancelJob(ctx, jobID, "cancelled by "+who, e.now())
 	if err != nil {
 		return nil, err // the store's error names the job and its status
 	}
 	switch j.Status {
-	case store.JobFailed:
+	case StatusFailed:
 		// It never ran: nothing to stop, its target was never touched.
-		e.Event(ctx, j.ID, store.EventError, j.Percentage, j.Error)
-		e.Event(ctx, j.ID, store.EventDone, 100, string(store.JobFailed))
+		e.Event(ctx, j.ID, EventError, j.Percentage, j.Error)
+		e.Event(ctx, j.ID, EventDone, 100, string(StatusFailed))
 		e.events.notify(j.ID)
-	case store.JobRunning:
+	case StatusRunning:
 		e.cancelRunning(j.ID, j.CancelReason)
 	}
 	return j, nil
@@ -492,11 +492,11 @@ func (e *Engine) FailDeadAtStart(ctx context.Context) error {
 
 // recoverDead records the end of jobs whose worker died and frees their
 // targets.
-func (e *Engine) recoverDead(ctx context.Context, jobs []*store.Job) {
+func (e *Engine) recoverDead(ctx context.Context, jobs []*Job) {
 	for _, j := range jobs {
 		e.log.Warn("failed job of a dead worker", slog.String("job", j.ID), slog.String("worker", j.Worker))
-		e.Event(ctx, j.ID, store.EventError, j.Percentage, "worker "+j.Worker+" died; job failed")
-		e.Event(ctx, j.ID, store.EventDone, 100, string(store.JobFailed))
+		e.Event(ctx, j.ID, EventError, j.Percentage, "worker "+j.Worker+" died; job failed")
+		e.Event(ctx, j.ID, EventDone, 100, string(StatusFailed))
 		e.cfg.Recover(ctx, j, "job "+j.ID+" failed: its worker died")
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store/sqlite"
 )
 
@@ -52,7 +52,7 @@ func (k *ticks) fire(t *testing.T, d time.Duration) {
 }
 
 type harness struct {
-	e     *Engine
+	e     *jobs.Engine
 	st    *sqlite.Store
 	ticks *ticks
 	now   time.Time
@@ -61,7 +61,7 @@ type harness struct {
 	recCh chan string
 }
 
-func newHarness(t *testing.T, exec Executor, tweak func(*Config)) *harness {
+func newHarness(t *testing.T, exec jobs.Executor, tweak func(*jobs.Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.WithLogger(slog.New(slog.DiscardHandler)))
@@ -69,10 +69,10 @@ func newHarness(t *testing.T, exec Executor, tweak func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{st: st, ticks: &ticks{ch: map[time.Duration]chan time.Time{}}, now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC), recCh: make(chan string, 16)}
-	cfg := Config{
+	cfg := jobs.Config{
 		Store: st, Exec: exec, WorkerID: "w1", Workers: 4, Lease: time.Minute, MaxPerOwner: 4,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Recover: func(_ context.Context, j *store.Job, reason string) {
+		Recover: func(_ context.Context, j *jobs.Job, reason string) {
 			h.mu.Lock()
 			h.recov = append(h.recov, j.ID)
 			h.mu.Unlock()
@@ -84,7 +84,7 @@ func newHarness(t *testing.T, exec Executor, tweak func(*Config)) *harness {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	if h.e, err = New(cfg); err != nil {
+	if h.e, err = jobs.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -94,9 +94,9 @@ func newHarness(t *testing.T, exec Executor, tweak func(*Config)) *harness {
 	return h
 }
 
-func (h *harness) enqueue(t *testing.T, owner, target string) *store.Job {
+func (h *harness) enqueue(t *testing.T, owner, target string) *jobs.Job {
 	t.Helper()
-	j, err := h.e.Enqueue(context.Background(), &store.Job{Kind: store.JobApply, OwnerID: owner, Target: target})
+	j, err := h.e.Enqueue(context.Background(), &jobs.Job{Kind: jobs.KindApply, OwnerID: owner, Target: target})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +105,12 @@ func (h *harness) enqueue(t *testing.T, owner, target string) *store.Job {
 
 // follow waits, through the engine's follower, for the job to end and
 // returns it with its events.
-func (h *harness) follow(t *testing.T, id string) (*store.Job, []*store.Event) {
+func (h *harness) follow(t *testing.T, id string) (*jobs.Job, []*jobs.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var events []*store.Event
-	if err := h.e.Follow(ctx, id, 0, func(evs []*store.Event) error {
+	var events []*jobs.Event
+	if err := h.e.Follow(ctx, id, 0, func(evs []*jobs.Event) error {
 		events = append(events, evs...)
 		return nil
 	}); err != nil {
@@ -123,7 +123,7 @@ func (h *harness) follow(t *testing.T, id string) (*store.Job, []*store.Event) {
 	return j, events
 }
 
-func messages(events []*store.Event) string {
+func messages(events []*jobs.Event) string {
 	var b strings.Builder
 	for _, e := range events {
 		fmt.Fprintf(&b, "%s %d %s\n", e.Kind, e.Percentage, e.Message)
@@ -133,7 +133,7 @@ func messages(events []*store.Event) string {
 
 // blockUntilStopped is a job's work that says it started and runs until
 // its context ends.
-func blockUntilStopped(ctx context.Context, _ *Run, started chan<- struct{}) error {
+func blockUntilStopped(ctx context.Context, _ *jobs.Run, started chan<- struct{}) error {
 	close(started)
 	<-ctx.Done()
 	return ctx.Err()
@@ -145,82 +145,82 @@ func TestEngineOutcomes(t *testing.T) {
 	const secret = "hunter22-secret"
 	tests := []struct {
 		name      string
-		exec      func(ctx context.Context, run *Run, started chan<- struct{}) error
+		exec      func(ctx context.Context, run *jobs.Run, started chan<- struct{}) error
 		timeout   time.Duration
-		act       func(t *testing.T, h *harness, j *store.Job) // once the job runs
-		want      store.JobStatus
+		act       func(t *testing.T, h *harness, j *jobs.Job) // once the job runs
+		want      jobs.Status
 		wantError string
 		wantEvent string
 	}{
 		{
 			name: "succeeds",
-			exec: func(ctx context.Context, run *Run, _ chan<- struct{}) error {
+			exec: func(ctx context.Context, run *jobs.Run, _ chan<- struct{}) error {
 				run.Secrets.Add(secret)
 				run.Progress(ctx, 50, "half way with "+secret)
-				run.Event(ctx, store.EventOutput, 50, `{"token":"`+secret+`"}`)
+				run.Event(ctx, jobs.EventOutput, 50, `{"token":"`+secret+`"}`)
 				return nil
 			},
-			want:      store.JobSucceeded,
+			want:      jobs.StatusSucceeded,
 			wantEvent: "progress 50 half way with ********",
 		},
 		{
 			name: "fails, its secret masked",
-			exec: func(ctx context.Context, run *Run, _ chan<- struct{}) error {
+			exec: func(ctx context.Context, run *jobs.Run, _ chan<- struct{}) error {
 				run.Secrets.Add(secret)
 				return fmt.Errorf("apply: bad token %s", secret)
 			},
-			want:      store.JobFailed,
+			want:      jobs.StatusFailed,
 			wantError: "apply: bad token ********",
 			wantEvent: "error 0 apply: bad token ********",
 		},
 		{
 			name: "times out",
-			exec: func(ctx context.Context, run *Run, _ chan<- struct{}) error {
+			exec: func(ctx context.Context, run *jobs.Run, _ chan<- struct{}) error {
 				<-ctx.Done()
 				return fmt.Errorf("terraform apply: %w", ctx.Err())
 			},
 			timeout:   time.Nanosecond,
-			want:      store.JobFailed,
+			want:      jobs.StatusFailed,
 			wantError: "timed out after 1ns (job timeout for apply)",
 			wantEvent: "error 0 timed out after 1ns (job timeout for apply) (terraform apply: context deadline exceeded)",
 		},
 		{
 			name: "cancelled here",
 			exec: blockUntilStopped,
-			act: func(t *testing.T, h *harness, j *store.Job) {
+			act: func(t *testing.T, h *harness, j *jobs.Job) {
 				if _, err := h.e.Cancel(context.Background(), j.ID, "alice"); err != nil {
 					t.Fatal(err)
 				}
 			},
-			want:      store.JobFailed,
+			want:      jobs.StatusFailed,
 			wantError: "cancelled by alice",
 		},
 		{
 			name: "cancelled through the store, seen at the lease renewal",
 			exec: blockUntilStopped,
-			act: func(t *testing.T, h *harness, j *store.Job) {
+			act: func(t *testing.T, h *harness, j *jobs.Job) {
 				if _, err := h.st.CancelJob(context.Background(), j.ID, "cancelled by bob", h.now); err != nil {
 					t.Fatal(err)
 				}
 				h.ticks.fire(t, renewEvery)
 			},
-			want:      store.JobFailed,
+			want:      jobs.StatusFailed,
 			wantError: "cancelled by bob",
 		},
 		{
 			name: "interrupted at shutdown",
 			exec: blockUntilStopped,
-			act: func(t *testing.T, h *harness, j *store.Job) {
+			act: func(t *testing.T, h *harness, j *jobs.Job) {
 				go h.e.Close(0)
 			},
-			want:      store.JobFailed,
+			want:      jobs.StatusFailed,
 			wantError: "interrupted by server shutdown",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			started := make(chan struct{})
-			h := newHarness(t, func(ctx context.Context, run *Run) error { return tt.exec(ctx, run, started) }, func(c *Config) {
+			h := newHarness(t, func(ctx context.Context, run *jobs.Run) error { return tt.exec(ctx, run, started) }, func(c *jobs.Config) {
 				if tt.timeout > 0 {
 					c.Timeout = func(string) time.Duration { return tt.timeout }
 				}
@@ -251,10 +251,7 @@ func TestEngineOutcomes(t *testing.T) {
 					t.Errorf("events lack %q:\n%s", want, msgs)
 				}
 			}
-			h.e.mu.Lock()
-			left := len(h.e.running)
-			h.e.mu.Unlock()
-			if left != 0 {
+			if left := h.e.RunningCount(); left != 0 {
 				t.Errorf("%d jobs still known as running (their secrets kept)", left)
 			}
 		})
@@ -266,15 +263,15 @@ func TestEngineOutcomes(t *testing.T) {
 func TestEngineSecretsScopedToJob(t *testing.T) {
 	const secret = "alpha-secret-value"
 	added := make(chan struct{})
-	h := newHarness(t, func(ctx context.Context, run *Run) error {
+	h := newHarness(t, func(ctx context.Context, run *jobs.Run) error {
 		switch run.Job.Target {
 		case "stack/a":
 			run.Secrets.Add(secret)
 			close(added)
-			run.Event(ctx, store.EventOutput, 0, "a says "+secret)
+			run.Event(ctx, jobs.EventOutput, 0, "a says "+secret)
 		case "stack/b":
 			<-added
-			run.Event(ctx, store.EventOutput, 0, "b says "+secret)
+			run.Event(ctx, jobs.EventOutput, 0, "b says "+secret)
 		}
 		return nil
 	}, nil)
@@ -290,7 +287,7 @@ func TestEngineSecretsScopedToJob(t *testing.T) {
 		t.Errorf("job b's events were masked with job a's secrets:\n%s", msgs)
 	}
 	// Job a has ended: an event appended to it now is not masked.
-	h.e.Event(context.Background(), a.ID, store.EventPhase, 100, "late "+secret)
+	h.e.Event(context.Background(), a.ID, jobs.EventPhase, 100, "late "+secret)
 	evs, err := h.st.ListEvents(context.Background(), a.ID, 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -305,11 +302,11 @@ func TestEngineSecretsScopedToJob(t *testing.T) {
 func TestEngineFairShare(t *testing.T) {
 	started := make(chan string, 8)
 	release := make(chan struct{})
-	h := newHarness(t, func(ctx context.Context, run *Run) error {
+	h := newHarness(t, func(ctx context.Context, run *jobs.Run) error {
 		started <- run.Job.Target
 		<-release
 		return nil
-	}, func(c *Config) { c.Workers, c.MaxPerOwner = 4, 1 })
+	}, func(c *jobs.Config) { c.Workers, c.MaxPerOwner = 4, 1 })
 	a1 := h.enqueue(t, "alice", "stack/a1")
 	a2 := h.enqueue(t, "alice", "stack/a2")
 	b1 := h.enqueue(t, "bob", "stack/b1")
@@ -327,12 +324,12 @@ func TestEngineFairShare(t *testing.T) {
 	if !slices.Equal(first, []string{"stack/a1", "stack/b1"}) {
 		t.Errorf("first started %v, want alice's first and bob's", first)
 	}
-	if j, err := h.st.GetJob(context.Background(), a2.ID); err != nil || j.Status != store.JobQueued {
+	if j, err := h.st.GetJob(context.Background(), a2.ID); err != nil || j.Status != jobs.StatusQueued {
 		t.Errorf("alice's second job = %+v, %v; want queued", j, err)
 	}
 	close(release)
-	for _, j := range []*store.Job{a1, a2, b1} {
-		if got, _ := h.follow(t, j.ID); got.Status != store.JobSucceeded {
+	for _, j := range []*jobs.Job{a1, a2, b1} {
+		if got, _ := h.follow(t, j.ID); got.Status != jobs.StatusSucceeded {
 			t.Errorf("job %s = %s %q", got.Target, got.Status, got.Error)
 		}
 	}
@@ -365,9 +362,9 @@ func TestEngineFailsDeadWorkersJobs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, func(context.Context, *Run) error { return errors.New("not run here") }, func(c *Config) { c.SoleServer = tt.sole })
+			h := newHarness(t, func(context.Context, *jobs.Run) error { return errors.New("not run here") }, func(c *jobs.Config) { c.SoleServer = tt.sole })
 			ctx := context.Background()
-			if err := h.st.CreateJob(ctx, &store.Job{Kind: store.JobApply, OwnerID: "u1", Target: "stack/s1", Status: store.JobQueued, CreatedAt: h.now}); err != nil {
+			if err := h.st.CreateJob(ctx, &jobs.Job{Kind: jobs.KindApply, OwnerID: "u1", Target: "stack/s1", Status: jobs.StatusQueued, CreatedAt: h.now}); err != nil {
 				t.Fatal(err)
 			}
 			// The dead worker claimed it a while ago.
@@ -386,7 +383,7 @@ func TestEngineFailsDeadWorkersJobs(t *testing.T) {
 				t.Fatal("the dead worker's job was never recovered")
 			}
 			got, events := h.follow(t, j.ID)
-			if got.Status != store.JobFailed || got.Error == "" {
+			if got.Status != jobs.StatusFailed || got.Error == "" {
 				t.Errorf("job = %s %q, want failed with a reason", got.Status, got.Error)
 			}
 			if msgs := messages(events); !strings.Contains(msgs, "error 0 worker dead died; job failed\n") {
@@ -397,11 +394,11 @@ func TestEngineFailsDeadWorkersJobs(t *testing.T) {
 }
 
 func TestNewRefusesIncompleteConfig(t *testing.T) {
-	exec := func(context.Context, *Run) error { return nil }
-	tests := []Config{{}, {Exec: exec, WorkerID: "w"}, {Store: (*sqlite.Store)(nil), WorkerID: "w"}, {Store: (*sqlite.Store)(nil), Exec: exec}}
+	exec := func(context.Context, *jobs.Run) error { return nil }
+	tests := []jobs.Config{{}, {Exec: exec, WorkerID: "w"}, {Store: (*sqlite.Store)(nil), WorkerID: "w"}, {Store: (*sqlite.Store)(nil), Exec: exec}}
 	for i, cfg := range tests {
-		if _, err := New(cfg); err == nil {
-			t.Errorf("config %d: New accepted it", i)
+		if _, err := jobs.New(cfg); err == nil {
+			t.Errorf("config %d: jobs.New accepted it", i)
 		}
 	}
 }
@@ -412,10 +409,10 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 func TestEngineLeaseLost(t *testing.T) {
 	started := make(chan struct{})
 	stopped := make(chan string, 1)
-	h := newHarness(t, func(ctx context.Context, run *Run) error {
+	h := newHarness(t, func(ctx context.Context, run *jobs.Run) error {
 		close(started)
 		<-ctx.Done()
-		reason, _ := StopReason(ctx)
+		reason, _ := jobs.StopReason(ctx)
 		stopped <- reason
 		return ctx.Err()
 	}, nil)
@@ -429,14 +426,14 @@ func TestEngineLeaseLost(t *testing.T) {
 	h.ticks.fire(t, renewEvery)
 	select {
 	case reason := <-stopped:
-		if reason != errLeaseLost.reason {
+		if reason != jobs.LeaseLostReason {
 			t.Errorf("stopped because %q, want the lost lease", reason)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the work was not stopped")
 	}
 	got, events := h.follow(t, j.ID)
-	if got.Status != store.JobFailed || got.Error != "expired elsewhere" {
+	if got.Status != jobs.StatusFailed || got.Error != "expired elsewhere" {
 		t.Errorf("job = %s %q, want the expiry's end kept", got.Status, got.Error)
 	}
 	if msgs := messages(events); strings.Contains(msgs, "done ") {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/kloud/kloud/store"
 )
 
 // hub tells followers of a job's events that new ones were appended in this
@@ -51,7 +49,7 @@ func (h *hub) notify(jobID string) {
 // ctx ends or emit fails. A batch may be empty (emit may flush then).
 // Events appended in this process arrive at once; those of jobs running on
 // other replicas arrive through the store at the follow poll interval.
-func (e *Engine) Follow(ctx context.Context, jobID string, afterSeq int64, emit func([]*store.Event) error) error {
+func (e *Engine) Follow(ctx context.Context, jobID string, afterSeq int64, emit func([]*Event) error) error {
 	notify, unsubscribe := e.events.subscribe(jobID)
 	defer unsubscribe()
 	poll, stopPoll := e.cfg.NewTicker(e.cfg.FollowPoll)

@@ -5,12 +5,11 @@ import (
 	"log/slog"
 
 	"github.com/kloud/kloud/internal/secretmask"
-	"github.com/kloud/kloud/store"
 )
 
 // Run is one job running on this replica, as its Executor sees it.
 type Run struct {
-	Job *store.Job
+	Job *Job
 	// Secrets are the job's secrets (its template's variables, the agent
 	// tokens of its machines): masked in its events and its error, and
 	// forgotten when it ends.
@@ -24,7 +23,7 @@ type Run struct {
 func (r *Run) Mask(s string) string { return r.Secrets.Mask(s) }
 
 // Event appends one event to the job, its secrets masked.
-func (r *Run) Event(ctx context.Context, kind store.EventKind, pct int, msg string) {
+func (r *Run) Event(ctx context.Context, kind EventKind, pct int, msg string) {
 	r.engine.appendEvent(ctx, r.Job.ID, kind, pct, r.Secrets.Mask(msg))
 }
 
@@ -39,5 +38,5 @@ func (r *Run) Progress(ctx context.Context, pct int, msg string) {
 	if err := r.engine.st.SetJobProgress(ctx, job.ID, r.engine.cfg.WorkerID, pct); err != nil && ctx.Err() == nil {
 		r.engine.log.Error("set job progress", slog.String("job", job.ID), slog.String("error", err.Error()))
 	}
-	r.Event(ctx, store.EventProgress, pct, msg)
+	r.Event(ctx, EventProgress, pct, msg)
 }

@@ -13,9 +13,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kloud/kloud/errdefs"
 	"github.com/shopspring/decimal"
-
-	"github.com/kloud/kloud/store"
 )
 
 // DefaultGroup is the name CloudKitty gives the group of rules that have
@@ -28,7 +27,7 @@ const DefaultGroup = "_DEFAULT_"
 var ErrNotANumber = errors.New("field value is not a number")
 
 // FieldError is a rule or request that is not valid; Field names the JSON
-// field at fault. It matches store.ErrInvalid with errors.Is.
+// field at fault. It matches errdefs.ErrInvalid with errors.Is.
 type FieldError struct {
 	Field  string
 	Reason string
@@ -36,8 +35,8 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-// Unwrap lets errors.Is match store.ErrInvalid.
-func (e *FieldError) Unwrap() error { return store.ErrInvalid }
+// Unwrap lets errors.Is match errdefs.ErrInvalid.
+func (e *FieldError) Unwrap() error { return errdefs.ErrInvalid }
 
 type ruleType uint8
 
@@ -48,9 +47,9 @@ const (
 
 func parseType(field, t string) (ruleType, error) {
 	switch t {
-	case store.CostFlat:
+	case CostFlat:
 		return typeFlat, nil
-	case store.CostRate:
+	case CostRate:
 		return typeRate, nil
 	}
 	return 0, &FieldError{Field: field, Reason: fmt.Sprintf("%q is not one of flat, rate", t)}
@@ -60,7 +59,7 @@ func parseType(field, t string) (ruleType, error) {
 // flat or rate, exactly one of service_id and field_id, a value for a field
 // mapping and none for a service mapping. It does not check that the ids
 // exist.
-func ValidateMapping(m *store.HashmapMapping) error {
+func ValidateMapping(m *Mapping) error {
 	if m == nil {
 		return &FieldError{Field: "mapping", Reason: "required"}
 	}
@@ -82,7 +81,7 @@ func ValidateMapping(m *store.HashmapMapping) error {
 
 // ValidateThreshold checks a threshold's shape: a type of flat or rate and
 // exactly one of service_id and field_id.
-func ValidateThreshold(t *store.HashmapThreshold) error {
+func ValidateThreshold(t *Threshold) error {
 	if t == nil {
 		return &FieldError{Field: "threshold", Reason: "required"}
 	}
@@ -245,9 +244,9 @@ func putThreshold(o *ordered[string, *ordered[string, rawThreshold]], group stri
 // order CloudKitty applies them in; it only matters to the last of 28
 // significant digits. Rules referring to an unknown service, field or
 // group, and malformed rules, are errors naming the rule.
-func Compile(in *store.HashmapRules) (*Rules, error) {
+func Compile(in *RuleSet) (*Rules, error) {
 	if in == nil {
-		in = &store.HashmapRules{}
+		in = &RuleSet{}
 	}
 	groups := map[string]string{}
 	for _, g := range in.Groups {

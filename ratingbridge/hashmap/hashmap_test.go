@@ -11,13 +11,13 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/errdefs"
 	"github.com/kloud/kloud/ratingbridge/dataframe"
-	"github.com/kloud/kloud/store"
 )
 
 // rb builds rule sets for tests.
 type rb struct {
-	r store.HashmapRules
+	r RuleSet
 	n int
 }
 
@@ -28,36 +28,36 @@ func (b *rb) id(prefix string) string {
 
 func (b *rb) service(name string) string {
 	id := b.id("s")
-	b.r.Services = append(b.r.Services, &store.HashmapService{ID: id, Name: name})
+	b.r.Services = append(b.r.Services, &Service{ID: id, Name: name})
 	return id
 }
 
 func (b *rb) field(service, name string) string {
 	id := b.id("f")
-	b.r.Fields = append(b.r.Fields, &store.HashmapField{ID: id, ServiceID: service, Name: name})
+	b.r.Fields = append(b.r.Fields, &Field{ID: id, ServiceID: service, Name: name})
 	return id
 }
 
 func (b *rb) group(name string) string {
 	id := b.id("g")
-	b.r.Groups = append(b.r.Groups, &store.HashmapGroup{ID: id, Name: name})
+	b.r.Groups = append(b.r.Groups, &Group{ID: id, Name: name})
 	return id
 }
 
 func (b *rb) svcMapping(service, group, typ, cost string) {
-	b.r.Mappings = append(b.r.Mappings, &store.HashmapMapping{ID: b.id("m"), ServiceID: service, GroupID: group, Type: typ, Cost: dec(cost)})
+	b.r.Mappings = append(b.r.Mappings, &Mapping{ID: b.id("m"), ServiceID: service, GroupID: group, Type: typ, Cost: dec(cost)})
 }
 
 func (b *rb) fieldMapping(field, group, value, typ, cost string) {
-	b.r.Mappings = append(b.r.Mappings, &store.HashmapMapping{ID: b.id("m"), FieldID: field, GroupID: group, Value: value, Type: typ, Cost: dec(cost)})
+	b.r.Mappings = append(b.r.Mappings, &Mapping{ID: b.id("m"), FieldID: field, GroupID: group, Value: value, Type: typ, Cost: dec(cost)})
 }
 
 func (b *rb) svcThreshold(service, group, level, typ, cost string) {
-	b.r.Thresholds = append(b.r.Thresholds, &store.HashmapThreshold{ID: b.id("t"), ServiceID: service, GroupID: group, Level: dec(level), Type: typ, Cost: dec(cost)})
+	b.r.Thresholds = append(b.r.Thresholds, &Threshold{ID: b.id("t"), ServiceID: service, GroupID: group, Level: dec(level), Type: typ, Cost: dec(cost)})
 }
 
 func (b *rb) fieldThreshold(field, group, level, typ, cost string) {
-	b.r.Thresholds = append(b.r.Thresholds, &store.HashmapThreshold{ID: b.id("t"), FieldID: field, GroupID: group, Level: dec(level), Type: typ, Cost: dec(cost)})
+	b.r.Thresholds = append(b.r.Thresholds, &Threshold{ID: b.id("t"), FieldID: field, GroupID: group, Level: dec(level), Type: typ, Cost: dec(cost)})
 }
 
 func (b *rb) compile(t *testing.T) *Rules {
@@ -222,11 +222,11 @@ func TestCloudKittyGenerated(t *testing.T) {
 	var cases []struct {
 		Name  string `json:"name"`
 		Rules struct {
-			Services   []*store.HashmapService   `json:"services"`
-			Fields     []*store.HashmapField     `json:"fields"`
-			Groups     []*store.HashmapGroup     `json:"groups"`
-			Mappings   []*store.HashmapMapping   `json:"mappings"`
-			Thresholds []*store.HashmapThreshold `json:"thresholds"`
+			Services   []*Service   `json:"services"`
+			Fields     []*Field     `json:"fields"`
+			Groups     []*Group     `json:"groups"`
+			Mappings   []*Mapping   `json:"mappings"`
+			Thresholds []*Threshold `json:"thresholds"`
 		} `json:"rules"`
 		Points []struct {
 			Service  string            `json:"service"`
@@ -242,7 +242,7 @@ func TestCloudKittyGenerated(t *testing.T) {
 	}
 	checked, changed := 0, 0
 	for _, c := range cases {
-		r, err := Compile(&store.HashmapRules{Services: c.Rules.Services, Fields: c.Rules.Fields,
+		r, err := Compile(&RuleSet{Services: c.Rules.Services, Fields: c.Rules.Fields,
 			Groups: c.Rules.Groups, Mappings: c.Rules.Mappings, Thresholds: c.Rules.Thresholds})
 		if err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
@@ -553,30 +553,30 @@ func TestFx(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	cases := []struct {
 		name  string
-		rules store.HashmapRules
+		rules RuleSet
 		want  string
 	}{
-		{"bad type", store.HashmapRules{
-			Services: []*store.HashmapService{{ID: "s", Name: "x"}},
-			Mappings: []*store.HashmapMapping{{ID: "m", ServiceID: "s", Type: "percent"}},
+		{"bad type", RuleSet{
+			Services: []*Service{{ID: "s", Name: "x"}},
+			Mappings: []*Mapping{{ID: "m", ServiceID: "s", Type: "percent"}},
 		}, `compile hashmap: mapping m: type: "percent" is not one of flat, rate`},
-		{"unknown service", store.HashmapRules{
-			Mappings: []*store.HashmapMapping{{ID: "m", ServiceID: "nope", Type: "flat"}},
+		{"unknown service", RuleSet{
+			Mappings: []*Mapping{{ID: "m", ServiceID: "nope", Type: "flat"}},
 		}, "compile hashmap: mapping m: service nope does not exist"},
-		{"unknown group", store.HashmapRules{
-			Services:   []*store.HashmapService{{ID: "s", Name: "x"}},
-			Thresholds: []*store.HashmapThreshold{{ID: "t", ServiceID: "s", GroupID: "g", Type: "flat"}},
+		{"unknown group", RuleSet{
+			Services:   []*Service{{ID: "s", Name: "x"}},
+			Thresholds: []*Threshold{{ID: "t", ServiceID: "s", GroupID: "g", Type: "flat"}},
 		}, "compile hashmap: threshold t: group g does not exist"},
-		{"field mapping without value", store.HashmapRules{
-			Services: []*store.HashmapService{{ID: "s", Name: "x"}},
-			Fields:   []*store.HashmapField{{ID: "f", ServiceID: "s", Name: "size"}},
-			Mappings: []*store.HashmapMapping{{ID: "m", FieldID: "f", Type: "flat"}},
+		{"field mapping without value", RuleSet{
+			Services: []*Service{{ID: "s", Name: "x"}},
+			Fields:   []*Field{{ID: "f", ServiceID: "s", Name: "size"}},
+			Mappings: []*Mapping{{ID: "m", FieldID: "f", Type: "flat"}},
 		}, "compile hashmap: mapping m: value: a field mapping needs a value"},
-		{"two parents", store.HashmapRules{
-			Thresholds: []*store.HashmapThreshold{{ID: "t", ServiceID: "s", FieldID: "f", Type: "rate"}},
+		{"two parents", RuleSet{
+			Thresholds: []*Threshold{{ID: "t", ServiceID: "s", FieldID: "f", Type: "rate"}},
 		}, "compile hashmap: threshold t: field_id: a threshold has a service_id or a field_id, not both"},
-		{"field of unknown service", store.HashmapRules{
-			Fields: []*store.HashmapField{{ID: "f", ServiceID: "s", Name: "size"}},
+		{"field of unknown service", RuleSet{
+			Fields: []*Field{{ID: "f", ServiceID: "s", Name: "size"}},
 		}, "compile hashmap: field f: service s does not exist"},
 	}
 	for _, tc := range cases {
@@ -588,8 +588,8 @@ func TestCompileErrors(t *testing.T) {
 		})
 	}
 	var fe *FieldError
-	err := ValidateMapping(&store.HashmapMapping{ServiceID: "s", Value: "x", Type: "flat"})
-	if !errors.As(err, &fe) || fe.Field != "value" || !errors.Is(err, store.ErrInvalid) {
+	err := ValidateMapping(&Mapping{ServiceID: "s", Value: "x", Type: "flat"})
+	if !errors.As(err, &fe) || fe.Field != "value" || !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("ValidateMapping: %v", err)
 	}
 }

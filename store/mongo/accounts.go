@@ -14,6 +14,7 @@ import (
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 // ---- users ----------------------------------------------------------------------
@@ -26,13 +27,13 @@ type userDoc struct {
 	CreatedAt int64  `bson:"created_at"`
 }
 
-func (d *userDoc) user() *store.User {
-	return &store.User{ID: d.ID, Name: d.Name, Role: store.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: store.FromNanos(d.CreatedAt)}
+func (d *userDoc) user() *user.User {
+	return &user.User{ID: d.ID, Name: d.Name, Role: user.Role(d.Role), TokenHash: fromKey(d.TokenHash), CreatedAt: store.FromNanos(d.CreatedAt)}
 }
 
 // CreateUser stores a new user; the unique indexes on name and token hash
 // refuse duplicates (ErrConflict).
-func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+func (s *Store) CreateUser(ctx context.Context, u *user.User) error {
 	w, err := store.CheckUser(u, s.now())
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 }
 
 // GetUser returns the user with id.
-func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
+func (s *Store) GetUser(ctx context.Context, id string) (*user.User, error) {
 	if err := store.CheckKey("get user", "id", id); err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 }
 
 // GetUserByTokenHash returns the user whose token hashes to hash.
-func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
+func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*user.User, error) {
 	if err := store.CheckKey("get user by token", "hash", hash); err != nil {
 		return nil, err
 	}
@@ -77,12 +78,12 @@ func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.Use
 }
 
 // ListUsers returns every user, oldest first.
-func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
+func (s *Store) ListUsers(ctx context.Context) ([]*user.User, error) {
 	docs, err := allOf[userDoc](ctx, s.users, bson.D{}, options.Find().SetSort(sortBy("created_at", "_id")))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]*store.User, len(docs))
+	out := make([]*user.User, len(docs))
 	for i := range docs {
 		out[i] = docs[i].user()
 	}

@@ -11,6 +11,7 @@ import (
 	mgo "go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/store"
 )
 
@@ -69,7 +70,7 @@ func byOrd() *options.FindOptions { return options.Find().SetSort(sortBy("ord"))
 // ---- services, fields, groups -----------------------------------------------
 
 // CreateHashmapService stores a service; names are unique.
-func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
+func (s *Store) CreateHashmapService(ctx context.Context, svc *hashmap.Service) error {
 	id, err := store.CheckNewService(svc)
 	if err != nil {
 		return err
@@ -82,7 +83,7 @@ func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapServ
 }
 
 // GetHashmapService returns a service.
-func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
+func (s *Store) GetHashmapService(ctx context.Context, id string) (*hashmap.Service, error) {
 	if err := store.CheckKey("get hashmap service", "id", id); err != nil {
 		return nil, err
 	}
@@ -90,18 +91,18 @@ func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.Hashma
 	if err := one(ctx, s.hmServices, byID(id), &d, "hashmap service "+id); err != nil {
 		return nil, fmt.Errorf("get hashmap service: %w", err)
 	}
-	return &store.HashmapService{ID: d.ID, Name: d.Name}, nil
+	return &hashmap.Service{ID: d.ID, Name: d.Name}, nil
 }
 
 // ListHashmapServices returns every service in creation order.
-func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapService, error) {
+func (s *Store) ListHashmapServices(ctx context.Context) ([]*hashmap.Service, error) {
 	docs, err := allOf[hmServiceDoc](ctx, s.hmServices, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap services: %w", err)
 	}
-	out := make([]*store.HashmapService, len(docs))
+	out := make([]*hashmap.Service, len(docs))
 	for i, d := range docs {
-		out[i] = &store.HashmapService{ID: d.ID, Name: d.Name}
+		out[i] = &hashmap.Service{ID: d.ID, Name: d.Name}
 	}
 	return out, nil
 }
@@ -162,7 +163,7 @@ func (s *Store) exists(ctx context.Context, c *mgo.Collection, what, id string) 
 
 // CreateHashmapField stores a field of an existing service; names are
 // unique within the service.
-func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
+func (s *Store) CreateHashmapField(ctx context.Context, f *hashmap.Field) error {
 	id, err := store.CheckNewField(f)
 	if err != nil {
 		return err
@@ -178,7 +179,7 @@ func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) e
 }
 
 // GetHashmapField returns a field.
-func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
+func (s *Store) GetHashmapField(ctx context.Context, id string) (*hashmap.Field, error) {
 	if err := store.CheckKey("get hashmap field", "id", id); err != nil {
 		return nil, err
 	}
@@ -186,12 +187,12 @@ func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapF
 	if err := one(ctx, s.hmFields, byID(id), &d, "hashmap field "+id); err != nil {
 		return nil, fmt.Errorf("get hashmap field: %w", err)
 	}
-	return &store.HashmapField{ID: d.ID, ServiceID: d.ServiceID, Name: d.Name}, nil
+	return &hashmap.Field{ID: d.ID, ServiceID: d.ServiceID, Name: d.Name}, nil
 }
 
 // ListHashmapFields lists a service's fields (every field when serviceID is
 // empty) in creation order; an unknown service is ErrNotFound.
-func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*store.HashmapField, error) {
+func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*hashmap.Field, error) {
 	filter := bson.D{}
 	if serviceID != "" {
 		if err := s.exists(ctx, s.hmServices, "hashmap service", serviceID); err != nil {
@@ -203,9 +204,9 @@ func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*sto
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap fields: %w", err)
 	}
-	out := make([]*store.HashmapField, len(docs))
+	out := make([]*hashmap.Field, len(docs))
 	for i, d := range docs {
-		out[i] = &store.HashmapField{ID: d.ID, ServiceID: d.ServiceID, Name: d.Name}
+		out[i] = &hashmap.Field{ID: d.ID, ServiceID: d.ServiceID, Name: d.Name}
 	}
 	return out, nil
 }
@@ -224,7 +225,7 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 }
 
 // CreateHashmapGroup stores a group; names are unique.
-func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
+func (s *Store) CreateHashmapGroup(ctx context.Context, g *hashmap.Group) error {
 	id, err := store.CheckNewGroup(g)
 	if err != nil {
 		return err
@@ -237,7 +238,7 @@ func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) e
 }
 
 // GetHashmapGroup returns a group.
-func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
+func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*hashmap.Group, error) {
 	if err := store.CheckKey("get hashmap group", "id", id); err != nil {
 		return nil, err
 	}
@@ -245,18 +246,18 @@ func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapG
 	if err := one(ctx, s.hmGroups, byID(id), &d, "hashmap group "+id); err != nil {
 		return nil, fmt.Errorf("get hashmap group: %w", err)
 	}
-	return &store.HashmapGroup{ID: d.ID, Name: d.Name}, nil
+	return &hashmap.Group{ID: d.ID, Name: d.Name}, nil
 }
 
 // ListHashmapGroups returns every group in creation order.
-func (s *Store) ListHashmapGroups(ctx context.Context) ([]*store.HashmapGroup, error) {
+func (s *Store) ListHashmapGroups(ctx context.Context) ([]*hashmap.Group, error) {
 	docs, err := allOf[hmGroupDoc](ctx, s.hmGroups, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap groups: %w", err)
 	}
-	out := make([]*store.HashmapGroup, len(docs))
+	out := make([]*hashmap.Group, len(docs))
 	for i, d := range docs {
-		out[i] = &store.HashmapGroup{ID: d.ID, Name: d.Name}
+		out[i] = &hashmap.Group{ID: d.ID, Name: d.Name}
 	}
 	return out, nil
 }
@@ -334,16 +335,16 @@ func (s *Store) checkRefs(ctx context.Context, serviceID, fieldID, groupID strin
 	return nil
 }
 
-func (d *hmMappingDoc) mapping() (*store.HashmapMapping, error) {
+func (d *hmMappingDoc) mapping() (*hashmap.Mapping, error) {
 	c, err := decimal.NewFromString(d.Cost)
 	if err != nil {
 		return nil, fmt.Errorf("decode mapping %s cost %q: %w", d.ID, d.Cost, err)
 	}
-	return &store.HashmapMapping{ID: d.ID, ServiceID: d.ServiceID, FieldID: d.FieldID, GroupID: d.GroupID, Value: d.Value, Type: d.Type, Cost: c}, nil
+	return &hashmap.Mapping{ID: d.ID, ServiceID: d.ServiceID, FieldID: d.FieldID, GroupID: d.GroupID, Value: d.Value, Type: d.Type, Cost: c}, nil
 }
 
 // CreateHashmapMapping stores a service or field mapping.
-func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
+func (s *Store) CreateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error {
 	id, err := store.CheckNewMapping(m)
 	if err != nil {
 		return err
@@ -360,7 +361,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 }
 
 // GetHashmapMapping returns a mapping.
-func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
+func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*hashmap.Mapping, error) {
 	if err := store.CheckKey("get hashmap mapping", "id", id); err != nil {
 		return nil, err
 	}
@@ -372,12 +373,12 @@ func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.Hashma
 }
 
 // ListHashmapMappings returns every mapping in creation order.
-func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMapping, error) {
+func (s *Store) ListHashmapMappings(ctx context.Context) ([]*hashmap.Mapping, error) {
 	docs, err := allOf[hmMappingDoc](ctx, s.hmMappings, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap mappings: %w", err)
 	}
-	out := make([]*store.HashmapMapping, len(docs))
+	out := make([]*hashmap.Mapping, len(docs))
 	for i := range docs {
 		if out[i], err = docs[i].mapping(); err != nil {
 			return nil, fmt.Errorf("list hashmap mappings: %w", err)
@@ -388,7 +389,7 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 
 // UpdateHashmapMapping replaces a mapping's service or field, group, value,
 // type and cost; the unique index refuses a duplicate (ErrConflict).
-func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
+func (s *Store) UpdateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error {
 	if err := store.CheckMappingUpdate(m); err != nil {
 		return err
 	}
@@ -416,8 +417,8 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 	return deleteOne(ctx, s.hmMappings, "hashmap mapping", id)
 }
 
-func (d *hmThresholdDoc) threshold() (*store.HashmapThreshold, error) {
-	t := &store.HashmapThreshold{ID: d.ID, ServiceID: d.ServiceID, FieldID: d.FieldID, GroupID: d.GroupID, Type: d.Type}
+func (d *hmThresholdDoc) threshold() (*hashmap.Threshold, error) {
+	t := &hashmap.Threshold{ID: d.ID, ServiceID: d.ServiceID, FieldID: d.FieldID, GroupID: d.GroupID, Type: d.Type}
 	var err error
 	if t.Level, err = decimal.NewFromString(d.Level); err != nil {
 		return nil, fmt.Errorf("decode threshold %s level %q: %w", d.ID, d.Level, err)
@@ -437,7 +438,7 @@ func levelKey(d decimal.Decimal) string {
 }
 
 // CreateHashmapThreshold stores a service or field threshold.
-func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
+func (s *Store) CreateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error {
 	id, err := store.CheckNewThreshold(t)
 	if err != nil {
 		return err
@@ -455,7 +456,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 }
 
 // GetHashmapThreshold returns a threshold.
-func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
+func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*hashmap.Threshold, error) {
 	if err := store.CheckKey("get hashmap threshold", "id", id); err != nil {
 		return nil, err
 	}
@@ -467,12 +468,12 @@ func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.Hash
 }
 
 // ListHashmapThresholds returns every threshold in creation order.
-func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThreshold, error) {
+func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*hashmap.Threshold, error) {
 	docs, err := allOf[hmThresholdDoc](ctx, s.hmThresholds, bson.D{}, byOrd())
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap thresholds: %w", err)
 	}
-	out := make([]*store.HashmapThreshold, len(docs))
+	out := make([]*hashmap.Threshold, len(docs))
 	for i := range docs {
 		if out[i], err = docs[i].threshold(); err != nil {
 			return nil, fmt.Errorf("list hashmap thresholds: %w", err)
@@ -483,7 +484,7 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 
 // UpdateHashmapThreshold replaces a threshold's service or field, group,
 // level, type and cost.
-func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
+func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error {
 	if err := store.CheckThresholdUpdate(t); err != nil {
 		return err
 	}
@@ -515,8 +516,8 @@ func (s *Store) DeleteHashmapThreshold(ctx context.Context, id string) error {
 // HashmapRules reads the whole configuration. Without a snapshot across
 // collections, it reads parents before rules and leaves out rules whose
 // service or field is gone; a rule whose group is gone counts ungrouped.
-func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
-	var r store.HashmapRules
+func (s *Store) HashmapRules(ctx context.Context) (*hashmap.RuleSet, error) {
+	var r hashmap.RuleSet
 	var err error
 	if r.Services, err = s.ListHashmapServices(ctx); err != nil {
 		return nil, fmt.Errorf("read hashmap rules: %w", err)
@@ -540,7 +541,7 @@ func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
 	for _, v := range r.Services {
 		svcs[v.ID] = true
 	}
-	r.Fields = []*store.HashmapField{}
+	r.Fields = []*hashmap.Field{}
 	for _, f := range fields {
 		if svcs[f.ServiceID] {
 			r.Fields = append(r.Fields, f)
@@ -553,7 +554,7 @@ func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
 	live := func(serviceID, fieldID string) bool {
 		return (serviceID != "" && svcs[serviceID]) || (fieldID != "" && flds[fieldID])
 	}
-	r.Mappings = []*store.HashmapMapping{}
+	r.Mappings = []*hashmap.Mapping{}
 	for _, m := range mappings {
 		if live(m.ServiceID, m.FieldID) {
 			if m.GroupID != "" && !grps[m.GroupID] {
@@ -562,7 +563,7 @@ func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
 			r.Mappings = append(r.Mappings, m)
 		}
 	}
-	r.Thresholds = []*store.HashmapThreshold{}
+	r.Thresholds = []*hashmap.Threshold{}
 	for _, t := range thresholds {
 		if live(t.ServiceID, t.FieldID) {
 			if t.GroupID != "" && !grps[t.GroupID] {

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
@@ -114,14 +115,14 @@ func collectParts(docs []partDoc) map[string]*parts {
 	return out
 }
 
-func (p *parts) status() store.JobStatus {
+func (p *parts) status() jobs.Status {
 	switch {
 	case p == nil || p.claim == nil:
-		return store.JobQueued
+		return jobs.StatusQueued
 	case p.end == nil:
-		return store.JobRunning
+		return jobs.StatusRunning
 	}
-	return store.JobStatus(p.end.Status)
+	return jobs.Status(p.end.Status)
 }
 
 // leaseExpires is the later of the claim's lease and the holder's renewal.
@@ -136,8 +137,8 @@ func (p *parts) leaseExpires() int64 {
 	return l
 }
 
-func assemble(d *jobDoc, p *parts) *store.Job {
-	j := &store.Job{ID: d.ID, Kind: store.JobKind(d.Kind), OwnerID: d.OwnerID, Target: d.Target, StackID: d.StackID,
+func assemble(d *jobDoc, p *parts) *jobs.Job {
+	j := &jobs.Job{ID: d.ID, Kind: jobs.Kind(d.Kind), OwnerID: d.OwnerID, Target: d.Target, StackID: d.StackID,
 		MachineID: d.MachineID, CredentialID: d.CredentialID, Status: p.status(), CreatedAt: store.FromNanos(d.CreatedAt)}
 	if p == nil {
 		return j
@@ -205,7 +206,7 @@ func (s *Store) partsOf(ctx context.Context, ids ...string) (map[string]*parts, 
 
 // hint records a job's status in its core document to narrow later
 // queries. It is advisory, so a failure is only logged.
-func (s *Store) hint(ctx context.Context, id string, st store.JobStatus) {
+func (s *Store) hint(ctx context.Context, id string, st jobs.Status) {
 	if _, err := s.jobs.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: string(st)}}}}); err != nil {
 		s.log.Warn("record job status hint", "job", id, "error", err)
 	}
@@ -216,15 +217,15 @@ func (s *Store) hint(ctx context.Context, id string, st store.JobStatus) {
 const maxRetries = 64
 
 // CreateJob queues a job; an active job on the same Target is an
-// *store.ActiveJobError.
-func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+// *jobs.ActiveJobError.
+func (s *Store) CreateJob(ctx context.Context, j *jobs.Job) error {
 	w, err := store.CheckNewJob(j, s.now())
 	if err != nil {
 		return err
 	}
 	id, created, cn := w.ID, w.CreatedAt, w.Created
 	d := jobDoc{ID: id, Kind: string(j.Kind), OwnerID: j.OwnerID, Target: j.Target, StackID: j.StackID, MachineID: j.MachineID,
-		CredentialID: j.CredentialID, CreatedAt: cn, Ord: ord(), St: string(store.JobQueued)}
+		CredentialID: j.CredentialID, CreatedAt: cn, Ord: ord(), St: string(jobs.StatusQueued)}
 	for range maxRetries {
 		var head jobDoc
 		err := one(ctx, s.jobs, bson.D{{Key: "target", Value: j.Target}}, &head, "job of "+j.Target,
@@ -240,7 +241,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 				return fmt.Errorf("create job %s: %w", id, err)
 			}
 			if p[head.ID].status().Active() {
-				return fmt.Errorf("create job %s: %w", id, &store.ActiveJobError{JobID: head.ID, Target: j.Target})
+				return fmt.Errorf("create job %s: %w", id, &jobs.ActiveJobError{JobID: head.ID, Target: j.Target})
 			}
 			d.TSeq = head.TSeq + 1
 		}
@@ -262,7 +263,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 }
 
 // GetJob returns the job with id.
-func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+func (s *Store) GetJob(ctx context.Context, id string) (*jobs.Job, error) {
 	if err := store.CheckKey("get job", "id", id); err != nil {
 		return nil, err
 	}
@@ -280,14 +281,14 @@ func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 // ListJobs returns jobs of the given statuses (all when none), oldest
 // first. The status hints select candidates (a job's hint is its true
 // status or an earlier one), and the parts decide.
-func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+func (s *Store) ListJobs(ctx context.Context, statuses ...jobs.Status) ([]*jobs.Job, error) {
 	if err := store.CheckJobStatuses(statuses); err != nil {
 		return nil, err
 	}
-	want := map[store.JobStatus]bool{}
+	want := map[jobs.Status]bool{}
 	filter := bson.D{}
 	if len(statuses) > 0 {
-		hints := []string{string(store.JobQueued), string(store.JobRunning)}
+		hints := []string{string(jobs.StatusQueued), string(jobs.StatusRunning)}
 		for _, st := range statuses {
 			want[st] = true
 			if !st.Active() {
@@ -301,7 +302,7 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	if len(docs) == 0 {
-		return []*store.Job{}, nil
+		return []*jobs.Job{}, nil
 	}
 	var ps map[string]*parts
 	if len(statuses) == 0 {
@@ -319,7 +320,7 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 			return nil, fmt.Errorf("list jobs: %w", err)
 		}
 	}
-	out := []*store.Job{}
+	out := []*jobs.Job{}
 	for i := range docs {
 		j := assemble(&docs[i], ps[docs[i].ID])
 		if len(want) == 0 || want[j.Status] {
@@ -340,14 +341,14 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // replica claims one job at a time) can each pass the count, and an owner
 // may briefly run up to maxPerOwner + replicas - 1 jobs; it never grows
 // past that, and the next claims see the true count.
-func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*jobs.Job, error) {
 	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
 	if err != nil {
 		return nil, err
 	}
 	nn, ln := lt.Now, lt.Expires
 	for range maxRetries {
-		filter := bson.D{{Key: "st", Value: string(store.JobQueued)}}
+		filter := bson.D{{Key: "st", Value: string(jobs.StatusQueued)}}
 		if maxPerOwner > 0 {
 			full, err := s.ownersAtMax(ctx, maxPerOwner)
 			if err != nil {
@@ -370,7 +371,7 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 			claim := partDoc{ID: partID(d.ID, partClaim), J: d.ID, P: partClaim, Worker: worker, StartedAt: nn, Lease: ln}
 			_, err := s.jobParts.InsertOne(ctx, claim)
 			if err == nil {
-				s.hint(ctx, d.ID, store.JobRunning)
+				s.hint(ctx, d.ID, jobs.StatusRunning)
 				return assemble(d, &parts{claim: &claim}), nil
 			}
 			if !mgo.IsDuplicateKeyError(err) {
@@ -389,7 +390,7 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, leas
 // ownersAtMax returns the owners with at least max running jobs. The
 // running hints select the candidates and their parts decide.
 func (s *Store) ownersAtMax(ctx context.Context, max int) ([]string, error) {
-	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(store.JobRunning)}},
+	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: string(jobs.StatusRunning)}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "owner_id", Value: 1}}))
 	if err != nil || len(docs) < max {
 		return nil, err
@@ -405,7 +406,7 @@ func (s *Store) ownersAtMax(ctx context.Context, max int) ([]string, error) {
 	running := map[string]int{}
 	var full []string
 	for i := range docs {
-		if ps[docs[i].ID].status() != store.JobRunning {
+		if ps[docs[i].ID].status() != jobs.StatusRunning {
 			continue
 		}
 		owner := docs[i].OwnerID
@@ -475,7 +476,7 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 // CancelJob fails a queued job at once by inserting its claim carrying the
 // end (the claim's unique _id keeps any worker from claiming it after), or
 // marks a running job with a cancel part its worker's next renewal sees.
-func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
+func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*jobs.Job, error) {
 	an, err := store.CheckCancel(id, reason, s.nowOr(at))
 	if err != nil {
 		return nil, err
@@ -495,9 +496,9 @@ func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) 
 		}
 		var part partDoc
 		switch st := p.status(); st {
-		case store.JobQueued:
-			part = partDoc{ID: partID(id, partClaim), J: id, P: partClaim, Status: string(store.JobFailed), Error: reason, FinishedAt: an}
-		case store.JobRunning:
+		case jobs.StatusQueued:
+			part = partDoc{ID: partID(id, partClaim), J: id, P: partClaim, Status: string(jobs.StatusFailed), Error: reason, FinishedAt: an}
+		case jobs.StatusRunning:
 			if p.cancel != nil {
 				return assemble(&d, p), nil
 			}
@@ -512,7 +513,7 @@ func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) 
 			return nil, fmt.Errorf("cancel job %s: %w", id, mapErr(err))
 		}
 		if part.P == partClaim {
-			s.hint(ctx, id, store.JobFailed)
+			s.hint(ctx, id, jobs.StatusFailed)
 			p.claim, p.end = &part, &part
 		} else {
 			p.cancel = &part
@@ -541,7 +542,7 @@ func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentag
 // FinishJob ends a running job worker holds as succeeded or failed at at
 // (now when zero): its end part's unique _id decides against a concurrent
 // FailExpiredJobs.
-func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+func (s *Store) FinishJob(ctx context.Context, id, worker string, status jobs.Status, errMsg string, at time.Time) error {
 	an, err := store.CheckFinish(id, worker, status, s.nowOr(at))
 	if err != nil {
 		return err
@@ -564,7 +565,7 @@ func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.J
 // with reason as its error, and returns them. Each failure is the insert
 // of the job's end part, so a job is failed once, and never after its
 // worker finished it.
-func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error) {
 	out, err := s.failRunning(ctx, now, reason, true)
 	if err != nil {
 		return out, fmt.Errorf("fail expired jobs: %w", err)
@@ -575,7 +576,7 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 // FailRunningJobs fails every running job, whatever its lease, with reason
 // as its error, and returns them; like FailExpiredJobs, each failure is the
 // insert of the job's end part.
-func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error) {
 	out, err := s.failRunning(ctx, now, reason, false)
 	if err != nil {
 		return out, fmt.Errorf("fail running jobs: %w", err)
@@ -583,17 +584,17 @@ func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason strin
 	return out, nil
 }
 
-func (s *Store) failRunning(ctx context.Context, now time.Time, reason string, expiredOnly bool) ([]*store.Job, error) {
+func (s *Store) failRunning(ctx context.Context, now time.Time, reason string, expiredOnly bool) ([]*jobs.Job, error) {
 	nn, err := store.UnixNanos("now", s.nowOr(now))
 	if err != nil {
 		return nil, err
 	}
-	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(store.JobQueued), string(store.JobRunning)}}}}},
+	docs, err := allOf[jobDoc](ctx, s.jobs, bson.D{{Key: "st", Value: bson.D{{Key: "$in", Value: []string{string(jobs.StatusQueued), string(jobs.StatusRunning)}}}}},
 		options.Find().SetSort(sortBy("created_at", "ord")))
 	if err != nil {
 		return nil, err
 	}
-	out := []*store.Job{}
+	out := []*jobs.Job{}
 	if len(docs) == 0 {
 		return out, nil
 	}
@@ -608,17 +609,17 @@ func (s *Store) failRunning(ctx context.Context, now time.Time, reason string, e
 	for i := range docs {
 		d := &docs[i]
 		p := ps[d.ID]
-		if p.status() != store.JobRunning || (expiredOnly && p.leaseExpires() >= nn) {
+		if p.status() != jobs.StatusRunning || (expiredOnly && p.leaseExpires() >= nn) {
 			continue
 		}
-		end := partDoc{ID: partID(d.ID, partEnd), J: d.ID, P: partEnd, Status: string(store.JobFailed), Error: reason, FinishedAt: nn}
+		end := partDoc{ID: partID(d.ID, partEnd), J: d.ID, P: partEnd, Status: string(jobs.StatusFailed), Error: reason, FinishedAt: nn}
 		if _, err := s.jobParts.InsertOne(ctx, end); err != nil {
 			if mgo.IsDuplicateKeyError(err) {
 				continue // its worker, or another replica, ended it first
 			}
 			return out, mapErr(err)
 		}
-		s.hint(ctx, d.ID, store.JobFailed)
+		s.hint(ctx, d.ID, jobs.StatusFailed)
 		p.end = &end
 		out = append(out, assemble(d, p))
 	}
@@ -674,7 +675,7 @@ func (s *Store) batchAt(ctx context.Context, jobID string, seq int64) (*eventDoc
 
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
-func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
+func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*jobs.Event) error {
 	ats, err := store.CheckEvents(jobID, events, s.now)
 	if err != nil || len(events) == 0 {
 		return err
@@ -730,11 +731,11 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 // limit (all when limit <= 0). A follower's position is the end of a batch:
 // from there it follows the batch chain by _id (a few new batches); a
 // whole list, or a position inside a batch, queries the job's batches.
-func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
+func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error) {
 	if err := store.CheckKey("list events", "job id", jobID); err != nil {
 		return nil, err
 	}
-	out := []*store.Event{}
+	out := []*jobs.Event{}
 	emit := func(d *eventDoc) bool {
 		for i, it := range d.Evs {
 			seq := d.First + int64(i)
@@ -744,7 +745,7 @@ func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, li
 			if limit > 0 && len(out) == limit {
 				return false
 			}
-			out = append(out, &store.Event{JobID: jobID, Seq: seq, At: store.FromNanos(it.At), Kind: store.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
+			out = append(out, &jobs.Event{JobID: jobID, Seq: seq, At: store.FromNanos(it.At), Kind: jobs.EventKind(it.Kind), Message: it.Msg, Percentage: it.Pct})
 		}
 		return limit <= 0 || len(out) < limit
 	}

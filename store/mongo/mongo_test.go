@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
 	"github.com/kloud/kloud/internal/ferrettest"
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -193,7 +194,7 @@ func TestServerLostMidCall(t *testing.T) {
 	srv := ferrettest.Start(t)
 	s := openTest(t, srv.NewDatabaseURI("lost"), WithTimeout(500*time.Millisecond))
 	ctx := context.Background()
-	j := &store.Job{Kind: store.JobApply, Target: "stack/1"}
+	j := &jobs.Job{Kind: jobs.KindApply, Target: "stack/1"}
 	if err := s.CreateJob(ctx, j); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestServerLostMidCall(t *testing.T) {
 					return
 				default:
 				}
-				_ = s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventOutput, Message: fmt.Sprint(w, i)})
+				_ = s.AppendEvents(ctx, j.ID, &jobs.Event{Kind: jobs.EventOutput, Message: fmt.Sprint(w, i)})
 				_, _ = s.ListMachines(ctx, store.MachineFilter{})
 				_ = s.SetMachineState(ctx, "m-1", machinestate.State(1+i%5), "", time.Time{})
 			}
@@ -233,9 +234,9 @@ func TestServerLostMidCall(t *testing.T) {
 	}
 	calls := map[string]func() error{
 		"GetJob":          func() error { _, err := s.GetJob(ctx, j.ID); return err },
-		"CreateJob":       func() error { return s.CreateJob(ctx, &store.Job{Kind: store.JobApply, Target: "stack/2"}) },
+		"CreateJob":       func() error { return s.CreateJob(ctx, &jobs.Job{Kind: jobs.KindApply, Target: "stack/2"}) },
 		"ClaimJob":        func() error { _, err := s.ClaimJob(ctx, "w", time.Now(), time.Minute, 0); return err },
-		"AppendEvents":    func() error { return s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventPhase}) },
+		"AppendEvents":    func() error { return s.AppendEvents(ctx, j.ID, &jobs.Event{Kind: jobs.EventPhase}) },
 		"ListMachines":    func() error { _, err := s.ListMachines(ctx, store.MachineFilter{}); return err },
 		"SetMachineState": func() error { return s.SetMachineState(ctx, "m-1", machinestate.Stopped, "x", time.Time{}) },
 		"AcquireLease":    func() error { _, err := s.AcquireLease(ctx, "l", "h", time.Now(), time.Minute); return err },

@@ -7,13 +7,14 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/store"
 )
 
 // ---- services, fields, groups -----------------------------------------------
 
 // CreateHashmapService stores a service; names are unique.
-func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapService) error {
+func (s *Store) CreateHashmapService(ctx context.Context, svc *hashmap.Service) error {
 	id, err := store.CheckNewService(svc)
 	if err != nil {
 		return err
@@ -29,8 +30,8 @@ func (s *Store) CreateHashmapService(ctx context.Context, svc *store.HashmapServ
 	return nil
 }
 
-func scanService(sc scanner) (*store.HashmapService, error) {
-	var v store.HashmapService
+func scanService(sc scanner) (*hashmap.Service, error) {
+	var v hashmap.Service
 	if err := sc.Scan(&v.ID, &v.Name); err != nil {
 		return nil, err
 	}
@@ -38,7 +39,7 @@ func scanService(sc scanner) (*store.HashmapService, error) {
 }
 
 // GetHashmapService returns a service.
-func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.HashmapService, error) {
+func (s *Store) GetHashmapService(ctx context.Context, id string) (*hashmap.Service, error) {
 	if err := store.CheckKey("get hashmap service", "id", id); err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ func (s *Store) GetHashmapService(ctx context.Context, id string) (*store.Hashma
 const listServices = `SELECT id, name FROM hashmap_services ORDER BY rowid`
 
 // ListHashmapServices returns every service in creation order.
-func (s *Store) ListHashmapServices(ctx context.Context) ([]*store.HashmapService, error) {
+func (s *Store) ListHashmapServices(ctx context.Context) ([]*hashmap.Service, error) {
 	out, err := list(ctx, s.r, scanService, listServices)
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap services: %w", err)
@@ -92,7 +93,7 @@ func exists(ctx context.Context, tx *sql.Tx, table, what, id string) error {
 
 // CreateHashmapField stores a field of an existing service; names are
 // unique within the service.
-func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) error {
+func (s *Store) CreateHashmapField(ctx context.Context, f *hashmap.Field) error {
 	id, err := store.CheckNewField(f)
 	if err != nil {
 		return err
@@ -111,8 +112,8 @@ func (s *Store) CreateHashmapField(ctx context.Context, f *store.HashmapField) e
 	return nil
 }
 
-func scanField(sc scanner) (*store.HashmapField, error) {
-	var v store.HashmapField
+func scanField(sc scanner) (*hashmap.Field, error) {
+	var v hashmap.Field
 	if err := sc.Scan(&v.ID, &v.ServiceID, &v.Name); err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func scanField(sc scanner) (*store.HashmapField, error) {
 }
 
 // GetHashmapField returns a field.
-func (s *Store) GetHashmapField(ctx context.Context, id string) (*store.HashmapField, error) {
+func (s *Store) GetHashmapField(ctx context.Context, id string) (*hashmap.Field, error) {
 	if err := store.CheckKey("get hashmap field", "id", id); err != nil {
 		return nil, err
 	}
@@ -135,8 +136,8 @@ const listFields = `SELECT id, service_id, name FROM hashmap_fields WHERE ?1 = '
 
 // ListHashmapFields lists a service's fields (every field when serviceID is
 // empty) in creation order; an unknown service is ErrNotFound.
-func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*store.HashmapField, error) {
-	var out []*store.HashmapField
+func (s *Store) ListHashmapFields(ctx context.Context, serviceID string) ([]*hashmap.Field, error) {
+	var out []*hashmap.Field
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		if serviceID != "" {
 			if err := exists(ctx, tx, "hashmap_services", "hashmap service", serviceID); err != nil {
@@ -159,7 +160,7 @@ func (s *Store) DeleteHashmapField(ctx context.Context, id string) error {
 }
 
 // CreateHashmapGroup stores a group; names are unique.
-func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) error {
+func (s *Store) CreateHashmapGroup(ctx context.Context, g *hashmap.Group) error {
 	id, err := store.CheckNewGroup(g)
 	if err != nil {
 		return err
@@ -175,8 +176,8 @@ func (s *Store) CreateHashmapGroup(ctx context.Context, g *store.HashmapGroup) e
 	return nil
 }
 
-func scanGroup(sc scanner) (*store.HashmapGroup, error) {
-	var v store.HashmapGroup
+func scanGroup(sc scanner) (*hashmap.Group, error) {
+	var v hashmap.Group
 	if err := sc.Scan(&v.ID, &v.Name); err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func scanGroup(sc scanner) (*store.HashmapGroup, error) {
 }
 
 // GetHashmapGroup returns a group.
-func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapGroup, error) {
+func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*hashmap.Group, error) {
 	if err := store.CheckKey("get hashmap group", "id", id); err != nil {
 		return nil, err
 	}
@@ -198,7 +199,7 @@ func (s *Store) GetHashmapGroup(ctx context.Context, id string) (*store.HashmapG
 const listGroups = `SELECT id, name FROM hashmap_groups ORDER BY rowid`
 
 // ListHashmapGroups returns every group in creation order.
-func (s *Store) ListHashmapGroups(ctx context.Context) ([]*store.HashmapGroup, error) {
+func (s *Store) ListHashmapGroups(ctx context.Context) ([]*hashmap.Group, error) {
 	out, err := list(ctx, s.r, scanGroup, listGroups)
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap groups: %w", err)
@@ -236,8 +237,8 @@ func checkRefs(ctx context.Context, tx *sql.Tx, serviceID, fieldID, groupID stri
 
 const mappingCols = `id, coalesce(service_id, ''), coalesce(field_id, ''), coalesce(group_id, ''), value, type, cost`
 
-func scanMapping(sc scanner) (*store.HashmapMapping, error) {
-	var m store.HashmapMapping
+func scanMapping(sc scanner) (*hashmap.Mapping, error) {
+	var m hashmap.Mapping
 	var cost string
 	if err := sc.Scan(&m.ID, &m.ServiceID, &m.FieldID, &m.GroupID, &m.Value, &m.Type, &cost); err != nil {
 		return nil, err
@@ -251,7 +252,7 @@ func scanMapping(sc scanner) (*store.HashmapMapping, error) {
 }
 
 // CreateHashmapMapping stores a service or field mapping.
-func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
+func (s *Store) CreateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error {
 	id, err := store.CheckNewMapping(m)
 	if err != nil {
 		return err
@@ -272,7 +273,7 @@ func (s *Store) CreateHashmapMapping(ctx context.Context, m *store.HashmapMappin
 }
 
 // GetHashmapMapping returns a mapping.
-func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.HashmapMapping, error) {
+func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*hashmap.Mapping, error) {
 	if err := store.CheckKey("get hashmap mapping", "id", id); err != nil {
 		return nil, err
 	}
@@ -286,7 +287,7 @@ func (s *Store) GetHashmapMapping(ctx context.Context, id string) (*store.Hashma
 const listMappings = `SELECT ` + mappingCols + ` FROM hashmap_mappings ORDER BY rowid`
 
 // ListHashmapMappings returns every mapping in creation order.
-func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMapping, error) {
+func (s *Store) ListHashmapMappings(ctx context.Context) ([]*hashmap.Mapping, error) {
 	out, err := list(ctx, s.r, scanMapping, listMappings)
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap mappings: %w", err)
@@ -296,7 +297,7 @@ func (s *Store) ListHashmapMappings(ctx context.Context) ([]*store.HashmapMappin
 
 // UpdateHashmapMapping replaces a mapping's service or field, group, value,
 // type and cost.
-func (s *Store) UpdateHashmapMapping(ctx context.Context, m *store.HashmapMapping) error {
+func (s *Store) UpdateHashmapMapping(ctx context.Context, m *hashmap.Mapping) error {
 	if err := store.CheckMappingUpdate(m); err != nil {
 		return err
 	}
@@ -324,8 +325,8 @@ func (s *Store) DeleteHashmapMapping(ctx context.Context, id string) error {
 
 const thresholdCols = `id, coalesce(service_id, ''), coalesce(field_id, ''), coalesce(group_id, ''), level, type, cost`
 
-func scanThreshold(sc scanner) (*store.HashmapThreshold, error) {
-	var t store.HashmapThreshold
+func scanThreshold(sc scanner) (*hashmap.Threshold, error) {
+	var t hashmap.Threshold
 	var level, cost string
 	if err := sc.Scan(&t.ID, &t.ServiceID, &t.FieldID, &t.GroupID, &level, &t.Type, &cost); err != nil {
 		return nil, err
@@ -341,7 +342,7 @@ func scanThreshold(sc scanner) (*store.HashmapThreshold, error) {
 }
 
 // CreateHashmapThreshold stores a service or field threshold.
-func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
+func (s *Store) CreateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error {
 	id, err := store.CheckNewThreshold(t)
 	if err != nil {
 		return err
@@ -362,7 +363,7 @@ func (s *Store) CreateHashmapThreshold(ctx context.Context, t *store.HashmapThre
 }
 
 // GetHashmapThreshold returns a threshold.
-func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.HashmapThreshold, error) {
+func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*hashmap.Threshold, error) {
 	if err := store.CheckKey("get hashmap threshold", "id", id); err != nil {
 		return nil, err
 	}
@@ -376,7 +377,7 @@ func (s *Store) GetHashmapThreshold(ctx context.Context, id string) (*store.Hash
 const listThresholds = `SELECT ` + thresholdCols + ` FROM hashmap_thresholds ORDER BY rowid`
 
 // ListHashmapThresholds returns every threshold in creation order.
-func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThreshold, error) {
+func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*hashmap.Threshold, error) {
 	out, err := list(ctx, s.r, scanThreshold, listThresholds)
 	if err != nil {
 		return nil, fmt.Errorf("list hashmap thresholds: %w", err)
@@ -386,7 +387,7 @@ func (s *Store) ListHashmapThresholds(ctx context.Context) ([]*store.HashmapThre
 
 // UpdateHashmapThreshold replaces a threshold's service or field, group,
 // level, type and cost.
-func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *store.HashmapThreshold) error {
+func (s *Store) UpdateHashmapThreshold(ctx context.Context, t *hashmap.Threshold) error {
 	if err := store.CheckThresholdUpdate(t); err != nil {
 		return err
 	}
@@ -413,8 +414,8 @@ func (s *Store) DeleteHashmapThreshold(ctx context.Context, id string) error {
 }
 
 // HashmapRules reads the whole configuration in one snapshot.
-func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
-	var r store.HashmapRules
+func (s *Store) HashmapRules(ctx context.Context) (*hashmap.RuleSet, error) {
+	var r hashmap.RuleSet
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var err error
 		if r.Services, err = list(ctx, tx, scanService, listServices); err != nil {

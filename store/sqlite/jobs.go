@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
@@ -15,23 +16,23 @@ import (
 
 const jobCols = `id, kind, owner_id, target, stack_id, machine_id, credential_id, status, percentage, error, worker, lease_expires, created_at, started_at, finished_at, cancel_reason`
 
-func scanJob(sc scanner) (*store.Job, error) {
-	var j store.Job
+func scanJob(sc scanner) (*jobs.Job, error) {
+	var j jobs.Job
 	var kind, status string
 	var lease, started, finished sql.NullInt64
 	var created int64
 	if err := sc.Scan(&j.ID, &kind, &j.OwnerID, &j.Target, &j.StackID, &j.MachineID, &j.CredentialID, &status, &j.Percentage, &j.Error, &j.Worker, &lease, &created, &started, &finished, &j.CancelReason); err != nil {
 		return nil, err
 	}
-	j.Kind, j.Status = store.JobKind(kind), store.JobStatus(status)
+	j.Kind, j.Status = jobs.Kind(kind), jobs.Status(status)
 	j.LeaseExpires, j.StartedAt, j.FinishedAt = fromNull(lease), fromNull(started), fromNull(finished)
 	j.CreatedAt = store.FromNanos(created)
 	return &j, nil
 }
 
 // CreateJob queues a job; an active job on the same Target is an
-// *store.ActiveJobError.
-func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
+// *jobs.ActiveJobError.
+func (s *Store) CreateJob(ctx context.Context, j *jobs.Job) error {
 	w, err := store.CheckNewJob(j, s.now())
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE target = ? AND status IN ('queued', 'running')`, j.Target).Scan(&active)
 		switch {
 		case err == nil:
-			return &store.ActiveJobError{JobID: active, Target: j.Target}
+			return &jobs.ActiveJobError{JobID: active, Target: j.Target}
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
@@ -59,7 +60,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job) error {
 }
 
 // GetJob returns the job with id.
-func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
+func (s *Store) GetJob(ctx context.Context, id string) (*jobs.Job, error) {
 	if err := store.CheckKey("get job", "id", id); err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func (s *Store) GetJob(ctx context.Context, id string) (*store.Job, error) {
 }
 
 // ListJobs returns jobs of the given statuses (all when none), oldest first.
-func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*store.Job, error) {
+func (s *Store) ListJobs(ctx context.Context, statuses ...jobs.Status) ([]*jobs.Job, error) {
 	if err := store.CheckJobStatuses(statuses); err != nil {
 		return nil, err
 	}
@@ -96,13 +97,13 @@ func (s *Store) ListJobs(ctx context.Context, statuses ...store.JobStatus) ([]*s
 // leased until now+lease. With maxPerOwner > 0, jobs of owners that already
 // run maxPerOwner jobs are skipped: the count and the claim are one
 // statement in the write transaction, so the cap is exact.
-func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*store.Job, error) {
+func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration, maxPerOwner int) (*jobs.Job, error) {
 	lt, err := store.CheckClaim(worker, s.nowOr(now), lease, maxPerOwner)
 	if err != nil {
 		return nil, err
 	}
 	nn, ln := lt.Now, lt.Expires
-	var j *store.Job
+	var j *jobs.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', worker = ?1, lease_expires = ?2, started_at = ?3
 			WHERE id = (SELECT id FROM jobs q WHERE status = 'queued'
@@ -136,7 +137,7 @@ func heldJob(ctx context.Context, tx *sql.Tx, id, worker, set string, args ...an
 	if err := tx.QueryRowContext(ctx, `SELECT status, worker FROM jobs WHERE id = ?`, id).Scan(&status, &holder); err != nil {
 		return noRows(err, "job "+id)
 	}
-	if status != string(store.JobRunning) {
+	if status != string(jobs.StatusRunning) {
 		return fmt.Errorf("job %s is %s, not running under %s: %w", id, status, worker, store.ErrLeaseHeld)
 	}
 	return fmt.Errorf("job %s runs under %s, not %s: %w", id, holder, worker, store.ErrLeaseHeld)
@@ -168,23 +169,23 @@ func (s *Store) RenewJobLease(ctx context.Context, id, worker string, now time.T
 // CancelJob fails a queued job at once with reason, or marks a running one
 // with it for its worker; both in one write transaction, so no worker can
 // claim a queued job after it was cancelled.
-func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*store.Job, error) {
+func (s *Store) CancelJob(ctx context.Context, id, reason string, at time.Time) (*jobs.Job, error) {
 	an, err := store.CheckCancel(id, reason, s.nowOr(at))
 	if err != nil {
 		return nil, err
 	}
-	var j *store.Job
+	var j *jobs.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		cur, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
 		if err != nil {
 			return noRows(err, "job "+id)
 		}
 		switch cur.Status {
-		case store.JobQueued:
+		case jobs.StatusQueued:
 			j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?
 				WHERE id = ? AND status = 'queued' RETURNING `+jobCols, reason, an, id))
 			return err
-		case store.JobRunning:
+		case jobs.StatusRunning:
 			j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET cancel_reason = CASE cancel_reason WHEN '' THEN ? ELSE cancel_reason END
 				WHERE id = ? RETURNING `+jobCols, reason, id))
 			return err
@@ -214,7 +215,7 @@ func (s *Store) SetJobProgress(ctx context.Context, id, worker string, percentag
 
 // FinishJob ends a running job worker holds as succeeded or failed at at
 // (now when zero).
-func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.JobStatus, errMsg string, at time.Time) error {
+func (s *Store) FinishJob(ctx context.Context, id, worker string, status jobs.Status, errMsg string, at time.Time) error {
 	an, err := store.CheckFinish(id, worker, status, s.nowOr(at))
 	if err != nil {
 		return err
@@ -230,12 +231,12 @@ func (s *Store) FinishJob(ctx context.Context, id, worker string, status store.J
 
 // FailExpiredJobs fails every running job whose lease ended before now, with
 // reason as its error, and returns them.
-func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error) {
 	nn, err := store.UnixNanos("now", s.nowOr(now))
 	if err != nil {
 		return nil, fmt.Errorf("fail expired jobs: %w", err)
 	}
-	var out []*store.Job
+	var out []*jobs.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out, err = list(ctx, tx, scanJob, `UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2
 			WHERE status = 'running' AND lease_expires < ?2 RETURNING `+jobCols, reason, nn)
@@ -249,12 +250,12 @@ func (s *Store) FailExpiredJobs(ctx context.Context, now time.Time, reason strin
 
 // FailRunningJobs fails every running job, whatever its lease, with reason
 // as its error, and returns them.
-func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*store.Job, error) {
+func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason string) ([]*jobs.Job, error) {
 	nn, err := store.UnixNanos("now", s.nowOr(now))
 	if err != nil {
 		return nil, fmt.Errorf("fail running jobs: %w", err)
 	}
-	var out []*store.Job
+	var out []*jobs.Job
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out, err = list(ctx, tx, scanJob, `UPDATE jobs SET status = 'failed', error = ?1, finished_at = ?2
 			WHERE status = 'running' RETURNING `+jobCols, reason, nn)
@@ -268,21 +269,21 @@ func (s *Store) FailRunningJobs(ctx context.Context, now time.Time, reason strin
 
 // ---- events -------------------------------------------------------------------
 
-func scanEvent(sc scanner) (*store.Event, error) {
-	var e store.Event
+func scanEvent(sc scanner) (*jobs.Event, error) {
+	var e jobs.Event
 	var kind string
 	var at int64
 	if err := sc.Scan(&e.JobID, &e.Seq, &at, &kind, &e.Message, &e.Percentage); err != nil {
 		return nil, err
 	}
-	e.Kind = store.EventKind(kind)
+	e.Kind = jobs.EventKind(kind)
 	e.At = store.FromNanos(at)
 	return &e, nil
 }
 
 // AppendEvents appends events to an existing job in order, assigning each
 // the next Seq (and JobID, and At when zero).
-func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store.Event) error {
+func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*jobs.Event) error {
 	ats, err := store.CheckEvents(jobID, events, s.now)
 	if err != nil || len(events) == 0 {
 		return err
@@ -319,7 +320,7 @@ func (s *Store) AppendEvents(ctx context.Context, jobID string, events ...*store
 
 // ListEvents returns a job's events with Seq > afterSeq in order, at most
 // limit (all when limit <= 0).
-func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*store.Event, error) {
+func (s *Store) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]*jobs.Event, error) {
 	if err := store.CheckKey("list events", "job id", jobID); err != nil {
 		return nil, err
 	}

@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/secretbox"
 	"github.com/kloud/kloud/store/storetest"
+	"github.com/kloud/kloud/user"
 )
 
 func openTest(t testing.TB, dir string, opts ...Option) *Store {
@@ -63,7 +65,7 @@ func TestKeyCheckOfAnOlderDatabase(t *testing.T) {
 	dir := t.TempDir()
 	one, _ := secretbox.FromPassphrase("one")
 	s := openTest(t, dir, WithBox(one))
-	u := &store.User{Name: "u", Role: store.RoleMember, TokenHash: "h", CreatedAt: time.Now()}
+	u := &user.User{Name: "u", Role: user.RoleMember, TokenHash: "h", CreatedAt: time.Now()}
 	if err := s.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(ctx, &store.User{Name: "alice", Role: store.RoleAdmin}); err != nil {
+	if err := s.CreateUser(ctx, &user.User{Name: "alice", Role: user.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -279,7 +281,7 @@ func TestTimesKeepNanosecondsAndRefuseOutOfRange(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir())
 	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", -7*3600))
-	u := &store.User{Name: "n", Role: store.RoleMember, CreatedAt: at}
+	u := &user.User{Name: "n", Role: user.RoleMember, CreatedAt: at}
 	if err := s.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestTimesKeepNanosecondsAndRefuseOutOfRange(t *testing.T) {
 		t.Fatalf("created_at = %v, want %v in UTC", got.CreatedAt, at)
 	}
 	for _, bad := range []time.Time{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		err := s.CreateUser(ctx, &store.User{Name: "x" + bad.String(), Role: store.RoleMember, CreatedAt: bad})
+		err := s.CreateUser(ctx, &user.User{Name: "x" + bad.String(), Role: user.RoleMember, CreatedAt: bad})
 		if !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("CreateUser at %v = %v, want ErrInvalid", bad, err)
 		}
@@ -303,7 +305,7 @@ func TestClockFillsZeroTimes(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 	s := openTest(t, t.TempDir(), WithClock(func() time.Time { return now }))
-	j := &store.Job{Kind: store.JobApply, Target: "stack/1"}
+	j := &jobs.Job{Kind: jobs.KindApply, Target: "stack/1"}
 	if err := s.CreateJob(ctx, j); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +323,7 @@ func TestConcurrentStoresOneFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	first := openTest(t, dir)
-	job := &store.Job{Kind: store.JobApply, Target: "stack/shared"}
+	job := &jobs.Job{Kind: jobs.KindApply, Target: "stack/shared"}
 	if err := first.CreateJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
@@ -336,11 +338,11 @@ func TestConcurrentStoresOneFile(t *testing.T) {
 		for w := range writers {
 			wg.Go(func() {
 				for k := range n {
-					if err := s.AppendEvents(ctx, job.ID, &store.Event{Kind: store.EventOutput, Message: fmt.Sprintf("%d/%d/%d", i, w, k)}); err != nil {
+					if err := s.AppendEvents(ctx, job.ID, &jobs.Event{Kind: jobs.EventOutput, Message: fmt.Sprintf("%d/%d/%d", i, w, k)}); err != nil {
 						errs <- err
 						return
 					}
-					if err := s.CreateJob(ctx, &store.Job{Kind: store.JobStart, Target: fmt.Sprintf("machine/%d-%d-%d", i, w, k)}); err != nil {
+					if err := s.CreateJob(ctx, &jobs.Job{Kind: jobs.KindStart, Target: fmt.Sprintf("machine/%d-%d-%d", i, w, k)}); err != nil {
 						errs <- err
 						return
 					}
@@ -402,10 +404,10 @@ func TestHelperProcess(t *testing.T) {
 	id, job := os.Getenv(helperIDEnv), os.Getenv(helperJobEnv)
 	s := openTest(t, dir)
 	for k := range n {
-		if err := s.AppendEvents(ctx, job, &store.Event{Kind: store.EventOutput, Message: id + "/" + strconv.Itoa(k)}); err != nil {
+		if err := s.AppendEvents(ctx, job, &jobs.Event{Kind: jobs.EventOutput, Message: id + "/" + strconv.Itoa(k)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateJob(ctx, &store.Job{Kind: store.JobStart, Target: "machine/" + id + "-" + strconv.Itoa(k)}); err != nil {
+		if err := s.CreateJob(ctx, &jobs.Job{Kind: jobs.KindStart, Target: "machine/" + id + "-" + strconv.Itoa(k)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -416,7 +418,7 @@ func TestTwoProcessesOneFile(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	s := openTest(t, dir)
-	job := &store.Job{Kind: store.JobApply, Target: "stack/shared"}
+	job := &jobs.Job{Kind: jobs.KindApply, Target: "stack/shared"}
 	if err := s.CreateJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
@@ -445,10 +447,10 @@ func TestTwoProcessesOneFile(t *testing.T) {
 	}
 	// This process writes too, while the helpers run.
 	for k := range n {
-		if err := s.AppendEvents(ctx, job.ID, &store.Event{Kind: store.EventOutput, Message: "parent/" + strconv.Itoa(k)}); err != nil {
+		if err := s.AppendEvents(ctx, job.ID, &jobs.Event{Kind: jobs.EventOutput, Message: "parent/" + strconv.Itoa(k)}); err != nil {
 			t.Error(err)
 		}
-		if err := s.CreateJob(ctx, &store.Job{Kind: store.JobStart, Target: "machine/parent-" + strconv.Itoa(k)}); err != nil {
+		if err := s.CreateJob(ctx, &jobs.Job{Kind: jobs.KindStart, Target: "machine/parent-" + strconv.Itoa(k)}); err != nil {
 			t.Error(err)
 		}
 	}

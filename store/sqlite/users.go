@@ -6,24 +6,25 @@ import (
 	"fmt"
 
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 const userCols = `id, name, role, coalesce(token_hash, ''), created_at`
 
-func scanUser(sc scanner) (*store.User, error) {
-	var u store.User
+func scanUser(sc scanner) (*user.User, error) {
+	var u user.User
 	var role string
 	var created int64
 	if err := sc.Scan(&u.ID, &u.Name, &role, &u.TokenHash, &created); err != nil {
 		return nil, err
 	}
-	u.Role = store.Role(role)
+	u.Role = user.Role(role)
 	u.CreatedAt = store.FromNanos(created)
 	return &u, nil
 }
 
 // CreateUser stores a new user; names and token hashes are unique.
-func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+func (s *Store) CreateUser(ctx context.Context, u *user.User) error {
 	w, err := store.CheckUser(u, s.now())
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 }
 
 // GetUser returns the user with id.
-func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
+func (s *Store) GetUser(ctx context.Context, id string) (*user.User, error) {
 	if err := store.CheckKey("get user", "id", id); err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
 }
 
 // GetUserByTokenHash returns the user whose token hashes to hash.
-func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.User, error) {
+func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*user.User, error) {
 	if err := store.CheckKey("get user by token", "hash", hash); err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*store.Use
 }
 
 // ListUsers returns every user, oldest first.
-func (s *Store) ListUsers(ctx context.Context) ([]*store.User, error) {
+func (s *Store) ListUsers(ctx context.Context) ([]*user.User, error) {
 	out, err := list(ctx, s.r, scanUser, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)

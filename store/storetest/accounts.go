@@ -9,17 +9,18 @@ import (
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 var userCases = []testCase{
 	{"CreateGetList", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		a := &store.User{Name: "alice", Role: store.RoleAdmin, TokenHash: "hash-a", CreatedAt: t0}
+		a := &user.User{Name: "alice", Role: user.RoleAdmin, TokenHash: "hash-a", CreatedAt: t0}
 		ok(t, s.CreateUser(ctx, a))
 		hasPrefix(t, "user", a.ID, "usr-")
-		b := &store.User{Name: "bob", Role: store.RoleMember, TokenHash: "hash-b", CreatedAt: t0.Add(time.Second)}
+		b := &user.User{Name: "bob", Role: user.RoleMember, TokenHash: "hash-b", CreatedAt: t0.Add(time.Second)}
 		ok(t, s.CreateUser(ctx, b))
-		c := &store.User{Name: "carol", Role: store.RoleMember}
+		c := &user.User{Name: "carol", Role: user.RoleMember}
 		ok(t, s.CreateUser(ctx, c))
 		if c.CreatedAt.IsZero() || c.CreatedAt.Location() != time.UTC {
 			t.Errorf("CreatedAt filled in as %v, want now in UTC", c.CreatedAt)
@@ -27,7 +28,7 @@ var userCases = []testCase{
 		got, err := s.GetUser(ctx, a.ID)
 		ok(t, err)
 		eq(t, "name", got.Name, "alice")
-		eq(t, "role", got.Role, store.RoleAdmin)
+		eq(t, "role", got.Role, user.RoleAdmin)
 		eq(t, "token hash", got.TokenHash, "hash-a")
 		sameTime(t, "created_at", got.CreatedAt, t0)
 		got, err = s.GetUserByTokenHash(ctx, "hash-b")
@@ -41,20 +42,20 @@ var userCases = []testCase{
 	}},
 	{"ExplicitID", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		ok(t, s.CreateUser(ctx, &store.User{ID: "usr-fixed", Name: "x", Role: store.RoleMember}))
+		ok(t, s.CreateUser(ctx, &user.User{ID: "usr-fixed", Name: "x", Role: user.RoleMember}))
 		got, err := s.GetUser(ctx, "usr-fixed")
 		ok(t, err)
 		eq(t, "name", got.Name, "x")
-		is(t, s.CreateUser(ctx, &store.User{ID: "usr-fixed", Name: "y", Role: store.RoleMember}), store.ErrConflict, "duplicate id")
+		is(t, s.CreateUser(ctx, &user.User{ID: "usr-fixed", Name: "y", Role: user.RoleMember}), store.ErrConflict, "duplicate id")
 	}},
 	{"Conflict", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		ok(t, s.CreateUser(ctx, &store.User{Name: "alice", Role: store.RoleAdmin, TokenHash: "h1"}))
-		is(t, s.CreateUser(ctx, &store.User{Name: "alice", Role: store.RoleMember, TokenHash: "h2"}), store.ErrConflict, "duplicate name")
-		is(t, s.CreateUser(ctx, &store.User{Name: "other", Role: store.RoleMember, TokenHash: "h1"}), store.ErrConflict, "duplicate token hash")
+		ok(t, s.CreateUser(ctx, &user.User{Name: "alice", Role: user.RoleAdmin, TokenHash: "h1"}))
+		is(t, s.CreateUser(ctx, &user.User{Name: "alice", Role: user.RoleMember, TokenHash: "h2"}), store.ErrConflict, "duplicate name")
+		is(t, s.CreateUser(ctx, &user.User{Name: "other", Role: user.RoleMember, TokenHash: "h1"}), store.ErrConflict, "duplicate token hash")
 		// Users without a token do not collide on the empty hash.
-		ok(t, s.CreateUser(ctx, &store.User{Name: "n1", Role: store.RoleMember}))
-		ok(t, s.CreateUser(ctx, &store.User{Name: "n2", Role: store.RoleMember}))
+		ok(t, s.CreateUser(ctx, &user.User{Name: "n1", Role: user.RoleMember}))
+		ok(t, s.CreateUser(ctx, &user.User{Name: "n2", Role: user.RoleMember}))
 	}},
 	{"NotFound", func(t *testing.T, s store.Store) {
 		ctx := t.Context()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
@@ -41,9 +42,9 @@ var BenchT0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 // BenchQueuedJob is queued job i of the QueueJobs fixture: owner usr-1,
 // target stack/<i>, created i nanoseconds after BenchT0, so they are
 // claimed in order.
-func BenchQueuedJob(i int) *store.Job {
-	return &store.Job{ID: fmt.Sprintf("job-%09d", i), Kind: store.JobApply, OwnerID: "usr-1", Target: fmt.Sprintf("stack/%d", i),
-		Status: store.JobQueued, CreatedAt: BenchT0.Add(time.Duration(i))}
+func BenchQueuedJob(i int) *jobs.Job {
+	return &jobs.Job{ID: fmt.Sprintf("job-%09d", i), Kind: jobs.KindApply, OwnerID: "usr-1", Target: fmt.Sprintf("stack/%d", i),
+		Status: jobs.StatusQueued, CreatedAt: BenchT0.Add(time.Duration(i))}
 }
 
 // BenchFleet yields the LoadMachines fixture: n machines of 10 owners (and
@@ -151,9 +152,9 @@ func benchClaimJob(b *testing.B, be BenchBackend) {
 }
 
 // runningJob creates and claims one job for worker w1.
-func runningJob(b testing.TB, s store.Store) *store.Job {
+func runningJob(b testing.TB, s store.Store) *jobs.Job {
 	ctx := context.Background()
-	j := &store.Job{Kind: store.JobApply, Target: "stack/1"}
+	j := &jobs.Job{Kind: jobs.KindApply, Target: "stack/1"}
 	if err := s.CreateJob(ctx, j); err != nil {
 		b.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func benchAppendEvent(b *testing.B, be BenchBackend) {
 	j := runningJob(b, s)
 	timeOps(b, "µs/append", func(i int) error {
 		return s.AppendEvents(context.Background(), j.ID,
-			&store.Event{Kind: store.EventOutput, Message: "aws_instance.web: Still creating... [10s elapsed]", Percentage: i % 100})
+			&jobs.Event{Kind: jobs.EventOutput, Message: "aws_instance.web: Still creating... [10s elapsed]", Percentage: i % 100})
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/store"
 )
 
@@ -13,11 +14,11 @@ func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 var hashmapCases = []testCase{
 	{"ServicesFieldsGroups", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
 		hasPrefix(t, "service", svc.ID, "svc-")
-		is(t, s.CreateHashmapService(ctx, &store.HashmapService{Name: "instance"}), store.ErrConflict, "duplicate service name")
-		vol := &store.HashmapService{Name: "volume"}
+		is(t, s.CreateHashmapService(ctx, &hashmap.Service{Name: "instance"}), store.ErrConflict, "duplicate service name")
+		vol := &hashmap.Service{Name: "volume"}
 		ok(t, s.CreateHashmapService(ctx, vol))
 		got, err := s.GetHashmapService(ctx, svc.ID)
 		ok(t, err)
@@ -26,12 +27,12 @@ var hashmapCases = []testCase{
 		ok(t, err)
 		eq(t, "services", len(svcs), 2)
 
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "size"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "size"}
 		ok(t, s.CreateHashmapField(ctx, f))
 		hasPrefix(t, "field", f.ID, "fld-")
-		is(t, s.CreateHashmapField(ctx, &store.HashmapField{ServiceID: svc.ID, Name: "size"}), store.ErrConflict, "duplicate field name in a service")
-		ok(t, s.CreateHashmapField(ctx, &store.HashmapField{ServiceID: vol.ID, Name: "size"})) // same name, other service
-		is(t, s.CreateHashmapField(ctx, &store.HashmapField{ServiceID: "svc-missing", Name: "x"}), store.ErrNotFound, "field of a missing service")
+		is(t, s.CreateHashmapField(ctx, &hashmap.Field{ServiceID: svc.ID, Name: "size"}), store.ErrConflict, "duplicate field name in a service")
+		ok(t, s.CreateHashmapField(ctx, &hashmap.Field{ServiceID: vol.ID, Name: "size"})) // same name, other service
+		is(t, s.CreateHashmapField(ctx, &hashmap.Field{ServiceID: "svc-missing", Name: "x"}), store.ErrNotFound, "field of a missing service")
 		gotF, err := s.GetHashmapField(ctx, f.ID)
 		ok(t, err)
 		eq(t, "field service", gotF.ServiceID, svc.ID)
@@ -45,10 +46,10 @@ var hashmapCases = []testCase{
 		ok(t, err)
 		eq(t, "all fields", len(all), 2)
 
-		g := &store.HashmapGroup{Name: "instance_uptime"}
+		g := &hashmap.Group{Name: "instance_uptime"}
 		ok(t, s.CreateHashmapGroup(ctx, g))
 		hasPrefix(t, "group", g.ID, "grp-")
-		is(t, s.CreateHashmapGroup(ctx, &store.HashmapGroup{Name: "instance_uptime"}), store.ErrConflict, "duplicate group name")
+		is(t, s.CreateHashmapGroup(ctx, &hashmap.Group{Name: "instance_uptime"}), store.ErrConflict, "duplicate group name")
 		gotG, err := s.GetHashmapGroup(ctx, g.ID)
 		ok(t, err)
 		eq(t, "group name", gotG.Name, "instance_uptime")
@@ -75,17 +76,17 @@ var hashmapCases = []testCase{
 	}},
 	{"Mappings", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "size"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "size"}
 		ok(t, s.CreateHashmapField(ctx, f))
-		g := &store.HashmapGroup{Name: "g"}
+		g := &hashmap.Group{Name: "g"}
 		ok(t, s.CreateHashmapGroup(ctx, g))
 
-		sm := &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostFlat, Cost: dec("0.001")}
+		sm := &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostFlat, Cost: dec("0.001")}
 		ok(t, s.CreateHashmapMapping(ctx, sm))
 		hasPrefix(t, "mapping", sm.ID, "map-")
-		fm := &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostRate, Cost: dec("1.5"), GroupID: g.ID}
+		fm := &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostRate, Cost: dec("1.5"), GroupID: g.ID}
 		ok(t, s.CreateHashmapMapping(ctx, fm))
 		got, err := s.GetHashmapMapping(ctx, fm.ID)
 		ok(t, err)
@@ -93,30 +94,30 @@ var hashmapCases = []testCase{
 		eq(t, "service", got.ServiceID, "")
 		eq(t, "group", got.GroupID, g.ID)
 		eq(t, "value", got.Value, "small")
-		eq(t, "type", got.Type, store.CostRate)
+		eq(t, "type", got.Type, hashmap.CostRate)
 		if !got.Cost.Equal(dec("1.5")) {
 			t.Errorf("cost = %s", got.Cost)
 		}
-		is(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostRate, Cost: dec("2")}), store.ErrConflict, "second service mapping in the default group")
-		ok(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostRate, Cost: dec("2"), GroupID: g.ID}))
-		is(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostFlat, Cost: dec("1"), GroupID: g.ID}), store.ErrConflict, "same field value in the group")
-		ok(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostFlat, Cost: dec("1")}))
-		ok(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: f.ID, Value: "large", Type: store.CostFlat, Cost: dec("3"), GroupID: g.ID}))
-		is(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: "svc-missing", Type: store.CostFlat, Cost: dec("1")}), store.ErrNotFound, "mapping of a missing service")
-		is(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: "fld-missing", Value: "v", Type: store.CostFlat, Cost: dec("1")}), store.ErrNotFound, "mapping of a missing field")
-		is(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostFlat, Cost: dec("1"), GroupID: "grp-missing"}), store.ErrNotFound, "mapping in a missing group")
+		is(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostRate, Cost: dec("2")}), store.ErrConflict, "second service mapping in the default group")
+		ok(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostRate, Cost: dec("2"), GroupID: g.ID}))
+		is(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostFlat, Cost: dec("1"), GroupID: g.ID}), store.ErrConflict, "same field value in the group")
+		ok(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostFlat, Cost: dec("1")}))
+		ok(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: f.ID, Value: "large", Type: hashmap.CostFlat, Cost: dec("3"), GroupID: g.ID}))
+		is(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: "svc-missing", Type: hashmap.CostFlat, Cost: dec("1")}), store.ErrNotFound, "mapping of a missing service")
+		is(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: "fld-missing", Value: "v", Type: hashmap.CostFlat, Cost: dec("1")}), store.ErrNotFound, "mapping of a missing field")
+		is(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostFlat, Cost: dec("1"), GroupID: "grp-missing"}), store.ErrNotFound, "mapping in a missing group")
 
 		upd := *fm
-		upd.Value, upd.Cost, upd.Type, upd.GroupID = "medium", dec("0.25"), store.CostFlat, ""
+		upd.Value, upd.Cost, upd.Type, upd.GroupID = "medium", dec("0.25"), hashmap.CostFlat, ""
 		ok(t, s.UpdateHashmapMapping(ctx, &upd))
 		got, err = s.GetHashmapMapping(ctx, fm.ID)
 		ok(t, err)
-		if got.Value != "medium" || !got.Cost.Equal(dec("0.25")) || got.Type != store.CostFlat || got.GroupID != "" {
+		if got.Value != "medium" || !got.Cost.Equal(dec("0.25")) || got.Type != hashmap.CostFlat || got.GroupID != "" {
 			t.Errorf("updated mapping = %+v", got)
 		}
 		upd.Value = "small" // collides with the default group's small mapping
 		is(t, s.UpdateHashmapMapping(ctx, &upd), store.ErrConflict, "update into a duplicate")
-		is(t, s.UpdateHashmapMapping(ctx, &store.HashmapMapping{ID: "map-missing", ServiceID: svc.ID, Type: store.CostFlat}), store.ErrNotFound, "update missing")
+		is(t, s.UpdateHashmapMapping(ctx, &hashmap.Mapping{ID: "map-missing", ServiceID: svc.ID, Type: hashmap.CostFlat}), store.ErrNotFound, "update missing")
 		all, err := s.ListHashmapMappings(ctx)
 		ok(t, err)
 		eq(t, "mappings", len(all), 5)
@@ -127,20 +128,20 @@ var hashmapCases = []testCase{
 	}},
 	{"Thresholds", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "vcpus"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "vcpus"}
 		ok(t, s.CreateHashmapField(ctx, f))
-		th := &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("50"), Type: store.CostRate, Cost: dec("0.98")}
+		th := &hashmap.Threshold{ServiceID: svc.ID, Level: dec("50"), Type: hashmap.CostRate, Cost: dec("0.98")}
 		ok(t, s.CreateHashmapThreshold(ctx, th))
 		hasPrefix(t, "threshold", th.ID, "thr-")
-		ok(t, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("200"), Type: store.CostRate, Cost: dec("0.95")}))
-		is(t, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("50.0"), Type: store.CostFlat, Cost: dec("1")}), store.ErrConflict, "same level (50.0 = 50)")
-		ft := &store.HashmapThreshold{FieldID: f.ID, Level: dec("4"), Type: store.CostFlat, Cost: dec("0.5")}
+		ok(t, s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: svc.ID, Level: dec("200"), Type: hashmap.CostRate, Cost: dec("0.95")}))
+		is(t, s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: svc.ID, Level: dec("50.0"), Type: hashmap.CostFlat, Cost: dec("1")}), store.ErrConflict, "same level (50.0 = 50)")
+		ft := &hashmap.Threshold{FieldID: f.ID, Level: dec("4"), Type: hashmap.CostFlat, Cost: dec("0.5")}
 		ok(t, s.CreateHashmapThreshold(ctx, ft))
 		got, err := s.GetHashmapThreshold(ctx, th.ID)
 		ok(t, err)
-		if got.ServiceID != svc.ID || got.FieldID != "" || !got.Level.Equal(dec("50")) || got.Type != store.CostRate || !got.Cost.Equal(dec("0.98")) {
+		if got.ServiceID != svc.ID || got.FieldID != "" || !got.Level.Equal(dec("50")) || got.Type != hashmap.CostRate || !got.Cost.Equal(dec("0.98")) {
 			t.Errorf("threshold = %+v", got)
 		}
 		upd := *ft
@@ -151,7 +152,7 @@ var hashmapCases = []testCase{
 		if !got.Level.Equal(dec("8")) || !got.Cost.Equal(dec("0.75")) || got.FieldID != f.ID {
 			t.Errorf("updated threshold = %+v", got)
 		}
-		is(t, s.UpdateHashmapThreshold(ctx, &store.HashmapThreshold{ID: "thr-missing", ServiceID: svc.ID, Type: store.CostFlat}), store.ErrNotFound, "update missing")
+		is(t, s.UpdateHashmapThreshold(ctx, &hashmap.Threshold{ID: "thr-missing", ServiceID: svc.ID, Type: hashmap.CostFlat}), store.ErrNotFound, "update missing")
 		all, err := s.ListHashmapThresholds(ctx)
 		ok(t, err)
 		eq(t, "thresholds", len(all), 3)
@@ -160,21 +161,21 @@ var hashmapCases = []testCase{
 	}},
 	{"DeleteServiceCascades", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		other := &store.HashmapService{Name: "volume"}
+		other := &hashmap.Service{Name: "volume"}
 		ok(t, s.CreateHashmapService(ctx, other))
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "size"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "size"}
 		ok(t, s.CreateHashmapField(ctx, f))
-		sm := &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostFlat, Cost: dec("1")}
-		fm := &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostFlat, Cost: dec("1")}
-		st := &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("1"), Type: store.CostRate, Cost: dec("0.9")}
-		ft := &store.HashmapThreshold{FieldID: f.ID, Level: dec("1"), Type: store.CostRate, Cost: dec("0.9")}
-		keep := &store.HashmapMapping{ServiceID: other.ID, Type: store.CostFlat, Cost: dec("2")}
-		for _, m := range []*store.HashmapMapping{sm, fm, keep} {
+		sm := &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostFlat, Cost: dec("1")}
+		fm := &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostFlat, Cost: dec("1")}
+		st := &hashmap.Threshold{ServiceID: svc.ID, Level: dec("1"), Type: hashmap.CostRate, Cost: dec("0.9")}
+		ft := &hashmap.Threshold{FieldID: f.ID, Level: dec("1"), Type: hashmap.CostRate, Cost: dec("0.9")}
+		keep := &hashmap.Mapping{ServiceID: other.ID, Type: hashmap.CostFlat, Cost: dec("2")}
+		for _, m := range []*hashmap.Mapping{sm, fm, keep} {
 			ok(t, s.CreateHashmapMapping(ctx, m))
 		}
-		for _, th := range []*store.HashmapThreshold{st, ft} {
+		for _, th := range []*hashmap.Threshold{st, ft} {
 			ok(t, s.CreateHashmapThreshold(ctx, th))
 		}
 		ok(t, s.DeleteHashmapService(ctx, svc.ID))
@@ -193,13 +194,13 @@ var hashmapCases = []testCase{
 	}},
 	{"DeleteFieldCascades", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "size"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "size"}
 		ok(t, s.CreateHashmapField(ctx, f))
-		fm := &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostFlat, Cost: dec("1")}
+		fm := &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostFlat, Cost: dec("1")}
 		ok(t, s.CreateHashmapMapping(ctx, fm))
-		ft := &store.HashmapThreshold{FieldID: f.ID, Level: dec("1"), Type: store.CostRate, Cost: dec("0.9")}
+		ft := &hashmap.Threshold{FieldID: f.ID, Level: dec("1"), Type: hashmap.CostRate, Cost: dec("0.9")}
 		ok(t, s.CreateHashmapThreshold(ctx, ft))
 		ok(t, s.DeleteHashmapField(ctx, f.ID))
 		_, err := s.GetHashmapMapping(ctx, fm.ID)
@@ -211,13 +212,13 @@ var hashmapCases = []testCase{
 	}},
 	{"DeleteGroupUngroups", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		g := &store.HashmapGroup{Name: "g"}
+		g := &hashmap.Group{Name: "g"}
 		ok(t, s.CreateHashmapGroup(ctx, g))
-		m := &store.HashmapMapping{ServiceID: svc.ID, Type: store.CostFlat, Cost: dec("1"), GroupID: g.ID}
+		m := &hashmap.Mapping{ServiceID: svc.ID, Type: hashmap.CostFlat, Cost: dec("1"), GroupID: g.ID}
 		ok(t, s.CreateHashmapMapping(ctx, m))
-		th := &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("10"), Type: store.CostRate, Cost: dec("0.9"), GroupID: g.ID}
+		th := &hashmap.Threshold{ServiceID: svc.ID, Level: dec("10"), Type: hashmap.CostRate, Cost: dec("0.9"), GroupID: g.ID}
 		ok(t, s.CreateHashmapThreshold(ctx, th))
 		ok(t, s.DeleteHashmapGroup(ctx, g.ID))
 		gotM, err := s.GetHashmapMapping(ctx, m.ID)
@@ -234,14 +235,14 @@ var hashmapCases = []testCase{
 		if len(empty.Services)+len(empty.Fields)+len(empty.Groups)+len(empty.Mappings)+len(empty.Thresholds) != 0 {
 			t.Errorf("rules of an empty store = %+v", empty)
 		}
-		svc := &store.HashmapService{Name: "instance"}
+		svc := &hashmap.Service{Name: "instance"}
 		ok(t, s.CreateHashmapService(ctx, svc))
-		f := &store.HashmapField{ServiceID: svc.ID, Name: "size"}
+		f := &hashmap.Field{ServiceID: svc.ID, Name: "size"}
 		ok(t, s.CreateHashmapField(ctx, f))
-		g := &store.HashmapGroup{Name: "g"}
+		g := &hashmap.Group{Name: "g"}
 		ok(t, s.CreateHashmapGroup(ctx, g))
-		ok(t, s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: f.ID, Value: "small", Type: store.CostFlat, Cost: dec("0.01"), GroupID: g.ID}))
-		ok(t, s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: svc.ID, Level: dec("50"), Type: store.CostRate, Cost: dec("0.98")}))
+		ok(t, s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: f.ID, Value: "small", Type: hashmap.CostFlat, Cost: dec("0.01"), GroupID: g.ID}))
+		ok(t, s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: svc.ID, Level: dec("50"), Type: hashmap.CostRate, Cost: dec("0.98")}))
 		r, err := s.HashmapRules(ctx)
 		ok(t, err)
 		if len(r.Services) != 1 || len(r.Fields) != 1 || len(r.Groups) != 1 || len(r.Mappings) != 1 || len(r.Thresholds) != 1 {

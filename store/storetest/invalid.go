@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/user"
 )
 
 type badInput struct {
@@ -22,13 +25,13 @@ func ignore[T any](_ T, err error) error { return err }
 var invalidInputs = []badInput{
 	{"CreateUser/nil", func(ctx context.Context, s store.Store) error { return s.CreateUser(ctx, nil) }},
 	{"CreateUser/empty name", func(ctx context.Context, s store.Store) error {
-		return s.CreateUser(ctx, &store.User{Role: store.RoleAdmin})
+		return s.CreateUser(ctx, &user.User{Role: user.RoleAdmin})
 	}},
 	{"CreateUser/unknown role", func(ctx context.Context, s store.Store) error {
-		return s.CreateUser(ctx, &store.User{Name: "x", Role: "root"})
+		return s.CreateUser(ctx, &user.User{Name: "x", Role: "root"})
 	}},
 	{"CreateUser/empty role", func(ctx context.Context, s store.Store) error {
-		return s.CreateUser(ctx, &store.User{Name: "x"})
+		return s.CreateUser(ctx, &user.User{Name: "x"})
 	}},
 	{"GetUser/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.GetUser(ctx, "")) }},
 	{"GetUserByTokenHash/empty", func(ctx context.Context, s store.Store) error { return ignore(s.GetUserByTokenHash(ctx, "")) }},
@@ -137,12 +140,12 @@ var invalidInputs = []badInput{
 	}},
 	{"CreateJob/finished status", func(ctx context.Context, s store.Store) error {
 		j := newJob("stack/1", t0)
-		j.Status = store.JobSucceeded
+		j.Status = jobs.StatusSucceeded
 		return s.CreateJob(ctx, j)
 	}},
 	{"GetJob/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.GetJob(ctx, "")) }},
 	{"ListJobs/unknown status", func(ctx context.Context, s store.Store) error {
-		return ignore(s.ListJobs(ctx, store.JobQueued, "paused"))
+		return ignore(s.ListJobs(ctx, jobs.StatusQueued, "paused"))
 	}},
 	{"ClaimJob/empty worker", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "", t0, time.Minute, 0)) }},
 	{"ClaimJob/zero lease", func(ctx context.Context, s store.Store) error { return ignore(s.ClaimJob(ctx, "w", t0, 0, 0)) }},
@@ -163,31 +166,31 @@ var invalidInputs = []badInput{
 	{"SetJobProgress/over 100", func(ctx context.Context, s store.Store) error { return s.SetJobProgress(ctx, "job-1", "w", 101) }},
 	{"SetJobProgress/negative", func(ctx context.Context, s store.Store) error { return s.SetJobProgress(ctx, "job-1", "w", -1) }},
 	{"FinishJob/queued status", func(ctx context.Context, s store.Store) error {
-		return s.FinishJob(ctx, "job-1", "w", store.JobQueued, "", t0)
+		return s.FinishJob(ctx, "job-1", "w", jobs.StatusQueued, "", t0)
 	}},
 	{"FinishJob/unknown status", func(ctx context.Context, s store.Store) error {
 		return s.FinishJob(ctx, "job-1", "w", "done", "", t0)
 	}},
 	{"FinishJob/empty id", func(ctx context.Context, s store.Store) error {
-		return s.FinishJob(ctx, "", "w", store.JobSucceeded, "", t0)
+		return s.FinishJob(ctx, "", "w", jobs.StatusSucceeded, "", t0)
 	}},
 
 	{"AppendEvents/empty job", func(ctx context.Context, s store.Store) error {
-		return s.AppendEvents(ctx, "", &store.Event{Kind: store.EventPhase})
+		return s.AppendEvents(ctx, "", &jobs.Event{Kind: jobs.EventPhase})
 	}},
 	{"AppendEvents/nil event", func(ctx context.Context, s store.Store) error {
 		j := newJob("stack/nil-event", t0)
 		if err := s.CreateJob(ctx, j); err != nil {
 			return fmt.Errorf("setup: %v", err)
 		}
-		return s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventPhase}, nil)
+		return s.AppendEvents(ctx, j.ID, &jobs.Event{Kind: jobs.EventPhase}, nil)
 	}},
 	{"AppendEvents/empty kind", func(ctx context.Context, s store.Store) error {
 		j := newJob("stack/empty-kind", t0)
 		if err := s.CreateJob(ctx, j); err != nil {
 			return fmt.Errorf("setup: %v", err)
 		}
-		return s.AppendEvents(ctx, j.ID, &store.Event{Message: "x"})
+		return s.AppendEvents(ctx, j.ID, &jobs.Event{Message: "x"})
 	}},
 	{"ListEvents/empty job", func(ctx context.Context, s store.Store) error { return ignore(s.ListEvents(ctx, "", 0, 0)) }},
 
@@ -225,55 +228,55 @@ var invalidInputs = []badInput{
 
 	{"CreateHashmapService/nil", func(ctx context.Context, s store.Store) error { return s.CreateHashmapService(ctx, nil) }},
 	{"CreateHashmapService/empty name", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapService(ctx, &store.HashmapService{})
+		return s.CreateHashmapService(ctx, &hashmap.Service{})
 	}},
 	{"CreateHashmapField/nil", func(ctx context.Context, s store.Store) error { return s.CreateHashmapField(ctx, nil) }},
 	{"CreateHashmapField/empty service", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapField(ctx, &store.HashmapField{Name: "size"})
+		return s.CreateHashmapField(ctx, &hashmap.Field{Name: "size"})
 	}},
 	{"CreateHashmapField/empty name", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapField(ctx, &store.HashmapField{ServiceID: "svc-1"})
+		return s.CreateHashmapField(ctx, &hashmap.Field{ServiceID: "svc-1"})
 	}},
 	{"CreateHashmapGroup/nil", func(ctx context.Context, s store.Store) error { return s.CreateHashmapGroup(ctx, nil) }},
 	{"CreateHashmapGroup/empty name", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapGroup(ctx, &store.HashmapGroup{})
+		return s.CreateHashmapGroup(ctx, &hashmap.Group{})
 	}},
 	{"CreateHashmapMapping/nil", func(ctx context.Context, s store.Store) error { return s.CreateHashmapMapping(ctx, nil) }},
 	{"CreateHashmapMapping/neither service nor field", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapMapping(ctx, &store.HashmapMapping{Type: store.CostFlat, Cost: dec("1")})
+		return s.CreateHashmapMapping(ctx, &hashmap.Mapping{Type: hashmap.CostFlat, Cost: dec("1")})
 	}},
 	{"CreateHashmapMapping/both service and field", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: "svc-1", FieldID: "fld-1", Value: "v", Type: store.CostFlat, Cost: dec("1")})
+		return s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: "svc-1", FieldID: "fld-1", Value: "v", Type: hashmap.CostFlat, Cost: dec("1")})
 	}},
 	{"CreateHashmapMapping/field without value", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapMapping(ctx, &store.HashmapMapping{FieldID: "fld-1", Type: store.CostFlat, Cost: dec("1")})
+		return s.CreateHashmapMapping(ctx, &hashmap.Mapping{FieldID: "fld-1", Type: hashmap.CostFlat, Cost: dec("1")})
 	}},
 	{"CreateHashmapMapping/service with value", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: "svc-1", Value: "v", Type: store.CostFlat, Cost: dec("1")})
+		return s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: "svc-1", Value: "v", Type: hashmap.CostFlat, Cost: dec("1")})
 	}},
 	{"CreateHashmapMapping/unknown type", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: "svc-1", Type: "percent", Cost: dec("1")})
+		return s.CreateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: "svc-1", Type: "percent", Cost: dec("1")})
 	}},
 	{"UpdateHashmapMapping/nil", func(ctx context.Context, s store.Store) error { return s.UpdateHashmapMapping(ctx, nil) }},
 	{"UpdateHashmapMapping/empty id", func(ctx context.Context, s store.Store) error {
-		return s.UpdateHashmapMapping(ctx, &store.HashmapMapping{ServiceID: "svc-1", Type: store.CostFlat})
+		return s.UpdateHashmapMapping(ctx, &hashmap.Mapping{ServiceID: "svc-1", Type: hashmap.CostFlat})
 	}},
 	{"UpdateHashmapMapping/empty type", func(ctx context.Context, s store.Store) error {
-		return s.UpdateHashmapMapping(ctx, &store.HashmapMapping{ID: "map-1", ServiceID: "svc-1"})
+		return s.UpdateHashmapMapping(ctx, &hashmap.Mapping{ID: "map-1", ServiceID: "svc-1"})
 	}},
 	{"CreateHashmapThreshold/nil", func(ctx context.Context, s store.Store) error { return s.CreateHashmapThreshold(ctx, nil) }},
 	{"CreateHashmapThreshold/neither service nor field", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{Level: dec("1"), Type: store.CostRate, Cost: dec("1")})
+		return s.CreateHashmapThreshold(ctx, &hashmap.Threshold{Level: dec("1"), Type: hashmap.CostRate, Cost: dec("1")})
 	}},
 	{"CreateHashmapThreshold/both service and field", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: "svc-1", FieldID: "fld-1", Level: dec("1"), Type: store.CostRate, Cost: dec("1")})
+		return s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: "svc-1", FieldID: "fld-1", Level: dec("1"), Type: hashmap.CostRate, Cost: dec("1")})
 	}},
 	{"CreateHashmapThreshold/unknown type", func(ctx context.Context, s store.Store) error {
-		return s.CreateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: "svc-1", Level: dec("1"), Type: "", Cost: dec("1")})
+		return s.CreateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: "svc-1", Level: dec("1"), Type: "", Cost: dec("1")})
 	}},
 	{"UpdateHashmapThreshold/nil", func(ctx context.Context, s store.Store) error { return s.UpdateHashmapThreshold(ctx, nil) }},
 	{"UpdateHashmapThreshold/empty id", func(ctx context.Context, s store.Store) error {
-		return s.UpdateHashmapThreshold(ctx, &store.HashmapThreshold{ServiceID: "svc-1", Type: store.CostFlat})
+		return s.UpdateHashmapThreshold(ctx, &hashmap.Threshold{ServiceID: "svc-1", Type: hashmap.CostFlat})
 	}},
 	{"GetHashmapService/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.GetHashmapService(ctx, "")) }},
 	{"GetHashmapField/empty id", func(ctx context.Context, s store.Store) error { return ignore(s.GetHashmapField(ctx, "")) }},

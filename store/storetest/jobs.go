@@ -8,30 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/store"
 )
 
-func newJob(target string, created time.Time) *store.Job {
-	return &store.Job{Kind: store.JobApply, OwnerID: "usr-1", Target: target, StackID: "stk-1", CreatedAt: created}
+func newJob(target string, created time.Time) *jobs.Job {
+	return &jobs.Job{Kind: jobs.KindApply, OwnerID: "usr-1", Target: target, StackID: "stk-1", CreatedAt: created}
 }
 
 var jobCases = []testCase{
 	{"CreateGet", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		j := &store.Job{Kind: store.JobStart, OwnerID: "usr-1", Target: "machine/m-1", StackID: "stk-1", MachineID: "m-1",
+		j := &jobs.Job{Kind: jobs.KindStart, OwnerID: "usr-1", Target: "machine/m-1", StackID: "stk-1", MachineID: "m-1",
 			CredentialID: "cred-1", CreatedAt: t0}
 		ok(t, s.CreateJob(ctx, j))
 		hasPrefix(t, "job", j.ID, "job-")
-		eq(t, "status", j.Status, store.JobQueued)
+		eq(t, "status", j.Status, jobs.StatusQueued)
 		got, err := s.GetJob(ctx, j.ID)
 		ok(t, err)
-		eq(t, "kind", got.Kind, store.JobStart)
+		eq(t, "kind", got.Kind, jobs.KindStart)
 		eq(t, "owner", got.OwnerID, "usr-1")
 		eq(t, "target", got.Target, "machine/m-1")
 		eq(t, "stack", got.StackID, "stk-1")
 		eq(t, "machine", got.MachineID, "m-1")
 		eq(t, "credential", got.CredentialID, "cred-1")
-		eq(t, "status", got.Status, store.JobQueued)
+		eq(t, "status", got.Status, jobs.StatusQueued)
 		eq(t, "worker", got.Worker, "")
 		sameTime(t, "created_at", got.CreatedAt, t0)
 		for what, tm := range map[string]time.Time{"lease": got.LeaseExpires, "started": got.StartedAt, "finished": got.FinishedAt} {
@@ -48,7 +49,7 @@ var jobCases = []testCase{
 		ok(t, s.CreateJob(ctx, first))
 		err := s.CreateJob(ctx, newJob("stack/stk-1", t0.Add(time.Second)))
 		is(t, err, store.ErrConflict, "second queued job on the target")
-		var active *store.ActiveJobError
+		var active *jobs.ActiveJobError
 		if !errors.As(err, &active) || active.JobID != first.ID || active.Target != "stack/stk-1" {
 			t.Fatalf("err = %#v, want *ActiveJobError naming %s", err, first.ID)
 		}
@@ -60,7 +61,7 @@ var jobCases = []testCase{
 		if !errors.As(err, &active) || active.JobID != first.ID {
 			t.Fatalf("err = %v, want *ActiveJobError while the job runs", err)
 		}
-		ok(t, s.FinishJob(ctx, first.ID, "w1", store.JobFailed, "boom", t0.Add(time.Second)))
+		ok(t, s.FinishJob(ctx, first.ID, "w1", jobs.StatusFailed, "boom", t0.Add(time.Second)))
 		ok(t, s.CreateJob(ctx, newJob("stack/stk-1", t0.Add(2*time.Second))))
 	}},
 	{"ClaimOldestFirst", func(t *testing.T, s store.Store) {
@@ -74,13 +75,13 @@ var jobCases = []testCase{
 		j, err := s.ClaimJob(ctx, "w1", now, 30*time.Second, 0)
 		ok(t, err)
 		eq(t, "first claim", j.ID, early.ID)
-		eq(t, "status", j.Status, store.JobRunning)
+		eq(t, "status", j.Status, jobs.StatusRunning)
 		eq(t, "worker", j.Worker, "w1")
 		sameTime(t, "started_at", j.StartedAt, now)
 		sameTime(t, "lease_expires", j.LeaseExpires, now.Add(30*time.Second))
 		got, err := s.GetJob(ctx, early.ID)
 		ok(t, err)
-		eq(t, "stored status", got.Status, store.JobRunning)
+		eq(t, "stored status", got.Status, jobs.StatusRunning)
 		sameTime(t, "stored lease", got.LeaseExpires, now.Add(30*time.Second))
 		j, err = s.ClaimJob(ctx, "w2", now, 30*time.Second, 0)
 		ok(t, err)
@@ -90,8 +91,8 @@ var jobCases = []testCase{
 	}},
 	{"ClaimRace", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		const jobs, workers = 30, 6
-		for i := range jobs {
+		const jobCount, workers = 30, 6
+		for i := range jobCount {
 			ok(t, s.CreateJob(ctx, newJob(fmt.Sprintf("stack/stk-%d", i), t0.Add(time.Duration(i)*time.Millisecond))))
 		}
 		var mu sync.Mutex
@@ -127,10 +128,10 @@ var jobCases = []testCase{
 		for err := range errs {
 			t.Error(err)
 		}
-		eq(t, "jobs claimed", len(claims), jobs)
-		running, err := s.ListJobs(ctx, store.JobRunning)
+		eq(t, "jobs claimed", len(claims), jobCount)
+		running, err := s.ListJobs(ctx, jobs.StatusRunning)
 		ok(t, err)
-		eq(t, "running jobs", len(running), jobs)
+		eq(t, "running jobs", len(running), jobCount)
 		for _, j := range running {
 			eq(t, "worker of "+j.ID, j.Worker, claims[j.ID])
 		}
@@ -142,34 +143,34 @@ var jobCases = []testCase{
 		// Not running yet: nobody holds it.
 		is(t, s.RenewJobLease(ctx, j.ID, "w1", t0, time.Minute), store.ErrLeaseHeld, "renew a queued job")
 		is(t, s.SetJobProgress(ctx, j.ID, "w1", 10), store.ErrLeaseHeld, "progress of a queued job")
-		is(t, s.FinishJob(ctx, j.ID, "w1", store.JobSucceeded, "", t0), store.ErrLeaseHeld, "finish a queued job")
+		is(t, s.FinishJob(ctx, j.ID, "w1", jobs.StatusSucceeded, "", t0), store.ErrLeaseHeld, "finish a queued job")
 		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
 		ok(t, err)
 		is(t, s.RenewJobLease(ctx, j.ID, "w2", t0, time.Minute), store.ErrLeaseHeld, "renew by another worker")
 		is(t, s.SetJobProgress(ctx, j.ID, "w2", 10), store.ErrLeaseHeld, "progress by another worker")
-		is(t, s.FinishJob(ctx, j.ID, "w2", store.JobSucceeded, "", t0), store.ErrLeaseHeld, "finish by another worker")
+		is(t, s.FinishJob(ctx, j.ID, "w2", jobs.StatusSucceeded, "", t0), store.ErrLeaseHeld, "finish by another worker")
 		ok(t, s.RenewJobLease(ctx, j.ID, "w1", t0.Add(30*time.Second), time.Minute))
 		ok(t, s.SetJobProgress(ctx, j.ID, "w1", 40))
 		got, err := s.GetJob(ctx, j.ID)
 		ok(t, err)
 		sameTime(t, "renewed lease", got.LeaseExpires, t0.Add(90*time.Second))
 		eq(t, "percentage", got.Percentage, 40)
-		ok(t, s.FinishJob(ctx, j.ID, "w1", store.JobSucceeded, "", t0.Add(time.Minute)))
+		ok(t, s.FinishJob(ctx, j.ID, "w1", jobs.StatusSucceeded, "", t0.Add(time.Minute)))
 		got, err = s.GetJob(ctx, j.ID)
 		ok(t, err)
-		eq(t, "status", got.Status, store.JobSucceeded)
+		eq(t, "status", got.Status, jobs.StatusSucceeded)
 		eq(t, "error", got.Error, "")
 		sameTime(t, "finished_at", got.FinishedAt, t0.Add(time.Minute))
 		is(t, s.RenewJobLease(ctx, j.ID, "w1", t0, time.Minute), store.ErrLeaseHeld, "renew a finished job")
-		is(t, s.FinishJob(ctx, j.ID, "w1", store.JobFailed, "again", t0), store.ErrLeaseHeld, "finish twice")
+		is(t, s.FinishJob(ctx, j.ID, "w1", jobs.StatusFailed, "again", t0), store.ErrLeaseHeld, "finish twice")
 		is(t, s.RenewJobLease(ctx, "job-missing", "w1", t0, time.Minute), store.ErrNotFound, "renew a missing job")
 		is(t, s.SetJobProgress(ctx, "job-missing", "w1", 1), store.ErrNotFound, "progress of a missing job")
-		is(t, s.FinishJob(ctx, "job-missing", "w1", store.JobFailed, "", t0), store.ErrNotFound, "finish a missing job")
+		is(t, s.FinishJob(ctx, "job-missing", "w1", jobs.StatusFailed, "", t0), store.ErrNotFound, "finish a missing job")
 	}},
 	{"FailExpired", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		short, long, queued := newJob("stack/a", t0), newJob("stack/b", t0.Add(time.Millisecond)), newJob("stack/c", t0.Add(2*time.Millisecond))
-		for _, j := range []*store.Job{short, long} {
+		for _, j := range []*jobs.Job{short, long} {
 			ok(t, s.CreateJob(ctx, j))
 		}
 		_, err := s.ClaimJob(ctx, "w1", t0, time.Minute, 0)
@@ -183,19 +184,19 @@ var jobCases = []testCase{
 		now := t0.Add(2 * time.Minute)
 		failed, err = s.FailExpiredJobs(ctx, now, "lease expired")
 		ok(t, err)
-		if len(failed) != 1 || failed[0].ID != short.ID || failed[0].Status != store.JobFailed || failed[0].Error != "lease expired" {
+		if len(failed) != 1 || failed[0].ID != short.ID || failed[0].Status != jobs.StatusFailed || failed[0].Error != "lease expired" {
 			t.Fatalf("FailExpiredJobs = %+v, want only %s failed", failed, short.ID)
 		}
 		got, err := s.GetJob(ctx, short.ID)
 		ok(t, err)
-		eq(t, "stored status", got.Status, store.JobFailed)
+		eq(t, "stored status", got.Status, jobs.StatusFailed)
 		eq(t, "stored error", got.Error, "lease expired")
 		sameTime(t, "finished_at", got.FinishedAt, now)
-		is(t, s.FinishJob(ctx, short.ID, "w1", store.JobSucceeded, "", now), store.ErrLeaseHeld, "finish after expiry")
+		is(t, s.FinishJob(ctx, short.ID, "w1", jobs.StatusSucceeded, "", now), store.ErrLeaseHeld, "finish after expiry")
 		for _, id := range []string{long.ID, queued.ID} {
 			got, err := s.GetJob(ctx, id)
 			ok(t, err)
-			if got.Status == store.JobFailed {
+			if got.Status == jobs.StatusFailed {
 				t.Errorf("job %s failed although its lease holds", id)
 			}
 		}
@@ -214,7 +215,7 @@ var jobCases = []testCase{
 			aIDs = append(aIDs, j.ID)
 		}
 		b := newJob("machine/b", t0.Add(time.Second))
-		b.Kind, b.OwnerID = store.JobStop, "usr-b"
+		b.Kind, b.OwnerID = jobs.KindStop, "usr-b"
 		ok(t, s.CreateJob(ctx, b))
 		claim := func(want string) {
 			t.Helper()
@@ -232,8 +233,8 @@ var jobCases = []testCase{
 		ok(t, err)
 		eq(t, "uncapped claim", j.ID, aIDs[2])
 		// A job of A that ends frees a place for A.
-		ok(t, s.FinishJob(ctx, aIDs[0], "w", store.JobSucceeded, "", t0.Add(2*time.Minute)))
-		ok(t, s.FinishJob(ctx, aIDs[1], "w", store.JobSucceeded, "", t0.Add(2*time.Minute)))
+		ok(t, s.FinishJob(ctx, aIDs[0], "w", jobs.StatusSucceeded, "", t0.Add(2*time.Minute)))
+		ok(t, s.FinishJob(ctx, aIDs[1], "w", jobs.StatusSucceeded, "", t0.Add(2*time.Minute)))
 		claim(aIDs[3])
 	}},
 	{"CancelQueued", func(t *testing.T, s store.Store) {
@@ -242,17 +243,17 @@ var jobCases = []testCase{
 		ok(t, s.CreateJob(ctx, j))
 		got, err := s.CancelJob(ctx, j.ID, "cancelled by alice", t0.Add(time.Second))
 		ok(t, err)
-		eq(t, "status", got.Status, store.JobFailed)
+		eq(t, "status", got.Status, jobs.StatusFailed)
 		eq(t, "error", got.Error, "cancelled by alice")
 		sameTime(t, "finished_at", got.FinishedAt, t0.Add(time.Second))
 		stored, err := s.GetJob(ctx, j.ID)
 		ok(t, err)
-		eq(t, "stored status", stored.Status, store.JobFailed)
+		eq(t, "stored status", stored.Status, jobs.StatusFailed)
 		eq(t, "stored error", stored.Error, "cancelled by alice")
 		// No worker may claim it now, and its target is free.
 		_, err = s.ClaimJob(ctx, "w1", t0.Add(time.Minute), time.Minute, 0)
 		is(t, err, store.ErrNotFound, "claim after cancel")
-		queued, err := s.ListJobs(ctx, store.JobQueued)
+		queued, err := s.ListJobs(ctx, jobs.StatusQueued)
 		ok(t, err)
 		eq(t, "queued jobs", len(queued), 0)
 		ok(t, s.CreateJob(ctx, newJob("stack/stk-1", t0.Add(2*time.Second))))
@@ -267,17 +268,17 @@ var jobCases = []testCase{
 	}},
 	{"CancelQueuedRacesClaim", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		const jobs = 12
+		const jobCount = 12
 		var ids []string
-		for i := range jobs {
+		for i := range jobCount {
 			j := newJob(fmt.Sprintf("stack/r-%d", i), t0.Add(time.Duration(i)*time.Millisecond))
 			ok(t, s.CreateJob(ctx, j))
 			ids = append(ids, j.ID)
 		}
 		var wg sync.WaitGroup
-		claimed := make(chan string, jobs)
-		cancelled := make(chan *store.Job, jobs)
-		errs := make(chan error, 2*jobs)
+		claimed := make(chan string, jobCount)
+		cancelled := make(chan *jobs.Job, jobCount)
+		errs := make(chan error, 2*jobCount)
 		wg.Go(func() {
 			for {
 				j, err := s.ClaimJob(ctx, "w1", t0.Add(time.Hour), time.Minute, 0)
@@ -314,11 +315,11 @@ var jobCases = []testCase{
 		}
 		for j := range cancelled {
 			switch {
-			case j.Status == store.JobFailed && wasClaimed[j.ID]:
+			case j.Status == jobs.StatusFailed && wasClaimed[j.ID]:
 				t.Errorf("job %s was cancelled while queued and claimed too", j.ID)
-			case j.Status == store.JobRunning && !wasClaimed[j.ID]:
+			case j.Status == jobs.StatusRunning && !wasClaimed[j.ID]:
 				t.Errorf("job %s is running but nobody claimed it", j.ID)
-			case j.Status == store.JobRunning && j.CancelReason != "cancelled by test":
+			case j.Status == jobs.StatusRunning && j.CancelReason != "cancelled by test":
 				t.Errorf("running job %s has cancel reason %q", j.ID, j.CancelReason)
 			}
 		}
@@ -332,7 +333,7 @@ var jobCases = []testCase{
 		ok(t, s.RenewJobLease(ctx, j.ID, "w1", t0.Add(10*time.Second), time.Minute))
 		got, err := s.CancelJob(ctx, j.ID, "cancelled by alice", t0.Add(20*time.Second))
 		ok(t, err)
-		eq(t, "status", got.Status, store.JobRunning)
+		eq(t, "status", got.Status, jobs.StatusRunning)
 		eq(t, "cancel reason", got.CancelReason, "cancelled by alice")
 		got, err = s.CancelJob(ctx, j.ID, "cancelled by bob", t0.Add(25*time.Second))
 		ok(t, err)
@@ -342,17 +343,17 @@ var jobCases = []testCase{
 		is(t, err, store.ErrJobCancelled, "renew a cancelled job")
 		stored, err := s.GetJob(ctx, j.ID)
 		ok(t, err)
-		eq(t, "stored status", stored.Status, store.JobRunning)
+		eq(t, "stored status", stored.Status, jobs.StatusRunning)
 		eq(t, "stored cancel reason", stored.CancelReason, "cancelled by alice")
 		sameTime(t, "lease renewed while cancelled", stored.LeaseExpires, t0.Add(90*time.Second))
 		expired, err := s.FailExpiredJobs(ctx, t0.Add(80*time.Second), "lease expired")
 		ok(t, err)
 		eq(t, "expired while the cancelled job's lease holds", len(expired), 0)
 		// The worker fails it with the reason.
-		ok(t, s.FinishJob(ctx, j.ID, "w1", store.JobFailed, stored.CancelReason, t0.Add(40*time.Second)))
+		ok(t, s.FinishJob(ctx, j.ID, "w1", jobs.StatusFailed, stored.CancelReason, t0.Add(40*time.Second)))
 		stored, err = s.GetJob(ctx, j.ID)
 		ok(t, err)
-		eq(t, "status after finish", stored.Status, store.JobFailed)
+		eq(t, "status after finish", stored.Status, jobs.StatusFailed)
 		eq(t, "error after finish", stored.Error, "cancelled by alice")
 		_, err = s.CancelJob(ctx, j.ID, "late", t0.Add(time.Minute))
 		is(t, err, store.ErrConflict, "cancel a finished job")
@@ -367,17 +368,17 @@ var jobCases = []testCase{
 		now := t0.Add(time.Second) // long before the lease ends
 		failed, err := s.FailRunningJobs(ctx, now, "server restarted")
 		ok(t, err)
-		if len(failed) != 1 || failed[0].ID != running.ID || failed[0].Status != store.JobFailed || failed[0].Error != "server restarted" {
+		if len(failed) != 1 || failed[0].ID != running.ID || failed[0].Status != jobs.StatusFailed || failed[0].Error != "server restarted" {
 			t.Fatalf("FailRunningJobs = %+v, want only %s failed", failed, running.ID)
 		}
 		got, err := s.GetJob(ctx, running.ID)
 		ok(t, err)
-		eq(t, "stored status", got.Status, store.JobFailed)
+		eq(t, "stored status", got.Status, jobs.StatusFailed)
 		sameTime(t, "finished_at", got.FinishedAt, now)
 		got, err = s.GetJob(ctx, queued.ID)
 		ok(t, err)
-		eq(t, "queued job", got.Status, store.JobQueued)
-		is(t, s.FinishJob(ctx, running.ID, "dead", store.JobSucceeded, "", now), store.ErrLeaseHeld, "finish after FailRunningJobs")
+		eq(t, "queued job", got.Status, jobs.StatusQueued)
+		is(t, s.FinishJob(ctx, running.ID, "dead", jobs.StatusSucceeded, "", now), store.ErrLeaseHeld, "finish after FailRunningJobs")
 		failed, err = s.FailRunningJobs(ctx, now, "again")
 		ok(t, err)
 		eq(t, "failed twice", len(failed), 0)
@@ -394,8 +395,8 @@ var jobCases = []testCase{
 		ok(t, err)
 		_, err = s.ClaimJob(ctx, "w", t0, time.Minute, 0) // ids[1]
 		ok(t, err)
-		ok(t, s.FinishJob(ctx, ids[1], "w", store.JobSucceeded, "", t0))
-		check := func(want []string, statuses ...store.JobStatus) {
+		ok(t, s.FinishJob(ctx, ids[1], "w", jobs.StatusSucceeded, "", t0))
+		check := func(want []string, statuses ...jobs.Status) {
 			t.Helper()
 			got, err := s.ListJobs(ctx, statuses...)
 			ok(t, err)
@@ -408,10 +409,10 @@ var jobCases = []testCase{
 			}
 		}
 		check(ids)
-		check([]string{ids[2], ids[3]}, store.JobQueued)
-		check([]string{ids[0], ids[2], ids[3]}, store.JobQueued, store.JobRunning)
-		check([]string{ids[1]}, store.JobSucceeded)
-		check(nil, store.JobFailed)
+		check([]string{ids[2], ids[3]}, jobs.StatusQueued)
+		check([]string{ids[0], ids[2], ids[3]}, jobs.StatusQueued, jobs.StatusRunning)
+		check([]string{ids[1]}, jobs.StatusSucceeded)
+		check(nil, jobs.StatusFailed)
 	}},
 }
 
@@ -420,17 +421,17 @@ var eventCases = []testCase{
 		ctx := t.Context()
 		j := newJob("stack/stk-1", t0)
 		ok(t, s.CreateJob(ctx, j))
-		evs := []*store.Event{
-			{Kind: store.EventPhase, Message: "init", At: t0},
-			{Kind: store.EventOutput, Message: "Terraform has been successfully initialized!", At: t0.Add(time.Second)},
-			{Kind: store.EventProgress, Percentage: 50, At: t0.Add(2 * time.Second)},
+		evs := []*jobs.Event{
+			{Kind: jobs.EventPhase, Message: "init", At: t0},
+			{Kind: jobs.EventOutput, Message: "Terraform has been successfully initialized!", At: t0.Add(time.Second)},
+			{Kind: jobs.EventProgress, Percentage: 50, At: t0.Add(2 * time.Second)},
 		}
 		ok(t, s.AppendEvents(ctx, j.ID, evs...))
 		for i, e := range evs {
 			eq(t, "assigned seq", e.Seq, int64(i+1))
 			eq(t, "assigned job id", e.JobID, j.ID)
 		}
-		ok(t, s.AppendEvents(ctx, j.ID, &store.Event{Kind: store.EventDone, Message: "ok"}))
+		ok(t, s.AppendEvents(ctx, j.ID, &jobs.Event{Kind: jobs.EventDone, Message: "ok"}))
 		all, err := s.ListEvents(ctx, j.ID, 0, 0)
 		ok(t, err)
 		if len(all) != 4 {
@@ -439,7 +440,7 @@ var eventCases = []testCase{
 		for i, e := range all {
 			eq(t, "seq", e.Seq, int64(i+1))
 		}
-		eq(t, "kind", all[1].Kind, store.EventOutput)
+		eq(t, "kind", all[1].Kind, jobs.EventOutput)
 		eq(t, "message", all[1].Message, "Terraform has been successfully initialized!")
 		eq(t, "percentage", all[2].Percentage, 50)
 		sameTime(t, "at", all[1].At, t0.Add(time.Second))
@@ -454,7 +455,7 @@ var eventCases = []testCase{
 		rest, err := s.ListEvents(ctx, j.ID, 4, 0)
 		ok(t, err)
 		eq(t, "events after the last", len(rest), 0)
-		is(t, s.AppendEvents(ctx, "job-missing", &store.Event{Kind: store.EventPhase}), store.ErrNotFound, "append to a missing job")
+		is(t, s.AppendEvents(ctx, "job-missing", &jobs.Event{Kind: jobs.EventPhase}), store.ErrNotFound, "append to a missing job")
 		none, err := s.ListEvents(ctx, "job-missing", 0, 0)
 		ok(t, err)
 		eq(t, "events of a missing job", len(none), 0)
@@ -474,9 +475,9 @@ var eventCases = []testCase{
 					if w%2 == 1 {
 						job = b.ID
 					}
-					batch := []*store.Event{{Kind: store.EventOutput, Message: fmt.Sprintf("w%d-%d-x", w, i)}}
+					batch := []*jobs.Event{{Kind: jobs.EventOutput, Message: fmt.Sprintf("w%d-%d-x", w, i)}}
 					if i%3 == 0 {
-						batch = append(batch, &store.Event{Kind: store.EventOutput, Message: fmt.Sprintf("w%d-%d-y", w, i)})
+						batch = append(batch, &jobs.Event{Kind: jobs.EventOutput, Message: fmt.Sprintf("w%d-%d-y", w, i)})
 					}
 					if err := s.AppendEvents(ctx, job, batch...); err != nil {
 						errs <- err

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rated", ratedCases},
 		{"Summarize", summarizeCases},
 		{"WriterStates", writerStateCases},
+		{"Audit", auditCases},
 		{"Invalid", invalidCases},
 	}
 	for _, g := range groups {

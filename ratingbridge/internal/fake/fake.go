@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kloud/kloud/machinestate"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/store"
 )
@@ -26,7 +27,7 @@ type Store struct {
 	owners   map[string]string              // machine → owner, kept after deletion
 	history  map[string][]stack.StateRecord // machine → records in time order
 	modules  map[string]*store.RatingModule
-	rules    store.HashmapRules
+	rules    hashmap.RuleSet
 	periods  []store.RatedPeriod // commit order
 	states   map[string]*store.ScopeState
 	writers  map[[2]string]*store.WriterState
@@ -82,7 +83,7 @@ func (s *Store) Record(recs ...stack.StateRecord) {
 }
 
 // SetRules replaces the hashmap rules.
-func (s *Store) SetRules(r store.HashmapRules) {
+func (s *Store) SetRules(r hashmap.RuleSet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rules = r
@@ -186,7 +187,7 @@ func (s *Store) PutRatingModule(ctx context.Context, m *store.RatingModule) erro
 }
 
 // HashmapRules implements store.Hashmap's consistent read.
-func (s *Store) HashmapRules(ctx context.Context) (*store.HashmapRules, error) {
+func (s *Store) HashmapRules(ctx context.Context) (*hashmap.RuleSet, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rules
