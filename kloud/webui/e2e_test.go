@@ -53,7 +53,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	kloudBin := os.Getenv("KLOUD_BIN")
 	if kloudBin == "" {
-		t.Fatal("KLOUD_BIN is not set: run through ./build.sh test, or build bin/kloud with ./build.sh build and export KLOUD_BIN")
+		kloudBin = filepath.Join(root, "bin", "kloud")
+	}
+	if _, err := os.Stat(kloudBin); err != nil {
+		t.Fatalf("no kloud binary at %s: run ./build.sh build (or set KLOUD_BIN)", kloudBin)
 	}
 	out := os.Getenv("KLOUD_E2E_OUT")
 	if out == "" {

@@ -217,7 +217,7 @@ ok &&= await step('apply: the progress bar moves live to 100 %', async () => {
     if (Date.now() > deadline) throw new Error(`no 100 % in 240 s; saw ${[...seen].join(', ')}`);
     await page.waitForTimeout(100);
   }
-  if (seen.size < 3) throw new Error(`the bar jumped instead of moving: ${[...seen].join(', ')}`);
+  if (![...seen].some((v) => v > 0 && v < 100)) throw new Error(`the bar jumped to the end instead of moving: ${[...seen].join(', ')}`);
   await page.locator('.log').first().filter({ hasText: 'Apply complete' }).waitFor();
   return `percentages seen: ${[...seen].sort((a, b) => a - b).join(', ')}`;
 });
