@@ -107,3 +107,24 @@ describe('JobView', () => {
     expect(es.readyState).toBe(2);
   });
 });
+
+describe('terminal wire format', async () => {
+  const { terminalURL, sessionName, parseControl } = await import('./terminal');
+  it('addresses the machine over ws or wss with the session and size', () => {
+    expect(terminalURL('m-1', {}, { protocol: 'http:', host: 'k:8080' })).toBe('ws://k:8080/api/v1/machines/m-1/terminal');
+    expect(terminalURL('m 1', { session: 'web-ab', cols: 80, rows: 24 }, { protocol: 'https:', host: 'k' })).toBe('wss://k/api/v1/machines/m%201/terminal?session=web-ab&cols=80&rows=24');
+  });
+  it('keeps one session name per machine and tab', () => {
+    const m = new Map<string, string>();
+    const store = { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v) };
+    const a = sessionName('m-1', store);
+    expect(a).toMatch(/^web-[0-9a-f]{12}$/);
+    expect(sessionName('m-1', store)).toBe(a);
+    expect(sessionName('m-2', store)).not.toBe(a);
+  });
+  it('reads control frames and ignores anything else', () => {
+    expect(parseControl('{"type":"exit","code":3}')).toEqual({ type: 'exit', code: 3 });
+    expect(parseControl('not json')).toBeNull();
+    expect(parseControl('{"code":1}')).toBeNull();
+  });
+});

@@ -10,9 +10,49 @@ import '@xterm/xterm/css/xterm.css';
 
 export type TermState = 'connecting' | 'open' | 'closed';
 
-export function terminalURL(machineId: string, loc: { protocol: string; host: string } = location): string {
+// terminalURL is the WebSocket's address: ?session names a session that
+// outlives a dropped connection (re-attached, its recent output replayed),
+// ?cols and ?rows the size the shell starts with.
+export function terminalURL(machineId: string, opts: { session?: string; cols?: number; rows?: number } = {}, loc: { protocol: string; host: string } = location): string {
   const scheme = loc.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${loc.host}/api/v1/machines/${encodeURIComponent(machineId)}/terminal`;
+  const q = new URLSearchParams();
+  if (opts.session) q.set('session', opts.session);
+  if (opts.cols) q.set('cols', String(opts.cols));
+  if (opts.rows) q.set('rows', String(opts.rows));
+  const qs = q.toString();
+  return `${scheme}://${loc.host}/api/v1/machines/${encodeURIComponent(machineId)}/terminal${qs ? '?' + qs : ''}`;
+}
+
+// sessionName is this browser tab's session on the machine, kept in
+// sessionStorage so a reload re-attaches to the same shell.
+export function sessionName(machineId: string, store: Pick<Storage, 'getItem' | 'setItem'> = sessionStorage): string {
+  const key = `kloud-term-${machineId}`;
+  let name = store.getItem(key);
+  if (!name || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+    const b = new Uint8Array(6);
+    crypto.getRandomValues(b);
+    name = 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    store.setItem(key, name);
+  }
+  return name;
+}
+
+// Control is a text frame: {"type":"resize","cols","rows"} from the
+// browser, {"type":"exit","code"} from the server when the shell ends.
+export interface Control {
+  type: string;
+  cols?: number;
+  rows?: number;
+  code?: number;
+}
+
+export function parseControl(data: string): Control | null {
+  try {
+    const c = JSON.parse(data) as unknown;
+    return c && typeof c === 'object' && typeof (c as Control).type === 'string' ? (c as Control) : null;
+  } catch {
+    return null;
+  }
 }
 
 export default function Terminal({ machineId }: { machineId: string }) {
@@ -43,7 +83,9 @@ export default function Terminal({ machineId }: { machineId: string }) {
     }
     setState('connecting');
     setReason('');
-    const ws = new WebSocket(terminalURL(machineId));
+    const session = sessionName(machineId);
+    let exited: number | undefined;
+    const ws = new WebSocket(terminalURL(machineId, { session, cols: term.cols, rows: term.rows }));
     ws.binaryType = 'arraybuffer';
     const enc = new TextEncoder();
     const sendSize = () => {
@@ -55,11 +97,21 @@ export default function Terminal({ machineId }: { machineId: string }) {
       term.focus();
     };
     ws.onmessage = (m: MessageEvent) => {
-      if (m.data instanceof ArrayBuffer) term.write(new Uint8Array(m.data));
-      else if (typeof m.data === 'string') term.write(m.data);
+      if (m.data instanceof ArrayBuffer) {
+        term.write(new Uint8Array(m.data));
+        return;
+      }
+      const c = typeof m.data === 'string' ? parseControl(m.data) : null;
+      if (c?.type === 'exit') exited = c.code ?? 0;
     };
     ws.onclose = (ev: CloseEvent) => {
       setState('closed');
+      if (exited !== undefined) {
+        // The shell is gone: the next connection starts a new one.
+        sessionStorage.removeItem(`kloud-term-${machineId}`);
+        setReason(`the shell exited with status ${exited}`);
+        return;
+      }
       setReason(ev.reason || (ev.code === 1000 ? 'the shell exited' : `connection closed (code ${ev.code})`));
     };
     const data = term.onData((d) => {
