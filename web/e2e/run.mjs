@@ -264,7 +264,7 @@ ok &&= await step('terminal on the other machine: echo kloud-$((40+2))', async (
   await page.waitForURL(new RegExp(`/machines/${other.id}$`));
   await page.getByRole('tab', { name: 'Terminal' }).click();
   await page.locator('[data-terminal-state="open"]').waitFor({ timeout: 30000 });
-  await page.locator('.terminal').click();
+  await page.locator('.term-box').click();
   await page.waitForTimeout(500);
   await page.keyboard.type('echo kloud-$((40+2))');
   await page.keyboard.press('Enter');

@@ -156,7 +156,7 @@ export default function Terminal({ machineId }: { machineId: string }) {
           </button>
         )}
       </div>
-      <div ref={box} class="terminal" aria-label="terminal" />
+      <div ref={box} class="term-box" aria-label="terminal" />
     </div>
   );
 }
