@@ -4,8 +4,9 @@ import { post, qs } from '../lib/api';
 import { useAction, useResource, useTitle } from '../lib/hooks';
 import type { Job, JobRef, Machine } from '../lib/types';
 import { ago, duration } from '../lib/format';
-import { Badge, ErrorBox, Loading, PageHead } from '../components/ui';
+import { Badge, ErrorBox, Loading, PageHead, Section } from '../components/ui';
 import { JobView } from '../components/jobview';
+import { Sharing } from '../components/sharing';
 
 type Tab = 'overview' | 'terminal';
 
@@ -87,6 +88,14 @@ export default function MachinePage({ id }: { id: string }) {
                 <dd>{ago(mc.last_activity_at)}</dd>
               </>
             )}
+            {mc.shared && (
+              <>
+                <dt>Shared with you</dt>
+                <dd>
+                  by {mc.owner_id}: {mc.permission === 'control' ? 'you may use, start and stop it' : 'you may open terminals'}
+                </dd>
+              </>
+            )}
             {Object.entries(meta).map(([k, v]) => (
               <Fragment key={k}>
                 <dt>{k}</dt>
@@ -100,6 +109,11 @@ export default function MachinePage({ id }: { id: string }) {
           <p>The terminal opens on a Running machine; this one is {mc.state}.</p>
         )}
       </div>
+      {!mc.shared && (
+        <Section title="Sharing">
+          <Sharing machineId={mc.id} />
+        </Section>
+      )}
     </>
   );
 }
