@@ -287,7 +287,7 @@ ok &&= await step('share a machine and revoke it', async () => {
   await page.getByRole('button', { name: 'Share', exact: true }).click();
   await page.getByText('bob may use, start and stop it').waitFor();
   await look('machine-shared');
-  await page.getByRole('button', { name: 'Stop sharing with bob' }).click();
+  await page.getByRole('button', { name: 'Revoke the share of bob' }).click();
   await page.getByText('Shared with nobody.').waitFor();
 });
 

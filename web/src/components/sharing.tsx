@@ -51,7 +51,7 @@ export function Sharing({ machineId }: { machineId: string }) {
           {shares.data.map((s) => (
             <li key={s.user_id}>
               <strong>{name(s.user_id)}</strong> may {s.permission === 'control' ? 'use, start and stop it' : 'open terminals'} <span class="muted small">(since {dateTime(s.created_at)})</span>{' '}
-              <button type="button" class="link" disabled={revoke.busy} onClick={() => void revoke.run(s.user_id)} aria-label={`Stop sharing with ${name(s.user_id)}`}>
+              <button type="button" class="link" disabled={revoke.busy} onClick={() => void revoke.run(s.user_id)} aria-label={`Revoke the share of ${name(s.user_id)}`}>
                 revoke
               </button>
             </li>

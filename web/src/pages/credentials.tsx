@@ -82,7 +82,7 @@ export default function Credentials() {
                       <button type="button" disabled={act.busy} onClick={() => void act.run('verify', c)} aria-label={`Verify ${c.title}`}>
                         Verify
                       </button>
-                      <button type="button" disabled={act.busy} onClick={() => void act.run(c.bootstrapped ? 'unbootstrap' : 'bootstrap', c)} aria-label={`${c.bootstrapped ? 'Destroy the bootstrap of' : 'Bootstrap'} ${c.title}`}>
+                      <button type="button" disabled={act.busy} onClick={() => void act.run(c.bootstrapped ? 'unbootstrap' : 'bootstrap', c)} aria-label={`${c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'} ${c.title}`}>
                         {c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'}
                       </button>
                       <button type="button" class="danger" disabled={act.busy} onClick={() => void act.run('delete', c)} aria-label={`Delete ${c.title}`}>
