@@ -128,3 +128,19 @@ describe('terminal wire format', async () => {
     expect(parseControl('{"code":1}')).toBeNull();
   });
 });
+
+describe('MachinesTable', async () => {
+  const { MachinesTable } = await import('./machines');
+  it('renders 10,000 machines a page at a time', async () => {
+    const ms = Array.from({ length: 10000 }, (_, i) => ({
+      id: `m-${i}`, stack_id: 'stk-1', owner_id: 'u', label: `web-${i}`, provider: 'sandbox', state: i % 2 ? 'Running' : 'Stopped',
+      reason: '', always_on: false, metadata: null, uptime_seconds: i,
+    }));
+    render(<MachinesTable machines={ms} caption="machines" />);
+    expect(document.querySelectorAll('tr[data-machine]').length).toBe(50);
+    screen.getByText('1–50 of 10000');
+    fireEvent.click(screen.getByText('Last »'));
+    await screen.findByText('9951–10000 of 10000');
+    expect(document.querySelector('tr[data-machine]')?.getAttribute('data-machine')).toBe('m-9950');
+  });
+});
