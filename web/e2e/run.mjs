@@ -79,7 +79,9 @@ async function look(name) {
   await page.screenshot({ path: join(out, `${String(shots).padStart(2, '0')}-${name}.png`), fullPage: true });
   // CDP evaluation runs whatever the page's CSP says; axe is not injected
   // as a script tag, so the page keeps its own policy.
-  const result = await page.evaluate(`${axeSource}\n;axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) })))`);
+  const result = await page.evaluate(
+    `${axeSource}\n;axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')) })))`,
+  );
   for (const v of result) {
     if (v.impact === 'serious' || v.impact === 'critical') violations.push({ page: name, ...v });
   }
@@ -224,10 +226,14 @@ ok &&= await step('apply: the progress bar moves live to 100 %', async () => {
 
 ok &&= await step('both machines Running', async () => {
   const rows = page.locator('tr[data-machine]');
-  await page.waitForFunction(() => {
-    const r = [...document.querySelectorAll('tr[data-machine]')];
-    return r.length === 2 && r.every((x) => x.textContent.includes('Running'));
-  }, null, { timeout: 90000 });
+  await page.waitForFunction(
+    () => {
+      const r = [...document.querySelectorAll('tr[data-machine]')];
+      return r.length === 2 && r.every((x) => x.textContent.includes('Running'));
+    },
+    null,
+    { timeout: 90000 },
+  );
   await look('stack');
   ids.machines = await rows.evaluateAll((rs) => rs.map((r) => ({ id: r.dataset.machine, label: r.dataset.label })));
   await page.getByRole('link', { name: 'Machines' }).click();
@@ -297,7 +303,10 @@ ok &&= await step('billing: a chart drawn from rated data', async () => {
   await page.getByRole('button', { name: 'by minute' }).click();
   const deadline = Date.now() + 120000;
   for (;;) {
-    const n = await page.locator('figure.chart').getAttribute('data-points', { timeout: 2000 }).catch(() => null);
+    const n = await page
+      .locator('figure.chart')
+      .getAttribute('data-points', { timeout: 2000 })
+      .catch(() => null);
     if (n && Number(n) > 0) break;
     if (Date.now() > deadline) throw new Error('no rated cost in the chart after 120 s');
     await page.getByRole('button', { name: 'Rate closed periods now' }).click();
@@ -328,35 +337,37 @@ ok &&= await step('admin page', async () => {
   await look('admin');
 });
 
-ok && await step('dark mode and a phone screen', async () => {
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await page.goto(`${base}/stacks/${ids.stack}`);
-  await page.getByRole('heading', { name: 'demo', exact: true }).waitFor();
-  await look('stack-dark');
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.goto(`${base}/machines`);
-  await page.getByRole('heading', { name: 'Machines', exact: true }).waitFor();
-  await look('machines-phone-dark');
-  await page.emulateMedia({ colorScheme: 'light' });
-  await page.goto(`${base}/billing`);
-  await page.getByRole('heading', { name: 'Billing', exact: true }).waitFor();
-  await look('billing-phone');
-  await page.setViewportSize({ width: 1280, height: 860 });
-});
+ok &&
+  (await step('dark mode and a phone screen', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${base}/stacks/${ids.stack}`);
+    await page.getByRole('heading', { name: 'demo', exact: true }).waitFor();
+    await look('stack-dark');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/machines`);
+    await page.getByRole('heading', { name: 'Machines', exact: true }).waitFor();
+    await look('machines-phone-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(`${base}/billing`);
+    await page.getByRole('heading', { name: 'Billing', exact: true }).waitFor();
+    await look('billing-phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  }));
 
-ok && await step('sign out, then sign in with /login#token=', async () => {
-  await page.goto(base + '/');
-  await page.getByRole('button', { name: 'Sign out' }).click();
-  await page.getByRole('heading', { name: 'Sign in to Kloud', exact: true }).waitFor();
-  const r = await page.evaluate(() => fetch('/api/v1/stacks').then((x) => x.status));
-  if (r !== 401) throw new Error(`after sign-out the API answered ${r}`);
-  // A sign-in link opens as a new page load, not as a fragment change.
-  await page.goto('about:blank');
-  await page.goto(`${base}/login#token=${encodeURIComponent(token)}`);
-  await page.waitForURL(base + '/');
-  await page.getByRole('heading', { name: /Hello/ }).waitFor();
-  if (page.url().includes(token)) throw new Error('the token stayed in the address bar');
-});
+ok &&
+  (await step('sign out, then sign in with /login#token=', async () => {
+    await page.goto(base + '/');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to Kloud', exact: true }).waitFor();
+    const r = await page.evaluate(() => fetch('/api/v1/stacks').then((x) => x.status));
+    if (r !== 401) throw new Error(`after sign-out the API answered ${r}`);
+    // A sign-in link opens as a new page load, not as a fragment change.
+    await page.goto('about:blank');
+    await page.goto(`${base}/login#token=${encodeURIComponent(token)}`);
+    await page.waitForURL(base + '/');
+    await page.getByRole('heading', { name: /Hello/ }).waitFor();
+    if (page.url().includes(token)) throw new Error('the token stayed in the address bar');
+  }));
 
 await step('accessibility (axe-core): no serious or critical violation', async () => {
   if (violations.length > 0) throw new Error(JSON.stringify(violations, null, 1));

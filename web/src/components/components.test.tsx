@@ -86,7 +86,12 @@ describe('JobView', () => {
     vi.stubGlobal('EventSource', FakeEventSource);
     vi.stubGlobal(
       'fetch',
-      vi.fn(async () => new Response(JSON.stringify({ id: 'j-1', kind: 'apply', status, percentage: status === 'failed' ? 40 : 0, error: status === 'failed' ? 'terraform apply: boom' : '', created_at: '' }), { status: 200 })),
+      vi.fn(
+        async () =>
+          new Response(JSON.stringify({ id: 'j-1', kind: 'apply', status, percentage: status === 'failed' ? 40 : 0, error: status === 'failed' ? 'terraform apply: boom' : '', created_at: '' }), {
+            status: 200,
+          }),
+      ),
     );
     const done = vi.fn();
     render(<JobView jobId="j-1" onDone={done} />);
@@ -133,8 +138,16 @@ describe('MachinesTable', async () => {
   const { MachinesTable } = await import('./machines');
   it('renders 10,000 machines a page at a time', async () => {
     const ms = Array.from({ length: 10000 }, (_, i) => ({
-      id: `m-${i}`, stack_id: 'stk-1', owner_id: 'u', label: `web-${i}`, provider: 'sandbox', state: i % 2 ? 'Running' : 'Stopped',
-      reason: '', always_on: false, metadata: null, uptime_seconds: i,
+      id: `m-${i}`,
+      stack_id: 'stk-1',
+      owner_id: 'u',
+      label: `web-${i}`,
+      provider: 'sandbox',
+      state: i % 2 ? 'Running' : 'Stopped',
+      reason: '',
+      always_on: false,
+      metadata: null,
+      uptime_seconds: i,
     }));
     render(<MachinesTable machines={ms} caption="machines" />);
     expect(document.querySelectorAll('tr[data-machine]').length).toBe(50);

@@ -2,7 +2,13 @@
 // labelled controls.
 import type { FieldModel, Values } from '../lib/forms';
 
-export function FieldInputs({ prefix, fields, values, errors, onChange }: {
+export function FieldInputs({
+  prefix,
+  fields,
+  values,
+  errors,
+  onChange,
+}: {
   prefix: string;
   fields: FieldModel[];
   values: Values;
@@ -27,7 +33,15 @@ export function FieldInputs({ prefix, fields, values, errors, onChange }: {
             );
           case 'select':
             control = (
-              <select id={id} name={f.name} required={f.required} aria-invalid={!!err} aria-describedby={describedBy} value={String(v ?? '')} onChange={(e) => onChange(f.name, (e.target as HTMLSelectElement).value)}>
+              <select
+                id={id}
+                name={f.name}
+                required={f.required}
+                aria-invalid={!!err}
+                aria-describedby={describedBy}
+                value={String(v ?? '')}
+                onChange={(e) => onChange(f.name, (e.target as HTMLSelectElement).value)}
+              >
                 {!f.required && <option value="">(none)</option>}
                 {(f.options ?? []).map((o) => (
                   <option key={o} value={o}>
@@ -38,7 +52,18 @@ export function FieldInputs({ prefix, fields, values, errors, onChange }: {
             );
             break;
           case 'textarea':
-            control = <textarea id={id} name={f.name} rows={3} required={f.required} aria-invalid={!!err} aria-describedby={describedBy} value={String(v ?? '')} onInput={(e) => onChange(f.name, (e.target as HTMLTextAreaElement).value)} />;
+            control = (
+              <textarea
+                id={id}
+                name={f.name}
+                rows={3}
+                required={f.required}
+                aria-invalid={!!err}
+                aria-describedby={describedBy}
+                value={String(v ?? '')}
+                onInput={(e) => onChange(f.name, (e.target as HTMLTextAreaElement).value)}
+              />
+            );
             break;
           default:
             control = (

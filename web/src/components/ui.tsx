@@ -123,3 +123,44 @@ export function PageHead({ title, children }: { title: string; children?: Compon
     </div>
   );
 }
+
+// Table is a list as a table, paged when long: a caption for screen
+// readers, the column heads, and one row per item.
+export function Table<T>({
+  caption,
+  head,
+  items,
+  row,
+  pageSize = 50,
+}: {
+  caption: string;
+  head: (string | { label: string; num?: boolean })[];
+  items: T[];
+  row: (item: T) => ComponentChildren;
+  pageSize?: number;
+}) {
+  const pg = usePage(items, pageSize);
+  return (
+    <>
+      <div class="table-wrap">
+        <table>
+          <caption class="sr-only">{caption}</caption>
+          <thead>
+            <tr>
+              {head.map((h) => {
+                const c = typeof h === 'string' ? { label: h } : h;
+                return (
+                  <th key={c.label} scope="col" class={c.num ? 'num' : undefined}>
+                    {c.label}
+                  </th>
+                );
+              })}
+            </tr>
+          </thead>
+          <tbody>{pg.rows.map(row)}</tbody>
+        </table>
+      </div>
+      <Pager {...pg} />
+    </>
+  );
+}

@@ -15,7 +15,16 @@ export function VariableFields({ prefix, vars, values, onChange }: { prefix: str
               <code>{v.name}</code>
               {v.type && <span class="muted"> ({v.type})</span>}
             </label>
-            <input id={id} name={v.name} type={(v.sensitive ? 'password' : 'text') as 'text'} autoComplete="off" placeholder={v.default ?? ''} value={values[v.name] ?? ''} onInput={(e) => onChange(v.name, (e.target as HTMLInputElement).value)} aria-describedby={v.description ? `${id}-d` : undefined} />
+            <input
+              id={id}
+              name={v.name}
+              type={(v.sensitive ? 'password' : 'text') as 'text'}
+              autoComplete="off"
+              placeholder={v.default ?? ''}
+              value={values[v.name] ?? ''}
+              onInput={(e) => onChange(v.name, (e.target as HTMLInputElement).value)}
+              aria-describedby={v.description ? `${id}-d` : undefined}
+            />
             {v.description && (
               <small id={`${id}-d`} class="muted">
                 {v.description}

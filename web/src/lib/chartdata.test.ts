@@ -30,14 +30,33 @@ describe('costSeries', () => {
     expect(empty).toEqual({ xs: [0, 3600], ys: [0, 0], total: 0 });
     const odd = costSeries({ total: 1, columns: ['qty'], results: [['1']] }, 'hour', 0, 3600);
     expect(odd.total).toBe(0);
-    const bad = costSeries({ total: 1, columns: ['begin', 'rate'], results: [['not a time', 'x'], [null, null]] }, 'hour', 0, 3600);
+    const bad = costSeries(
+      {
+        total: 1,
+        columns: ['begin', 'rate'],
+        results: [
+          ['not a time', 'x'],
+          [null, null],
+        ],
+      },
+      'hour',
+      0,
+      3600,
+    );
     expect(bad.ys).toEqual([0]);
   });
 });
 
 describe('breakdown', () => {
   it('reads a summary grouped by one key', () => {
-    const s: Summary = { total: 2, columns: ['begin', 'end', 'qty', 'rate', 'stack_id'], results: [['a', 'b', '1.5', '0.075', 'stk-1'], ['a', 'b', '2', '0.2', null]] };
+    const s: Summary = {
+      total: 2,
+      columns: ['begin', 'end', 'qty', 'rate', 'stack_id'],
+      results: [
+        ['a', 'b', '1.5', '0.075', 'stk-1'],
+        ['a', 'b', '2', '0.2', null],
+      ],
+    };
     expect(breakdown(s, 'stack_id')).toEqual([
       { key: 'stk-1', qty: '1.5', cost: '0.075' },
       { key: '(none)', qty: '2', cost: '0.2' },

@@ -31,7 +31,7 @@ export function money(s: string | undefined | null): string {
   if (!s) return '0';
   const [int, frac = ''] = s.split('.');
   const f = frac.slice(0, 4).replace(/0+$/, '');
-  return f ? `${int}.${f}` : int ?? '0';
+  return f ? `${int}.${f}` : (int ?? '0');
 }
 
 export function bytes(n: number): string {

@@ -3,7 +3,7 @@ import { del, post, put } from '../lib/api';
 import { useAction, useResource, useTitle } from '../lib/hooks';
 import type { HashmapField, HashmapGroup, HashmapMapping, HashmapService, HashmapThreshold, Job, Quote, RatingModule, User } from '../lib/types';
 import { dateTime, money } from '../lib/format';
-import { Badge, Empty, ErrorBox, Loading, PageHead, Section } from '../components/ui';
+import { Badge, Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
 
 const hm = '/api/v1/rating/modules/hashmap';
 
@@ -33,45 +33,33 @@ function RunningJobs() {
       <ErrorBox error={jobs.error || cancel.error} />
       {jobs.data && jobs.data.length === 0 && <Empty>No job is running or queued.</Empty>}
       {jobs.data && jobs.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Running and queued jobs</caption>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Status</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Target</th>
-                <th scope="col">Queued</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {jobs.data.map((j) => (
-                <tr key={j.id}>
-                  <td>
-                    {j.kind} <code>{j.id}</code>
-                  </td>
-                  <td>
-                    <Badge value={j.status} />
-                  </td>
-                  <td>{j.percentage} %</td>
-                  <td>
-                    {j.stack_id && <a href={`/stacks/${j.stack_id}`}>{j.stack_id}</a>}
-                    {j.machine_id && <a href={`/machines/${j.machine_id}`}>{j.machine_id}</a>}
-                    {j.credential_id}
-                  </td>
-                  <td>{dateTime(j.created_at)}</td>
-                  <td>
-                    <button type="button" class="danger" disabled={cancel.busy} onClick={() => void cancel.run(j.id)} aria-label={`Cancel ${j.id}`}>
-                      Cancel
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          caption="Running and queued jobs"
+          head={['Job', 'Status', 'Progress', 'Target', 'Queued', 'Actions']}
+          items={jobs.data}
+          row={(j) => (
+            <tr key={j.id}>
+              <td>
+                {j.kind} <code>{j.id}</code>
+              </td>
+              <td>
+                <Badge value={j.status} />
+              </td>
+              <td>{j.percentage} %</td>
+              <td>
+                {j.stack_id && <a href={`/stacks/${j.stack_id}`}>{j.stack_id}</a>}
+                {j.machine_id && <a href={`/machines/${j.machine_id}`}>{j.machine_id}</a>}
+                {j.credential_id}
+              </td>
+              <td>{dateTime(j.created_at)}</td>
+              <td>
+                <button type="button" class="danger" disabled={cancel.busy} onClick={() => void cancel.run(j.id)} aria-label={`Cancel ${j.id}`}>
+                  Cancel
+                </button>
+              </td>
+            </tr>
+          )}
+        />
       )}
     </Section>
   );
@@ -92,31 +80,21 @@ function Users() {
       {users.loading && <Loading />}
       <ErrorBox error={users.error} />
       {users.data && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Users</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Id</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.data.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.name}</td>
-                  <td>{u.role}</td>
-                  <td>
-                    <code>{u.id}</code>
-                  </td>
-                  <td>{dateTime(u.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          caption="Users"
+          head={['Name', 'Role', 'Id', 'Created']}
+          items={users.data}
+          row={(u) => (
+            <tr key={u.id}>
+              <td>{u.name}</td>
+              <td>{u.role}</td>
+              <td>
+                <code>{u.id}</code>
+              </td>
+              <td>{dateTime(u.created_at)}</td>
+            </tr>
+          )}
+        />
       )}
       <form
         class="form row"
@@ -166,43 +144,40 @@ function Modules() {
       {mods.loading && <Loading />}
       <ErrorBox error={mods.error || save.error} />
       {mods.data && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Rating modules</caption>
-            <thead>
-              <tr>
-                <th scope="col">Module</th>
-                <th scope="col">Enabled</th>
-                <th scope="col">Priority</th>
-              </tr>
-            </thead>
-            <tbody>
-              {mods.data.map((m) => (
-                <tr key={m.module_id}>
-                  <td>
-                    <strong>{m.module_id}</strong>
-                    <div class="muted small">{m.description}</div>
-                  </td>
-                  <td>
-                    <input type="checkbox" aria-label={`${m.module_id} enabled`} checked={m.enabled} disabled={save.busy} onChange={(e) => void save.run(m, { enabled: (e.target as HTMLInputElement).checked })} />
-                  </td>
-                  <td>
-                    <input
-                      type="number"
-                      class="narrow"
-                      aria-label={`${m.module_id} priority`}
-                      value={m.priority}
-                      onChange={(e) => {
-                        const n = Number.parseInt((e.target as HTMLInputElement).value, 10);
-                        if (Number.isFinite(n)) void save.run(m, { priority: n });
-                      }}
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          caption="Rating modules"
+          head={['Module', 'Enabled', 'Priority']}
+          items={mods.data}
+          row={(m) => (
+            <tr key={m.module_id}>
+              <td>
+                <strong>{m.module_id}</strong>
+                <div class="muted small">{m.description}</div>
+              </td>
+              <td>
+                <input
+                  type="checkbox"
+                  aria-label={`${m.module_id} enabled`}
+                  checked={m.enabled}
+                  disabled={save.busy}
+                  onChange={(e) => void save.run(m, { enabled: (e.target as HTMLInputElement).checked })}
+                />
+              </td>
+              <td>
+                <input
+                  type="number"
+                  class="narrow"
+                  aria-label={`${m.module_id} priority`}
+                  value={m.priority}
+                  onChange={(e) => {
+                    const n = Number.parseInt((e.target as HTMLInputElement).value, 10);
+                    if (Number.isFinite(n)) void save.run(m, { priority: n });
+                  }}
+                />
+              </td>
+            </tr>
+          )}
+        />
       )}
     </Section>
   );

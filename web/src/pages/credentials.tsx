@@ -4,7 +4,7 @@ import { buildData, fieldModels, initialValues, type Values } from '../lib/forms
 import { useAction, useResource, useTitle } from '../lib/hooks';
 import type { Credential, JobRef, Provider } from '../lib/types';
 import { dateTime } from '../lib/format';
-import { Empty, ErrorBox, Loading, PageHead, Section } from '../components/ui';
+import { Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
 import { FieldInputs } from '../components/schemaform';
 import { JobView } from '../components/jobview';
 
@@ -51,49 +51,42 @@ export default function Credentials() {
         {job && <JobView key={job} jobId={job} onDone={() => creds.reload()} />}
         {creds.data && creds.data.length === 0 && <Empty>No credentials yet: add one below.</Empty>}
         {creds.data && creds.data.length > 0 && (
-          <div class="table-wrap">
-            <table>
-              <caption class="sr-only">Credentials</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Credential</th>
-                  <th scope="col">Provider</th>
-                  <th scope="col">Verified</th>
-                  <th scope="col">Bootstrapped</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {creds.data.map((c) => (
-                  <tr key={c.id} data-credential={c.id}>
-                    <td>
-                      {c.title}
-                      <div class="muted small">{c.id}</div>
-                    </td>
-                    <td>{c.provider}</td>
-                    <td>
-                      {c.verified ? 'yes' : 'no'}
-                      {c.verify_message && <div class="muted small">{c.verify_message}</div>}
-                    </td>
-                    <td>{c.bootstrapped ? 'yes' : 'no'}</td>
-                    <td>{dateTime(c.created_at)}</td>
-                    <td class="actions">
-                      <button type="button" disabled={act.busy} onClick={() => void act.run('verify', c)} aria-label={`Verify ${c.title}`}>
-                        Verify
-                      </button>
-                      <button type="button" disabled={act.busy} onClick={() => void act.run(c.bootstrapped ? 'unbootstrap' : 'bootstrap', c)} aria-label={`${c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'} ${c.title}`}>
-                        {c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'}
-                      </button>
-                      <button type="button" class="danger" disabled={act.busy} onClick={() => void act.run('delete', c)} aria-label={`Delete ${c.title}`}>
-                        Delete
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            caption="Credentials"
+            head={['Credential', 'Provider', 'Verified', 'Bootstrapped', 'Created', 'Actions']}
+            items={creds.data}
+            row={(c) => (
+              <tr key={c.id} data-credential={c.id}>
+                <td>
+                  {c.title}
+                  <div class="muted small">{c.id}</div>
+                </td>
+                <td>{c.provider}</td>
+                <td>
+                  {c.verified ? 'yes' : 'no'}
+                  {c.verify_message && <div class="muted small">{c.verify_message}</div>}
+                </td>
+                <td>{c.bootstrapped ? 'yes' : 'no'}</td>
+                <td>{dateTime(c.created_at)}</td>
+                <td class="actions">
+                  <button type="button" disabled={act.busy} onClick={() => void act.run('verify', c)} aria-label={`Verify ${c.title}`}>
+                    Verify
+                  </button>
+                  <button
+                    type="button"
+                    disabled={act.busy}
+                    onClick={() => void act.run(c.bootstrapped ? 'unbootstrap' : 'bootstrap', c)}
+                    aria-label={`${c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'} ${c.title}`}
+                  >
+                    {c.bootstrapped ? 'Unbootstrap' : 'Bootstrap'}
+                  </button>
+                  <button type="button" class="danger" disabled={act.busy} onClick={() => void act.run('delete', c)} aria-label={`Delete ${c.title}`}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+            )}
+          />
         )}
       </Section>
       {providers.data && <AddCredential providers={providers.data} onAdded={() => creds.reload()} />}
@@ -155,7 +148,11 @@ function AddCredential({ providers, onAdded }: { providers: Provider[]; onAdded:
             <input id="cred-title" name="title" required value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
           </div>
         </div>
-        {fields.length === 0 ? <p class="muted small">The {name} provider needs no fields.</p> : <FieldInputs prefix="cred" fields={fields} values={values} errors={errors} onChange={(k, v) => setValues({ ...values, [k]: v })} />}
+        {fields.length === 0 ? (
+          <p class="muted small">The {name} provider needs no fields.</p>
+        ) : (
+          <FieldInputs prefix="cred" fields={fields} values={values} errors={errors} onChange={(k, v) => setValues({ ...values, [k]: v })} />
+        )}
         <ErrorBox error={add.error} title="The credential was refused" />
         <button type="submit" class="primary" disabled={add.busy}>
           {add.busy ? 'Adding…' : 'Add credential'}

@@ -53,8 +53,7 @@ export default function Home() {
             <ul>
               {jobs.data.map((j) => (
                 <li key={j.id}>
-                  {j.kind} <Badge value={j.status} /> {j.percentage} %{' '}
-                  {j.stack_id && <a href={`/stacks/${j.stack_id}`}>{j.stack_id}</a>}
+                  {j.kind} <Badge value={j.status} /> {j.percentage} % {j.stack_id && <a href={`/stacks/${j.stack_id}`}>{j.stack_id}</a>}
                   {j.machine_id && <a href={`/machines/${j.machine_id}`}>{j.machine_id}</a>}
                 </li>
               ))}

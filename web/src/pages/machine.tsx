@@ -41,7 +41,10 @@ export default function MachinePage({ id }: { id: string }) {
         </button>
       </PageHead>
       <p>
-        State: <Badge value={mc.state} /> <span data-machine-state={mc.state} class="sr-only">{mc.state}</span>
+        State: <Badge value={mc.state} />{' '}
+        <span data-machine-state={mc.state} class="sr-only">
+          {mc.state}
+        </span>
         {mc.reason && <span class="muted"> {mc.reason}</span>}
       </p>
       <ErrorBox error={act.error} title="Refused" />

@@ -5,13 +5,12 @@ import { navigate } from '../lib/router';
 import { templateVariables } from '../lib/tplvars';
 import type { Credential, Stack, Template } from '../lib/types';
 import { dateTime } from '../lib/format';
-import { Badge, Empty, ErrorBox, Loading, PageHead, Pager, Section, usePage } from '../components/ui';
+import { Badge, Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
 import { VariableFields, setVariables } from '../components/varfields';
 
 export default function Stacks() {
   useTitle('Stacks');
   const stacks = useResource<Stack[]>('/api/v1/stacks', 5000);
-  const pg = usePage(stacks.data ?? [], 50);
   return (
     <>
       <PageHead title="Stacks" />
@@ -20,40 +19,26 @@ export default function Stacks() {
         <ErrorBox error={stacks.error} />
         {stacks.data && stacks.data.length === 0 && <Empty>No stacks yet: create one below from a template and a credential.</Empty>}
         {stacks.data && stacks.data.length > 0 && (
-          <>
-            <div class="table-wrap">
-              <table>
-                <caption class="sr-only">Stacks</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Stack</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Machines</th>
-                    <th scope="col">Provider</th>
-                    <th scope="col">Updated</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {pg.rows.map((s) => (
-                    <tr key={s.id}>
-                      <td>
-                        <a href={`/stacks/${encodeURIComponent(s.id)}`}>{s.title}</a>
-                        <div class="muted small">{s.id}</div>
-                      </td>
-                      <td>
-                        <Badge value={s.status} />
-                        {s.reason && <div class="muted small">{s.reason}</div>}
-                      </td>
-                      <td>{(s.machines ?? []).length}</td>
-                      <td>{s.provider}</td>
-                      <td>{dateTime(s.updated_at)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pager {...pg} />
-          </>
+          <Table
+            caption="Stacks"
+            head={['Stack', 'Status', 'Machines', 'Provider', 'Updated']}
+            items={stacks.data}
+            row={(s) => (
+              <tr key={s.id}>
+                <td>
+                  <a href={`/stacks/${encodeURIComponent(s.id)}`}>{s.title}</a>
+                  <div class="muted small">{s.id}</div>
+                </td>
+                <td>
+                  <Badge value={s.status} />
+                  {s.reason && <div class="muted small">{s.reason}</div>}
+                </td>
+                <td>{(s.machines ?? []).length}</td>
+                <td>{s.provider}</td>
+                <td>{dateTime(s.updated_at)}</td>
+              </tr>
+            )}
+          />
         )}
       </Section>
       <CreateStack />

@@ -24,7 +24,7 @@ export default function TemplatePage({ id }: { id: string }) {
   });
   if (tpl.loading) return <Loading />;
   if (!t) return <ErrorBox error={tpl.error} title={`Template ${id}`} />;
-  const diags = doPlan.error instanceof ApiError ? doPlan.error.diagnostics ?? [] : [];
+  const diags = doPlan.error instanceof ApiError ? (doPlan.error.diagnostics ?? []) : [];
   return (
     <>
       <PageHead title={t.title} />

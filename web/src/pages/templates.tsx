@@ -4,13 +4,12 @@ import { useAction, useResource, useTitle } from '../lib/hooks';
 import { navigate } from '../lib/router';
 import type { Provider, Template } from '../lib/types';
 import { dateTime } from '../lib/format';
-import { Empty, ErrorBox, Loading, PageHead, Pager, Section, usePage } from '../components/ui';
+import { Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
 import { CodeView } from '../components/code';
 
 export default function Templates() {
   useTitle('Templates');
   const tpls = useResource<Template[]>('/api/v1/templates');
-  const pg = usePage(tpls.data ?? [], 50);
   return (
     <>
       <PageHead title="Templates" />
@@ -19,35 +18,22 @@ export default function Templates() {
         <ErrorBox error={tpls.error} />
         {tpls.data && tpls.data.length === 0 && <Empty>No templates yet: add one below.</Empty>}
         {tpls.data && tpls.data.length > 0 && (
-          <>
-            <div class="table-wrap">
-              <table>
-                <caption class="sr-only">Templates</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Template</th>
-                    <th scope="col">Provider</th>
-                    <th scope="col">Format</th>
-                    <th scope="col">Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {pg.rows.map((t) => (
-                    <tr key={t.id}>
-                      <td>
-                        <a href={`/templates/${encodeURIComponent(t.id)}`}>{t.title}</a>
-                        <div class="muted small">{t.id}</div>
-                      </td>
-                      <td>{t.provider}</td>
-                      <td>{t.format}</td>
-                      <td>{dateTime(t.created_at)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pager {...pg} />
-          </>
+          <Table
+            caption="Templates"
+            head={['Template', 'Provider', 'Format', 'Created']}
+            items={tpls.data}
+            row={(t) => (
+              <tr key={t.id}>
+                <td>
+                  <a href={`/templates/${encodeURIComponent(t.id)}`}>{t.title}</a>
+                  <div class="muted small">{t.id}</div>
+                </td>
+                <td>{t.provider}</td>
+                <td>{t.format}</td>
+                <td>{dateTime(t.created_at)}</td>
+              </tr>
+            )}
+          />
         )}
       </Section>
       <CreateTemplate />
@@ -71,7 +57,7 @@ function CreateTemplate() {
     const t = await post<Template>('/api/v1/templates', { title: title.trim(), provider, format, content });
     navigate(`/templates/${encodeURIComponent(t.id)}`);
   });
-  const diags = create.error instanceof ApiError ? create.error.diagnostics ?? [] : [];
+  const diags = create.error instanceof ApiError ? (create.error.diagnostics ?? []) : [];
   return (
     <Section title="Add a template">
       <form
