@@ -77,7 +77,8 @@ take (secret fields are marked; the API never returns their values).`,
 	}
 	return group("provider", "Show the cloud providers",
 		`Providers (sandbox, aws, digitalocean) build and control machines.`,
-		`  kloud provider list`, list)
+		`  kloud provider list
+  kloud provider scaffold acme --resource server`, list, providerScaffoldCommand(a))
 }
 
 func fieldNames(fs []client.ProviderField) string {

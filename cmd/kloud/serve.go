@@ -17,9 +17,6 @@ import (
 
 	"github.com/kloud/kloud/internal/confine"
 	"github.com/kloud/kloud/kloud"
-	_ "github.com/kloud/kloud/provider/aws"          // EC2
-	_ "github.com/kloud/kloud/provider/digitalocean" // droplets
-	_ "github.com/kloud/kloud/provider/sandbox"      // the embedded default provider
 	"github.com/kloud/kloud/store"
 	"github.com/kloud/kloud/store/mongo"
 	"github.com/kloud/kloud/store/sqlite"

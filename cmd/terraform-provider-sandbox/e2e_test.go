@@ -169,6 +169,7 @@ resource "sandbox_machine" "db" {
   name      = "db"
   size      = "large"
   always_on = true
+  tags      = { role = "db" }
 }
 
 resource "sandbox_machine" "cache" {
@@ -231,6 +232,13 @@ func TestTerraformEndToEnd(t *testing.T) {
 	}
 	if ms["db"]["always_on"] != true || ms["cache"]["size"] != "small" {
 		t.Fatalf("defaults/explicit values: db %v cache %v", ms["db"], ms["cache"])
+	}
+	// Tags reach the machine and read back; a machine without keeps none.
+	if tags, _ := ms["db"]["tags"].(map[string]any); tags["role"] != "db" || ms["cache"]["tags"] != nil {
+		t.Fatalf("tags: db %v cache %v", ms["db"]["tags"], ms["cache"]["tags"])
+	}
+	if meta := loadMeta(t, data, ms["db"]["id"].(string)); meta.Tags["role"] != "db" {
+		t.Fatalf("db machine.json tags = %v", meta.Tags)
 	}
 	// The host runs the agent: the plugin only asked for the machine.
 	if meta := loadMeta(t, data, ms["db"]["id"].(string)); meta.Agent[0] != testenv.Klient(t) {

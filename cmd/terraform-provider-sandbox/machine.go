@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -44,6 +45,7 @@ type machineModel struct {
 	PID        types.Int64  `tfsdk:"pid"`
 	Address    types.String `tfsdk:"address"`
 	State      types.String `tfsdk:"state"`
+	Tags       types.Map    `tfsdk:"tags"`
 }
 
 func (r *machineResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -92,6 +94,11 @@ func (r *machineResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Sensitive:   true,
 				Description: "The agent's token for Kloud; kept on the machine's disk with mode 0600 and passed to the agent in its environment.",
 			},
+			"tags": schema.MapAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				Description: "Labels of the machine (Kloud adds kloud_stack_id, kloud_owner and kloud_template_id); changed in place.",
+			},
 			"pid": schema.Int64Attribute{
 				Computed:    true,
 				Description: "Process id of the machine's agent; 0 when stopped.",
@@ -139,7 +146,13 @@ func (r *machineResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tags, diags := tagsOf(ctx, plan.Tags)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	m, err := r.data.api.Create(ctx, sandboxapi.CreateRequest{
+		Tags:       tags,
 		Name:       plan.Name.ValueString(),
 		Size:       plan.Size.ValueString(),
 		UserData:   plan.UserData.ValueString(),
@@ -193,6 +206,11 @@ func (r *machineResource) Read(ctx context.Context, req resource.ReadRequest, re
 	state.KloudURL = keepEmpty(state.KloudURL, m.KloudURL)
 	state.UserData = keepEmpty(state.UserData, m.UserData)
 	state.AgentToken = keepEmpty(state.AgentToken, m.AgentToken)
+	if len(m.Tags) > 0 || !state.Tags.IsNull() {
+		tags, diags := types.MapValueFrom(ctx, types.StringType, m.Tags)
+		resp.Diagnostics.Append(diags...)
+		state.Tags = tags
+	}
 	observe(m, &state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
@@ -219,7 +237,15 @@ func (r *machineResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	name, size, on := plan.Name.ValueString(), plan.Size.ValueString(), plan.AlwaysOn.ValueBool()
 	url, token := plan.KloudURL.ValueString(), plan.AgentToken.ValueString()
-	m, err := r.data.api.Update(ctx, state.ID.ValueString(), sandboxapi.UpdateRequest{Name: &name, Size: &size, AlwaysOn: &on, KloudURL: &url, AgentToken: &token})
+	tags, diags := tagsOf(ctx, plan.Tags)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	m, err := r.data.api.Update(ctx, state.ID.ValueString(), sandboxapi.UpdateRequest{Name: &name, Size: &size, AlwaysOn: &on, KloudURL: &url, AgentToken: &token, Tags: &tags})
 	if err != nil {
 		resp.Diagnostics.AddError("Update sandbox machine", err.Error())
 		return
@@ -251,6 +277,16 @@ func (r *machineResource) ImportState(ctx context.Context, req resource.ImportSt
 		return
 	}
 	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+}
+
+// tagsOf is a planned tags map as Go (nil when null).
+func tagsOf(ctx context.Context, m types.Map) (map[string]string, diag.Diagnostics) {
+	if m.IsNull() || m.IsUnknown() {
+		return nil, nil
+	}
+	out := map[string]string{}
+	diags := m.ElementsAs(ctx, &out, false)
+	return out, diags
 }
 
 // oneOf is a validator accepting only the given strings.

@@ -14,16 +14,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kloud/kloud/provider"
 )
 
 // Sentinel errors of calls to AWS, for callers to branch on.
 var (
 	// ErrBadCredentials: AWS refused the keys (unknown access key id,
 	// wrong secret key, expired token).
-	ErrBadCredentials = errors.New("aws rejected the credential's keys")
+	ErrBadCredentials = provider.Kind("aws rejected the credential's keys", provider.ErrCredentialRefused)
 	// ErrUnreachable: no answer from the endpoint (connection refused,
 	// DNS failure, timeout).
-	ErrUnreachable = errors.New("aws endpoint unreachable")
+	ErrUnreachable = provider.Kind("aws endpoint unreachable", provider.ErrUnreachable)
 	// ErrThrottled: AWS kept throttling after every retry.
 	ErrThrottled = errors.New("aws throttled the request")
 	// ErrInstanceNotFound: EC2 does not know the instance.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/digitalocean/godo"
 
+	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 )
 
@@ -20,13 +21,13 @@ import (
 // provider returns from a call wraps one of them.
 var (
 	// ErrUnauthorized: the API refused the token (401).
-	ErrUnauthorized = errors.New("DigitalOcean refused the token")
+	ErrUnauthorized = provider.Kind("DigitalOcean refused the token", provider.ErrCredentialRefused)
 	// ErrForbidden: the token lacks the scope for the call (403).
 	ErrForbidden = errors.New("the token is not allowed to do this")
 	// ErrNotFound: the droplet, action or path does not exist (404).
 	ErrNotFound = errors.New("not found")
 	// ErrUnreachable: no HTTP answer at all (DNS, connection, TLS, timeout).
-	ErrUnreachable = errors.New("DigitalOcean API unreachable")
+	ErrUnreachable = provider.Kind("DigitalOcean API unreachable", provider.ErrUnreachable)
 	// ErrThrottled: still rate limited (429) after every retry.
 	ErrThrottled = errors.New("DigitalOcean API rate limit exceeded")
 	// ErrUnexpectedResponse: an answer that is not the API's JSON.

@@ -17,17 +17,8 @@ import (
 // its credential's machines, every field is checked, bodies are bounded,
 // and a released grant reaches nothing.
 func TestHostAPI(t *testing.T) {
-	h, err := NewHost(HostConfig{Root: t.TempDir(), Agent: []string{testenv.Klient(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.Close()
-		testenv.NoProcesses(t, h.Root())
-	})
+	h := startHost(t, HostConfig{Root: t.TempDir(), Agent: []string{testenv.Klient(t)}})
+	t.Cleanup(func() { testenv.NoProcesses(t, h.Root()) })
 	ctx := context.Background()
 	mineDir, _ := CredentialDir(h, "cr-mine", nil)
 	theirDir, _ := CredentialDir(h, "cr-theirs", nil)
@@ -69,6 +60,11 @@ func TestHostAPI(t *testing.T) {
 	if got, err := mine.Get(ctx, m.ID); err != nil || got.State != "running" || got.Name != "m" {
 		t.Fatalf("after their attempts: %+v, %v", got, err)
 	}
+	// Tags change in place, without a reboot.
+	tags := map[string]string{"kloud_stack_id": "stk-1"}
+	if got, err := mine.Update(ctx, m.ID, sandboxapi.UpdateRequest{Tags: &tags}); err != nil || got.Tags["kloud_stack_id"] != "stk-1" || got.PID != m.PID {
+		t.Fatalf("update tags: %+v, %v", got, err)
+	}
 
 	bad := []struct {
 		name  string
@@ -82,6 +78,7 @@ func TestHostAPI(t *testing.T) {
 		{"token", sandboxapi.CreateRequest{Name: "a", AgentToken: "a b"}, "agent_token"},
 		{"heartbeat", sandboxapi.CreateRequest{Name: "a", Heartbeat: "1ns"}, "heartbeat"},
 		{"user data", sandboxapi.CreateRequest{Name: "a", UserData: strings.Repeat("x", sandboxapi.MaxUserData+1)}, "user_data"},
+		{"tag", sandboxapi.CreateRequest{Name: "a", Tags: map[string]string{"k": "a\nb"}}, "tags"},
 	}
 	for _, tt := range bad {
 		_, err := mine.Create(ctx, tt.req)

@@ -9,7 +9,6 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -107,7 +106,7 @@ type Metadata struct {
 
 // ErrNoHost is returned when Kloud runs no sandbox Host (BaseStack and
 // BaseMachine carry it as their Service).
-var ErrNoHost = errors.New("the sandbox host is not running in this Kloud")
+var ErrNoHost = provider.Kind("the sandbox host is not running in this Kloud", provider.ErrUnreachable)
 
 // hostOf returns the Host a BaseStack or BaseMachine carries.
 func hostOf(svc any) (*Host, error) {

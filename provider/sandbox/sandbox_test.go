@@ -102,7 +102,14 @@ func testHost(t *testing.T, kloudDir string) *Host {
 	if kloudDir == "" {
 		root = t.TempDir()
 	}
-	h, err := NewHost(HostConfig{Root: root, AllowedRoots: []string{os.TempDir()}})
+	return startHost(t, HostConfig{Root: root, AllowedRoots: []string{os.TempDir()}})
+}
+
+// startHost makes a sandbox host with cfg and serves its API until the
+// test ends.
+func startHost(t *testing.T, cfg HostConfig) *Host {
+	t.Helper()
+	h, err := NewHost(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

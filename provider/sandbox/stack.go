@@ -58,18 +58,32 @@ func (s *Stack) SandboxDir(c *stack.Credential) (string, error) {
 	return CredentialDir(h, id, cred)
 }
 
-// VerifyCredential checks that the data dir exists (creating it if
-// needed), is a directory and is writable, by creating and removing a
-// probe file. The error names the path and the reason.
+// VerifyCredential checks that the sandbox host answers (its control
+// API, which the plugin reaches) and that the data dir exists (creating it
+// if needed), is a directory and is writable, by creating and removing a
+// probe file. The error names the path and the reason, and matches
+// provider.ErrUnreachable (no host, or one that does not answer) or
+// provider.ErrCredentialRefused (a data dir the host refuses or cannot
+// use).
 func (s *Stack) VerifyCredential(ctx context.Context, c *stack.Credential) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("verify sandbox credential: %w", err)
 	}
-	dir, err := s.SandboxDir(c)
+	h, err := hostOf(s.Service)
 	if err != nil {
-		return err
+		return fmt.Errorf("verify sandbox credential: %w", err)
 	}
-	return checkWritable(dir)
+	if err := h.Reachable(ctx); err != nil {
+		return fmt.Errorf("verify sandbox credential: %w: %w", provider.ErrUnreachable, err)
+	}
+	dir, err := s.SandboxDir(c)
+	if err == nil {
+		err = checkWritable(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("verify sandbox credential: %w: %w", provider.ErrCredentialRefused, err)
+	}
+	return nil
 }
 
 func checkWritable(dir string) error {
@@ -159,11 +173,13 @@ type NetworkRecord struct {
 // provider block pointing at the sandbox host's control API with a token
 // granted to this credential's machines until ctx ends (the job's, or the
 // plan request's), and on every sandbox_machine the agent's kloud_url and
-// agent_token (derived from the stack's agent secret) and a name where the
-// user gave none. The user's user_data is left as it is: a sandbox
-// machine's agent is its own process, there is no cloud-init. A
-// bootstrapped credential's record is written under its directory, and its
-// outputs are offered as var.kloud_network and var.kloud_key_id.
+// agent_token (derived from the stack's agent secret), a name where the
+// user gave none, and Kloud's tags (kloud_stack_id, kloud_owner,
+// kloud_template_id) merged with the user's. The user's user_data is left
+// as it is: a sandbox machine's agent is its own process, there is no
+// cloud-init. A bootstrapped credential's record is written under its
+// directory, and its outputs are offered as var.kloud_network and
+// var.kloud_key_id.
 func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.Template, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
@@ -208,6 +224,8 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
 		NameAttribute:       "name",
+		TagsAttribute:       "tags",
+		TagsStyle:           terraform.TagsMap,
 	})
 	if err != nil {
 		release()

@@ -32,6 +32,12 @@ const (
 	MaxHeartbeat  = time.Hour
 )
 
+// MaxTags bounds a machine's tags, MaxTag each key and value.
+const (
+	MaxTags = 50
+	MaxTag  = 255
+)
+
 // Errors the client returns.
 var (
 	// ErrNotFound: no machine of that id among the granted credential's.
@@ -68,12 +74,15 @@ type CreateRequest struct {
 	// Heartbeat is the agent's heartbeat interval as a Go duration; the
 	// agent's default when empty.
 	Heartbeat string `json:"heartbeat,omitempty"`
+	// Tags label the machine (Kloud's kloud_stack_id, kloud_owner and
+	// kloud_template_id among them).
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Valid checks every field.
 func (r *CreateRequest) Valid() error {
 	return errors.Join(validName(r.Name), validSize(r.Size, true), validUserData(r.UserData),
-		validKloudURL(r.KloudURL), validToken(r.AgentToken), validHeartbeat(r.Heartbeat))
+		validKloudURL(r.KloudURL), validToken(r.AgentToken), validHeartbeat(r.Heartbeat), validTags(r.Tags))
 }
 
 // HeartbeatDuration is the parsed Heartbeat (0 when empty).
@@ -89,6 +98,8 @@ type UpdateRequest struct {
 	AlwaysOn   *bool   `json:"always_on,omitempty"`
 	KloudURL   *string `json:"kloud_url,omitempty"`
 	AgentToken *string `json:"agent_token,omitempty"`
+	// Tags, when given, replace the machine's tags.
+	Tags *map[string]string `json:"tags,omitempty"`
 }
 
 // Valid checks every field given.
@@ -106,6 +117,9 @@ func (r *UpdateRequest) Valid() error {
 	if r.AgentToken != nil {
 		errs = append(errs, validToken(*r.AgentToken))
 	}
+	if r.Tags != nil {
+		errs = append(errs, validTags(*r.Tags))
+	}
 	return errors.Join(errs...)
 }
 
@@ -118,6 +132,9 @@ type Machine struct {
 	KloudURL   string `json:"kloud_url,omitempty"`
 	UserData   string `json:"user_data,omitempty"`
 	AgentToken string `json:"agent_token,omitempty"`
+	// Tags label the machine.
+	Tags map[string]string `json:"tags,omitempty"`
+
 	// State is running or stopped, as observed.
 	State   string `json:"state"`
 	PID     int    `json:"pid,omitempty"`
@@ -129,6 +146,25 @@ type Machine struct {
 type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+}
+
+// validTags bounds the tags: at most MaxTags, each key 1 to MaxTag
+// characters and each value at most MaxTag, on one line.
+func validTags(m map[string]string) error {
+	if len(m) > MaxTags {
+		return &FieldError{Field: "tags", Message: fmt.Sprintf("%d tags: want at most %d", len(m), MaxTags)}
+	}
+	for k, v := range m {
+		for _, s := range []string{k, v} {
+			if len(s) > MaxTag || strings.ContainsAny(s, "\x00\n\r") || !utf8.ValidString(s) {
+				return &FieldError{Field: "tags", Message: fmt.Sprintf("tag %s: keys and values are at most %d characters on one line", Quote(k), MaxTag)}
+			}
+		}
+		if k == "" {
+			return &FieldError{Field: "tags", Message: "a tag key is empty"}
+		}
+	}
+	return nil
 }
 
 func validName(s string) error {

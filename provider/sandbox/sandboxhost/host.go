@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -156,6 +157,24 @@ func (h *Host) Endpoint() string {
 	return "http://" + h.ln.Addr().String()
 }
 
+// Reachable reports whether the control API answers on its endpoint:
+// nil, or why a plugin could not reach it (not listening, closed).
+func (h *Host) Reachable(ctx context.Context) error {
+	h.mu.Lock()
+	ln, srv := h.ln, h.srv
+	h.mu.Unlock()
+	if ln == nil || srv == nil {
+		return errors.New("sandbox host: the control API is not listening")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("sandbox host: reach the control API: %w", err)
+	}
+	conn.Close()
+	return nil
+}
+
 // Close stops the API; machines keep running (they outlive Kloud).
 func (h *Host) Close() error {
 	h.mu.Lock()
@@ -265,7 +284,7 @@ func (h *Host) Create(ctx context.Context, dir string, req sandboxapi.CreateRequ
 	}
 	vm, err := sandboxvm.Create(ctx, dir, sandboxvm.Spec{
 		Name: req.Name, Size: req.Size, UserData: req.UserData, AlwaysOn: req.AlwaysOn,
-		KloudURL: req.KloudURL, Token: req.AgentToken, Agent: agent, Heartbeat: req.HeartbeatDuration(),
+		KloudURL: req.KloudURL, Token: req.AgentToken, Agent: agent, Heartbeat: req.HeartbeatDuration(), Tags: req.Tags,
 	})
 	if err != nil {
 		return nil, err
@@ -368,7 +387,7 @@ func (h *Host) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if _, err := vm.Update(r.Context(), sandboxvm.Update{Name: req.Name, Size: req.Size, AlwaysOn: req.AlwaysOn, KloudURL: req.KloudURL, Token: req.AgentToken}); err != nil {
+	if _, err := vm.Update(r.Context(), sandboxvm.Update{Name: req.Name, Size: req.Size, AlwaysOn: req.AlwaysOn, KloudURL: req.KloudURL, Token: req.AgentToken, Tags: req.Tags}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -404,7 +423,7 @@ func View(ctx context.Context, vm *sandboxvm.VM) (*sandboxapi.Machine, error) {
 		return nil, err
 	}
 	m := &sandboxapi.Machine{ID: vm.ID(), Name: meta.Name, Size: meta.Size, AlwaysOn: meta.AlwaysOn, KloudURL: meta.KloudURL,
-		UserData: ud, AgentToken: tok, State: string(st.State), Reason: st.Reason}
+		UserData: ud, AgentToken: tok, Tags: maps.Clone(meta.Tags), State: string(st.State), Reason: st.Reason}
 	if st.State == sandboxvm.Running {
 		m.PID, m.Address = st.PID, st.Address
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -141,6 +142,8 @@ type Spec struct {
 	// Heartbeat is the agent's heartbeat interval; klient's default (10 s)
 	// when zero.
 	Heartbeat time.Duration
+	// Tags label the machine; the agent does not read them.
+	Tags map[string]string
 }
 
 // Meta is machine.json: what the machine is and which agent process, if
@@ -157,6 +160,8 @@ type Meta struct {
 	Agent []string `json:"agent"`
 	// Heartbeat is the agent's heartbeat interval, if not klient's default.
 	Heartbeat Duration `json:"heartbeat,omitempty"`
+	// Tags label the machine.
+	Tags map[string]string `json:"tags,omitempty"`
 	// PID and ProcStart identify the agent process last started (ProcStart
 	// is its start time in /proc, so a reused pid is never mistaken for the
 	// agent); both are zero when the machine was stopped.
@@ -294,6 +299,7 @@ func Create(ctx context.Context, dataDir string, spec Spec) (*VM, error) {
 		CreatedAt: time.Now().UTC().Truncate(time.Second),
 		Agent:     agent,
 		Heartbeat: Duration(spec.Heartbeat),
+		Tags:      maps.Clone(spec.Tags),
 	}
 	err = func() error {
 		if spec.UserData != "" {
@@ -441,6 +447,8 @@ type Update struct {
 	AlwaysOn *bool
 	KloudURL *string
 	Token    *string
+	// Tags, when set, replace the machine's tags (in place).
+	Tags *map[string]string
 }
 
 // Update applies u. The agent reads size, Kloud URL and token when it
@@ -473,6 +481,9 @@ func (vm *VM) Update(ctx context.Context, u Update) (restarted bool, err error) 
 	}
 	if u.AlwaysOn != nil {
 		meta.AlwaysOn = *u.AlwaysOn
+	}
+	if u.Tags != nil {
+		meta.Tags = maps.Clone(*u.Tags)
 	}
 	if u.Size != nil && *u.Size != meta.Size {
 		meta.Size, boot = *u.Size, true
