@@ -4,7 +4,7 @@
 // without sharing it says so and offers nothing.
 import { useState } from 'preact/hooks';
 import { ApiError, del, post } from '../lib/api';
-import { useAction, useResource } from '../lib/hooks';
+import { useAction, useList } from '../lib/hooks';
 import { dateTime } from '../lib/format';
 import { isAdmin, useUser } from '../lib/session';
 import type { User } from '../lib/types';
@@ -22,9 +22,9 @@ export interface Share {
 export function Sharing({ machineId }: { machineId: string }) {
   const me = useUser();
   const base = `/api/v1/machines/${encodeURIComponent(machineId)}/shares`;
-  const shares = useResource<Share[]>(base);
+  const shares = useList<Share>(base);
   // Admins pick from the users; members type the id they were given.
-  const users = useResource<User[]>(isAdmin(me) ? '/api/v1/users' : null);
+  const users = useList<User>(isAdmin(me) ? '/api/v1/users' : null);
   const [userId, setUserId] = useState('');
   const [perm, setPerm] = useState('use');
   const share = useAction(async () => {

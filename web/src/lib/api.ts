@@ -33,6 +33,11 @@ export function whenUnauthorized(f: Unauthorized): void {
 }
 
 export async function api<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  return (await request<T>(method, path, body, signal)).data;
+}
+
+// request is api with the answer's headers (a list's Link to its next page).
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<{ data: T; headers: Headers }> {
   const init: RequestInit = {
     method,
     credentials: 'same-origin',
@@ -50,7 +55,7 @@ export async function api<T>(method: string, path: string, body?: unknown, signa
     if (e instanceof DOMException && e.name === 'AbortError') throw e;
     throw new ApiError(0, {}, `cannot reach the Kloud server (${String(e)})`);
   }
-  if (resp.status === 204) return undefined as T;
+  if (resp.status === 204) return { data: undefined as T, headers: resp.headers };
   const text = await resp.text();
   let parsed: unknown = undefined;
   try {
@@ -64,7 +69,43 @@ export async function api<T>(method: string, path: string, body?: unknown, signa
     if (resp.status === 401 && path !== '/api/v1/sessions') onUnauthorized();
     throw err;
   }
-  return parsed as T;
+  return { data: parsed as T, headers: resp.headers };
+}
+
+// maxListItems bounds what one list read gathers over its pages.
+export const maxListItems = 50000;
+
+// getAll reads a whole list: the first page, then every next page the
+// server links to (Link: <…>; rel="next"), up to maxListItems items.
+export async function getAll<T>(path: string, signal?: AbortSignal): Promise<T[]> {
+  const out: T[] = [];
+  const seen = new Set<string>();
+  for (let next: string | null = path; next && !seen.has(next) && out.length < maxListItems;) {
+    seen.add(next);
+    const { data, headers } = await request<T[]>('GET', next, undefined, signal);
+    if (!Array.isArray(data)) throw new ApiError(0, {}, `GET ${next}: the answer is not a list`);
+    out.push(...data);
+    next = nextPage(headers.get('Link'), typeof location === 'undefined' ? '' : location.origin);
+  }
+  return out;
+}
+
+// nextPage returns the same-origin path of a Link header's rel="next"
+// target, or null.
+export function nextPage(link: string | null, origin: string): string | null {
+  if (!link) return null;
+  for (const part of link.split(',')) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (!m || !/rel="?next"?/.test(m[2]!)) continue;
+    try {
+      const u = new URL(m[1]!, origin || 'http://localhost');
+      if (origin && u.origin !== origin) return null;
+      return u.pathname + u.search;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 export const get = <T>(path: string, signal?: AbortSignal) => api<T>('GET', path, undefined, signal);

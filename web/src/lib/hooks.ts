@@ -1,6 +1,6 @@
 // hooks: loading what a page shows, and keeping it fresh.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { get } from './api';
+import { get, getAll } from './api';
 
 export interface Resource<T> {
   data: T | undefined;
@@ -12,7 +12,7 @@ export interface Resource<T> {
 // useResource GETs path (nothing when null), again on reload(), and every
 // pollMs while the page is visible. A failed refresh keeps the last data
 // and shows the error.
-export function useResource<T>(path: string | null, pollMs = 0): Resource<T> {
+export function useResource<T>(path: string | null, pollMs = 0, all = false): Resource<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
   const [loading, setLoading] = useState<boolean>(path !== null);
@@ -31,7 +31,7 @@ export function useResource<T>(path: string | null, pollMs = 0): Resource<T> {
       setLoading(true);
     }
     const ctl = new AbortController();
-    get<T>(path, ctl.signal).then(
+    (all ? (getAll<unknown>(path, ctl.signal) as Promise<T>) : get<T>(path, ctl.signal)).then(
       (d) => {
         setData(d);
         setError(undefined);
@@ -44,7 +44,7 @@ export function useResource<T>(path: string | null, pollMs = 0): Resource<T> {
       },
     );
     return () => ctl.abort();
-  }, [path, tick]);
+  }, [path, tick, all]);
 
   useEffect(() => {
     if (!pollMs || path === null) return;
@@ -55,6 +55,11 @@ export function useResource<T>(path: string | null, pollMs = 0): Resource<T> {
   }, [pollMs, path, reload]);
 
   return { data, error, loading, reload };
+}
+
+// useList is useResource for a list endpoint: every page of it.
+export function useList<T>(path: string | null, pollMs = 0): Resource<T[]> {
+  return useResource<T[]>(path, pollMs, true);
 }
 
 // useAction runs an API call for a button: busy while it runs, its error

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { del, post, put } from '../lib/api';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useTitle } from '../lib/hooks';
 import type { HashmapField, HashmapGroup, HashmapMapping, HashmapService, HashmapThreshold, Job, Quote, RatingModule, User } from '../lib/types';
 import { dateTime, money } from '../lib/format';
 import { Badge, Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
@@ -22,7 +22,7 @@ export default function Admin() {
 }
 
 function RunningJobs() {
-  const jobs = useResource<Job[]>('/api/v1/jobs?status=queued,running&limit=200', 3000);
+  const jobs = useList<Job>('/api/v1/jobs?status=queued,running&limit=200', 3000);
   const cancel = useAction(async (id: string) => {
     await post(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`);
     jobs.reload();
@@ -66,7 +66,7 @@ function RunningJobs() {
 }
 
 function Users() {
-  const users = useResource<User[]>('/api/v1/users');
+  const users = useList<User>('/api/v1/users');
   const [name, setName] = useState('');
   const [role, setRole] = useState('member');
   const [made, setMade] = useState<User | null>(null);
@@ -134,7 +134,7 @@ function Users() {
 }
 
 function Modules() {
-  const mods = useResource<RatingModule[]>('/api/v1/rating/modules');
+  const mods = useList<RatingModule>('/api/v1/rating/modules');
   const save = useAction(async (m: RatingModule, change: Partial<Pick<RatingModule, 'enabled' | 'priority'>>) => {
     await put(`/api/v1/rating/modules/${encodeURIComponent(m.module_id)}`, change);
     mods.reload();
@@ -186,11 +186,11 @@ function Modules() {
 // Hashmap edits CloudKitty's hashmap rules: services, their fields, groups,
 // mappings and thresholds.
 function Hashmap() {
-  const services = useResource<HashmapService[]>(`${hm}/services`);
-  const fields = useResource<HashmapField[]>(`${hm}/fields`);
-  const groups = useResource<HashmapGroup[]>(`${hm}/groups`);
-  const mappings = useResource<HashmapMapping[]>(`${hm}/mappings`);
-  const thresholds = useResource<HashmapThreshold[]>(`${hm}/thresholds`);
+  const services = useList<HashmapService>(`${hm}/services`);
+  const fields = useList<HashmapField>(`${hm}/fields`);
+  const groups = useList<HashmapGroup>(`${hm}/groups`);
+  const mappings = useList<HashmapMapping>(`${hm}/mappings`);
+  const thresholds = useList<HashmapThreshold>(`${hm}/thresholds`);
   const reloadAll = () => {
     services.reload();
     fields.reload();

@@ -2,7 +2,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { post, qs } from '../lib/api';
 import { breakdown, costSeries, type Resolution } from '../lib/chartdata';
 import { bytes, dateTime, money } from '../lib/format';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useResource, useTitle } from '../lib/hooks';
 import { isAdmin, useUser } from '../lib/session';
 import type { Report, Summary } from '../lib/types';
 import { Empty, ErrorBox, Loading, PageHead, Section } from '../components/ui';
@@ -130,7 +130,7 @@ function Breakdown({ title, groupby, begin, link }: { title: string; groupby: st
 }
 
 function Reports() {
-  const reports = useResource<Report[]>('/api/v1/reports', 60000);
+  const reports = useList<Report>('/api/v1/reports', 60000);
   return (
     <Section title="Reports">
       <p class="muted small">Monthly reports the writers keep: CSV (AWS detailed-billing style) and JSON.</p>

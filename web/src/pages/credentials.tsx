@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { del, post } from '../lib/api';
 import { buildData, fieldModels, initialValues, type Values } from '../lib/forms';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useTitle } from '../lib/hooks';
 import type { Credential, JobRef, Provider } from '../lib/types';
 import { dateTime } from '../lib/format';
 import { Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
@@ -10,8 +10,8 @@ import { JobView } from '../components/jobview';
 
 export default function Credentials() {
   useTitle('Credentials');
-  const creds = useResource<Credential[]>('/api/v1/credentials');
-  const providers = useResource<Provider[]>('/api/v1/providers');
+  const creds = useList<Credential>('/api/v1/credentials');
+  const providers = useList<Provider>('/api/v1/providers');
   const [job, setJob] = useState('');
   const [note, setNote] = useState('');
   const act = useAction(async (what: 'verify' | 'bootstrap' | 'unbootstrap' | 'delete', c: Credential) => {

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { useResource, useTitle } from '../lib/hooks';
+import { useList, useTitle } from '../lib/hooks';
 import type { Machine } from '../lib/types';
 import { ErrorBox, Loading, PageHead, Section } from '../components/ui';
 import { MachinesTable } from '../components/machines';
@@ -8,7 +8,7 @@ export default function Machines() {
   useTitle('Machines');
   // States change on screen without a reload: the list is asked for again
   // every few seconds while the page is visible.
-  const ms = useResource<Machine[]>('/api/v1/machines', 3000);
+  const ms = useList<Machine>('/api/v1/machines?limit=1000', 3000);
   const [filter, setFilter] = useState('');
   const [state, setState] = useState('');
   const states = useMemo(() => [...new Set((ms.data ?? []).map((m) => m.state))].sort(), [ms.data]);

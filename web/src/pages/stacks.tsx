@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { post } from '../lib/api';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useTitle } from '../lib/hooks';
 import { navigate } from '../lib/router';
 import { templateVariables } from '../lib/tplvars';
 import type { Credential, Stack, Template } from '../lib/types';
@@ -10,7 +10,7 @@ import { VariableFields, setVariables } from '../components/varfields';
 
 export default function Stacks() {
   useTitle('Stacks');
-  const stacks = useResource<Stack[]>('/api/v1/stacks', 5000);
+  const stacks = useList<Stack>('/api/v1/stacks', 5000);
   return (
     <>
       <PageHead title="Stacks" />
@@ -47,8 +47,8 @@ export default function Stacks() {
 }
 
 function CreateStack() {
-  const templates = useResource<Template[]>('/api/v1/templates');
-  const creds = useResource<Credential[]>('/api/v1/credentials');
+  const templates = useList<Template>('/api/v1/templates');
+  const creds = useList<Credential>('/api/v1/credentials');
   const [title, setTitle] = useState('');
   const [tplId, setTplId] = useState('');
   const [credId, setCredId] = useState('');

@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { ApiError, post } from '../lib/api';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useResource, useTitle } from '../lib/hooks';
 import { templateVariables } from '../lib/tplvars';
 import type { Credential, PlanResult, Template } from '../lib/types';
 import { money } from '../lib/format';
@@ -10,7 +10,7 @@ import { VariableFields, setVariables } from '../components/varfields';
 
 export default function TemplatePage({ id }: { id: string }) {
   const tpl = useResource<Template>(`/api/v1/templates/${encodeURIComponent(id)}`);
-  const creds = useResource<Credential[]>('/api/v1/credentials');
+  const creds = useList<Credential>('/api/v1/credentials');
   const [credId, setCredId] = useState('');
   const [vars, setVars] = useState<Record<string, string>>({});
   const [plan, setPlan] = useState<PlanResult | null>(null);

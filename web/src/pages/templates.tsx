@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { ApiError, post } from '../lib/api';
-import { useAction, useResource, useTitle } from '../lib/hooks';
+import { useAction, useList, useTitle } from '../lib/hooks';
 import { navigate } from '../lib/router';
 import type { Provider, Template } from '../lib/types';
 import { dateTime } from '../lib/format';
@@ -9,7 +9,7 @@ import { CodeView } from '../components/code';
 
 export default function Templates() {
   useTitle('Templates');
-  const tpls = useResource<Template[]>('/api/v1/templates');
+  const tpls = useList<Template>('/api/v1/templates');
   return (
     <>
       <PageHead title="Templates" />
@@ -48,7 +48,7 @@ const example = `resource "sandbox_machine" "web" {
 `;
 
 function CreateTemplate() {
-  const providers = useResource<Provider[]>('/api/v1/providers');
+  const providers = useList<Provider>('/api/v1/providers');
   const [title, setTitle] = useState('');
   const [provider, setProvider] = useState('sandbox');
   const [format, setFormat] = useState('hcl');
