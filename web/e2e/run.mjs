@@ -94,7 +94,8 @@ const browser = await chromium.launch({
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
 const page = await context.newPage();
-page.setDefaultTimeout(30000);
+// Generous: ./build.sh test runs every package at once on a small machine.
+page.setDefaultTimeout(60000);
 page.on('request', (r) => {
   const u = r.url();
   if (u.startsWith('data:') || u.startsWith('blob:')) return;
