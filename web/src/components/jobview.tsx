@@ -2,7 +2,7 @@
 // (GET /api/v1/jobs/{id}/events?follow=1), the bar and the Terraform log
 // move as they come, and a failed job shows its error in red above them.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { get, errorMessage } from '../lib/api';
+import { get, errorMessage, post } from '../lib/api';
 import { applyEvents, initialProgress, isDone, withJob, type Progress } from '../lib/progress';
 import type { Job, JobEvent } from '../lib/types';
 import { Badge, ProgressBar } from './ui';
@@ -80,14 +80,31 @@ export function JobView({ jobId, onDone, openLog = false }: { jobId: string; onD
   }, [p.lines.length]);
 
   const status = job && isDone(withJob(p, job)) ? job.status : p.status;
+  const [cancelError, setCancelError] = useState('');
+  const cancel = async () => {
+    setCancelError('');
+    try {
+      await post(`/api/v1/jobs/${encodeURIComponent(jobId)}/cancel`);
+    } catch (e) {
+      setCancelError(errorMessage(e));
+    }
+  };
   return (
     <div class="job" data-job={jobId} data-status={status}>
       <div class="job-head">
         <span>
           {job ? job.kind : 'job'} <code>{jobId}</code>
         </span>
-        <Badge value={status} />
+        <span class="actions">
+          <Badge value={status} />
+          {(status === 'queued' || status === 'running') && (
+            <button type="button" class="link" onClick={() => void cancel()} aria-label={`Cancel ${job?.kind ?? 'job'} ${jobId}`}>
+              Cancel
+            </button>
+          )}
+        </span>
       </div>
+      {cancelError && <div class="error">{cancelError}</div>}
       <ProgressBar value={p.percentage} label={`${job?.kind ?? 'job'} progress`} />
       {p.phase && <p class="muted job-phase">{p.phase}</p>}
       {(p.error || (status === 'failed' && job?.error)) && (
