@@ -168,6 +168,18 @@ var answerTypes = map[string]any{
 	"PUT /api/v1/rating/modules/{name}":         client.RatingModule{},
 	"POST /api/v1/rating/quote":                 client.Quote{},
 	"POST /api/v1/rating/process":               client.RatingPass{},
+	"POST /api/v1/rating/reprocess":             client.Reprocessed{},
+	"PUT /api/v1/budgets/{scope}":               client.Budget{},
+	"GET /api/v1/budgets/{scope}":               client.Budget{},
+	"GET /api/v1/budgets":                       []client.Budget{},
+	"PUT /api/v1/machines/{id}/schedule":        client.Schedule{},
+	"GET /api/v1/machines/{id}/schedule":        client.Schedule{},
+	"PUT /api/v1/stacks/{id}/schedule":          client.Schedule{},
+	"GET /api/v1/stacks/{id}/schedule":          client.Schedule{},
+	"POST /api/v1/webhooks":                     client.Webhook{},
+	"GET /api/v1/webhooks":                      []client.Webhook{},
+	"GET /api/v1/webhooks/{id}":                 client.Webhook{},
+	"GET /api/v1/webhooks/{id}/deliveries":      []client.Delivery{},
 	"GET /api/v1/rating/summary":                client.Summary{},
 	"GET /api/v1/rating/dataframes":             []client.DataFrame{},
 	"GET /api/v1/reports":                       []client.Report{},
@@ -322,6 +334,7 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	must("machine", err)
 	wait(c.StopMachine(ctx, m.ID))
 	wait(c.StartMachine(ctx, m.ID))
+	costRoutes(t, c, u.ID, st.ID, m.ID)
 	_, err = c.AgentRegister(ctx, client.AgentReport{MachineID: m.ID})
 	refused("register with the admin's token", err, http.StatusUnauthorized)
 	_, err = c.AgentHeartbeat(ctx, client.AgentReport{MachineID: m.ID})
@@ -393,6 +406,8 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	}
 	_, err = c.ProcessRating(ctx)
 	must("process", err)
+	_, err = c.Reprocess(ctx, client.ReprocessRequest{Begin: time.Now().Add(-time.Hour), End: time.Now(), DryRun: true})
+	must("reprocess", err)
 	sum, err := c.Summary(ctx, client.SummaryQuery{GroupBy: []string{"machine_id"}, Limit: 10, Filters: map[string]string{"provider": "sandbox"}})
 	must("summary", err)
 	if len(sum.Columns) != 5 || sum.Columns[4] != "machine_id" {

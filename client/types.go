@@ -21,6 +21,8 @@ type Error struct {
 	State       string       `json:"state,omitempty"`
 	Allowed     []string     `json:"allowed,omitempty"`
 	JobID       string       `json:"job_id,omitempty"`
+	// Budget is the exhausted budget that refused a start or apply.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -163,6 +165,9 @@ type CostEstimate struct {
 type PlanResult struct {
 	Machines     []PlannedMachine `json:"machines"`
 	CostEstimate CostEstimate     `json:"cost_estimate"`
+	// Budget says whether the estimate fits what is left of the owner's
+	// budget (none when the owner has no budget).
+	Budget *PlanBudget `json:"budget,omitempty"`
 }
 
 // CreateStackRequest is POST /api/v1/stacks.
@@ -203,6 +208,10 @@ type Machine struct {
 	UptimeSeconds int64              `json:"uptime_seconds"`
 	LastSeen      *time.Time         `json:"last_seen,omitempty"`
 	Agent         AgentStatus        `json:"agent"`
+	// NextAutostart and NextAutostop are the machine's next scheduled
+	// start and stop (its own schedule, else its stack's).
+	NextAutostart *time.Time `json:"next_autostart,omitempty"`
+	NextAutostop  *time.Time `json:"next_autostop,omitempty"`
 }
 
 // The agent statuses of a machine.

@@ -99,6 +99,8 @@ type Config struct {
 	// dir is locked): at start every running job belongs to a dead worker
 	// and is failed at once instead of when its lease expires.
 	SoleServer bool
+	// Cost sets the loops of cost control: budgets, schedules, webhooks.
+	Cost CostConfig
 
 	// Now is the clock (default time.Now).
 	Now func() time.Time

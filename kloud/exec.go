@@ -444,11 +444,9 @@ func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machin
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	tr, _ := machinestate.TransitionOf(method)
-	// A stop the checker asked for keeps its reason (idle past the limit).
-	final := ""
-	if method == machinestate.Stop && strings.HasPrefix(m.Reason, reasonIdle) {
-		final = m.Reason
-	}
+	// A stop or start automation asked for keeps its reason (idle past
+	// the limit, budget exhausted, schedule).
+	final := keptReason(method, m.Reason)
 	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
@@ -478,6 +476,9 @@ func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machin
 		return err
 	}
 	run.Progress(ctx, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
+	if method == machinestate.Stop {
+		s.machineStopped(ctx, m, final)
+	}
 	return nil
 }
 

@@ -126,6 +126,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 		return nil, fmt.Errorf("estimate cost: %w", err)
 	}
 	out.CostEstimate = est
+	out.Budget = s.planBudget(ctx, c.OwnerID, est.Hourly)
 	return out, nil
 }
 

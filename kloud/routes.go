@@ -51,6 +51,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/agent/klient", s.handleKlient)
 
 	s.ratingRoutes(m)
+	s.budgetRoutes(m)
+	s.scheduleRoutes(m)
+	s.webhookRoutes(m)
 
 	m.HandleFunc("GET /api/v1/audit", a(s.handleListAudit))
 

@@ -196,6 +196,12 @@ func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machine
 		s.writeError(w, r, err)
 		return
 	}
+	if method == machinestate.StackApply {
+		if err := s.budgetGate(r, st.OwnerID, st.ID, "stack/"+st.ID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	job, err := s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
 	if err != nil {
 		s.writeError(w, r, err)

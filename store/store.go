@@ -47,6 +47,7 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Cost
 	Audit
 	Close() error
 }

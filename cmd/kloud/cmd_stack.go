@@ -81,10 +81,15 @@ it allows. The exit status is 1 when the followed job fails.`,
   kloud stack apply s-1 -o json`,
 		Args: need("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := a.c.ApplyStack(cmd.Context(), args[0])
+			apply := a.c.ApplyStack
+			if o, _ := cmd.Flags().GetBool("override"); o {
+				apply = a.c.ApplyStackAnyway
+			}
+			ref, err := apply(cmd.Context(), args[0])
 			return a.startedJob(cmd, ref, err)
 		},
 	})
+	apply.Flags().Bool("override", false, "apply even though the budget is exhausted (admins; recorded in the audit log)")
 	destroy := followFlag(&cobra.Command{
 		Use:   "destroy ID",
 		Short: "Destroy a stack's machines (terraform destroy)",

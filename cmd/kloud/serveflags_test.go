@@ -41,6 +41,10 @@ var serveFlagCases = []struct {
 	{flag: "sandbox-root", bad: "relative/dir"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},
+	{flag: "budget-interval", bad: "often"},
+	{flag: "schedule-interval", bad: "-1s"},
+	{flag: "webhook-interval", bad: "2"},
+	{flag: "webhook-backoff", bad: "soon"},
 	{flag: "audit-retention", bad: "90d", zero: func(f *serveFlags) bool { return f.Config.AuditRetention == 0 }},
 }
 

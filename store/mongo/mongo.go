@@ -267,7 +267,7 @@ type schemaDoc struct {
 // setup creates the indexes (idempotently, as MongoDB does for an existing
 // index of the same spec) and records or checks the schema version.
 func (s *Store) setup(ctx context.Context) error {
-	for _, ix := range s.indexes() {
+	for _, ix := range append(s.indexes(), s.costIndexes()...) {
 		opts := options.Index().SetName(ix.name)
 		if ix.unique {
 			opts.SetUnique(true)

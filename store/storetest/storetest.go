@@ -39,6 +39,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rated", ratedCases},
 		{"Summarize", summarizeCases},
 		{"WriterStates", writerStateCases},
+		{"Budgets", budgetCases},
+		{"Schedules", scheduleCases},
+		{"Webhooks", webhookCases},
+		{"RuleValidities", ruleValidityCases},
+		{"RatedRewrite", rewriteCases},
 		{"Audit", auditCases},
 		{"Invalid", invalidCases},
 	}
