@@ -198,10 +198,8 @@ function Hashmap() {
     mappings.reload();
     thresholds.reload();
   };
-  const [svcName, setSvcName] = useState('');
   const [fieldSvc, setFieldSvc] = useState('');
   const [fieldName, setFieldName] = useState('');
-  const [groupName, setGroupName] = useState('');
   const [m, setM] = useState({ target: '', value: '', type: 'flat', cost: '', group_id: '' });
   const [th, setTh] = useState({ target: '', level: '', type: 'rate', cost: '', group_id: '' });
   const act = useAction(async (f: () => Promise<unknown>) => {
@@ -249,19 +247,7 @@ function Hashmap() {
               </li>
             ))}
           </ul>
-          <form
-            class="form row"
-            onSubmit={(e) => {
-              e.preventDefault();
-              void act.run(() => post(`${hm}/services`, { name: svcName.trim() })).then(() => setSvcName(''));
-            }}
-          >
-            <div class="field">
-              <label for="hm-svc">New service</label>
-              <input id="hm-svc" required placeholder="instance" value={svcName} onInput={(e) => setSvcName((e.target as HTMLInputElement).value)} />
-            </div>
-            <button type="submit">Add</button>
-          </form>
+          <NameForm id="hm-svc" label="New service" placeholder="instance" onAdd={(name) => act.run(() => post(`${hm}/services`, { name }))} />
           <form
             class="form row"
             onSubmit={(e) => {
@@ -298,19 +284,7 @@ function Hashmap() {
               </li>
             ))}
           </ul>
-          <form
-            class="form row"
-            onSubmit={(e) => {
-              e.preventDefault();
-              void act.run(() => post(`${hm}/groups`, { name: groupName.trim() })).then(() => setGroupName(''));
-            }}
-          >
-            <div class="field">
-              <label for="hm-group">New group</label>
-              <input id="hm-group" required value={groupName} onInput={(e) => setGroupName((e.target as HTMLInputElement).value)} />
-            </div>
-            <button type="submit">Add</button>
-          </form>
+          <NameForm id="hm-group" label="New group" onAdd={(name) => act.run(() => post(`${hm}/groups`, { name }))} />
         </div>
         <div>
           <h3>Mappings</h3>
@@ -394,6 +368,26 @@ function Hashmap() {
         </div>
       </div>
     </Section>
+  );
+}
+
+// NameForm adds a rule that is only a name (a service, a group).
+function NameForm({ id, label, placeholder, onAdd }: { id: string; label: string; placeholder?: string; onAdd: (name: string) => Promise<unknown> }) {
+  const [name, setName] = useState('');
+  return (
+    <form
+      class="form row"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void onAdd(name.trim()).then(() => setName(''));
+      }}
+    >
+      <div class="field">
+        <label for={id}>{label}</label>
+        <input id={id} required placeholder={placeholder} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+      </div>
+      <button type="submit">Add</button>
+    </form>
   );
 }
 
