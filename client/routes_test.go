@@ -155,6 +155,14 @@ var answerTypes = map[string]any{
 	"GET /api/v1/stacks/{id}":                   client.Stack{},
 	"POST /api/v1/stacks/{id}/apply":            client.JobRef{},
 	"POST /api/v1/stacks/{id}/destroy":          client.JobRef{},
+	"PATCH /api/v1/stacks/{id}":                 client.Stack{},
+	"POST /api/v1/stacks/{id}/plan":             client.JobRef{},
+	"POST /api/v1/stacks/{id}/drift":            client.JobRef{},
+	"GET /api/v1/stacks/{id}/jobs":              []client.Job{},
+	"PATCH /api/v1/templates/{id}":              client.Template{},
+	"POST /api/v1/templates/{id}/versions":      client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions":       []client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions/{n}":   client.TemplateVersion{},
 	"GET /api/v1/jobs/{id}":                     client.Job{},
 	"GET /api/v1/jobs":                          []client.Job{},
 	"GET /api/v1/sessions":                      client.Session{},
@@ -340,7 +348,30 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	_, err = c.AgentHeartbeat(ctx, client.AgentReport{MachineID: m.ID})
 	refused("heartbeat with the admin's token", err, http.StatusUnauthorized)
 	must("klient binary", c.KlientBinary(ctx, "", "", io.Discard))
+	planRef, err := c.PlanStack(ctx, st.ID)
+	wait(planRef, err)
+	wait(c.ApplyPlan(ctx, st.ID, planRef.JobID))
+	wait(c.CheckDrift(ctx, st.ID))
+	jobs, err := c.StackJobs(ctx, st.ID)
+	must("stack jobs", err)
+	if len(jobs) == 0 || jobs[0].Timings == nil {
+		t.Errorf("stack jobs = %+v, want the drift check first, with timings", jobs)
+	}
+	title := "renamed"
+	_, err = c.UpdateStack(ctx, st.ID, client.UpdateStackRequest{Title: &title})
+	must("update stack", err)
 	wait(c.DestroyStack(ctx, st.ID))
+	must("delete stack", c.DeleteStack(ctx, st.ID))
+	_, err = c.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: oneMachine, Message: "again"})
+	must("create template version", err)
+	_, err = c.TemplateVersions(ctx, tpl.ID)
+	must("template versions", err)
+	_, err = c.TemplateVersion(ctx, tpl.ID, 2)
+	must("template version", err)
+	active := 2
+	_, err = c.UpdateTemplate(ctx, tpl.ID, client.UpdateTemplateRequest{ActiveVersion: &active})
+	must("update template", err)
+	must("delete template", c.DeleteTemplate(ctx, tpl.ID))
 
 	mods, err := c.RatingModules(ctx)
 	must("rating modules", err)

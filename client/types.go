@@ -135,6 +135,8 @@ type Template struct {
 	Format    string    `json:"format"`
 	Content   string    `json:"content"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActiveVersion is the version new stacks use.
+	ActiveVersion int `json:"active_version"`
 }
 
 // PlanRequest is POST /api/v1/templates/{id}/plan.
@@ -192,6 +194,14 @@ type Stack struct {
 	Machines     []Machine               `json:"machines"`
 	CreatedAt    time.Time               `json:"created_at"`
 	UpdatedAt    time.Time               `json:"updated_at"`
+
+	// TemplateVersion is the template version the next plan or apply
+	// uses; sensitive Variables read as a mask.
+	TemplateVersion int `json:"template_version"`
+	// Drifted is true when the last drift check found resources changed
+	// outside Kloud; Drift is that check (absent when never checked).
+	Drifted bool        `json:"drifted"`
+	Drift   *StackDrift `json:"drift,omitempty"`
 }
 
 // Machine is a machine as the API shows it.
@@ -244,6 +254,11 @@ type Job struct {
 	// CancelReason is set while a cancelled job that was running stops; it
 	// becomes the job's error when it has.
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// Timings are the milliseconds each phase of a stack job took
+	// (compose, init, plan, apply, record).
+	Timings map[string]int64 `json:"timings,omitempty"`
+	// Plan is the result of a plan job once it succeeded.
+	Plan *StackPlan `json:"plan,omitempty"`
 }
 
 // Done reports whether the job has ended.

@@ -33,7 +33,7 @@ type CostConfig struct {
 	// 15s; schedules are cron, minute-level).
 	ScheduleInterval time.Duration
 	// WebhookInterval is how often due webhook deliveries are tried
-	// (default 2s); WebhookBackoff the wait after a first failed attempt,
+	// (default 5s); WebhookBackoff the wait after a first failed attempt,
 	// doubled after each further one up to 10m, for an hour (default 5s).
 	WebhookInterval time.Duration
 	WebhookBackoff  time.Duration
@@ -49,7 +49,7 @@ func (c *CostConfig) setDefaults() {
 		c.ScheduleInterval = 15 * time.Second
 	}
 	if c.WebhookInterval <= 0 {
-		c.WebhookInterval = 2 * time.Second
+		c.WebhookInterval = 5 * time.Second
 	}
 	if c.WebhookBackoff <= 0 {
 		c.WebhookBackoff = notify.DefaultBackoff

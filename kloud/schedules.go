@@ -37,7 +37,7 @@ const (
 	// walks through to find the last one.
 	maxFirings = 10_000
 	// scheduleCacheAge is how old the schedules machine views read may be.
-	scheduleCacheAge = 2 * time.Second
+	scheduleCacheAge = 5 * time.Second
 )
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)

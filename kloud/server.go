@@ -185,6 +185,9 @@ func (s *Server) Start() {
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
 	s.runCost(ctx)
+	if s.cfg.DriftInterval > 0 {
+		s.goBackground(func() { s.runDriftChecks(ctx, s.cfg.DriftInterval) })
+	}
 	prune := &singleton.Loop{Name: "audit-retention", Holder: s.cfg.WorkerID, Interval: time.Hour, Leases: s.st, Now: s.cfg.Now, Log: s.log}
 	s.goBackground(func() {
 		prune.Run(ctx, func(ctx context.Context) error { s.pruneAudit(ctx); return nil })

@@ -45,7 +45,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
 	c.TerraformGrace, c.HeartbeatInterval = 30*time.Second, 10*time.Second
-	c.Cost.BudgetInterval, c.Cost.ScheduleInterval, c.Cost.WebhookInterval, c.Cost.WebhookBackoff = 30*time.Second, 15*time.Second, 2*time.Second, 5*time.Second
+	c.Cost.BudgetInterval, c.Cost.ScheduleInterval, c.Cost.WebhookInterval, c.Cost.WebhookBackoff = 30*time.Second, 15*time.Second, 5*time.Second, 5*time.Second
 	c.AuditRetention = 90 * 24 * time.Hour
 
 	add := func(name string, v flag.Value, usage string) {
@@ -78,6 +78,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("job-timeout", &c.JobTimeout, "job timeout, a default and per kind, e.g. 30m,apply=1h,stop=5m,plan=5m (default 30m)")
 	add("max-jobs-per-owner", integer(&c.MaxJobsPerOwner, 1), "running jobs (and template plans) of one owner at most (default half the workers, at least 1)")
 	add("terraform-grace", duration(&c.TerraformGrace, false), "how long an interrupted Terraform may take to stop before it is killed")
+	add("drift-interval", duration(&c.DriftInterval, true), "check every initialized stack for drift (a refresh-only plan) this often (0: never)")
 	add("sandbox-root", text(&c.SandboxRoot, absPath), "sandbox machines of every credential, <root>/<credential id> (default <data-dir>/sandbox)")
 	add("unconfined", boolean(&f.Unconfined), "run members' Terraform and sandbox machines WITHOUT confinement: they can then run code as Kloud's user and read its data dir")
 	add("budget-interval", duration(&c.Cost.BudgetInterval, false), "how often budgets are checked")

@@ -38,6 +38,7 @@ var serveFlagCases = []struct {
 	{flag: "job-timeout", bad: "soon"},
 	{flag: "max-jobs-per-owner", bad: "two"},
 	{flag: "terraform-grace", bad: "-1s"},
+	{flag: "drift-interval", bad: "hourly", zero: func(f *serveFlags) bool { return f.Config.DriftInterval == 0 }},
 	{flag: "sandbox-root", bad: "relative/dir"},
 	{flag: "unconfined", bad: "maybe", zero: func(f *serveFlags) bool { return !f.Unconfined }},
 	{flag: "network-mirror", bad: "file:///x"},

@@ -44,6 +44,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Webhooks", webhookCases},
 		{"RuleValidities", ruleValidityCases},
 		{"RatedRewrite", rewriteCases},
+		{"TemplateVersions", templateVersionCases},
+		{"StackUpdates", stackUpdateCases},
+		{"Plans", planCases},
+		{"Drift", driftCases},
+		{"JobTimings", jobTimingCases},
 		{"Audit", auditCases},
 		{"Invalid", invalidCases},
 	}
