@@ -8,6 +8,7 @@ export interface TemplateVariable {
   description?: string;
   default?: string;
   sensitive: boolean;
+  required?: boolean;
 }
 
 export function templateVariables(content: string, format: string): TemplateVariable[] {

@@ -57,6 +57,7 @@ export interface Template {
   format: 'hcl' | 'json' | string;
   content: string;
   created_at: string;
+  active_version?: number;
 }
 
 export interface PlannedMachine {

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { post, qs } from '../lib/api';
+import { del, post, qs } from '../lib/api';
+import { navigate } from '../lib/router';
 import { useAction, useList, useResource, useTitle } from '../lib/hooks';
 import type { Job, JobRef, Stack } from '../lib/types';
 import { dateTime } from '../lib/format';
@@ -19,6 +20,10 @@ export default function StackPage({ id }: { id: string }) {
     const ref = await post<JobRef>(`/api/v1/stacks/${encodeURIComponent(id)}/${what}`);
     setStarted(ref.job_id);
     active.reload();
+  });
+  const remove = useAction(async () => {
+    await del(`/api/v1/stacks/${encodeURIComponent(id)}`);
+    navigate('/stacks');
   });
   const current = started || active.data?.[0]?.id || '';
   const s = stack.data;
@@ -42,8 +47,18 @@ export default function StackPage({ id }: { id: string }) {
         >
           Destroy
         </button>
+        <button
+          type="button"
+          class="danger"
+          disabled={remove.busy || busy}
+          onClick={() => {
+            if (confirm(`Delete the stack ${s.title}? Its machines must be destroyed first.`)) void remove.run();
+          }}
+        >
+          Delete
+        </button>
       </PageHead>
-      <ErrorBox error={act.error} title="Refused" />
+      <ErrorBox error={act.error || remove.error} title="Refused" />
       <ErrorBox error={stack.error} title="Refreshing failed" />
       <dl class="facts">
         <dt>Status</dt>

@@ -1,12 +1,11 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { post } from '../lib/api';
 import { useAction, useList, useTitle } from '../lib/hooks';
 import { navigate } from '../lib/router';
-import { templateVariables } from '../lib/tplvars';
 import type { Credential, Stack, Template } from '../lib/types';
 import { dateTime } from '../lib/format';
 import { Badge, Empty, ErrorBox, Loading, PageHead, Section, Table } from '../components/ui';
-import { VariableFields, setVariables } from '../components/varfields';
+import { VariableFields, setVariables, useTemplateVariables } from '../components/varfields';
 
 export default function Stacks() {
   useTitle('Stacks');
@@ -55,7 +54,7 @@ function CreateStack() {
   const [vars, setVars] = useState<Record<string, string>>({});
   const tpl = templates.data?.find((t) => t.id === tplId);
   const usable = (creds.data ?? []).filter((c) => !tpl || c.provider === tpl.provider);
-  const tvars = useMemo(() => (tpl ? templateVariables(tpl.content, tpl.format) : []), [tpl]);
+  const tvars = useTemplateVariables(tpl);
   const create = useAction(async () => {
     const s = await post<Stack>('/api/v1/stacks', { title: title.trim(), template_id: tplId, credential_id: credId || usable[0]?.id || '', variables: setVariables(vars) });
     navigate(`/stacks/${encodeURIComponent(s.id)}`);

@@ -1,12 +1,11 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { ApiError, post } from '../lib/api';
 import { useAction, useList, useResource, useTitle } from '../lib/hooks';
-import { templateVariables } from '../lib/tplvars';
 import type { Credential, PlanResult, Template } from '../lib/types';
 import { money } from '../lib/format';
 import { ErrorBox, Loading, PageHead, Section } from '../components/ui';
 import { CodeView } from '../components/code';
-import { VariableFields, setVariables } from '../components/varfields';
+import { VariableFields, setVariables, useTemplateVariables } from '../components/varfields';
 
 export default function TemplatePage({ id }: { id: string }) {
   const tpl = useResource<Template>(`/api/v1/templates/${encodeURIComponent(id)}`);
@@ -16,7 +15,7 @@ export default function TemplatePage({ id }: { id: string }) {
   const [plan, setPlan] = useState<PlanResult | null>(null);
   useTitle(tpl.data?.title ?? id);
   const t = tpl.data;
-  const tvars = useMemo(() => (t ? templateVariables(t.content, t.format) : []), [t]);
+  const tvars = useTemplateVariables(t);
   const usable = (creds.data ?? []).filter((c) => !t || c.provider === t.provider);
   const doPlan = useAction(async () => {
     setPlan(null);
