@@ -136,6 +136,9 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // answerTypes is the SDK type of each route's JSON answer.
 var answerTypes = map[string]any{
+	"POST /api/v1/machines/{id}/shares":         client.Share{},
+	"GET /api/v1/machines/{id}/shares":          []client.Share{},
+	"GET /api/v1/machines/{id}/sessions":        []client.TerminalSession{},
 	"GET /healthz":                              client.Health{},
 	"GET /api/v1/providers":                     []client.Provider{},
 	"POST /api/v1/users":                        client.User{},
@@ -343,6 +346,32 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	wait(c.StopMachine(ctx, m.ID))
 	wait(c.StartMachine(ctx, m.ID))
 	costRoutes(t, c, u.ID, st.ID, m.ID)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		term, err := c.Terminal(ctx, m.ID, client.TerminalOptions{Command: []string{"true"}})
+		var ae *client.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		must("terminal", err)
+		_, _ = io.Copy(io.Discard, term)
+		term.Close()
+		break
+	}
+	sessions, err := c.MachineSessions(ctx, m.ID, false)
+	must("machine sessions", err)
+	if len(sessions) == 0 || sessions[0].ExitCode == nil {
+		t.Errorf("sessions = %+v, want the ended one with its exit code", sessions)
+	}
+	friend, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "friend", Role: "member"})
+	must("create friend", err)
+	_, err = c.ShareMachine(ctx, m.ID, client.ShareRequest{UserID: friend.ID, Permission: "use"})
+	must("share machine", err)
+	_, err = c.MachineShares(ctx, m.ID)
+	must("machine shares", err)
+	must("unshare machine", c.UnshareMachine(ctx, m.ID, friend.ID))
+	_, err = c.AgentConnect(ctx)
+	refused("a tunnel with the admin's token", err, http.StatusUnauthorized)
 	_, err = c.AgentRegister(ctx, client.AgentReport{MachineID: m.ID})
 	refused("register with the admin's token", err, http.StatusUnauthorized)
 	_, err = c.AgentHeartbeat(ctx, client.AgentReport{MachineID: m.ID})

@@ -222,6 +222,42 @@ type Machine struct {
 	// start and stop (its own schedule, else its stack's).
 	NextAutostart *time.Time `json:"next_autostart,omitempty"`
 	NextAutostop  *time.Time `json:"next_autostop,omitempty"`
+	// LastActivityAt is when the machine was last in use (terminal input,
+	// an attached terminal, the agent's sign of work).
+	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
+	// Shared is true in the list of a user the machine is shared with;
+	// Permission is then what the share grants (use or control).
+	Shared     bool   `json:"shared,omitempty"`
+	Permission string `json:"permission,omitempty"`
+}
+
+// TerminalSession is a terminal session opened on a machine.
+type TerminalSession struct {
+	ID        string     `json:"id"`
+	MachineID string     `json:"machine_id"`
+	UserID    string     `json:"user_id"`
+	OwnerID   string     `json:"owner_id"`
+	Name      string     `json:"name,omitempty"`
+	Replica   string     `json:"replica,omitempty"`
+	OpenedAt  time.Time  `json:"opened_at"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	ExitCode  *int       `json:"exit_code,omitempty"`
+}
+
+// ShareRequest shares a machine: POST /api/v1/machines/{id}/shares.
+type ShareRequest struct {
+	UserID     string `json:"user_id"`
+	Permission string `json:"permission"` // use or control
+}
+
+// Share is a machine shared with a user.
+type Share struct {
+	MachineID  string    `json:"machine_id"`
+	UserID     string    `json:"user_id"`
+	OwnerID    string    `json:"owner_id"`
+	Permission string    `json:"permission"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // The agent statuses of a machine.

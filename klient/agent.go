@@ -36,6 +36,12 @@ type Agent struct {
 	// interval is the heartbeat interval Kloud asked for in its last ack;
 	// zero until it asks, and then the configured one applies.
 	interval time.Duration
+	// tunnelUp is true while the tunnel to Kloud is open.
+	tunnelUp bool
+
+	terms   *terminals     // the machine's terminal sessions
+	streams sync.WaitGroup // tunnel streams being served
+	cpu     cpuSampler     // the sign of work the heartbeat reports
 }
 
 // Info is what GET /v1/info answers.
@@ -55,6 +61,10 @@ type Info struct {
 	Version          string         `json:"version"`
 	// HeartbeatSeconds is the heartbeat interval in use.
 	HeartbeatSeconds float64 `json:"heartbeat_seconds"`
+	// Tunnel is true while the tunnel to Kloud is open; Sessions counts
+	// the terminal sessions attached now.
+	Tunnel   bool `json:"tunnel"`
+	Sessions int  `json:"sessions"`
 }
 
 // Beat is the body of the agent's register and heartbeat calls to Kloud:
@@ -85,7 +95,9 @@ func New(cfg Config) (*Agent, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%w: dir %s is not a directory", ErrConfig, cfg.Dir)
 	}
-	return &Agent{cfg: cfg, started: cfg.Now(), userData: UserDataPending}, nil
+	a := &Agent{cfg: cfg, started: cfg.Now(), userData: UserDataPending}
+	a.terms = newTerminals(cfg.Dir, cfg.Token, cfg.Now, cfg.Log)
+	return a, nil
 }
 
 // Listen binds the agent's listener and records its address in the machine
@@ -168,8 +180,14 @@ func (a *Agent) Serve(ctx context.Context) error {
 			a.kloudLoop(gctx)
 			return nil
 		})
+		g.Go(func() error {
+			a.tunnelLoop(gctx)
+			return nil
+		})
 	}
 	err := g.Wait()
+	a.terms.closeAll(a.cfg.ShutdownTimeout)
+	a.streams.Wait()
 	a.removeAddress(addr)
 	if n := stopSession(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout); n > 0 {
 		log.Info("stopped processes left in the machine's session", "count", n)
@@ -219,7 +237,9 @@ func (a *Agent) Info() Info {
 		Registered:       a.registered,
 		Version:          version.Version,
 		HeartbeatSeconds: a.heartbeatLocked().Seconds(),
+		Tunnel:           a.tunnelUp,
 	}
+	_, info.Sessions = a.terms.activity()
 	if a.exitCode != nil {
 		code := *a.exitCode
 		info.UserDataExitCode = &code

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +34,7 @@ const (
 	EnvKloudURL  = "KLIENT_KLOUD_URL"
 	EnvToken     = "KLIENT_TOKEN"
 	EnvHeartbeat = "KLIENT_HEARTBEAT_INTERVAL"
+	EnvBusyCPU   = "KLIENT_BUSY_CPU"
 )
 
 // Defaults.
@@ -66,6 +68,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
 	ShutdownTimeout time.Duration
+	// BusyCPU, when positive, is the CPU use (percent of one core, of the
+	// processes the agent can see: on a sandbox machine, the machine's)
+	// above which the machine counts as in use; 0 turns the sign off.
+	BusyCPU float64
 
 	// Log receives the agent's log; discarded if nil.
 	Log *slog.Logger
@@ -154,6 +160,15 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		heartbeat = d
 	}
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat", heartbeat, "heartbeat interval (env "+EnvHeartbeat+")")
+	busy := 0.0
+	if v := getenv(EnvBusyCPU); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return Config{}, fmt.Errorf("%w: %s=%q: want a percentage", ErrConfig, EnvBusyCPU, v)
+		}
+		busy = f
+	}
+	fs.Float64Var(&c.BusyCPU, "busy-cpu", busy, "CPU percent above which the machine counts as in use, 0 for never (env "+EnvBusyCPU+")")
 	tokenFile := fs.String("token-file", "", "file holding the agent token, mode 0600; default <dir>/"+TokenFile+" (the token may also come from env "+EnvToken+")")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)

@@ -15,6 +15,15 @@
 // SIGINT stops it cleanly; when it leads its own session (sandboxvm starts
 // it with setsid) it takes every process left in that session with it.
 //
+// Given a Kloud URL it also keeps a tunnel to Kloud open (a WebSocket at
+// agentapi.ConnectPath, multiplexed with yamux, reconnecting with backoff
+// and jitter) on which Kloud opens terminal streams: each a PTY running a
+// login shell (or a command) in the machine's home, with an environment
+// free of KLIENT_*, KLOUD_* and the token; named sessions outlive a dropped
+// stream for five minutes and replay their recent output. Heartbeats
+// report the last terminal input, the attached sessions and, with
+// -busy-cpu (KLIENT_BUSY_CPU), whether the visible processes worked.
+//
 // Settings come from flags, else the environment: -dir (KLIENT_DIR),
 // -machine-id (KLIENT_MACHINE_ID), -size (KLIENT_SIZE), -listen
 // (KLIENT_LISTEN), -kloud-url (KLIENT_KLOUD_URL), -heartbeat

@@ -143,13 +143,31 @@ func (a *Agent) call(ctx context.Context, path string) (agentapi.Ack, error) {
 }
 
 func (a *Agent) beat() Beat {
+	lastInput, sessions := a.terms.activity()
+	busy := a.cpu.busy(a.cfg.BusyCPU)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Beat{
+	b := Beat{
 		MachineID:     a.cfg.MachineID,
 		Address:       a.addr,
 		Size:          a.cfg.Size,
 		UptimeSeconds: a.uptime().Seconds(),
 		Version:       version.Version,
+		Sessions:      sessions,
+		Busy:          busy,
 	}
+	if !lastInput.IsZero() {
+		t := lastInput.UTC()
+		b.InputAt = &t
+	}
+	// The machine is in use now while a terminal is attached or it works;
+	// else it was last in use at the last terminal input.
+	switch {
+	case sessions > 0 || busy:
+		now := a.cfg.Now().UTC()
+		b.ActiveAt = &now
+	case b.InputAt != nil:
+		b.ActiveAt = b.InputAt
+	}
+	return b
 }

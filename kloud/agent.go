@@ -74,6 +74,10 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.recordActivity(ctx, m, rep, now); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	silenced := m.State == machinestate.Stopped && strings.HasPrefix(m.Reason, reasonAgentSilent)
 	if silenced || m.State == machinestate.Unknown {
 		busy, err := s.targetBusy(ctx, "machine/"+m.ID)

@@ -43,7 +43,7 @@ func (s *Server) RecordMachine(ctx context.Context, m *stack.Machine, action, de
 
 // auditNote is where a handler says more of the call being audited: the
 // owner of its target, so the owner sees the entry.
-type auditNote struct{ ownerID string }
+type auditNote struct{ ownerID, detail string }
 
 type auditNoteKey struct{}
 
@@ -53,6 +53,14 @@ type auditNoteKey struct{}
 func noteAuditOwner(ctx context.Context, ownerID string) {
 	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok && n.ownerID == "" {
 		n.ownerID = ownerID
+	}
+}
+
+// noteAuditDetail tells the audit middleware more of the call than its
+// route says (whom a machine was shared with).
+func noteAuditDetail(ctx context.Context, detail string) {
+	if n, ok := ctx.Value(auditNoteKey{}).(*auditNote); ok {
+		n.detail = detail
 	}
 }
 
@@ -112,6 +120,7 @@ func (s *Server) audited(h http.HandlerFunc) http.HandlerFunc {
 			Target:  audit.TargetFor(r.Pattern, r.PathValue),
 			OwnerID: note.ownerID,
 			Outcome: outcome,
+			Detail:  note.detail,
 		})
 	}
 }

@@ -25,6 +25,10 @@ type Config struct {
 	StoreName string
 	// URL is where machine agents reach this server (http://127.0.0.1:8080).
 	URL string
+	// AdvertiseURL is where other replicas reach this one, to relay a
+	// terminal request to the replica holding the machine's tunnel
+	// (default URL).
+	AdvertiseURL string
 	// AdminToken, when set, is the admin's token; otherwise one is generated
 	// at first start and written to <DataDir>/admin.token.
 	AdminToken string
@@ -138,6 +142,9 @@ func (c *Config) check() error {
 }
 
 func (c *Config) setDefaults() {
+	if c.AdvertiseURL == "" {
+		c.AdvertiseURL = c.URL
+	}
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}

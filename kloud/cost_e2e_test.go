@@ -229,6 +229,10 @@ func TestCostControlEndToEnd(t *testing.T) {
 	if !asClientError(err, &ce) || ce.Status != http.StatusConflict || ce.Budget == nil || ce.Budget.State != client.BudgetExhausted || ce.Budget.Scope != scope {
 		t.Fatalf("member apply while exhausted: %v (%+v), want 409 with the budget", err, ce)
 	}
+	// Applying a saved plan is an apply too.
+	if _, err := member.ApplyPlan(ctx, st.ID, "job-any"); !asClientError(err, &ce) || ce.Status != http.StatusConflict || ce.Budget == nil {
+		t.Errorf("member apply of a plan while exhausted: %v, want 409 with the budget", err)
+	}
 	if _, err := member.StartMachine(ctx, web.ID); apiStatus(err) != http.StatusConflict {
 		t.Errorf("member start while exhausted: %v, want 409", err)
 	}

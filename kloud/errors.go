@@ -163,6 +163,8 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusRequestEntityTooLarge, &client.Error{Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, &client.Error{Message: err.Error()}
+	case errors.Is(err, errAgentOffline):
+		return http.StatusServiceUnavailable, &client.Error{Message: err.Error()}
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden, &client.Error{Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):

@@ -34,7 +34,13 @@ func eventView(e *jobs.Event) client.Event {
 }
 
 func (s *Server) jobFor(ctx context.Context, actor *user.User, id string) (*jobs.Job, error) {
-	return owned(ctx, actor, "job", id, s.st.GetJob, func(j *jobs.Job) string { return j.OwnerID })
+	j, err := owned(ctx, actor, "job", id, s.st.GetJob, func(j *jobs.Job) string { return j.OwnerID })
+	if errorsIsNotFound(err) {
+		if sj := s.sharedJob(ctx, actor, id); sj != nil {
+			return sj, nil
+		}
+	}
+	return j, err
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,10 @@ func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 		t := m.LastSeen.UTC()
 		v.LastSeen = &t
 	}
+	if !m.LastActivity.IsZero() {
+		t := m.LastActivity.UTC()
+		v.LastActivityAt = &t
+	}
 	return v
 }
 
@@ -82,6 +86,9 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: r.URL.Query().Get("stack_id")}
 	body, err := s.lists.Get(ctx, f, s.viewTime())
+	if err == nil {
+		body, err = s.withShared(ctx, actorFrom(ctx), f.StackID, body)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -92,12 +99,12 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, sh, err := s.machineAccess(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.machineView(m, s.viewTime()))
+	writeJSON(w, http.StatusOK, s.sharedView(m, sh, s.viewTime()))
 }
 
 func (s *Server) handleStartMachine(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +118,7 @@ func (s *Server) handleStopMachine(w http.ResponseWriter, r *http.Request) {
 // machineJob queues a start or stop after the state table allows it.
 func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machinestate.Method, kind jobs.Kind) {
 	ctx := r.Context()
-	m, err := s.machineFor(ctx, actorFrom(ctx), r.PathValue("id"))
+	m, err := s.machineControl(ctx, actorFrom(ctx), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -55,10 +55,16 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/machines/{id}", a(s.handleGetMachine))
 	m.HandleFunc("POST /api/v1/machines/{id}/start", a(s.handleStartMachine))
 	m.HandleFunc("POST /api/v1/machines/{id}/stop", a(s.handleStopMachine))
+	m.HandleFunc("GET /api/v1/machines/{id}/terminal", a(s.handleTerminal))
+	m.HandleFunc("GET /api/v1/machines/{id}/sessions", a(s.handleListSessions))
+	m.HandleFunc("POST /api/v1/machines/{id}/shares", a(s.handleCreateShare))
+	m.HandleFunc("GET /api/v1/machines/{id}/shares", a(s.handleListShares))
+	m.HandleFunc("DELETE /api/v1/machines/{id}/shares/{user_id}", a(s.handleDeleteShare))
 
 	m.HandleFunc("POST /api/v1/agent/register", s.handleAgentRegister)
 	m.HandleFunc("POST /api/v1/agent/heartbeat", s.handleAgentHeartbeat)
 	m.HandleFunc("GET /api/v1/agent/klient", s.handleKlient)
+	m.HandleFunc("GET /api/v1/agent/connect", s.handleAgentConnect)
 
 	s.ratingRoutes(m)
 	s.budgetRoutes(m)

@@ -60,6 +60,14 @@ type Server struct {
 	bgDone   sync.WaitGroup // background loops
 
 	dirLock *dataDirLock // held from New to Close
+
+	// tunnels are the agents' tunnels this replica holds; terms the
+	// terminal sessions it serves; bg ends (bgStop) when the server
+	// closes, ending what lives on hijacked connections.
+	tunnels *tunnels
+	terms   *termRegistry
+	bg      context.Context
+	bgStop  context.CancelFunc
 }
 
 // New opens a server on cfg. It locks the data dir (a second server on it
@@ -107,7 +115,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		log:     cfg.Log,
 		plans:   newOwnerLimit(cfg.MaxJobsPerOwner),
 		dirLock: lock,
+		tunnels: newTunnels(),
+		terms:   newTermRegistry(),
 	}
+	s.bg, s.bgStop = context.WithCancel(context.Background())
 	s.lists = listcache.New(cfg.Store, func(ms []*stack.Machine, at time.Time) ([]byte, error) {
 		return json.Marshal(s.machineViews(ms, at))
 	})
@@ -164,11 +175,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.checker.ReconcileSandbox(ctx); err != nil {
 		s.log.Error("reconcile sandbox machines", slog.String("error", err.Error()))
 	}
+	s.closeStaleSessions(ctx)
 	s.routes()
 	return s, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
+
+// bgContext ends when the server closes.
+func (s *Server) bgContext() context.Context { return s.bg }
 
 // Start runs the job workers, the machine checker and the rating processor
 // until Close.
@@ -216,6 +231,9 @@ func (s *Server) Close() error {
 		s.bgCancel()
 	}
 	s.mu.Unlock()
+	s.bgStop()
+	s.terms.closeAll()
+	s.tunnels.closeAll()
 	s.bgDone.Wait()
 	s.engine.Close(*s.cfg.ShutdownGrace)
 	s.sandbox.Close()

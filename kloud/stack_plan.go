@@ -99,6 +99,10 @@ func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.budgetGate(r, st.OwnerID, st.ID, "stack/"+st.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	job, err := s.queueSavedPlan(ctx, st, req.PlanID)
 	if err != nil {
 		s.writeError(w, r, err)

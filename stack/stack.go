@@ -138,6 +138,9 @@ type Machine struct {
 	// AgentTokenHash is the hash of the machine agent's own token.
 	AgentTokenHash string    `json:"-"`
 	LastSeen       time.Time `json:"last_seen,omitzero"`
+	// LastActivity is when the machine was last in use (terminal input,
+	// an attached terminal, the agent's sign of work); zero when never.
+	LastActivity time.Time `json:"last_activity,omitzero"`
 	// AgentVersion is the version the agent last reported.
 	AgentVersion string `json:"agent_version,omitempty"`
 	// StateSince is when the machine entered its current state, and

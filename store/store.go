@@ -53,6 +53,10 @@ type Store interface {
 	Plans
 	Drifts
 	JobTimings
+	Tunnels
+	Shares
+	Activity
+	TerminalSessions
 	Audit
 	Close() error
 }

@@ -148,7 +148,7 @@ with what it allows.`,
 		`Machines are what stacks build; every change of state is recorded, and that
 history is the uptime the rating bridge prices.`,
 		`  kloud machine list
-  kloud machine stop m-1 --follow`, list, info, start, stop, machineScheduleCommand(a))
+  kloud machine stop m-1 --follow`, append([]*cobra.Command{list, info, start, stop, machineScheduleCommand(a)}, machineAccessCommands(a)...)...)
 }
 
 // printMachines prints machines as the server computed them: the uptime

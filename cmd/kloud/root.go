@@ -45,10 +45,13 @@ func exitCode(err error, stderr io.Writer) int {
 	var (
 		apiErr *client.Error
 		usage  *usageError
+		status exitStatus
 	)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
+	case errors.As(err, &status):
+		return int(status)
 	case errors.As(err, &usage):
 		fmt.Fprintln(stderr, "error:", usage.err)
 		if usage.command != "" {

@@ -100,6 +100,9 @@ func serve(args []string) error {
 		url = "http://" + ln.Addr().String()
 	}
 	cfg := f.Config
+	if cfg.AdvertiseURL == "" {
+		cfg.AdvertiseURL = "http://" + ln.Addr().String()
+	}
 	cfg.DataDir, cfg.Store, cfg.StoreName, cfg.URL = f.DataDir, st, storeName, url
 	cfg.AdminToken, cfg.TerraformPath, cfg.PluginDir, cfg.KlientPath = os.Getenv("KLOUD_ADMIN_TOKEN"), tf, f.PluginDir, f.Klient
 	cfg.Log, cfg.Confiner = log, confiner

@@ -85,6 +85,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("schedule-interval", duration(&c.Cost.ScheduleInterval, false), "how often machine schedules are looked at")
 	add("webhook-interval", duration(&c.Cost.WebhookInterval, false), "how often due webhook deliveries are tried")
 	add("webhook-backoff", duration(&c.Cost.WebhookBackoff, false), "wait after a failed webhook delivery, doubled after each further one (retried for an hour)")
+	add("advertise-url", text(&c.AdvertiseURL, httpURL), "URL other replicas reach this one at, to relay a terminal to the replica holding the machine's tunnel (default http://<listen address>)")
 	add("audit-retention", duration(&c.AuditRetention, true), "how long audit entries are kept (0: forever)")
 	add("network-mirror", text(&c.NetworkMirror, httpURL), "Terraform provider network mirror URL for cloud providers (default: none, only the plugin mirror)")
 	return fs, f, envErrs

@@ -46,6 +46,7 @@ var serveFlagCases = []struct {
 	{flag: "schedule-interval", bad: "-1s"},
 	{flag: "webhook-interval", bad: "2"},
 	{flag: "webhook-backoff", bad: "soon"},
+	{flag: "advertise-url", bad: "ftp://x"},
 	{flag: "audit-retention", bad: "90d", zero: func(f *serveFlags) bool { return f.Config.AuditRetention == 0 }},
 }
 
@@ -103,7 +104,7 @@ func TestServeFlagsRefuseWhatDoesNotParse(t *testing.T) {
 
 func TestServeFlagsZero(t *testing.T) {
 	for _, c := range serveFlagCases {
-		if c.bad == "" || c.flag == "log-level" || c.flag == "listen" || c.flag == "store" || c.flag == "url" || c.flag == "data-dir" || c.flag == "network-mirror" || c.flag == "sandbox-root" {
+		if c.bad == "" || c.flag == "log-level" || c.flag == "listen" || c.flag == "store" || c.flag == "url" || c.flag == "data-dir" || c.flag == "network-mirror" || c.flag == "advertise-url" || c.flag == "sandbox-root" {
 			continue // not a number: 0 is just a bad value, covered above
 		}
 		t.Run(c.flag, func(t *testing.T) {

@@ -25,8 +25,15 @@ type Report struct {
 	// Version is the agent's version (klient.Version).
 	Version string `json:"version,omitempty"`
 	// ActiveAt is when the machine last saw user activity, if the agent
-	// knows.
+	// knows: now while a terminal is attached or the machine works (Busy),
+	// else the last terminal input.
 	ActiveAt *time.Time `json:"active_at,omitempty"`
+	// Sessions counts the terminal sessions attached now; InputAt is the
+	// last terminal input; Busy is the configured sign of work (CPU use
+	// above the agent's -busy-cpu threshold since the last heartbeat).
+	Sessions int        `json:"sessions,omitempty"`
+	InputAt  *time.Time `json:"input_at,omitempty"`
+	Busy     bool       `json:"busy,omitempty"`
 }
 
 // UnmarshalJSON decodes a report ignoring fields it does not know, even

@@ -213,7 +213,12 @@ func (c *Checker) checkSilent(ctx context.Context, m *stack.Machine, lastSeen ti
 // limit. The machine's reason says why before the job starts, and the stop
 // job keeps it as the Stopped machine's reason.
 func (c *Checker) checkIdle(ctx context.Context, m *stack.Machine, now time.Time) error {
+	// Idle since it started running or was last in use (terminal input,
+	// an attached terminal, the agent's sign of work), whichever is later.
 	since := m.StateSince
+	if m.LastActivity.After(since) {
+		since = m.LastActivity
+	}
 	limit := c.cfg.IdleLimit
 	if since.IsZero() || now.Sub(since) <= limit {
 		return nil
@@ -223,6 +228,9 @@ func (c *Checker) checkIdle(ctx context.Context, m *stack.Machine, now time.Time
 		return err
 	}
 	note := fmt.Sprintf("machine %s running for %s (idle limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), limit)
+	if since.Equal(m.LastActivity) {
+		note = fmt.Sprintf("machine %s unused for %s, since %s (idle limit %s); stopping", m.ID, now.Sub(since).Round(time.Second), since.UTC().Format(time.RFC3339), limit)
+	}
 	if err := c.cfg.Jobs.QueueStop(ctx, m, note); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil

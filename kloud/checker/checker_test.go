@@ -79,6 +79,7 @@ func TestCheckMachines(t *testing.T) {
 		state    machinestate.State
 		created  time.Duration // before t0: when it entered its state
 		seen     time.Duration // before t0: when its agent was last heard (0: never)
+		active   time.Duration // before t0: when it was last in use (0: never)
 		alwaysOn bool
 		noIdle   bool // no idle limit
 		provider providers
@@ -139,6 +140,11 @@ func TestCheckMachines(t *testing.T) {
 		{name: "idle, a job already holds it", state: machinestate.Running, created: 2 * time.Hour, seen: 10 * time.Second,
 			jobs:      jobs{stopErr: store.ErrConflict},
 			wantState: machinestate.Running, wantReason: "idle past the limit of 1h0m0s; stopped by the checker"},
+		{name: "in use within the limit, though running past it", state: machinestate.Running, created: 2 * time.Hour, seen: 10 * time.Second, active: 10 * time.Minute,
+			wantState: machinestate.Running},
+		{name: "unused past the limit since its last activity", state: machinestate.Running, created: 3 * time.Hour, seen: 10 * time.Second, active: 2 * time.Hour,
+			wantState: machinestate.Running, wantReason: "idle past the limit of 1h0m0s; stopped by the checker",
+			wantStop: "machine m-1 unused for 2h0m0s, since 2026-12-03T10:00:00Z (idle limit 1h0m0s); stopping"},
 		{name: "idle, the stop fails", state: machinestate.Running, created: 2 * time.Hour, seen: 10 * time.Second,
 			jobs:      jobs{stopErr: errors.New("queue closed")},
 			wantState: machinestate.Running, wantReason: "idle past the limit of 1h0m0s; stopped by the checker", wantLog: "check idle machine"},
@@ -155,6 +161,11 @@ func TestCheckMachines(t *testing.T) {
 			}
 			if tt.seen > 0 {
 				if err := st.TouchMachine(ctx, m.ID, t0.Add(-tt.seen), "0.1.0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.active > 0 {
+				if err := st.TouchMachineActivity(ctx, m.ID, t0.Add(-tt.active)); err != nil {
 					t.Fatal(err)
 				}
 			}

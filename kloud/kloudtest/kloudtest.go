@@ -5,6 +5,7 @@ package kloudtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -193,4 +194,42 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offset += d
+}
+
+// SandboxStack creates, as c's user, a sandbox credential, a template of
+// content and a stack of them, and returns the stack (not applied yet).
+func SandboxStack(t testing.TB, c *client.Client, content string) *client.Stack {
+	t.Helper()
+	ctx := context.Background()
+	cred, err := c.CreateCredential(ctx, client.CreateCredentialRequest{Provider: "sandbox", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatalf("create credential: %v", err)
+	}
+	tpl, err := c.CreateTemplate(ctx, client.CreateTemplateRequest{Title: "t", Provider: "sandbox", Content: content})
+	if err != nil {
+		t.Fatalf("create template: %v", err)
+	}
+	st, err := c.CreateStack(ctx, client.CreateStackRequest{Title: "s", TemplateID: tpl.ID, CredentialID: cred.ID})
+	if err != nil {
+		t.Fatalf("create stack: %v", err)
+	}
+	return st
+}
+
+// ApplySandbox creates a sandbox stack of content for c's user, applies
+// it, fails the test unless the apply succeeds, and returns its machines.
+func ApplySandbox(t testing.TB, c *client.Client, content string) []client.Machine {
+	t.Helper()
+	ctx := context.Background()
+	st := SandboxStack(t, c, content)
+	ref, err := c.ApplyStack(ctx, st.ID)
+	if err != nil {
+		t.Fatalf("apply stack: %v", err)
+	}
+	WaitJob(t, c, ref.JobID)
+	full, err := c.Stack(ctx, st.ID)
+	if err != nil {
+		t.Fatalf("read stack: %v", err)
+	}
+	return full.Machines
 }

@@ -87,6 +87,8 @@ type seenDoc struct {
 	S  string `bson:"s"`
 	At int64  `bson:"at"`
 	V  string `bson:"v"` // agent version
+	// Act is when the machine was last in use (TouchMachineActivity).
+	Act int64 `bson:"act,omitempty"`
 }
 
 func historyID(m string, v int64) string { return fmt.Sprintf("%s/%020d", m, v) }
@@ -114,7 +116,7 @@ func (d *machineDoc) machine(h head, seen seenDoc) *stack.Machine {
 	lastSeen := seen.At
 	m := &stack.Machine{ID: d.ID, StackID: d.StackID, OwnerID: d.OwnerID, Provider: d.Provider, Label: d.Label,
 		State: h.state, Reason: h.reason, AlwaysOn: d.AlwaysOn, AgentTokenHash: fromKey(d.AgentTokenHash),
-		LastSeen: fromOpt(lastSeen), AgentVersion: seen.V, CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt),
+		LastSeen: fromOpt(lastSeen), LastActivity: fromOpt(seen.Act), AgentVersion: seen.V, CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt),
 		StateSince: store.FromNanos(h.since), UptimeBase: time.Duration(h.base)}
 	if d.Metadata != "" {
 		m.Metadata = json.RawMessage(d.Metadata)

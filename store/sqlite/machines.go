@@ -17,18 +17,18 @@ import (
 
 // machineCols are the columns of machineFrom that scanMachine reads: the
 // machine's row and its agent's narrow last-seen row (machine_agents).
-const machineCols = `machines.id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), a.last_seen, coalesce(a.version, ''), created_at, updated_at, state_since, uptime_base`
+const machineCols = `machines.id, stack_id, owner_id, provider, label, state, reason, always_on, metadata, coalesce(agent_token_hash, ''), a.last_seen, coalesce(a.version, ''), act.at, created_at, updated_at, state_since, uptime_base`
 
 // machineFrom joins each machine to its agent's last-seen row.
-const machineFrom = ` FROM machines LEFT JOIN machine_agents a ON a.machine_id = machines.id`
+const machineFrom = ` FROM machines LEFT JOIN machine_agents a ON a.machine_id = machines.id LEFT JOIN machine_activity act ON act.machine_id = machines.id`
 
 func scanMachine(sc scanner) (*stack.Machine, error) {
 	var m stack.Machine
 	var state int
 	var meta []byte
-	var lastSeen sql.NullInt64
+	var lastSeen, lastActivity sql.NullInt64
 	var created, updated, since, base int64
-	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &m.AgentVersion, &created, &updated, &since, &base); err != nil {
+	if err := sc.Scan(&m.ID, &m.StackID, &m.OwnerID, &m.Provider, &m.Label, &state, &m.Reason, &m.AlwaysOn, &meta, &m.AgentTokenHash, &lastSeen, &m.AgentVersion, &lastActivity, &created, &updated, &since, &base); err != nil {
 		return nil, err
 	}
 	m.StateSince, m.UptimeBase = store.FromNanos(since), time.Duration(base)
@@ -37,6 +37,7 @@ func scanMachine(sc scanner) (*stack.Machine, error) {
 		m.Metadata = json.RawMessage(meta)
 	}
 	m.LastSeen = fromNull(lastSeen)
+	m.LastActivity = fromNull(lastActivity)
 	m.CreatedAt, m.UpdatedAt = store.FromNanos(created), store.FromNanos(updated)
 	return &m, nil
 }

@@ -51,6 +51,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JobTimings", jobTimingCases},
 		{"Audit", auditCases},
 		{"Invalid", invalidCases},
+		{"Tunnels", tunnelCases},
+		{"Shares", shareCases},
+		{"Activity", activityCases},
+		{"TerminalSessions", sessionCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
