@@ -167,6 +167,8 @@ var answerTypes = map[string]any{
 	"GET /api/v1/templates/{id}/versions":       []client.TemplateVersion{},
 	"GET /api/v1/templates/{id}/versions/{n}":   client.TemplateVersion{},
 	"GET /api/v1/jobs/{id}":                     client.Job{},
+	"GET /api/v1/jobs":                          []client.Job{},
+	"GET /api/v1/sessions":                      client.Session{},
 	"GET /api/v1/jobs/{id}/events":              []client.Event{},
 	"GET /api/v1/machines":                      []client.Machine{},
 	"GET /api/v1/machines/{id}":                 client.Machine{},
@@ -317,6 +319,18 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	if len(evs) == 0 {
 		t.Error("an applied stack's job has no events")
 	}
+	if js, err := c.Jobs(ctx, client.JobQuery{Statuses: []string{"succeeded"}, StackID: st.ID, Limit: 5}); err != nil || len(js) != 1 || js[0].ID != ref.JobID {
+		t.Errorf("jobs of the stack = %+v, %v; want the apply", js, err)
+	}
+	who, err := c.Session(ctx)
+	must("session", err)
+	if who.User.Role != "admin" || who.Method != "token" {
+		t.Errorf("session = %+v", who)
+	}
+	if _, err := c.CreateSession(ctx, h.AdminToken); err != nil {
+		t.Errorf("create session: %v", err)
+	}
+	must("delete session", c.DeleteSession(ctx))
 	_, err = c.Cancel(ctx, ref.JobID)
 	refused("cancel an ended job", err, http.StatusConflict)
 	full, err := c.Stack(ctx, st.ID)
