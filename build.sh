@@ -73,6 +73,48 @@ ensure_bwrap() {
 	fi
 }
 
+# apt_install installs Debian packages when apt-get is there and we are
+# root (or have sudo); it fails otherwise.
+apt_install() {
+	local sudo=""
+	command -v apt-get >/dev/null 2>&1 || return 1
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null 2>&1 || return 1
+		sudo="sudo"
+	fi
+	$sudo apt-get update -qq >/dev/null &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ensure_chromium installs Debian's chromium for the dashboard's browser
+# test when it is missing (never a downloaded browser); without it that
+# test skips, saying why.
+ensure_chromium() {
+	[ -x /usr/bin/chromium ] || [ -n "${KLOUD_CHROMIUM:-}" ] && return
+	log "installing chromium (the web dashboard's browser test)"
+	apt_install chromium || log "chromium could not be installed: the browser test will be skipped"
+}
+
+# build_web builds the web dashboard (web/, TypeScript + Vite) into
+# kloud/webui/dist, which the kloud binary embeds. npm ci runs when the
+# lock file changed since the last install. Without Node.js the binary is
+# built without the dashboard, and / says how to build it.
+build_web() {
+	if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+		log "node/npm not found: building kloud without the web dashboard (install Node.js 20 to build it)"
+		return
+	fi
+	local stamp="$ROOT/web/node_modules/.kloud-lock" sum
+	sum=$(sha256sum "$ROOT/web/package-lock.json" | cut -d' ' -f1)
+	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
+		log "npm ci (web dashboard)"
+		(cd "$ROOT/web" && npm ci --no-audit --no-fund --loglevel=error)
+		echo "$sum" >"$stamp"
+	fi
+	log "building the web dashboard"
+	(cd "$ROOT/web" && npm run --silent build)
+}
+
 # kloud_version is Kloud's one version (kloud version, /healthz, the agent's
 # reported version): KLOUD_VERSION, else git describe, else 0.1.0-dev.
 kloud_version() {
@@ -88,6 +130,7 @@ build() {
 	ensure_terraform
 	local version
 	version=$(kloud_version)
+	build_web
 	log "building kloud, klient and terraform-provider-sandbox ($version)"
 	mkdir -p "$PLUGIN_DIR"
 	local x="-X github.com/kloud/kloud/internal/version.Version=$version"
@@ -114,6 +157,11 @@ build)
 test)
 	build
 	export_env
+	ensure_chromium
+	if [ -d "$ROOT/web/node_modules" ]; then
+		log "web dashboard unit tests (vitest)"
+		(cd "$ROOT/web" && npm test --silent)
+	fi
 	log "go vet"
 	go vet ./...
 	log "go test"

@@ -179,6 +179,8 @@ var answerTypes = map[string]any{
 	"GET /api/v1/templates/{id}/versions":       []client.TemplateVersion{},
 	"GET /api/v1/templates/{id}/versions/{n}":   client.TemplateVersion{},
 	"GET /api/v1/jobs/{id}":                     client.Job{},
+	"GET /api/v1/jobs":                          []client.Job{},
+	"GET /api/v1/sessions":                      client.Session{},
 	"GET /api/v1/jobs/{id}/events":              []client.Event{},
 	"GET /api/v1/machines":                      []client.Machine{},
 	"GET /api/v1/machines/{id}":                 client.Machine{},
@@ -336,6 +338,18 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	if len(evs) == 0 {
 		t.Error("an applied stack's job has no events")
 	}
+	if js, err := c.Jobs(ctx, client.JobQuery{Statuses: []string{"succeeded"}, StackID: st.ID, Limit: 5}); err != nil || len(js) != 1 || js[0].ID != ref.JobID {
+		t.Errorf("jobs of the stack = %+v, %v; want the apply", js, err)
+	}
+	who, err := c.Session(ctx)
+	must("session", err)
+	if who.User.Role != "admin" || who.Method != "token" {
+		t.Errorf("session = %+v", who)
+	}
+	if _, err := c.CreateSession(ctx, h.AdminToken); err != nil {
+		t.Errorf("create session: %v", err)
+	}
+	must("delete session", c.DeleteSession(ctx))
 	_, err = c.Cancel(ctx, ref.JobID)
 	refused("cancel an ended job", err, http.StatusConflict)
 	full, err := c.Stack(ctx, st.ID)
@@ -363,10 +377,18 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 		term.Close()
 		break
 	}
-	sessions, err := c.MachineSessions(ctx, m.ID, false)
-	must("machine sessions", err)
-	if len(sessions) == 0 || sessions[0].ExitCode == nil {
-		t.Errorf("sessions = %+v, want the ended one with its exit code", sessions)
+	// The session's end is recorded once the agent reports the exit: poll.
+	var sessions []client.TerminalSession
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		sessions, err = c.MachineSessions(ctx, m.ID, false)
+		must("machine sessions", err)
+		if len(sessions) > 0 && sessions[0].ExitCode != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions = %+v, want the ended one with its exit code", sessions)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	friend, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "friend", Role: "member"})
 	must("create friend", err)

@@ -44,15 +44,17 @@ func bearer(r *http.Request) (string, bool) {
 	return token, ok && token != ""
 }
 
-// authenticate wraps h so that only requests with a user's token reach it.
+// authenticate wraps h so that only requests with a user's token reach it:
+// a bearer token, or the web dashboard's session cookie (sessions.go), which
+// on a write or a WebSocket upgrade must come with this server's Origin.
 func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r)
-		if !ok {
-			s.writeError(w, r, ErrUnauthorized)
+		hash, how, err := s.credentialsOf(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		u, err := s.st.GetUserByTokenHash(r.Context(), HashToken(token))
+		u, err := s.st.GetUserByTokenHash(r.Context(), hash)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				err = ErrUnauthorized
@@ -60,7 +62,8 @@ func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.audited(h)(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, u)))
+		ctx := context.WithValue(r.Context(), actorKey{}, u)
+		s.audited(h)(w, r.WithContext(context.WithValue(ctx, sessionAuthKey{}, how)))
 	}
 }
 

@@ -66,6 +66,10 @@ var apiOps = []apiOp{
 	{Method: "POST", Path: "/api/v1/users", Summary: "Create a user; the answer carries its token, shown once", Auth: authAdmin, Request: client.CreateUserRequest{}, OK: 201, Response: client.User{}},
 	{Method: "GET", Path: "/api/v1/users", Summary: "List users", Auth: authAdmin, List: true, Response: []client.User{}},
 
+	{Method: "POST", Path: "/api/v1/sessions", Summary: "Sign a browser in with a token: a session cookie (HttpOnly, SameSite=Strict)", Auth: authPublic, Request: client.SessionRequest{}, OK: 204},
+	{Method: "GET", Path: "/api/v1/sessions", Summary: "Who the cookie or token signs in as", Auth: authUser, Response: client.Session{}},
+	{Method: "DELETE", Path: "/api/v1/sessions", Summary: "Sign a browser out: the cookie is cleared", Auth: authPublic, OK: 204},
+
 	{Method: "POST", Path: "/api/v1/credentials", Summary: "Add a credential", Auth: authUser, Request: client.CreateCredentialRequest{}, OK: 201, Response: client.Credential{}},
 	{Method: "GET", Path: "/api/v1/credentials", Summary: "List credentials (secrets never shown)", Auth: authUser, List: true, Response: []client.Credential{}},
 	{Method: "GET", Path: "/api/v1/credentials/{id}", Summary: "Show a credential", Auth: authUser, Response: client.Credential{}},
@@ -95,6 +99,7 @@ var apiOps = []apiOp{
 	{Method: "POST", Path: "/api/v1/stacks/{id}/drift", Summary: "Start a drift check job", Auth: authUser, OK: 202, Response: client.JobRef{}},
 	{Method: "POST", Path: "/api/v1/stacks/{id}/destroy", Summary: "Start a destroy job", Auth: authUser, OK: 202, Response: client.JobRef{}},
 
+	{Method: "GET", Path: "/api/v1/jobs", Summary: "Jobs, newest first: ?status (queued,running when none), ?stack_id, ?machine_id", Auth: authUser, List: true, Query: []string{"status", "stack_id", "machine_id"}, Response: []client.Job{}},
 	{Method: "GET", Path: "/api/v1/jobs/{id}", Summary: "Show a job", Auth: authUser, Response: client.Job{}},
 	{Method: "GET", Path: "/api/v1/jobs/{id}/events", Summary: "A job's events; ?follow=1 streams them as text/event-stream until the job ends", Auth: authUser, List: true, Query: []string{"follow"}, Response: []client.Event{}},
 	{Method: "POST", Path: "/api/v1/jobs/{id}/cancel", Summary: "Cancel a queued or running job (202 while it stops)", Auth: authUser, Also: []int{202}, Response: client.Job{}},

@@ -3,6 +3,8 @@ package kloud
 import (
 	"net/http"
 	"strings"
+
+	"github.com/kloud/kloud/kloud/webui"
 )
 
 // routes wires the HTTP API; each resource's handlers live in its own file.
@@ -47,6 +49,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/stacks/{id}/plan", a(s.handlePlanStack))
 	m.HandleFunc("POST /api/v1/stacks/{id}/drift", a(s.handleDriftStack))
 
+	m.HandleFunc("GET /api/v1/jobs", a(s.handleListJobs))
 	m.HandleFunc("GET /api/v1/jobs/{id}", a(s.handleGetJob))
 	m.HandleFunc("GET /api/v1/jobs/{id}/events", a(s.handleJobEvents))
 	m.HandleFunc("POST /api/v1/jobs/{id}/cancel", a(s.handleCancelJob))
@@ -73,6 +76,14 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/audit", a(s.handleListAudit))
 
+	// The web dashboard's sign-in (sessions.go); the app itself is served
+	// by Handler for every other GET outside /api/.
+	s.sessions = newSessionKeeper(s.cfg.DataDir, s.now)
+	m.HandleFunc("POST /api/v1/sessions", s.handleCreateSession)
+	m.HandleFunc("DELETE /api/v1/sessions", s.handleDeleteSession)
+	m.HandleFunc("GET /api/v1/sessions", a(s.handleGetSession))
+	s.web = webui.Handler(nil)
+
 	s.mux = m
 }
 
@@ -82,6 +93,10 @@ func (s *Server) Handler() http.Handler {
 	return withRequestID(s.metrics.instrument(s.mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := s.mux.Handler(r); pattern != "" {
 			s.mux.ServeHTTP(w, r)
+			return
+		}
+		if isAppPath(r) {
+			s.web.ServeHTTP(w, r)
 			return
 		}
 		var allowed []string
@@ -99,4 +114,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + clipInput(r.Method) + " " + clipInput(r.URL.Path)})
 	})))
+}
+
+// isAppPath reports whether the web dashboard answers r: a GET or HEAD
+// outside /api/ that no route takes (/, /stacks/{id}, /assets/...).
+func isAppPath(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/")
 }

@@ -39,6 +39,10 @@ type Server struct {
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
+	// sessions seals the web dashboard's session cookies; web serves the
+	// dashboard itself.
+	sessions *sessionKeeper
+	web      http.Handler
 	// cost is cost control: budgets, schedules, webhooks.
 	cost *costControl
 

@@ -39,6 +39,19 @@ echo "server at $KLOUD_URL (admin token in $DATA/admin.token)"
 for _ in $(seq 1 50); do grep -q 'msg="kloud serving"' "$LOG" && break; sleep 0.1; done
 echo "members' Terraform runs and machines: $(sed -n 's/.*msg="kloud serving".* confinement=//p' "$LOG" | head -n1 | tr -d '"')"
 
+# The web dashboard: the sign-in link carries the token in its fragment,
+# which the browser never sends to the server.
+LINK=$("$KLOUD" session link -o json | sed -n 's/.*"url": *"\([^"]*\)".*/\1/p')
+printf '\n\033[1mweb dashboard: %s/\033[0m\nsign in with: %s\n' "$KLOUD_URL" "$LINK"
+
+# pause_for_browser waits for Enter when the demo runs in a terminal, so
+# the dashboard can be looked at; without a terminal it goes on at once.
+pause_for_browser() {
+	[ -t 0 ] || return 0
+	printf '\n\033[1m%s\033[0m\n  %s\n  sign in: %s\npress Enter to %s ' "$1" "$2" "$LINK" "$3"
+	read -r _ || true
+}
+
 k() { echo "\$ kloud $*" >&2; "$KLOUD" "$@"; }
 
 # wait_agents waits (at most 60 s) until every Running machine's agent is
@@ -94,12 +107,16 @@ wait_agents
 k machine list
 k machine info "$WEB"
 
+pause_for_browser "the stack is up: look at it in the dashboard" "$KLOUD_URL/stacks/$STACK" "destroy it and bill the run"
+
 step "destroying the stack"
 k stack destroy "$STACK" --follow
 k machine list
 
 step "the bill of the stack"
 . "$ROOT/scripts/demo-bill.sh"
+
+pause_for_browser "the bill is ready: the dashboard stays up until you go on" "$KLOUD_URL/billing" "stop the server"
 
 step "stopping the server"
 kill -TERM "$SERVER_PID"

@@ -263,6 +263,11 @@ func TestCLISession(t *testing.T) {
 	other := strings.Fields(strings.Split(out, "\n")[1])[0]
 	s.table([]string{"stack", "apply", st, "--follow"}, "[####################] 100%", "succeeded")
 	s.both(&stacks, []string{"stack", "list"}, "MACHINES", "demo")
+	var jobs []client.Job
+	s.both(&jobs, []string{"job", "list", "--status", "succeeded", "--stack", st}, "TARGET", "apply", st)
+	var who client.Session
+	s.both(&who, []string{"session", "show"}, "ROLE", "admin", "token")
+	s.table([]string{"session", "link"}, "URL", "/login#token=")
 	var stack client.Stack
 	s.both(&stack, []string{"stack", "show", st}, "REASON", "ALWAYS_ON", "web")
 	if len(stack.Machines) != 1 {

@@ -71,7 +71,7 @@ fails with the reason. An ended job is refused (409) naming its status.`,
 		`Long operations (bootstrap, apply, destroy, start, stop) are jobs, with
 events that survive restarts.`,
 		`  kloud job events j-1 --follow
-  kloud job cancel j-1`, show, events, cancel)
+  kloud job cancel j-1`, jobListCommand(a), show, events, cancel)
 }
 
 func machineCommand(a *app) *cobra.Command {
