@@ -67,6 +67,8 @@ type HashmapMapping struct {
 	Value     string          `json:"value,omitempty"`
 	Type      string          `json:"type"`
 	Cost      decimal.Decimal `json:"cost"`
+	Start     *time.Time      `json:"start,omitempty"`
+	End       *time.Time      `json:"end,omitempty"`
 }
 
 // MappingRequest creates or replaces a mapping; Type "" is flat.
@@ -77,6 +79,8 @@ type MappingRequest struct {
 	Value     string          `json:"value,omitempty"`
 	Type      string          `json:"type,omitempty"`
 	Cost      decimal.Decimal `json:"cost"`
+	Start     *time.Time      `json:"start,omitempty"`
+	End       *time.Time      `json:"end,omitempty"`
 }
 
 // HashmapThreshold is a service threshold (on qty) or a field threshold (on
@@ -89,6 +93,8 @@ type HashmapThreshold struct {
 	Level     decimal.Decimal `json:"level"`
 	Type      string          `json:"type"`
 	Cost      decimal.Decimal `json:"cost"`
+	Start     *time.Time      `json:"start,omitempty"`
+	End       *time.Time      `json:"end,omitempty"`
 }
 
 // ThresholdRequest creates or replaces a threshold; Type "" is flat.
@@ -99,6 +105,8 @@ type ThresholdRequest struct {
 	Level     decimal.Decimal `json:"level"`
 	Type      string          `json:"type,omitempty"`
 	Cost      decimal.Decimal `json:"cost"`
+	Start     *time.Time      `json:"start,omitempty"`
+	End       *time.Time      `json:"end,omitempty"`
 }
 
 // NameRequest creates a hashmap service or group.

@@ -158,6 +158,14 @@ var answerTypes = map[string]any{
 	"GET /api/v1/stacks/{id}":                   client.Stack{},
 	"POST /api/v1/stacks/{id}/apply":            client.JobRef{},
 	"POST /api/v1/stacks/{id}/destroy":          client.JobRef{},
+	"PATCH /api/v1/stacks/{id}":                 client.Stack{},
+	"POST /api/v1/stacks/{id}/plan":             client.JobRef{},
+	"POST /api/v1/stacks/{id}/drift":            client.JobRef{},
+	"GET /api/v1/stacks/{id}/jobs":              []client.Job{},
+	"PATCH /api/v1/templates/{id}":              client.Template{},
+	"POST /api/v1/templates/{id}/versions":      client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions":       []client.TemplateVersion{},
+	"GET /api/v1/templates/{id}/versions/{n}":   client.TemplateVersion{},
 	"GET /api/v1/jobs/{id}":                     client.Job{},
 	"GET /api/v1/jobs/{id}/events":              []client.Event{},
 	"GET /api/v1/machines":                      []client.Machine{},
@@ -169,6 +177,18 @@ var answerTypes = map[string]any{
 	"PUT /api/v1/rating/modules/{name}":         client.RatingModule{},
 	"POST /api/v1/rating/quote":                 client.Quote{},
 	"POST /api/v1/rating/process":               client.RatingPass{},
+	"POST /api/v1/rating/reprocess":             client.Reprocessed{},
+	"PUT /api/v1/budgets/{scope}":               client.Budget{},
+	"GET /api/v1/budgets/{scope}":               client.Budget{},
+	"GET /api/v1/budgets":                       []client.Budget{},
+	"PUT /api/v1/machines/{id}/schedule":        client.Schedule{},
+	"GET /api/v1/machines/{id}/schedule":        client.Schedule{},
+	"PUT /api/v1/stacks/{id}/schedule":          client.Schedule{},
+	"GET /api/v1/stacks/{id}/schedule":          client.Schedule{},
+	"POST /api/v1/webhooks":                     client.Webhook{},
+	"GET /api/v1/webhooks":                      []client.Webhook{},
+	"GET /api/v1/webhooks/{id}":                 client.Webhook{},
+	"GET /api/v1/webhooks/{id}/deliveries":      []client.Delivery{},
 	"GET /api/v1/rating/summary":                client.Summary{},
 	"GET /api/v1/rating/dataframes":             []client.DataFrame{},
 	"GET /api/v1/reports":                       []client.Report{},
@@ -311,6 +331,7 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	must("machine", err)
 	wait(c.StopMachine(ctx, m.ID))
 	wait(c.StartMachine(ctx, m.ID))
+	costRoutes(t, c, u.ID, st.ID, m.ID)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		term, err := c.Terminal(ctx, m.ID, client.TerminalOptions{Command: []string{"true"}})
 		var ae *client.Error
@@ -342,7 +363,30 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	_, err = c.AgentHeartbeat(ctx, client.AgentReport{MachineID: m.ID})
 	refused("heartbeat with the admin's token", err, http.StatusUnauthorized)
 	must("klient binary", c.KlientBinary(ctx, "", "", io.Discard))
+	planRef, err := c.PlanStack(ctx, st.ID)
+	wait(planRef, err)
+	wait(c.ApplyPlan(ctx, st.ID, planRef.JobID))
+	wait(c.CheckDrift(ctx, st.ID))
+	jobs, err := c.StackJobs(ctx, st.ID)
+	must("stack jobs", err)
+	if len(jobs) == 0 || jobs[0].Timings == nil {
+		t.Errorf("stack jobs = %+v, want the drift check first, with timings", jobs)
+	}
+	title := "renamed"
+	_, err = c.UpdateStack(ctx, st.ID, client.UpdateStackRequest{Title: &title})
+	must("update stack", err)
 	wait(c.DestroyStack(ctx, st.ID))
+	must("delete stack", c.DeleteStack(ctx, st.ID))
+	_, err = c.CreateTemplateVersion(ctx, tpl.ID, client.CreateTemplateVersionRequest{Content: oneMachine, Message: "again"})
+	must("create template version", err)
+	_, err = c.TemplateVersions(ctx, tpl.ID)
+	must("template versions", err)
+	_, err = c.TemplateVersion(ctx, tpl.ID, 2)
+	must("template version", err)
+	active := 2
+	_, err = c.UpdateTemplate(ctx, tpl.ID, client.UpdateTemplateRequest{ActiveVersion: &active})
+	must("update template", err)
+	must("delete template", c.DeleteTemplate(ctx, tpl.ID))
 
 	mods, err := c.RatingModules(ctx)
 	must("rating modules", err)
@@ -408,6 +452,8 @@ func TestSDKSpeaksEveryRoute(t *testing.T) {
 	}
 	_, err = c.ProcessRating(ctx)
 	must("process", err)
+	_, err = c.Reprocess(ctx, client.ReprocessRequest{Begin: time.Now().Add(-time.Hour), End: time.Now(), DryRun: true})
+	must("reprocess", err)
 	sum, err := c.Summary(ctx, client.SummaryQuery{GroupBy: []string{"machine_id"}, Limit: 10, Filters: map[string]string{"provider": "sandbox"}})
 	must("summary", err)
 	if len(sum.Columns) != 5 || sum.Columns[4] != "machine_id" {

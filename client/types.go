@@ -21,6 +21,8 @@ type Error struct {
 	State       string       `json:"state,omitempty"`
 	Allowed     []string     `json:"allowed,omitempty"`
 	JobID       string       `json:"job_id,omitempty"`
+	// Budget is the exhausted budget that refused a start or apply.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -133,6 +135,8 @@ type Template struct {
 	Format    string    `json:"format"`
 	Content   string    `json:"content"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActiveVersion is the version new stacks use.
+	ActiveVersion int `json:"active_version"`
 }
 
 // PlanRequest is POST /api/v1/templates/{id}/plan.
@@ -163,6 +167,9 @@ type CostEstimate struct {
 type PlanResult struct {
 	Machines     []PlannedMachine `json:"machines"`
 	CostEstimate CostEstimate     `json:"cost_estimate"`
+	// Budget says whether the estimate fits what is left of the owner's
+	// budget (none when the owner has no budget).
+	Budget *PlanBudget `json:"budget,omitempty"`
 }
 
 // CreateStackRequest is POST /api/v1/stacks.
@@ -187,6 +194,14 @@ type Stack struct {
 	Machines     []Machine               `json:"machines"`
 	CreatedAt    time.Time               `json:"created_at"`
 	UpdatedAt    time.Time               `json:"updated_at"`
+
+	// TemplateVersion is the template version the next plan or apply
+	// uses; sensitive Variables read as a mask.
+	TemplateVersion int `json:"template_version"`
+	// Drifted is true when the last drift check found resources changed
+	// outside Kloud; Drift is that check (absent when never checked).
+	Drifted bool        `json:"drifted"`
+	Drift   *StackDrift `json:"drift,omitempty"`
 }
 
 // Machine is a machine as the API shows it.
@@ -203,6 +218,10 @@ type Machine struct {
 	UptimeSeconds int64              `json:"uptime_seconds"`
 	LastSeen      *time.Time         `json:"last_seen,omitempty"`
 	Agent         AgentStatus        `json:"agent"`
+	// NextAutostart and NextAutostop are the machine's next scheduled
+	// start and stop (its own schedule, else its stack's).
+	NextAutostart *time.Time `json:"next_autostart,omitempty"`
+	NextAutostop  *time.Time `json:"next_autostop,omitempty"`
 	// LastActivityAt is when the machine was last in use (terminal input,
 	// an attached terminal, the agent's sign of work).
 	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
@@ -271,6 +290,11 @@ type Job struct {
 	// CancelReason is set while a cancelled job that was running stops; it
 	// becomes the job's error when it has.
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// Timings are the milliseconds each phase of a stack job took
+	// (compose, init, plan, apply, record).
+	Timings map[string]int64 `json:"timings,omitempty"`
+	// Plan is the result of a plan job once it succeeded.
+	Plan *StackPlan `json:"plan,omitempty"`
 }
 
 // Done reports whether the job has ended.

@@ -20,7 +20,7 @@ const (
 // and job queue.
 func newChecker(s *Server) *checker.Checker {
 	return checker.New(checker.Config{
-		Machines:     s.st,
+		Machines:     notifyingMachines{s},
 		Providers:    machineProviders{s},
 		Jobs:         machineJobs{s},
 		Audit:        s,

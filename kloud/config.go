@@ -92,6 +92,9 @@ type Config struct {
 	// TerraformGrace is how long an interrupted Terraform may take to stop
 	// before it is killed (default 30s).
 	TerraformGrace time.Duration
+	// DriftInterval is how often every initialized stack without a job
+	// gets a drift check (a refresh-only plan); 0 (the default) never.
+	DriftInterval time.Duration
 	// MaxJobsPerOwner is how many jobs of one owner may run at once, over
 	// every replica (default half the workers, at least 1); it also bounds
 	// one owner's concurrent template plans on each replica.
@@ -103,6 +106,8 @@ type Config struct {
 	// dir is locked): at start every running job belongs to a dead worker
 	// and is failed at once instead of when its lease expires.
 	SoleServer bool
+	// Cost sets the loops of cost control: budgets, schedules, webhooks.
+	Cost CostConfig
 
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -198,7 +203,7 @@ const DefaultJobTimeout = 30 * time.Minute
 // "plan" (a template plan).
 var jobTimeoutKinds = []string{
 	string(jobs.KindApply), string(jobs.KindDestroy), string(jobs.KindBootstrap), string(jobs.KindUnbootstrap),
-	string(jobs.KindStart), string(jobs.KindStop), "plan",
+	string(jobs.KindStart), string(jobs.KindStop), "plan", string(jobs.KindDrift),
 }
 
 // JobTimeouts is a default job timeout and overrides per kind, written

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/kloud/budget"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/provider"
@@ -125,6 +126,7 @@ func errorBody(err error) (int, *client.Error) {
 		sme *machinestate.StackMethodError
 		aje *jobs.ActiveJobError
 		mbe *http.MaxBytesError
+		bee *budget.ExhaustedError
 	)
 	switch {
 	case errors.As(err, &re):
@@ -155,6 +157,8 @@ func errorBody(err error) (int, *client.Error) {
 		return http.StatusConflict, &client.Error{Message: err.Error(), State: string(sme.State), Allowed: allowed}
 	case errors.As(err, &aje):
 		return http.StatusConflict, &client.Error{Message: err.Error(), JobID: aje.JobID}
+	case errors.As(err, &bee):
+		return http.StatusConflict, &client.Error{Message: err.Error(), Budget: bee.Budget}
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, &client.Error{Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 	case errors.Is(err, ErrUnauthorized):

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
@@ -16,7 +18,6 @@ import (
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
 	"github.com/kloud/kloud/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // execute runs a claimed job's work: the job engine's executor.
@@ -24,7 +25,14 @@ func (s *Server) execute(ctx context.Context, run *jobs.Run) error {
 	job := run.Job
 	switch job.Kind {
 	case jobs.KindApply:
+		if planID, ok := planOfApplyJob(job.ID); ok {
+			return s.applySavedPlan(ctx, run, planID)
+		}
 		return s.applyStack(ctx, run)
+	case jobs.KindPlan:
+		return s.planStack(ctx, run)
+	case jobs.KindDrift:
+		return s.checkDrift(ctx, run)
 	case jobs.KindDestroy:
 		return s.destroyStack(ctx, run)
 	case jobs.KindBootstrap:
@@ -72,6 +80,12 @@ type stackWork struct {
 }
 
 func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork, error) {
+	return s.loadStackWorkAt(ctx, stackID, 0)
+}
+
+// loadStackWorkAt loads a stack's work with version of its template (0:
+// the version the stack pins), its secret variables among its variables.
+func (s *Server) loadStackWorkAt(ctx context.Context, stackID string, version int) (*stackWork, error) {
 	st, err := s.st.GetStack(ctx, stackID)
 	if err != nil {
 		return nil, fmt.Errorf("load stack %s: %w", stackID, err)
@@ -80,6 +94,14 @@ func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork,
 	if err != nil {
 		return nil, fmt.Errorf("load template of stack %s: %w", stackID, err)
 	}
+	if version == 0 {
+		version = max(st.TemplateVersion, 1)
+	}
+	v, err := s.templateVersion(ctx, t, version)
+	if err != nil {
+		return nil, fmt.Errorf("load template of stack %s: %w", stackID, err)
+	}
+	t = versionTemplate(t, v)
 	c, err := s.st.GetCredential(ctx, st.CredentialID)
 	if err != nil {
 		return nil, fmt.Errorf("load credential of stack %s: %w", stackID, err)
@@ -88,6 +110,7 @@ func (s *Server) loadStackWork(ctx context.Context, stackID string) (*stackWork,
 	if err != nil {
 		return nil, err
 	}
+	bs.Stack.Variables = allVariables(st)
 	impl, err := p.Stack(bs)
 	if err != nil {
 		return nil, fmt.Errorf("provider %s stack: %w", p.Name, err)
@@ -157,6 +180,9 @@ type stackOp struct {
 	during, final machinestate.StackState // the stack's status while it runs and after
 	goneReason    string                  // why a machine no longer in the state is Terminated
 	run           func(context.Context, terraform.Run) (*terraform.ApplyResult, error)
+	// plan, when set, is the saved plan an apply runs, and version the
+	// template version it was made with.
+	plan *store.SavedPlan
 }
 
 func (s *Server) applyStack(ctx context.Context, run *jobs.Run) error {
@@ -175,11 +201,18 @@ func (s *Server) destroyStack(ctx context.Context, run *jobs.Run) error {
 // not. A failure leaves the stack not_initialized with the reason.
 func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error {
 	job := run.Job
-	w, err := s.loadStackWork(ctx, job.StackID)
+	version := 0
+	if op.plan != nil {
+		version = op.plan.TemplateVersion
+	}
+	w, err := s.loadStackWorkAt(ctx, job.StackID, version)
 	if err != nil {
 		return err
 	}
 	run.Secrets.Add(w.base.Secrets()...)
+	run.Secrets.Add(stackSecrets(w.stack)...)
+	timings := newPhaseTimings()
+	defer s.saveTimings(ctx, job.ID, timings)
 	fail := func(err error) error {
 		reason := run.Mask(err.Error())
 		if stopped, ok := jobs.StopReason(ctx); ok {
@@ -192,11 +225,11 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 		return err
 	}
 	run.Progress(ctx, 5, "composing template")
-	composed, err := s.compose(ctx, w)
+	composed, err := s.composeTimed(ctx, w, timings)
 	if err != nil {
 		return fail(err)
 	}
-	addEnvSecrets(run.Secrets, composed.Env)
+	addEnvSecrets(run.Secrets, composed.Env, composed.ProviderEnv)
 	expected := resourceCount(composed)
 	if op.final == machinestate.StackDestroyed {
 		machines, err := s.st.ListMachines(ctx, store.MachineFilter{StackID: w.stack.ID})
@@ -215,15 +248,28 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 	run.Progress(ctx, 10, "running terraform "+op.verb)
 	tokens := agentTokenMasker(w, run.Secrets)
 	progress := s.outputProgress(ctx, run, composed, 10, 90, expected)
-	res, runErr := op.run(ctx, terraform.Run{
+	tfRun := terraform.Run{
 		Key:      w.stack.ID,
 		Template: composed,
 		Backend:  stateBackend{st: s.st, jobID: job.ID, now: s.now},
 		Output:   func(line string) { tokens(line); progress(line) },
-	})
+		Phase:    timings.terraformPhase,
+	}
+	var (
+		res    *terraform.ApplyResult
+		runErr error
+	)
+	if op.plan != nil {
+		res, runErr = s.runner.ApplyPlanFile(ctx, tfRun, op.plan.File)
+	} else {
+		res, runErr = op.run(ctx, tfRun)
+	}
 	if res != nil {
 		run.Progress(ctx, 90, "recording machines")
-		if err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, op.goneReason); err != nil {
+		recordStart := time.Now()
+		err := s.syncMachines(context.WithoutCancel(ctx), w, res.Resources, op.goneReason)
+		timings.add("record", time.Since(recordStart))
+		if err != nil {
 			return fail(errors.Join(runErr, err))
 		}
 	}
@@ -233,6 +279,7 @@ func (s *Server) runStack(ctx context.Context, run *jobs.Run, op stackOp) error 
 	if err := s.st.SetStackStatus(ctx, w.stack.ID, op.final, "", s.now()); err != nil {
 		return err
 	}
+	s.clearDrift(ctx, w.stack.ID)
 	run.Progress(ctx, 100, "stack "+string(op.final))
 	return nil
 }
@@ -257,9 +304,16 @@ func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []ter
 	}
 	byLabel := make(map[string]*stack.Machine, len(existing))
 	for _, m := range existing {
-		byLabel[m.Label] = m
+		// A replaced machine's terminated record shares its label with
+		// its successor: the live one wins.
+		if prev := byLabel[m.Label]; prev == nil || prev.State == machinestate.Terminated {
+			byLabel[m.Label] = m
+		}
 	}
 	machines := terraform.ResourcesOfType(resources, w.provider.TerraformType())
+	if err := s.retireReplaced(ctx, byLabel, machines); err != nil {
+		return err
+	}
 	synced := make([]machineSync, len(machines))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -286,6 +340,36 @@ func (s *Server) syncMachines(ctx context.Context, w *stackWork, resources []ter
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// retireReplaced ends the records of machines Terraform replaced (the
+// resource at their label is another object now): each is Terminated at
+// the replacement, keeps its history and bill, and gives up its agent
+// token and its label to a new record that inspectMachine creates.
+func (s *Server) retireReplaced(ctx context.Context, byLabel map[string]*stack.Machine, resources []terraform.StateResource) error {
+	for _, r := range resources {
+		m := byLabel[r.Address]
+		if m == nil || m.State == machinestate.Terminated {
+			continue
+		}
+		newID, _ := r.Values["id"].(string)
+		var meta struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(m.Metadata, &meta)
+		if newID == "" || meta.ID == "" || newID == meta.ID {
+			continue
+		}
+		if err := s.st.SetMachineState(ctx, m.ID, machinestate.Terminated, "replaced by "+newID, s.now()); err != nil {
+			return fmt.Errorf("retire replaced machine %s: %w", m.ID, err)
+		}
+		m.AgentTokenHash, m.UpdatedAt = "", s.now()
+		if err := s.st.PutMachine(ctx, m); err != nil {
+			return fmt.Errorf("retire replaced machine %s: %w", m.ID, err)
+		}
+		delete(byLabel, r.Address)
 	}
 	return nil
 }
@@ -390,7 +474,7 @@ func (s *Server) bootstrap(ctx context.Context, run *jobs.Run, destroy bool) err
 	}
 	outputs := make(map[string]json.RawMessage)
 	for i, t := range templates {
-		addEnvSecrets(run.Secrets, t.Env)
+		addEnvSecrets(run.Secrets, t.Env, t.ProviderEnv)
 		run := terraform.Run{
 			Key:      fmt.Sprintf("bootstrap-%s-%d", c.ID, i),
 			Template: t,
@@ -444,11 +528,9 @@ func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machin
 		return fmt.Errorf("machine %s: %w", m.ID, err)
 	}
 	tr, _ := machinestate.TransitionOf(method)
-	// A stop the checker asked for keeps its reason (idle past the limit).
-	final := ""
-	if method == machinestate.Stop && strings.HasPrefix(m.Reason, reasonIdle) {
-		final = m.Reason
-	}
+	// A stop or start automation asked for keeps its reason (idle past
+	// the limit, budget exhausted, schedule).
+	final := keptReason(method, m.Reason)
 	drv, err := s.machineDriver(ctx, m)
 	if err != nil {
 		return err
@@ -478,6 +560,9 @@ func (s *Server) machineMethod(ctx context.Context, run *jobs.Run, method machin
 		return err
 	}
 	run.Progress(ctx, 100, fmt.Sprintf("machine %s is %s", m.Label, tr.Final))
+	if method == machinestate.Stop {
+		s.machineStopped(ctx, m, final)
+	}
 	return nil
 }
 
@@ -513,9 +598,11 @@ func (s *Server) recoverTarget(ctx context.Context, j *jobs.Job, reason string) 
 
 // addEnvSecrets adds the values of a template's secret variables to a
 // job's secrets.
-func addEnvSecrets(m *secretmask.Masker, env map[string]stack.Secret) {
-	for _, v := range env {
-		m.Add(v.Reveal())
+func addEnvSecrets(m *secretmask.Masker, envs ...map[string]stack.Secret) {
+	for _, env := range envs {
+		for _, v := range env {
+			m.Add(v.Reveal())
+		}
 	}
 }
 

@@ -34,15 +34,15 @@ func (s *Server) hashmapRoutes(m *http.ServeMux) {
 
 	m.HandleFunc("GET "+base+"mappings", a(s.handleListMappings))
 	m.HandleFunc("POST "+base+"mappings", admin(s.handleSaveMapping))
-	m.HandleFunc("GET "+base+"mappings/{id}", a(getHandler(s, "hashmap mapping", s.st.GetHashmapMapping)))
+	m.HandleFunc("GET "+base+"mappings/{id}", a(s.handleGetMapping))
 	m.HandleFunc("PUT "+base+"mappings/{id}", admin(s.handleSaveMapping))
-	m.HandleFunc("DELETE "+base+"mappings/{id}", admin(deleteHandler(s, "hashmap mapping", s.st.DeleteHashmapMapping)))
+	m.HandleFunc("DELETE "+base+"mappings/{id}", admin(s.deleteRule("hashmap mapping", s.st.DeleteHashmapMapping)))
 
 	m.HandleFunc("GET "+base+"thresholds", a(s.handleListThresholds))
 	m.HandleFunc("POST "+base+"thresholds", admin(s.handleSaveThreshold))
-	m.HandleFunc("GET "+base+"thresholds/{id}", a(getHandler(s, "hashmap threshold", s.st.GetHashmapThreshold)))
+	m.HandleFunc("GET "+base+"thresholds/{id}", a(s.handleGetThreshold))
 	m.HandleFunc("PUT "+base+"thresholds/{id}", admin(s.handleSaveThreshold))
-	m.HandleFunc("DELETE "+base+"thresholds/{id}", admin(deleteHandler(s, "hashmap threshold", s.st.DeleteHashmapThreshold)))
+	m.HandleFunc("DELETE "+base+"thresholds/{id}", admin(s.deleteRule("hashmap threshold", s.st.DeleteHashmapThreshold)))
 }
 
 func getHandler[T any](s *Server, kind string, get func(context.Context, string) (T, error)) http.HandlerFunc {
@@ -119,7 +119,11 @@ func (s *Server) handleListMappings(w http.ResponseWriter, r *http.Request) {
 			items = append(items, m)
 		}
 	}
-	listAnswer(s, w, r, items, err)
+	var views []mappingView
+	if err == nil {
+		views, err = s.mappingViews(r.Context(), items)
+	}
+	listAnswer(s, w, r, views, err)
 }
 
 func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +134,11 @@ func (s *Server) handleListThresholds(w http.ResponseWriter, r *http.Request) {
 			items = append(items, t)
 		}
 	}
-	listAnswer(s, w, r, items, err)
+	var views []thresholdView
+	if err == nil {
+		views, err = s.thresholdViews(r.Context(), items)
+	}
+	listAnswer(s, w, r, views, err)
 }
 
 type nameRequest struct {
@@ -219,6 +227,8 @@ type ruleRequest struct {
 	Cost      any    `json:"cost"`
 	Level     any    `json:"level"`
 	TenantID  string `json:"tenant_id"`
+	Start     string `json:"start"`
+	End       string `json:"end"`
 }
 
 // checkRuleRefs answers 404 for a service, field or group id that does
@@ -259,7 +269,15 @@ func (s *Server) handleSaveMapping(w http.ResponseWriter, r *http.Request) {
 		if err := hashmap.ValidateMapping(m); err != nil {
 			return nil, err
 		}
-		return rule[hashmap.Mapping]{v: m, id: m.ID, create: s.st.CreateHashmapMapping, update: s.st.UpdateHashmapMapping}, nil
+		return s.dated(req, rule[hashmap.Mapping]{v: m, id: m.ID, create: s.st.CreateHashmapMapping, update: s.st.UpdateHashmapMapping}, &m.ID, "map-",
+			func(ctx context.Context) (bool, error) {
+				old, err := s.st.GetHashmapMapping(ctx, m.ID)
+				if err != nil {
+					return false, err
+				}
+				return old.ServiceID == m.ServiceID && old.FieldID == m.FieldID && old.GroupID == m.GroupID && old.Value == m.Value &&
+					old.Type == m.Type && old.Cost.Equal(m.Cost), nil
+			})
 	})
 }
 
@@ -284,7 +302,15 @@ func (s *Server) handleSaveThreshold(w http.ResponseWriter, r *http.Request) {
 		if err := hashmap.ValidateThreshold(t); err != nil {
 			return nil, err
 		}
-		return rule[hashmap.Threshold]{v: t, id: t.ID, create: s.st.CreateHashmapThreshold, update: s.st.UpdateHashmapThreshold}, nil
+		return s.dated(req, rule[hashmap.Threshold]{v: t, id: t.ID, create: s.st.CreateHashmapThreshold, update: s.st.UpdateHashmapThreshold}, &t.ID, "thr-",
+			func(ctx context.Context) (bool, error) {
+				old, err := s.st.GetHashmapThreshold(ctx, t.ID)
+				if err != nil {
+					return false, err
+				}
+				return old.ServiceID == t.ServiceID && old.FieldID == t.FieldID && old.GroupID == t.GroupID && old.Level.Equal(t.Level) &&
+					old.Type == t.Type && old.Cost.Equal(t.Cost), nil
+			})
 	})
 }
 

@@ -49,7 +49,12 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobView(j))
+	v, err := s.jobDetail(r.Context(), j, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // handleCancelJob cancels a queued or running job (owner or admin): 200

@@ -45,6 +45,9 @@ func (s *Server) machineView(m *stack.Machine, at time.Time) client.Machine {
 		UptimeSeconds: int64(m.Uptime(at) / time.Second),
 		Agent:         agentStatus(m, at, s.cfg.AgentTimeout),
 	}
+	if s.cost != nil {
+		v.NextAutostart, v.NextAutostop = s.cost.scheduler.nextFirings(m, at)
+	}
 	if !m.LastSeen.IsZero() {
 		t := m.LastSeen.UTC()
 		v.LastSeen = &t
@@ -119,6 +122,12 @@ func (s *Server) machineJob(w http.ResponseWriter, r *http.Request, method machi
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if method == machinestate.Start {
+		if err := s.budgetGate(r, m.OwnerID, m.StackID, "machine/"+m.ID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	job, err := s.queueMachineJob(ctx, m, method, kind)
 	if err != nil {

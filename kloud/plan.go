@@ -78,7 +78,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 	if c.Provider != t.Provider {
 		return nil, unprocessable("credential_id", "credential %s is for %s but template %s is for %s", c.ID, c.Provider, t.ID, t.Provider)
 	}
-	if err := checkVariables(t, vars); err != nil {
+	if _, _, err := checkVariables(t, vars); err != nil {
 		return nil, err
 	}
 	secret, err := stack.NewAgentSecret()
@@ -126,6 +126,7 @@ func (s *Server) runPlan(ctx context.Context, t *stack.Template, c *stack.Creden
 		return nil, fmt.Errorf("estimate cost: %w", err)
 	}
 	out.CostEstimate = est
+	out.Budget = s.planBudget(ctx, c.OwnerID, est.Hourly)
 	return out, nil
 }
 

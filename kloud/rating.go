@@ -37,6 +37,7 @@ func (s *Server) ratingRoutes(m *http.ServeMux) {
 	m.HandleFunc("PUT /api/v1/rating/modules/{name}", admin(s.handleUpdateModule))
 	m.HandleFunc("POST /api/v1/rating/quote", a(s.handleQuote))
 	m.HandleFunc("POST /api/v1/rating/process", admin(s.handleProcess))
+	m.HandleFunc("POST /api/v1/rating/reprocess", admin(s.handleReprocess))
 	m.HandleFunc("GET /api/v1/rating/summary", a(s.handleSummary))
 	m.HandleFunc("GET /api/v1/rating/dataframes", a(s.handleDataFrames))
 	s.hashmapRoutes(m)

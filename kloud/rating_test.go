@@ -55,25 +55,9 @@ func TestBillingEndToEnd(t *testing.T) {
 	admin := h.Admin
 
 	// Price: 0.12 an hour for a small machine, 0.30 for a medium one.
-	var svc struct {
-		ID string `json:"service_id"`
-	}
-	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/services", map[string]string{"name": "instance"}, &svc); err != nil {
-		t.Fatal(err)
-	}
-	var field struct {
-		ID string `json:"field_id"`
-	}
-	if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/fields", map[string]string{"service_id": svc.ID, "name": "size"}, &field); err != nil {
-		t.Fatal(err)
-	}
-	for size, cost := range map[string]string{"small": "0.12", "medium": "0.30"} {
-		if err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/mappings", map[string]string{"field_id": field.ID, "value": size, "type": "flat", "cost": cost}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	svcID := priceSizes(t, admin)
 	// A service mapping with a value is refused, naming the field.
-	err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/mappings", map[string]string{"service_id": svc.ID, "value": "x", "type": "flat", "cost": "1"}, nil)
+	err := admin.Do(ctx, http.MethodPost, "/api/v1/rating/modules/hashmap/mappings", map[string]string{"service_id": svcID, "value": "x", "type": "flat", "cost": "1"}, nil)
 	if apiStatus(err) != http.StatusUnprocessableEntity {
 		t.Errorf("service mapping with a value: %v, want 422", err)
 	}

@@ -69,7 +69,7 @@ func startReplica(t *testing.T, name, storeURI, publicURL, token, secret, sandbo
 	r := &replica{name: name, url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, done: make(chan struct{})}
 	r.cmd = exec.Command(kloudBinary(t), "serve", "--store", storeURI, "--data-dir", dataDir,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--url", publicURL,
-		"--job-lease", "2s", "--shutdown-grace", "5s", "--workers", "4",
+		"--job-lease", "6s", "--shutdown-grace", "5s", "--workers", "4",
 		"--check-interval", "1s", "--rating-interval", "1s",
 		// One owner's stacks on every replica at once, as before fair
 		// share: this test is about replicas, not about owners.

@@ -27,12 +27,22 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/templates", a(s.handleListTemplates))
 	m.HandleFunc("GET /api/v1/templates/{id}", a(s.handleGetTemplate))
 	m.HandleFunc("POST /api/v1/templates/{id}/plan", a(s.handlePlanTemplate))
+	m.HandleFunc("PATCH /api/v1/templates/{id}", a(s.handleUpdateTemplate))
+	m.HandleFunc("DELETE /api/v1/templates/{id}", a(s.handleDeleteTemplate))
+	m.HandleFunc("POST /api/v1/templates/{id}/versions", a(s.handleCreateTemplateVersion))
+	m.HandleFunc("GET /api/v1/templates/{id}/versions", a(s.handleListTemplateVersions))
+	m.HandleFunc("GET /api/v1/templates/{id}/versions/{n}", a(s.handleGetTemplateVersion))
 
 	m.HandleFunc("POST /api/v1/stacks", a(s.handleCreateStack))
 	m.HandleFunc("GET /api/v1/stacks", a(s.handleListStacks))
 	m.HandleFunc("GET /api/v1/stacks/{id}", a(s.handleGetStack))
 	m.HandleFunc("POST /api/v1/stacks/{id}/apply", a(s.handleApplyStack))
 	m.HandleFunc("POST /api/v1/stacks/{id}/destroy", a(s.handleDestroyStack))
+	m.HandleFunc("PATCH /api/v1/stacks/{id}", a(s.handleUpdateStack))
+	m.HandleFunc("DELETE /api/v1/stacks/{id}", a(s.handleDeleteStack))
+	m.HandleFunc("GET /api/v1/stacks/{id}/jobs", a(s.handleStackJobs))
+	m.HandleFunc("POST /api/v1/stacks/{id}/plan", a(s.handlePlanStack))
+	m.HandleFunc("POST /api/v1/stacks/{id}/drift", a(s.handleDriftStack))
 
 	m.HandleFunc("GET /api/v1/jobs/{id}", a(s.handleGetJob))
 	m.HandleFunc("GET /api/v1/jobs/{id}/events", a(s.handleJobEvents))
@@ -54,6 +64,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/agent/connect", s.handleAgentConnect)
 
 	s.ratingRoutes(m)
+	s.budgetRoutes(m)
+	s.scheduleRoutes(m)
+	s.webhookRoutes(m)
 
 	m.HandleFunc("GET /api/v1/audit", a(s.handleListAudit))
 
@@ -69,7 +82,7 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		var allowed []string
-		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = method
 			if _, pattern := s.mux.Handler(probe); pattern != "" {

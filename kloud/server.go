@@ -39,6 +39,8 @@ type Server struct {
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
+	// cost is cost control: budgets, schedules, webhooks.
+	cost *costControl
 
 	// AdminToken is the admin token generated at this first start ("" when
 	// the admin already existed or the token was configured).
@@ -161,6 +163,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return fail(err)
 	}
 	s.checker = newChecker(s)
+	s.cost = newCostControl(s)
 	if err := s.engine.FailDeadAtStart(ctx); err != nil {
 		return fail(err)
 	}
@@ -192,6 +195,10 @@ func (s *Server) Start() {
 	s.engine.Start()
 	s.goBackground(func() { s.checker.Run(ctx) })
 	s.goBackground(func() { s.rating.Run(ctx) })
+	s.runCost(ctx)
+	if s.cfg.DriftInterval > 0 {
+		s.goBackground(func() { s.runDriftChecks(ctx, s.cfg.DriftInterval) })
+	}
 	prune := &singleton.Loop{Name: "audit-retention", Holder: s.cfg.WorkerID, Interval: time.Hour, Leases: s.st, Now: s.cfg.Now, Log: s.log}
 	s.goBackground(func() {
 		prune.Run(ctx, func(ctx context.Context) error { s.pruneAudit(ctx); return nil })

@@ -1,8 +1,10 @@
 package kloud
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/kloud/kloud/user"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/internal/secretmask"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
@@ -23,15 +26,20 @@ func (s *Server) stackView(ctx context.Context, st *store.StackRecord) (client.S
 		return client.Stack{}, err
 	}
 	views := s.machineViews(ms, s.viewTime())
-	vars := st.Variables
-	if vars == nil {
-		vars = map[string]string{}
+	vars := make(map[string]string, len(st.Variables)+len(st.SecretVariables))
+	maps.Copy(vars, st.Variables)
+	for name := range st.SecretVariables {
+		vars[name] = secretmask.Mask
 	}
-	return client.Stack{
+	v := client.Stack{
 		ID: st.ID, OwnerID: st.OwnerID, Title: st.Title, TemplateID: st.TemplateID, CredentialID: st.CredentialID,
 		Provider: st.Provider, Variables: vars, Status: st.Status, Reason: st.Reason, Machines: views,
-		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
-	}, nil
+		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt, TemplateVersion: max(st.TemplateVersion, 1),
+	}
+	if err := s.addDrift(ctx, &v); err != nil {
+		return client.Stack{}, err
+	}
+	return v, nil
 }
 
 func (s *Server) handleCreateStack(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +87,8 @@ func (s *Server) createStack(ctx context.Context, actor *user.User, req client.C
 	if c.Provider != t.Provider {
 		return nil, unprocessable("credential_id", "credential %s is for %s but template %s is for %s", c.ID, c.Provider, t.ID, t.Provider)
 	}
-	if err := checkVariables(t, req.Variables); err != nil {
+	plain, secretVars, err := checkVariables(t, req.Variables)
+	if err != nil {
 		return nil, err
 	}
 	secret, err := stack.NewAgentSecret()
@@ -89,10 +98,11 @@ func (s *Server) createStack(ctx context.Context, actor *user.User, req client.C
 	now := s.now()
 	st := &store.StackRecord{
 		Stack: stack.Stack{
-			OwnerID: actor.ID, Title: title, TemplateID: t.ID, CredentialID: c.ID, Provider: t.Provider,
-			Variables: req.Variables, Status: machinestate.StackNotInitialized, CreatedAt: now, UpdatedAt: now,
+			OwnerID: actor.ID, Title: title, TemplateID: t.ID, TemplateVersion: max(t.ActiveVersion, 1), CredentialID: c.ID, Provider: t.Provider,
+			Variables: plain, Status: machinestate.StackNotInitialized, CreatedAt: now, UpdatedAt: now,
 		},
-		AgentSecret: secret,
+		AgentSecret:     secret,
+		SecretVariables: secretVars,
 	}
 	if err := s.st.CreateStack(ctx, st); err != nil {
 		return nil, fmt.Errorf("create stack: %w", err)
@@ -102,33 +112,47 @@ func (s *Server) createStack(ctx context.Context, actor *user.User, req client.C
 
 // checkVariables refuses variables the template does not declare, values
 // that do not parse for their type, and declared variables without a
-// default that are missing.
-func checkVariables(t *stack.Template, vars map[string]string) error {
+// default that are missing. It splits the values into plain ones and those
+// of variables the template declares sensitive.
+func checkVariables(t *stack.Template, vars map[string]string) (map[string]string, map[string]stack.Secret, error) {
 	p, err := requestProvider(t.Provider)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	parsed, _, err := terraform.ValidateTemplateWith(t.FileName(), []byte(t.Content), t.Format, p.PolicyOptions())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	plain := map[string]string{}
+	var secret map[string]stack.Secret
 	for name, raw := range vars {
 		decl, ok := parsed.Variable(name)
 		if !ok {
 			declared := parsed.VariableNames()
 			sort.Strings(declared)
-			return unprocessable("variables."+clipInput(name), "variable %s is not declared by template %s (declared: %s)", quote(name), t.ID, strings.Join(declared, ", "))
+			return nil, nil, unprocessable("variables."+clipInput(name), "variable %s is not declared by template %s (declared: %s)", quote(name), t.ID, strings.Join(declared, ", "))
 		}
 		if err := terraform.CheckVariableValue(decl, raw); err != nil {
-			return unprocessable("variables."+name, "%v", err)
+			if decl.Sensitive {
+				err = fmt.Errorf("variable %q (sensitive) has a value that does not parse as %s", name, cmp.Or(decl.Type, "its type"))
+			}
+			return nil, nil, unprocessable("variables."+name, "%v", err)
 		}
+		if decl.Sensitive {
+			if secret == nil {
+				secret = map[string]stack.Secret{}
+			}
+			secret[name] = stack.Secret(raw)
+			continue
+		}
+		plain[name] = raw
 	}
 	for _, v := range parsed.Variables {
 		if _, ok := vars[v.Name]; !ok && !v.HasDefault {
-			return unprocessable("variables."+v.Name, "variable %q has no default and must be given", v.Name)
+			return nil, nil, unprocessable("variables."+v.Name, "variable %q has no default and must be given", v.Name)
 		}
 	}
-	return nil
+	return plain, secret, nil
 }
 
 func (s *Server) stackFor(ctx context.Context, actor *user.User, id string) (*store.StackRecord, error) {
@@ -169,10 +193,6 @@ func (s *Server) handleGetStack(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (s *Server) handleApplyStack(w http.ResponseWriter, r *http.Request) {
-	s.stackJob(w, r, machinestate.StackApply, jobs.KindApply)
-}
-
 func (s *Server) handleDestroyStack(w http.ResponseWriter, r *http.Request) {
 	s.stackJob(w, r, machinestate.StackDestroy, jobs.KindDestroy)
 }
@@ -195,6 +215,12 @@ func (s *Server) stackJob(w http.ResponseWriter, r *http.Request, method machine
 	if err := s.credentialExists(ctx, st); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if method == machinestate.StackApply {
+		if err := s.budgetGate(r, st.OwnerID, st.ID, "stack/"+st.ID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	job, err := s.enqueue(ctx, &jobs.Job{Kind: kind, OwnerID: st.OwnerID, Target: "stack/" + st.ID, StackID: st.ID, CredentialID: st.CredentialID})
 	if err != nil {

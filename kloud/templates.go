@@ -9,6 +9,7 @@ import (
 	"github.com/kloud/kloud/user"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/provider"
 	"github.com/kloud/kloud/stack"
 	"github.com/kloud/kloud/stack/terraform"
 )
@@ -17,7 +18,8 @@ import (
 const maxTemplate = 512 << 10
 
 func templateView(t *stack.Template) client.Template {
-	return client.Template{ID: t.ID, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: t.CreatedAt}
+	return client.Template{ID: t.ID, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content,
+		CreatedAt: t.CreatedAt, ActiveVersion: max(t.ActiveVersion, 1)}
 }
 
 func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
@@ -34,47 +36,63 @@ func (s *Server) handleCreateTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, templateView(t))
 }
 
-// createTemplate parses the template and checks its policy before storing it.
+// createTemplate parses the template and checks its policy before storing
+// it as version 1.
 func (s *Server) createTemplate(ctx context.Context, actor *user.User, req client.CreateTemplateRequest) (*stack.Template, error) {
 	p, err := requestProvider(req.Provider)
 	if err != nil {
 		return nil, err
 	}
-	format := stack.Format(req.Format)
-	switch format {
-	case "":
-		format = stack.FormatHCL
-	case stack.FormatHCL, stack.FormatJSON:
-	default:
-		return nil, unprocessable("format", "format %s is not one of hcl, json", quote(req.Format))
-	}
-	if strings.TrimSpace(req.Content) == "" {
-		return nil, unprocessable("content", "content is required")
-	}
-	if len(req.Content) > maxTemplate {
-		return nil, unprocessable("content", "content is larger than %d bytes", maxTemplate)
+	format, err := checkTemplateContent(p, req.Format, req.Content)
+	if err != nil {
+		return nil, err
 	}
 	title := strings.TrimSpace(req.Title)
 	if title == "" {
 		return nil, unprocessable("title", "title is required")
 	}
-	t := &stack.Template{OwnerID: actor.ID, Title: title, Provider: p.Name, Format: format, Content: req.Content, CreatedAt: s.now()}
-	parsed, _, err := terraform.ValidateTemplateWith(t.FileName(), []byte(t.Content), format, p.PolicyOptions())
-	if err != nil {
-		return nil, err
-	}
-	if p.CheckTemplate != nil {
-		if diags := p.CheckTemplate(parsed); diags.HasErrors() {
-			return nil, &terraform.TemplateError{Diagnostics: diags}
-		}
-	}
-	if len(terraform.MachineResources(parsed, p.TerraformType())) == 0 {
-		return nil, unprocessable("content", "the template declares no %s resource; a %s stack needs at least one machine", p.TerraformType(), p.Name)
-	}
+	t := &stack.Template{OwnerID: actor.ID, Title: title, Provider: p.Name, Format: format, Content: req.Content, CreatedAt: s.now(), ActiveVersion: 1}
 	if err := s.st.CreateTemplate(ctx, t); err != nil {
 		return nil, fmt.Errorf("create template: %w", err)
 	}
+	v := &stack.TemplateVersion{TemplateID: t.ID, Version: 1, Format: format, Content: t.Content, CreatedBy: actor.ID, CreatedAt: t.CreatedAt}
+	if err := s.st.CreateTemplateVersion(ctx, v); err != nil {
+		return nil, fmt.Errorf("create template: %w", err)
+	}
 	return t, nil
+}
+
+// checkTemplateContent checks a template's format, size, syntax and policy
+// for provider p, and that it declares a machine, and returns its format.
+func checkTemplateContent(p *provider.Provider, rawFormat, content string) (stack.Format, error) {
+	format := stack.Format(rawFormat)
+	switch format {
+	case "":
+		format = stack.FormatHCL
+	case stack.FormatHCL, stack.FormatJSON:
+	default:
+		return "", unprocessable("format", "format %s is not one of hcl, json", quote(rawFormat))
+	}
+	if strings.TrimSpace(content) == "" {
+		return "", unprocessable("content", "content is required")
+	}
+	if len(content) > maxTemplate {
+		return "", unprocessable("content", "content is larger than %d bytes", maxTemplate)
+	}
+	probe := &stack.Template{Format: format}
+	parsed, _, err := terraform.ValidateTemplateWith(probe.FileName(), []byte(content), format, p.PolicyOptions())
+	if err != nil {
+		return "", err
+	}
+	if p.CheckTemplate != nil {
+		if diags := p.CheckTemplate(parsed); diags.HasErrors() {
+			return "", &terraform.TemplateError{Diagnostics: diags}
+		}
+	}
+	if len(terraform.MachineResources(parsed, p.TerraformType())) == 0 {
+		return "", unprocessable("content", "the template declares no %s resource; a %s stack needs at least one machine", p.TerraformType(), p.Name)
+	}
+	return format, nil
 }
 
 func (s *Server) templateFor(ctx context.Context, actor *user.User, id string) (*stack.Template, error) {

@@ -517,14 +517,6 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
 // closeStaleSessions closes the terminal sessions this replica's previous
 // run (at the same advertised address) left open: they died with it.
 func (s *Server) closeStaleSessions(ctx context.Context) {

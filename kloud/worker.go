@@ -14,7 +14,7 @@ func (s *Server) newEngine() (*jobs.Engine, error) {
 	cfg := s.cfg
 	return jobs.New(jobs.Config{
 		Store:       s.st,
-		Exec:        s.execute,
+		Exec:        s.executeNotified,
 		Recover:     s.recoverTarget,
 		Reason:      jobReason,
 		Log:         s.log,

@@ -61,6 +61,11 @@ type Provider struct {
 	// template is created, so the 422 comes before any apply.
 	CheckTemplate func(*terraform.Parsed) terraform.Diagnostics
 
+	// ObservedAttributes are machine attributes the provider reads from
+	// the real machine (its process, its power state) rather than from the
+	// template: a refresh that changes only these is no drift.
+	ObservedAttributes []string
+
 	Machine func(*BaseMachine) (Machine, error)
 	Stack   func(*BaseStack) (Stack, error)
 	Schema  *Schema

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kloud/kloud/ratingbridge/dataframe"
 	"github.com/kloud/kloud/ratingbridge/hashmap"
@@ -90,10 +91,20 @@ func (*Hashmap) Description() string {
 // configures without a second step; with no rules it prices nothing.
 func (*Hashmap) Default() Setting { return Setting{Enabled: true, Priority: 1} }
 
-// Load reads and compiles the rules.
+// Load reads and compiles the rules valid now.
 func (h *Hashmap) Load(ctx context.Context) (FrameProcessor, error) {
+	now := time.Now().UTC()
+	return h.LoadPeriod(ctx, now, now)
+}
+
+// LoadPeriod reads and compiles the rules whose validity covers the
+// period [begin, end).
+func (h *Hashmap) LoadPeriod(ctx context.Context, begin, end time.Time) (FrameProcessor, error) {
 	raw, err := h.Rules.HashmapRules(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("load hashmap rules: %w", err)
+	}
+	if raw, err = validRules(ctx, h.Rules, raw, begin, end); err != nil {
 		return nil, fmt.Errorf("load hashmap rules: %w", err)
 	}
 	rules, err := hashmap.Compile(raw)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/kloud/kloud/ratingbridge/dataframe"
 	"github.com/kloud/kloud/store"
@@ -143,8 +144,22 @@ type stage struct {
 	proc FrameProcessor
 }
 
-// Load reads the settings and every enabled module's configuration.
+// Load reads the settings and every enabled module's configuration as it
+// prices now (rules whose validity holds now).
 func (p *Pipeline) Load(ctx context.Context) (*Rating, error) {
+	now := time.Now().UTC()
+	return p.LoadPeriod(ctx, now, now)
+}
+
+// PeriodModule is a module whose rules have validity dates: LoadPeriod
+// returns what rates the period [begin, end) with the rules valid in it.
+type PeriodModule interface {
+	LoadPeriod(ctx context.Context, begin, end time.Time) (FrameProcessor, error)
+}
+
+// LoadPeriod reads the settings and every enabled module's configuration
+// as it prices the period [begin, end).
+func (p *Pipeline) LoadPeriod(ctx context.Context, begin, end time.Time) (*Rating, error) {
 	infos, err := p.ListModules(ctx)
 	if err != nil {
 		return nil, err
@@ -159,7 +174,12 @@ func (p *Pipeline) Load(ctx context.Context) (*Rating, error) {
 		if err != nil {
 			return nil, err
 		}
-		proc, err := m.Load(ctx)
+		var proc FrameProcessor
+		if pm, ok := m.(PeriodModule); ok {
+			proc, err = pm.LoadPeriod(ctx, begin, end)
+		} else {
+			proc, err = m.Load(ctx)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("load rating module %s: %w", info.Name, err)
 		}

@@ -32,7 +32,7 @@ func sizeRules() hashmap.RuleSet {
 	}
 }
 
-func newPipeline(t *testing.T, s *fake.Store, extra ...Module) *Pipeline {
+func newPipeline(t testing.TB, s *fake.Store, extra ...Module) *Pipeline {
 	t.Helper()
 	p, err := NewPipeline(s, append(DefaultModules(s), extra...)...)
 	if err != nil {

@@ -211,7 +211,7 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 // rateAndCommit rates and commits one frame. On a conflict it returns the
 // scope's state that another processor advanced.
 func (p *Processor) rateAndCommit(ctx context.Context, scope string, f *dataframe.DataFrame) (int, time.Time, error) {
-	rating, err := p.Pipeline.Load(ctx)
+	rating, err := p.Pipeline.LoadPeriod(ctx, f.Start, f.End)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
 	}

@@ -77,12 +77,20 @@ type Template struct {
 	Format    Format    `json:"format"`
 	Content   string    `json:"content"`
 	CreatedAt time.Time `json:"created_at"`
+	// ActiveVersion is the version new stacks use; Format and Content are
+	// that version's (0 reads as 1, the version a template starts with).
+	ActiveVersion int `json:"active_version,omitempty"`
 
 	// Generated maps a file name to the content Kloud writes beside the
 	// user's file (provider block, variables, *_override.tf.json).
 	Generated map[string][]byte `json:"-"`
 	// Env holds variables passed as TF_VAR_<name>; values are secrets.
 	Env map[string]Secret `json:"-"`
+	// ProviderEnv holds environment variables for Terraform and its
+	// provider plugins, for provider settings that must not be recorded in
+	// a saved plan file (a per-run token): a variable's value is, an
+	// environment variable the plugin reads is not.
+	ProviderEnv map[string]Secret `json:"-"`
 	// KloudAttributes names the attributes Kloud injects into every
 	// machine for itself (its URL, the agent's token): their lines are
 	// kept out of the plan output the user reads.
@@ -110,6 +118,10 @@ type Stack struct {
 	Reason       string                  `json:"reason,omitempty"`
 	CreatedAt    time.Time               `json:"created_at"`
 	UpdatedAt    time.Time               `json:"updated_at"`
+
+	// TemplateVersion is the version of the template the stack's next
+	// plan or apply uses (0 reads as 1).
+	TemplateVersion int `json:"template_version,omitempty"`
 }
 
 // Machine is one machine of a stack, as Terraform built it.

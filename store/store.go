@@ -47,6 +47,12 @@ type Store interface {
 	Hashmap
 	Rated
 	WriterStates
+	Cost
+	TemplateVersions
+	StackUpdates
+	Plans
+	Drifts
+	JobTimings
 	Tunnels
 	Shares
 	Activity
@@ -95,6 +101,10 @@ type Templates interface {
 type StackRecord struct {
 	stack.Stack
 	AgentSecret stack.Secret `json:"-"`
+	// SecretVariables are the values of the variables the template
+	// declares sensitive; they are sealed at rest and reach Terraform
+	// only as TF_VAR_ environment variables.
+	SecretVariables map[string]stack.Secret `json:"-"`
 }
 
 // Stacks stores stacks.

@@ -123,10 +123,15 @@ with what it allows.`,
 		Example: `  kloud machine start m-1 --follow`,
 		Args:    need("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := a.c.StartMachine(cmd.Context(), args[0])
+			start := a.c.StartMachine
+			if o, _ := cmd.Flags().GetBool("override"); o {
+				start = a.c.StartMachineAnyway
+			}
+			ref, err := start(cmd.Context(), args[0])
 			return a.startedJob(cmd, ref, err)
 		},
 	})
+	start.Flags().Bool("override", false, "start even though the budget is exhausted (admins; recorded in the audit log)")
 	stop := followFlag(&cobra.Command{
 		Use:   "stop ID",
 		Short: "Stop a running machine",
@@ -143,7 +148,7 @@ with what it allows.`,
 		`Machines are what stacks build; every change of state is recorded, and that
 history is the uptime the rating bridge prices.`,
 		`  kloud machine list
-  kloud machine stop m-1 --follow`, append([]*cobra.Command{list, info, start, stop}, machineAccessCommands(a)...)...)
+  kloud machine stop m-1 --follow`, append([]*cobra.Command{list, info, start, stop, machineScheduleCommand(a)}, machineAccessCommands(a)...)...)
 }
 
 // printMachines prints machines as the server computed them: the uptime

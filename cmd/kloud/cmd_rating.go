@@ -203,7 +203,7 @@ fields, mappings and thresholds), rated storage and report writers.`,
 		`  kloud rating hashmap services --data '{"name":"instance"}'
   kloud rating quote --points '[{"service":"instance","qty":"2"}]'
   kloud rating summary --groupby machine_id`,
-		modules, module, hashmapCommand(a), quote, summary, frames, process)
+		modules, module, hashmapCommand(a), quote, summary, frames, process, reprocessCommand(a))
 }
 
 func rangeFlags(cmd *cobra.Command) {

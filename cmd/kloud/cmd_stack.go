@@ -78,13 +78,28 @@ id; with --follow, stream its progress and Terraform's output until it ends.
 A stack whose state allows no apply is refused (409) with the state and what
 it allows. The exit status is 1 when the followed job fails.`,
 		Example: `  kloud stack apply s-1 --follow
+  kloud stack apply s-1 --plan job-1 --follow
   kloud stack apply s-1 -o json`,
 		Args: need("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := a.c.ApplyStack(cmd.Context(), args[0])
+			override, _ := cmd.Flags().GetBool("override")
+			if planID := str(cmd, "plan"); planID != "" {
+				if override {
+					return usagef("--plan and --override do not go together: apply the plan, or override the budget with a fresh apply")
+				}
+				ref, err := a.c.ApplyPlan(cmd.Context(), args[0], planID)
+				return a.startedJob(cmd, ref, err)
+			}
+			apply := a.c.ApplyStack
+			if override {
+				apply = a.c.ApplyStackAnyway
+			}
+			ref, err := apply(cmd.Context(), args[0])
 			return a.startedJob(cmd, ref, err)
 		},
 	})
+	apply.Flags().String("plan", "", "apply exactly this saved plan (a plan job's id, from kloud stack plan); refused (409) when the stack changed since")
+	apply.Flags().Bool("override", false, "apply even though the budget is exhausted (admins; recorded in the audit log)")
 	destroy := followFlag(&cobra.Command{
 		Use:   "destroy ID",
 		Short: "Destroy a stack's machines (terraform destroy)",
@@ -102,14 +117,22 @@ its progress until it ends.`,
 Terraform builds, updates and destroys as jobs.`,
 		`  kloud stack create --title demo --template t-1 --credential c-1
   kloud stack apply s-1 --follow
-  kloud stack destroy s-1 --follow`, create, list, show, apply, destroy)
+  kloud stack plan s-1 --version 2
+  kloud stack destroy s-1 --follow`, append([]*cobra.Command{create, list, show, apply, destroy}, stackUpdateCommands(a)...)...)
 }
 
 func (a *app) printStacks(ss []client.Stack) error {
-	return a.print(ss, []string{"ID", "TITLE", "STATUS", "MACHINES", "REASON"}, func() [][]string {
+	return a.print(ss, []string{"ID", "TITLE", "STATUS", "VERSION", "MACHINES", "DRIFT", "REASON"}, func() [][]string {
 		var rows [][]string
 		for _, s := range ss {
-			rows = append(rows, []string{s.ID, s.Title, string(s.Status), strconv.Itoa(len(s.Machines)), s.Reason})
+			drift := "-"
+			if s.Drift != nil {
+				drift = "none"
+				if s.Drifted {
+					drift = strconv.Itoa(len(s.Drift.Resources)) + " drifted"
+				}
+			}
+			rows = append(rows, []string{s.ID, s.Title, string(s.Status), strconv.Itoa(s.TemplateVersion), strconv.Itoa(len(s.Machines)), drift, s.Reason})
 		}
 		return rows
 	})

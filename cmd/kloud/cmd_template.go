@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -123,14 +124,15 @@ their hourly and monthly cost.`,
 	return group("template", "Manage Terraform templates",
 		`Templates are Terraform configurations that stacks are built from.`,
 		`  kloud template create main.tf --title web
-  kloud template plan t-1 --credential c-1`, create, list, show, plan)
+  kloud template plan t-1 --credential c-1
+  kloud template push main.tf --template t-1 --activate`, append([]*cobra.Command{create, list, show, plan}, templateVersionCommands(a)...)...)
 }
 
 func (a *app) printTemplates(ts []client.Template) error {
-	return a.print(ts, []string{"ID", "PROVIDER", "FORMAT", "TITLE"}, func() [][]string {
+	return a.print(ts, []string{"ID", "PROVIDER", "FORMAT", "VERSION", "TITLE"}, func() [][]string {
 		var rows [][]string
 		for _, t := range ts {
-			rows = append(rows, []string{t.ID, t.Provider, t.Format, t.Title})
+			rows = append(rows, []string{t.ID, t.Provider, t.Format, strconv.Itoa(t.ActiveVersion), t.Title})
 		}
 		return rows
 	})

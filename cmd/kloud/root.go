@@ -140,7 +140,7 @@ command that prints takes -o table (the default) or -o json.`,
 	root.AddCommand(serveCommand())
 	for _, c := range []*cobra.Command{
 		userCommand(a), providerCommand(a), credentialCommand(a), templateCommand(a), stackCommand(a),
-		jobCommand(a), machineCommand(a), ratingCommand(a), reportCommand(a), auditCommand(a),
+		jobCommand(a), machineCommand(a), ratingCommand(a), reportCommand(a), auditCommand(a), budgetCommand(a), webhookCommand(a),
 	} {
 		c.GroupID = "api"
 		root.AddCommand(c)

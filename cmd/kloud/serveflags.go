@@ -45,6 +45,7 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	c.RatingPeriod, c.RatingInterval = time.Hour, time.Minute
 	c.ShutdownGrace, c.RatingWaitPeriods = new(30*time.Second), new(1)
 	c.TerraformGrace, c.HeartbeatInterval = 30*time.Second, 10*time.Second
+	c.Cost.BudgetInterval, c.Cost.ScheduleInterval, c.Cost.WebhookInterval, c.Cost.WebhookBackoff = 30*time.Second, 15*time.Second, 5*time.Second, 5*time.Second
 	c.AuditRetention = 90 * 24 * time.Hour
 
 	add := func(name string, v flag.Value, usage string) {
@@ -77,8 +78,13 @@ func defineServeFlags(lookupEnv func(string) (string, bool)) (fs *flag.FlagSet, 
 	add("job-timeout", &c.JobTimeout, "job timeout, a default and per kind, e.g. 30m,apply=1h,stop=5m,plan=5m (default 30m)")
 	add("max-jobs-per-owner", integer(&c.MaxJobsPerOwner, 1), "running jobs (and template plans) of one owner at most (default half the workers, at least 1)")
 	add("terraform-grace", duration(&c.TerraformGrace, false), "how long an interrupted Terraform may take to stop before it is killed")
+	add("drift-interval", duration(&c.DriftInterval, true), "check every initialized stack for drift (a refresh-only plan) this often (0: never)")
 	add("sandbox-root", text(&c.SandboxRoot, absPath), "sandbox machines of every credential, <root>/<credential id> (default <data-dir>/sandbox)")
 	add("unconfined", boolean(&f.Unconfined), "run members' Terraform and sandbox machines WITHOUT confinement: they can then run code as Kloud's user and read its data dir")
+	add("budget-interval", duration(&c.Cost.BudgetInterval, false), "how often budgets are checked")
+	add("schedule-interval", duration(&c.Cost.ScheduleInterval, false), "how often machine schedules are looked at")
+	add("webhook-interval", duration(&c.Cost.WebhookInterval, false), "how often due webhook deliveries are tried")
+	add("webhook-backoff", duration(&c.Cost.WebhookBackoff, false), "wait after a failed webhook delivery, doubled after each further one (retried for an hour)")
 	add("advertise-url", text(&c.AdvertiseURL, httpURL), "URL other replicas reach this one at, to relay a terminal to the replica holding the machine's tunnel (default http://<listen address>)")
 	add("audit-retention", duration(&c.AuditRetention, true), "how long audit entries are kept (0: forever)")
 	add("network-mirror", text(&c.NetworkMirror, httpURL), "Terraform provider network mirror URL for cloud providers (default: none, only the plugin mirror)")

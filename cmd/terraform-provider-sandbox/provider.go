@@ -18,7 +18,9 @@ import (
 )
 
 // Environment variables read when the provider block leaves an argument
-// unset (Kloud always sets both in the provider block).
+// unset. Kloud sets the endpoint in the provider block and the token in
+// the environment only: a saved plan file records the provider block's
+// values, and a run's token is revoked when its run ends.
 const (
 	EnvEndpoint = "KLOUD_SANDBOX_ENDPOINT"
 	EnvToken    = "KLOUD_SANDBOX_TOKEN"

@@ -31,6 +31,10 @@ const (
 	KindUnbootstrap Kind = "unbootstrap"
 	KindStart       Kind = "start"
 	KindStop        Kind = "stop"
+	// KindPlan plans a stack and saves the plan; KindDrift checks a stack
+	// for drift with a refresh-only plan.
+	KindPlan  Kind = "plan"
+	KindDrift Kind = "drift"
 )
 
 // Status is where a job is in its life.

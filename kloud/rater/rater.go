@@ -29,6 +29,8 @@ type Store interface {
 	ratingbridge.ScopeLister
 	writer.RatedSource
 	writer.StateStore
+	ratingbridge.RepriceStore
+	ratingbridge.Summarizer
 }
 
 // Config is what a Rater needs.
@@ -60,6 +62,7 @@ type Rater struct {
 	writers   *writer.Orchestrator
 	reports   string
 	loop      *singleton.Loop
+	store     Store
 }
 
 // New builds the rating pipeline from the store's module settings and
@@ -80,6 +83,7 @@ func New(cfg Config) (*Rater, error) {
 		pipeline: pipe,
 		writers:  writer.New(cfg.Store, cfg.Store, cfg.ReportsDir),
 		reports:  cfg.ReportsDir,
+		store:    cfg.Store,
 		processor: &ratingbridge.Processor{
 			Collector:   &ratingbridge.Collector{Machines: cfg.Store},
 			Pipeline:    pipe,
@@ -122,6 +126,47 @@ func (r *Rater) Process(ctx context.Context) (ratingbridge.Pass, error) {
 		return pass, fmt.Errorf("write reports: %w", err)
 	}
 	return pass, nil
+}
+
+// Reprocess re-rates the rated periods of each scope beginning in [begin,
+// end) with today's rules and, unless dry, rewrites the affected reports.
+func (r *Rater) Reprocess(ctx context.Context, scopes []string, begin, end time.Time, dryRun bool) (*ratingbridge.Reprocessed, error) {
+	out := &ratingbridge.Reprocessed{DryRun: dryRun, Periods: []ratingbridge.PeriodDelta{}}
+	for _, scope := range scopes {
+		got, err := r.pipeline.Reprocess(ctx, r.store, scope, begin, end, dryRun)
+		if got != nil {
+			out.Periods = append(out.Periods, got.Periods...)
+			out.Delta = out.Delta.Add(got.Delta)
+			out.Scanned += got.Scanned
+		}
+		if !dryRun && got != nil && len(got.Periods) > 0 {
+			changes := make([]writer.Change, len(got.Periods))
+			for i, p := range got.Periods {
+				changes[i] = writer.Change{Begin: p.Begin, Delta: p.Delta}
+			}
+			if werr := r.writers.Rewrite(ctx, scope, changes); werr != nil && err == nil {
+				err = fmt.Errorf("rewrite reports: %w", werr)
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// Spend is what q costs: rated periods and the live part (see
+// ratingbridge.Processor.Spend).
+func (r *Rater) Spend(ctx context.Context, q ratingbridge.SpendQuery) (ratingbridge.Spend, error) {
+	return r.processor.Spend(ctx, r.store, q)
+}
+
+// Period is the rating period.
+func (r *Rater) Period() time.Duration {
+	if r.processor.Period > 0 {
+		return r.processor.Period
+	}
+	return ratingbridge.DefaultPeriod
 }
 
 // Run rates and writes at every tick while this replica holds the

@@ -42,9 +42,12 @@ func Provider() *provider.Provider {
 		Userdata:      "user_data",
 		NoCloudInit:   true,
 		CheckTemplate: CheckTemplate,
-		Machine:       func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
-		Stack:         func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
-		Schema:        Schema,
+		// The agent's process id, address and running state follow
+		// Kloud's own start and stop.
+		ObservedAttributes: []string{"pid", "address", "state"},
+		Machine:            func(bm *provider.BaseMachine) (provider.Machine, error) { return &Machine{BaseMachine: bm}, nil },
+		Stack:              func(bs *provider.BaseStack) (provider.Stack, error) { return &Stack{BaseStack: bs}, nil },
+		Schema:             Schema,
 	}
 }
 
@@ -122,6 +125,10 @@ func hostOf(svc any) (*Host, error) {
 const (
 	EndpointVar = "kloud_sandbox_endpoint"
 	TokenVar    = "kloud_sandbox_token"
+	// TokenEnv is the environment variable the plugin reads the run's
+	// token from: it is not a Terraform variable, so a saved plan does not
+	// record a token that is revoked once the plan's run ends.
+	TokenEnv = "KLOUD_SANDBOX_TOKEN"
 )
 
 // providerAttrs are the provider "sandbox" arguments Kloud sets; a

@@ -260,6 +260,9 @@ func runTerraform(t *testing.T, dir string, tpl *stack.Template, pluginDir, verb
 	for k, v := range tpl.Env {
 		env = append(env, "TF_VAR_"+k+"="+v.Reveal())
 	}
+	for k, v := range tpl.ProviderEnv {
+		env = append(env, k+"="+v.Reveal())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	run := func(args ...string) []byte {
@@ -329,6 +332,7 @@ func TestApplyTemplateGolden(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&got, "=== env ===\n%s\n", strings.Join(keys(tpl.Env), "\n"))
+	fmt.Fprintf(&got, "=== provider env ===\n%s\n", strings.Join(keys(tpl.ProviderEnv), "\n"))
 	golden := filepath.Join("testdata", "apply_example.golden")
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {

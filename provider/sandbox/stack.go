@@ -216,10 +216,9 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 	}
 	token, release := h.Grant(ctx, credID, dir)
 	vars = append(vars,
-		terraform.Variable{Name: EndpointVar, Description: "the sandbox control API", Value: h.Endpoint()},
-		terraform.Variable{Name: TokenVar, Description: "this run's sandbox token", Value: stack.Secret(token)})
+		terraform.Variable{Name: EndpointVar, Description: "the sandbox control API", Value: h.Endpoint()})
 	tpl, err := s.Compose(provider.ComposeOptions{
-		ProviderConfig:      map[string]terraform.Value{"endpoint": terraform.Var(EndpointVar), "token": terraform.Var(TokenVar)},
+		ProviderConfig:      map[string]terraform.Value{"endpoint": terraform.Var(EndpointVar)},
 		Variables:           vars,
 		KloudURLAttribute:   "kloud_url",
 		AgentTokenAttribute: "agent_token",
@@ -231,6 +230,7 @@ func (s *Stack) ApplyTemplate(ctx context.Context, c *stack.Credential) (*stack.
 		release()
 		return nil, fmt.Errorf("apply sandbox template: %w", err)
 	}
+	tpl.ProviderEnv = map[string]stack.Secret{TokenEnv: stack.Secret(token)}
 	return tpl, nil
 }
 

@@ -362,6 +362,12 @@ func (c *composer) variables() error {
 		if err != nil {
 			return err
 		}
+		if decl.Sensitive {
+			// A sensitive value reaches Terraform only through its
+			// environment, never in a file.
+			c.out.Env[name] = stack.Secret(raw)
+			continue
+		}
 		values[name] = v
 	}
 	if len(decls) > 0 {
@@ -391,6 +397,9 @@ func CheckVariableValue(decl VariableDecl, raw string) error {
 func userVariableValue(decl VariableDecl, raw string) (any, error) {
 	switch decl.Type {
 	case "", "string", "number", "bool":
+		if err := checkPrimitive(decl, raw); err != nil {
+			return nil, err
+		}
 		return raw, nil
 	}
 	if err := CheckExpressionNesting(raw); err != nil {

@@ -77,6 +77,9 @@ var (
 	keyPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	fileNamePat    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	varNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	// providerEnvPattern: a provider setting's variable, never PATH-like
+	// process settings (those need no secret and the runner sets them).
+	providerEnvPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]*_[A-Z0-9_]+$`)
 )
 
 // StateBackend keeps the Terraform state of each key (stack) between runs.
@@ -140,6 +143,9 @@ type Run struct {
 	// Backend overrides RunnerConfig.Backend for this run (for instance to
 	// record which job saved each state version).
 	Backend StateBackend
+	// Phase, when set, is told how long each Terraform command of the run
+	// took (init, plan, show, apply, destroy), once per command.
+	Phase func(cmd string, d time.Duration)
 }
 
 // PlannedResource is one managed resource of a plan.
@@ -502,6 +508,11 @@ func checkRun(run Run) error {
 			return fmt.Errorf("template.Env: %q is not a valid Terraform variable name", name)
 		}
 	}
+	for name := range t.ProviderEnv {
+		if !providerEnvPattern.MatchString(name) || reservedEnv(name) || len(tfexec.ProhibitedEnv(map[string]string{name: ""})) > 0 {
+			return fmt.Errorf("template.ProviderEnv: %q is not a name a provider setting may have (upper-case letters, digits, '_'; not one Terraform or the runner sets)", name)
+		}
+	}
 	return nil
 }
 
@@ -694,7 +705,7 @@ func (r *Runner) do(ctx context.Context, run Run, op string, body func(context.C
 	defer r.release(run.Key)
 
 	start := time.Now()
-	masker := envMasker(run.Template.Env)
+	masker := envMasker(run.Template.Env, run.Template.ProviderEnv)
 	sink := &lineSink{emit: run.Output, mask: masker.Mask}
 	s := &session{
 		r: r, run: run, dir: r.WorkDir(run.Key), backend: backend,
@@ -799,6 +810,9 @@ func (s *session) prepare(ctx context.Context) error {
 	// checks they do.
 	for name, v := range t.Env {
 		env["TF_VAR_"+name] = v.Reveal()
+	}
+	for name, v := range t.ProviderEnv {
+		env[name] = v.Reveal()
 	}
 	tf.SetStdout(s.stdout)
 	tf.SetStderr(s.stderr)
@@ -909,6 +923,9 @@ func (s *session) exec(ctx context.Context, cmd string, fn func(context.Context)
 	start := time.Now()
 	err := fn(runCtx)
 	s.r.log.Debug("terraform command done", "key", s.run.Key, "cmd", cmd, "duration", time.Since(start), "ok", err == nil)
+	if s.run.Phase != nil {
+		s.run.Phase(cmd, time.Since(start))
+	}
 	close(done)
 	wg.Wait()
 	// groups is set only when ctx ended while the command ran: reap what

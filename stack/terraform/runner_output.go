@@ -15,10 +15,12 @@ const maxOutputLine = 1 << 20
 
 // envMasker masks the values of a template's secret variables in its
 // run's output and errors.
-func envMasker(env map[string]stack.Secret) *secretmask.Masker {
+func envMasker(envs ...map[string]stack.Secret) *secretmask.Masker {
 	m := secretmask.New()
-	for _, v := range env {
-		m.Add(v.Reveal())
+	for _, env := range envs {
+		for _, v := range env {
+			m.Add(v.Reveal())
+		}
 	}
 	return m
 }

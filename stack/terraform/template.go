@@ -196,6 +196,11 @@ type VariableDecl struct {
 	HasDefault bool
 	Sensitive  bool
 	Range      hcl.Range
+	// Default is the default's source text; Description and Validations
+	// are as written (validation conditions as source text).
+	Default     string
+	Description string
+	Validations []stack.VariableValidation
 }
 
 // ProviderDecl is one provider block of a template.
@@ -298,7 +303,8 @@ var rootSchema = &hcl.BodySchema{
 }
 
 var variableSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "type"}, {Name: "default"}, {Name: "sensitive"}},
+	Attributes: []hcl.AttributeSchema{{Name: "type"}, {Name: "default"}, {Name: "sensitive"}, {Name: "description"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
 
 var providerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "alias"}}}
@@ -380,7 +386,15 @@ func ParseTemplate(name string, content []byte, format stack.Format) (*Parsed, h
 				if a, ok := vc.Attributes["type"]; ok {
 					vd.Type = p.typeSource(a.Expr)
 				}
-				_, vd.HasDefault = vc.Attributes["default"]
+				if a, ok := vc.Attributes["default"]; ok {
+					vd.HasDefault, vd.Default = true, p.exprSource(a.Expr)
+				}
+				if a, ok := vc.Attributes["description"]; ok {
+					vd.Description = constString(a.Expr)
+				}
+				for _, vb := range vc.Blocks {
+					vd.Validations = append(vd.Validations, p.validation(vb))
+				}
 				if a, ok := vc.Attributes["sensitive"]; ok {
 					if v, d := a.Expr.Value(nil); !d.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type().FriendlyName() == "bool" {
 						vd.Sensitive = v.True()

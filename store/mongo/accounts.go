@@ -252,11 +252,14 @@ type templateDoc struct {
 	Format    string `bson:"format"`
 	Content   string `bson:"content"`
 	CreatedAt int64  `bson:"created_at"`
+	// Active is the active version; 0 in a document written before
+	// versions, which reads as 1.
+	Active int `bson:"active_version"`
 }
 
 func (d *templateDoc) template() *stack.Template {
 	return &stack.Template{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, Provider: d.Provider, Format: stack.Format(d.Format),
-		Content: d.Content, CreatedAt: store.FromNanos(d.CreatedAt)}
+		Content: d.Content, CreatedAt: store.FromNanos(d.CreatedAt), ActiveVersion: max(d.Active, 1)}
 }
 
 // CreateTemplate stores a user's template.
@@ -266,11 +269,11 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 		return err
 	}
 	id, created, cn := w.ID, w.CreatedAt, w.Created
-	d := templateDoc{ID: id, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: cn}
+	d := templateDoc{ID: id, OwnerID: t.OwnerID, Title: t.Title, Provider: t.Provider, Format: string(t.Format), Content: t.Content, CreatedAt: cn, Active: max(t.ActiveVersion, 1)}
 	if _, err := s.templates.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create template %s: %w", id, mapErr(err))
 	}
-	t.ID, t.CreatedAt = id, created
+	t.ID, t.CreatedAt, t.ActiveVersion = id, created, max(t.ActiveVersion, 1)
 	return nil
 }
 
@@ -343,12 +346,19 @@ type stackDoc struct {
 	AgentSecret  []byte `bson:"agent_secret"` // sealed
 	CreatedAt    int64  `bson:"created_at"`
 	UpdatedAt    int64  `bson:"updated_at"`
+	// Version is the pinned template version (0, before versions, reads
+	// as 1); SecretVars the sealed sensitive variables.
+	Version    int    `bson:"template_version"`
+	SecretVars []byte `bson:"secret_variables,omitempty"`
 }
 
 func (s *Store) stackRecord(d *stackDoc) (*store.StackRecord, error) {
 	r := &store.StackRecord{Stack: stack.Stack{ID: d.ID, OwnerID: d.OwnerID, Title: d.Title, TemplateID: d.TemplateID,
 		CredentialID: d.CredentialID, Provider: d.Provider, Status: machinestate.StackState(d.Status), Reason: d.Reason,
-		CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt)}}
+		CreatedAt: store.FromNanos(d.CreatedAt), UpdatedAt: store.FromNanos(d.UpdatedAt), TemplateVersion: max(d.Version, 1)}}
+	if err := s.openSecretVariables(r, d.SecretVars); err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal([]byte(d.Variables), &r.Variables); err != nil {
 		return nil, fmt.Errorf("decode stack %s variables: %w", d.ID, err)
 	}
@@ -376,13 +386,18 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
+	secretVars, err := s.sealSecretVariables(r.SecretVariables)
+	if err != nil {
+		return fmt.Errorf("create stack: %w", err)
+	}
 	d := stackDoc{ID: id, OwnerID: r.OwnerID, Title: r.Title, TemplateID: r.TemplateID, CredentialID: r.CredentialID,
 		Provider: r.Provider, Variables: string(vj), Status: string(status), Reason: r.Reason, AgentSecret: secret,
-		CreatedAt: cn, UpdatedAt: un}
+		CreatedAt: cn, UpdatedAt: un, Version: max(r.TemplateVersion, 1), SecretVars: secretVars}
 	if _, err := s.stacks.InsertOne(ctx, d); err != nil {
 		return fmt.Errorf("create stack %s: %w", id, mapErr(err))
 	}
 	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, store.FromNanos(cn), store.FromNanos(un)
+	r.TemplateVersion = max(r.TemplateVersion, 1)
 	return nil
 }
 

@@ -73,6 +73,7 @@ type Store struct {
 	hmMappings, hmThresholds                   *mgo.Collection
 	periods, scopeHeads                        *mgo.Collection
 	schema                                     *mgo.Collection
+	tplVersions, plans, drifts, timings        *mgo.Collection
 	audit                                      *mgo.Collection
 }
 
@@ -183,6 +184,7 @@ func newStore(client *mgo.Client, dbName string, o settings) *Store {
 	s.hmMappings, s.hmThresholds = c("hashmap_mappings"), c("hashmap_thresholds")
 	s.periods, s.scopeHeads = c("rated_periods"), c("scope_heads")
 	s.schema = c("kloud_schema")
+	s.tplVersions, s.plans, s.drifts, s.timings = c("template_versions"), c("stack_plans"), c("stack_drift"), c("job_timings")
 	s.audit = c("audit")
 	return s
 }
@@ -251,6 +253,9 @@ func (s *Store) indexes() []index {
 		{s.periods, "scope_begin_unique", bson.D{{Key: "scope", Value: 1}, {Key: "begin", Value: 1}}, true},
 		{s.periods, "scope_window", bson.D{{Key: "scope", Value: 1}, {Key: "max_b", Value: 1}}, false},
 		{s.periods, "window", bson.D{{Key: "max_b", Value: 1}}, false},
+		{s.tplVersions, "template_version_unique", bson.D{{Key: "template_id", Value: 1}, {Key: "version", Value: 1}}, true},
+		{s.plans, "stack", bson.D{{Key: "stack_id", Value: 1}}, false},
+		{s.jobs, "stack_created", bson.D{{Key: "stack_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 		{s.db.Collection(sharesColl), "user", bson.D{{Key: "user_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 		{s.db.Collection(sharesColl), "machine", bson.D{{Key: "machine_id", Value: 1}, {Key: "created_at", Value: 1}}, false},
 		{s.db.Collection(sessionsColl), "machine", bson.D{{Key: "machine_id", Value: 1}, {Key: "opened_at", Value: 1}}, false},
@@ -270,7 +275,7 @@ type schemaDoc struct {
 // setup creates the indexes (idempotently, as MongoDB does for an existing
 // index of the same spec) and records or checks the schema version.
 func (s *Store) setup(ctx context.Context) error {
-	for _, ix := range s.indexes() {
+	for _, ix := range append(s.indexes(), s.costIndexes()...) {
 		opts := options.Index().SetName(ix.name)
 		if ix.unique {
 			opts.SetUnique(true)

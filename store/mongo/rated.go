@@ -197,18 +197,9 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		return err
 	}
 	bn, en := w.Begin, w.End
-	commitOrd := ord()
-	pts := make(bson.A, len(p.Points))
-	maxB, minE := bn, en
-	for i := range p.Points {
-		r, err := store.RatedPointRecord(p, w, i)
-		if err != nil {
-			return err
-		}
-		if pts[i], err = encodePoint(p, i, r, commitOrd); err != nil {
-			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
-		}
-		maxB, minE = max(maxB, r.Begin), min(minE, r.End)
+	pts, maxB, minE, err := encodePoints(p, w)
+	if err != nil {
+		return err
 	}
 	switch head, err := s.headPeriod(ctx, p.Scope); {
 	case errors.Is(err, store.ErrNotFound):
@@ -238,6 +229,25 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		s.log.Warn("record scope head", "scope", p.Scope, "error", err)
 	}
 	return nil
+}
+
+// encodePoints encodes p's points, whose window is w, as its document's
+// pts, and returns the bounds of their begins and ends.
+func encodePoints(p *store.RatedPeriod, w store.PeriodWrite) (pts bson.A, maxB, minE int64, err error) {
+	commitOrd := ord()
+	pts = make(bson.A, len(p.Points))
+	maxB, minE = w.Begin, w.End
+	for i := range p.Points {
+		r, err := store.RatedPointRecord(p, w, i)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if pts[i], err = encodePoint(p, i, r, commitOrd); err != nil {
+			return nil, 0, 0, fmt.Errorf("write rated period of %s: point %d: %w", p.Scope, i, err)
+		}
+		maxB, minE = max(maxB, r.Begin), min(minE, r.End)
+	}
+	return pts, maxB, minE, nil
 }
 
 // encodePoint encodes point i of p, checked as r, as an element of its

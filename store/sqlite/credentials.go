@@ -142,13 +142,13 @@ func (s *Store) DeleteCredential(ctx context.Context, id string) error {
 
 // ---- templates ----------------------------------------------------------------
 
-const templateCols = `id, owner_id, title, provider, format, content, created_at`
+const templateCols = `id, owner_id, title, provider, format, content, created_at, active_version`
 
 func scanTemplate(sc scanner) (*stack.Template, error) {
 	var t stack.Template
 	var format string
 	var created int64
-	if err := sc.Scan(&t.ID, &t.OwnerID, &t.Title, &t.Provider, &format, &t.Content, &created); err != nil {
+	if err := sc.Scan(&t.ID, &t.OwnerID, &t.Title, &t.Provider, &format, &t.Content, &created, &t.ActiveVersion); err != nil {
 		return nil, err
 	}
 	t.Format = stack.Format(format)
@@ -165,14 +165,14 @@ func (s *Store) CreateTemplate(ctx context.Context, t *stack.Template) error {
 	}
 	id, created, cn := w.ID, w.CreatedAt, w.Created
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO templates (`+templateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, t.OwnerID, t.Title, t.Provider, string(t.Format), t.Content, cn)
+		_, err := tx.ExecContext(ctx, `INSERT INTO templates (`+templateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, t.OwnerID, t.Title, t.Provider, string(t.Format), t.Content, cn, max(t.ActiveVersion, 1))
 		return mapErr(err)
 	})
 	if err != nil {
 		return fmt.Errorf("create template %s: %w", id, err)
 	}
-	t.ID, t.CreatedAt = id, created
+	t.ID, t.CreatedAt, t.ActiveVersion = id, created, max(t.ActiveVersion, 1)
 	return nil
 }
 
@@ -227,14 +227,17 @@ func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
 
 // ---- stacks -------------------------------------------------------------------
 
-const stackCols = `id, owner_id, title, template_id, credential_id, provider, variables, status, reason, agent_secret, created_at, updated_at`
+const stackCols = `id, owner_id, title, template_id, credential_id, provider, variables, status, reason, agent_secret, created_at, updated_at, template_version, secret_variables`
 
 func (s *Store) scanStack(sc scanner) (*store.StackRecord, error) {
 	var r store.StackRecord
 	var vars, status string
-	var secret []byte
+	var secret, secretVars []byte
 	var created, updated int64
-	if err := sc.Scan(&r.ID, &r.OwnerID, &r.Title, &r.TemplateID, &r.CredentialID, &r.Provider, &vars, &status, &r.Reason, &secret, &created, &updated); err != nil {
+	if err := sc.Scan(&r.ID, &r.OwnerID, &r.Title, &r.TemplateID, &r.CredentialID, &r.Provider, &vars, &status, &r.Reason, &secret, &created, &updated, &r.TemplateVersion, &secretVars); err != nil {
+		return nil, err
+	}
+	if err := s.openSecretVariables(&r, secretVars); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(vars), &r.Variables); err != nil {
@@ -266,15 +269,20 @@ func (s *Store) CreateStack(ctx context.Context, r *store.StackRecord) error {
 	if err != nil {
 		return fmt.Errorf("create stack: %w", err)
 	}
+	secretVars, err := s.sealSecretVariables(r.SecretVariables)
+	if err != nil {
+		return fmt.Errorf("create stack: %w", err)
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO stacks (`+stackCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, r.OwnerID, r.Title, r.TemplateID, r.CredentialID, r.Provider, string(vj), string(status), r.Reason, secret, cn, un)
+		_, err := tx.ExecContext(ctx, `INSERT INTO stacks (`+stackCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, r.OwnerID, r.Title, r.TemplateID, r.CredentialID, r.Provider, string(vj), string(status), r.Reason, secret, cn, un, max(r.TemplateVersion, 1), secretVars)
 		return mapErr(err)
 	})
 	if err != nil {
 		return fmt.Errorf("create stack %s: %w", id, err)
 	}
 	r.ID, r.Status, r.CreatedAt, r.UpdatedAt = id, status, store.FromNanos(cn), store.FromNanos(un)
+	r.TemplateVersion = max(r.TemplateVersion, 1)
 	return nil
 }
 

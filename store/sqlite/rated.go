@@ -25,15 +25,9 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 		return err
 	}
 	bn, en := w.Begin, w.End
-	rows := make([]store.PointRecord, len(p.Points))
-	attrs := make([]string, len(p.Points))
-	for i := range p.Points {
-		if rows[i], err = store.RatedPointRecord(p, w, i); err != nil {
-			return err
-		}
-		if attrs[i], err = store.JSONObject(rows[i].Attrs); err != nil {
-			return fmt.Errorf("commit rated period of %s: point %d: %w", p.Scope, i, err)
-		}
+	rows, attrs, err := pointRows(p, w)
+	if err != nil {
+		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var last int64
@@ -46,21 +40,8 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 			return fmt.Errorf("period begins %s but the scope was rated up to %s: %w",
 				p.Begin.UTC().Format(time.RFC3339Nano), store.FromNanos(last).Format(time.RFC3339Nano), store.ErrConflict)
 		}
-		if len(rows) > 0 {
-			stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points
-				(scope, begin_at, end_at, service, unit, qty, price, groupby, metadata, attrs, day_at, week_at, month_at, year_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?, ?)`)
-			if err != nil {
-				return err
-			}
-			defer stmt.Close()
-			for i, r := range rows {
-				pt := &p.Points[i]
-				if _, err := stmt.ExecContext(ctx, p.Scope, r.Begin, r.End, pt.Service, pt.Unit, pt.Qty.String(), pt.Price.String(), r.Groupby, r.Metadata,
-					attrs[i], r.Buckets[0], r.Buckets[1], r.Buckets[2], r.Buckets[3]); err != nil {
-					return mapErr(err)
-				}
-			}
+		if err := insertPoints(ctx, tx, p, rows, attrs); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO scope_states (scope, last_processed) VALUES (?1, ?2)
 			ON CONFLICT (scope) DO UPDATE SET last_processed = ?2`, p.Scope, en)
@@ -68,6 +49,45 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	})
 	if err != nil {
 		return fmt.Errorf("commit rated period of %s: %w", p.Scope, err)
+	}
+	return nil
+}
+
+// pointRows checks p's points, whose window is w, and returns them in the
+// form rated_points stores, with each one's attrs JSON.
+func pointRows(p *store.RatedPeriod, w store.PeriodWrite) ([]store.PointRecord, []string, error) {
+	rows := make([]store.PointRecord, len(p.Points))
+	attrs := make([]string, len(p.Points))
+	var err error
+	for i := range p.Points {
+		if rows[i], err = store.RatedPointRecord(p, w, i); err != nil {
+			return nil, nil, err
+		}
+		if attrs[i], err = store.JSONObject(rows[i].Attrs); err != nil {
+			return nil, nil, fmt.Errorf("write rated period of %s: point %d: %w", p.Scope, i, err)
+		}
+	}
+	return rows, attrs, nil
+}
+
+// insertPoints inserts p's points, checked as rows and attrs, in tx.
+func insertPoints(ctx context.Context, tx *sql.Tx, p *store.RatedPeriod, rows []store.PointRecord, attrs []string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO rated_points
+		(scope, begin_at, end_at, service, unit, qty, price, groupby, metadata, attrs, day_at, week_at, month_at, year_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, r := range rows {
+		pt := &p.Points[i]
+		if _, err := stmt.ExecContext(ctx, p.Scope, r.Begin, r.End, pt.Service, pt.Unit, pt.Qty.String(), pt.Price.String(), r.Groupby, r.Metadata,
+			attrs[i], r.Buckets[0], r.Buckets[1], r.Buckets[2], r.Buckets[3]); err != nil {
+			return mapErr(err)
+		}
 	}
 	return nil
 }
