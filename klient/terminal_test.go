@@ -1,8 +1,11 @@
 package klient
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +165,46 @@ func TestRing(t *testing.T) {
 	r.write([]byte(strings.Repeat("q", 2*replaySize)))
 	if b := r.bytes(); len(b) != replaySize || strings.Trim(string(b), "q") != "" {
 		t.Fatal("a write larger than the ring keeps its end")
+	}
+}
+
+// BenchmarkAgentCat: `cat` of a 100 MB file through the agent alone (PTY,
+// frames), read from the stream's other end: the share of the terminal
+// throughput through Kloud that the agent and the PTY set.
+func BenchmarkAgentCat(b *testing.B) {
+	dir := b.TempDir()
+	const size = 100 << 20
+	f, err := os.Create(filepath.Join(dir, "big.bin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	ts := newTerminals(dir, "", time.Now, slog.New(slog.DiscardHandler))
+	defer ts.closeAll(5 * time.Second)
+	b.SetBytes(size)
+	for range b.N {
+		a, c := net.Pipe()
+		go ts.serve(c, agentapi.Open{Kind: "terminal", UserID: "u", Command: []string{"sh", "-c", "stty raw -echo; cat " + filepath.Join(dir, "big.bin")}})
+		start := time.Now()
+		var n int
+		var buf []byte
+		for {
+			kind, p, err := agentapi.ReadFrame(a, buf)
+			if err != nil {
+				break
+			}
+			buf = p[:0]
+			if kind == agentapi.FrameData {
+				n += len(p)
+			}
+			if kind == agentapi.FrameControl {
+				break
+			}
+		}
+		a.Close()
+		fmt.Printf("agent alone: cat of %d bytes in %v, %.1f MB/s\n", n, time.Since(start).Round(time.Millisecond), float64(n)/(1<<20)/time.Since(start).Seconds())
 	}
 }

@@ -202,6 +202,11 @@ type termConn struct {
 	ws        *websocket.Conn
 	stream    net.Conn
 
+	// ended records the session's end (store, audit) before the client
+	// hears of it, so a client that saw the session close finds it closed.
+	ended    func(tc *termConn, exitCode *int, reason string)
+	exitMu   sync.Mutex
+	exitCode *int
 	once     sync.Once
 	reason   string        // why it closed, set once
 	closed   chan struct{} // closed when the session starts closing
@@ -214,8 +219,14 @@ func (tc *termConn) close(code websocket.StatusCode, reason string) {
 		tc.reason = reason
 		close(tc.closed)
 		tc.stream.Close()
+		tc.exitMu.Lock()
+		exitCode := tc.exitCode
+		tc.exitMu.Unlock()
 		go func() {
 			defer close(tc.wsClosed)
+			if tc.ended != nil {
+				tc.ended(tc, exitCode, reason)
+			}
 			_ = tc.ws.Close(code, reason)
 		}()
 	})
@@ -282,9 +293,9 @@ func (s *Server) serveTerminal(tc *termConn, attached bool) {
 	s.terminalOpened(tc, attached)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	tc.ended = s.terminalClosed
 	var wg sync.WaitGroup
 	wg.Add(2)
-	var exitCode *int
 	go func() { // agent → client
 		defer wg.Done()
 		var buf []byte
@@ -306,7 +317,9 @@ func (s *Server) serveTerminal(tc *termConn, attached bool) {
 				if err != nil || c.Type != agentapi.ControlExit {
 					continue
 				}
-				exitCode = c.Code
+				tc.exitMu.Lock()
+				tc.exitCode = c.Code
+				tc.exitMu.Unlock()
 				_ = tc.ws.Write(ctx, websocket.MessageText, b)
 				tc.close(websocket.StatusNormalClosure, "exit "+strconv.Itoa(*c.Code))
 				return
@@ -356,7 +369,6 @@ func (s *Server) serveTerminal(tc *termConn, attached bool) {
 	<-tc.wsClosed // the client reads the close reason before the connection goes
 	cancel()
 	wg.Wait()
-	s.terminalClosed(tc, exitCode, tc.reason)
 }
 
 // watchShare closes a session opened through a share once the share is
