@@ -22,7 +22,7 @@ export default function Admin() {
 }
 
 function RunningJobs() {
-  const jobs = useList<Job>('/api/v1/jobs?status=queued,running&limit=200', 3000);
+  const jobs = useList<Job>('/api/v1/jobs?status=queued,running&limit=1000', 3000);
   const cancel = useAction(async (id: string) => {
     await post(`/api/v1/jobs/${encodeURIComponent(id)}/cancel`);
     jobs.reload();

@@ -1,4 +1,4 @@
-import { useList, useTitle } from '../lib/hooks';
+import { useList, useResource, useTitle } from '../lib/hooks';
 import { useUser } from '../lib/session';
 import type { Job, Machine, Stack } from '../lib/types';
 import { Badge, ErrorBox, Loading, PageHead, Section } from '../components/ui';
@@ -8,7 +8,7 @@ export default function Home() {
   const user = useUser();
   const stacks = useList<Stack>('/api/v1/stacks', 5000);
   const machines = useList<Machine>('/api/v1/machines?limit=1000', 5000);
-  const jobs = useList<Job>('/api/v1/jobs?status=queued,running&limit=20', 3000);
+  const jobs = useResource<Job[]>('/api/v1/jobs?status=queued,running&limit=20', 3000);
   const byState = new Map<string, number>();
   for (const m of machines.data ?? []) byState.set(m.state, (byState.get(m.state) ?? 0) + 1);
   return (

@@ -1,7 +1,7 @@
 import { Fragment, type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { post, qs } from '../lib/api';
-import { useAction, useList, useResource, useTitle } from '../lib/hooks';
+import { useAction, useResource, useTitle } from '../lib/hooks';
 import type { Job, JobRef, Machine } from '../lib/types';
 import { ago, duration } from '../lib/format';
 import { Badge, ErrorBox, Loading, PageHead, Section } from '../components/ui';
@@ -12,7 +12,7 @@ type Tab = 'overview' | 'terminal';
 
 export default function MachinePage({ id }: { id: string }) {
   const m = useResource<Machine>(`/api/v1/machines/${encodeURIComponent(id)}`, 2000);
-  const active = useList<Job>(`/api/v1/jobs${qs({ machine_id: id, status: 'queued,running', limit: 1 })}`, 3000);
+  const active = useResource<Job[]>(`/api/v1/jobs${qs({ machine_id: id, status: 'queued,running', limit: 1 })}`, 3000);
   const [started, setStarted] = useState('');
   const [tab, setTab] = useState<Tab>(location.hash === '#terminal' ? 'terminal' : 'overview');
   useTitle(m.data?.label ?? id);

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { del, post, qs } from '../lib/api';
 import { navigate } from '../lib/router';
-import { useAction, useList, useResource, useTitle } from '../lib/hooks';
+import { useAction, useResource, useTitle } from '../lib/hooks';
 import type { Job, JobRef, Stack } from '../lib/types';
 import { dateTime } from '../lib/format';
 import { Badge, Empty, ErrorBox, Loading, PageHead, Section } from '../components/ui';
@@ -10,8 +10,8 @@ import { MachinesTable } from '../components/machines';
 
 export default function StackPage({ id }: { id: string }) {
   const stack = useResource<Stack>(`/api/v1/stacks/${encodeURIComponent(id)}`, 3000);
-  const active = useList<Job>(`/api/v1/jobs${qs({ stack_id: id, status: 'queued,running', limit: 1 })}`, 3000);
-  const past = useList<Job>(`/api/v1/jobs${qs({ stack_id: id, status: 'succeeded,failed', limit: 20 })}`);
+  const active = useResource<Job[]>(`/api/v1/jobs${qs({ stack_id: id, status: 'queued,running', limit: 1 })}`, 3000);
+  const past = useResource<Job[]>(`/api/v1/jobs${qs({ stack_id: id, status: 'succeeded,failed', limit: 20 })}`);
   const [started, setStarted] = useState<string>('');
   const [openJob, setOpenJob] = useState<string>('');
   useTitle(stack.data?.title ?? id);
