@@ -70,7 +70,7 @@ func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 // adminOnly wraps an authenticated handler for admins.
 func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	return s.authenticate(func(w http.ResponseWriter, r *http.Request) {
-		if actorFrom(r.Context()).Role != user.RoleAdmin {
+		if !actorFrom(r.Context()).IsAdmin() {
 			s.writeError(w, r, fmt.Errorf("%w: admins only", ErrForbidden))
 			return
 		}
@@ -78,15 +78,9 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	})
 }
 
-// canSee reports whether actor may see a record owned by ownerID. Records
-// of others answer 404, as if they did not exist.
-func canSee(actor *user.User, ownerID string) bool {
-	return actor.CanSee(ownerID)
-}
-
 // ownerFilter is the owner a list is restricted to: none for admins.
 func ownerFilter(actor *user.User) string {
-	if actor.Role == user.RoleAdmin {
+	if actor.IsAdmin() {
 		return ""
 	}
 	return actor.ID
@@ -111,7 +105,7 @@ func (s *Server) ensureAdmin(ctx context.Context) (generated string, err error) 
 		return "", fmt.Errorf("list users: %w", err)
 	}
 	for _, u := range users {
-		if u.Role == user.RoleAdmin {
+		if u.IsAdmin() {
 			return "", nil
 		}
 	}
@@ -156,7 +150,7 @@ func owned[T any](ctx context.Context, actor *user.User, kind, id string, get fu
 		return zero, notFound(kind, id)
 	case err != nil:
 		return zero, fmt.Errorf("get %s %s: %w", kind, ident(id), err)
-	case !canSee(actor, owner(v)):
+	case !actor.CanSee(owner(v)):
 		return zero, notFound(kind, id)
 	}
 	noteAuditOwner(ctx, owner(v))

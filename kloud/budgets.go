@@ -79,7 +79,7 @@ func newCostControl(s *Server) *costControl {
 		Store: s.st,
 		AllScopes: func(ctx context.Context, ownerID string) bool {
 			u, err := s.st.GetUser(ctx, ownerID)
-			return err == nil && u.Role == user.RoleAdmin
+			return err == nil && u.IsAdmin()
 		},
 		Backoff: cfg.WebhookBackoff,
 		Now:     s.cfg.Now,
@@ -212,7 +212,7 @@ func (s *Server) budgetGate(r *http.Request, ownerID, stackID, target string) er
 		return err
 	}
 	actor := actorFrom(ctx)
-	if o := r.URL.Query().Get("override"); actor.Role == user.RoleAdmin && (o == "1" || o == "true") {
+	if o := r.URL.Query().Get("override"); actor.IsAdmin() && (o == "1" || o == "true") {
 		s.recordOverride(ctx, ee, ownerID, target)
 		return nil
 	}

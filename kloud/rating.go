@@ -242,7 +242,7 @@ func summaryQuery(r *http.Request, actor *user.User) (store.SummaryQuery, error)
 		}
 	}
 	sq.Scope = q.Get("scope")
-	if actor.Role != user.RoleAdmin {
+	if !actor.IsAdmin() {
 		sq.Scope = actor.ID
 	}
 	return sq, nil

@@ -20,7 +20,7 @@ func (s *Server) handleListReports(w http.ResponseWriter, r *http.Request) {
 	all, err := writer.ListReports(s.rating.ReportsDir())
 	var out []writer.Report
 	for _, rep := range all {
-		if canSee(actor, rep.Scope) {
+		if actor.CanSee(rep.Scope) {
 			out = append(out, rep)
 		}
 	}
@@ -40,7 +40,7 @@ func (s *Server) handleGetReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if !canSee(actorFrom(r.Context()), rep.Scope) {
+	if !actorFrom(r.Context()).CanSee(rep.Scope) {
 		s.writeError(w, r, notFound("report", name))
 		return
 	}

@@ -55,7 +55,7 @@ func (s *Server) checkCredential(p *provider.Provider, cred any, actor *user.Use
 	if p.Name != sandbox.Name || s.sandbox == nil {
 		return nil
 	}
-	err := sandbox.CheckCredential(s.sandbox, cred, actor.Role == user.RoleAdmin)
+	err := sandbox.CheckCredential(s.sandbox, cred, actor.IsAdmin())
 	if errors.Is(err, sandbox.ErrAdminOnly) {
 		return &RequestError{Status: http.StatusForbidden, Field: "data_dir", Message: err.Error()}
 	}

@@ -27,7 +27,7 @@ func (s *Server) machineAccess(ctx context.Context, actor *user.User, id string)
 		return nil, nil, fmt.Errorf("get machine %s: %w", ident(id), err)
 	}
 	noteAuditOwner(ctx, m.OwnerID)
-	if canSee(actor, m.OwnerID) {
+	if actor.CanSee(m.OwnerID) {
 		return m, nil, nil
 	}
 	sh, err := s.st.GetShare(ctx, m.ID, actor.ID)
@@ -184,7 +184,7 @@ func (s *Server) handleDeleteShare(w http.ResponseWriter, r *http.Request) {
 // permission. Admins see every machine already; a member without shares
 // gets body unchanged.
 func (s *Server) withShared(ctx context.Context, actor *user.User, stackID string, body []byte) ([]byte, error) {
-	if actor.Role == user.RoleAdmin {
+	if actor.IsAdmin() {
 		return body, nil
 	}
 	shares, err := s.st.ListUserShares(ctx, actor.ID)
