@@ -54,7 +54,7 @@ func (s *Server) authenticate(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		u, err := s.st.GetUserByTokenHash(r.Context(), hash)
+		u, err := s.users.Get(r.Context(), hash)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				err = ErrUnauthorized

@@ -2,7 +2,6 @@ package kloud
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kloud/kloud/kloud/authcache"
 	"github.com/kloud/kloud/kloud/checker"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/kloud/listcache"
@@ -32,10 +32,11 @@ type Server struct {
 	runner *terraform.Runner
 	// rating prices, rates closed periods and writes reports; checker
 	// watches machines' agents and idleness; lists caches encoded machine
-	// lists.
+	// lists; users whom tokens belong to.
 	rating  *rater.Rater
 	checker *checker.Checker
 	lists   *listcache.Machines
+	users   *authcache.Users
 	// sandbox is the sandbox provider's host: its machines and control API.
 	sandbox *sandbox.Host
 	mux     *http.ServeMux
@@ -122,12 +123,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.bg, s.bgStop = context.WithCancel(context.Background())
 	s.lists = listcache.New(cfg.Store, func(ms []*stack.Machine, at time.Time) ([]byte, error) {
-		return json.Marshal(s.machineViews(ms, at))
+		return appendMachines(make([]byte, 0, len(ms)*machineSize), s.machineViews(ms, at))
 	})
 	s.metrics = newMetrics(s)
 	// Every machine change this server makes shows in its lists at once;
 	// store calls are timed.
 	s.st = s.metrics.timeStore(listcache.Watch(cfg.Store, s.lists))
+	// Whom a token belongs to is read once a second, and again at once
+	// after a user change made here.
+	s.users = authcache.New(s.st.GetUserByTokenHash, cfg.Now)
+	s.st = authcache.Watch(s.st, s.users)
 	runner, err := terraform.NewRunner(terraform.RunnerConfig{
 		TerraformPath: cfg.TerraformPath,
 		PluginDir:     cfg.PluginDir,
