@@ -95,7 +95,7 @@ func (s *Store) GetMachine(ctx context.Context, id string) (*stack.Machine, erro
 	if err := store.CheckKey("get machine", "id", id); err != nil {
 		return nil, err
 	}
-	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE machines.id = ?`, id))
+	m, err := scanMachine(s.hot.QueryRowContext(ctx, `SELECT `+machineCols+machineFrom+` WHERE machines.id = ?`, id))
 	if err != nil {
 		return nil, fmt.Errorf("get machine: %w", noRows(err, "machine "+id))
 	}
@@ -136,7 +136,7 @@ func (s *Store) ListMachines(ctx context.Context, f store.MachineFilter) ([]*sta
 	if f.Limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, f.Limit)
 	}
-	out, err := list(ctx, s.r, scanMachine, q, args...)
+	out, err := list(ctx, s.hot, scanMachine, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}

@@ -43,8 +43,10 @@ var migrationFiles embed.FS
 
 // Store is the SQLite backend of store.Store. It is safe for concurrent use.
 type Store struct {
-	w    *sql.DB // one connection, BEGIN IMMEDIATE: every write
-	r    *sql.DB // a pool of read connections (query_only)
+	w *sql.DB // one connection, BEGIN IMMEDIATE: every write
+	r *sql.DB // a pool of read connections (query_only)
+	// hot runs the hottest reads on r as prepared statements.
+	hot  *prepared
 	box  *secretbox.Box
 	log  *slog.Logger
 	now  func() time.Time
@@ -165,7 +167,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.r = r
+	s.r, s.hot = r, newPrepared(r)
 	return s, nil
 }
 
@@ -176,7 +178,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	var errs []error
 	if s.r != nil {
-		errs = append(errs, s.r.Close())
+		errs = append(errs, s.hot.Close(), s.r.Close())
 	}
 	errs = append(errs, s.w.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -59,7 +59,7 @@ func (s *Store) GetUserByTokenHash(ctx context.Context, hash string) (*user.User
 	if err := store.CheckKey("get user by token", "hash", hash); err != nil {
 		return nil, err
 	}
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = ?`, hash))
+	u, err := scanUser(s.hot.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE token_hash = ?`, hash))
 	if err != nil {
 		return nil, fmt.Errorf("get user by token: %w", noRows(err, "user with that token"))
 	}

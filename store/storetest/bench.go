@@ -206,6 +206,17 @@ func benchListMachines10k(b *testing.B, be BenchBackend) {
 		}
 		perOp(b, "µs/list")
 	})
+	// A page as the API reads it: 100 machines after a cursor, and one
+	// more to know whether another page follows.
+	b.Run("page", func(b *testing.B) {
+		defer cpuMeter(b)()
+		i := 0
+		for b.Loop() {
+			list(b, store.MachineFilter{Page: store.Page{After: fmt.Sprintf("m-%06d", i*100%9800), Limit: 101}}, 101)
+			i++
+		}
+		perOp(b, "µs/page")
+	})
 	b.Run("get", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
