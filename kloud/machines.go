@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/kloud/kloud/user"
@@ -17,9 +18,9 @@ import (
 )
 
 // viewTime is the moment machine views are computed at: now, truncated to
-// the second (the unit of uptime_seconds). A list (cached for the second,
-// see listCache) and a single read made in the same second compute the
-// same uptime and agent status for the same machine.
+// the second (the unit of uptime_seconds). A list (encoded once a second,
+// see listcache) and a single read made in the same second compute the
+// same uptime for the same machine.
 func (s *Server) viewTime() time.Time { return s.now().Truncate(time.Second) }
 
 // machineViews turns machines into their API form at the view time; uptime
@@ -91,7 +92,7 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 	}
 	f := store.MachineFilter{OwnerID: ownerFilter(actorFrom(ctx)), StackID: l.Get("stack_id"),
 		Page: store.Page{After: l.After, Limit: l.Limit}}
-	body, last, err := s.lists.Get(ctx, f, s.viewTime())
+	body, last, err := s.lists.Get(ctx, f, s.now())
 	if err == nil && last == "" {
 		// The machines shared with a member follow their own, on the
 		// last page.
@@ -105,6 +106,8 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request) {
 		setNextLink(w, r, last)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	// Its length said, the page goes out whole, not in chunks.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
 

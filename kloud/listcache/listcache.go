@@ -5,6 +5,7 @@ package listcache
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,11 +25,30 @@ type Lister interface {
 // Encode renders machines as they are at view time at.
 type Encode func(ms []*stack.Machine, at time.Time) ([]byte, error)
 
-// Machines caches encoded machine lists by filter. An answer is kept for
-// the second it was computed at (its view time) and no longer: changes
-// made by other replicas and heartbeats show within a second, changes this
-// replica makes (Invalidate) at once, and the uptime a list shows is the
-// one a single read shows in the same second.
+// MaxAge is how old the machines a list shows may be: a change made by
+// another replica, and a heartbeat, shows in lists within it.
+const MaxAge = time.Second
+
+// The machines of a page are read again, while its clients keep being
+// answered, once they are refreshAfter old plus up to refreshJitter (the
+// jitter spreads the pages' reads over the second instead of all at once).
+const (
+	refreshAfter  = MaxAge / 2
+	refreshJitter = MaxAge * 2 / 5
+)
+
+// Machines caches machine lists by filter. The machines of a list are read
+// from the store at most once every MaxAge/2 or so and served for less
+// than MaxAge: changes made by other replicas and heartbeats show within
+// MaxAge, changes this replica makes (Invalidate) at once. A list is
+// encoded at its view time, the whole second it is asked in, once a second:
+// the uptime a list shows is the one a single read shows in the same
+// second.
+//
+// A list's machines are read again before they get too old, by the one
+// caller that finds them old enough while the others are still answered
+// from them; so, with clients listing all the time, no caller waits for a
+// read, and the pages of a long list are not all read at the same moment.
 type Machines struct {
 	list   Lister
 	encode Encode
@@ -37,106 +57,181 @@ type Machines struct {
 	flight  singleflight.Group
 
 	mu      sync.Mutex
-	entries map[string]entry
+	entries map[string]*entry
 }
 
+// rows are the machines of one list as read at read, when the version was
+// version.
+type rows struct {
+	ms        []*stack.Machine
+	last      string // with a page limit, the id of its last machine when more follow
+	read      time.Time
+	version   uint64
+	refreshAt time.Time // when a caller reads them again
+}
+
+// entry is one list: its latest rows and their encoding at view time at.
 type entry struct {
-	answer
-	at      time.Time // the view time the answer was computed at
-	version uint64
-}
-
-// answer is one page: its encoded body and, when more machines follow,
-// the id of its last machine.
-type answer struct {
-	body []byte
-	last string
+	rows       *rows
+	body       []byte // nil until encoded
+	at         time.Time
+	refreshing bool
 }
 
 // New returns a cache of the machines list reads, rendered by encode.
 func New(list Lister, encode Encode) *Machines {
-	return &Machines{list: list, encode: encode, entries: make(map[string]entry)}
+	return &Machines{list: list, encode: encode, entries: make(map[string]*entry)}
 }
 
 // Invalidate forgets every answer: a machine changed.
 func (c *Machines) Invalidate() { c.version.Add(1) }
 
-// Get answers the list of machines f selects at view time at (a whole
-// second), from the cache when fresh. With a page limit, last is the id of
-// the page's last machine when more follow ("" otherwise).
-func (c *Machines) Get(ctx context.Context, f store.MachineFilter, at time.Time) (body []byte, last string, err error) {
+// Get answers the list of machines f selects as of now, encoded at view
+// time now truncated to the second, from the cache when fresh. With a page
+// limit, last is the id of the page's last machine when more follow (""
+// otherwise).
+func (c *Machines) Get(ctx context.Context, f store.MachineFilter, now time.Time) (body []byte, last string, err error) {
 	key := f.OwnerID + "\x00" + f.StackID + "\x00" + f.After + "\x00" + strconv.Itoa(f.Limit)
-	a, err := c.get(key, at, func(at time.Time) (answer, error) {
-		q := f
-		if f.Limit > 0 {
-			q.Limit = f.Limit + 1 // one more says whether another page follows
+	at := now.Truncate(time.Second)
+	v := c.version.Load()
+
+	c.mu.Lock()
+	e := c.entries[key]
+	var r *rows
+	refresh := false
+	if e != nil && e.rows.version == v && fresh(e.rows.read, now) {
+		r = e.rows
+		if !e.refreshing && !now.Before(r.refreshAt) {
+			e.refreshing, refresh = true, true
+		} else if e.body != nil && e.at.Equal(at) {
+			body = e.body
 		}
-		ms, err := c.list.ListMachines(context.WithoutCancel(ctx), q)
+	}
+	c.mu.Unlock()
+	if body != nil {
+		return body, r.last, nil
+	}
+	if refresh {
+		nr, err := c.read(ctx, key, f, v, now)
+		c.mu.Lock()
+		if cur := c.entries[key]; cur != nil && cur.rows == r {
+			cur.refreshing = false
+		}
+		c.mu.Unlock()
+		if err == nil {
+			r = nr
+		}
+		// A failed read again leaves the rows in hand, fresh still.
+	}
+	if r == nil {
+		// The version is part of the flight's key: a caller that must see
+		// a change never joins a read that started before it.
+		got, err, _ := c.flight.Do("read\x00"+key+"\x00"+strconv.FormatUint(v, 10), func() (any, error) {
+			// A read that ended between the look above and this flight
+			// answers it.
+			c.mu.Lock()
+			e := c.entries[key]
+			c.mu.Unlock()
+			if e != nil && e.rows.version == v && fresh(e.rows.read, now) {
+				return e.rows, nil
+			}
+			return c.read(ctx, key, f, v, now)
+		})
 		if err != nil {
-			return answer{}, err
+			return nil, "", err
 		}
-		var last string
-		if f.Limit > 0 && len(ms) > f.Limit {
-			ms = ms[:f.Limit]
-			last = ms[len(ms)-1].ID
-		}
-		b, err := c.encode(ms, at)
-		return answer{body: b, last: last}, err
-	})
-	return a.body, a.last, err
+		r = got.(*rows)
+	}
+	body, err = c.encoded(key, r, at)
+	if err != nil {
+		return nil, "", err
+	}
+	return body, r.last, nil
 }
 
-// get returns the answer for key at view time at, building it once however
-// many callers ask at the same time. A cached answer is served only for
-// the same view time and when no change was made here since it was built.
-func (c *Machines) get(key string, at time.Time, build func(at time.Time) (answer, error)) (answer, error) {
-	v := c.version.Load()
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	c.mu.Unlock()
-	if ok && e.version == v && e.at.Equal(at) {
-		return e.answer, nil
+// fresh reports whether machines read at read may still be shown at now
+// (a clock that went back counts as stale).
+func fresh(read, now time.Time) bool {
+	age := now.Sub(read)
+	return age >= 0 && age < MaxAge
+}
+
+// read reads f's machines as of now and keeps them for key unless rows
+// read later (or at a later version) are kept already.
+func (c *Machines) read(ctx context.Context, key string, f store.MachineFilter, v uint64, now time.Time) (*rows, error) {
+	q := f
+	if f.Limit > 0 {
+		q.Limit = f.Limit + 1 // one more says whether another page follows
 	}
-	// The version and the view time are part of the flight's key: a caller
-	// that must see a change never joins a build that started before it,
-	// nor one computed for another second.
-	flight := key + "@" + strconv.FormatUint(v, 10) + "@" + strconv.FormatInt(at.Unix(), 10)
-	body, err, _ := c.flight.Do(flight, func() (any, error) {
-		b, err := build(at)
+	ms, err := c.list.ListMachines(context.WithoutCancel(ctx), q)
+	if err != nil {
+		return nil, err
+	}
+	r := &rows{ms: ms, read: now, version: v, refreshAt: now.Add(refreshAfter + rand.N(refreshJitter))}
+	if f.Limit > 0 && len(ms) > f.Limit {
+		r.ms = ms[:f.Limit]
+		r.last = r.ms[len(r.ms)-1].ID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.entries[key]
+	if cur == nil || cur.rows.version < v || cur.rows.version == v && !cur.rows.read.After(now) {
+		c.entries[key] = &entry{rows: r}
+		c.evict(now)
+	}
+	return r, nil
+}
+
+// encoded returns r encoded at view time at, encoding it once however many
+// callers ask at the same time, and keeps the answer while r are key's
+// latest rows and at is not before the view time kept.
+func (c *Machines) encoded(key string, r *rows, at time.Time) ([]byte, error) {
+	got, err, _ := c.flight.Do("encode\x00"+key+"\x00"+strconv.FormatUint(r.version, 10)+"\x00"+strconv.FormatInt(r.read.UnixNano(), 10)+"\x00"+strconv.FormatInt(at.Unix(), 10), func() (any, error) {
+		// An encoding that ended between the caller's look and this
+		// flight answers it.
+		c.mu.Lock()
+		var done []byte
+		if cur := c.entries[key]; cur != nil && cur.rows == r && cur.at.Equal(at) {
+			done = cur.body
+		}
+		c.mu.Unlock()
+		if done != nil {
+			return done, nil
+		}
+		b, err := c.encode(r.ms, at)
 		if err != nil {
-			return answer{}, err
+			return nil, err
 		}
 		c.mu.Lock()
-		if cur, ok := c.entries[key]; !ok || cur.version < v || cur.version == v && !cur.at.After(at) {
-			c.entries[key] = entry{answer: b, at: at, version: v}
-			c.evict(at)
+		if cur := c.entries[key]; cur != nil && cur.rows == r && (cur.body == nil || !cur.at.After(at)) {
+			cur.body, cur.at = b, at
 		}
 		c.mu.Unlock()
 		return b, nil
 	})
 	if err != nil {
-		return answer{}, err
+		return nil, err
 	}
-	return body.(answer), nil
+	return got.([]byte), nil
 }
 
 // maxEntries bounds the cache: pages are keyed by their cursor, and
 // callers choose cursors.
 const maxEntries = 4096
 
-// evict forgets, once the cache is full, every answer older than the view
-// time at (they are served to no one any more); c.mu is held.
-func (c *Machines) evict(at time.Time) {
+// evict forgets, once the cache is full, every list too old to be served
+// at now; c.mu is held.
+func (c *Machines) evict(now time.Time) {
 	if len(c.entries) <= maxEntries {
 		return
 	}
 	for k, e := range c.entries {
-		if e.at.Before(at) {
+		if !fresh(e.rows.read, now) {
 			delete(c.entries, k)
 		}
 	}
-	// Still full (that many pages asked for in one second): forget
-	// answers, any, until it is not.
+	// Still full (that many pages asked for within MaxAge): forget lists,
+	// any, until it is not.
 	for k := range c.entries {
 		if len(c.entries) <= maxEntries {
 			break

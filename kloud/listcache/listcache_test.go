@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,21 +43,28 @@ func encode(ms []*stack.Machine, at time.Time) ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// TestMachineLists walks the cache through a sequence on a real SQLite
-// store, counting reads: one read a second per filter, a new one after
-// every machine change made through the watched store, none for a
-// heartbeat.
-func TestMachineLists(t *testing.T) {
-	ctx := context.Background()
-	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	raw, err := sqlite.Open(ctx, t.TempDir(), sqlite.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+// newLists returns a SQLite store, the cache's view of it counting reads,
+// the cache, and the store watched by the cache.
+func newLists(t *testing.T) (*sqlite.Store, *countingLister, *listcache.Machines, store.Store) {
+	raw, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
 	lister := &countingLister{Lister: raw}
 	lists := listcache.New(lister, encode)
-	st := listcache.Watch(raw, lists)
+	return raw, lister, lists, listcache.Watch(raw, lists)
+}
+
+// TestMachineLists walks the cache through a sequence on a real SQLite
+// store, counting reads: one read a second per filter, a new one after
+// every machine change made through the watched store, none for a
+// heartbeat.
+func TestMachineLists(t *testing.T) {
+	ctx := context.Background()
+	raw, lister, lists, st := newLists(t)
 	put := func(id, owner string) *stack.Machine {
 		m := &stack.Machine{ID: id, StackID: "stk-1", OwnerID: owner, Provider: "sandbox", Label: "sandbox_machine." + id,
 			State: machinestate.Running, CreatedAt: t0}
@@ -138,6 +146,100 @@ func TestMachineLists(t *testing.T) {
 		}
 		if n := lister.reads.Load(); n != s.reads {
 			t.Errorf("%s: %d store reads, want %d", s.name, n, s.reads)
+		}
+	}
+}
+
+// TestMachineListsReadAhead: a list's machines are read again by the one
+// caller that finds them past half their MaxAge, while the others are
+// answered from them; a change made behind the cache's back (another
+// replica) shows within MaxAge; a new second re-encodes the machines in
+// hand without reading; machines MaxAge old are never shown.
+func TestMachineListsReadAhead(t *testing.T) {
+	ctx := context.Background()
+	raw, lister, lists, _ := newLists(t)
+	m := &stack.Machine{ID: "m-1", StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox", Label: "sandbox_machine.m",
+		State: machinestate.Running, CreatedAt: t0}
+	if err := raw.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// Past the latest moment a read ahead may be due.
+	const due = time.Second - time.Millisecond
+	steps := []struct {
+		name   string
+		change func() error
+		at     time.Duration
+		reads  int64
+		want   string
+	}{
+		{name: "first list reads", reads: 1, want: "m-1 Running"},
+		{name: "another replica stops it", change: func() error {
+			return raw.SetMachineState(ctx, "m-1", machinestate.Stopped, "", t0.Add(time.Millisecond))
+		}, at: time.Millisecond, reads: 1, want: "m-1 Running"},
+		{name: "once due, read ahead", at: due, reads: 2, want: "m-1 Stopped"},
+		{name: "then served", at: due, reads: 2, want: "m-1 Stopped"},
+		{name: "the next second is encoded from them", at: time.Second, reads: 2, want: "m-1 Stopped"},
+		{name: "due again, read ahead", at: due + due, reads: 3, want: "m-1 Stopped"},
+		{name: "MaxAge old, read before answering", change: func() error {
+			return raw.SetMachineState(ctx, "m-1", machinestate.Running, "", t0.Add(2*time.Second))
+		}, at: due + due + listcache.MaxAge, reads: 4, want: "m-1 Running"},
+	}
+	for _, s := range steps {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		at := t0.Add(s.at)
+		body, _, err := lists.Get(ctx, store.MachineFilter{}, at)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		var vs []view
+		if err := json.Unmarshal(body, &vs); err != nil {
+			t.Fatalf("%s: %s: %v", s.name, body, err)
+		}
+		if len(vs) != 1 || vs[0].ID+" "+vs[0].State != s.want || vs[0].At != at.Unix() {
+			t.Errorf("%s: listed %s, want %s at %d", s.name, body, s.want, at.Unix())
+		}
+		if n := lister.reads.Load(); n != s.reads {
+			t.Errorf("%s: %d store reads, want %d", s.name, n, s.reads)
+		}
+	}
+}
+
+// TestMachineListsConcurrent: many callers of one list at once cost one
+// read and one encoding, and all get the same answer.
+func TestMachineListsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	raw, lister, _, _ := newLists(t)
+	if err := raw.PutMachine(ctx, &stack.Machine{ID: "m-1", StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox",
+		Label: "sandbox_machine.m", State: machinestate.Running, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var encodes atomic.Int64
+	lists := listcache.New(lister, func(ms []*stack.Machine, at time.Time) ([]byte, error) {
+		encodes.Add(1)
+		return encode(ms, at)
+	})
+	bodies := make([][]byte, 50)
+	var wg sync.WaitGroup
+	for i := range bodies {
+		wg.Go(func() {
+			body, _, err := lists.Get(ctx, store.MachineFilter{}, t0)
+			if err != nil {
+				t.Error(err)
+			}
+			bodies[i] = body
+		})
+	}
+	wg.Wait()
+	if r, e := lister.reads.Load(), encodes.Load(); r != 1 || e != 1 {
+		t.Errorf("50 callers at once: %d reads, %d encodings; want 1 and 1", r, e)
+	}
+	for i, b := range bodies {
+		if string(b) != string(bodies[0]) {
+			t.Errorf("caller %d got %s, caller 0 %s", i, b, bodies[0])
 		}
 	}
 }
