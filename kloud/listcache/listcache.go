@@ -33,12 +33,12 @@ const MaxAge = time.Second
 // answered, once they are refreshAfter old plus up to refreshJitter (the
 // jitter spreads the pages' reads over the second instead of all at once).
 const (
-	refreshAfter  = MaxAge / 2
-	refreshJitter = MaxAge * 2 / 5
+	refreshAfter  = MaxAge * 7 / 10
+	refreshJitter = MaxAge / 4
 )
 
 // Machines caches machine lists by filter. The machines of a list are read
-// from the store at most once every MaxAge/2 or so and served for less
+// from the store at most once every 0.7 to 0.95 MaxAge and served for less
 // than MaxAge: changes made by other replicas and heartbeats show within
 // MaxAge, changes this replica makes (Invalidate) at once. A list is
 // encoded at its view time, the whole second it is asked in, once a second:
@@ -67,7 +67,7 @@ type rows struct {
 	last      string // with a page limit, the id of its last machine when more follow
 	read      time.Time
 	version   uint64
-	refreshAt time.Time // when a caller reads them again
+	refreshAt time.Time // from when a caller reads them again
 }
 
 // entry is one list: its latest rows and their encoding at view time at.

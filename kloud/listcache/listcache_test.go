@@ -151,7 +151,7 @@ func TestMachineLists(t *testing.T) {
 }
 
 // TestMachineListsReadAhead: a list's machines are read again by the one
-// caller that finds them past half their MaxAge, while the others are
+// caller that finds them due (0.7 to 0.95 MaxAge old), while the others are
 // answered from them; a change made behind the cache's back (another
 // replica) shows within MaxAge; a new second re-encodes the machines in
 // hand without reading; machines MaxAge old are never shown.

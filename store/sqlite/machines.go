@@ -24,7 +24,7 @@ const machineFrom = ` FROM machines LEFT JOIN machine_agents a ON a.machine_id =
 
 func scanMachine(sc scanner) (*stack.Machine, error) {
 	var m stack.Machine
-	var state int
+	var state int64 // scanned as the driver gives it: an int would be formatted and parsed again
 	var meta []byte
 	var lastSeen, lastActivity sql.NullInt64
 	var created, updated, since, base int64
