@@ -58,6 +58,7 @@ type Machines struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	size    int // the entries' size, about, in bytes
 }
 
 // rows are the machines of one list as read at read, when the version was
@@ -77,6 +78,12 @@ type entry struct {
 	at         time.Time
 	refreshing bool
 }
+
+// machineSize is about the memory a machine read takes.
+const machineSize = 512
+
+// size is about the memory e holds.
+func (e *entry) size() int { return len(e.rows.ms)*machineSize + len(e.body) }
 
 // New returns a cache of the machines list reads, rendered by encode.
 func New(list Lister, encode Encode) *Machines {
@@ -176,7 +183,11 @@ func (c *Machines) read(ctx context.Context, key string, f store.MachineFilter, 
 	defer c.mu.Unlock()
 	cur := c.entries[key]
 	if cur == nil || cur.rows.version < v || cur.rows.version == v && !cur.rows.read.After(now) {
-		c.entries[key] = &entry{rows: r}
+		if cur != nil {
+			c.size -= cur.size()
+		}
+		e := &entry{rows: r}
+		c.entries[key], c.size = e, c.size+e.size()
 		c.evict(now)
 	}
 	return r, nil
@@ -204,6 +215,7 @@ func (c *Machines) encoded(key string, r *rows, at time.Time) ([]byte, error) {
 		}
 		c.mu.Lock()
 		if cur := c.entries[key]; cur != nil && cur.rows == r && (cur.body == nil || !cur.at.After(at)) {
+			c.size += len(b) - len(cur.body)
 			cur.body, cur.at = b, at
 		}
 		c.mu.Unlock()
@@ -215,27 +227,37 @@ func (c *Machines) encoded(key string, r *rows, at time.Time) ([]byte, error) {
 	return got.([]byte), nil
 }
 
-// maxEntries bounds the cache: pages are keyed by their cursor, and
-// callers choose cursors.
-const maxEntries = 4096
+// maxEntries and maxSize bound the cache: pages are keyed by their
+// cursor and limit, and callers choose both.
+const (
+	maxEntries = 4096
+	maxSize    = 64 << 20
+)
 
 // evict forgets, once the cache is full, every list too old to be served
 // at now; c.mu is held.
 func (c *Machines) evict(now time.Time) {
-	if len(c.entries) <= maxEntries {
+	full := func() bool { return len(c.entries) > maxEntries || c.size > maxSize }
+	if !full() {
 		return
 	}
 	for k, e := range c.entries {
 		if !fresh(e.rows.read, now) {
-			delete(c.entries, k)
+			c.forget(k, e)
 		}
 	}
 	// Still full (that many pages asked for within MaxAge): forget lists,
 	// any, until it is not.
-	for k := range c.entries {
-		if len(c.entries) <= maxEntries {
+	for k, e := range c.entries {
+		if !full() {
 			break
 		}
-		delete(c.entries, k)
+		c.forget(k, e)
 	}
+}
+
+// forget forgets key's entry e; c.mu is held.
+func (c *Machines) forget(key string, e *entry) {
+	delete(c.entries, key)
+	c.size -= e.size()
 }

@@ -3,6 +3,7 @@ package listcache_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -241,5 +242,30 @@ func TestMachineListsConcurrent(t *testing.T) {
 		if string(b) != string(bodies[0]) {
 			t.Errorf("caller %d got %s, caller 0 %s", i, b, bodies[0])
 		}
+	}
+}
+
+// TestMachineListsBounded: callers choose cursors, so more pages than the
+// cache holds are asked for; each is answered, and the cache forgets pages
+// (asked again, some are read again) instead of growing.
+func TestMachineListsBounded(t *testing.T) {
+	ctx := context.Background()
+	raw, lister, lists, _ := newLists(t)
+	if err := raw.PutMachine(ctx, &stack.Machine{ID: "m-9", StackID: "stk-1", OwnerID: "usr-1", Provider: "sandbox",
+		Label: "sandbox_machine.m", State: machinestate.Running, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	const pages = 5000
+	for range 2 {
+		for i := range pages {
+			body, _, err := lists.Get(ctx, store.MachineFilter{Page: store.Page{After: fmt.Sprintf("m-%05d", i), Limit: 1}}, t0)
+			if err != nil || !strings.Contains(string(body), "m-9") {
+				t.Fatalf("page %d: %s, %v", i, body, err)
+			}
+		}
+	}
+	// The first round read every page; the second, those forgotten.
+	if n := lister.reads.Load() - pages; n < pages-4096 {
+		t.Errorf("asked again for %d pages: %d read again, want at least %d", pages, n, pages-4096)
 	}
 }
