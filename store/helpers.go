@@ -348,24 +348,11 @@ type PointRecord struct {
 // in the form backends store.
 func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error) {
 	pt := &p.Points[i]
-	if pt.Scope != "" && pt.Scope != p.Scope {
-		return PointRecord{}, Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+	begin, end, err := CheckRatedPoint(p, w, i)
+	if err != nil {
+		return PointRecord{}, err
 	}
-	if pt.Service == "" {
-		return PointRecord{}, Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
-	}
-	r := PointRecord{Begin: w.Begin, End: w.End}
-	var err error
-	if !pt.Begin.IsZero() {
-		if r.Begin, err = UnixNanos("point begin", pt.Begin); err != nil {
-			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
-		}
-	}
-	if !pt.End.IsZero() {
-		if r.End, err = UnixNanos("point end", pt.End); err != nil {
-			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
-		}
-	}
+	r := PointRecord{Begin: begin, End: end}
 	if r.Groupby, err = JSONObject(pt.Groupby); err != nil {
 		return PointRecord{}, wrapf(err, "commit rated period of %s: point %d groupby", p.Scope, i)
 	}
@@ -381,6 +368,35 @@ func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error)
 		}
 	}
 	return r, nil
+}
+
+// CheckRatedPoint checks point i of p, whose window w is: its scope is
+// empty or p's, it has a service, and its window (the period's where its
+// own begin or end is zero) does not end before it begins. It returns that
+// window in Unix nanoseconds.
+func CheckRatedPoint(p *RatedPeriod, w PeriodWrite, i int) (begin, end int64, err error) {
+	pt := &p.Points[i]
+	if pt.Scope != "" && pt.Scope != p.Scope {
+		return 0, 0, Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+	}
+	if pt.Service == "" {
+		return 0, 0, Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
+	}
+	begin, end = w.Begin, w.End
+	if !pt.Begin.IsZero() {
+		if begin, err = UnixNanos("point begin", pt.Begin); err != nil {
+			return 0, 0, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if !pt.End.IsZero() {
+		if end, err = UnixNanos("point end", pt.End); err != nil {
+			return 0, 0, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if end < begin {
+		return 0, 0, Invalidf("commit rated period of %s: point %d ends before it begins", p.Scope, i)
+	}
+	return begin, end, nil
 }
 
 // CheckAuditEntry is what every backend requires of an audit entry: an

@@ -47,3 +47,35 @@ func StringMap(b []byte, m map[string]string) []byte {
 	}
 	return append(b, '}')
 }
+
+// StringMapIndent appends m as json.MarshalIndent encodes a
+// map[string]string nested in an indented value: each entry on its own
+// line starting with inner (a newline, the prefix and the entry's
+// indentation), the closing brace after outer (the same for the map's own
+// level); an empty map is "{}", a nil one null.
+func StringMapIndent(b []byte, m map[string]string, outer, inner string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	if len(m) == 0 {
+		return append(b, "{}"...)
+	}
+	var buf [8]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, inner...)
+		b = String(b, k)
+		b = append(b, ": "...)
+		b = String(b, m[k])
+	}
+	b = append(b, outer...)
+	return append(b, '}')
+}
