@@ -3,6 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -460,5 +461,36 @@ func TestRatedPointsMoveToPeriods(t *testing.T) {
 	}
 	if sum.Total != 3 || sum.Results[0][3] != "0.8" {
 		t.Fatalf("summary of usr-1 by time = %+v", sum)
+	}
+}
+
+// TestSummaryGroupsAreBounded: a summary not grouped by time holds at most
+// maxGroups groups and says so past them; grouped by time it finishes a
+// period's groups at a time and has no such bound.
+func TestSummaryGroupsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	begin := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for h := range 3 {
+		p := &store.RatedPeriod{Scope: "usr-1", Begin: begin.Add(time.Duration(h) * time.Hour), End: begin.Add(time.Duration(h+1) * time.Hour)}
+		for m := range 4 {
+			p.Points = append(p.Points, store.RatedPoint{Service: "instance", Qty: decimal.New(1, 0), Price: decimal.New(1, -2),
+				Groupby: map[string]string{"machine_id": fmt.Sprint("m", m)}})
+		}
+		if err := s.CommitRatedPeriod(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.maxGroups = 3
+	_, err := s.Summarize(ctx, store.SummaryQuery{GroupBy: []string{"machine_id"}})
+	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "more than 3 groups") {
+		t.Fatalf("4 groups over a bound of 3: %v", err)
+	}
+	sum, err := s.Summarize(ctx, store.SummaryQuery{GroupBy: []string{store.KeyTime, "machine_id"}, Limit: 2, Offset: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total != 12 || len(sum.Results) != 2 || sum.Results[0][5] != "m1" || sum.Results[1][5] != "m2" {
+		t.Fatalf("by time and machine: %+v", sum)
 	}
 }

@@ -341,8 +341,8 @@ func (h *cursorHeap) Pop() any {
 // ---- Summarize --------------------------------------------------------------------
 
 // MaxSummaryGroups bounds the groups a summary that is not grouped by
-// "time" holds while it adds up (a summary grouped by "time" is finished
-// a period at a time and has no bound).
+// "time" holds while it adds up (a summary grouped by "time" finishes its
+// groups a period at a time: it holds a period's).
 const MaxSummaryGroups = 500_000
 
 // groupKind is what a group key's values are.
@@ -396,6 +396,7 @@ func compareValues(a, b groupValue) int {
 // summarizer adds matching points up by group and pages the groups.
 type summarizer struct {
 	q       store.SummaryQuery
+	max     int // groups held at most, unless byTime
 	kinds   []groupKind
 	byTime  bool // grouped by "time": groups finish a period at a time
 	groups  map[string]*summaryGroup
@@ -405,8 +406,8 @@ type summarizer struct {
 	all     summaryGroup // the one row when ungrouped
 }
 
-func newSummarizer(q store.SummaryQuery, sum *store.Summary) *summarizer {
-	z := &summarizer{q: q, groups: map[string]*summaryGroup{}, sum: sum, all: summaryGroup{begin: math.MaxInt64, end: math.MinInt64}}
+func newSummarizer(q store.SummaryQuery, sum *store.Summary, maxGroups int) *summarizer {
+	z := &summarizer{q: q, max: maxGroups, groups: map[string]*summaryGroup{}, sum: sum, all: summaryGroup{begin: math.MaxInt64, end: math.MinInt64}}
 	for _, k := range q.GroupBy {
 		kind := kindAttr
 		switch {
@@ -451,8 +452,8 @@ func (z *summarizer) group(vals []groupValue, end int64) (*summaryGroup, error) 
 	if g, ok := z.groups[string(z.key)]; ok {
 		return g, nil
 	}
-	if !z.byTime && len(z.groups) >= MaxSummaryGroups {
-		return nil, store.Invalidf("summarize: more than %d groups: group by fewer keys, by time, or narrow the window", MaxSummaryGroups)
+	if !z.byTime && len(z.groups) >= z.max {
+		return nil, store.Invalidf("summarize: more than %d groups: group by fewer keys, by time, or narrow the window", z.max)
 	}
 	g := &summaryGroup{vals: slices.Clone(vals), begin: math.MaxInt64, end: math.MinInt64}
 	z.groups[string(z.key)] = g
@@ -625,7 +626,11 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 		}
 	}
 	sum := &store.Summary{Columns: append([]string{"begin", "end", "qty", "rate"}, q.GroupBy...), Results: [][]any{}}
-	z := newSummarizer(q, sum)
+	maxGroups := s.maxGroups
+	if maxGroups <= 0 {
+		maxGroups = MaxSummaryGroups
+	}
+	z := newSummarizer(q, sum, maxGroups)
 	// Sums alone answer when nothing filters and only time keys group.
 	withData := len(pq.Filters) > 0 || !z.timesOnly()
 	err = s.read(ctx, func(tx *sql.Tx) error {

@@ -49,6 +49,8 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 	path string
+	// maxGroups bounds a summary's groups (MaxSummaryGroups; tests lower it).
+	maxGroups int
 }
 
 var _ store.Store = (*Store)(nil)
