@@ -35,6 +35,10 @@ const (
 	// 150 MiB resident (BenchmarkBilling), for a history query every 25
 	// hourly periods.
 	maxBatchPoints = 250_000
+	// DefaultFollowPoints is how many committed points wake a
+	// ScopeWriter: each write syncs the month's files, so it is woken per
+	// some ten periods of 10,000 machines, not per period.
+	DefaultFollowPoints = 50_000
 )
 
 // Processor rates every closed period of every scope, in order: collect,
@@ -67,6 +71,17 @@ type Processor struct {
 	Writers interface {
 		WriteAll(ctx context.Context) error
 	}
+	// ScopeWriter, when set, writes a scope's reports while the scope is
+	// rated: woken once FollowPoints points are committed (and once at the
+	// end), it appends what was committed, so a long catch-up's reports follow it on the
+	// other core instead of waiting for it. Its errors are logged; the
+	// writers' next pass retries.
+	ScopeWriter interface {
+		WriteScope(ctx context.Context, scope string) error
+	}
+	// FollowPoints is how many committed points wake the ScopeWriter
+	// (DefaultFollowPoints when 0).
+	FollowPoints int
 	Logger *slog.Logger
 
 	mu sync.Mutex // one pass at a time in this process
@@ -167,8 +182,35 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 	}
 	period := p.period()
 	limit := PeriodStart(now.Add(-time.Duration(p.wait())*period), period) // no closed period ends after it
+	committed := func(int) {}
+	if p.ScopeWriter != nil {
+		wake := make(chan struct{}, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.follow(ctx, scope, wake)
+		}()
+		defer func() {
+			close(wake)
+			<-done
+		}()
+		pending, every := 0, p.FollowPoints
+		if every <= 0 {
+			every = DefaultFollowPoints
+		}
+		committed = func(points int) {
+			if pending += points; pending < every {
+				return
+			}
+			pending = 0
+			select {
+			case wake <- struct{}{}:
+			default: // the writer has a wake-up pending
+			}
+		}
+	}
 	for {
-		moved, n, pts, err := p.catchUp(ctx, sc, next, limit)
+		moved, n, pts, err := p.catchUp(ctx, sc, next, limit, committed)
 		periods += n
 		points += pts
 		if err != nil || moved.IsZero() {
@@ -177,6 +219,20 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 		// Another processor got there first: go on from its state.
 		next = moved
 	}
+}
+
+// follow writes the scope's reports each time wake has a value, and once
+// more when it is closed.
+func (p *Processor) follow(ctx context.Context, scope string, wake <-chan struct{}) {
+	write := func() {
+		if err := p.ScopeWriter.WriteScope(ctx, scope); err != nil && ctx.Err() == nil {
+			p.log().Warn("writing reports while rating failed; the next pass retries", "scope", scope, "err", err)
+		}
+	}
+	for range wake {
+		write()
+	}
+	write()
 }
 
 // collectedFrame is a frame collected and ready to rate, or why it is
@@ -192,7 +248,7 @@ type collectedFrame struct {
 // rated with the rules as they are once the period before it is
 // committed. On a conflict it stops and returns the state another
 // processor moved the scope to.
-func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limit time.Time) (moved time.Time, periods, points int, err error) {
+func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limit time.Time, committed func(points int)) (moved time.Time, periods, points int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	collected := make(chan collectedFrame, 1)
 	go func() {
@@ -216,6 +272,7 @@ func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limi
 		if err != nil || !moved.IsZero() {
 			return moved, periods, points, err
 		}
+		committed(len(rp.Points))
 		periods++
 		points += len(rp.Points)
 	}
