@@ -82,7 +82,7 @@ type Processor struct {
 	// FollowPoints is how many committed points wake the ScopeWriter
 	// (DefaultFollowPoints when 0).
 	FollowPoints int
-	Logger *slog.Logger
+	Logger       *slog.Logger
 
 	mu sync.Mutex // one pass at a time in this process
 }
