@@ -72,10 +72,10 @@ type Processor struct {
 		WriteAll(ctx context.Context) error
 	}
 	// ScopeWriter, when set, writes a scope's reports while the scope is
-	// rated: woken once FollowPoints points are committed (and once at the
-	// end), it appends what was committed, so a long catch-up's reports follow it on the
-	// other core instead of waiting for it. Its errors are logged; the
-	// writers' next pass retries.
+	// rated: woken each time FollowPoints points are committed, and once
+	// after the last commit, it appends what was committed, so a long
+	// catch-up's reports follow it on the other core instead of waiting
+	// for it. Its errors are logged; the writers' next pass retries.
 	ScopeWriter interface {
 		WriteScope(ctx context.Context, scope string) error
 	}
@@ -190,7 +190,11 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 			defer close(done)
 			p.follow(ctx, scope, wake)
 		}()
+		some := false
 		defer func() {
+			if some {
+				wake <- struct{}{} // the last commit's write
+			}
 			close(wake)
 			<-done
 		}()
@@ -199,6 +203,7 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 			every = DefaultFollowPoints
 		}
 		committed = func(points int) {
+			some = true
 			if pending += points; pending < every {
 				return
 			}
@@ -221,18 +226,14 @@ func (p *Processor) processScope(ctx context.Context, scope string) (periods, po
 	}
 }
 
-// follow writes the scope's reports each time wake has a value, and once
-// more when it is closed.
+// follow writes the scope's reports each time wake has a value, until it
+// is closed.
 func (p *Processor) follow(ctx context.Context, scope string, wake <-chan struct{}) {
-	write := func() {
+	for range wake {
 		if err := p.ScopeWriter.WriteScope(ctx, scope); err != nil && ctx.Err() == nil {
 			p.log().Warn("writing reports while rating failed; the next pass retries", "scope", scope, "err", err)
 		}
 	}
-	for range wake {
-		write()
-	}
-	write()
 }
 
 // collectedFrame is a frame collected and ready to rate, or why it is

@@ -521,8 +521,7 @@ func (w *scopeWrites) WriteScope(ctx context.Context, scope string) error {
 
 // TestProcessScopeWriterFollowsCommits: a ScopeWriter is woken once after
 // a scope's last commit, which it sees (and while it is rated, once enough
-// points are committed); a scope with nothing to rate still gets its
-// final call.
+// points are committed); a pass with nothing to rate does not wake it.
 func TestProcessScopeWriterFollowsCommits(t *testing.T) {
 	ctx := context.Background()
 	s := fake.New()
@@ -563,7 +562,7 @@ func TestProcessScopeWriterFollowsCommits(t *testing.T) {
 	if _, err := p.Process(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(w.calls, []string{"u 5h0m0s", "v 5h0m0s"}) {
+	if len(w.calls) != 0 {
 		t.Fatalf("writes of a pass with nothing to rate: %v", w.calls)
 	}
 }
