@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -422,4 +423,43 @@ func AuditLimit(q audit.Query) int {
 	// One more than the largest page: a list asks for one more than its
 	// page to know whether another follows.
 	return min(q.Limit, audit.MaxLimit+1)
+}
+
+// CompareGroupValues orders summary group key values as the summary rows
+// are ordered (as SQLite orders them): null, then times (Unix
+// nanoseconds, int64), then strings.
+func CompareGroupValues(a, b any) int {
+	rank := func(v any) int {
+		switch v.(type) {
+		case nil:
+			return 0
+		case int64:
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	switch x := a.(type) {
+	case int64:
+		return cmp.Compare(x, b.(int64))
+	case string:
+		return strings.Compare(x, b.(string))
+	}
+	return 0
+}
+
+// CompareSummaryRows orders summary rows: by begin, then their key values
+// (CompareGroupValues), then end.
+func CompareSummaryRows(aBegin, aEnd int64, aKeys []any, bBegin, bEnd int64, bKeys []any) int {
+	if c := cmp.Compare(aBegin, bBegin); c != 0 {
+		return c
+	}
+	for i := range aKeys {
+		if c := CompareGroupValues(aKeys[i], bKeys[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(aEnd, bEnd)
 }

@@ -28,24 +28,7 @@ func String(b []byte, s string) []byte {
 // StringMap appends m as encoding/json encodes a map[string]string: keys
 // sorted, null for a nil map.
 func StringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = String(b, k)
-		b = append(b, ':')
-		b = String(b, m[k])
-	}
-	return append(b, '}')
+	return appendMap(b, m, ":", "", "")
 }
 
 // StringMapIndent appends m as json.MarshalIndent encodes a
@@ -54,6 +37,12 @@ func StringMap(b []byte, m map[string]string) []byte {
 // indentation), the closing brace after outer (the same for the map's own
 // level); an empty map is "{}", a nil one null.
 func StringMapIndent(b []byte, m map[string]string, outer, inner string) []byte {
+	return appendMap(b, m, ": ", outer, inner)
+}
+
+// appendMap appends m's entries by key, each after inner and with colon
+// between key and value, and outer before the closing brace.
+func appendMap(b []byte, m map[string]string, colon, outer, inner string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
@@ -73,7 +62,7 @@ func StringMapIndent(b []byte, m map[string]string, outer, inner string) []byte 
 		}
 		b = append(b, inner...)
 		b = String(b, k)
-		b = append(b, ": "...)
+		b = append(b, colon...)
 		b = String(b, m[k])
 	}
 	b = append(b, outer...)

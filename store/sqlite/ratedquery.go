@@ -359,7 +359,7 @@ const (
 type summaryGroup struct {
 	begin, end int64 // the earliest begin and latest end of its points
 	qty, price decimalSum
-	vals       []groupValue
+	keys       []any // nil, a time (int64 Unix ns) or a string
 	n          int
 }
 
@@ -370,27 +370,6 @@ type groupValue struct {
 	time bool
 	n    int64
 	s    string
-}
-
-// compareValues orders values as SQLite does: null, then numbers, then
-// text.
-func compareValues(a, b groupValue) int {
-	rank := func(v groupValue) int {
-		switch {
-		case v.null:
-			return 0
-		case v.time:
-			return 1
-		}
-		return 2
-	}
-	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
-		return c
-	}
-	if a.time {
-		return cmp.Compare(a.n, b.n)
-	}
-	return strings.Compare(a.s, b.s)
 }
 
 // summarizer adds matching points up by group and pages the groups.
@@ -455,7 +434,16 @@ func (z *summarizer) group(vals []groupValue, end int64) (*summaryGroup, error) 
 	if !z.byTime && len(z.groups) >= z.max {
 		return nil, store.Invalidf("summarize: more than %d groups: group by fewer keys, by time, or narrow the window", z.max)
 	}
-	g := &summaryGroup{vals: slices.Clone(vals), begin: math.MaxInt64, end: math.MinInt64}
+	g := &summaryGroup{keys: make([]any, len(vals)), begin: math.MaxInt64, end: math.MinInt64}
+	for i, v := range vals {
+		switch {
+		case v.null:
+		case v.time:
+			g.keys[i] = v.n
+		default:
+			g.keys[i] = v.s
+		}
+	}
 	z.groups[string(z.key)] = g
 	return g, nil
 }
@@ -553,15 +541,7 @@ func (z *summarizer) flush(done func(*summaryGroup) bool) {
 		}
 	}
 	slices.SortFunc(batch, func(a, b *summaryGroup) int {
-		if c := cmp.Compare(a.begin, b.begin); c != 0 {
-			return c
-		}
-		for i := range a.vals {
-			if c := compareValues(a.vals[i], b.vals[i]); c != 0 {
-				return c
-			}
-		}
-		return cmp.Compare(a.end, b.end)
+		return store.CompareSummaryRows(a.begin, a.end, a.keys, b.begin, b.end, b.keys)
 	})
 	for _, g := range batch {
 		if z.counted >= z.q.Offset && (z.q.Limit <= 0 || z.counted < z.q.Offset+z.q.Limit) {
@@ -573,14 +553,11 @@ func (z *summarizer) flush(done func(*summaryGroup) bool) {
 
 func (z *summarizer) row(g *summaryGroup) []any {
 	row := []any{formatTime(g.begin), formatTime(g.end), g.qty.value().String(), g.price.value().String()}
-	for _, v := range g.vals {
-		switch {
-		case v.null:
-			row = append(row, nil)
-		case v.time:
-			row = append(row, formatTime(v.n))
-		default:
-			row = append(row, v.s)
+	for _, v := range g.keys {
+		if t, ok := v.(int64); ok {
+			row = append(row, formatTime(t))
+		} else {
+			row = append(row, v)
 		}
 	}
 	return row
