@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// CPUTime is the CPU time (user and system) this process has used so far:
-// on a machine shared with other work, a benchmark's CPU time per
-// operation says more than its wall time.
+// CPUTime is the CPU time (user and system, every thread, garbage
+// collection included) this process has used: on a shared machine a
+// benchmark's wall time includes waiting for a core, its CPU time does not.
 func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
