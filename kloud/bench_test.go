@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,10 +383,9 @@ func seedMachines(b *testing.B, st store.Machines, owner string, n, changes int)
 	}
 }
 
-// BenchmarkQuote100k: POST /api/v1/rating/quote with 20 requests of 5,000
-// points, priced by the hashmap module, one after another; prints the time
-// for the 100,000 points (target ≤ 0.2 s).
-func BenchmarkQuote100k(b *testing.B) {
+// quoteBench starts a server whose hashmap prices service instance by
+// size and returns it with the body of a quote of 5,000 points.
+func quoteBench(b *testing.B) (*kloudtest.Harness, []byte) {
 	h := kloudtest.New(b)
 	ctx := context.Background()
 	c := h.Admin
@@ -412,6 +412,15 @@ func BenchmarkQuote100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return h, body
+}
+
+// BenchmarkQuote100k: POST /api/v1/rating/quote with 20 requests of 5,000
+// points, priced by the hashmap module, one after another; prints the time
+// for the 100,000 points (target ≤ 0.2 s).
+func BenchmarkQuote100k(b *testing.B) {
+	h, body := quoteBench(b)
+	ctx := context.Background()
 	var elapsed time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -435,4 +444,26 @@ func BenchmarkQuote100k(b *testing.B) {
 	sec := elapsed.Seconds() / float64(b.N)
 	b.ReportMetric(sec, "s/100k-points")
 	b.Logf("POST /api/v1/rating/quote, 20 requests of 5,000 points: %.3f s for the 100,000 (target ≤ 0.2 s)", sec)
+}
+
+// BenchmarkQuoteHandler: one quote of 5,000 points through the server's
+// handler (authentication, decoding, pricing, encoding) into a recorder,
+// without the network; run with -benchmem.
+func BenchmarkQuoteHandler(b *testing.B) {
+	h, body := quoteBench(b)
+	handler := h.Server.Handler()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/rating/quote", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+h.AdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("quote: status %d: %s", rec.Code, rec.Body.Bytes())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/5000, "ns/point")
 }

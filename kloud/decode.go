@@ -23,9 +23,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return decodeBytes(body, v)
 }
 
-// readBody reads r's body, at most maxBody bytes.
+// readBody reads r's body, at most maxBody bytes, into one buffer of the
+// declared length when there is one (io.ReadAll would grow it by copies).
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	size := int64(512)
+	if r.ContentLength > 0 && r.ContentLength <= maxBody {
+		size = r.ContentLength + 1 // room to read the end
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, maxBody), make([]byte, 0, size))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -34,6 +39,23 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, badRequest("", "read body: %v", err)
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
 }
 
 // decodeBytes is decode's JSON part, fuzzed on its own.

@@ -3,6 +3,7 @@ package kloud
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
@@ -22,12 +23,16 @@ import (
 // BenchmarkQuote100k is the figure they serve.
 
 type quoteScanner struct {
-	b []byte
+	// b is the body, copied once: the strings read are slices of it.
+	b string
 	i int
-	// strs holds one copy of each string read: a quote's services, units
-	// and desc keys and values repeat from point to point.
-	strs map[string]string
+	// qtys holds the Decimal of each qty text read (quotes included for
+	// a string), at most maxQtyMemo: a quote's qtys repeat from point to
+	// point, and Decimals are immutable.
+	qtys map[string]decimal.Decimal
 }
+
+const maxQtyMemo = 256
 
 func (s *quoteScanner) ws() {
 	for s.i < len(s.b) {
@@ -66,14 +71,8 @@ func (s *quoteScanner) str() (string, bool) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			raw := s.b[start:s.i]
 			s.i++
-			if v, ok := s.strs[string(raw)]; ok {
-				return v, true
-			}
-			v := string(raw)
-			s.strs[v] = v
-			return v, true
+			return s.b[start : s.i-1], true
 		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
 			return "", false
 		}
@@ -85,20 +84,17 @@ func (s *quoteScanner) str() (string, bool) {
 func (s *quoteScanner) number() (string, bool) {
 	s.ws()
 	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		c := s.b[s.i]
-		if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-			break
-		}
+	for s.i < len(s.b) && isNumberByte(s.b[s.i]) {
+		s.i++
 	}
-	return string(s.b[start:s.i]), s.i > start
+	return s.b[start:s.i], s.i > start
 }
 
 // decodeQuoteFast reads a quote body of the plain shape; ok false means
 // "let the plain path decode it". Values are checked as handleQuote
 // checks them: a point with a problem gives up too.
 func decodeQuoteFast(body []byte) (points []ratingbridge.QuotePoint, ok bool) {
-	s := &quoteScanner{b: body, strs: make(map[string]string, 64)}
+	s := &quoteScanner{b: string(body), qtys: make(map[string]decimal.Decimal, 16)}
 	if !s.next('{') {
 		return nil, false
 	}
@@ -166,6 +162,40 @@ func (s *quoteScanner) point() (ratingbridge.QuotePoint, bool) {
 // qty reads a non-negative decimal given as a number (as decode reads a
 // number: a float64) or a string.
 func (s *quoteScanner) qty() (decimal.Decimal, bool) {
+	s.ws()
+	start := s.i
+	// The qty's text up to its end (a string's closing quote, a number's
+	// last character), to look up before reading it.
+	end := start
+	if end < len(s.b) && s.b[end] == '"' {
+		if j := strings.IndexByte(s.b[end+1:], '"'); j >= 0 {
+			end += j + 2
+		}
+	} else {
+		for end < len(s.b) && isNumberByte(s.b[end]) {
+			end++
+		}
+	}
+	if d, ok := s.qtys[s.b[start:end]]; ok {
+		s.i = end
+		return d, true
+	}
+	d, ok := s.qtyValue()
+	if !ok {
+		return d, false
+	}
+	if len(s.qtys) < maxQtyMemo {
+		s.qtys[s.b[start:s.i]] = d
+	}
+	return d, true
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// qtyValue reads a qty as qty says, without the memo.
+func (s *quoteScanner) qtyValue() (decimal.Decimal, bool) {
 	var d decimal.Decimal
 	if s.peek('"') {
 		v, ok := s.str()
@@ -223,17 +253,17 @@ func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decima
 		}
 		b = append(b, `{"service":`...)
 		b = jsonenc.String(b, p.Service)
-		b = append(b, `,"qty":"`...)
-		b = append(b, p.Qty.String()...)
-		b = append(b, `","unit":`...)
+		b = append(b, `,"qty":`...)
+		b = jsonenc.Decimal(b, p.Qty)
+		b = append(b, `,"unit":`...)
 		b = jsonenc.String(b, p.Unit)
 		b = append(b, `,"desc":`...)
 		b = jsonenc.StringMap(b, p.Desc)
-		b = append(b, `,"price":"`...)
-		b = append(b, p.Price.String()...)
-		b = append(b, `"}`...)
+		b = append(b, `,"price":`...)
+		b = jsonenc.Decimal(b, p.Price)
+		b = append(b, '}')
 	}
-	b = append(b, `],"total":"`...)
-	b = append(b, total.String()...)
-	return append(b, "\"}\n"...)
+	b = append(b, `],"total":`...)
+	b = jsonenc.Decimal(b, total)
+	return append(b, "}\n"...)
 }

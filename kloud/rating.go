@@ -116,9 +116,11 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		answer := appendQuoteAnswer(make([]byte, 0, len(body)+len(body)/4), priced, total)
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(appendQuoteAnswer(make([]byte, 0, 160*len(priced)), priced, total))
+		_, _ = w.Write(answer)
 		return
 	}
 	var req quoteRequest

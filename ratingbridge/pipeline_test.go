@@ -168,6 +168,38 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+// TestQuoteTotalIsTheSumOfPrices: the total, however it is added up, is
+// the prices summed point by point, to the digit and the exponent.
+func TestQuoteTotalIsTheSumOfPrices(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	s.SetRules(sizeRules())
+	p := newPipeline(t, s)
+	qtys := []string{"1", "0.5", "10", "0.1000", "3", "1e-5", "123456789012345678901234567890.5", "0", "2.25", "1"}
+	sizes := []string{"small", "large", "medium"}
+	for _, n := range []int{1, 2, 7, 100, 1000} {
+		var q []QuotePoint
+		for i := range n {
+			desc := map[string]string{"size": sizes[i%len(sizes)]}
+			if i%4 == 0 {
+				desc["provider"] = "aws"
+			}
+			q = append(q, QuotePoint{Service: "instance", Qty: d(qtys[i%len(qtys)]), Desc: desc})
+		}
+		pts, total, err := p.Quote(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := decimal.Zero
+		for _, pt := range pts {
+			want = want.Add(pt.Price)
+		}
+		if total.String() != want.String() || total.Exponent() != want.Exponent() || !total.Equal(want) {
+			t.Errorf("%d points: total %s (exp %d), point by point %s (exp %d)", n, total, total.Exponent(), want, want.Exponent())
+		}
+	}
+}
+
 func TestEstimateHourly(t *testing.T) {
 	ctx := context.Background()
 	s := fake.New()

@@ -40,6 +40,16 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 	}
 	now := time.Now().UTC()
 	f := dataframe.New(now, now)
+	perService := map[string]int{}
+	for _, q := range points {
+		perService[q.Service]++
+	}
+	for svc, n := range perService {
+		f.Usage[svc] = make([]dataframe.DataPoint, 0, n)
+	}
+	// A quote groups by nothing: one empty groupby serves every point
+	// (a point's maps are read-only).
+	noGroupby := map[string]string{}
 	refs := make([]ref, len(points))
 	for i, q := range points {
 		if q.Service == "" {
@@ -50,7 +60,7 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 			unit = dataframe.DefaultUnit
 		}
 		refs[i] = ref{service: q.Service, index: len(f.Usage[q.Service])}
-		f.Add(q.Service, dataframe.DataPoint{Unit: unit, Qty: q.Qty, Groupby: map[string]string{}, Metadata: q.Desc})
+		f.Add(q.Service, dataframe.DataPoint{Unit: unit, Qty: q.Qty, Groupby: noGroupby, Metadata: q.Desc})
 	}
 	rating, err := p.Load(ctx)
 	if err != nil {
@@ -60,12 +70,20 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 		return nil, decimal.Decimal{}, fmt.Errorf("quote: %w", err)
 	}
 	out := make([]QuotedPoint, len(points))
-	total := decimal.Zero
+	// Prices repeat (the pricer shares the Decimal of equal results): the
+	// total adds each distinct price once, times its count, rather than
+	// one big.Int sum a point. Decimal sums and products are exact, so
+	// the total is the same either way.
+	counts := map[decimal.Decimal]int64{}
 	for i, q := range points {
 		pt := f.Usage[refs[i].service][refs[i].index]
 		q.Unit = pt.Unit
 		out[i] = QuotedPoint{QuotePoint: q, Price: pt.Price}
-		total = total.Add(pt.Price)
+		counts[pt.Price]++
+	}
+	total := decimal.Zero
+	for price, n := range counts {
+		total = total.Add(price.Mul(decimal.NewFromInt(n)))
 	}
 	return out, total, nil
 }

@@ -7,15 +7,25 @@ package jsonenc
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
 )
+
+// plain marks the bytes encoding/json writes as they are inside a string
+// (printable ASCII but for " \\ < > &): bit c of plain[c/64].
+var plain = [2]uint64{
+	0xffffffff_00000000 &^ (1<<'"' | 1<<'&' | 1<<'<' | 1<<'>'),
+	0x7fffffff_ffffffff &^ (1 << ('\\' - 64)),
+}
 
 // String appends s quoted as encoding/json quotes it (HTML-escaped): plain
 // ASCII directly, anything else through encoding/json itself.
 func String(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if c := s[i]; c >= utf8.RuneSelf || plain[c>>6]&(1<<(c&63)) == 0 {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}
@@ -31,19 +41,75 @@ func StringMap(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	// Most maps (a point's desc) have a few entries: sort them on the
+	// stack.
+	type entry struct{ k, v string }
+	var small [8]entry
+	entries := small[:0]
+	for k, v := range m {
+		entries = append(entries, entry{k, v})
 	}
-	slices.Sort(keys)
+	slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.k, y.k) })
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, e := range entries {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = String(b, k)
+		b = String(b, e.k)
 		b = append(b, ':')
-		b = String(b, m[k])
+		b = String(b, e.v)
 	}
 	return append(b, '}')
+}
+
+// zeros is the padding Decimal writes between a decimal point and the
+// first significant digit.
+const zeros = "000000000000000000000000000000000000000"
+
+// Decimal appends d as encoding/json encodes a decimal.Decimal (its
+// MarshalJSON): a coefficient of at most 18 digits without big.Int
+// formatting, anything else (and any non-default formatting setting of
+// the decimal package) through MarshalJSON itself.
+func Decimal(b []byte, d decimal.Decimal) []byte {
+	exp := d.Exponent()
+	if decimal.MarshalJSONWithoutQuotes || !decimal.TrimTrailingZeros || decimal.UseScientificNotation ||
+		exp > 18 || exp < -int32(len(zeros)) || d.NumDigits() > 18 {
+		q, _ := d.MarshalJSON()
+		return append(b, q...)
+	}
+	v := d.CoefficientInt64()
+	b = append(b, '"')
+	switch {
+	case v == 0:
+		b = append(b, '0')
+	case exp >= 0:
+		b = strconv.AppendInt(b, v, 10)
+		b = append(b, zeros[:exp]...)
+	default:
+		if v < 0 {
+			b = append(b, '-')
+			v = -v
+		}
+		var buf [20]byte
+		digits := strconv.AppendInt(buf[:0], v, 10)
+		// The integer digits, then the fraction without trailing zeros,
+		// padded with leading zeros when the coefficient is shorter.
+		n, lead, frac := int(-exp), 0, digits
+		if len(digits) > n {
+			b = append(b, digits[:len(digits)-n]...)
+			frac = digits[len(digits)-n:]
+		} else {
+			b = append(b, '0')
+			lead = n - len(digits)
+		}
+		for len(frac) > 0 && frac[len(frac)-1] == '0' {
+			frac = frac[:len(frac)-1]
+		}
+		if len(frac) > 0 {
+			b = append(b, '.')
+			b = append(b, zeros[:lead]...)
+			b = append(b, frac...)
+		}
+	}
+	return append(b, '"')
 }
