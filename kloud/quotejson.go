@@ -93,45 +93,49 @@ func (s *quoteScanner) number() (string, bool) {
 // decodeQuoteFast reads a quote body of the plain shape; ok false means
 // "let the plain path decode it". Values are checked as handleQuote
 // checks them: a point with a problem gives up too.
-func decodeQuoteFast(body []byte) (points []ratingbridge.QuotePoint, ok bool) {
+//
+// descs holds, per point, its desc as the answer writes it when the body
+// has it written so already ("" when not), for appendQuoteAnswer to copy.
+func decodeQuoteFast(body []byte) (points []ratingbridge.QuotePoint, descs []string, ok bool) {
 	s := &quoteScanner{b: string(body), qtys: make(map[string]decimal.Decimal, 16)}
 	if !s.next('{') {
-		return nil, false
+		return nil, nil, false
 	}
 	if key, ok := s.str(); !ok || key != "points" || !s.next(':') || !s.next('[') {
-		return nil, false
+		return nil, nil, false
 	}
 	points = make([]ratingbridge.QuotePoint, 0, len(body)/100)
+	descs = make([]string, 0, len(body)/100)
 	for first := true; !s.next(']'); first = false {
 		if !first && !s.next(',') {
-			return nil, false
+			return nil, nil, false
 		}
-		p, ok := s.point()
+		p, desc, ok := s.point()
 		if !ok || len(points) == ratingbridge.MaxQuotePoints {
-			return nil, false
+			return nil, nil, false
 		}
 		points = append(points, p)
+		descs = append(descs, desc)
 	}
 	if !s.next('}') {
-		return nil, false
+		return nil, nil, false
 	}
 	s.ws()
-	return points, s.i == len(s.b) && len(points) > 0
+	return points, descs, s.i == len(s.b) && len(points) > 0
 }
 
-func (s *quoteScanner) point() (ratingbridge.QuotePoint, bool) {
-	var p ratingbridge.QuotePoint
+func (s *quoteScanner) point() (p ratingbridge.QuotePoint, descJSON string, _ bool) {
 	var seen [4]bool
 	if !s.next('{') {
-		return p, false
+		return p, "", false
 	}
 	for first := true; !s.next('}'); first = false {
 		if !first && !s.next(',') {
-			return p, false
+			return p, "", false
 		}
 		key, ok := s.str()
 		if !ok || !s.next(':') {
-			return p, false
+			return p, "", false
 		}
 		var field int
 		switch key {
@@ -146,17 +150,17 @@ func (s *quoteScanner) point() (ratingbridge.QuotePoint, bool) {
 			p.Unit, ok = s.str()
 		case "desc":
 			field = 3
-			p.Desc, ok = s.desc()
+			p.Desc, descJSON, ok = s.desc()
 		default:
-			return p, false
+			return p, "", false
 		}
 		if !ok || seen[field] {
-			return p, false
+			return p, "", false
 		}
 		seen[field] = true
 	}
 	// Without a qty the plain path says it is required.
-	return p, seen[1]
+	return p, descJSON, seen[1]
 }
 
 // qty reads a non-negative decimal given as a number (as decode reads a
@@ -220,31 +224,47 @@ func (s *quoteScanner) qtyValue() (decimal.Decimal, bool) {
 	return d, !d.IsNegative()
 }
 
-func (s *quoteScanner) desc() (map[string]string, bool) {
+// desc reads a desc object, and returns its text too when it is written
+// as jsonenc.StringMap writes the map: keys in ascending order without
+// duplicates, no white space, no character String escapes.
+func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 	if !s.next('{') {
-		return nil, false
+		return nil, "", false
 	}
+	start := s.i - 1
 	m := make(map[string]string, 4)
+	var prev string
+	plain, size := true, 2 // the length of the text as StringMap writes it
 	for first := true; !s.next('}'); first = false {
 		if !first && !s.next(',') {
-			return nil, false
+			return nil, "", false
 		}
 		k, ok := s.str()
 		if !ok || !s.next(':') {
-			return nil, false
+			return nil, "", false
 		}
 		v, ok := s.str()
 		if !ok {
-			return nil, false
+			return nil, "", false
 		}
 		m[k] = v // the last of duplicate keys wins, as in encoding/json
+		plain = plain && (first || k > prev) && jsonenc.Plain(k) && jsonenc.Plain(v)
+		prev = k
+		size += len(k) + len(v) + len(`"":""`)
+		if !first {
+			size++ // the comma
+		}
 	}
-	return m, true
+	if text := s.b[start:s.i]; plain && len(text) == size {
+		return m, text, true
+	}
+	return m, "", true
 }
 
 // appendQuoteAnswer appends the answer writeJSON(w, 200, quoteResponse{…})
-// writes, byte for byte.
-func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decimal.Decimal) []byte {
+// writes, byte for byte. descs, when not nil, holds per point the text of
+// its desc as decodeQuoteFast found it ("": encode the map).
+func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
 	b = append(b, `{"points":[`...)
 	for i := range points {
 		p := &points[i]
@@ -258,7 +278,11 @@ func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, total decima
 		b = append(b, `,"unit":`...)
 		b = jsonenc.String(b, p.Unit)
 		b = append(b, `,"desc":`...)
-		b = jsonenc.StringMap(b, p.Desc)
+		if descs != nil && descs[i] != "" {
+			b = append(b, descs[i]...)
+		} else {
+			b = jsonenc.StringMap(b, p.Desc)
+		}
 		b = append(b, `,"price":`...)
 		b = jsonenc.Decimal(b, p.Price)
 		b = append(b, '}')

@@ -53,13 +53,38 @@ var quoteBodies = []string{
 	`{"points":[{"service":"a","qty":1}],"points":[]}`,
 	`{"points":[{"service":"a","qty":1`,
 	``,
+	`{"points":[{"service":"i","qty":"0.5","desc":{"a":"1","b":"2"}},{"service":"i","qty":"0.5","desc":{}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"b":"1","a":"2"}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"a":"1", "b":"2"}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"a":"<1>","b":"&"}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"a":"1","a":"2","b":"3"}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"a":"1","a":"1"}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"":"","a":""}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":{"a":"1",}}]}`,
+	`{"points":[{"service":"i","qty":1,"desc":null}]}`,
+}
+
+// answers returns the answer to fast-decoded points priced zero, with
+// their desc texts, and writeJSON's answer to the same points decoded the
+// plain way.
+func answers(t testing.TB, fast []ratingbridge.QuotePoint, descs []string, plain []ratingbridge.QuotePoint) (got, want []byte) {
+	priced := func(ps []ratingbridge.QuotePoint) []ratingbridge.QuotedPoint {
+		out := make([]ratingbridge.QuotedPoint, len(ps))
+		for i, p := range ps {
+			out[i] = ratingbridge.QuotedPoint{QuotePoint: p, Price: decimal.Zero}
+		}
+		return out
+	}
+	rec := httptest.NewRecorder()
+	writeJSON(rec, 200, quoteResponse{Points: priced(plain), Total: decimal.Zero})
+	return appendQuoteAnswer(nil, priced(fast), descs, decimal.Zero), rec.Body.Bytes()
 }
 
 // TestQuoteFastPathMatchesPlainPath: whatever the fast path decodes, it
 // decodes as the plain path does; what it gives up, the plain path words.
 func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 	for _, body := range quoteBodies {
-		fast, ok := decodeQuoteFast([]byte(body))
+		fast, descs, ok := decodeQuoteFast([]byte(body))
 		plain := plainQuote([]byte(body))
 		if !ok {
 			continue
@@ -77,10 +102,14 @@ func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 				t.Errorf("%s: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
 			}
 		}
+		if got, want := answers(t, fast, descs, plain); !bytes.Equal(got, want) {
+			t.Errorf("%s: answer\n%s\nwant\n%s", body, got, want)
+		}
 	}
-	// The common shape takes the fast path.
-	if _, ok := decodeQuoteFast([]byte(quoteBodies[0])); !ok {
-		t.Error("the fast path gives up a plain quote")
+	// The common shape takes the fast path, its desc copied as it is.
+	common := `{"points":[{"service":"instance","qty":"0.5","unit":"hour","desc":{"region":"r","size":"large"}}]}`
+	if _, descs, ok := decodeQuoteFast([]byte(common)); !ok || descs[0] != `{"region":"r","size":"large"}` {
+		t.Errorf("the fast path gives up a plain quote or its desc: %v %q", ok, descs)
 	}
 }
 
@@ -89,7 +118,7 @@ func FuzzQuoteFastPath(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := decodeQuoteFast(body)
+		fast, descs, ok := decodeQuoteFast(body)
 		if !ok {
 			return
 		}
@@ -101,6 +130,9 @@ func FuzzQuoteFastPath(f *testing.F) {
 			if fast[i].Qty.String() != plain[i].Qty.String() || fast[i].Service != plain[i].Service || !reflect.DeepEqual(fast[i].Desc, plain[i].Desc) {
 				t.Fatalf("%q: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
 			}
+		}
+		if got, want := answers(t, fast, descs, plain); !bytes.Equal(got, want) {
+			t.Fatalf("%q: answer\n%s\nwant\n%s", body, got, want)
 		}
 	})
 }
@@ -121,12 +153,12 @@ func TestQuoteAnswerMatchesWriteJSON(t *testing.T) {
 		if n == 0 {
 			want = bytes.Replace(want, []byte(`"points":null`), []byte(`"points":[]`), 1)
 		}
-		if got := appendQuoteAnswer(nil, points[:n], total); !bytes.Equal(got, want) {
+		if got := appendQuoteAnswer(nil, points[:n], nil, total); !bytes.Equal(got, want) {
 			t.Errorf("answer of %d points:\n%s\nwant\n%s", n, got, want)
 		}
 	}
 	var back quoteResponse
-	if err := json.Unmarshal(appendQuoteAnswer(nil, points, decimal.Zero), &back); err != nil {
+	if err := json.Unmarshal(appendQuoteAnswer(nil, points, nil, decimal.Zero), &back); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -110,13 +110,13 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if points, ok := decodeQuoteFast(body); ok {
+	if points, descs, ok := decodeQuoteFast(body); ok {
 		priced, total, err := s.rating.Pipeline().Quote(r.Context(), points)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		answer := appendQuoteAnswer(make([]byte, 0, len(body)+len(body)/4), priced, total)
+		answer := appendQuoteAnswer(make([]byte, 0, len(body)+len(body)/4), priced, descs, total)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 		w.WriteHeader(http.StatusOK)

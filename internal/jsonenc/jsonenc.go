@@ -21,14 +21,23 @@ var plain = [2]uint64{
 	0x7fffffff_ffffffff &^ (1 << ('\\' - 64)),
 }
 
+// Plain reports whether encoding/json writes s as it is between its
+// quotes: printable ASCII without " \\ < > &.
+func Plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || plain[c>>6]&(1<<(c&63)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // String appends s quoted as encoding/json quotes it (HTML-escaped): plain
 // ASCII directly, anything else through encoding/json itself.
 func String(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || plain[c>>6]&(1<<(c&63)) == 0 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
+	if !Plain(s) {
+		q, _ := json.Marshal(s)
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
