@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -224,15 +225,16 @@ func (s *quoteScanner) qtyValue() (decimal.Decimal, bool) {
 	return d, !d.IsNegative()
 }
 
-// desc reads a desc object, and returns its text too when it is written
-// as jsonenc.StringMap writes the map: keys in ascending order without
-// duplicates, no white space, no character String escapes.
+// desc reads a desc object. One written as jsonenc.StringMap writes a map
+// (keys in ascending order without duplicates, no white space, no
+// character String escapes) it returns as that text, without a map, for
+// descMaps to build and appendQuoteAnswer to copy; any other it returns
+// as a map.
 func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 	if !s.next('{') {
 		return nil, "", false
 	}
 	start := s.i - 1
-	m := make(map[string]string, 4)
 	var prev string
 	plain, size := true, 2 // the length of the text as StringMap writes it
 	for first := true; !s.next('}'); first = false {
@@ -247,7 +249,6 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		if !ok {
 			return nil, "", false
 		}
-		m[k] = v // the last of duplicate keys wins, as in encoding/json
 		plain = plain && (first || k > prev) && jsonenc.Plain(k) && jsonenc.Plain(v)
 		prev = k
 		size += len(k) + len(v) + len(`"":""`)
@@ -256,14 +257,100 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		}
 	}
 	if text := s.b[start:s.i]; plain && len(text) == size {
-		return m, text, true
+		return nil, text, true
 	}
+	// Read it again into a map; the first pass checked its syntax.
+	end := s.i
+	s.i = start + 1
+	m := make(map[string]string, 4)
+	for first := true; !s.next('}'); first = false {
+		if !first {
+			s.next(',')
+		}
+		k, _ := s.str()
+		s.next(':')
+		v, _ := s.str()
+		m[k] = v // the last of duplicate keys wins, as in encoding/json
+	}
+	s.i = end
 	return m, "", true
+}
+
+// nextPair returns the key and value after offset i (at the '{' or at a
+// ',') of a desc text as desc returns it, and the offset after them; false
+// at the end.
+func nextPair(text string, i int) (k, v string, next int, ok bool) {
+	if i+1 >= len(text)-1 { // at the closing brace, or an empty desc's opening one
+		return "", "", i, false
+	}
+	j := i + len(`{"`)
+	e := j + strings.IndexByte(text[j:], '"')
+	k, j = text[j:e], e+len(`":"`)
+	e = j + strings.IndexByte(text[j:], '"')
+	return k, text[j:e], e + 1, true
+}
+
+// descMap returns the map of a desc text: every key when all, else only
+// the keys in only.
+func descMap(text string, all bool, only []string) map[string]string {
+	m := make(map[string]string, 4)
+	for k, v, i, ok := nextPair(text, 0); ok; k, v, i, ok = nextPair(text, i) {
+		if all || slices.Contains(only, k) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// descMaps gives the points whose desc decodeQuoteFast kept as text
+// (descs[i] != "") their Desc for pricing. When the rating tells which
+// desc keys it reads from a service's points, a point's Desc holds only
+// those, and the points of a service that agree on them share one map (a
+// point's other keys change nothing in its price; the answer copies the
+// text). Otherwise a point's Desc is its whole desc.
+func descMaps(rating *ratingbridge.Rating, points []ratingbridge.QuotePoint, descs []string) {
+	type reads struct {
+		keys []string
+		ok   bool
+	}
+	byService := map[string]reads{}
+	shared := map[string]map[string]string{}
+	var key []byte
+	for i, text := range descs {
+		if text == "" {
+			continue
+		}
+		p := &points[i]
+		r, seen := byService[p.Service]
+		if !seen {
+			r.keys, r.ok = rating.Fields(p.Service)
+			byService[p.Service] = r
+		}
+		if !r.ok {
+			p.Desc = descMap(text, true, nil)
+			continue
+		}
+		// The service and the keys read with their values, NUL-separated
+		// (a desc text holds no control character).
+		key = append(append(key[:0], p.Service...), 0)
+		for k, v, j, ok := nextPair(text, 0); ok; k, v, j, ok = nextPair(text, j) {
+			if slices.Contains(r.keys, k) {
+				key = append(append(append(append(key, k...), 0), v...), 0)
+			}
+		}
+		m, ok := shared[string(key)]
+		if !ok {
+			m = descMap(text, false, r.keys)
+			shared[string(key)] = m
+		}
+		p.Desc = m
+	}
 }
 
 // appendQuoteAnswer appends the answer writeJSON(w, 200, quoteResponse{…})
 // writes, byte for byte. descs, when not nil, holds per point the text of
-// its desc as decodeQuoteFast found it ("": encode the map).
+// its desc as decodeQuoteFast found it, which it copies (the point's Desc
+// may hold only the keys its price depends on; "": encode the Desc).
 func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
 	b = append(b, `{"points":[`...)
 	for i := range points {

@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/ratingbridge"
+	"github.com/kloud/kloud/ratingbridge/dataframe"
+	"github.com/kloud/kloud/ratingbridge/hashmap"
+	"github.com/kloud/kloud/store"
 )
 
 // plainQuote decodes a quote body the plain way, as handleQuote did before
@@ -80,6 +84,26 @@ func answers(t testing.TB, fast []ratingbridge.QuotePoint, descs []string, plain
 	return appendQuoteAnswer(nil, priced(fast), descs, decimal.Zero), rec.Body.Bytes()
 }
 
+// wholeDesc is a fast-decoded point's desc: its map, or its text (then it
+// has no map yet) as encoding/json reads it, which descMap reads alike.
+func wholeDesc(t testing.TB, p ratingbridge.QuotePoint, text string) map[string]string {
+	t.Helper()
+	if text == "" {
+		return p.Desc
+	}
+	if p.Desc != nil {
+		t.Fatalf("a desc both as text %s and as map %v", text, p.Desc)
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		t.Fatalf("desc text %s: %v", text, err)
+	}
+	if got := descMap(text, true, nil); !reflect.DeepEqual(got, m) {
+		t.Fatalf("descMap(%s) = %v, encoding/json reads %v", text, got, m)
+	}
+	return m
+}
+
 // TestQuoteFastPathMatchesPlainPath: whatever the fast path decodes, it
 // decodes as the plain path does; what it gives up, the plain path words.
 func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
@@ -98,8 +122,8 @@ func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 		}
 		for i := range fast {
 			if fast[i].Service != plain[i].Service || fast[i].Unit != plain[i].Unit || !fast[i].Qty.Equal(plain[i].Qty) ||
-				fast[i].Qty.String() != plain[i].Qty.String() || !reflect.DeepEqual(fast[i].Desc, plain[i].Desc) {
-				t.Errorf("%s: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
+				fast[i].Qty.String() != plain[i].Qty.String() || !reflect.DeepEqual(wholeDesc(t, fast[i], descs[i]), plain[i].Desc) {
+				t.Errorf("%s: point %d = %+v (desc %s), plain %+v", body, i, fast[i], descs[i], plain[i])
 			}
 		}
 		if got, want := answers(t, fast, descs, plain); !bytes.Equal(got, want) {
@@ -127,7 +151,8 @@ func FuzzQuoteFastPath(f *testing.F) {
 			t.Fatalf("fast path takes %q, plain path gives %v", body, plain)
 		}
 		for i := range fast {
-			if fast[i].Qty.String() != plain[i].Qty.String() || fast[i].Service != plain[i].Service || !reflect.DeepEqual(fast[i].Desc, plain[i].Desc) {
+			if fast[i].Qty.String() != plain[i].Qty.String() || fast[i].Service != plain[i].Service ||
+				!reflect.DeepEqual(wholeDesc(t, fast[i], descs[i]), plain[i].Desc) {
 				t.Fatalf("%q: point %d = %+v, plain %+v", body, i, fast[i], plain[i])
 			}
 		}
@@ -160,5 +185,98 @@ func TestQuoteAnswerMatchesWriteJSON(t *testing.T) {
 	var back quoteResponse
 	if err := json.Unmarshal(appendQuoteAnswer(nil, points, nil, decimal.Zero), &back); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// quoteRules is a pipeline's settings (none stored) and hashmap rules.
+type quoteRules struct{ rules hashmap.RuleSet }
+
+func (quoteRules) ListRatingModules(context.Context) ([]*store.RatingModule, error) { return nil, nil }
+func (quoteRules) PutRatingModule(context.Context, *store.RatingModule) error       { return nil }
+func (q quoteRules) HashmapRules(context.Context) (*hashmap.RuleSet, error) {
+	return &q.rules, nil
+}
+
+// opaque is a module that does not say which desc keys it reads.
+type opaque struct{}
+
+func (opaque) Name() string                                                { return "opaque" }
+func (opaque) Description() string                                         { return "reads any key" }
+func (opaque) Default() ratingbridge.Setting                               { return ratingbridge.Setting{Enabled: true} }
+func (o opaque) Load(context.Context) (ratingbridge.FrameProcessor, error) { return o, nil }
+func (opaque) Process(context.Context, *dataframe.DataFrame) error         { return nil }
+
+// TestDescMaps: a desc kept as text becomes a map of the keys the rating
+// reads, shared by the points of a service that agree on them; the whole
+// desc when a module does not say what it reads.
+func TestDescMaps(t *testing.T) {
+	ctx := context.Background()
+	src := quoteRules{hashmap.RuleSet{
+		Services: []*hashmap.Service{{ID: "s", Name: "instance"}, {ID: "v", Name: "volume"}},
+		Fields:   []*hashmap.Field{{ID: "f1", ServiceID: "s", Name: "size"}, {ID: "f2", ServiceID: "s", Name: "region"}},
+		Mappings: []*hashmap.Mapping{
+			{ID: "m1", FieldID: "f1", Value: "small", Type: "flat", Cost: decimal.New(1, -2)},
+			{ID: "m2", FieldID: "f2", Value: "r2", Type: "rate", Cost: decimal.New(2, 0)},
+		},
+	}}
+	texts := []string{
+		`{"machine_id":"a","region":"r1","size":"small"}`,
+		`{"machine_id":"b","region":"r1","size":"small"}`,
+		`{"machine_id":"c","size":"small"}`,
+		`{"machine_id":"d","size":"small"}`,
+		`{"region":"r1","size":"small"}`,
+		`{}`,
+		"",
+	}
+	services := []string{"instance", "instance", "instance", "instance", "volume", "other", "instance"}
+	points := func() []ratingbridge.QuotePoint {
+		ps := make([]ratingbridge.QuotePoint, len(texts))
+		for i := range ps {
+			ps[i] = ratingbridge.QuotePoint{Service: services[i], Qty: decimal.NewFromInt(1)}
+		}
+		ps[6].Desc = map[string]string{"size": "large", "x": "y"}
+		return ps
+	}
+	for _, tc := range []struct {
+		name    string
+		modules []ratingbridge.Module
+		want    []map[string]string
+		shared  [][2]int
+	}{
+		{"hashmap", ratingbridge.DefaultModules(src), []map[string]string{
+			{"region": "r1", "size": "small"}, {"region": "r1", "size": "small"}, {"size": "small"}, {"size": "small"},
+			{}, {}, {"size": "large", "x": "y"},
+		}, [][2]int{{0, 1}, {2, 3}}},
+		{"opaque module", append(ratingbridge.DefaultModules(src), opaque{}), []map[string]string{
+			{"machine_id": "a", "region": "r1", "size": "small"}, {"machine_id": "b", "region": "r1", "size": "small"},
+			{"machine_id": "c", "size": "small"}, {"machine_id": "d", "size": "small"}, {"region": "r1", "size": "small"},
+			{}, {"size": "large", "x": "y"},
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ratingbridge.NewPipeline(src, tc.modules...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := points()
+			rating, err := p.LoadQuote(ctx, ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			descMaps(rating, ps, texts)
+			for i, w := range tc.want {
+				if !reflect.DeepEqual(ps[i].Desc, w) {
+					t.Errorf("point %d (%s %s): desc %v, want %v", i, services[i], texts[i], ps[i].Desc, w)
+				}
+			}
+			for _, pair := range tc.shared {
+				if reflect.ValueOf(ps[pair[0]].Desc).UnsafePointer() != reflect.ValueOf(ps[pair[1]].Desc).UnsafePointer() {
+					t.Errorf("points %d and %d do not share their desc", pair[0], pair[1])
+				}
+			}
+			if reflect.ValueOf(ps[1].Desc).UnsafePointer() == reflect.ValueOf(ps[2].Desc).UnsafePointer() {
+				t.Error("points that differ in a key read share a desc")
+			}
+		})
 	}
 }

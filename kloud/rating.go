@@ -111,7 +111,13 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if points, descs, ok := decodeQuoteFast(body); ok {
-		priced, total, err := s.rating.Pipeline().Quote(r.Context(), points)
+		rating, err := s.rating.Pipeline().LoadQuote(r.Context(), points)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		descMaps(rating, points, descs)
+		priced, total, err := rating.Quote(r.Context(), points)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +264,134 @@ func TestHashmapAPI(t *testing.T) {
 	}
 	if err := admin.Do(ctx, http.MethodGet, "/api/v1/rating/modules/hashmap/thresholds/"+th.ID, nil, nil); apiStatus(err) != 404 {
 		t.Errorf("threshold of a deleted service: %v, want 404", err)
+	}
+}
+
+// TestQuoteFastAndPlainPathsAnswerAlike: one quote sent as encoding/json
+// writes it (the fast path: descs kept as text, pricing maps of the keys
+// the rules read), with its descs' keys out of order (the fast path with
+// whole maps) and with an escape in it (the plain path) gets the same
+// answer, byte for byte, from rules with field mappings, a field
+// threshold and a service threshold.
+func TestQuoteFastAndPlainPathsAnswerAlike(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	c := h.Admin
+	svc, err := c.CreateHashmapService(ctx, client.NameRequest{Name: "instance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "size"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	region, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "region"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "cpus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := []client.MappingRequest{
+		{FieldID: size.ID, Value: "small", Type: "flat", Cost: decimal.RequireFromString("0.01")},
+		{FieldID: size.ID, Value: "large", Type: "flat", Cost: decimal.RequireFromString("0.08")},
+		{FieldID: region.ID, Value: "eu", Type: "rate", Cost: decimal.RequireFromString("1.2")},
+	}
+	for _, m := range rules {
+		if _, err := c.CreateHashmapMapping(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, th := range []client.ThresholdRequest{
+		{FieldID: cpus.ID, Level: decimal.NewFromInt(4), Type: "flat", Cost: decimal.RequireFromString("0.003")},
+		{ServiceID: svc.ID, Level: decimal.NewFromInt(10), Type: "rate", Cost: decimal.RequireFromString("0.9")},
+	} {
+		if _, err := c.CreateHashmapThreshold(ctx, th); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sizes := []string{"small", "large", "medium", ""}
+	regions := []string{"eu", "us", ""}
+	var points []client.QuotePoint
+	for i := range 300 {
+		desc := map[string]string{"machine_id": fmt.Sprintf("m-%03d", i)}
+		if s := sizes[i%len(sizes)]; s != "" || i%8 == 3 {
+			desc["size"] = s
+		}
+		if r := regions[i%len(regions)]; r != "" {
+			desc["region"] = r
+		}
+		if i%5 != 0 {
+			desc["cpus"] = fmt.Sprint(i % 9)
+		}
+		p := client.QuotePoint{Service: "instance", Qty: decimal.New(int64(i%13), -1).Add(decimal.NewFromInt(int64(i % 3 * 5))), Desc: desc}
+		switch i % 10 {
+		case 4:
+			p.Service = "volume"
+		case 7:
+			p.Unit = "hour"
+		case 9:
+			p.Desc = nil
+		}
+		points = append(points, p)
+	}
+	body, err := json.Marshal(client.QuoteRequest{Points: points})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(body []byte) []byte {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/api/v1/rating/quote", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+h.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("quote: %d %s %v", resp.StatusCode, out, err)
+		}
+		return out
+	}
+	fast := post(body)
+	var q client.Quote
+	if err := json.Unmarshal(fast, &q); err != nil || len(q.Points) != len(points) || q.Total.IsZero() {
+		t.Fatalf("answer %.200s: %v", fast, err)
+	}
+	// The same points with each desc's keys in descending order.
+	reversed := []byte(`{"points":[`)
+	for i, p := range points {
+		if i > 0 {
+			reversed = append(reversed, ',')
+		}
+		head, _ := json.Marshal(client.QuotePoint{Service: p.Service, Qty: p.Qty, Unit: p.Unit})
+		reversed = append(reversed, head[:len(head)-1]...)
+		if p.Desc != nil {
+			keys := slices.Sorted(maps.Keys(p.Desc))
+			slices.Reverse(keys)
+			reversed = append(reversed, `,"desc":{`...)
+			for j, k := range keys {
+				if j > 0 {
+					reversed = append(reversed, ',')
+				}
+				reversed = fmt.Appendf(reversed, "%q:%q", k, p.Desc[k])
+			}
+			reversed = append(reversed, '}')
+		}
+		reversed = append(reversed, '}')
+	}
+	reversed = append(reversed, "]}"...)
+	for name, variant := range map[string][]byte{
+		"desc keys out of order": reversed,
+		"escaped (plain path)":   bytes.Replace(body, []byte(`"instance"`), []byte(`"instanc\u0065"`), 1),
+	} {
+		if bytes.Equal(variant, body) {
+			t.Fatalf("%s: the same body", name)
+		}
+		if got := post(variant); !bytes.Equal(got, fast) {
+			t.Errorf("%s: answer differs from the fast path's:\n%.300s\nwant\n%.300s", name, got, fast)
+		}
 	}
 }

@@ -31,8 +31,43 @@ const MaxQuotePoints = 10000
 // rated period would be, and returns them in the order given with their
 // total. Each point's desc is its metadata (no groupby).
 func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint, decimal.Decimal, error) {
+	rating, err := p.LoadQuote(ctx, points)
+	if err != nil {
+		return nil, decimal.Decimal{}, err
+	}
+	return rating.Quote(ctx, points)
+}
+
+// LoadQuote checks points as Quote does and loads the pipeline that prices
+// them now, for a caller that prepares the points with Rating.Fields
+// before Rating.Quote.
+func (p *Pipeline) LoadQuote(ctx context.Context, points []QuotePoint) (*Rating, error) {
+	if err := checkQuote(points); err != nil {
+		return nil, err
+	}
+	rating, err := p.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	return rating, nil
+}
+
+func checkQuote(points []QuotePoint) error {
 	if len(points) > MaxQuotePoints {
-		return nil, decimal.Decimal{}, &FieldError{Field: "points", Reason: fmt.Sprintf("at most %d points", MaxQuotePoints)}
+		return &FieldError{Field: "points", Reason: fmt.Sprintf("at most %d points", MaxQuotePoints)}
+	}
+	for i := range points {
+		if points[i].Service == "" {
+			return &FieldError{Field: fmt.Sprintf("points[%d].service", i), Reason: "required"}
+		}
+	}
+	return nil
+}
+
+// Quote prices points with the pipeline as loaded (see Pipeline.Quote).
+func (r *Rating) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint, decimal.Decimal, error) {
+	if err := checkQuote(points); err != nil {
+		return nil, decimal.Decimal{}, err
 	}
 	type ref struct {
 		service string
@@ -52,9 +87,6 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 	noGroupby := map[string]string{}
 	refs := make([]ref, len(points))
 	for i, q := range points {
-		if q.Service == "" {
-			return nil, decimal.Decimal{}, &FieldError{Field: fmt.Sprintf("points[%d].service", i), Reason: "required"}
-		}
 		unit := q.Unit
 		if unit == "" {
 			unit = dataframe.DefaultUnit
@@ -62,11 +94,7 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 		refs[i] = ref{service: q.Service, index: len(f.Usage[q.Service])}
 		f.Add(q.Service, dataframe.DataPoint{Unit: unit, Qty: q.Qty, Groupby: noGroupby, Metadata: q.Desc})
 	}
-	rating, err := p.Load(ctx)
-	if err != nil {
-		return nil, decimal.Decimal{}, fmt.Errorf("quote: %w", err)
-	}
-	if err := rating.Rate(ctx, f); err != nil {
+	if err := r.Rate(ctx, f); err != nil {
 		return nil, decimal.Decimal{}, fmt.Errorf("quote: %w", err)
 	}
 	out := make([]QuotedPoint, len(points))
