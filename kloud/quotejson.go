@@ -24,7 +24,7 @@ import (
 // BenchmarkQuote100k is the figure they serve.
 
 type quoteScanner struct {
-	// b is the body, copied once: the strings read are slices of it.
+	// b is the body: the strings read are slices of it.
 	b string
 	i int
 	// qtys holds the Decimal of each qty text read (quotes included for
@@ -97,8 +97,8 @@ func (s *quoteScanner) number() (string, bool) {
 //
 // descs holds, per point, its desc as the answer writes it when the body
 // has it written so already ("" when not), for appendQuoteAnswer to copy.
-func decodeQuoteFast(body []byte) (points []ratingbridge.QuotePoint, descs []string, ok bool) {
-	s := &quoteScanner{b: string(body), qtys: make(map[string]decimal.Decimal, 16)}
+func decodeQuoteFast(body string) (points []ratingbridge.QuotePoint, descs []string, ok bool) {
+	s := &quoteScanner{b: body, qtys: make(map[string]decimal.Decimal, 16)}
 	if !s.next('{') {
 		return nil, nil, false
 	}

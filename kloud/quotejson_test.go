@@ -108,7 +108,7 @@ func wholeDesc(t testing.TB, p ratingbridge.QuotePoint, text string) map[string]
 // decodes as the plain path does; what it gives up, the plain path words.
 func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 	for _, body := range quoteBodies {
-		fast, descs, ok := decodeQuoteFast([]byte(body))
+		fast, descs, ok := decodeQuoteFast(string(body))
 		plain := plainQuote([]byte(body))
 		if !ok {
 			continue
@@ -132,7 +132,7 @@ func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 	}
 	// The common shape takes the fast path, its desc copied as it is.
 	common := `{"points":[{"service":"instance","qty":"0.5","unit":"hour","desc":{"region":"r","size":"large"}}]}`
-	if _, descs, ok := decodeQuoteFast([]byte(common)); !ok || descs[0] != `{"region":"r","size":"large"}` {
+	if _, descs, ok := decodeQuoteFast(common); !ok || descs[0] != `{"region":"r","size":"large"}` {
 		t.Errorf("the fast path gives up a plain quote or its desc: %v %q", ok, descs)
 	}
 }
@@ -142,7 +142,7 @@ func FuzzQuoteFastPath(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, descs, ok := decodeQuoteFast(body)
+		fast, descs, ok := decodeQuoteFast(string(body))
 		if !ok {
 			return
 		}

@@ -105,7 +105,7 @@ type quoteResponse struct {
 }
 
 func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
+	body, err := readBodyText(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -130,7 +130,7 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req quoteRequest
-	if err := decodeBytes(body, &req); err != nil {
+	if err := decodeBytes([]byte(body), &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -395,3 +395,57 @@ func TestQuoteFastAndPlainPathsAnswerAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestQuoteRefusals: what a quote refuses, with its status, message and
+// field, whichever way the body is read.
+func TestQuoteRefusals(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	point := `{"service":"s","qty":1}`
+	tooMany := `{"points":[` + strings.Repeat(point+",", 10000) + point + `]}`
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		error      string
+		field      string
+	}{
+		{"empty body", ``, 400, "request body is empty; a JSON object is required", ""},
+		{"cut short", `{"points":[{"service":"s","qty":1`, 400, "invalid JSON: unexpected end of body", ""},
+		{"unknown field", `{"points":[{"service":"s","qty":1,"bogus":1}]}`, 400, `unknown field "bogus"`, "bogus"},
+		{"unknown top field", `{"points":[{"service":"s","qty":1}],"when":"now"}`, 400, `unknown field "when"`, "when"},
+		{"service not a string", `{"points":[{"service":5,"qty":1}]}`, 400, `field "points.service" must be a string, not number`, "points.service"},
+		{"desc value not a string", `{"points":[{"service":"s","qty":1,"desc":{"a":1}}]}`, 400, `field "points.desc" must be a string, not number`, "points.desc"},
+		{"points not a list", `{"points":{}}`, 400, `field "points" must be a list, not object`, "points"},
+		{"trailing data", `{"points":[{"service":"s","qty":1}]} x`, 400, "invalid JSON: data after the object", ""},
+		{"qty a boolean", `{"points":[{"service":"s","qty":true}]}`, 422, "points[0].qty must be a decimal number or string", "points[0].qty"},
+		{"qty not a number", `{"points":[{"service":"s","qty":"abc"}]}`, 422, `points[0].qty "abc" is not a decimal number`, "points[0].qty"},
+		{"qty negative", `{"points":[{"service":"s","qty":"1"},{"service":"s","qty":-1}]}`, 422, "points[1].qty must not be negative", "points[1].qty"},
+		{"qty missing", `{"points":[{"service":"s"}]}`, 422, "points[0].qty is required", "points[0].qty"},
+		{"service missing", `{"points":[{"qty":1}]}`, 422, "points[0].service: required", "points[0].service"},
+		{"service empty", `{"points":[{"service":"s","qty":1},{"service":"","qty":1,"desc":{"a":"b"}}]}`, 422, "points[1].service: required", "points[1].service"},
+		{"no points", `{"points":[]}`, 422, "points must hold at least one point", "points"},
+		{"points twice", `{"points":[{"service":"s","qty":1}],"points":[]}`, 422, "points must hold at least one point", "points"},
+		{"too many points", tooMany, 422, "points: at most 10000 points", "points"},
+		{"oversized", `{"points":[` + strings.Repeat(" ", 1<<20) + `]}`, 413, "request body larger than 1048576 bytes", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/api/v1/rating/quote", strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+h.AdminToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error string `json:"error"`
+				Field string `json:"field"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status || body.Error != tc.error || body.Field != tc.field {
+				t.Errorf("%d %q (field %q), want %d %q (field %q)", resp.StatusCode, body.Error, body.Field, tc.status, tc.error, tc.field)
+			}
+		})
+	}
+}

@@ -200,6 +200,51 @@ func TestQuoteTotalIsTheSumOfPrices(t *testing.T) {
 	}
 }
 
+// TestPriceSum: priceSum's total is Decimal.Add's one price at a time,
+// to the digit and the exponent, whatever the prices.
+func TestPriceSum(t *testing.T) {
+	many := func(n int, s string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	var exps []string
+	for e := range 12 {
+		exps = append(exps, decimal.New(int64(e+1), -int32(e)).String())
+	}
+	for _, tc := range []struct {
+		name   string
+		prices []string
+	}{
+		{"none", nil},
+		{"zero", []string{"0"}},
+		{"zeros with exponents", []string{"0.000", "0.0", "0"}},
+		{"one exponent", []string{"0.01", "0.02", "0.03"}},
+		{"mixed exponents", []string{"0.5", "1", "0.125", "20", "0.0001"}},
+		{"more exponents than sums", exps},
+		{"negative", []string{"0.5", "-0.75", "-3", "1.25"}},
+		{"overflow", many(30, "999999999999999999")},
+		{"negative overflow", many(30, "-999999999999999999")},
+		{"long coefficients", []string{"123456789012345678901234567890.5", "0.1", "1e-30", "99999999999999999999"}},
+		{"positive exponent", []string{"1e5", "2e3", "0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s priceSum
+			want := decimal.Zero
+			for _, p := range tc.prices {
+				s.add(d(p))
+				want = want.Add(d(p))
+			}
+			got := s.total()
+			if got.String() != want.String() || got.Exponent() != want.Exponent() || !got.Equal(want) {
+				t.Errorf("total %s (exp %d), one by one %s (exp %d)", got, got.Exponent(), want, want.Exponent())
+			}
+		})
+	}
+}
+
 func TestEstimateHourly(t *testing.T) {
 	ctx := context.Background()
 	s := fake.New()

@@ -3,6 +3,7 @@ package ratingbridge
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -69,51 +70,105 @@ func (r *Rating) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint,
 	if err := checkQuote(points); err != nil {
 		return nil, decimal.Decimal{}, err
 	}
-	type ref struct {
-		service string
-		index   int
-	}
+	// A quote groups by nothing: one empty groupby serves every point
+	// (a point's maps are read-only). Each service's points go to its
+	// slice of the frame in the order given, point i at index at[i]; a
+	// run of points of one service (most quotes price one) looks its
+	// slice up once.
 	now := time.Now().UTC()
 	f := dataframe.New(now, now)
-	perService := map[string]int{}
-	for _, q := range points {
-		perService[q.Service]++
+	noGroupby := map[string]string{}
+	counts := map[string]int{}
+	for i, j := 0, 0; i < len(points); i = j {
+		j = runEnd(points, i)
+		counts[points[i].Service] += j - i
 	}
-	for svc, n := range perService {
+	for svc, n := range counts {
 		f.Usage[svc] = make([]dataframe.DataPoint, 0, n)
 	}
-	// A quote groups by nothing: one empty groupby serves every point
-	// (a point's maps are read-only).
-	noGroupby := map[string]string{}
-	refs := make([]ref, len(points))
-	for i, q := range points {
-		unit := q.Unit
-		if unit == "" {
-			unit = dataframe.DefaultUnit
+	at := make([]int, len(points))
+	for i, j := 0, 0; i < len(points); i = j {
+		j = runEnd(points, i)
+		svc := points[i].Service
+		pts := f.Usage[svc]
+		for k := i; k < j; k++ {
+			q := &points[k]
+			unit := q.Unit
+			if unit == "" {
+				unit = dataframe.DefaultUnit
+			}
+			at[k] = len(pts)
+			pts = append(pts, dataframe.DataPoint{Unit: unit, Qty: q.Qty, Groupby: noGroupby, Metadata: q.Desc})
 		}
-		refs[i] = ref{service: q.Service, index: len(f.Usage[q.Service])}
-		f.Add(q.Service, dataframe.DataPoint{Unit: unit, Qty: q.Qty, Groupby: noGroupby, Metadata: q.Desc})
+		f.Usage[svc] = pts
 	}
 	if err := r.Rate(ctx, f); err != nil {
 		return nil, decimal.Decimal{}, fmt.Errorf("quote: %w", err)
 	}
 	out := make([]QuotedPoint, len(points))
-	// Prices repeat (the pricer shares the Decimal of equal results): the
-	// total adds each distinct price once, times its count, rather than
-	// one big.Int sum a point. Decimal sums and products are exact, so
-	// the total is the same either way.
-	counts := map[decimal.Decimal]int64{}
-	for i, q := range points {
-		pt := f.Usage[refs[i].service][refs[i].index]
-		q.Unit = pt.Unit
-		out[i] = QuotedPoint{QuotePoint: q, Price: pt.Price}
-		counts[pt.Price]++
+	var sum priceSum
+	for i, j := 0, 0; i < len(points); i = j {
+		j = runEnd(points, i)
+		pts := f.Usage[points[i].Service]
+		for k := i; k < j; k++ {
+			pt := &pts[at[k]]
+			out[k] = QuotedPoint{QuotePoint: points[k], Price: pt.Price}
+			out[k].Unit = pt.Unit
+			sum.add(pt.Price)
+		}
 	}
-	total := decimal.Zero
-	for price, n := range counts {
-		total = total.Add(price.Mul(decimal.NewFromInt(n)))
-	}
+	total := sum.total()
 	return out, total, nil
+}
+
+// runEnd is the end of the run of points of the service of points[i]
+// that starts at i.
+func runEnd(points []QuotePoint, i int) int {
+	j := i + 1
+	for j < len(points) && points[j].Service == points[i].Service {
+		j++
+	}
+	return j
+}
+
+// priceSum adds prices up exactly, as Decimal.Add would one by one:
+// coefficients of up to 18 digits in an int64 per exponent (a quote's
+// prices have few exponents), any other price, or one that would
+// overflow its sum, as a Decimal. The total's exponent is the least of
+// the prices' and 0, as Decimal.Add's from decimal.Zero.
+type priceSum struct {
+	exps []int32
+	sums []int64
+	rest decimal.Decimal
+}
+
+// maxPriceExps bounds the exponents priceSum sums in int64.
+const maxPriceExps = 8
+
+func (s *priceSum) add(d decimal.Decimal) {
+	if d.NumDigits() <= 18 {
+		c, e := d.CoefficientInt64(), d.Exponent()
+		i := slices.Index(s.exps, e)
+		if i < 0 && len(s.exps) < maxPriceExps {
+			s.exps, s.sums = append(s.exps, e), append(s.sums, 0)
+			i = len(s.exps) - 1
+		}
+		if i >= 0 {
+			if sum := s.sums[i] + c; (c >= 0) == (sum >= s.sums[i]) {
+				s.sums[i] = sum
+				return
+			}
+		}
+	}
+	s.rest = s.rest.Add(d)
+}
+
+func (s *priceSum) total() decimal.Decimal {
+	t := s.rest
+	for i, e := range s.exps {
+		t = t.Add(decimal.New(s.sums[i], e))
+	}
+	return t
 }
 
 // EstimateMachine describes a machine to be built, for a cost estimate.
