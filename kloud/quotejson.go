@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -36,18 +35,23 @@ type quoteScanner struct {
 const maxQtyMemo = 256
 
 func (s *quoteScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+	i := s.i
+	for i < len(s.b) && (s.b[i] == ' ' || s.b[i] == '\t' || s.b[i] == '\n' || s.b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 // next skips white space and consumes c.
 func (s *quoteScanner) next(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c { // no white space: the common case
+		s.i++
+		return true
+	}
+	return s.nextAfterSpace(c)
+}
+
+func (s *quoteScanner) nextAfterSpace(c byte) bool {
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == c {
 		s.i++
@@ -64,21 +68,33 @@ func (s *quoteScanner) peek(c byte) bool {
 
 // str reads a string of printable ASCII without escapes.
 func (s *quoteScanner) str() (string, bool) {
+	v, _, ok := s.strPlain()
+	return v, ok
+}
+
+// strPlain is str, and reports whether encoding/json writes the string as
+// it is between quotes (jsonenc.Plain: no < > &).
+func (s *quoteScanner) strPlain() (_ string, plain, ok bool) {
 	if !s.next('"') {
-		return "", false
+		return "", false, false
 	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		c := s.b[s.i]
+	start, plain := s.i, true
+	for i := start; i < len(s.b); i++ {
+		c := s.b[i]
+		if jsonenc.PlainByte(c) {
+			continue
+		}
 		switch {
 		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return "", false
+			s.i = i + 1
+			return s.b[start:i], plain, true
+		case c == '<' || c == '>' || c == '&':
+			plain = false
+		default: // a backslash, a control character, non-ASCII
+			return "", false, false
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // number reads a JSON number's text.
@@ -241,15 +257,15 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		if !first && !s.next(',') {
 			return nil, "", false
 		}
-		k, ok := s.str()
+		k, kplain, ok := s.strPlain()
 		if !ok || !s.next(':') {
 			return nil, "", false
 		}
-		v, ok := s.str()
+		v, vplain, ok := s.strPlain()
 		if !ok {
 			return nil, "", false
 		}
-		plain = plain && (first || k > prev) && jsonenc.Plain(k) && jsonenc.Plain(v)
+		plain = plain && kplain && vplain && (first || k > prev)
 		prev = k
 		size += len(k) + len(v) + len(`"":""`)
 		if !first {

@@ -9,23 +9,26 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
 
 // plain marks the bytes encoding/json writes as they are inside a string
-// (printable ASCII but for " \\ < > &): bit c of plain[c/64].
-var plain = [2]uint64{
+// (printable ASCII but for " \\ < > &): bit c%64 of plain[c/64].
+var plain = [4]uint64{
 	0xffffffff_00000000 &^ (1<<'"' | 1<<'&' | 1<<'<' | 1<<'>'),
 	0x7fffffff_ffffffff &^ (1 << ('\\' - 64)),
 }
+
+// PlainByte reports whether encoding/json writes c as it is inside a
+// string.
+func PlainByte(c byte) bool { return plain[c>>6]&(1<<(c&63)) != 0 }
 
 // Plain reports whether encoding/json writes s as it is between its
 // quotes: printable ASCII without " \\ < > &.
 func Plain(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || plain[c>>6]&(1<<(c&63)) == 0 {
+		if !PlainByte(s[i]) {
 			return false
 		}
 	}
