@@ -2,7 +2,6 @@ package kloud
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -306,16 +305,25 @@ func nextPair(text string, i int) (k, v string, next int, ok bool) {
 	return k, text[j:e], e + 1, true
 }
 
-// descMap returns the map of a desc text: every key when all, else only
-// the keys in only.
-func descMap(text string, all bool, only []string) map[string]string {
+// descMap returns the map of a desc text as desc returns it.
+func descMap(text string) map[string]string {
 	m := make(map[string]string, 4)
 	for k, v, i, ok := nextPair(text, 0); ok; k, v, i, ok = nextPair(text, i) {
-		if all || slices.Contains(only, k) {
-			m[k] = v
-		}
+		m[k] = v
 	}
 	return m
+}
+
+// entry returns the value of the entry that starts with head (`"key":"`)
+// in a desc text as desc returns it. Such a text has no quote inside a key
+// or value, so head matches at the start of that key's entry only.
+func entry(text, head string) (string, bool) {
+	i := strings.Index(text, head)
+	if i < 0 {
+		return "", false
+	}
+	v := text[i+len(head):]
+	return v[:strings.IndexByte(v, '"')], true
 }
 
 // descMaps gives the points whose desc decodeQuoteFast kept as text
@@ -325,38 +333,57 @@ func descMap(text string, all bool, only []string) map[string]string {
 // point's other keys change nothing in its price; the answer copies the
 // text). Otherwise a point's Desc is its whole desc.
 func descMaps(rating *ratingbridge.Rating, points []ratingbridge.QuotePoint, descs []string) {
+	// reads is what the rating reads from a service's points: its keys
+	// and the head of each one's entry in a desc text, or ok false.
 	type reads struct {
-		keys []string
-		ok   bool
+		keys, heads []string
+		ok          bool
 	}
-	byService := map[string]reads{}
+	byService := map[string]*reads{}
 	shared := map[string]map[string]string{}
-	var key []byte
+	var (
+		key     []byte
+		r       *reads
+		service string
+	)
 	for i, text := range descs {
 		if text == "" {
 			continue
 		}
 		p := &points[i]
-		r, seen := byService[p.Service]
-		if !seen {
-			r.keys, r.ok = rating.Fields(p.Service)
-			byService[p.Service] = r
+		if r == nil || p.Service != service {
+			service = p.Service
+			if r = byService[service]; r == nil {
+				r = &reads{}
+				r.keys, r.ok = rating.Fields(service)
+				for _, k := range r.keys {
+					r.heads = append(r.heads, `"`+k+`":"`)
+				}
+				byService[service] = r
+			}
 		}
 		if !r.ok {
-			p.Desc = descMap(text, true, nil)
+			p.Desc = descMap(text)
 			continue
 		}
-		// The service and the keys read with their values, NUL-separated
-		// (a desc text holds no control character).
-		key = append(append(key[:0], p.Service...), 0)
-		for k, v, j, ok := nextPair(text, 0); ok; k, v, j, ok = nextPair(text, j) {
-			if slices.Contains(r.keys, k) {
-				key = append(append(append(append(key, k...), 0), v...), 0)
+		// The service, then per key read 1, its value and NUL, or a NUL
+		// when the desc lacks it (a desc text holds no control character).
+		key = append(append(key[:0], service...), 0)
+		for _, head := range r.heads {
+			if v, ok := entry(text, head); ok {
+				key = append(append(append(key, 1), v...), 0)
+			} else {
+				key = append(key, 0)
 			}
 		}
 		m, ok := shared[string(key)]
 		if !ok {
-			m = descMap(text, false, r.keys)
+			m = make(map[string]string, len(r.keys))
+			for j, head := range r.heads {
+				if v, ok := entry(text, head); ok {
+					m[r.keys[j]] = v
+				}
+			}
 			shared[string(key)] = m
 		}
 		p.Desc = m

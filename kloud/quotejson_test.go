@@ -98,7 +98,7 @@ func wholeDesc(t testing.TB, p ratingbridge.QuotePoint, text string) map[string]
 	if err := json.Unmarshal([]byte(text), &m); err != nil {
 		t.Fatalf("desc text %s: %v", text, err)
 	}
-	if got := descMap(text, true, nil); !reflect.DeepEqual(got, m) {
+	if got := descMap(text); !reflect.DeepEqual(got, m) {
 		t.Fatalf("descMap(%s) = %v, encoding/json reads %v", text, got, m)
 	}
 	return m
@@ -227,8 +227,11 @@ func TestDescMaps(t *testing.T) {
 		`{"region":"r1","size":"small"}`,
 		`{}`,
 		"",
+		`{"machine_id":"size","xsize":"small"}`,
+		`{"size":""}`,
+		`{"region":"size","size":"region"}`,
 	}
-	services := []string{"instance", "instance", "instance", "instance", "volume", "other", "instance"}
+	services := []string{"instance", "instance", "instance", "instance", "volume", "other", "instance", "instance", "instance", "instance"}
 	points := func() []ratingbridge.QuotePoint {
 		ps := make([]ratingbridge.QuotePoint, len(texts))
 		for i := range ps {
@@ -246,11 +249,13 @@ func TestDescMaps(t *testing.T) {
 		{"hashmap", ratingbridge.DefaultModules(src), []map[string]string{
 			{"region": "r1", "size": "small"}, {"region": "r1", "size": "small"}, {"size": "small"}, {"size": "small"},
 			{}, {}, {"size": "large", "x": "y"},
+			{}, {"size": ""}, {"region": "size", "size": "region"},
 		}, [][2]int{{0, 1}, {2, 3}}},
 		{"opaque module", append(ratingbridge.DefaultModules(src), opaque{}), []map[string]string{
 			{"machine_id": "a", "region": "r1", "size": "small"}, {"machine_id": "b", "region": "r1", "size": "small"},
 			{"machine_id": "c", "size": "small"}, {"machine_id": "d", "size": "small"}, {"region": "r1", "size": "small"},
 			{}, {"size": "large", "x": "y"},
+			{"machine_id": "size", "xsize": "small"}, {"size": ""}, {"region": "size", "size": "region"},
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,8 +279,10 @@ func TestDescMaps(t *testing.T) {
 					t.Errorf("points %d and %d do not share their desc", pair[0], pair[1])
 				}
 			}
-			if reflect.ValueOf(ps[1].Desc).UnsafePointer() == reflect.ValueOf(ps[2].Desc).UnsafePointer() {
-				t.Error("points that differ in a key read share a desc")
+			for _, pair := range [][2]int{{1, 2}, {7, 8}, {8, 9}} {
+				if reflect.ValueOf(ps[pair[0]].Desc).UnsafePointer() == reflect.ValueOf(ps[pair[1]].Desc).UnsafePointer() {
+					t.Errorf("points %d and %d differ in a key read but share a desc", pair[0], pair[1])
+				}
 			}
 		})
 	}
