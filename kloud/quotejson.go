@@ -2,6 +2,7 @@ package kloud
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,17 @@ type quoteScanner struct {
 	// a string), at most maxQtyMemo: a quote's qtys repeat from point to
 	// point, and Decimals are immutable.
 	qtys map[string]decimal.Decimal
+	// entries are the entries of the desc texts kept (see descEntries).
+	entries descEntries
+}
+
+// descEntries locates the entries of the desc texts decodeQuoteFast keeps,
+// for descMaps to read without scanning them again: point i's are
+// bounds[from[i]:from[i+1]], each an entry's key and value as offsets in
+// the body (key start and end, value start and end).
+type descEntries struct {
+	from   []int32
+	bounds [][4]int32
 }
 
 const maxQtyMemo = 256
@@ -111,33 +123,37 @@ func (s *quoteScanner) number() (string, bool) {
 // checks them: a point with a problem gives up too.
 //
 // descs holds, per point, its desc as the answer writes it when the body
-// has it written so already ("" when not), for appendQuoteAnswer to copy.
-func decodeQuoteFast(body string) (points []ratingbridge.QuotePoint, descs []string, ok bool) {
+// has it written so already ("" when not), for appendQuoteAnswer to copy,
+// and entries where its entries are, for descMaps.
+func decodeQuoteFast(body string) (points []ratingbridge.QuotePoint, descs []string, entries descEntries, ok bool) {
 	s := &quoteScanner{b: body, qtys: make(map[string]decimal.Decimal, 16)}
 	if !s.next('{') {
-		return nil, nil, false
+		return nil, nil, entries, false
 	}
 	if key, ok := s.str(); !ok || key != "points" || !s.next(':') || !s.next('[') {
-		return nil, nil, false
+		return nil, nil, entries, false
 	}
 	points = make([]ratingbridge.QuotePoint, 0, len(body)/100)
 	descs = make([]string, 0, len(body)/100)
+	s.entries.from = append(make([]int32, 0, len(body)/100+1), 0)
+	s.entries.bounds = make([][4]int32, 0, len(body)/40)
 	for first := true; !s.next(']'); first = false {
 		if !first && !s.next(',') {
-			return nil, nil, false
+			return nil, nil, entries, false
 		}
 		p, desc, ok := s.point()
 		if !ok || len(points) == ratingbridge.MaxQuotePoints {
-			return nil, nil, false
+			return nil, nil, entries, false
 		}
 		points = append(points, p)
 		descs = append(descs, desc)
+		s.entries.from = append(s.entries.from, int32(len(s.entries.bounds)))
 	}
 	if !s.next('}') {
-		return nil, nil, false
+		return nil, nil, entries, false
 	}
 	s.ws()
-	return points, descs, s.i == len(s.b) && len(points) > 0
+	return points, descs, s.entries, s.i == len(s.b) && len(points) > 0
 }
 
 func (s *quoteScanner) point() (p ratingbridge.QuotePoint, descJSON string, _ bool) {
@@ -252,11 +268,13 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 	start := s.i - 1
 	var prev string
 	plain, size := true, 2 // the length of the text as StringMap writes it
+	kept := len(s.entries.bounds)
 	for first := true; !s.next('}'); first = false {
 		if !first && !s.next(',') {
 			return nil, "", false
 		}
 		k, kplain, ok := s.strPlain()
+		kend := s.i - 1
 		if !ok || !s.next(':') {
 			return nil, "", false
 		}
@@ -264,6 +282,8 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		if !ok {
 			return nil, "", false
 		}
+		vend := s.i - 1
+		s.entries.bounds = append(s.entries.bounds, [4]int32{int32(kend - len(k)), int32(kend), int32(vend - len(v)), int32(vend)})
 		plain = plain && kplain && vplain && (first || k > prev)
 		prev = k
 		size += len(k) + len(v) + len(`"":""`)
@@ -275,6 +295,7 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		return nil, text, true
 	}
 	// Read it again into a map; the first pass checked its syntax.
+	s.entries.bounds = s.entries.bounds[:kept]
 	end := s.i
 	s.i = start + 1
 	m := make(map[string]string, 4)
@@ -314,30 +335,17 @@ func descMap(text string) map[string]string {
 	return m
 }
 
-// entry returns the value of the entry that starts with head (`"key":"`)
-// in a desc text as desc returns it. Such a text has no quote inside a key
-// or value, so head matches at the start of that key's entry only.
-func entry(text, head string) (string, bool) {
-	i := strings.Index(text, head)
-	if i < 0 {
-		return "", false
-	}
-	v := text[i+len(head):]
-	return v[:strings.IndexByte(v, '"')], true
-}
-
 // descMaps gives the points whose desc decodeQuoteFast kept as text
 // (descs[i] != "") their Desc for pricing. When the rating tells which
 // desc keys it reads from a service's points, a point's Desc holds only
 // those, and the points of a service that agree on them share one map (a
 // point's other keys change nothing in its price; the answer copies the
 // text). Otherwise a point's Desc is its whole desc.
-func descMaps(rating *ratingbridge.Rating, points []ratingbridge.QuotePoint, descs []string) {
-	// reads is what the rating reads from a service's points: its keys
-	// and the head of each one's entry in a desc text, or ok false.
+func descMaps(rating *ratingbridge.Rating, body string, points []ratingbridge.QuotePoint, descs []string, entries descEntries) {
+	// reads is what the rating reads from a service's points.
 	type reads struct {
-		keys, heads []string
-		ok          bool
+		keys []string
+		ok   bool
 	}
 	byService := map[string]*reads{}
 	shared := map[string]map[string]string{}
@@ -356,9 +364,6 @@ func descMaps(rating *ratingbridge.Rating, points []ratingbridge.QuotePoint, des
 			if r = byService[service]; r == nil {
 				r = &reads{}
 				r.keys, r.ok = rating.Fields(service)
-				for _, k := range r.keys {
-					r.heads = append(r.heads, `"`+k+`":"`)
-				}
 				byService[service] = r
 			}
 		}
@@ -366,22 +371,22 @@ func descMaps(rating *ratingbridge.Rating, points []ratingbridge.QuotePoint, des
 			p.Desc = descMap(text)
 			continue
 		}
-		// The service, then per key read 1, its value and NUL, or a NUL
-		// when the desc lacks it (a desc text holds no control character).
+		// The service, then the keys read with their values, each
+		// NUL-terminated (a desc text holds no control character).
+		read := 0
 		key = append(append(key[:0], service...), 0)
-		for _, head := range r.heads {
-			if v, ok := entry(text, head); ok {
-				key = append(append(append(key, 1), v...), 0)
-			} else {
-				key = append(key, 0)
+		for _, b := range entries.bounds[entries.from[i]:entries.from[i+1]] {
+			if k := body[b[0]:b[1]]; slices.Contains(r.keys, k) {
+				key = append(append(append(append(key, k...), 0), body[b[2]:b[3]]...), 0)
+				read++
 			}
 		}
 		m, ok := shared[string(key)]
 		if !ok {
-			m = make(map[string]string, len(r.keys))
-			for j, head := range r.heads {
-				if v, ok := entry(text, head); ok {
-					m[r.keys[j]] = v
+			m = make(map[string]string, read)
+			for _, b := range entries.bounds[entries.from[i]:entries.from[i+1]] {
+				if k := body[b[0]:b[1]]; slices.Contains(r.keys, k) {
+					m[k] = body[b[2]:b[3]]
 				}
 			}
 			shared[string(key)] = m

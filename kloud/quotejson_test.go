@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -104,15 +105,34 @@ func wholeDesc(t testing.TB, p ratingbridge.QuotePoint, text string) map[string]
 	return m
 }
 
+// checkEntries: the entries decodeQuoteFast located for each desc text
+// are that text's keys and values.
+func checkEntries(t testing.TB, body string, descs []string, entries descEntries) {
+	t.Helper()
+	if len(entries.from) != len(descs)+1 {
+		t.Fatalf("entries of %d points, want %d", len(entries.from)-1, len(descs))
+	}
+	for i, text := range descs {
+		got := map[string]string{}
+		for _, b := range entries.bounds[entries.from[i]:entries.from[i+1]] {
+			got[body[b[0]:b[1]]] = body[b[2]:b[3]]
+		}
+		if want := descMap(text); text != "" && !reflect.DeepEqual(got, want) || text == "" && len(got) > 0 {
+			t.Fatalf("point %d: entries %v, desc text %s", i, got, text)
+		}
+	}
+}
+
 // TestQuoteFastPathMatchesPlainPath: whatever the fast path decodes, it
 // decodes as the plain path does; what it gives up, the plain path words.
 func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 	for _, body := range quoteBodies {
-		fast, descs, ok := decodeQuoteFast(string(body))
+		fast, descs, entries, ok := decodeQuoteFast(string(body))
 		plain := plainQuote([]byte(body))
 		if !ok {
 			continue
 		}
+		checkEntries(t, string(body), descs, entries)
 		if plain == nil {
 			t.Errorf("%s: the fast path takes a body the plain path refuses", body)
 			continue
@@ -132,7 +152,7 @@ func TestQuoteFastPathMatchesPlainPath(t *testing.T) {
 	}
 	// The common shape takes the fast path, its desc copied as it is.
 	common := `{"points":[{"service":"instance","qty":"0.5","unit":"hour","desc":{"region":"r","size":"large"}}]}`
-	if _, descs, ok := decodeQuoteFast(common); !ok || descs[0] != `{"region":"r","size":"large"}` {
+	if _, descs, _, ok := decodeQuoteFast(common); !ok || descs[0] != `{"region":"r","size":"large"}` {
 		t.Errorf("the fast path gives up a plain quote or its desc: %v %q", ok, descs)
 	}
 }
@@ -142,10 +162,11 @@ func FuzzQuoteFastPath(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, descs, ok := decodeQuoteFast(string(body))
+		fast, descs, entries, ok := decodeQuoteFast(string(body))
 		if !ok {
 			return
 		}
+		checkEntries(t, string(body), descs, entries)
 		plain := plainQuote(body)
 		if plain == nil || len(plain) != len(fast) {
 			t.Fatalf("fast path takes %q, plain path gives %v", body, plain)
@@ -219,27 +240,30 @@ func TestDescMaps(t *testing.T) {
 			{ID: "m2", FieldID: "f2", Value: "r2", Type: "rate", Cost: decimal.New(2, 0)},
 		},
 	}}
-	texts := []string{
+	// The descs as a body writes them: all but one (white space) as the
+	// answer does, so decodeQuoteFast keeps them as text.
+	descs := []string{
 		`{"machine_id":"a","region":"r1","size":"small"}`,
 		`{"machine_id":"b","region":"r1","size":"small"}`,
 		`{"machine_id":"c","size":"small"}`,
 		`{"machine_id":"d","size":"small"}`,
 		`{"region":"r1","size":"small"}`,
 		`{}`,
-		"",
+		`{"size":"large", "x":"y"}`,
 		`{"machine_id":"size","xsize":"small"}`,
 		`{"size":""}`,
 		`{"region":"size","size":"region"}`,
 	}
 	services := []string{"instance", "instance", "instance", "instance", "volume", "other", "instance", "instance", "instance", "instance"}
-	points := func() []ratingbridge.QuotePoint {
-		ps := make([]ratingbridge.QuotePoint, len(texts))
-		for i := range ps {
-			ps[i] = ratingbridge.QuotePoint{Service: services[i], Qty: decimal.NewFromInt(1)}
+	var body strings.Builder
+	body.WriteString(`{"points":[`)
+	for i, d := range descs {
+		if i > 0 {
+			body.WriteString(",")
 		}
-		ps[6].Desc = map[string]string{"size": "large", "x": "y"}
-		return ps
+		fmt.Fprintf(&body, `{"service":%q,"qty":1,"desc":%s}`, services[i], d)
 	}
+	body.WriteString("]}")
 	for _, tc := range []struct {
 		name    string
 		modules []ratingbridge.Module
@@ -263,15 +287,18 @@ func TestDescMaps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ps := points()
+			ps, texts, entries, ok := decodeQuoteFast(body.String())
+			if !ok || len(ps) != len(descs) || texts[5] != "{}" || texts[6] != "" {
+				t.Fatalf("decode %s: %v %q", body.String(), ok, texts)
+			}
 			rating, err := p.LoadQuote(ctx, ps)
 			if err != nil {
 				t.Fatal(err)
 			}
-			descMaps(rating, ps, texts)
+			descMaps(rating, body.String(), ps, texts, entries)
 			for i, w := range tc.want {
 				if !reflect.DeepEqual(ps[i].Desc, w) {
-					t.Errorf("point %d (%s %s): desc %v, want %v", i, services[i], texts[i], ps[i].Desc, w)
+					t.Errorf("point %d (%s %s): desc %v, want %v", i, services[i], descs[i], ps[i].Desc, w)
 				}
 			}
 			for _, pair := range tc.shared {

@@ -110,13 +110,13 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if points, descs, ok := decodeQuoteFast(body); ok {
+	if points, descs, entries, ok := decodeQuoteFast(body); ok {
 		rating, err := s.rating.Pipeline().LoadQuote(r.Context(), points)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		descMaps(rating, points, descs)
+		descMaps(rating, body, points, descs, entries)
 		priced, total, err := rating.Quote(r.Context(), points)
 		if err != nil {
 			s.writeError(w, r, err)
