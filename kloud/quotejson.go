@@ -2,6 +2,8 @@ package kloud
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +20,7 @@ import (
 // reads the plain shape of a quote in one pass; anything else (escapes,
 // non-ASCII text, null, an unknown field, bad syntax) makes it give up,
 // and the request goes through decode, which words the error.
-// appendQuoteAnswer writes the answer as writeJSON would, byte for byte.
+// writeQuoteAnswer writes the answer as writeJSON would, byte for byte.
 // TestQuoteFastPathMatchesPlainPath compares both with the plain path;
 // BenchmarkQuote100k is the figure they serve.
 
@@ -123,7 +125,7 @@ func (s *quoteScanner) number() (string, bool) {
 // checks them: a point with a problem gives up too.
 //
 // descs holds, per point, its desc as the answer writes it when the body
-// has it written so already ("" when not), for appendQuoteAnswer to copy,
+// has it written so already ("" when not), for writeQuoteAnswer to copy,
 // and entries where its entries are, for descMaps.
 func decodeQuoteFast(body string) (points []ratingbridge.QuotePoint, descs []string, entries descEntries, ok bool) {
 	s := &quoteScanner{b: body, qtys: make(map[string]decimal.Decimal, 16)}
@@ -259,7 +261,7 @@ func (s *quoteScanner) qtyValue() (decimal.Decimal, bool) {
 // desc reads a desc object. One written as jsonenc.StringMap writes a map
 // (keys in ascending order without duplicates, no white space, no
 // character String escapes) it returns as that text, without a map, for
-// descMaps to build and appendQuoteAnswer to copy; any other it returns
+// descMaps to build and writeQuoteAnswer to copy; any other it returns
 // as a map.
 func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 	if !s.next('{') {
@@ -395,11 +397,18 @@ func descMaps(rating *ratingbridge.Rating, body string, points []ratingbridge.Qu
 	}
 }
 
-// appendQuoteAnswer appends the answer writeJSON(w, 200, quoteResponse{…})
-// writes, byte for byte. descs, when not nil, holds per point the text of
-// its desc as decodeQuoteFast found it, which it copies (the point's Desc
-// may hold only the keys its price depends on; "": encode the Desc).
-func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
+// quoteAnswerChunk is how much of an answer writeQuoteAnswer holds before
+// it writes it: an answer is as large as its quote, and need not be held
+// whole.
+const quoteAnswerChunk = 32 << 10
+
+// writeQuoteAnswer writes the answer writeJSON(w, 200, quoteResponse{…})
+// writes, byte for byte, in chunks. descs, when not nil, holds per point
+// the text of its desc as decodeQuoteFast found it, which it copies (the
+// point's Desc may hold only the keys its price depends on; "": encode
+// the Desc).
+func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) error {
+	b := make([]byte, 0, quoteAnswerChunk+quoteAnswerChunk/4)
 	b = append(b, `{"points":[`...)
 	for i := range points {
 		p := &points[i]
@@ -421,8 +430,17 @@ func appendQuoteAnswer(b []byte, points []ratingbridge.QuotedPoint, descs []stri
 		b = append(b, `,"price":`...)
 		b = jsonenc.Decimal(b, p.Price)
 		b = append(b, '}')
+		if len(b) >= quoteAnswerChunk {
+			if _, err := w.Write(b); err != nil {
+				return fmt.Errorf("write quote answer: %w", err)
+			}
+			b = b[:0]
+		}
 	}
 	b = append(b, `],"total":`...)
 	b = jsonenc.Decimal(b, total)
-	return append(b, "}\n"...)
+	if _, err := w.Write(append(b, "}\n"...)); err != nil {
+		return fmt.Errorf("write quote answer: %w", err)
+	}
+	return nil
 }

@@ -69,6 +69,16 @@ var quoteBodies = []string{
 	`{"points":[{"service":"i","qty":1,"desc":null}]}`,
 }
 
+// answer is what writeQuoteAnswer writes.
+func answer(t testing.TB, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := writeQuoteAnswer(&b, points, descs, total); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 // answers returns the answer to fast-decoded points priced zero, with
 // their desc texts, and writeJSON's answer to the same points decoded the
 // plain way.
@@ -82,7 +92,7 @@ func answers(t testing.TB, fast []ratingbridge.QuotePoint, descs []string, plain
 	}
 	rec := httptest.NewRecorder()
 	writeJSON(rec, 200, quoteResponse{Points: priced(plain), Total: decimal.Zero})
-	return appendQuoteAnswer(nil, priced(fast), descs, decimal.Zero), rec.Body.Bytes()
+	return answer(t, priced(fast), descs, decimal.Zero), rec.Body.Bytes()
 }
 
 // wholeDesc is a fast-decoded point's desc: its map, or its text (then it
@@ -199,14 +209,40 @@ func TestQuoteAnswerMatchesWriteJSON(t *testing.T) {
 		if n == 0 {
 			want = bytes.Replace(want, []byte(`"points":null`), []byte(`"points":[]`), 1)
 		}
-		if got := appendQuoteAnswer(nil, points[:n], nil, total); !bytes.Equal(got, want) {
+		if got := answer(t, points[:n], nil, total); !bytes.Equal(got, want) {
 			t.Errorf("answer of %d points:\n%s\nwant\n%s", n, got, want)
 		}
 	}
 	var back quoteResponse
-	if err := json.Unmarshal(appendQuoteAnswer(nil, points, nil, decimal.Zero), &back); err != nil {
+	if err := json.Unmarshal(answer(t, points, nil, decimal.Zero), &back); err != nil {
 		t.Fatal(err)
 	}
+	// An answer of many chunks, one point longer than a chunk among them.
+	var many []ratingbridge.QuotedPoint
+	for i := range 3000 {
+		many = append(many, points[i%len(points)])
+	}
+	many[1500].Desc = map[string]string{"long": strings.Repeat("x", 2*quoteAnswerChunk)}
+	rec := httptest.NewRecorder()
+	writeJSON(rec, 200, quoteResponse{Points: many, Total: decimal.NewFromInt(7)})
+	var chunks chunkCounter
+	if err := writeQuoteAnswer(&chunks, many, nil, decimal.NewFromInt(7)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(chunks.Bytes(), rec.Body.Bytes()) || chunks.writes < 3 {
+		t.Errorf("answer of %d points in %d writes differs from writeJSON's", len(many), chunks.writes)
+	}
+}
+
+// chunkCounter is a buffer that counts the writes into it.
+type chunkCounter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *chunkCounter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
 }
 
 // quoteRules is a pipeline's settings (none stored) and hashmap rules.

@@ -122,11 +122,9 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		answer := appendQuoteAnswer(make([]byte, 0, len(body)+len(body)/4), priced, descs, total)
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(answer)
+		_ = writeQuoteAnswer(w, priced, descs, total) // a client gone is no error of ours
 		return
 	}
 	var req quoteRequest
