@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, to bulk-load history
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/stack"
@@ -99,21 +99,12 @@ func sqliteFleet(b *testing.B, owner testing.TB) HistorySource {
 	return s
 }
 
-// cpuTime is the CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func benchCollect(b *testing.B, src HistorySource, periods int) {
 	ctx := context.Background()
 	c := &Collector{Machines: src}
 	begin := t0.Add(time.Duration(benchHours-periods) * time.Hour)
 	points, batches := 0, 0
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	b.ResetTimer()
 	for b.Loop() {
 		points, batches = 0, 0
@@ -137,7 +128,7 @@ func benchCollect(b *testing.B, src HistorySource, periods int) {
 	b.ReportMetric(sec, "s/collection")
 	// On a shared machine wall time includes waiting for a core; the CPU
 	// time the process used (garbage collection included) does not.
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/collection")
+	b.ReportMetric((testenv.CPUTime()-cpu0).Seconds()/float64(b.N), "cpu-s/collection")
 	b.ReportMetric(float64(points)/sec, "points/s")
 	b.ReportMetric(float64(benchMachines*periods)/sec, "machine-periods/s")
 	b.ReportMetric(float64(batches), "batches")

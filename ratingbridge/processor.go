@@ -35,6 +35,10 @@ const (
 	// 150 MiB resident (BenchmarkBilling), for a history query every 25
 	// hourly periods.
 	maxBatchPoints = 250_000
+	// DefaultFollowPoints is how many committed points wake a
+	// ScopeWriter: each write syncs the month's files, so it is woken per
+	// some ten periods of 10,000 machines, not per period.
+	DefaultFollowPoints = 50_000
 )
 
 // Processor rates every closed period of every scope, in order: collect,
@@ -67,7 +71,18 @@ type Processor struct {
 	Writers interface {
 		WriteAll(ctx context.Context) error
 	}
-	Logger *slog.Logger
+	// ScopeWriter, when set, writes a scope's reports while the scope is
+	// rated: woken each time FollowPoints points are committed, and once
+	// after the last commit, it appends what was committed, so a long
+	// catch-up's reports follow it on the other core instead of waiting
+	// for it. Its errors are logged; the writers' next pass retries.
+	ScopeWriter interface {
+		WriteScope(ctx context.Context, scope string) error
+	}
+	// FollowPoints is how many committed points wake the ScopeWriter
+	// (DefaultFollowPoints when 0).
+	FollowPoints int
+	Logger       *slog.Logger
 
 	mu sync.Mutex // one pass at a time in this process
 }
@@ -159,85 +174,195 @@ func (p *Processor) ProcessScope(ctx context.Context, scope string) (periods, po
 }
 
 func (p *Processor) processScope(ctx context.Context, scope string) (periods, points int, err error) {
-	period := p.period()
-	now := p.now()
-	limit := PeriodStart(now.Add(-time.Duration(p.wait())*period), period) // no closed period ends after it
 	sc := p.Collector.scope(scope)
+	now := p.now()
 	next, ok, err := p.start(ctx, sc, now)
 	if err != nil || !ok {
 		return 0, 0, err
 	}
+	period := p.period()
+	limit := PeriodStart(now.Add(-time.Duration(p.wait())*period), period) // no closed period ends after it
+	committed := func(int) {}
+	if p.ScopeWriter != nil {
+		wake := make(chan struct{}, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.follow(ctx, scope, wake)
+		}()
+		some := false
+		defer func() {
+			if some {
+				wake <- struct{}{} // the last commit's write
+			}
+			close(wake)
+			<-done
+		}()
+		pending, every := 0, p.FollowPoints
+		if every <= 0 {
+			every = DefaultFollowPoints
+		}
+		committed = func(points int) {
+			some = true
+			if pending += points; pending < every {
+				return
+			}
+			pending = 0
+			select {
+			case wake <- struct{}{}:
+			default: // the writer has a wake-up pending
+			}
+		}
+	}
+	for {
+		moved, n, pts, err := p.catchUp(ctx, sc, next, limit, committed)
+		periods += n
+		points += pts
+		if err != nil || moved.IsZero() {
+			return periods, points, err
+		}
+		// Another processor got there first: go on from its state.
+		next = moved
+	}
+}
+
+// follow writes the scope's reports each time wake has a value, until it
+// is closed.
+func (p *Processor) follow(ctx context.Context, scope string, wake <-chan struct{}) {
+	for range wake {
+		if err := p.ScopeWriter.WriteScope(ctx, scope); err != nil && ctx.Err() == nil {
+			p.log().Warn("writing reports while rating failed; the next pass retries", "scope", scope, "err", err)
+		}
+	}
+}
+
+// collectedFrame is a frame collected and ready to rate, or why it is
+// not.
+type collectedFrame struct {
+	frame *dataframe.DataFrame
+	err   error
+}
+
+// catchUp rates and commits the scope's periods from next up to limit. One
+// goroutine collects the frames ahead while this one rates and commits
+// them, in order: the two halves run on two cores, and each period is
+// rated with the rules as they are once the period before it is
+// committed. On a conflict it stops and returns the state another
+// processor moved the scope to.
+func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limit time.Time, committed func(points int)) (moved time.Time, periods, points int, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	collected := make(chan collectedFrame, 1)
+	go func() {
+		defer close(collected)
+		p.collectFrom(ctx, sc, next, limit, collected)
+	}()
+	defer func() {
+		cancel()
+		for range collected { // the collector stops at its next send
+		}
+	}()
+	for cf := range collected {
+		if cf.err != nil {
+			return time.Time{}, periods, points, cf.err
+		}
+		rp, err := p.rate(ctx, sc.scope, cf.frame)
+		if err != nil {
+			return time.Time{}, periods, points, err
+		}
+		moved, err := p.commit(ctx, rp)
+		if err != nil || !moved.IsZero() {
+			return moved, periods, points, err
+		}
+		committed(len(rp.Points))
+		periods++
+		points += len(rp.Points)
+	}
+	return time.Time{}, periods, points, ctx.Err()
+}
+
+// collectFrom collects the scope's periods from next up to limit and sends
+// each frame to out, stopping at the first error (which it sends) or when
+// ctx ends.
+func (p *Processor) collectFrom(ctx context.Context, sc *scopeCollection, next, limit time.Time, out chan<- collectedFrame) {
+	period := p.period()
 	batch := p.BatchPeriods
 	if batch <= 0 {
 		batch = DefaultBatchPeriods
 	}
+	send := func(cf collectedFrame) bool {
+		select {
+		case out <- cf:
+			return cf.err == nil
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
-		var frames []*dataframe.DataFrame
+		var (
+			frames []*dataframe.DataFrame
+			err    error
+		)
 		if aligned := PeriodStart(next, period); !aligned.Equal(next) {
 			// A state left by a different period length: catch up to
 			// the next boundary with one shorter period.
 			end := aligned.Add(period)
 			if end.After(limit) {
-				return periods, points, nil
+				return
 			}
 			frames, err = sc.collect(ctx, next, end.Sub(next), 1)
-			if err != nil {
-				return periods, points, err
-			}
 		} else {
 			n := int(limit.Sub(next) / period)
 			if n <= 0 {
-				return periods, points, nil
+				return
 			}
 			frames, err = sc.batch(ctx, next, period, n, batch)
-			if err != nil {
-				return periods, points, err
-			}
 		}
-		for _, f := range frames {
-			committed, moved, err := p.rateAndCommit(ctx, scope, f)
-			if err != nil {
-				return periods, points, err
+		if err != nil {
+			send(collectedFrame{err: err})
+			return
+		}
+		for i, f := range frames {
+			frames[i] = nil // sent on, it is the rater's
+			if !send(collectedFrame{frame: f}) {
+				return
 			}
-			if !moved.IsZero() {
-				// Another processor got there first: go on from its state.
-				next = moved
-				break
-			}
-			periods++
-			points += committed
 			next = f.End
 		}
 	}
 }
 
-// rateAndCommit rates and commits one frame. On a conflict it returns the
-// scope's state that another processor advanced.
-func (p *Processor) rateAndCommit(ctx context.Context, scope string, f *dataframe.DataFrame) (int, time.Time, error) {
+// rate rates one frame with the pipeline as configured for its period.
+func (p *Processor) rate(ctx context.Context, scope string, f *dataframe.DataFrame) (*store.RatedPeriod, error) {
 	rating, err := p.Pipeline.LoadPeriod(ctx, f.Start, f.End)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+		return nil, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
 	}
 	if err := rating.Rate(ctx, f); err != nil {
-		return 0, time.Time{}, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+		return nil, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
 	}
-	rp := ToRatedPeriod(scope, f)
-	err = p.Store.CommitRatedPeriod(ctx, rp)
+	return ToRatedPeriod(scope, f), nil
+}
+
+// commit commits one rated period. On a conflict it returns the scope's
+// state that another processor advanced.
+func (p *Processor) commit(ctx context.Context, rp *store.RatedPeriod) (time.Time, error) {
+	err := p.Store.CommitRatedPeriod(ctx, rp)
 	if err == nil {
-		return len(rp.Points), time.Time{}, nil
+		return time.Time{}, nil
 	}
+	scope, begin := rp.Scope, rp.Begin.Format(time.RFC3339)
 	if !errors.Is(err, store.ErrConflict) {
-		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
+		return time.Time{}, fmt.Errorf("commit %s period %s: %w", scope, begin, err)
 	}
 	st, serr := p.Store.GetScopeState(ctx, scope)
 	if serr != nil {
-		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w; reload state: %w", scope, f.Start.Format(time.RFC3339), err, serr)
+		return time.Time{}, fmt.Errorf("commit %s period %s: %w; reload state: %w", scope, begin, err, serr)
 	}
-	if !st.LastProcessed.After(f.Start) {
-		return 0, time.Time{}, fmt.Errorf("commit %s period %s: %w (state at %s)", scope, f.Start.Format(time.RFC3339), err, st.LastProcessed.Format(time.RFC3339))
+	if !st.LastProcessed.After(rp.Begin) {
+		return time.Time{}, fmt.Errorf("commit %s period %s: %w (state at %s)", scope, begin, err, st.LastProcessed.Format(time.RFC3339))
 	}
-	p.log().Debug("rating period committed elsewhere", "scope", scope, "period", f.Start, "state", st.LastProcessed)
-	return 0, st.LastProcessed.UTC(), nil
+	p.log().Debug("rating period committed elsewhere", "scope", scope, "period", rp.Begin, "state", st.LastProcessed)
+	return st.LastProcessed.UTC(), nil
 }
 
 // start is where rating resumes for a scope: its state, or for a new scope

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -496,5 +497,72 @@ func TestProcessListsMachinesOncePerPass(t *testing.T) {
 				t.Fatalf("period %s: m2 described as %v", rp.Begin.Sub(t0), pt.Groupby)
 			}
 		}
+	}
+}
+
+// scopeWrites records what a ScopeWriter was asked to write: the scope and
+// how far it was rated at each call.
+type scopeWrites struct {
+	s     *fake.Store
+	mu    sync.Mutex
+	calls []string
+}
+
+func (w *scopeWrites) WriteScope(ctx context.Context, scope string) error {
+	st, err := w.s.GetScopeState(ctx, scope)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, scope+" "+st.LastProcessed.Sub(t0).String())
+	return nil
+}
+
+// TestProcessScopeWriterFollowsCommits: a ScopeWriter is woken once after
+// a scope's last commit, which it sees (and while it is rated, once enough
+// points are committed); a pass with nothing to rate does not wake it.
+func TestProcessScopeWriterFollowsCommits(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	s.SetRules(sizeRules())
+	s.AddMachine(&stack.Machine{ID: "m", OwnerID: "u", Provider: "sandbox", Metadata: []byte(`{"size":"small"}`)})
+	s.Record(history("m", rec{"0s", running})...)
+	p, _ := newProcessor(t, s, "6h")
+	w := &scopeWrites{s: s}
+	p.ScopeWriter = w
+	pass, err := p.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pass.Periods != 5 {
+		t.Fatalf("rated %d periods, want 5", pass.Periods)
+	}
+	if !slices.Equal(w.calls, []string{"u 5h0m0s"}) {
+		t.Fatalf("writes %v: want one, after the 5 points, through 5h", w.calls)
+	}
+	// Woken every 2 points: at least once while rating, then at the end.
+	s.AddMachine(&stack.Machine{ID: "m2", OwnerID: "v", Provider: "sandbox", Metadata: []byte(`{"size":"small"}`)})
+	s.Record(history("m2", rec{"0s", running})...)
+	p.FollowPoints = 2
+	w.calls = nil
+	if _, err := p.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var v []string
+	for _, c := range w.calls {
+		if strings.HasPrefix(c, "v ") {
+			v = append(v, c)
+		}
+	}
+	if len(v) < 2 || v[len(v)-1] != "v 5h0m0s" || !slices.IsSorted(v) {
+		t.Fatalf("writes of v woken every 2 points: %v", v)
+	}
+	w.calls = nil
+	if _, err := p.Process(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.calls) != 0 {
+		t.Fatalf("writes of a pass with nothing to rate: %v", w.calls)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -348,24 +349,11 @@ type PointRecord struct {
 // in the form backends store.
 func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error) {
 	pt := &p.Points[i]
-	if pt.Scope != "" && pt.Scope != p.Scope {
-		return PointRecord{}, Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+	begin, end, err := CheckRatedPoint(p, w, i)
+	if err != nil {
+		return PointRecord{}, err
 	}
-	if pt.Service == "" {
-		return PointRecord{}, Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
-	}
-	r := PointRecord{Begin: w.Begin, End: w.End}
-	var err error
-	if !pt.Begin.IsZero() {
-		if r.Begin, err = UnixNanos("point begin", pt.Begin); err != nil {
-			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
-		}
-	}
-	if !pt.End.IsZero() {
-		if r.End, err = UnixNanos("point end", pt.End); err != nil {
-			return PointRecord{}, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
-		}
-	}
+	r := PointRecord{Begin: begin, End: end}
 	if r.Groupby, err = JSONObject(pt.Groupby); err != nil {
 		return PointRecord{}, wrapf(err, "commit rated period of %s: point %d groupby", p.Scope, i)
 	}
@@ -381,6 +369,35 @@ func RatedPointRecord(p *RatedPeriod, w PeriodWrite, i int) (PointRecord, error)
 		}
 	}
 	return r, nil
+}
+
+// CheckRatedPoint checks point i of p, whose window w is: its scope is
+// empty or p's, it has a service, and its window (the period's where its
+// own begin or end is zero) does not end before it begins. It returns that
+// window in Unix nanoseconds.
+func CheckRatedPoint(p *RatedPeriod, w PeriodWrite, i int) (begin, end int64, err error) {
+	pt := &p.Points[i]
+	if pt.Scope != "" && pt.Scope != p.Scope {
+		return 0, 0, Invalidf("commit rated period of %s: point %d has scope %q", p.Scope, i, pt.Scope)
+	}
+	if pt.Service == "" {
+		return 0, 0, Invalidf("commit rated period of %s: point %d has no service", p.Scope, i)
+	}
+	begin, end = w.Begin, w.End
+	if !pt.Begin.IsZero() {
+		if begin, err = UnixNanos("point begin", pt.Begin); err != nil {
+			return 0, 0, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if !pt.End.IsZero() {
+		if end, err = UnixNanos("point end", pt.End); err != nil {
+			return 0, 0, wrapf(err, "commit rated period of %s: point %d", p.Scope, i)
+		}
+	}
+	if end < begin {
+		return 0, 0, Invalidf("commit rated period of %s: point %d ends before it begins", p.Scope, i)
+	}
+	return begin, end, nil
 }
 
 // CheckAuditEntry is what every backend requires of an audit entry: an
@@ -406,4 +423,43 @@ func AuditLimit(q audit.Query) int {
 	// One more than the largest page: a list asks for one more than its
 	// page to know whether another follows.
 	return min(q.Limit, audit.MaxLimit+1)
+}
+
+// CompareGroupValues orders summary group key values as the summary rows
+// are ordered (as SQLite orders them): null, then times (Unix
+// nanoseconds, int64), then strings.
+func CompareGroupValues(a, b any) int {
+	rank := func(v any) int {
+		switch v.(type) {
+		case nil:
+			return 0
+		case int64:
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	switch x := a.(type) {
+	case int64:
+		return cmp.Compare(x, b.(int64))
+	case string:
+		return strings.Compare(x, b.(string))
+	}
+	return 0
+}
+
+// CompareSummaryRows orders summary rows: by begin, then their key values
+// (CompareGroupValues), then end.
+func CompareSummaryRows(aBegin, aEnd int64, aKeys []any, bBegin, bEnd int64, bKeys []any) int {
+	if c := cmp.Compare(aBegin, bBegin); c != 0 {
+		return c
+	}
+	for i := range aKeys {
+		if c := CompareGroupValues(aKeys[i], bKeys[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(aEnd, bEnd)
 }

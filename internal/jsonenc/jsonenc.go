@@ -50,14 +50,32 @@ func String(b []byte, s string) []byte {
 // StringMap appends m as encoding/json encodes a map[string]string: keys
 // sorted, null for a nil map.
 func StringMap(b []byte, m map[string]string) []byte {
+	return appendMap(b, m, ":", "", "")
+}
+
+// StringMapIndent appends m as json.MarshalIndent encodes a
+// map[string]string nested in an indented value: each entry on its own
+// line starting with inner (a newline, the prefix and the entry's
+// indentation), the closing brace after outer (the same for the map's own
+// level); an empty map is "{}", a nil one null.
+func StringMapIndent(b []byte, m map[string]string, outer, inner string) []byte {
+	return appendMap(b, m, ": ", outer, inner)
+}
+
+// appendMap appends m's entries by key, each after inner and with colon
+// between key and value, and outer before the closing brace.
+func appendMap(b []byte, m map[string]string, colon, outer, inner string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
+	if len(m) == 0 {
+		return append(b, "{}"...)
+	}
 	// Most maps (a point's desc) have a few entries: sort them on the
-	// stack.
+	// stack, values with their keys.
 	type entry struct{ k, v string }
-	var small [8]entry
-	entries := small[:0]
+	var buf [8]entry
+	entries := buf[:0]
 	for k, v := range m {
 		entries = append(entries, entry{k, v})
 	}
@@ -67,10 +85,12 @@ func StringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		b = append(b, inner...)
 		b = String(b, e.k)
-		b = append(b, ':')
+		b = append(b, colon...)
 		b = String(b, e.v)
 	}
+	b = append(b, outer...)
 	return append(b, '}')
 }
 

@@ -9,6 +9,51 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// TestMatchesEncodingJSON: every helper writes what encoding/json writes.
+func TestMatchesEncodingJSON(t *testing.T) {
+	maps := []map[string]string{
+		nil,
+		{},
+		{"a": "b"},
+		{"z": "1", "a": "2", "m": "<&>", "é": "\n\"\\", "": "", "\u2028": "\x01"},
+		{"k1": "v", "k2": "v", "k3": "v", "k4": "v", "k5": "v", "k6": "v", "k7": "v", "k8": "v", "k9": "v", "k10": "v"},
+		{"1": "", "2": "", "3": "", "4": "", "5": "", "6": "", "7": "", "8": ""},
+		{"size": "large", "region": "us-east-1", "provider": "aws", "machine_id": "m-00001"},
+		{"b": "<&>", "a": "é\"\\\n", "\u2028": "\x00", "z": "", "~": "\x7f"},
+	}
+	big := map[string]string{}
+	for i := range 20 {
+		big[fmt.Sprintf("k%02d", 19-i)] = fmt.Sprint(i)
+	}
+	maps = append(maps, big)
+	for _, m := range maps {
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := StringMap(nil, m); string(got) != string(want) {
+			t.Errorf("StringMap(%q) = %s, want %s", m, got, want)
+		}
+		for k, v := range m {
+			for _, s := range []string{k, v} {
+				want, _ := json.Marshal(s)
+				if got := String(nil, s); string(got) != string(want) {
+					t.Errorf("String(%q) = %s, want %s", s, got, want)
+				}
+			}
+		}
+		// Nested one level down in an indented object.
+		wrapped, err := json.MarshalIndent(map[string]map[string]string{"m": m}, "  ", "\t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "{\n  \t\"m\": " + string(StringMapIndent(nil, m, "\n  \t", "\n  \t\t")) + "\n  }"
+		if got != string(wrapped) {
+			t.Errorf("StringMapIndent(%q) =\n%s\nwant\n%s", m, got, wrapped)
+		}
+	}
+}
+
 // marshal is what encoding/json writes for v.
 func marshal(t testing.TB, v any) string {
 	t.Helper()
@@ -60,33 +105,6 @@ func FuzzDecimal(f *testing.F) {
 			t.Fatalf("Decimal(New(%d, %d)) = %s, want %s", v, exp%64, got, want)
 		}
 	})
-}
-
-func TestStringAndStringMapMatchEncodingJSON(t *testing.T) {
-	big := map[string]string{}
-	for i := range 20 {
-		big[fmt.Sprintf("k%02d", 19-i)] = fmt.Sprint(i)
-	}
-	maps := []map[string]string{
-		nil, {}, {"a": "1"},
-		{"size": "large", "region": "us-east-1", "provider": "aws", "machine_id": "m-00001"},
-		{"b": "<&>", "a": "é\"\\\n", "\u2028": "\x00", "z": ""},
-		{"1": "", "2": "", "3": "", "4": "", "5": "", "6": "", "7": "", "8": ""},
-		{"1": "", "2": "", "3": "", "4": "", "5": "", "6": "", "7": "", "8": "", "9": ""},
-		big,
-	}
-	for _, m := range maps {
-		if got, want := string(StringMap(nil, m)), marshal(t, m); got != want {
-			t.Errorf("StringMap(%v) = %s, want %s", m, got, want)
-		}
-		for k, v := range m {
-			for _, s := range []string{k, v} {
-				if got, want := string(String(nil, s)), marshal(t, s); got != want {
-					t.Errorf("String(%q) = %s, want %s", s, got, want)
-				}
-			}
-		}
-	}
 }
 
 func BenchmarkStringMap(b *testing.B) {

@@ -82,9 +82,11 @@ func New(cfg Config) (*Rater, error) {
 		return nil, fmt.Errorf("rating pipeline: %w", err)
 	}
 	log := cfg.Log.With("component", "rating")
+	writers := writer.New(cfg.Store, cfg.Store, cfg.ReportsDir)
+	writers.Logger = log
 	return &Rater{
 		pipeline: pipe,
-		writers:  writer.New(cfg.Store, cfg.Store, cfg.ReportsDir),
+		writers:  writers,
 		reports:  cfg.ReportsDir,
 		store:    cfg.Store,
 		processor: &ratingbridge.Processor{
@@ -96,6 +98,7 @@ func New(cfg Config) (*Rater, error) {
 			WaitPeriods: processorWait(cfg.WaitPeriods),
 			Clock:       cfg.Now,
 			Logger:      log,
+			ScopeWriter: writers,
 		},
 		observe: cfg.Observe,
 		loop: &singleton.Loop{

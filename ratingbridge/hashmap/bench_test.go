@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/ratingbridge/dataframe"
 )
 
@@ -94,13 +94,13 @@ func benchPrice(b *testing.B, n int, noFast bool) {
 		}
 		p := rules.NewPricer()
 		p.noFast = noFast
-		c0 := cpuTime()
+		c0 := testenv.CPUTime()
 		b.StartTimer()
 		if err := p.PriceFrame(ctx, f); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		cpu += cpuTime() - c0
+		cpu += testenv.CPUTime() - c0
 		b.StartTimer()
 	}
 	points := float64(n) * float64(b.N)
@@ -111,15 +111,6 @@ func benchPrice(b *testing.B, n int, noFast bool) {
 	if cpu > 0 {
 		b.ReportMetric(points/cpu.Seconds(), "points/cpu-s")
 	}
-}
-
-// cpuTime is the CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkHashmapPrice prices 1,000,000 points on one core (target:

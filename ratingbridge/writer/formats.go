@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -46,18 +47,19 @@ func (CSV) Header(w io.Writer, _ *Month) error {
 
 // Period appends a row per point.
 func (CSV) Period(w io.Writer, per *Period, _ bool) error {
-	cw := csv.NewWriter(w)
+	bw := bufio.NewWriterSize(w, chunkSize)
+	cw := csv.NewWriter(bw)
+	var begin, end string
 	for i := range per.Points {
 		p := &per.Points[i]
-		rate := ""
-		if !p.Qty.IsZero() {
-			rate = p.Price.DivRound(p.Qty, RatePlaces).String()
+		if i == 0 || !p.Begin.Equal(per.Points[i-1].Begin) || !p.End.Equal(per.Points[i-1].End) {
+			begin, end = p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339)
 		}
 		row := []string{
-			p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339),
+			begin, end,
 			field(p, "machine_id"), field(p, "stack_id"), field(p, "provider"),
 			field(p, "size"), field(p, "region"),
-			p.Qty.String(), p.Unit, rate, p.Price.String(),
+			per.format(p.Qty), p.Unit, per.rate(p.Qty, p.Price), per.format(p.Price),
 		}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)
@@ -65,6 +67,9 @@ func (CSV) Period(w io.Writer, per *Period, _ bool) error {
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	return nil
@@ -194,30 +199,59 @@ func (JSON) Header(w io.Writer, m *Month) error {
 }
 
 // Period appends one period to the array, as
-// json.MarshalIndent(JSONPeriod{…}, "    ", "  ") writes it.
+// json.MarshalIndent(JSONPeriod{…}, "    ", "  ") writes it (a point as
+// dataframe.DataPoint's v2 form), without reflection or a second pass: a
+// report holds every point of a month.
 func (JSON) Period(w io.Writer, per *Period, first bool) error {
-	var out bytes.Buffer
+	cw := &chunkWriter{w: w, b: make([]byte, 0, chunkSize+4096)}
 	if first {
-		out.WriteString("\n    ")
+		cw.b = append(cw.b, "\n    "...)
 	} else {
-		out.WriteString(",\n    ")
+		cw.b = append(cw.b, ",\n    "...)
 	}
-	if err := json.Indent(&out, appendPeriod(nil, per), "    ", "  "); err != nil {
-		return fmt.Errorf("write json: %w", err)
-	}
-	_, err := w.Write(out.Bytes())
-	return err
+	appendPeriod(cw, per)
+	return cw.flush(0)
 }
 
-// appendPeriod appends the compact JSON of per as a JSONPeriod, as
-// json.Marshal writes it (a point as dataframe.DataPoint's v2 form), without
-// reflection: a report holds every point of a month.
-func appendPeriod(b []byte, per *Period) []byte {
-	b = append(b, `{"begin":"`...)
+// chunkSize is how much of a period a writer renders before it writes.
+const chunkSize = 64 << 10
+
+// chunkWriter renders into b and writes b out once it holds more than a
+// given size: a period of ten thousand points is never whole in memory.
+type chunkWriter struct {
+	w   io.Writer
+	b   []byte
+	err error
+}
+
+// flush writes b when it holds more than over bytes.
+func (cw *chunkWriter) flush(over int) error {
+	if len(cw.b) > over && cw.err == nil {
+		_, cw.err = cw.w.Write(cw.b)
+		cw.b = cw.b[:0]
+	}
+	return cw.err
+}
+
+// The line starts of a period's levels in a JSON report: a newline, the
+// prefix of a period in the array, and each level's indentation.
+const (
+	lnPeriod = "\n    "
+	lnKey    = lnPeriod + "  "
+	lnUsage  = lnKey + "  "
+	lnPoint  = lnUsage + "  "
+	lnField  = lnPoint + "  "
+	lnValue  = lnField + "  "
+)
+
+// appendPeriod renders per as an indented JSONPeriod.
+func appendPeriod(cw *chunkWriter, per *Period) {
+	b := cw.b
+	b = append(b, "{"+lnKey+`"begin": "`...)
 	b = per.Begin.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","end":"`...)
+	b = append(b, `",`+lnKey+`"end": "`...)
 	b = per.End.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","usage":{`...)
+	b = append(b, `",`+lnKey+`"usage": `...)
 	services := make([]string, 0, 1)
 	for i := range per.Points {
 		if s := per.Points[i].Service; !slices.Contains(services, s) {
@@ -225,39 +259,51 @@ func appendPeriod(b []byte, per *Period) []byte {
 		}
 	}
 	slices.Sort(services)
-	for i, s := range services {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.String(b, s)
-		b = append(b, ":["...)
-		n := 0
-		for j := range per.Points {
-			p := &per.Points[j]
-			if p.Service != s {
-				continue
-			}
-			if n > 0 {
+	if len(services) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, '{')
+		for i, s := range services {
+			if i > 0 {
 				b = append(b, ',')
 			}
-			n++
-			b = append(b, `{"vol":{"unit":`...)
-			b = jsonenc.String(b, p.Unit)
-			b = append(b, `,"qty":"`...)
-			b = append(b, p.Qty.String()...)
-			b = append(b, `"},"rating":{"price":"`...)
-			b = append(b, p.Price.String()...)
-			b = append(b, `"},"groupby":`...)
-			b = jsonenc.StringMap(b, nonNil(p.Groupby))
-			b = append(b, `,"metadata":`...)
-			b = jsonenc.StringMap(b, nonNil(p.Metadata))
-			b = append(b, '}')
+			b = append(b, lnUsage...)
+			b = jsonenc.String(b, s)
+			b = append(b, ": ["...)
+			n := 0
+			for j := range per.Points {
+				p := &per.Points[j]
+				if p.Service != s {
+					continue
+				}
+				if n > 0 {
+					b = append(b, ',')
+				}
+				n++
+				b = append(b, lnPoint+"{"+lnField+`"vol": {`+lnValue+`"unit": `...)
+				b = jsonenc.String(b, p.Unit)
+				b = append(b, ","+lnValue+`"qty": "`...)
+				b = append(b, per.format(p.Qty)...)
+				b = append(b, `"`+lnField+"},"+lnField+`"rating": {`+lnValue+`"price": "`...)
+				b = append(b, per.format(p.Price)...)
+				b = append(b, `"`+lnField+"},"+lnField+`"groupby": `...)
+				b = jsonenc.StringMapIndent(b, nonNil(p.Groupby), lnField, lnValue)
+				b = append(b, ","+lnField+`"metadata": `...)
+				b = jsonenc.StringMapIndent(b, nonNil(p.Metadata), lnField, lnValue)
+				b = append(b, lnPoint+"}"...)
+				cw.b = b
+				if cw.flush(chunkSize) != nil {
+					return
+				}
+				b = cw.b
+			}
+			b = append(b, lnUsage+"]"...)
 		}
-		b = append(b, ']')
+		b = append(b, lnKey+"}"...)
 	}
-	b = append(b, `},"total":"`...)
+	b = append(b, ","+lnKey+`"total": "`...)
 	b = append(b, per.Total.String()...)
-	return append(b, `"}`...)
+	cw.b = append(b, `"`+lnPeriod+"}"...)
 }
 
 func nonNil(m map[string]string) map[string]string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/kloud/kloud/ratingbridge/dataframe"
 	"github.com/kloud/kloud/ratingbridge/internal/fake"
 	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/sqlite"
 )
 
 // countingSource counts the rated points the writers read.
@@ -132,7 +134,18 @@ func TestJSONPeriodMatchesMarshalIndent(t *testing.T) {
 			Metadata: map[string]string{"size": "<large>", "z": "\n"}})
 	}
 	per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: "instance", Unit: "hour", Qty: d("0"), Price: d("0")})
-	for _, first := range []bool{true, false} {
+	empty := &Period{Begin: begin, End: per.End, Total: d("0")}
+	// More than a chunk: written in pieces.
+	big := &Period{Begin: begin, End: per.End, Total: d("4")}
+	for i := range 400 {
+		big.Points = append(big.Points, store.RatedPoint{Begin: begin, End: per.End, Service: "instance", Unit: "hour", Qty: d("1"), Price: d("0.01"),
+			Groupby: map[string]string{"machine_id": fmt.Sprintf("m-%05d", i), "stack_id": "st-1"}, Metadata: map[string]string{"size": "t3.micro", "region": "us-east-1a"}})
+	}
+	for _, c := range []struct {
+		per   *Period
+		first bool
+	}{{per, true}, {per, false}, {empty, false}, {big, false}} {
+		per, first := c.per, c.first
 		var got bytes.Buffer
 		if err := (JSON{}).Period(&got, per, first); err != nil {
 			t.Fatal(err)
@@ -151,6 +164,42 @@ func TestJSONPeriodMatchesMarshalIndent(t *testing.T) {
 		}
 		if got.String() != want {
 			t.Errorf("first %v:\n%s\nwant\n%s", first, got.String(), want)
+		}
+	}
+}
+
+// TestStreamedReportsEqualPaged: a source that streams its points (SQLite)
+// gives the same reports, byte for byte, as one read by pages.
+func TestStreamedReportsEqualPaged(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var _ PointStreamer = st
+	commit(t, st, "u1", 0, pt{"m2", "large", "1", "0.08"}, pt{"m1", "small", "0.333333333", "0.0784"})
+	commit(t, st, "u1", 1, pt{"m1", "small", "1", "0.01"})
+	commit(t, st, "u1", 2)
+	commit(t, st, "u1", 3, pt{"m1", "small", "0.5", "0.005"}, pt{"m2", "large", "0", "0.25"})
+	streamed, paged := t.TempDir(), t.TempDir()
+	if err := New(st, st, streamed).WriteAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(streamed, "u1", "2025-01.csv")); got != wantJan {
+		t.Errorf("streamed January:\n%s\nwant\n%s", got, wantJan)
+	}
+	if got := read(t, filepath.Join(streamed, "u1", "2025-02.csv")); got != wantFeb {
+		t.Errorf("streamed February:\n%s\nwant\n%s", got, wantFeb)
+	}
+	states := fake.New()
+	byPages := &Orchestrator{Rated: st, States: states, Dir: paged, PageSize: 1}
+	if err := byPages.WriteAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"2025-01.csv", "2025-01.json", "2025-02.csv", "2025-02.json"} {
+		if a, b := read(t, filepath.Join(streamed, "u1", f)), read(t, filepath.Join(paged, "u1", f)); a != b {
+			t.Errorf("%s streamed:\n%s\nby pages:\n%s", f, a, b)
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kloud/kloud/store"
 )
@@ -90,12 +91,11 @@ type Month struct {
 // add counts a period's points into the month's totals.
 func (m *Month) add(per *Period) {
 	m.Total = m.Total.Add(per.Total)
+	m.Qty = m.Qty.Add(per.qtySum())
 	for i := range per.Points {
-		p := &per.Points[i]
-		m.Qty = m.Qty.Add(p.Qty)
-		if m.Unit == "" {
-			m.Unit = p.Unit
-		} else if m.Unit != p.Unit {
+		if u := per.Points[i].Unit; m.Unit == "" {
+			m.Unit = u
+		} else if m.Unit != u {
 			m.MixedUnits = true
 		}
 	}
@@ -107,6 +107,97 @@ type Period struct {
 	Begin, End time.Time
 	Points     []store.RatedPoint
 	Total      decimal.Decimal
+
+	// What every writer reads of the period, worked out once: the sum of
+	// the quantities, and decimals formatted. Once prepared, a period is
+	// only read (writers render it at the same time).
+	prepared  bool
+	qty       *decimal.Decimal
+	formatted map[decimalKey]string
+	rates     map[[2]decimalKey]string
+}
+
+// prepare works out what writers read of the period.
+func (per *Period) prepare() {
+	per.qtySum()
+	for i := range per.Points {
+		p := &per.Points[i]
+		per.format(p.Qty)
+		per.format(p.Price)
+		per.rate(p.Qty, p.Price)
+	}
+	per.prepared = true
+}
+
+// qtySum is the sum of the points' quantities.
+func (per *Period) qtySum() decimal.Decimal {
+	if per.qty == nil {
+		sum := decimal.Zero
+		for i := range per.Points {
+			sum = sum.Add(per.Points[i].Qty)
+		}
+		per.qty = &sum
+	}
+	return *per.qty
+}
+
+// decimalKey is a decimal of at most 18 digits, comparable.
+type decimalKey struct {
+	coef int64
+	exp  int32
+}
+
+func keyOf(d decimal.Decimal) (decimalKey, bool) {
+	if d.NumDigits() > 18 {
+		return decimalKey{}, false
+	}
+	return decimalKey{d.CoefficientInt64(), d.Exponent()}, true
+}
+
+// format is d.String(), worked out once per value a period holds.
+func (per *Period) format(d decimal.Decimal) string {
+	k, ok := keyOf(d)
+	if !ok {
+		return d.String()
+	}
+	if s, ok := per.formatted[k]; ok || per.prepared {
+		if !ok {
+			s = d.String()
+		}
+		return s
+	}
+	if per.formatted == nil {
+		per.formatted = map[decimalKey]string{}
+	}
+	s := d.String()
+	per.formatted[k] = s
+	return s
+}
+
+// rate is price ÷ qty rounded to RatePlaces, "" when qty is 0, worked out
+// once per pair of values a period holds.
+func (per *Period) rate(qty, price decimal.Decimal) string {
+	if qty.IsZero() {
+		return ""
+	}
+	qk, ok1 := keyOf(qty)
+	pk, ok2 := keyOf(price)
+	if !ok1 || !ok2 {
+		return price.DivRound(qty, RatePlaces).String()
+	}
+	k := [2]decimalKey{qk, pk}
+	if s, ok := per.rates[k]; ok || per.prepared {
+		if !ok {
+			s = price.DivRound(qty, RatePlaces).String()
+		}
+		return s
+	}
+	if per.rates == nil {
+		per.rates = map[[2]decimalKey]string{}
+	}
+	s := price.DivRound(qty, RatePlaces).String()
+	per.rates[k] = s
+	return s
 }
 
 // DefaultPageSize is how many rated points one store read returns.
@@ -120,7 +211,10 @@ type Orchestrator struct {
 	// Dir is the reports directory.
 	Dir string
 	// Writers are the writers fed (CSV and JSON when nil).
-	Writers  []Writer
+	Writers []Writer
+	// PageSize, when set, makes reads go by pages of that many points
+	// even from a PointStreamer; pages of DefaultPageSize are read from a
+	// source that cannot stream.
 	PageSize int
 	Logger   *slog.Logger
 
@@ -199,19 +293,45 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 		}
 	}()
 	start := slices.MinFunc(todo, func(a, b *feed) int { return a.from.Compare(b.from) }).from
-	err = o.periods(ctx, scope, start, through, func(per *Period) error {
-		for _, f := range todo {
-			if per.Begin.Before(f.from) {
-				continue
+	// One goroutine reads the periods, one per writer renders them: a
+	// period goes to every writer, which only read it.
+	g, gctx := errgroup.WithContext(ctx)
+	chans := make([]chan *Period, len(todo))
+	for i, f := range todo {
+		ch := make(chan *Period, 1)
+		chans[i] = ch
+		g.Go(func() error {
+			for per := range ch {
+				if per.Begin.Before(f.from) {
+					continue
+				}
+				f.delta = f.delta.Add(per.Total)
+				if err := f.append(gctx, per); err != nil {
+					return err
+				}
 			}
-			f.delta = f.delta.Add(per.Total)
-			if err := f.append(ctx, per); err != nil {
-				return err
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer func() {
+			for _, ch := range chans {
+				close(ch)
 			}
-		}
-		return nil
+		}()
+		return o.periods(gctx, scope, start, through, func(per *Period) error {
+			per.prepare()
+			for _, ch := range chans {
+				select {
+				case ch <- per:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
 	})
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	for _, f := range todo {
@@ -241,10 +361,20 @@ func monthStart(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// periods reads the scope's rated points of [from, to) from the store, a
-// page at a time, and calls fn with each period's points in report order.
-// It holds one period and one page at most.
+// PointStreamer is a RatedSource that can also walk a query's points in
+// one pass (store/sqlite does): the writers then read each period once,
+// instead of a page at a time.
+type PointStreamer interface {
+	EachRatedPoint(ctx context.Context, q store.SummaryQuery, fn func(p *store.RatedPoint) error) error
+}
+
+// periods reads the scope's rated points of [from, to) from the store and
+// calls fn with each period's points in report order. It holds one period
+// (and, reading by pages, one page) at most.
 func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.Time, fn func(*Period) error) error {
+	if ps, ok := o.Rated.(PointStreamer); ok && o.PageSize <= 0 {
+		return o.streamPeriods(ctx, ps, scope, from, to, fn)
+	}
 	page := o.PageSize
 	if page <= 0 {
 		page = DefaultPageSize
@@ -259,14 +389,7 @@ func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.
 			n++
 		}
 		if len(buf) > 0 && (n < len(buf) || !more) {
-			per := &Period{Begin: buf[0].Begin.UTC(), End: buf[0].End.UTC(), Points: buf[:n:n], Total: decimal.Zero}
-			// comparePoints orders every field a report shows: a stable
-			// sort would give the same bytes.
-			slices.SortFunc(per.Points, comparePoints)
-			for i := range per.Points {
-				per.Total = per.Total.Add(per.Points[i].Price)
-			}
-			if err := fn(per); err != nil {
+			if err := fn(newPeriod(buf[:n:n])); err != nil {
 				return err
 			}
 			buf = buf[n:]
@@ -290,14 +413,62 @@ func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.
 	}
 }
 
+// streamPeriods is periods over a PointStreamer.
+func (o *Orchestrator) streamPeriods(ctx context.Context, ps PointStreamer, scope string, from, to time.Time, fn func(*Period) error) error {
+	var buf []store.RatedPoint
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		per := newPeriod(buf)
+		buf = make([]store.RatedPoint, 0, len(buf)) // fn's period keeps its points
+		return fn(per)
+	}
+	err := ps.EachRatedPoint(ctx, store.SummaryQuery{Scope: scope, Begin: from, End: to}, func(p *store.RatedPoint) error {
+		if len(buf) > 0 && (!p.Begin.Equal(buf[0].Begin) || !p.End.Equal(buf[0].End)) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		buf = append(buf, *p)
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("write reports of %s: read rated points from %s: %w", scope, from.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// newPeriod makes the period of points, all of one window, in report
+// order, with its total.
+func newPeriod(points []store.RatedPoint) *Period {
+	per := &Period{Begin: points[0].Begin.UTC(), End: points[0].End.UTC(), Points: points, Total: decimal.Zero}
+	// comparePoints orders every field a report shows: a stable sort
+	// would give the same bytes.
+	slices.SortFunc(per.Points, comparePoints)
+	for i := range per.Points {
+		per.Total = per.Total.Add(per.Points[i].Price)
+	}
+	return per
+}
+
 // comparePoints is the fixed order of a report: period, service, machine,
 // then every other field.
+// The fields are compared one at a time: the canonical forms of the maps
+// are built only for points that tie on everything before.
 func comparePoints(a, b store.RatedPoint) int {
-	return cmp.Or(
+	if c := cmp.Or(
 		a.Begin.Compare(b.Begin),
 		a.End.Compare(b.End),
 		cmp.Compare(a.Service, b.Service),
 		cmp.Compare(a.Groupby["machine_id"], b.Groupby["machine_id"]),
+	); c != 0 {
+		return c
+	}
+	return cmp.Or(
 		cmp.Compare(canonical(a.Groupby), canonical(b.Groupby)),
 		cmp.Compare(canonical(a.Metadata), canonical(b.Metadata)),
 		cmp.Compare(a.Unit, b.Unit),

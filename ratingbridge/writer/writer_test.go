@@ -28,7 +28,9 @@ type pt struct {
 }
 
 // commit stores one rated hour of scope starting h hours after jan31.
-func commit(t *testing.T, s *fake.Store, scope string, h int, pts ...pt) {
+func commit(t *testing.T, s interface {
+	CommitRatedPeriod(context.Context, *store.RatedPeriod) error
+}, scope string, h int, pts ...pt) {
 	t.Helper()
 	begin := jan31.Add(time.Duration(h) * time.Hour)
 	rp := &store.RatedPeriod{Scope: scope, Begin: begin, End: begin.Add(time.Hour)}

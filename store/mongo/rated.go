@@ -1,7 +1,6 @@
 package mongo
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -566,15 +565,7 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	}
 	sorted := slices.Collect(maps.Values(rows))
 	slices.SortFunc(sorted, func(a, b *summaryRow) int {
-		if c := cmp.Compare(a.begin, b.begin); c != 0 {
-			return c
-		}
-		for i := range a.keys {
-			if c := compareKey(a.keys[i], b.keys[i]); c != 0 {
-				return c
-			}
-		}
-		return cmp.Compare(a.end, b.end)
+		return store.CompareSummaryRows(a.begin, a.end, a.keys, b.begin, b.end, b.keys)
 	})
 	sum := &store.Summary{Total: len(sorted), Columns: append([]string{"begin", "end", "qty", "rate"}, q.GroupBy...), Results: [][]any{}}
 	page := sorted[min(q.Offset, len(sorted)):]
@@ -599,30 +590,6 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 }
 
 func formatTime(n int64) string { return store.FromNanos(n).Format(time.RFC3339Nano) }
-
-// compareKey orders group key values: null first, then numbers, then
-// strings (bytewise), as MongoDB and SQLite sort them.
-func compareKey(a, b any) int {
-	rank := func(v any) int {
-		switch v.(type) {
-		case nil:
-			return 0
-		case int64:
-			return 1
-		}
-		return 2
-	}
-	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
-		return c
-	}
-	switch x := a.(type) {
-	case int64:
-		return cmp.Compare(x, b.(int64))
-	case string:
-		return strings.Compare(x, b.(string))
-	}
-	return 0
-}
 
 // groupOut is one $group output document: one sum of one group and
 // period (and, for the counts, one set of limbs present).

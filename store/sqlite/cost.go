@@ -489,7 +489,7 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 	if err != nil {
 		return err
 	}
-	rows, attrs, err := pointRows(p, w)
+	row, err := encodePeriod(p, w)
 	if err != nil {
 		return err
 	}
@@ -502,10 +502,10 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 		if w.End > last {
 			return store.NotFoundf("period %s of %s (rated up to %s)", p.Begin.UTC().Format(time.RFC3339Nano), p.Scope, store.FromNanos(last).Format(time.RFC3339Nano))
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM rated_points WHERE scope = ? AND begin_at >= ? AND begin_at < ?`, p.Scope, w.Begin, w.End); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM rated_periods WHERE scope = ? AND begin_at >= ? AND begin_at < ?`, p.Scope, w.Begin, w.End); err != nil {
 			return mapErr(err)
 		}
-		return insertPoints(ctx, tx, p, rows, attrs)
+		return insertPeriod(ctx, tx, p.Scope, row)
 	})
 	if err != nil {
 		return fmt.Errorf("replace rated period of %s: %w", p.Scope, err)

@@ -149,6 +149,11 @@ func (a *decimalSum) add(v driver.Value, sign int64) error {
 	default:
 		return fmt.Errorf("kloud_decimal_sum: cannot sum a %T", v)
 	}
+	return a.addString(s, sign)
+}
+
+// addString adds the decimal string s times sign (1 or -1).
+func (a *decimalSum) addString(s string, sign int64) error {
 	if m, scale, ok := parseSmall(s); ok && a.addSmall(sign*m, scale) {
 		return nil
 	}

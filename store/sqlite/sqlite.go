@@ -49,6 +49,8 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 	path string
+	// maxGroups bounds a summary's groups (MaxSummaryGroups; tests lower it).
+	maxGroups int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -210,6 +212,16 @@ type migration struct {
 	sum     string
 }
 
+// migrationStep is the Go part of a migration, run after its SQL in the
+// same transaction, for data SQL cannot convert; nil for most.
+func migrationStep(version int) func(ctx context.Context, tx *sql.Tx) error {
+	switch version {
+	case 11:
+		return moveRatedPoints
+	}
+	return nil
+}
+
 func loadMigrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
@@ -286,6 +298,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.name, err)
+			}
+			if step := migrationStep(m.version); step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("apply migration %s: %w", m.name, err)
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`,
 				m.version, m.name, m.sum, s.now().UnixNano()); err != nil {

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/kloud/kloud/internal/testenv"
 	"github.com/kloud/kloud/kloud/jobs"
 	"github.com/kloud/kloud/machinestate"
 	"github.com/kloud/kloud/stack"
@@ -104,23 +104,14 @@ func Bench(b *testing.B, be BenchBackend) {
 	}
 }
 
-// cpuTime is the CPU time (user + system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // cpuMeter reports the CPU time per op next to the wall time: on a shared
 // machine the wall time also counts other processes' turns (and with an
 // embedded server, such as the test FerretDB, the server's share is
 // included).
 func cpuMeter(b *testing.B) func() {
-	start := cpuTime()
+	start := testenv.CPUTime()
 	return func() {
-		b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64((testenv.CPUTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	}
 }
 
