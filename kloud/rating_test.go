@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -342,16 +341,9 @@ func TestQuoteFastAndPlainPathsAnswerAlike(t *testing.T) {
 	}
 	post := func(body []byte) []byte {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/api/v1/rating/quote", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("quote: %d %s %v", resp.StatusCode, out, err)
+		status, out := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", string(body))
+		if status != http.StatusOK {
+			t.Fatalf("quote: %d %s", status, out)
 		}
 		return out
 	}
@@ -400,7 +392,6 @@ func TestQuoteFastAndPlainPathsAnswerAlike(t *testing.T) {
 // field, whichever way the body is read.
 func TestQuoteRefusals(t *testing.T) {
 	h := kloudtest.New(t)
-	ctx := context.Background()
 	point := `{"service":"s","qty":1}`
 	tooMany := `{"points":[` + strings.Repeat(point+",", 10000) + point + `]}`
 	for _, tc := range []struct {
@@ -429,22 +420,16 @@ func TestQuoteRefusals(t *testing.T) {
 		{"oversized", `{"points":[` + strings.Repeat(" ", 1<<20) + `]}`, 413, "request body larger than 1048576 bytes", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/api/v1/rating/quote", strings.NewReader(tc.body))
-			req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			status, answer := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", tc.body)
 			var body struct {
 				Error string `json:"error"`
 				Field string `json:"field"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				t.Fatal(err)
+			if err := json.Unmarshal(answer, &body); err != nil {
+				t.Fatalf("%d %s: %v", status, answer, err)
 			}
-			if resp.StatusCode != tc.status || body.Error != tc.error || body.Field != tc.field {
-				t.Errorf("%d %q (field %q), want %d %q (field %q)", resp.StatusCode, body.Error, body.Field, tc.status, tc.error, tc.field)
+			if status != tc.status || body.Error != tc.error || body.Field != tc.field {
+				t.Errorf("%d %q (field %q), want %d %q (field %q)", status, body.Error, body.Field, tc.status, tc.error, tc.field)
 			}
 		})
 	}
