@@ -403,11 +403,11 @@ func descMaps(rating *ratingbridge.Rating, body string, points []ratingbridge.Qu
 const quoteAnswerChunk = 32 << 10
 
 // writeQuoteAnswer writes the answer writeJSON(w, 200, quoteResponse{…})
-// writes, byte for byte, in chunks. descs, when not nil, holds per point
-// the text of its desc as decodeQuoteFast found it, which it copies (the
-// point's Desc may hold only the keys its price depends on; "": encode
-// the Desc).
-func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) error {
+// writes for points as rated, byte for byte, in chunks. descs, when not
+// nil, holds per point the text of its desc as decodeQuoteFast found it,
+// which it copies (the point's Desc may hold only the keys its price
+// depends on; "": encode the Desc).
+func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotePoint, rated ratingbridge.Rated, descs []string) error {
 	b := make([]byte, 0, quoteAnswerChunk+quoteAnswerChunk/4)
 	b = append(b, `{"points":[`...)
 	for i := range points {
@@ -420,7 +420,7 @@ func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotedPoint, descs []st
 		b = append(b, `,"qty":`...)
 		b = jsonenc.Decimal(b, p.Qty)
 		b = append(b, `,"unit":`...)
-		b = jsonenc.String(b, p.Unit)
+		b = jsonenc.String(b, rated.Units[i])
 		b = append(b, `,"desc":`...)
 		if descs != nil && descs[i] != "" {
 			b = append(b, descs[i]...)
@@ -428,7 +428,7 @@ func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotedPoint, descs []st
 			b = jsonenc.StringMap(b, p.Desc)
 		}
 		b = append(b, `,"price":`...)
-		b = jsonenc.Decimal(b, p.Price)
+		b = jsonenc.Decimal(b, rated.Prices[i])
 		b = append(b, '}')
 		if len(b) >= quoteAnswerChunk {
 			if _, err := w.Write(b); err != nil {
@@ -438,7 +438,7 @@ func writeQuoteAnswer(w io.Writer, points []ratingbridge.QuotedPoint, descs []st
 		}
 	}
 	b = append(b, `],"total":`...)
-	b = jsonenc.Decimal(b, total)
+	b = jsonenc.Decimal(b, rated.Total)
 	if _, err := w.Write(append(b, "}\n"...)); err != nil {
 		return fmt.Errorf("write quote answer: %w", err)
 	}

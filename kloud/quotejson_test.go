@@ -69,14 +69,27 @@ var quoteBodies = []string{
 	`{"points":[{"service":"i","qty":1,"desc":null}]}`,
 }
 
-// answer is what writeQuoteAnswer writes.
-func answer(t testing.TB, points []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
+// answer is what writeQuoteAnswer writes for priced points.
+func answer(t testing.TB, priced []ratingbridge.QuotedPoint, descs []string, total decimal.Decimal) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := writeQuoteAnswer(&b, points, descs, total); err != nil {
+	points, rated := split(priced, total)
+	if err := writeQuoteAnswer(&b, points, rated, descs); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// split is priced points as the points and what rating made of them.
+func split(priced []ratingbridge.QuotedPoint, total decimal.Decimal) ([]ratingbridge.QuotePoint, ratingbridge.Rated) {
+	points := make([]ratingbridge.QuotePoint, len(priced))
+	rated := ratingbridge.Rated{Total: total}
+	for i, p := range priced {
+		points[i] = p.QuotePoint
+		rated.Prices = append(rated.Prices, p.Price)
+		rated.Units = append(rated.Units, p.Unit)
+	}
+	return points, rated
 }
 
 // answers returns the answer to fast-decoded points priced zero, with
@@ -226,7 +239,8 @@ func TestQuoteAnswerMatchesWriteJSON(t *testing.T) {
 	rec := httptest.NewRecorder()
 	writeJSON(rec, 200, quoteResponse{Points: many, Total: decimal.NewFromInt(7)})
 	var chunks chunkCounter
-	if err := writeQuoteAnswer(&chunks, many, nil, decimal.NewFromInt(7)); err != nil {
+	manyPoints, rated := split(many, decimal.NewFromInt(7))
+	if err := writeQuoteAnswer(&chunks, manyPoints, rated, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(chunks.Bytes(), rec.Body.Bytes()) || chunks.writes < 3 {

@@ -117,14 +117,14 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		descMaps(rating, body, points, descs, entries)
-		priced, total, err := rating.Quote(r.Context(), points)
+		rated, err := rating.Price(r.Context(), points)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		_ = writeQuoteAnswer(w, priced, descs, total) // a client gone is no error of ours
+		_ = writeQuoteAnswer(w, points, rated, descs) // a client gone is no error of ours
 		return
 	}
 	var req quoteRequest

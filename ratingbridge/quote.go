@@ -36,12 +36,21 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 	if err != nil {
 		return nil, decimal.Decimal{}, err
 	}
-	return rating.Quote(ctx, points)
+	rated, err := rating.Price(ctx, points)
+	if err != nil {
+		return nil, decimal.Decimal{}, err
+	}
+	out := make([]QuotedPoint, len(points))
+	for i, q := range points {
+		q.Unit = rated.Units[i]
+		out[i] = QuotedPoint{QuotePoint: q, Price: rated.Prices[i]}
+	}
+	return out, rated.Total, nil
 }
 
 // LoadQuote checks points as Quote does and loads the pipeline that prices
 // them now, for a caller that prepares the points with Rating.Fields
-// before Rating.Quote.
+// before Rating.Price.
 func (p *Pipeline) LoadQuote(ctx context.Context, points []QuotePoint) (*Rating, error) {
 	if err := checkQuote(points); err != nil {
 		return nil, err
@@ -65,10 +74,19 @@ func checkQuote(points []QuotePoint) error {
 	return nil
 }
 
-// Quote prices points with the pipeline as loaded (see Pipeline.Quote).
-func (r *Rating) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint, decimal.Decimal, error) {
+// Rated is what the pipeline made of a quote's points, in the order
+// given: each one's price and unit, and their total.
+type Rated struct {
+	Prices []decimal.Decimal
+	Units  []string
+	Total  decimal.Decimal
+}
+
+// Price prices points with the pipeline as loaded, as Pipeline.Quote
+// does, without copying them into QuotedPoints.
+func (r *Rating) Price(ctx context.Context, points []QuotePoint) (Rated, error) {
 	if err := checkQuote(points); err != nil {
-		return nil, decimal.Decimal{}, err
+		return Rated{}, err
 	}
 	// A quote groups by nothing: one empty groupby serves every point
 	// (a point's maps are read-only). Each service's points go to its
@@ -103,22 +121,21 @@ func (r *Rating) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint,
 		f.Usage[svc] = pts
 	}
 	if err := r.Rate(ctx, f); err != nil {
-		return nil, decimal.Decimal{}, fmt.Errorf("quote: %w", err)
+		return Rated{}, fmt.Errorf("quote: %w", err)
 	}
-	out := make([]QuotedPoint, len(points))
+	rated := Rated{Prices: make([]decimal.Decimal, len(points)), Units: make([]string, len(points))}
 	var sum priceSum
 	for i, j := 0, 0; i < len(points); i = j {
 		j = runEnd(points, i)
 		pts := f.Usage[points[i].Service]
 		for k := i; k < j; k++ {
 			pt := &pts[at[k]]
-			out[k] = QuotedPoint{QuotePoint: points[k], Price: pt.Price}
-			out[k].Unit = pt.Unit
+			rated.Prices[k], rated.Units[k] = pt.Price, pt.Unit
 			sum.add(pt.Price)
 		}
 	}
-	total := sum.total()
-	return out, total, nil
+	rated.Total = sum.total()
+	return rated, nil
 }
 
 // runEnd is the end of the run of points of the service of points[i]
