@@ -88,7 +88,9 @@ func (s *quoteScanner) str() (string, bool) {
 // strPlain is str, and reports whether encoding/json writes the string as
 // it is between quotes (jsonenc.Plain: no < > &).
 func (s *quoteScanner) strPlain() (_ string, plain, ok bool) {
-	if !s.next('"') {
+	if s.i < len(s.b) && s.b[s.i] == '"' { // next('"'), inlined
+		s.i++
+	} else if !s.nextAfterSpace('"') {
 		return "", false, false
 	}
 	start, plain := s.i, true
@@ -270,7 +272,8 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 	start := s.i - 1
 	var prev string
 	plain, size := true, 2 // the length of the text as StringMap writes it
-	kept := len(s.entries.bounds)
+	bounds := s.entries.bounds
+	kept := len(bounds)
 	for first := true; !s.next('}'); first = false {
 		if !first && !s.next(',') {
 			return nil, "", false
@@ -285,7 +288,7 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 			return nil, "", false
 		}
 		vend := s.i - 1
-		s.entries.bounds = append(s.entries.bounds, [4]int32{int32(kend - len(k)), int32(kend), int32(vend - len(v)), int32(vend)})
+		bounds = append(bounds, [4]int32{int32(kend - len(k)), int32(kend), int32(vend - len(v)), int32(vend)})
 		plain = plain && kplain && vplain && (first || k > prev)
 		prev = k
 		size += len(k) + len(v) + len(`"":""`)
@@ -294,10 +297,11 @@ func (s *quoteScanner) desc() (_ map[string]string, canonical string, _ bool) {
 		}
 	}
 	if text := s.b[start:s.i]; plain && len(text) == size {
+		s.entries.bounds = bounds
 		return nil, text, true
 	}
 	// Read it again into a map; the first pass checked its syntax.
-	s.entries.bounds = s.entries.bounds[:kept]
+	s.entries.bounds = bounds[:kept]
 	end := s.i
 	s.i = start + 1
 	m := make(map[string]string, 4)
