@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,12 +18,41 @@ import (
 // The quote endpoint's JSON: a quote of 5,000 points is a body of about a
 // megabyte, and decoding it with encoding/json (reflection, a map per
 // point, an interface per qty) cost more than pricing it. decodeQuoteFast
-// reads the plain shape of a quote in one pass; anything else (escapes,
-// non-ASCII text, null, an unknown field, bad syntax) makes it give up,
-// and the request goes through decode, which words the error.
-// writeQuoteAnswer writes the answer as writeJSON would, byte for byte.
-// TestQuoteFastPathMatchesPlainPath compares both with the plain path;
-// BenchmarkQuote100k is the figure they serve.
+// reads the plain shape of a quote in one pass, its strings slices of the
+// body; anything else (escapes, non-ASCII text, null, an unknown field,
+// bad syntax) makes it give up, and the request goes through decode, which
+// words the error. A desc written as the answer writes it stays text: the
+// answer copies it, and its pricing map (descMaps) holds only the keys the
+// rating reads, one map for the points that agree on them.
+// writeQuoteAnswer writes the answer as writeJSON would, byte for byte, in
+// chunks. TestQuoteFastPathMatchesPlainPath and FuzzQuoteFastPath compare
+// both with the plain path, TestQuoteFastAndPlainPathsAnswerAlike on a
+// server; BenchmarkQuote100k and BenchmarkQuoteHandler are the figures
+// they serve.
+
+// quoteFast answers a quote whose body decodeQuoteFast reads, and reports
+// whether it did; handleQuote answers any other.
+func (s *Server) quoteFast(w http.ResponseWriter, r *http.Request, body string) bool {
+	points, descs, entries, ok := decodeQuoteFast(body)
+	if !ok {
+		return false
+	}
+	rating, err := s.rating.Pipeline().LoadQuote(r.Context(), points)
+	if err != nil {
+		s.writeError(w, r, err)
+		return true
+	}
+	descMaps(rating, body, points, descs, entries)
+	rated, err := rating.Price(r.Context(), points)
+	if err != nil {
+		s.writeError(w, r, err)
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = writeQuoteAnswer(w, points, rated, descs) // a client gone is no error of ours
+	return true
+}
 
 type quoteScanner struct {
 	// b is the body: the strings read are slices of it.

@@ -110,21 +110,7 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if points, descs, entries, ok := decodeQuoteFast(body); ok {
-		rating, err := s.rating.Pipeline().LoadQuote(r.Context(), points)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		descMaps(rating, body, points, descs, entries)
-		rated, err := rating.Price(r.Context(), points)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_ = writeQuoteAnswer(w, points, rated, descs) // a client gone is no error of ours
+	if s.quoteFast(w, r, body) {
 		return
 	}
 	var req quoteRequest
