@@ -144,7 +144,7 @@ func (s *Server) outputProgress(ctx context.Context, run *jobs.Run, t *stack.Tem
 			run.Progress(ctx, lo+(hi-lo)*done/total, line)
 			return
 		}
-		run.Event(ctx, jobs.EventOutput, run.Job.Percentage, line)
+		run.Output(line)
 	}
 }
 

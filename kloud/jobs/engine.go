@@ -278,6 +278,15 @@ func (e *Engine) appendEvent(ctx context.Context, jobID string, kind EventKind, 
 	e.events.notify(jobID)
 }
 
+// appendEvents appends a batch of a job's events in one write.
+func (e *Engine) appendEvents(jobID string, evs []*Event) {
+	if err := e.st.AppendEvents(context.Background(), jobID, evs...); err != nil {
+		e.log.Error("append job events", slog.String("job", jobID), slog.Int("events", len(evs)), slog.String("error", err.Error()))
+		return
+	}
+	e.events.notify(jobID)
+}
+
 // workLoop claims queued jobs while a worker slot is free. Pickup is driven
 // by wake (a job queued here); the slow tick only finds jobs queued by other
 // replicas.
@@ -379,6 +388,7 @@ func (e *Engine) runJob(job *Job) {
 	e.cfg.Observer.JobStarted(job.Kind, max(0, e.now().Sub(job.CreatedAt)))
 	run.Event(ctx, EventPhase, 0, "running "+string(job.Kind)+" on "+e.cfg.WorkerID)
 	err := e.cfg.Exec(ctx, run)
+	run.FlushOutput()
 	stopped, isStopped := StopReason(ctx)
 	close(workDone)
 	<-renewDone

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,4 +440,60 @@ func TestEngineLeaseLost(t *testing.T) {
 	if msgs := messages(events); strings.Contains(msgs, "done ") {
 		t.Errorf("the worker that lost the lease recorded an end:\n%s", msgs)
 	}
+}
+
+// TestEngineOutputKeepsOrderInFewWrites: output lines are stored in the
+// order given, before any event given after them and before the job's end,
+// masked, and many lines given quickly take fewer writes than lines.
+func TestEngineOutputKeepsOrderInFewWrites(t *testing.T) {
+	const secret = "out-secret-value"
+	h := newHarness(t, func(ctx context.Context, run *jobs.Run) error {
+		run.Secrets.Add(secret)
+		run.Output("a " + secret)
+		run.Output("b")
+		run.Event(ctx, jobs.EventPhase, 0, "p")
+		for i := range 200 {
+			run.Output(fmt.Sprint("line ", i))
+		}
+		run.Progress(ctx, 50, "half")
+		run.Output("last")
+		return nil
+	}, func(cfg *jobs.Config) {
+		counted := &countingAppends{Store: cfg.Store}
+		cfg.Store = counted
+		t.Cleanup(func() {
+			// 206 events, of which 203 output lines written as they come.
+			if n := counted.calls.Load(); n >= 150 {
+				t.Errorf("%d appends for 206 events: output lines are not batched", n)
+			}
+		})
+	})
+	h.e.Start()
+	j := h.enqueue(t, "u1", "stack/a")
+	_, evs := h.follow(t, j.ID)
+	var want strings.Builder
+	want.WriteString("phase 0 queued apply\nphase 0 running apply on w1\noutput 0 a ********\noutput 0 b\nphase 0 p\n")
+	for i := range 200 {
+		fmt.Fprintf(&want, "output 0 line %d\n", i)
+	}
+	want.WriteString("progress 50 half\noutput 50 last\ndone 100 succeeded\n")
+	if got := messages(evs); got != want.String() {
+		t.Fatalf("events:\n%s\nwant\n%s", got, want.String())
+	}
+	for i, e := range evs {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+	}
+}
+
+// countingAppends counts the store's AppendEvents calls.
+type countingAppends struct {
+	jobs.Store
+	calls atomic.Int64
+}
+
+func (c *countingAppends) AppendEvents(ctx context.Context, jobID string, evs ...*jobs.Event) error {
+	c.calls.Add(1)
+	return c.Store.AppendEvents(ctx, jobID, evs...)
 }
