@@ -31,19 +31,34 @@ import (
 // they serve.
 
 // quoteFast answers a quote whose body decodeQuoteFast reads, and reports
-// whether it did; handleQuote answers any other.
+// whether it did; handleQuote answers any other. The pipeline loads (store
+// reads) while the body is decoded; a body's errors come first, as on the
+// plain path, and the load is waited for either way.
 func (s *Server) quoteFast(w http.ResponseWriter, r *http.Request, body string) bool {
+	type loaded struct {
+		rating *ratingbridge.Rating
+		err    error
+	}
+	load := make(chan loaded, 1)
+	go func() {
+		rating, err := s.rating.Pipeline().LoadQuote(r.Context())
+		load <- loaded{rating, err}
+	}()
 	points, descs, entries, ok := decodeQuoteFast(body)
+	l := <-load
 	if !ok {
 		return false
 	}
-	rating, err := s.rating.Pipeline().LoadQuote(r.Context(), points)
-	if err != nil {
+	if err := ratingbridge.CheckQuote(points); err != nil {
 		s.writeError(w, r, err)
 		return true
 	}
-	descMaps(rating, body, points, descs, entries)
-	rated, err := rating.Price(r.Context(), points)
+	if l.err != nil {
+		s.writeError(w, r, l.err)
+		return true
+	}
+	descMaps(l.rating, body, points, descs, entries)
+	rated, err := l.rating.Price(r.Context(), points)
 	if err != nil {
 		s.writeError(w, r, err)
 		return true

@@ -341,7 +341,7 @@ func TestDescMaps(t *testing.T) {
 			if !ok || len(ps) != len(descs) || texts[5] != "{}" || texts[6] != "" {
 				t.Fatalf("decode %s: %v %q", body.String(), ok, texts)
 			}
-			rating, err := p.LoadQuote(ctx, ps)
+			rating, err := p.LoadQuote(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,7 +32,10 @@ const MaxQuotePoints = 10000
 // rated period would be, and returns them in the order given with their
 // total. Each point's desc is its metadata (no groupby).
 func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoint, decimal.Decimal, error) {
-	rating, err := p.LoadQuote(ctx, points)
+	if err := CheckQuote(points); err != nil {
+		return nil, decimal.Decimal{}, err
+	}
+	rating, err := p.LoadQuote(ctx)
 	if err != nil {
 		return nil, decimal.Decimal{}, err
 	}
@@ -48,13 +51,10 @@ func (p *Pipeline) Quote(ctx context.Context, points []QuotePoint) ([]QuotedPoin
 	return out, rated.Total, nil
 }
 
-// LoadQuote checks points as Quote does and loads the pipeline that prices
-// them now, for a caller that prepares the points with Rating.Fields
-// before Rating.Price.
-func (p *Pipeline) LoadQuote(ctx context.Context, points []QuotePoint) (*Rating, error) {
-	if err := checkQuote(points); err != nil {
-		return nil, err
-	}
+// LoadQuote loads the pipeline that prices quotes now, as Quote does
+// after CheckQuote, for a caller that prepares its points with
+// Rating.Fields before Rating.Price.
+func (p *Pipeline) LoadQuote(ctx context.Context) (*Rating, error) {
 	rating, err := p.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
@@ -62,7 +62,9 @@ func (p *Pipeline) LoadQuote(ctx context.Context, points []QuotePoint) (*Rating,
 	return rating, nil
 }
 
-func checkQuote(points []QuotePoint) error {
+// CheckQuote returns the error Quote answers points with before it
+// loads anything: too many of them, or one without a service.
+func CheckQuote(points []QuotePoint) error {
 	if len(points) > MaxQuotePoints {
 		return &FieldError{Field: "points", Reason: fmt.Sprintf("at most %d points", MaxQuotePoints)}
 	}
@@ -85,7 +87,7 @@ type Rated struct {
 // Price prices points with the pipeline as loaded, as Pipeline.Quote
 // does, without copying them into QuotedPoints.
 func (r *Rating) Price(ctx context.Context, points []QuotePoint) (Rated, error) {
-	if err := checkQuote(points); err != nil {
+	if err := CheckQuote(points); err != nil {
 		return Rated{}, err
 	}
 	// A quote groups by nothing: one empty groupby serves every point
