@@ -11,14 +11,18 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/errdefs"
 	"github.com/kloud/kloud/kloud"
 	"github.com/kloud/kloud/kloud/kloudtest"
+	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/sqlite"
 )
 
 type summary struct {
@@ -432,5 +436,52 @@ func TestQuoteRefusals(t *testing.T) {
 				t.Errorf("%d %q (field %q), want %d %q (field %q)", status, body.Error, body.Field, tc.status, tc.error, tc.field)
 			}
 		})
+	}
+}
+
+// failingModules is a store whose rating module settings cannot be read
+// while fail is set.
+type failingModules struct {
+	store.Store
+	fail *atomic.Bool
+}
+
+func (f failingModules) ListRatingModules(ctx context.Context) ([]*store.RatingModule, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("list rating modules: %w", errdefs.ErrUnavailable)
+	}
+	return f.Store.ListRatingModules(ctx)
+}
+
+// TestQuoteBodyErrorsBeforeStoreErrors: a quote whose pipeline cannot be
+// loaded answers the body's error when the body has one, the store's
+// otherwise, on either decoding path.
+func TestQuoteBodyErrorsBeforeStoreErrors(t *testing.T) {
+	var fail atomic.Bool
+	h := kloudtest.NewOn(t, func(dataDir string) (store.Store, error) {
+		st, err := sqlite.Open(context.Background(), dataDir)
+		return failingModules{st, &fail}, err
+	})
+	fail.Store(true)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"valid", `{"points":[{"service":"s","qty":1,"desc":{"a":"b"}}]}`, 503},
+		{"valid, plain path", `{"points":[{"service":"\u0073","qty":1}]}`, 503},
+		{"unknown field", `{"points":[{"service":"s","qty":1,"x":1}]}`, 400},
+		{"no service", `{"points":[{"qty":1,"desc":{"a":"b"}}]}`, 422},
+		{"no service, plain path", `{"points":[{"qty":1,"desc":{"\u0061":"b"}}]}`, 422},
+		{"negative qty", `{"points":[{"service":"s","qty":-1}]}`, 422},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", tc.body); status != tc.status {
+				t.Errorf("status %d (%s), want %d", status, body, tc.status)
+			}
+		})
+	}
+	fail.Store(false)
+	if status, body := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", `{"points":[{"service":"s","qty":1}]}`); status != http.StatusOK {
+		t.Errorf("store back: %d %s", status, body)
 	}
 }
