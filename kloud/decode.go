@@ -25,15 +25,44 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 // readBody reads r's body, at most maxBody bytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
+	var b bytes.Buffer
+	b.Grow(bodySize(r))
+	if err := copyBody(w, r, &b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// readBodyText is readBody into a string, for a decoder that keeps slices
+// of the body (without a copy of it from bytes to string).
+func readBodyText(w http.ResponseWriter, r *http.Request) (string, error) {
+	var b strings.Builder
+	b.Grow(bodySize(r))
+	if err := copyBody(w, r, &b); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// bodySize is the room to read r's body into at once: its declared length
+// and room to read its end, up to maxBody, or 512 bytes when undeclared
+// (io.ReadAll would grow its buffer by copies from 512).
+func bodySize(r *http.Request) int {
+	if r.ContentLength > 0 && r.ContentLength <= maxBody {
+		return int(r.ContentLength) + bytes.MinRead
+	}
+	return bytes.MinRead
+}
+
+func copyBody(w http.ResponseWriter, r *http.Request, dst io.Writer) error {
+	if _, err := io.Copy(dst, http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+			return &RequestError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
-		return nil, badRequest("", "read body: %v", err)
+		return badRequest("", "read body: %v", err)
 	}
-	return body, nil
+	return nil
 }
 
 // decodeBytes is decode's JSON part, fuzzed on its own.

@@ -105,24 +105,16 @@ type quoteResponse struct {
 }
 
 func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
+	body, err := readBodyText(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if points, ok := decodeQuoteFast(body); ok {
-		priced, total, err := s.rating.Pipeline().Quote(r.Context(), points)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(appendQuoteAnswer(make([]byte, 0, 160*len(priced)), priced, total))
+	if s.quoteFast(w, r, body) {
 		return
 	}
 	var req quoteRequest
-	if err := decodeBytes(body, &req); err != nil {
+	if err := decodeBytes([]byte(body), &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -4,18 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/kloud/kloud/client"
+	"github.com/kloud/kloud/errdefs"
 	"github.com/kloud/kloud/kloud"
 	"github.com/kloud/kloud/kloud/kloudtest"
+	"github.com/kloud/kloud/store"
+	"github.com/kloud/kloud/store/sqlite"
 )
 
 type summary struct {
@@ -260,5 +267,221 @@ func TestHashmapAPI(t *testing.T) {
 	}
 	if err := admin.Do(ctx, http.MethodGet, "/api/v1/rating/modules/hashmap/thresholds/"+th.ID, nil, nil); apiStatus(err) != 404 {
 		t.Errorf("threshold of a deleted service: %v, want 404", err)
+	}
+}
+
+// TestQuoteFastAndPlainPathsAnswerAlike: one quote sent as encoding/json
+// writes it (the fast path: descs kept as text, pricing maps of the keys
+// the rules read), with its descs' keys out of order (the fast path with
+// whole maps) and with an escape in it (the plain path) gets the same
+// answer, byte for byte, from rules with field mappings, a field
+// threshold and a service threshold.
+func TestQuoteFastAndPlainPathsAnswerAlike(t *testing.T) {
+	h := kloudtest.New(t)
+	ctx := context.Background()
+	c := h.Admin
+	svc, err := c.CreateHashmapService(ctx, client.NameRequest{Name: "instance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "size"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	region, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "region"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus, err := c.CreateHashmapField(ctx, client.FieldRequest{ServiceID: svc.ID, Name: "cpus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := []client.MappingRequest{
+		{FieldID: size.ID, Value: "small", Type: "flat", Cost: decimal.RequireFromString("0.01")},
+		{FieldID: size.ID, Value: "large", Type: "flat", Cost: decimal.RequireFromString("0.08")},
+		{FieldID: region.ID, Value: "eu", Type: "rate", Cost: decimal.RequireFromString("1.2")},
+	}
+	for _, m := range rules {
+		if _, err := c.CreateHashmapMapping(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, th := range []client.ThresholdRequest{
+		{FieldID: cpus.ID, Level: decimal.NewFromInt(4), Type: "flat", Cost: decimal.RequireFromString("0.003")},
+		{ServiceID: svc.ID, Level: decimal.NewFromInt(10), Type: "rate", Cost: decimal.RequireFromString("0.9")},
+	} {
+		if _, err := c.CreateHashmapThreshold(ctx, th); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sizes := []string{"small", "large", "medium", ""}
+	regions := []string{"eu", "us", ""}
+	var points []client.QuotePoint
+	for i := range 300 {
+		desc := map[string]string{"machine_id": fmt.Sprintf("m-%03d", i)}
+		if s := sizes[i%len(sizes)]; s != "" || i%8 == 3 {
+			desc["size"] = s
+		}
+		if r := regions[i%len(regions)]; r != "" {
+			desc["region"] = r
+		}
+		if i%5 != 0 {
+			desc["cpus"] = fmt.Sprint(i % 9)
+		}
+		p := client.QuotePoint{Service: "instance", Qty: decimal.New(int64(i%13), -1).Add(decimal.NewFromInt(int64(i % 3 * 5))), Desc: desc}
+		switch i % 10 {
+		case 4:
+			p.Service = "volume"
+		case 7:
+			p.Unit = "hour"
+		case 9:
+			p.Desc = nil
+		}
+		points = append(points, p)
+	}
+	body, err := json.Marshal(client.QuoteRequest{Points: points})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(body []byte) []byte {
+		t.Helper()
+		status, out := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", string(body))
+		if status != http.StatusOK {
+			t.Fatalf("quote: %d %s", status, out)
+		}
+		return out
+	}
+	fast := post(body)
+	var q client.Quote
+	if err := json.Unmarshal(fast, &q); err != nil || len(q.Points) != len(points) || q.Total.IsZero() {
+		t.Fatalf("answer %.200s: %v", fast, err)
+	}
+	// The same points with each desc's keys in descending order.
+	reversed := []byte(`{"points":[`)
+	for i, p := range points {
+		if i > 0 {
+			reversed = append(reversed, ',')
+		}
+		head, _ := json.Marshal(client.QuotePoint{Service: p.Service, Qty: p.Qty, Unit: p.Unit})
+		reversed = append(reversed, head[:len(head)-1]...)
+		if p.Desc != nil {
+			keys := slices.Sorted(maps.Keys(p.Desc))
+			slices.Reverse(keys)
+			reversed = append(reversed, `,"desc":{`...)
+			for j, k := range keys {
+				if j > 0 {
+					reversed = append(reversed, ',')
+				}
+				reversed = fmt.Appendf(reversed, "%q:%q", k, p.Desc[k])
+			}
+			reversed = append(reversed, '}')
+		}
+		reversed = append(reversed, '}')
+	}
+	reversed = append(reversed, "]}"...)
+	for name, variant := range map[string][]byte{
+		"desc keys out of order": reversed,
+		"escaped (plain path)":   bytes.Replace(body, []byte(`"instance"`), []byte(`"instanc\u0065"`), 1),
+	} {
+		if bytes.Equal(variant, body) {
+			t.Fatalf("%s: the same body", name)
+		}
+		if got := post(variant); !bytes.Equal(got, fast) {
+			t.Errorf("%s: answer differs from the fast path's:\n%.300s\nwant\n%.300s", name, got, fast)
+		}
+	}
+}
+
+// TestQuoteRefusals: what a quote refuses, with its status, message and
+// field, whichever way the body is read.
+func TestQuoteRefusals(t *testing.T) {
+	h := kloudtest.New(t)
+	point := `{"service":"s","qty":1}`
+	tooMany := `{"points":[` + strings.Repeat(point+",", 10000) + point + `]}`
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		error      string
+		field      string
+	}{
+		{"empty body", ``, 400, "request body is empty; a JSON object is required", ""},
+		{"cut short", `{"points":[{"service":"s","qty":1`, 400, "invalid JSON: unexpected end of body", ""},
+		{"unknown field", `{"points":[{"service":"s","qty":1,"bogus":1}]}`, 400, `unknown field "bogus"`, "bogus"},
+		{"unknown top field", `{"points":[{"service":"s","qty":1}],"when":"now"}`, 400, `unknown field "when"`, "when"},
+		{"service not a string", `{"points":[{"service":5,"qty":1}]}`, 400, `field "points.service" must be a string, not number`, "points.service"},
+		{"desc value not a string", `{"points":[{"service":"s","qty":1,"desc":{"a":1}}]}`, 400, `field "points.desc" must be a string, not number`, "points.desc"},
+		{"points not a list", `{"points":{}}`, 400, `field "points" must be a list, not object`, "points"},
+		{"trailing data", `{"points":[{"service":"s","qty":1}]} x`, 400, "invalid JSON: data after the object", ""},
+		{"qty a boolean", `{"points":[{"service":"s","qty":true}]}`, 422, "points[0].qty must be a decimal number or string", "points[0].qty"},
+		{"qty not a number", `{"points":[{"service":"s","qty":"abc"}]}`, 422, `points[0].qty "abc" is not a decimal number`, "points[0].qty"},
+		{"qty negative", `{"points":[{"service":"s","qty":"1"},{"service":"s","qty":-1}]}`, 422, "points[1].qty must not be negative", "points[1].qty"},
+		{"qty missing", `{"points":[{"service":"s"}]}`, 422, "points[0].qty is required", "points[0].qty"},
+		{"service missing", `{"points":[{"qty":1}]}`, 422, "points[0].service: required", "points[0].service"},
+		{"service empty", `{"points":[{"service":"s","qty":1},{"service":"","qty":1,"desc":{"a":"b"}}]}`, 422, "points[1].service: required", "points[1].service"},
+		{"no points", `{"points":[]}`, 422, "points must hold at least one point", "points"},
+		{"points twice", `{"points":[{"service":"s","qty":1}],"points":[]}`, 422, "points must hold at least one point", "points"},
+		{"too many points", tooMany, 422, "points: at most 10000 points", "points"},
+		{"oversized", `{"points":[` + strings.Repeat(" ", 1<<20) + `]}`, 413, "request body larger than 1048576 bytes", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, answer := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", tc.body)
+			var body struct {
+				Error string `json:"error"`
+				Field string `json:"field"`
+			}
+			if err := json.Unmarshal(answer, &body); err != nil {
+				t.Fatalf("%d %s: %v", status, answer, err)
+			}
+			if status != tc.status || body.Error != tc.error || body.Field != tc.field {
+				t.Errorf("%d %q (field %q), want %d %q (field %q)", status, body.Error, body.Field, tc.status, tc.error, tc.field)
+			}
+		})
+	}
+}
+
+// failingModules is a store whose rating module settings cannot be read
+// while fail is set.
+type failingModules struct {
+	store.Store
+	fail *atomic.Bool
+}
+
+func (f failingModules) ListRatingModules(ctx context.Context) ([]*store.RatingModule, error) {
+	if f.fail.Load() {
+		return nil, fmt.Errorf("list rating modules: %w", errdefs.ErrUnavailable)
+	}
+	return f.Store.ListRatingModules(ctx)
+}
+
+// TestQuoteBodyErrorsBeforeStoreErrors: a quote whose pipeline cannot be
+// loaded answers the body's error when the body has one, the store's
+// otherwise, on either decoding path.
+func TestQuoteBodyErrorsBeforeStoreErrors(t *testing.T) {
+	var fail atomic.Bool
+	h := kloudtest.NewOn(t, func(dataDir string) (store.Store, error) {
+		st, err := sqlite.Open(context.Background(), dataDir)
+		return failingModules{st, &fail}, err
+	})
+	fail.Store(true)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"valid", `{"points":[{"service":"s","qty":1,"desc":{"a":"b"}}]}`, 503},
+		{"valid, plain path", `{"points":[{"service":"\u0073","qty":1}]}`, 503},
+		{"unknown field", `{"points":[{"service":"s","qty":1,"x":1}]}`, 400},
+		{"no service", `{"points":[{"qty":1,"desc":{"a":"b"}}]}`, 422},
+		{"no service, plain path", `{"points":[{"qty":1,"desc":{"\u0061":"b"}}]}`, 422},
+		{"negative qty", `{"points":[{"service":"s","qty":-1}]}`, 422},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", tc.body); status != tc.status {
+				t.Errorf("status %d (%s), want %d", status, body, tc.status)
+			}
+		})
+	}
+	fail.Store(false)
+	if status, body := raw(t, h, h.AdminToken, http.MethodPost, "/api/v1/rating/quote", `{"points":[{"service":"s","qty":1}]}`); status != http.StatusOK {
+		t.Errorf("store back: %d %s", status, body)
 	}
 }

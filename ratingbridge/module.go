@@ -65,6 +65,9 @@ func (Noop) Default() Setting { return Setting{Enabled: false, Priority: 1} }
 // Load returns the module itself: it has no configuration.
 func (n Noop) Load(context.Context) (FrameProcessor, error) { return n, nil }
 
+// Fields is none: noop reads no desc key.
+func (Noop) Fields(string) []string { return nil }
+
 // Process leaves every price as it is.
 func (Noop) Process(ctx context.Context, _ *dataframe.DataFrame) error { return ctx.Err() }
 

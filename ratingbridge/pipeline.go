@@ -197,6 +197,27 @@ func (r *Rating) Modules() []string {
 	return out
 }
 
+// FieldReader is a FrameProcessor that tells which desc keys (groupby or
+// metadata) it reads from the points of a service: a point's other keys
+// change nothing in its price.
+type FieldReader interface {
+	Fields(service string) []string
+}
+
+// Fields returns the desc keys the modules read from the points of
+// service; false when a module does not tell (then any key may count).
+func (r *Rating) Fields(service string) ([]string, bool) {
+	var out []string
+	for _, s := range r.stages {
+		fr, ok := s.proc.(FieldReader)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, fr.Fields(service)...)
+	}
+	return out, true
+}
+
 // Rate runs the frame through every module in order.
 func (r *Rating) Rate(ctx context.Context, f *dataframe.DataFrame) error {
 	for _, s := range r.stages {

@@ -168,6 +168,83 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+// TestQuoteTotalIsTheSumOfPrices: the total, however it is added up, is
+// the prices summed point by point, to the digit and the exponent.
+func TestQuoteTotalIsTheSumOfPrices(t *testing.T) {
+	ctx := context.Background()
+	s := fake.New()
+	s.SetRules(sizeRules())
+	p := newPipeline(t, s)
+	qtys := []string{"1", "0.5", "10", "0.1000", "3", "1e-5", "123456789012345678901234567890.5", "0", "2.25", "1"}
+	sizes := []string{"small", "large", "medium"}
+	for _, n := range []int{1, 2, 7, 100, 1000} {
+		var q []QuotePoint
+		for i := range n {
+			desc := map[string]string{"size": sizes[i%len(sizes)]}
+			if i%4 == 0 {
+				desc["provider"] = "aws"
+			}
+			q = append(q, QuotePoint{Service: "instance", Qty: d(qtys[i%len(qtys)]), Desc: desc})
+		}
+		pts, total, err := p.Quote(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := decimal.Zero
+		for _, pt := range pts {
+			want = want.Add(pt.Price)
+		}
+		if total.String() != want.String() || total.Exponent() != want.Exponent() || !total.Equal(want) {
+			t.Errorf("%d points: total %s (exp %d), point by point %s (exp %d)", n, total, total.Exponent(), want, want.Exponent())
+		}
+	}
+}
+
+// TestPriceSum: priceSum's total is Decimal.Add's one price at a time,
+// to the digit and the exponent, whatever the prices.
+func TestPriceSum(t *testing.T) {
+	many := func(n int, s string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	var exps []string
+	for e := range 12 {
+		exps = append(exps, decimal.New(int64(e+1), -int32(e)).String())
+	}
+	for _, tc := range []struct {
+		name   string
+		prices []string
+	}{
+		{"none", nil},
+		{"zero", []string{"0"}},
+		{"zeros with exponents", []string{"0.000", "0.0", "0"}},
+		{"one exponent", []string{"0.01", "0.02", "0.03"}},
+		{"mixed exponents", []string{"0.5", "1", "0.125", "20", "0.0001"}},
+		{"more exponents than sums", exps},
+		{"negative", []string{"0.5", "-0.75", "-3", "1.25"}},
+		{"overflow", many(30, "999999999999999999")},
+		{"negative overflow", many(30, "-999999999999999999")},
+		{"long coefficients", []string{"123456789012345678901234567890.5", "0.1", "1e-30", "99999999999999999999"}},
+		{"positive exponent", []string{"1e5", "2e3", "0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s priceSum
+			want := decimal.Zero
+			for _, p := range tc.prices {
+				s.add(d(p))
+				want = want.Add(d(p))
+			}
+			got := s.total()
+			if got.String() != want.String() || got.Exponent() != want.Exponent() || !got.Equal(want) {
+				t.Errorf("total %s (exp %d), one by one %s (exp %d)", got, got.Exponent(), want, want.Exponent())
+			}
+		})
+	}
+}
+
 func TestEstimateHourly(t *testing.T) {
 	ctx := context.Background()
 	s := fake.New()

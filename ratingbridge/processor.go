@@ -30,11 +30,12 @@ const (
 	DefaultBatchPeriods = 168
 	// maxBatchPoints bounds the points one batch of frames holds: a scope
 	// with many machines is caught up in shorter batches. Before the first
-	// batch, every machine of the scope counts as a point per period. A
-	// quarter million points keep a replica billing 10,000 machines under
-	// 150 MiB resident (BenchmarkBilling), for a history query every 25
-	// hourly periods.
-	maxBatchPoints = 250_000
+	// batch, every machine of the scope counts as a point per period. The
+	// collector works a batch ahead of rating, and the reports follow, so
+	// two batches and a period being written are held at once: 150,000
+	// points keep a replica billing 10,000 machines under 150 MiB resident
+	// (BenchmarkBilling), for a history query every 15 hourly periods.
+	maxBatchPoints = 150_000
 	// DefaultFollowPoints is how many committed points wake a
 	// ScopeWriter: each write syncs the month's files, so it is woken per
 	// some ten periods of 10,000 machines, not per period.

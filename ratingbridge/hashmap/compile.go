@@ -166,6 +166,20 @@ func (r *Rules) Services() []string {
 	return out
 }
 
+// Fields returns the names of the fields of service, the desc keys its
+// rules read from a point (none for a service without rules).
+func (r *Rules) Fields(service string) []string {
+	s := r.services[service]
+	if s == nil {
+		return nil
+	}
+	out := make([]string, len(s.fields))
+	for i, f := range s.fields {
+		out[i] = f.name
+	}
+	return out
+}
+
 // ordered is an insertion-ordered map, the behaviour of the Python dicts
 // CloudKitty loads rules into: a key keeps its first position, its value is
 // the last one stored.

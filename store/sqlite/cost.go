@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -482,8 +483,8 @@ func (s *Store) DeleteRuleValidity(ctx context.Context, ruleID string) error {
 
 // ---- re-rating ---------------------------------------------------------------------------
 
-// ReplaceRatedPeriod replaces the points of a rated period in one
-// transaction.
+// ReplaceRatedPeriod replaces the points of a rated period, the one that
+// begins and ends where p does, in one transaction.
 func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) error {
 	w, err := store.CheckRatedPeriod(p)
 	if err != nil {
@@ -502,10 +503,16 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 		if w.End > last {
 			return store.NotFoundf("period %s of %s (rated up to %s)", p.Begin.UTC().Format(time.RFC3339Nano), p.Scope, store.FromNanos(last).Format(time.RFC3339Nano))
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM rated_periods WHERE scope = ? AND begin_at >= ? AND begin_at < ?`, p.Scope, w.Begin, w.End); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE rated_periods SET min_b = ?, max_b = ?, min_e = ?, max_e = ?, points = ?, qty = ?, price = ?, data = ?
+			WHERE scope = ? AND begin_at = ? AND end_at = ?`,
+			row.minB, row.maxB, row.minE, row.maxE, row.points, row.qty, row.price, row.data, p.Scope, w.Begin, w.End)
+		if err != nil {
 			return mapErr(err)
 		}
-		return insertPeriod(ctx, tx, p.Scope, row)
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, store.NotFoundf("period %s of %s (no rated period begins and ends there)", p.Begin.UTC().Format(time.RFC3339Nano), p.Scope))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("replace rated period of %s: %w", p.Scope, err)

@@ -50,12 +50,9 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	return nil
 }
 
-// insertPeriod stores an encoded period of scope in tx; a period without
-// points stores nothing.
+// insertPeriod stores an encoded period of scope in tx. A period without
+// points is stored too (queries skip it): it can be replaced like any.
 func insertPeriod(ctx context.Context, tx *sql.Tx, scope string, r *periodRow) error {
-	if r.points == 0 {
-		return nil
-	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO rated_periods
 		(scope, begin_at, end_at, min_b, max_b, min_e, max_e, points, qty, price, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

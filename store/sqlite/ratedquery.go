@@ -45,7 +45,7 @@ func (m *periodMeta) inside(pq *store.PointsQuery) bool {
 // begin of their points. With data false, the data column is left unread
 // (fetch reads it when needed).
 func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.PointsQuery, data bool, fn func(m *periodMeta) error) error {
-	var conds []string
+	conds := []string{"points > 0"}
 	var args []any
 	if scope != "" {
 		conds, args = append(conds, "scope = ?"), append(args, scope)
@@ -62,10 +62,7 @@ func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.Points
 	if data {
 		cols += ", data"
 	}
-	query := `SELECT ` + cols + ` FROM rated_periods`
-	if len(conds) > 0 {
-		query += " WHERE " + strings.Join(conds, " AND ")
-	}
+	query := `SELECT ` + cols + ` FROM rated_periods WHERE ` + strings.Join(conds, " AND ")
 	query += " ORDER BY min_b, max_b, min_e, max_e, points, id"
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -217,5 +217,15 @@ var rewriteCases = []testCase{
 		sameTime(t, "state", st.LastProcessed, b.Add(2*time.Hour))
 		is(t, s.ReplaceRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-1", Begin: b.Add(2 * time.Hour), End: b.Add(3 * time.Hour)}), store.ErrNotFound, "a period not rated yet")
 		is(t, s.ReplaceRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-2", Begin: b, End: b.Add(time.Hour)}), store.ErrNotFound, "a scope never rated")
+		is(t, s.ReplaceRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-1", Begin: b.Add(30 * time.Minute), End: b.Add(90 * time.Minute), Points: []store.RatedPoint{pt("9")}}),
+			store.ErrNotFound, "a window that is no rated period")
+		// A period rated without points is replaced like any.
+		ok(t, s.CommitRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-1", Begin: b.Add(2 * time.Hour), End: b.Add(3 * time.Hour)}))
+		ok(t, s.ReplaceRatedPeriod(ctx, &store.RatedPeriod{Scope: "usr-1", Begin: b.Add(2 * time.Hour), End: b.Add(3 * time.Hour), Points: []store.RatedPoint{pt("7")}}))
+		pts, err = s.RatedPoints(ctx, store.SummaryQuery{Scope: "usr-1"})
+		ok(t, err)
+		if len(pts) != 3 || pts[0].Price.String() != "0.5" || pts[1].Price.String() != "4" || pts[2].Price.String() != "7" {
+			t.Errorf("points after the replacements = %+v", pts)
+		}
 	}},
 }
