@@ -103,7 +103,9 @@ func moveRatedPoints(ctx context.Context, tx *sql.Tx) error {
 		if err := rows.Scan(&p.Scope, &begin, &end, &p.Service, &p.Unit, &qty, &price, &groupby, &meta); err != nil {
 			return fmt.Errorf("move rated points: %w", err)
 		}
-		p.Begin, p.End = store.FromNanos(begin), store.FromNanos(end)
+		// A point must not end before it begins (CheckRatedPoint); the
+		// former table did not check, and an upgrade must not fail on it.
+		p.Begin, p.End = store.FromNanos(begin), store.FromNanos(max(begin, end))
 		if p.Qty, err = decimal.NewFromString(qty); err == nil {
 			p.Price, err = decimal.NewFromString(price)
 		}

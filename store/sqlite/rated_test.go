@@ -424,6 +424,9 @@ func TestRatedPointsMoveToPeriods(t *testing.T) {
 		{"usr-1", h(11), h(12), "instance", "1", "1.5", `{"machine_id":"m1"}`},
 		{"usr-1", h(11) + int64(time.Minute), h(11) + 2*int64(time.Minute), "instance", "0.1", "0.01", `{"machine_id":"m2"}`},
 		{"usr-2", h(10), h(11), "instance", "2", "2", `{"machine_id":"m9"}`},
+		// Ends before it begins: the former table took it; it moves
+		// ending where it begins.
+		{"usr-3", h(10), h(9), "instance", "1", "1", `{"machine_id":"m8"}`},
 	}
 	for _, r := range legacy {
 		if _, err := s.w.ExecContext(ctx, `INSERT INTO rated_points (scope, begin_at, end_at, service, unit, qty, price, groupby, metadata, attrs, day_at, week_at, month_at, year_at)
@@ -437,9 +440,22 @@ func TestRatedPointsMoveToPeriods(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'rated_points'`).Scan(&tables); err != nil || tables != 0 {
 		t.Fatalf("rated_points still there (%d, %v)", tables, err)
 	}
-	pts, err := s.RatedPoints(ctx, store.SummaryQuery{})
+	pts, err := s.RatedPoints(ctx, store.SummaryQuery{Filters: map[string]string{"size": "small"}, End: time.Unix(0, h(12))})
 	if err != nil {
 		t.Fatal(err)
+	}
+	n := len(pts)
+	pts = slices.DeleteFunc(pts, func(p store.RatedPoint) bool {
+		if p.Scope == "usr-3" {
+			if !p.Begin.Equal(p.End) || !p.Begin.Equal(time.Unix(0, h(10))) {
+				t.Errorf("the point that ended before it began moved as %s-%s", p.Begin, p.End)
+			}
+			return true
+		}
+		return false
+	})
+	if len(pts) != n-1 {
+		t.Errorf("the point that ended before it began did not move")
 	}
 	var got []string
 	for _, p := range pts {
