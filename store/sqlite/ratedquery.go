@@ -43,7 +43,7 @@ func (m *periodMeta) inside(pq *store.PointsQuery) bool {
 // scanPeriods calls fn with every rated period of scope ("" for every
 // scope) that may hold a point of pq's window, ordered by the earliest
 // begin of their points. With data false, the data column is left unread
-// (fetch reads it when needed).
+// (decode reads it when needed).
 func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.PointsQuery, data bool, fn func(m *periodMeta) error) error {
 	conds := []string{"points > 0"}
 	var args []any
