@@ -141,9 +141,6 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 		}
 	}
 	drv := &sqlite.Driver{}
-	if err := registerFunctions(drv); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
 	busy := strconv.FormatInt(o.busyTimeout.Milliseconds(), 10)
 	common := "_pragma=busy_timeout(" + busy + ")&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	w := sql.OpenDB(connector{drv: drv, dsn: path + "?" + common + "&_pragma=journal_mode(WAL)&_txlock=immediate"})

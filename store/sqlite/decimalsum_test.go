@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -30,12 +29,12 @@ func TestDecimalSumExact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var a decimalSum
 			for _, v := range c.in {
-				if err := a.Step(nil, []driver.Value{v}); err != nil {
+				if err := a.addString(v, 1); err != nil {
 					t.Fatal(err)
 				}
 			}
-			got, _ := a.WindowValue(nil)
-			if !decimal.RequireFromString(got.(string)).Equal(decimal.RequireFromString(c.want)) {
+			got := a.value().String()
+			if !decimal.RequireFromString(got).Equal(decimal.RequireFromString(c.want)) {
 				t.Fatalf("sum %v = %s, want %s", c.in, got, c.want)
 			}
 		})
@@ -59,11 +58,11 @@ func TestDecimalSumMatchesDecimal(t *testing.T) {
 			v = decimal.New(r.Int64N(1e9), -int32(r.IntN(20))).String()
 		}
 		want = want.Add(decimal.RequireFromString(v))
-		if err := a.Step(nil, []driver.Value{v}); err != nil {
+		if err := a.addString(v, 1); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 0 {
-			if err := a.WindowInverse(nil, []driver.Value{v}); err != nil {
+			if err := a.addString(v, -1); err != nil {
 				t.Fatal(err)
 			}
 			want = want.Sub(decimal.RequireFromString(v))
@@ -75,9 +74,9 @@ func TestDecimalSumMatchesDecimal(t *testing.T) {
 }
 
 func TestDecimalSumRefusesNonDecimals(t *testing.T) {
-	for _, v := range []driver.Value{"abc", "1.2.3", "", ".", 1.5} {
+	for _, v := range []string{"abc", "1.2.3", "", ".", "1.5x"} {
 		var a decimalSum
-		if err := a.Step(nil, []driver.Value{v}); err == nil {
+		if err := a.addString(v, 1); err == nil {
 			t.Errorf("sum of %#v succeeded", v)
 		}
 	}

@@ -1,33 +1,15 @@
 package sqlite
 
 import (
-	"database/sql/driver"
 	"fmt"
 	"math"
 	"math/bits"
 
 	"github.com/shopspring/decimal"
-	"modernc.org/sqlite"
 )
 
-// registerFunctions installs the SQL functions the store's queries use on
-// this store's own driver.
-func registerFunctions(drv *sqlite.Driver) error {
-	// kloud_decimal_sum(text) sums decimal strings exactly (SQLite's SUM
-	// would go through float) and returns the sum as a decimal string.
-	if err := drv.RegisterFunction("kloud_decimal_sum", &sqlite.FunctionImpl{
-		NArgs:         1,
-		Deterministic: true,
-		MakeAggregate: func(sqlite.FunctionContext) (sqlite.AggregateFunction, error) {
-			return &decimalSum{}, nil
-		},
-	}); err != nil {
-		return fmt.Errorf("register kloud_decimal_sum: %w", err)
-	}
-	return nil
-}
-
-// decimalSum is one evaluation of kloud_decimal_sum. Values of up to 18
+// decimalSum sums decimal strings exactly (rated quantities and prices, in
+// summaries and in a rated period's stored sums). Values of up to 18
 // significant digits are summed exactly in an int64 scaled by 10^scale (no
 // allocation); anything longer, and any overflow, goes to the arbitrary
 // precision accumulator. The result is big + small×10^-scale.
@@ -135,23 +117,6 @@ func (a *decimalSum) addSmall(m int64, scale int32) bool {
 	return true
 }
 
-func (a *decimalSum) add(v driver.Value, sign int64) error {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		s = x
-	case []byte:
-		s = string(x)
-	case int64:
-		s = fmt.Sprint(x)
-	default:
-		return fmt.Errorf("kloud_decimal_sum: cannot sum a %T", v)
-	}
-	return a.addString(s, sign)
-}
-
 // addString adds the decimal string s times sign (1 or -1).
 func (a *decimalSum) addString(s string, sign int64) error {
 	if m, scale, ok := parseSmall(s); ok && a.addSmall(sign*m, scale) {
@@ -159,7 +124,7 @@ func (a *decimalSum) addString(s string, sign int64) error {
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
-		return fmt.Errorf("kloud_decimal_sum: %q is not a decimal", s)
+		return fmt.Errorf("%q is not a decimal", s)
 	}
 	if sign < 0 {
 		d = d.Neg()
@@ -171,17 +136,3 @@ func (a *decimalSum) addString(s string, sign int64) error {
 func (a *decimalSum) value() decimal.Decimal {
 	return a.big.Add(decimal.New(a.small, -a.scale))
 }
-
-func (a *decimalSum) Step(_ *sqlite.FunctionContext, args []driver.Value) error {
-	return a.add(args[0], 1)
-}
-
-func (a *decimalSum) WindowInverse(_ *sqlite.FunctionContext, args []driver.Value) error {
-	return a.add(args[0], -1)
-}
-
-func (a *decimalSum) WindowValue(*sqlite.FunctionContext) (driver.Value, error) {
-	return a.value().String(), nil
-}
-
-func (a *decimalSum) Final(*sqlite.FunctionContext) {}
