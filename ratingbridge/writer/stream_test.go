@@ -178,10 +178,7 @@ func TestStreamedReportsEqualPaged(t *testing.T) {
 	}
 	defer st.Close()
 	var _ PointStreamer = st
-	commit(t, st, "u1", 0, pt{"m2", "large", "1", "0.08"}, pt{"m1", "small", "0.333333333", "0.0784"})
-	commit(t, st, "u1", 1, pt{"m1", "small", "1", "0.01"})
-	commit(t, st, "u1", 2)
-	commit(t, st, "u1", 3, pt{"m1", "small", "0.5", "0.005"}, pt{"m2", "large", "0", "0.25"})
+	commitFixture(t, st)
 	streamed, paged := t.TempDir(), t.TempDir()
 	if err := New(st, st, streamed).WriteAll(ctx); err != nil {
 		t.Fatal(err)

@@ -28,9 +28,12 @@ type pt struct {
 }
 
 // commit stores one rated hour of scope starting h hours after jan31.
-func commit(t *testing.T, s interface {
+// committer is a store rated periods are committed to.
+type committer interface {
 	CommitRatedPeriod(context.Context, *store.RatedPeriod) error
-}, scope string, h int, pts ...pt) {
+}
+
+func commit(t *testing.T, s committer, scope string, h int, pts ...pt) {
 	t.Helper()
 	begin := jan31.Add(time.Duration(h) * time.Hour)
 	rp := &store.RatedPeriod{Scope: scope, Begin: begin, End: begin.Add(time.Hour)}
@@ -59,12 +62,17 @@ func read(t *testing.T, path string) string {
 func setup(t *testing.T) (*fake.Store, *Orchestrator, string) {
 	s := fake.New()
 	dir := t.TempDir()
+	commitFixture(t, s)
+	return s, New(s, s, dir), dir
+}
+
+// commitFixture commits the hours of u1 that wantJan and wantFeb report.
+func commitFixture(t *testing.T, s committer) {
 	// Points committed out of machine order: reports sort them.
 	commit(t, s, "u1", 0, pt{"m2", "large", "1", "0.08"}, pt{"m1", "small", "0.333333333", "0.0784"})
 	commit(t, s, "u1", 1, pt{"m1", "small", "1", "0.01"})
 	commit(t, s, "u1", 2) // an hour without usage
 	commit(t, s, "u1", 3, pt{"m1", "small", "0.5", "0.005"}, pt{"m2", "large", "0", "0.25"})
-	return s, New(s, s, dir), dir
 }
 
 const wantJan = `period_start,period_end,machine_id,stack_id,provider,size,region,qty,unit,rate,cost
