@@ -461,7 +461,8 @@ func CheckPage(op string, offset int) error {
 }
 
 // CheckSummaryQuery is what every backend requires of a summary query
-// before it reads the filters: an offset and group keys, each once.
+// before it reads the filters: an offset and group keys, each once, each a
+// summary key or a groupby or metadata key a backend can address.
 func CheckSummaryQuery(q SummaryQuery) error {
 	if err := CheckPage("summarize", q.Offset); err != nil {
 		return err
@@ -469,6 +470,11 @@ func CheckSummaryQuery(q SummaryQuery) error {
 	for i, k := range q.GroupBy {
 		if slices.Contains(q.GroupBy[:i], k) {
 			return Invalidf("summarize: group key %q given twice", k)
+		}
+		if k != KeyType && k != KeyTime && BucketIndex(k) < 0 {
+			if err := CheckAttrKey(k); err != nil {
+				return wrapf(err, "summarize: group by")
+			}
 		}
 	}
 	return nil

@@ -592,13 +592,6 @@ func (s *Store) Summarize(ctx context.Context, q store.SummaryQuery) (*store.Sum
 	if err != nil {
 		return nil, fmt.Errorf("summarize: %w", err)
 	}
-	for _, k := range q.GroupBy {
-		if k != store.KeyType && k != store.KeyTime && store.BucketIndex(k) < 0 {
-			if err := store.CheckAttrKey(k); err != nil {
-				return nil, fmt.Errorf("summarize: group by: %w", err)
-			}
-		}
-	}
 	sum := &store.Summary{Columns: append([]string{"begin", "end", "qty", "rate"}, q.GroupBy...), Results: [][]any{}}
 	maxGroups := s.maxGroups
 	if maxGroups <= 0 {
