@@ -20,15 +20,14 @@ import (
 
 // periodMeta is a rated period's index columns.
 type periodMeta struct {
-	id             int64
-	scope          string
-	begin, end     int64
-	minB, maxB     int64
-	minE, maxE     int64
-	points         int
-	qty, price     string
-	data           sql.RawBytes // only when the scan asked for it
-	fetchedWithout bool
+	id         int64
+	scope      string
+	begin, end int64
+	minB, maxB int64
+	minE, maxE int64
+	points     int
+	qty, price string
+	data       sql.RawBytes // nil unless the scan asked for it
 }
 
 // uniform reports whether every point of the period has the same begin
@@ -79,7 +78,6 @@ func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.Points
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		m.fetchedWithout = !data
 		if err := fn(&m); err != nil {
 			return err
 		}
@@ -91,7 +89,7 @@ func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.Points
 // unread.
 func (m *periodMeta) decode(ctx context.Context, tx *sql.Tx) (*periodBlob, error) {
 	data := []byte(m.data)
-	if m.fetchedWithout {
+	if data == nil {
 		if err := tx.QueryRowContext(ctx, `SELECT data FROM rated_periods WHERE id = ?`, m.id).Scan(&data); err != nil {
 			return nil, err
 		}
