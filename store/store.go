@@ -322,6 +322,12 @@ type RatedPoint struct {
 	Price    decimal.Decimal   `json:"price"`
 	Groupby  map[string]string `json:"groupby"`
 	Metadata map[string]string `json:"metadata"`
+	// DescID, when not 0, names the point's groupby and metadata (its
+	// desc) among the points a store streams (store/sqlite's
+	// EachRatedPoint): points with the same DescID have equal groupby and
+	// metadata and share the maps, which are read-only. A reader works
+	// out once what depends only on the desc. 0 says nothing.
+	DescID uint64 `json:"-"`
 }
 
 // RatedPeriod is every rated point of one scope and period.

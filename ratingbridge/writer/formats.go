@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -45,31 +44,36 @@ func (CSV) Header(w io.Writer, _ *Month) error {
 	return writeCSV(w, CSVColumns())
 }
 
-// Period appends a row per point.
+// Period appends a row per point. A row is written as encoding/csv
+// writes it: the desc columns and the unit are quoted by it (once per
+// desc and unit); times and decimals never need quotes.
 func (CSV) Period(w io.Writer, per *Period, _ bool) error {
-	bw := bufio.NewWriterSize(w, chunkSize)
-	cw := csv.NewWriter(bw)
-	var begin, end string
+	cw := &chunkWriter{w: w, b: make([]byte, 0, chunkSize+4096)}
+	var times []byte
 	for i := range per.Points {
 		p := &per.Points[i]
 		if i == 0 || !p.Begin.Equal(per.Points[i-1].Begin) || !p.End.Equal(per.Points[i-1].End) {
-			begin, end = p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339)
+			times = p.Begin.UTC().AppendFormat(times[:0], time.RFC3339)
+			times = append(times, ',')
+			times = p.End.UTC().AppendFormat(times, time.RFC3339)
+			times = append(times, ',')
 		}
-		row := []string{
-			begin, end,
-			field(p, "machine_id"), field(p, "stack_id"), field(p, "provider"),
-			field(p, "size"), field(p, "region"),
-			per.format(p.Qty), p.Unit, per.rate(p.Qty, p.Price), per.format(p.Price),
-		}
-		if err := cw.Write(row); err != nil {
+		b := append(cw.b, times...)
+		b = append(b, per.view(i).csv...)
+		b = append(b, ',')
+		b = append(b, per.format(p.Qty)...)
+		b = append(b, ',')
+		b = append(b, per.unitCSV(p.Unit)...)
+		b = append(b, ',')
+		b = append(b, per.rate(p.Qty, p.Price)...)
+		b = append(b, ',')
+		b = append(b, per.format(p.Price)...)
+		cw.b = append(b, '\n')
+		if err := cw.flush(chunkSize); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := cw.flush(0); err != nil {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	return nil
@@ -286,10 +290,11 @@ func appendPeriod(cw *chunkWriter, per *Period) {
 				b = append(b, per.format(p.Qty)...)
 				b = append(b, `"`+lnField+"},"+lnField+`"rating": {`+lnValue+`"price": "`...)
 				b = append(b, per.format(p.Price)...)
+				v := per.view(j)
 				b = append(b, `"`+lnField+"},"+lnField+`"groupby": `...)
-				b = jsonenc.StringMapIndent(b, nonNil(p.Groupby), lnField, lnValue)
+				b = append(b, v.jsonGroupby...)
 				b = append(b, ","+lnField+`"metadata": `...)
-				b = jsonenc.StringMapIndent(b, nonNil(p.Metadata), lnField, lnValue)
+				b = append(b, v.jsonMetadata...)
 				b = append(b, lnPoint+"}"...)
 				cw.b = b
 				if cw.flush(chunkSize) != nil {

@@ -3,11 +3,13 @@ package writer
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -122,30 +124,52 @@ func TestBrokenReportIsWrittenAgain(t *testing.T) {
 	}
 }
 
-// TestJSONPeriodMatchesMarshalIndent: a JSON report's period is what
-// json.MarshalIndent makes of its JSONPeriod (the plain path).
-func TestJSONPeriodMatchesMarshalIndent(t *testing.T) {
+// TestPeriodsMatchLibraries: a JSON report's period is what
+// json.MarshalIndent makes of its JSONPeriod, and a CSV report's rows are
+// what encoding/csv writes, whether the period was prepared (desc views
+// remembered by DescID, across periods) or not.
+func TestPeriodsMatchLibraries(t *testing.T) {
 	begin := jan31
 	per := &Period{Begin: begin, End: begin.Add(time.Hour), Total: d("1.5")}
 	for i, svc := range []string{"volume", "instance", "instance", "ip<&>"} {
-		per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: svc, Unit: []string{"hour", "GiB", "é", ""}[i],
+		per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: svc, Unit: []string{"hour", "GiB, \"raw\"", "é", ""}[i],
 			Qty: d(fmt.Sprint(i) + ".25"), Price: d("0.1"),
-			Groupby:  map[string]string{"machine_id": fmt.Sprint("m", i), "b\"q": "x\\y"},
-			Metadata: map[string]string{"size": "<large>", "z": "\n"}})
+			Groupby:  map[string]string{"machine_id": fmt.Sprint("m", i), "b\"q": "x\\y", "stack_id": " lead,ing"},
+			Metadata: map[string]string{"size": "<large>", "z": "\n", "region": "a\"b\r\nc"}, DescID: uint64(i%2 + 1)})
 	}
 	per.Points = append(per.Points, store.RatedPoint{Begin: begin, End: per.End, Service: "instance", Unit: "hour", Qty: d("0"), Price: d("0")})
 	empty := &Period{Begin: begin, End: per.End, Total: d("0")}
 	// More than a chunk: written in pieces.
 	big := &Period{Begin: begin, End: per.End, Total: d("4")}
-	for i := range 400 {
+	for i := range 2000 {
 		big.Points = append(big.Points, store.RatedPoint{Begin: begin, End: per.End, Service: "instance", Unit: "hour", Qty: d("1"), Price: d("0.01"),
-			Groupby: map[string]string{"machine_id": fmt.Sprintf("m-%05d", i), "stack_id": "st-1"}, Metadata: map[string]string{"size": "t3.micro", "region": "us-east-1a"}})
+			Groupby: map[string]string{"machine_id": fmt.Sprintf("m-%05d", i), "stack_id": "st-1"}, Metadata: map[string]string{"size": "t3.micro", "region": "us-east-1a"},
+			DescID: uint64(100 + i)})
 	}
+	// Points that share a DescID share their desc, as a store names them.
+	for i := 1; i < len(per.Points)-1; i += 2 {
+		per.Points[i].Groupby, per.Points[i].Metadata = per.Points[1].Groupby, per.Points[1].Metadata
+	}
+	for i := 2; i < len(per.Points)-1; i += 2 {
+		per.Points[i].Groupby, per.Points[i].Metadata = per.Points[0].Groupby, per.Points[0].Metadata
+	}
+	var views descViews
 	for _, c := range []struct {
-		per   *Period
-		first bool
-	}{{per, true}, {per, false}, {empty, false}, {big, false}} {
+		per      *Period
+		first    bool
+		prepared bool
+	}{{per, true, false}, {per, false, false}, {empty, false, false}, {big, false, false},
+		{per, true, true}, {empty, false, true}, {big, false, true}, {big, false, true}} {
 		per, first := c.per, c.first
+		if c.prepared {
+			// As a pass does; the second big period finds its views
+			// remembered.
+			if len(per.Points) > 0 {
+				per = newPeriod(slices.Clone(per.Points), &views)
+				per.Total = c.per.Total
+			}
+			per.prepare()
+		}
 		var got bytes.Buffer
 		if err := (JSON{}).Period(&got, per, first); err != nil {
 			t.Fatal(err)
@@ -163,8 +187,33 @@ func TestJSONPeriodMatchesMarshalIndent(t *testing.T) {
 			want = "\n    " + string(b)
 		}
 		if got.String() != want {
-			t.Errorf("first %v:\n%s\nwant\n%s", first, got.String(), want)
+			t.Errorf("JSON, first %v, prepared %v:\n%s\nwant\n%s", first, c.prepared, got.String(), want)
 		}
+
+		got.Reset()
+		if err := (CSV{}).Period(&got, per, first); err != nil {
+			t.Fatal(err)
+		}
+		var wantCSV bytes.Buffer
+		cw := csv.NewWriter(&wantCSV)
+		for _, p := range per.Points {
+			rate := ""
+			if !p.Qty.IsZero() {
+				rate = p.Price.DivRound(p.Qty, RatePlaces).String()
+			}
+			if err := cw.Write([]string{p.Begin.UTC().Format(time.RFC3339), p.End.UTC().Format(time.RFC3339),
+				field(&p, "machine_id"), field(&p, "stack_id"), field(&p, "provider"), field(&p, "size"), field(&p, "region"),
+				p.Qty.String(), p.Unit, rate, p.Price.String()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cw.Flush()
+		if got.String() != wantCSV.String() {
+			t.Errorf("CSV, prepared %v:\n%s\nwant\n%s", c.prepared, got.String(), wantCSV.String())
+		}
+	}
+	if len(views) != 2+2000 {
+		t.Errorf("%d desc views remembered, want one per DescID (2002)", len(views))
 	}
 }
 

@@ -109,24 +109,47 @@ type Period struct {
 	Total      decimal.Decimal
 
 	// What every writer reads of the period, worked out once: the sum of
-	// the quantities, and decimals formatted. Once prepared, a period is
-	// only read (writers render it at the same time).
+	// the quantities, decimals and units formatted, and each point's desc
+	// view. Once prepared, a period is only read (writers render it at the
+	// same time).
 	prepared  bool
 	qty       *decimal.Decimal
 	formatted map[decimalKey]string
 	rates     map[[2]decimalKey]string
+	units     map[string][]byte
+	views     []*descView
 }
 
 // prepare works out what writers read of the period.
 func (per *Period) prepare() {
 	per.qtySum()
+	per.units = map[string][]byte{}
 	for i := range per.Points {
 		p := &per.Points[i]
 		per.format(p.Qty)
 		per.format(p.Price)
 		per.rate(p.Qty, p.Price)
+		if _, ok := per.units[p.Unit]; !ok {
+			per.units[p.Unit] = csvFields(p.Unit)
+		}
 	}
 	per.prepared = true
+}
+
+// view is point i's desc view.
+func (per *Period) view(i int) *descView {
+	if per.views != nil {
+		return per.views[i]
+	}
+	return newDescView(&per.Points[i])
+}
+
+// unitCSV is unit as a CSV field.
+func (per *Period) unitCSV(unit string) []byte {
+	if b, ok := per.units[unit]; ok {
+		return b
+	}
+	return csvFields(unit)
 }
 
 // qtySum is the sum of the points' quantities.
@@ -219,6 +242,8 @@ type Orchestrator struct {
 	Logger   *slog.Logger
 
 	mu sync.Mutex
+	// views are the desc views of earlier passes (under mu).
+	views descViews
 }
 
 // New returns an orchestrator of the CSV and JSON writers.
@@ -319,7 +344,7 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 				close(ch)
 			}
 		}()
-		return o.periods(gctx, scope, start, through, func(per *Period) error {
+		return o.periods(gctx, scope, start, through, &o.views, func(per *Period) error {
 			per.prepare()
 			for _, ch := range chans {
 				select {
@@ -369,11 +394,12 @@ type PointStreamer interface {
 }
 
 // periods reads the scope's rated points of [from, to) from the store and
-// calls fn with each period's points in report order. It holds one period
-// (and, reading by pages, one page) at most.
-func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.Time, fn func(*Period) error) error {
+// calls fn with each period's points in report order, and, with views,
+// their desc views. It holds one period (and, reading by pages, one page)
+// at most.
+func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.Time, views *descViews, fn func(*Period) error) error {
 	if ps, ok := o.Rated.(PointStreamer); ok && o.PageSize <= 0 {
-		return o.streamPeriods(ctx, ps, scope, from, to, fn)
+		return o.streamPeriods(ctx, ps, scope, from, to, views, fn)
 	}
 	page := o.PageSize
 	if page <= 0 {
@@ -389,7 +415,7 @@ func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.
 			n++
 		}
 		if len(buf) > 0 && (n < len(buf) || !more) {
-			if err := fn(newPeriod(buf[:n:n])); err != nil {
+			if err := fn(newPeriod(buf[:n:n], views)); err != nil {
 				return err
 			}
 			buf = buf[n:]
@@ -414,13 +440,13 @@ func (o *Orchestrator) periods(ctx context.Context, scope string, from, to time.
 }
 
 // streamPeriods is periods over a PointStreamer.
-func (o *Orchestrator) streamPeriods(ctx context.Context, ps PointStreamer, scope string, from, to time.Time, fn func(*Period) error) error {
+func (o *Orchestrator) streamPeriods(ctx context.Context, ps PointStreamer, scope string, from, to time.Time, views *descViews, fn func(*Period) error) error {
 	var buf []store.RatedPoint
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		per := newPeriod(buf)
+		per := newPeriod(buf, views)
 		buf = make([]store.RatedPoint, 0, len(buf)) // fn's period keeps its points
 		return fn(per)
 	}
@@ -443,19 +469,52 @@ func (o *Orchestrator) streamPeriods(ctx context.Context, ps PointStreamer, scop
 }
 
 // newPeriod makes the period of points, all of one window, in report
-// order, with its total.
-func newPeriod(points []store.RatedPoint) *Period {
+// order, with its total and, with views, the points' desc views.
+func newPeriod(points []store.RatedPoint, views *descViews) *Period {
 	per := &Period{Begin: points[0].Begin.UTC(), End: points[0].End.UTC(), Points: points, Total: decimal.Zero}
+	per.setViews(views)
 	// comparePoints orders every field a report shows: a stable sort
 	// would give the same bytes. Points mostly come in that order already
 	// (the collector's, by machine): then one pass checks it.
-	if !slices.IsSortedFunc(per.Points, comparePoints) {
+	if !per.sorted() {
 		slices.SortFunc(per.Points, comparePoints)
+		per.setViews(views)
 	}
 	for i := range per.Points {
 		per.Total = per.Total.Add(per.Points[i].Price)
 	}
 	return per
+}
+
+// setViews looks the points' desc views up, when given views.
+func (per *Period) setViews(views *descViews) {
+	if views == nil {
+		return
+	}
+	per.views = make([]*descView, len(per.Points))
+	for i := range per.Points {
+		per.views[i] = views.of(&per.Points[i])
+	}
+}
+
+// sorted reports whether the points are in report order. The views, when
+// the period has them, give the machine ids.
+func (per *Period) sorted() bool {
+	for i := 1; i < len(per.Points); i++ {
+		a, b := &per.Points[i-1], &per.Points[i]
+		c := 0
+		if per.views != nil {
+			c = cmp.Or(a.Begin.Compare(b.Begin), a.End.Compare(b.End), cmp.Compare(a.Service, b.Service),
+				cmp.Compare(per.views[i-1].machineID, per.views[i].machineID))
+		}
+		if c == 0 {
+			c = comparePoints(*a, *b)
+		}
+		if c > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // comparePoints is the fixed order of a report: period, service, machine,
@@ -625,7 +684,7 @@ func (fd *feed) openMonth(ctx context.Context, m time.Time, create bool) (*month
 	}
 	// What earlier passes wrote of this month, from the store.
 	if upTo := minTime(fd.from, end); upTo.After(m) {
-		err := fd.o.periods(ctx, fd.scope, m, upTo, func(per *Period) error {
+		err := fd.o.periods(ctx, fd.scope, m, upTo, nil, func(per *Period) error {
 			if err := fd.w.Period(f, per, mf.month.Periods == 0); err != nil {
 				return fd.fail(m, err)
 			}
@@ -657,7 +716,7 @@ func (fd *feed) rewrite(ctx context.Context, m time.Time) error {
 	month := Month{Scope: fd.scope, Name: m.Format("2006-01"), Begin: m, End: end, Total: decimal.Zero, Qty: decimal.Zero}
 	err = fd.w.Header(tmp, &month)
 	if err == nil {
-		err = fd.o.periods(ctx, fd.scope, m, minTime(fd.through, end), func(per *Period) error {
+		err = fd.o.periods(ctx, fd.scope, m, minTime(fd.through, end), nil, func(per *Period) error {
 			if err := fd.w.Period(tmp, per, month.Periods == 0); err != nil {
 				return err
 			}

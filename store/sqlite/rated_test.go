@@ -287,22 +287,42 @@ func TestRatedPeriodsAgreeWithAModel(t *testing.T) {
 			s := openTest(t, t.TempDir())
 			ref := randomPeriods(t, s, rnd)
 			ctx := context.Background()
+			// What each DescID names, and the id of each desc, across
+			// every stream of the store.
+			descOf, idOf := map[uint64]string{}, map[string]uint64{}
 			for i := range 150 {
 				q := randomQuery(rnd)
 				got, err := s.RatedPoints(ctx, q)
 				if err != nil {
 					t.Fatalf("query %d %+v: %v", i, q, err)
 				}
+				var streamed []store.RatedPoint
+				if err := s.EachRatedPoint(ctx, q, func(p *store.RatedPoint) error {
+					streamed = append(streamed, *p)
+					return nil
+				}); err != nil {
+					t.Fatalf("stream %d %+v: %v", i, q, err)
+				}
 				want := refPoints(ref, q)
-				if len(got) != len(want) {
-					t.Fatalf("query %d %+v: %d points, want %d", i, q, len(got), len(want))
+				if len(got) != len(want) || len(streamed) != len(want) {
+					t.Fatalf("query %d %+v: %d points, %d streamed, want %d", i, q, len(got), len(streamed), len(want))
 				}
 				for j := range got {
-					g, w := got[j], want[j].RatedPoint
-					if g.Scope != w.Scope || !g.Begin.Equal(w.Begin) || !g.End.Equal(w.End) || g.Service != w.Service || g.Unit != w.Unit ||
-						!g.Qty.Equal(w.Qty) || !g.Price.Equal(w.Price) || !maps.Equal(g.Groupby, w.Groupby) || !maps.Equal(g.Metadata, w.Metadata) {
-						t.Fatalf("query %d %+v: point %d = %+v, want %+v", i, q, j, g, w)
+					w := want[j].RatedPoint
+					for _, g := range []store.RatedPoint{got[j], streamed[j]} {
+						if g.Scope != w.Scope || !g.Begin.Equal(w.Begin) || !g.End.Equal(w.End) || g.Service != w.Service || g.Unit != w.Unit ||
+							!g.Qty.Equal(w.Qty) || !g.Price.Equal(w.Price) || !maps.Equal(g.Groupby, w.Groupby) || !maps.Equal(g.Metadata, w.Metadata) {
+							t.Fatalf("query %d %+v: point %d = %+v, want %+v", i, q, j, g, w)
+						}
 					}
+					if got[j].DescID != 0 {
+						t.Fatalf("query %d: RatedPoints gave point %d DescID %d, want 0", i, j, got[j].DescID)
+					}
+					id, desc := streamed[j].DescID, fmt.Sprint(w.Groupby, w.Metadata)
+					if id == 0 || (descOf[id] != "" && descOf[id] != desc) || (idOf[desc] != 0 && idOf[desc] != id) {
+						t.Fatalf("query %d: streamed point %d of desc %s has DescID %d, which names %q; the desc had %d", i, j, desc, id, descOf[id], idOf[desc])
+					}
+					descOf[id], idOf[desc] = desc, id
 				}
 				sum, err := s.Summarize(ctx, q)
 				if err != nil {
@@ -380,7 +400,7 @@ func FuzzDecodePeriod(f *testing.F) {
 			return
 		}
 		for i := range pb.points {
-			_, _ = pb.ratedPoint("s", &pb.points[i])
+			_, _ = pb.ratedPoint("s", &pb.points[i], nil)
 		}
 	})
 }
@@ -508,5 +528,44 @@ func TestSummaryGroupsAreBounded(t *testing.T) {
 	}
 	if sum.Total != 12 || len(sum.Results) != 2 || sum.Results[0][5] != "m1" || sum.Results[1][5] != "m2" {
 		t.Fatalf("by time and machine: %+v", sum)
+	}
+}
+
+// TestDescIDsNameOneDesc: a store that forgets its descs (more than it
+// remembers) gives them new ids, never one that named another desc.
+func TestDescIDsNameOneDesc(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	s.descs.max = 2
+	begin := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for h := range 3 {
+		p := &store.RatedPeriod{Scope: "usr-1", Begin: begin.Add(time.Duration(h) * time.Hour), End: begin.Add(time.Duration(h+1) * time.Hour)}
+		for m := range 3 {
+			p.Points = append(p.Points, store.RatedPoint{Service: "instance", Unit: "hour", Qty: decimal.NewFromInt(1), Price: decimal.NewFromInt(1),
+				Groupby: map[string]string{"machine_id": fmt.Sprint("m", m)}, Metadata: map[string]string{}})
+		}
+		if err := s.CommitRatedPeriod(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	descOf := map[uint64]string{}
+	ids := map[string]int{}
+	for range 2 {
+		if err := s.EachRatedPoint(ctx, store.SummaryQuery{Scope: "usr-1"}, func(p *store.RatedPoint) error {
+			m := p.Groupby["machine_id"]
+			if d, ok := descOf[p.DescID]; p.DescID == 0 || ok && d != m {
+				t.Fatalf("machine %s: DescID %d, which named %s", m, p.DescID, d)
+			}
+			if _, ok := descOf[p.DescID]; !ok {
+				ids[m]++
+			}
+			descOf[p.DescID] = m
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ids) != 3 || ids["m0"] < 2 {
+		t.Errorf("ids given per machine %v: want new ids once the store forgot", ids)
 	}
 }

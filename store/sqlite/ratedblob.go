@@ -391,8 +391,9 @@ func (pb *periodBlob) stringMap(at, n uint32) map[string]string {
 	return m
 }
 
-// ratedPoint builds point p of scope as the store returns it.
-func (pb *periodBlob) ratedPoint(scope string, p *blobPoint) (store.RatedPoint, error) {
+// ratedPoint builds point p of scope as the store returns it, with the
+// maps and id of desc when given, else maps of its own.
+func (pb *periodBlob) ratedPoint(scope string, p *blobPoint, desc *internedDesc) (store.RatedPoint, error) {
 	qty, err := pb.decimal(p.qty)
 	if err != nil {
 		return store.RatedPoint{}, err
@@ -401,9 +402,14 @@ func (pb *periodBlob) ratedPoint(scope string, p *blobPoint) (store.RatedPoint, 
 	if err != nil {
 		return store.RatedPoint{}, err
 	}
-	return store.RatedPoint{
+	rp := store.RatedPoint{
 		Scope: scope, Begin: store.FromNanos(p.begin), End: store.FromNanos(p.end),
 		Service: pb.strs[p.svc], Unit: pb.strs[p.unit], Qty: qty, Price: price,
-		Groupby: pb.stringMap(p.gbAt, p.gbLen), Metadata: pb.stringMap(p.mdAt, p.mdLen),
-	}, nil
+	}
+	if desc != nil {
+		rp.Groupby, rp.Metadata, rp.DescID = desc.groupby, desc.metadata, desc.id
+	} else {
+		rp.Groupby, rp.Metadata = pb.stringMap(p.gbAt, p.gbLen), pb.stringMap(p.mdAt, p.mdLen)
+	}
+	return rp, nil
 }

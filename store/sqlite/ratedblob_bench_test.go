@@ -57,7 +57,7 @@ func BenchmarkDecodePeriod(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := range pb.points {
-			if _, err := pb.ratedPoint("u-bench", &pb.points[i]); err != nil {
+			if _, err := pb.ratedPoint("u-bench", &pb.points[i], nil); err != nil {
 				b.Fatal(err)
 			}
 		}

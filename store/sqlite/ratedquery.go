@@ -194,7 +194,7 @@ var errPageFull = errors.New("page full")
 // is ignored.
 func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.RatedPoint, error) {
 	out := []store.RatedPoint{}
-	err := s.EachRatedPoint(ctx, q, func(p *store.RatedPoint) error {
+	err := s.eachRatedPoint(ctx, q, false, func(p *store.RatedPoint) error {
 		out = append(out, *p)
 		return nil
 	})
@@ -209,7 +209,17 @@ func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.
 // the periods its next point may come from, never the month. A period is
 // decoded when the order reaches it. An error of fn stops the walk and is
 // returned.
+//
+// Each point has a DescID: the points of this store's streams with the
+// same desc (groupby and metadata) share its id and its maps, which fn
+// must not change.
 func (s *Store) EachRatedPoint(ctx context.Context, q store.SummaryQuery, fn func(p *store.RatedPoint) error) error {
+	return s.eachRatedPoint(ctx, q, true, fn)
+}
+
+// eachRatedPoint is EachRatedPoint; without intern, every point gets
+// maps of its own and no DescID.
+func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern bool, fn func(p *store.RatedPoint) error) error {
 	if err := store.CheckPage("rated points", q.Offset); err != nil {
 		return err
 	}
@@ -222,6 +232,7 @@ func (s *Store) EachRatedPoint(ctx context.Context, q store.SummaryQuery, fn fun
 		var (
 			open           cursorHeap
 			skipped, given int
+			key            []byte
 		)
 		// emit gives the open points that no unopened period can precede
 		// (their points begin at or after minB), in order; false once
@@ -236,7 +247,12 @@ func (s *Store) EachRatedPoint(ctx context.Context, q store.SummaryQuery, fn fun
 				if skipped < q.Offset {
 					skipped++
 				} else {
-					rp, err := c.pb.ratedPoint(c.scope, p)
+					var desc *internedDesc
+					if intern {
+						key = c.pb.descKey(key[:0], p)
+						desc = s.descs.intern(key, c.pb, p)
+					}
+					rp, err := c.pb.ratedPoint(c.scope, p, desc)
 					if err != nil {
 						return false, err
 					}

@@ -53,6 +53,8 @@ type Store struct {
 	path string
 	// maxGroups bounds a summary's groups (MaxSummaryGroups; tests lower it).
 	maxGroups int
+	// descs names the descs EachRatedPoint streams.
+	descs *descInterner
 }
 
 var _ store.Store = (*Store)(nil)
@@ -148,7 +150,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, box: o.box, log: o.log, now: o.now, path: path}
+	s := &Store{w: w, box: o.box, log: o.log, now: o.now, path: path, descs: newDescInterner()}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
