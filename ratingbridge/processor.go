@@ -262,11 +262,14 @@ func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limi
 		for range collected { // the collector stops at its next send
 		}
 	}()
+	// Each period's points are committed from one buffer: the store copies
+	// what it keeps.
+	var buf []store.RatedPoint
 	for cf := range collected {
 		if cf.err != nil {
 			return time.Time{}, periods, points, cf.err
 		}
-		rp, err := p.rate(ctx, sc.scope, cf.frame)
+		rp, err := p.rate(ctx, sc.scope, cf.frame, buf[:0])
 		if err != nil {
 			return time.Time{}, periods, points, err
 		}
@@ -275,6 +278,7 @@ func (p *Processor) catchUp(ctx context.Context, sc *scopeCollection, next, limi
 			return moved, periods, points, err
 		}
 		committed(len(rp.Points))
+		buf = rp.Points
 		periods++
 		points += len(rp.Points)
 	}
@@ -332,8 +336,9 @@ func (p *Processor) collectFrom(ctx context.Context, sc *scopeCollection, next, 
 	}
 }
 
-// rate rates one frame with the pipeline as configured for its period.
-func (p *Processor) rate(ctx context.Context, scope string, f *dataframe.DataFrame) (*store.RatedPeriod, error) {
+// rate rates one frame with the pipeline as configured for its period; the
+// period's points go into buf.
+func (p *Processor) rate(ctx context.Context, scope string, f *dataframe.DataFrame, buf []store.RatedPoint) (*store.RatedPeriod, error) {
 	rating, err := p.Pipeline.LoadPeriod(ctx, f.Start, f.End)
 	if err != nil {
 		return nil, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
@@ -341,7 +346,7 @@ func (p *Processor) rate(ctx context.Context, scope string, f *dataframe.DataFra
 	if err := rating.Rate(ctx, f); err != nil {
 		return nil, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
 	}
-	return ToRatedPeriod(scope, f), nil
+	return appendRatedPeriod(scope, f, buf), nil
 }
 
 // commit commits one rated period. On a conflict it returns the scope's
@@ -424,7 +429,12 @@ func (p *Processor) firstRecord(ctx context.Context, sc *scopeCollection, now ti
 // ToRatedPeriod turns a rated frame into the store's shape: services in
 // name order, points in frame order.
 func ToRatedPeriod(scope string, f *dataframe.DataFrame) *store.RatedPeriod {
-	rp := &store.RatedPeriod{Scope: scope, Begin: f.Start.UTC(), End: f.End.UTC(), Points: make([]store.RatedPoint, 0, f.Len())}
+	return appendRatedPeriod(scope, f, nil)
+}
+
+// appendRatedPeriod is ToRatedPeriod with the points in buf.
+func appendRatedPeriod(scope string, f *dataframe.DataFrame, buf []store.RatedPoint) *store.RatedPeriod {
+	rp := &store.RatedPeriod{Scope: scope, Begin: f.Start.UTC(), End: f.End.UTC(), Points: slices.Grow(buf[:0], f.Len())}
 	for _, s := range f.Services() {
 		for _, pt := range f.Usage[s] {
 			rp.Points = append(rp.Points, store.RatedPoint{

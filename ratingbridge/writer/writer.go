@@ -388,7 +388,7 @@ func monthStart(t time.Time) time.Time {
 
 // PointStreamer is a RatedSource that can also walk a query's points in
 // one pass (store/sqlite does): the writers then read each period once,
-// instead of a page at a time.
+// instead of a page at a time. fn's point is valid for the call.
 type PointStreamer interface {
 	EachRatedPoint(ctx context.Context, q store.SummaryQuery, fn func(p *store.RatedPoint) error) error
 }

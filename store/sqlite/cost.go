@@ -490,7 +490,7 @@ func (s *Store) ReplaceRatedPeriod(ctx context.Context, p *store.RatedPeriod) er
 	if err != nil {
 		return err
 	}
-	row, err := encodePeriod(p, w)
+	row, err := s.encodePeriod(p, w)
 	if err != nil {
 		return err
 	}

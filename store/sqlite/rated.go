@@ -22,7 +22,7 @@ func (s *Store) CommitRatedPeriod(ctx context.Context, p *store.RatedPeriod) err
 	if err != nil {
 		return err
 	}
-	row, err := encodePeriod(p, w)
+	row, err := s.encodePeriod(p, w)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -567,5 +568,36 @@ func TestDescIDsNameOneDesc(t *testing.T) {
 	}
 	if len(ids) != 3 || ids["m0"] < 2 {
 		t.Errorf("ids given per machine %v: want new ids once the store forgot", ids)
+	}
+}
+
+// TestReusedEncoderEncodesAsNew: an encoder reset after a period encodes
+// the next to the same bytes as a new one.
+func TestReusedEncoderEncodesAsNew(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 5))
+	e := newBlobEncoder(0)
+	for i := range 20 {
+		p := &store.RatedPeriod{Scope: "usr-1", Begin: time.Unix(3600, 0), End: time.Unix(7200, 0)}
+		for j := range rnd.IntN(50) {
+			gb := map[string]string{"machine_id": fmt.Sprint("m", rnd.IntN(9))}
+			if j%3 == 0 {
+				gb["stack_id"] = fmt.Sprint("st", i)
+			}
+			p.Points = append(p.Points, store.RatedPoint{Service: []string{"instance", "volume"}[rnd.IntN(2)], Unit: "hour",
+				Qty: randomDecimal(rnd), Price: randomDecimal(rnd), Groupby: gb, Metadata: map[string]string{"size": fmt.Sprint(rnd.IntN(3))}})
+		}
+		w := store.PeriodWrite{Begin: 3600e9, End: 7200e9}
+		want, err := encodePeriod(p, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.encode(p, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.data, want.data) || got.qty != want.qty || got.price != want.price {
+			t.Fatalf("period %d: a reused encoder wrote %d bytes (sums %s, %s), a new one %d (%s, %s)", i, len(got.data), got.qty, got.price, len(want.data), want.qty, want.price)
+		}
+		e.reset()
 	}
 }

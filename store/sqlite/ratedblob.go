@@ -55,7 +55,9 @@ type smallDecimal struct {
 	exp  int32
 }
 
-// blobEncoder turns a period's points into the stored form.
+// blobEncoder turns a period's points into the stored form. One encoder
+// encodes one period at a time; reset, it encodes the next without
+// allocating its tables again.
 type blobEncoder struct {
 	dict  map[string]uint64
 	strs  []string
@@ -63,6 +65,8 @@ type blobEncoder struct {
 	body  []byte
 	keys  []string
 	order []int
+	// The points' begins and ends.
+	begins, ends []int64
 	// The sorted keys of the last groupby and metadata maps and their
 	// indexes: a period's points mostly have the same keys.
 	last [2]keySet
@@ -76,6 +80,34 @@ type keySet struct {
 // newBlobEncoder returns an encoder sized for n points.
 func newBlobEncoder(n int) *blobEncoder {
 	return &blobEncoder{dict: make(map[string]uint64, 8+2*n), decs: map[smallDecimal]uint64{}, body: make([]byte, 0, 64+40*n)}
+}
+
+// reset empties the encoder for the next period, letting go of the
+// strings of the last.
+func (e *blobEncoder) reset() {
+	clear(e.dict)
+	clear(e.strs)
+	clear(e.decs)
+	clear(e.keys)
+	e.strs, e.body, e.keys, e.order, e.begins, e.ends = e.strs[:0], e.body[:0], e.keys[:0], e.order[:0], e.begins[:0], e.ends[:0]
+	for i := range e.last {
+		clear(e.last[i].keys)
+		e.last[i].keys, e.last[i].idx = e.last[i].keys[:0], e.last[i].idx[:0]
+	}
+}
+
+// encodePeriod encodes p with an encoder of the store's: commits are
+// serialized, and an encoder's tables are as large as a period.
+func (s *Store) encodePeriod(p *store.RatedPeriod, w store.PeriodWrite) (*periodRow, error) {
+	e, _ := s.encoders.Get().(*blobEncoder)
+	if e == nil {
+		e = newBlobEncoder(len(p.Points))
+	}
+	defer func() {
+		e.reset()
+		s.encoders.Put(e)
+	}()
+	return e.encode(p, w)
 }
 
 func (e *blobEncoder) str(s string) uint64 {
@@ -153,13 +185,18 @@ type periodRow struct {
 
 // encodePeriod checks p's points, whose window w is, and encodes them.
 func encodePeriod(p *store.RatedPeriod, w store.PeriodWrite) (*periodRow, error) {
+	return newBlobEncoder(len(p.Points)).encode(p, w)
+}
+
+// encode is encodePeriod with e, which must be empty.
+func (e *blobEncoder) encode(p *store.RatedPeriod, w store.PeriodWrite) (*periodRow, error) {
 	n := len(p.Points)
 	if n > maxBlobPoints {
 		return nil, store.Invalidf("commit rated period of %s: %d points (at most %d)", p.Scope, n, maxBlobPoints)
 	}
 	row := &periodRow{begin: w.Begin, end: w.End, minB: w.Begin, maxB: w.Begin, minE: w.End, maxE: w.End, points: n, uniformTimes: true}
-	begins := make([]int64, n)
-	ends := make([]int64, n)
+	e.begins, e.ends = slices.Grow(e.begins, n)[:n], slices.Grow(e.ends, n)[:n]
+	begins, ends := e.begins, e.ends
 	for i := range p.Points {
 		b, e, err := store.CheckRatedPoint(p, w, i)
 		if err != nil {
@@ -175,10 +212,8 @@ func encodePeriod(p *store.RatedPeriod, w store.PeriodWrite) (*periodRow, error)
 			row.uniformTimes = false
 		}
 	}
-	e := newBlobEncoder(n)
-	e.order = make([]int, n)
-	for i := range e.order {
-		e.order[i] = i
+	for i := range n {
+		e.order = append(e.order, i)
 	}
 	slices.SortStableFunc(e.order, func(a, b int) int {
 		return cmp.Or(cmp.Compare(begins[a], begins[b]), strings.Compare(p.Points[a].Service, p.Points[b].Service))

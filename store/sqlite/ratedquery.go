@@ -207,8 +207,8 @@ func (s *Store) RatedPoints(ctx context.Context, q store.SummaryQuery) ([]store.
 // EachRatedPoint calls fn with each point RatedPoints would return, in
 // its order, inside one read transaction: a reader of a whole month holds
 // the periods its next point may come from, never the month. A period is
-// decoded when the order reaches it. An error of fn stops the walk and is
-// returned.
+// decoded when the order reaches it. fn's point is valid for the call:
+// fn copies what it keeps. An error of fn stops the walk and is returned.
 //
 // Each point has a DescID: the points of this store's streams with the
 // same desc (groupby and metadata) share its id and its maps, which fn
@@ -233,6 +233,8 @@ func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern
 			open           cursorHeap
 			skipped, given int
 			key            []byte
+			// fn's point: fn reads it, never keeps it.
+			rp store.RatedPoint
 		)
 		// emit gives the open points that no unopened period can precede
 		// (their points begin at or after minB), in order; false once
@@ -252,8 +254,8 @@ func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern
 						key = c.pb.descKey(key[:0], p)
 						desc = s.descs.intern(key, c.pb, p)
 					}
-					rp, err := c.pb.ratedPoint(c.scope, p, desc)
-					if err != nil {
+					var err error
+					if rp, err = c.pb.ratedPoint(c.scope, p, desc); err != nil {
 						return false, err
 					}
 					if err := fn(&rp); err != nil {

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -55,6 +56,8 @@ type Store struct {
 	maxGroups int
 	// descs names the descs EachRatedPoint streams.
 	descs *descInterner
+	// encoders are blobEncoders for encodePeriod.
+	encoders sync.Pool
 }
 
 var _ store.Store = (*Store)(nil)
