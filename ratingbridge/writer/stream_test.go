@@ -249,3 +249,24 @@ func TestStreamedReportsEqualPaged(t *testing.T) {
 		}
 	}
 }
+
+// TestPeriodBufferIsSparedByTheLastFeed: a period's points buffer goes
+// back for reuse once every feed has released the period, not before.
+func TestPeriodBufferIsSparedByTheLastFeed(t *testing.T) {
+	spare := make(chan []store.RatedPoint, 1)
+	per := &Period{Points: make([]store.RatedPoint, 3), spare: spare}
+	per.readers.Store(2)
+	per.release()
+	if len(spare) != 0 {
+		t.Fatal("the buffer was spared while a feed still renders the period")
+	}
+	per.release()
+	select {
+	case b := <-spare:
+		if len(b) != 0 || cap(b) != 3 {
+			t.Errorf("spared buffer len %d cap %d, want 0 and 3", len(b), cap(b))
+		}
+	default:
+		t.Fatal("the last feed's release spared nothing")
+	}
+}

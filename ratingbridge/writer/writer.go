@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -118,6 +119,21 @@ type Period struct {
 	rates     map[[2]decimalKey]string
 	units     map[string][]byte
 	views     []*descView
+
+	// readers counts the feeds yet to render the period: the last one
+	// gives its points' buffer to spare, for a later period.
+	readers atomic.Int32
+	spare   chan<- []store.RatedPoint
+}
+
+// release says a feed is done with the period.
+func (per *Period) release() {
+	if per.spare != nil && per.readers.Add(-1) == 0 {
+		select {
+		case per.spare <- per.Points[:0]:
+		default:
+		}
+	}
 }
 
 // prepare works out what writers read of the period.
@@ -244,6 +260,8 @@ type Orchestrator struct {
 	mu sync.Mutex
 	// views are the desc views of earlier passes (under mu).
 	views descViews
+	// spare holds points buffers of periods every feed is done with.
+	spare chan []store.RatedPoint
 }
 
 // New returns an orchestrator of the CSV and JSON writers.
@@ -320,6 +338,9 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 	start := slices.MinFunc(todo, func(a, b *feed) int { return a.from.Compare(b.from) }).from
 	// One goroutine reads the periods, one per writer renders them: a
 	// period goes to every writer, which only read it.
+	if o.spare == nil {
+		o.spare = make(chan []store.RatedPoint, 4)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan *Period, len(todo))
 	for i, f := range todo {
@@ -327,13 +348,13 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 		chans[i] = ch
 		g.Go(func() error {
 			for per := range ch {
-				if per.Begin.Before(f.from) {
-					continue
+				if !per.Begin.Before(f.from) {
+					f.delta = f.delta.Add(per.Total)
+					if err := f.append(gctx, per); err != nil {
+						return err
+					}
 				}
-				f.delta = f.delta.Add(per.Total)
-				if err := f.append(gctx, per); err != nil {
-					return err
-				}
+				per.release()
 			}
 			return nil
 		})
@@ -346,6 +367,7 @@ func (o *Orchestrator) WriteScope(ctx context.Context, scope string) error {
 		}()
 		return o.periods(gctx, scope, start, through, &o.views, func(per *Period) error {
 			per.prepare()
+			per.readers.Store(int32(len(chans)))
 			for _, ch := range chans {
 				select {
 				case ch <- per:
@@ -447,7 +469,13 @@ func (o *Orchestrator) streamPeriods(ctx context.Context, ps PointStreamer, scop
 			return nil
 		}
 		per := newPeriod(buf, views)
-		buf = make([]store.RatedPoint, 0, len(buf)) // fn's period keeps its points
+		per.spare = o.spare
+		// fn's period keeps its points until it releases them.
+		select {
+		case buf = <-o.spare:
+		default:
+			buf = make([]store.RatedPoint, 0, len(buf))
+		}
 		return fn(per)
 	}
 	err := ps.EachRatedPoint(ctx, store.SummaryQuery{Scope: scope, Begin: from, End: to}, func(p *store.RatedPoint) error {

@@ -262,13 +262,16 @@ type blobPoint struct {
 	gbAt, gbLen, mdAt, mdLen uint32
 }
 
-// periodBlob is a decoded period.
+// periodBlob is a decoded period. Its tables can decode another period
+// once nothing reads this one (decodePeriodInto); its strings are the
+// period's own.
 type periodBlob struct {
 	strs   []string
 	points []blobPoint
 	pairs  []uint32 // key, value, key, value...
 	decs   []decimal.Decimal
 	parsed []bool
+	lens   []int
 }
 
 // blobReader reads varints off a blob, remembering the first failure.
@@ -299,6 +302,12 @@ func (r *blobReader) varint() int64 {
 
 // decodePeriod decodes a period's data; begin and end are the period's.
 func decodePeriod(data []byte, begin, end int64) (*periodBlob, error) {
+	return decodePeriodInto(nil, data, begin, end)
+}
+
+// decodePeriodInto is decodePeriod into the tables of pb, a period no
+// longer read, when not nil.
+func decodePeriodInto(pb *periodBlob, data []byte, begin, end int64) (*periodBlob, error) {
 	if len(data) == 0 || data[0] != blobVersion {
 		return nil, errBlob
 	}
@@ -307,8 +316,12 @@ func decodePeriod(data []byte, begin, end int64) (*periodBlob, error) {
 	if r.err || ns > maxBlobStrings || ns > uint64(len(r.b)) {
 		return nil, errBlob
 	}
+	if pb == nil {
+		pb = &periodBlob{}
+	}
 	// Every string shares one allocation.
-	lens := make([]int, ns)
+	pb.lens = slices.Grow(pb.lens[:0], int(ns))[:ns]
+	lens := pb.lens
 	total := 0
 	rest := r.b
 	for i := range lens {
@@ -329,7 +342,9 @@ func decodePeriod(data []byte, begin, end int64) (*periodBlob, error) {
 		r.b = r.b[l:]
 	}
 	joined := all.String()
-	pb := &periodBlob{strs: make([]string, ns)}
+	clear(pb.strs)
+	pb.strs = slices.Grow(pb.strs[:0], int(ns))[:ns]
+	pb.decs, pb.parsed = pb.decs[:0], pb.parsed[:0]
 	at := 0
 	for i, l := range lens {
 		pb.strs[i] = joined[at : at+l]
@@ -339,9 +354,9 @@ func decodePeriod(data []byte, begin, end int64) (*periodBlob, error) {
 	if r.err || np > maxBlobPoints || np > uint64(len(r.b)) {
 		return nil, errBlob
 	}
-	pb.points = make([]blobPoint, np)
+	pb.points = slices.Grow(pb.points[:0], int(np))[:np]
 	// A pair takes two bytes at least: one allocation holds them all.
-	pb.pairs = make([]uint32, 0, len(r.b))
+	pb.pairs = slices.Grow(pb.pairs[:0], len(r.b))
 	idx := func() uint32 {
 		v := r.uvarint()
 		if v >= ns {
@@ -380,9 +395,10 @@ func decodePeriod(data []byte, begin, end int64) (*periodBlob, error) {
 
 // decimal is the decimal at dictionary index i, parsed once.
 func (pb *periodBlob) decimal(i uint32) (decimal.Decimal, error) {
-	if pb.decs == nil {
-		pb.decs = make([]decimal.Decimal, len(pb.strs))
-		pb.parsed = make([]bool, len(pb.strs))
+	if len(pb.decs) != len(pb.strs) {
+		pb.decs = slices.Grow(pb.decs[:0], len(pb.strs))[:len(pb.strs)]
+		pb.parsed = slices.Grow(pb.parsed[:0], len(pb.strs))[:len(pb.strs)]
+		clear(pb.parsed)
 	}
 	if !pb.parsed[i] {
 		d, err := decimal.NewFromString(pb.strs[i])

@@ -88,13 +88,19 @@ func scanPeriods(ctx context.Context, tx *sql.Tx, scope string, pq *store.Points
 // decode decodes m's points, reading its data first when the scan left it
 // unread.
 func (m *periodMeta) decode(ctx context.Context, tx *sql.Tx) (*periodBlob, error) {
+	return m.decodeInto(ctx, tx, nil)
+}
+
+// decodeInto is decode into the tables of reuse, a period no longer read,
+// when not nil.
+func (m *periodMeta) decodeInto(ctx context.Context, tx *sql.Tx, reuse *periodBlob) (*periodBlob, error) {
 	data := []byte(m.data)
 	if data == nil {
 		if err := tx.QueryRowContext(ctx, `SELECT data FROM rated_periods WHERE id = ?`, m.id).Scan(&data); err != nil {
 			return nil, err
 		}
 	}
-	pb, err := decodePeriod(data, m.begin, m.end)
+	pb, err := decodePeriodInto(reuse, data, m.begin, m.end)
 	if err != nil {
 		return nil, fmt.Errorf("rated period of %s at %s: %w", m.scope, formatTime(m.begin), err)
 	}
@@ -235,6 +241,9 @@ func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern
 			key            []byte
 			// fn's point: fn reads it, never keeps it.
 			rp store.RatedPoint
+			// A period all of whose points were given, whose tables
+			// decode the next.
+			done *periodBlob
 		)
 		// emit gives the open points that no unopened period can precede
 		// (their points begin at or after minB), in order; false once
@@ -270,6 +279,7 @@ func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern
 					heap.Fix(&open, 0)
 				} else {
 					heap.Pop(&open)
+					done = c.pb
 				}
 			}
 			return true, nil
@@ -280,7 +290,8 @@ func (s *Store) eachRatedPoint(ctx context.Context, q store.SummaryQuery, intern
 			} else if !more {
 				return errPageFull
 			}
-			pb, err := m.decode(ctx, tx)
+			pb, err := m.decodeInto(ctx, tx, done)
+			done = nil
 			if err != nil {
 				return err
 			}
