@@ -192,7 +192,10 @@ func (c *Collector) CollectPeriods(ctx context.Context, scope string, begin time
 type scopeCollection struct {
 	c        *Collector
 	scope    string
-	machines map[string]*stack.Machine // nil until listed
+	machines map[string]listedMachine // nil until listed
+	// firstCreated is the earliest creation time of the listed machines
+	// (zero when none has one).
+	firstCreated time.Time
 	// fresh: machines was listed after the current batch's history was
 	// read; refreshed: it was listed again for a machine it lacked.
 	fresh, refreshed bool
@@ -210,12 +213,29 @@ func (sc *scopeCollection) list(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("collect %s: list machines: %w", sc.scope, err)
 	}
-	sc.machines = make(map[string]*stack.Machine, len(machines))
+	// A collection keeps of each machine its owner and description, not
+	// its record: ten thousand records are megabytes.
+	sc.machines = make(map[string]listedMachine, len(machines))
+	sc.firstCreated = time.Time{}
+	epoch := time.Unix(0, 0)
 	for _, m := range machines {
-		sc.machines[m.ID] = m
+		owner := sc.scope
+		if m.OwnerID != "" {
+			owner = m.OwnerID
+		}
+		sc.machines[m.ID] = listedMachine{owner: owner, desc: sc.c.description(owner, m.ID, m)}
+		if m.CreatedAt.After(epoch) && (sc.firstCreated.IsZero() || m.CreatedAt.Before(sc.firstCreated)) {
+			sc.firstCreated = m.CreatedAt
+		}
 	}
 	sc.fresh = true
 	return nil
+}
+
+// listedMachine is what a collection keeps of a listed machine.
+type listedMachine struct {
+	owner string
+	desc  machineDesc
 }
 
 // listed lists the scope's machines unless they are.
@@ -226,16 +246,22 @@ func (sc *scopeCollection) listed(ctx context.Context) error {
 	return sc.list(ctx)
 }
 
-// machine returns the record of machine id, nil when it does not exist.
-func (sc *scopeCollection) machine(ctx context.Context, id string) (*stack.Machine, error) {
-	if m, ok := sc.machines[id]; ok || sc.fresh || sc.refreshed {
-		return m, nil
+// machine returns the owner and description of machine id; a machine
+// that does not exist (deleted, its history kept) is the scope's,
+// described by its id.
+func (sc *scopeCollection) machine(ctx context.Context, id string) (listedMachine, error) {
+	m, ok := sc.machines[id]
+	if !ok && !sc.fresh && !sc.refreshed {
+		sc.refreshed = true
+		if err := sc.list(ctx); err != nil {
+			return listedMachine{}, err
+		}
+		m, ok = sc.machines[id]
 	}
-	sc.refreshed = true
-	if err := sc.list(ctx); err != nil {
-		return nil, err
+	if !ok {
+		return listedMachine{owner: sc.scope, desc: describe(sc.scope, id, nil)}, nil
 	}
-	return sc.machines[id], nil
+	return m, nil
 }
 
 // batch collects the next batch of up to remaining periods from begin, one
@@ -318,16 +344,11 @@ func (sc *scopeCollection) collect(ctx context.Context, begin time.Time, period 
 	counts := make([]int, n)
 	var descs []machineDesc
 	err = each(func(group []stack.StateRecord, lo, hi int) error {
-		id := group[0].MachineID
-		m, err := sc.machine(ctx, id)
+		m, err := sc.machine(ctx, group[0].MachineID)
 		if err != nil {
 			return err
 		}
-		owner := scope
-		if m != nil && m.OwnerID != "" {
-			owner = m.OwnerID
-		}
-		descs = append(descs, sc.c.description(owner, id, m))
+		descs = append(descs, m.desc)
 		for k := lo; k <= hi; k++ {
 			if running[k] > 0 {
 				running[k] = 0

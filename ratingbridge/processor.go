@@ -401,12 +401,7 @@ func (p *Processor) firstRecord(ctx context.Context, sc *scopeCollection, now ti
 		return time.Time{}, false, fmt.Errorf("rate %s: read first state: %w", sc.scope, err)
 	}
 	epoch := time.Unix(0, 0).UTC()
-	var c time.Time
-	for _, m := range sc.machines {
-		if m.CreatedAt.After(epoch) && (c.IsZero() || m.CreatedAt.Before(c)) {
-			c = m.CreatedAt
-		}
-	}
+	c := sc.firstCreated
 	if !c.IsZero() && c.Before(now) {
 		recs, err := p.Collector.Machines.StateHistory(ctx, store.HistoryQuery{OwnerID: sc.scope, From: c.Add(-time.Nanosecond), To: c.Add(time.Nanosecond)})
 		if err != nil {

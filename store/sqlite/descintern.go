@@ -22,7 +22,10 @@ type descInterner struct {
 	max   int // maxInternedDescs; tests lower it
 	mu    sync.Mutex
 	descs map[string]*internedDesc
-	next  uint64
+	// strs holds one copy of each string of the descs: keys and most
+	// values repeat from desc to desc.
+	strs map[string]string
+	next uint64
 }
 
 type internedDesc struct {
@@ -31,7 +34,7 @@ type internedDesc struct {
 }
 
 func newDescInterner() *descInterner {
-	return &descInterner{max: maxInternedDescs, descs: map[string]*internedDesc{}}
+	return &descInterner{max: maxInternedDescs, descs: map[string]*internedDesc{}, strs: map[string]string{}}
 }
 
 // descKey appends to key point p's groupby and metadata pairs, each map's
@@ -57,21 +60,31 @@ func (di *descInterner) intern(key []byte, pb *periodBlob, p *blobPoint) *intern
 	}
 	if len(di.descs) >= di.max {
 		clear(di.descs)
+		clear(di.strs)
 	}
 	di.next++
-	// The maps get strings of their own: a period's strings share one
-	// allocation, which a remembered desc must not keep.
-	d := &internedDesc{id: di.next, groupby: pb.clonedMap(p.gbAt, p.gbLen), metadata: pb.clonedMap(p.mdAt, p.mdLen)}
+	d := &internedDesc{id: di.next, groupby: di.stringMap(pb, p.gbAt, p.gbLen), metadata: di.stringMap(pb, p.mdAt, p.mdLen)}
 	di.descs[string(key)] = d
 	return d
 }
 
-// clonedMap is stringMap with copies of the strings.
-func (pb *periodBlob) clonedMap(at, n uint32) map[string]string {
+// stringMap is pb.stringMap with the interner's copies of the strings: a
+// period's strings share one allocation, which a remembered desc must not
+// keep.
+func (di *descInterner) stringMap(pb *periodBlob, at, n uint32) map[string]string {
 	m := make(map[string]string, n)
 	kv := pb.pairs[at : at+2*n]
 	for j := 0; j < len(kv); j += 2 {
-		m[strings.Clone(pb.strs[kv[j]])] = strings.Clone(pb.strs[kv[j+1]])
+		m[di.str(pb.strs[kv[j]])] = di.str(pb.strs[kv[j+1]])
 	}
 	return m
+}
+
+func (di *descInterner) str(s string) string {
+	if c, ok := di.strs[s]; ok {
+		return c
+	}
+	c := strings.Clone(s)
+	di.strs[c] = c
+	return c
 }
