@@ -3,7 +3,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { Resolution, Series } from '../lib/chartdata';
+import { xRange, type Resolution, type Series } from '../lib/chartdata';
 
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -24,7 +24,7 @@ export function CostChart({ series, resolution, currency }: { series: Series; re
       width: width(),
       height: 260,
       title: `Cost per ${resolution}`,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: (_u, min, max) => xRange(min, max, resolution) } },
       legend: { show: true },
       axes: [
         { stroke: fg, grid: { stroke: grid } },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { breakdown, costSeries } from './chartdata';
+import { breakdown, costSeries, xRange } from './chartdata';
 import type { Summary } from './types';
 
 const t = (iso: string) => Date.parse(iso) / 1000;
@@ -61,5 +61,13 @@ describe('breakdown', () => {
       { key: 'stk-1', qty: '1.5', cost: '0.075' },
       { key: '(none)', qty: '2', cost: '0.2' },
     ]);
+  });
+});
+
+describe('xRange', () => {
+  it('ends one bucket after the last, so its bar is drawn whole', () => {
+    expect(xRange(0, 7200, 'hour')).toEqual([0, 10800]);
+    expect(xRange(60, 120, 'minute')).toEqual([60, 180]);
+    expect(xRange(0, 0, 'day')).toEqual([0, 86400]);
   });
 });

@@ -48,6 +48,13 @@ export function costSeries(sum: Summary, res: Resolution, begin: number, end: nu
   return { xs, ys, total };
 }
 
+// xRange is the chart's time range for buckets from first to last: a
+// bucket's bar starts at its x and spans the bucket, so the range ends one
+// bucket after the last, or the current bucket is cut off at the edge.
+export function xRange(first: number, last: number, res: Resolution): [number, number] {
+  return [first, last + bucketSeconds[res]];
+}
+
 function round(x: number): number {
   return Math.round(x * 1e9) / 1e9;
 }
