@@ -97,9 +97,6 @@ func (c *cachedDesc) matches(owner string, m *stack.Machine) bool {
 // description returns the machine's description, from the cache when its
 // record has not changed.
 func (c *Collector) description(owner, id string, m *stack.Machine) machineDesc {
-	if m == nil {
-		return describe(owner, id, nil)
-	}
 	c.mu.Lock()
 	cd, ok := c.descs[id]
 	c.mu.Unlock()

@@ -346,7 +346,7 @@ func (p *Processor) rate(ctx context.Context, scope string, f *dataframe.DataFra
 	if err := rating.Rate(ctx, f); err != nil {
 		return nil, fmt.Errorf("rate %s period %s: %w", scope, f.Start.Format(time.RFC3339), err)
 	}
-	return appendRatedPeriod(scope, f, buf), nil
+	return ToRatedPeriod(scope, f, buf), nil
 }
 
 // commit commits one rated period. On a conflict it returns the scope's
@@ -422,13 +422,8 @@ func (p *Processor) firstRecord(ctx context.Context, sc *scopeCollection, now ti
 }
 
 // ToRatedPeriod turns a rated frame into the store's shape: services in
-// name order, points in frame order.
-func ToRatedPeriod(scope string, f *dataframe.DataFrame) *store.RatedPeriod {
-	return appendRatedPeriod(scope, f, nil)
-}
-
-// appendRatedPeriod is ToRatedPeriod with the points in buf.
-func appendRatedPeriod(scope string, f *dataframe.DataFrame, buf []store.RatedPoint) *store.RatedPeriod {
+// name order, points in frame order, appended to buf[:0].
+func ToRatedPeriod(scope string, f *dataframe.DataFrame, buf []store.RatedPoint) *store.RatedPeriod {
 	rp := &store.RatedPeriod{Scope: scope, Begin: f.Start.UTC(), End: f.End.UTC(), Points: slices.Grow(buf[:0], f.Len())}
 	for _, s := range f.Services() {
 		for _, pt := range f.Usage[s] {

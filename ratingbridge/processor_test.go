@@ -162,7 +162,7 @@ func TestProcessConcurrentCommitIsNotAFailure(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := s.CommitRatedPeriod(ctx, ToRatedPeriod("u", f)); err != nil {
+			if err := s.CommitRatedPeriod(ctx, ToRatedPeriod("u", f, nil)); err != nil {
 				return err
 			}
 		}

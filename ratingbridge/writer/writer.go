@@ -530,12 +530,10 @@ func (per *Period) setViews(views *descViews) {
 func (per *Period) sorted() bool {
 	for i := 1; i < len(per.Points); i++ {
 		a, b := &per.Points[i-1], &per.Points[i]
-		c := 0
+		var c int
 		if per.views != nil {
-			c = cmp.Or(a.Begin.Compare(b.Begin), a.End.Compare(b.End), cmp.Compare(a.Service, b.Service),
-				cmp.Compare(per.views[i-1].machineID, per.views[i].machineID))
-		}
-		if c == 0 {
+			c = comparePointsBy(a, b, per.views[i-1].machineID, per.views[i].machineID)
+		} else {
 			c = comparePoints(*a, *b)
 		}
 		if c > 0 {
@@ -550,11 +548,16 @@ func (per *Period) sorted() bool {
 // The fields are compared one at a time: the canonical forms of the maps
 // are built only for points that tie on everything before.
 func comparePoints(a, b store.RatedPoint) int {
+	return comparePointsBy(&a, &b, a.Groupby["machine_id"], b.Groupby["machine_id"])
+}
+
+// comparePointsBy is comparePoints given the points' machine ids.
+func comparePointsBy(a, b *store.RatedPoint, aID, bID string) int {
 	if c := cmp.Or(
 		a.Begin.Compare(b.Begin),
 		a.End.Compare(b.End),
 		cmp.Compare(a.Service, b.Service),
-		cmp.Compare(a.Groupby["machine_id"], b.Groupby["machine_id"]),
+		cmp.Compare(aID, bID),
 	); c != 0 {
 		return c
 	}

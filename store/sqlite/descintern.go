@@ -63,23 +63,14 @@ func (di *descInterner) intern(key []byte, pb *periodBlob, p *blobPoint) *intern
 		clear(di.strs)
 	}
 	di.next++
-	d := &internedDesc{id: di.next, groupby: di.stringMap(pb, p.gbAt, p.gbLen), metadata: di.stringMap(pb, p.mdAt, p.mdLen)}
+	// The maps get the interner's copies of the strings: a period's
+	// strings share one allocation, which a remembered desc must not keep.
+	d := &internedDesc{id: di.next, groupby: pb.stringMap(p.gbAt, p.gbLen, di.str), metadata: pb.stringMap(p.mdAt, p.mdLen, di.str)}
 	di.descs[string(key)] = d
 	return d
 }
 
-// stringMap is pb.stringMap with the interner's copies of the strings: a
-// period's strings share one allocation, which a remembered desc must not
-// keep.
-func (di *descInterner) stringMap(pb *periodBlob, at, n uint32) map[string]string {
-	m := make(map[string]string, n)
-	kv := pb.pairs[at : at+2*n]
-	for j := 0; j < len(kv); j += 2 {
-		m[di.str(pb.strs[kv[j]])] = di.str(pb.strs[kv[j+1]])
-	}
-	return m
-}
-
+// str is the interner's copy of s.
 func (di *descInterner) str(s string) string {
 	if c, ok := di.strs[s]; ok {
 		return c

@@ -433,11 +433,17 @@ func (pb *periodBlob) attr(p *blobPoint, k int64) int64 {
 	return -1
 }
 
-func (pb *periodBlob) stringMap(at, n uint32) map[string]string {
+// stringMap builds the map of n pairs from at; str, when not nil, gives
+// the strings to keep in place of the period's.
+func (pb *periodBlob) stringMap(at, n uint32, str func(string) string) map[string]string {
 	m := make(map[string]string, n)
 	kv := pb.pairs[at : at+2*n]
 	for j := 0; j < len(kv); j += 2 {
-		m[pb.strs[kv[j]]] = pb.strs[kv[j+1]]
+		k, v := pb.strs[kv[j]], pb.strs[kv[j+1]]
+		if str != nil {
+			k, v = str(k), str(v)
+		}
+		m[k] = v
 	}
 	return m
 }
@@ -460,7 +466,7 @@ func (pb *periodBlob) ratedPoint(scope string, p *blobPoint, desc *internedDesc)
 	if desc != nil {
 		rp.Groupby, rp.Metadata, rp.DescID = desc.groupby, desc.metadata, desc.id
 	} else {
-		rp.Groupby, rp.Metadata = pb.stringMap(p.gbAt, p.gbLen), pb.stringMap(p.mdAt, p.mdLen)
+		rp.Groupby, rp.Metadata = pb.stringMap(p.gbAt, p.gbLen, nil), pb.stringMap(p.mdAt, p.mdLen, nil)
 	}
 	return rp, nil
 }
